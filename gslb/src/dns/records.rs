@@ -1,0 +1,134 @@
+//! The zone's RRsets as hickory records, built once per loaded topology so
+//! answering a query clones nothing but the records it sends.
+
+use hickory_proto::rr::rdata::{self, MX, NULL, SOA, SRV, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
+use topology::{DomainName, RecordData};
+
+use crate::zone::{RrsetId, ZoneSet};
+
+/// Wire records for every RRset of a [`ZoneSet`], under the same index.
+pub struct WireRecords {
+    by_rrset: Vec<Vec<Record>>,
+    /// Upper bound of each RRset's encoded size (no name compression).
+    size_bound: Vec<usize>,
+}
+
+impl WireRecords {
+    /// Converts every RRset of `zones`.
+    pub fn build(zones: &ZoneSet) -> WireRecords {
+        let by_rrset: Vec<Vec<Record>> = zones
+            .rrsets
+            .iter()
+            .map(|rrset| {
+                let owner = to_name(&rrset.name);
+                rrset
+                    .data
+                    .iter()
+                    .map(|data| Record::from_rdata(owner.clone(), rrset.ttl, to_rdata(data)))
+                    .collect()
+            })
+            .collect();
+        let size_bound = zones
+            .rrsets
+            .iter()
+            .zip(&by_rrset)
+            .map(|(rrset, records)| {
+                records.len() * (rrset.name.wire().len() + 10) + rdata_bound(&rrset.data)
+            })
+            .collect();
+        WireRecords {
+            by_rrset,
+            size_bound,
+        }
+    }
+
+    /// The records of one RRset.
+    pub fn get(&self, id: RrsetId) -> &[Record] {
+        &self.by_rrset[id.0]
+    }
+
+    /// Upper bound of the RRset's encoded size.
+    pub fn size_bound(&self, id: RrsetId) -> usize {
+        self.size_bound[id.0]
+    }
+}
+
+fn rdata_bound(data: &[RecordData]) -> usize {
+    data.iter()
+        .map(|d| match d {
+            RecordData::A(_) => 4,
+            RecordData::Aaaa(_) => 16,
+            RecordData::Ns(n) | RecordData::Cname(n) | RecordData::Ptr(n) => n.wire().len(),
+            RecordData::Mx { exchange, .. } => 2 + exchange.wire().len(),
+            RecordData::Srv { target, .. } => 6 + target.wire().len(),
+            RecordData::Txt(strings) => strings.iter().map(|s| 1 + s.len()).sum(),
+            RecordData::Caa { tag, value, .. } => 2 + tag.len() + value.len(),
+            RecordData::Soa(soa) => soa.mname.wire().len() + soa.rname.wire().len() + 20,
+        })
+        .sum()
+}
+
+/// Converts a topology name to a hickory name.
+pub fn to_name(name: &DomainName) -> Name {
+    let mut converted =
+        Name::from_labels(name.labels()).expect("topology names are valid wire names");
+    converted.set_fqdn(true);
+    converted
+}
+
+/// Converts a hickory name to its lowercase wire form, if well formed.
+pub fn to_wire(name: &Name) -> Option<DomainName> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        wire.push(u8::try_from(label.len()).ok()?);
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+    DomainName::from_wire(&wire)
+}
+
+fn to_rdata(data: &RecordData) -> RData {
+    match data {
+        RecordData::A(ip) => RData::A(rdata::A(*ip)),
+        RecordData::Aaaa(ip) => RData::AAAA(rdata::AAAA(*ip)),
+        RecordData::Ns(name) => RData::NS(rdata::NS(to_name(name))),
+        RecordData::Cname(name) => RData::CNAME(rdata::CNAME(to_name(name))),
+        RecordData::Ptr(name) => RData::PTR(rdata::PTR(to_name(name))),
+        RecordData::Mx {
+            preference,
+            exchange,
+        } => RData::MX(MX::new(*preference, to_name(exchange))),
+        RecordData::Txt(strings) => {
+            RData::TXT(TXT::from_bytes(strings.iter().map(Vec::as_slice).collect()))
+        }
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => RData::SRV(SRV::new(*priority, *weight, *port, to_name(target))),
+        RecordData::Caa { flags, tag, value } => {
+            // Written as raw RDATA (RFC 8659 §4.1) so the value goes out
+            // byte for byte as configured, whatever the tag.
+            let mut raw = Vec::with_capacity(2 + tag.len() + value.len());
+            raw.push(*flags);
+            raw.push(tag.len() as u8);
+            raw.extend_from_slice(tag.as_bytes());
+            raw.extend_from_slice(value);
+            RData::Unknown {
+                code: WireType::CAA,
+                rdata: NULL::with(raw),
+            }
+        }
+        RecordData::Soa(soa) => RData::SOA(SOA::new(
+            to_name(&soa.mname),
+            to_name(&soa.rname),
+            soa.serial,
+            soa.refresh as i32,
+            soa.retry as i32,
+            soa.expire as i32,
+            soa.minimum,
+        )),
+    }
+}

@@ -1,0 +1,162 @@
+//! The `gslb` binary: parse arguments, set up logging, run the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// Authoritative GeoDNS server: serves the zones of a topology file and
+/// answers geo names with the nearest healthy region's VIP.
+#[derive(Parser)]
+#[command(version, about, after_help = EXAMPLES)]
+struct Args {
+    /// The topology file (YAML).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+
+    /// Validate the file, print every problem, and exit (non-zero on error).
+    #[arg(long)]
+    check: bool,
+
+    /// Which of the file's `dns.nodes` this process is (needed when there
+    /// are several).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+
+    /// Listen here instead of the node's configured addresses (repeatable;
+    /// port 0 picks a free port shared by UDP and TCP).
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+}
+
+const EXAMPLES: &str = "Examples:
+  gslb --config examples/three-regions.yaml
+  gslb --config examples/three-regions.yaml --check
+  dig @127.0.0.1 -p 5353 www.example.com
+
+Logging: RUST_LOG=debug (default info).";
+
+/// Exit codes: 0 ok, 1 configuration or usage error, 2 runtime failure.
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let topology = match topology::load(&args.config) {
+        Ok(topology) => topology,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        let records: usize = topology.dns.zones.iter().map(|z| z.records.len()).sum();
+        println!(
+            "{}: ok ({} zone(s), {} record(s), {} region(s), {} node(s))",
+            args.config.display(),
+            topology.dns.zones.len(),
+            records,
+            topology.regions.len(),
+            topology.dns.nodes.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let listen = match listen_addresses(&topology, &args) {
+        Ok(listen) => listen,
+        Err(error) => {
+            eprintln!("gslb: {error:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("gslb: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(serve(topology, listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!("{error:#}");
+            eprintln!("gslb: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn listen_addresses(topology: &topology::Topology, args: &Args) -> anyhow::Result<Vec<SocketAddr>> {
+    let nodes = &topology.dns.nodes;
+    let node = match &args.node {
+        Some(name) => nodes.iter().find(|n| &n.name == name).with_context(|| {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            format!(
+                "no node {name:?} in dns.nodes; the file has: {}",
+                names.join(", ")
+            )
+        })?,
+        None if nodes.len() == 1 => &nodes[0],
+        None => {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            anyhow::bail!(
+                "the file has {} nodes ({}); say which this is with --node NAME",
+                nodes.len(),
+                names.join(", ")
+            );
+        }
+    };
+    Ok(if args.listen.is_empty() {
+        node.listen.clone()
+    } else {
+        args.listen.clone()
+    })
+}
+
+async fn serve(topology: topology::Topology, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
+    let listeners = gslb::Listeners::bind(&listen).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let addrs: Vec<String> = listeners
+        .local_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    info!(
+        listen = %addrs.join(","),
+        zones = topology.dns.zones.len(),
+        "serving DNS over UDP and TCP"
+    );
+    gslb::run(topology, listeners, shutdown).await?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = int.recv() => info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}

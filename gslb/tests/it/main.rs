@@ -1,0 +1,6 @@
+//! Integration tests of the `gslb` server over real sockets on loopback.
+
+mod authoritative;
+mod edns;
+mod hostile_input;
+mod support;

@@ -1,0 +1,1 @@
+//! Test harness: finds and runs the workspace binaries.

@@ -1,0 +1,116 @@
+//! The topology file: one YAML document describing a whole deployment —
+//! the zones the GSLB serves, its name-server nodes, and the regions with
+//! their VIPs — read by `gslb`, `edge` and `gtm` alike.
+//!
+//! # Layout
+//! - [`raw`]: stage one, the file's shape (serde, unknown keys refused).
+//! - [`validate`]: stage two, every value checked, all problems reported.
+//! - [`model`]: the validated [`Topology`] the binaries work from.
+//! - [`name`], [`rdata`], [`duration`]: the value types and their parsers.
+//! - `locate`: field path → line number, for error messages.
+//!
+//! The schema is documented in `docs/topology.md` at the repository root.
+
+pub mod duration;
+mod locate;
+pub mod model;
+pub mod name;
+pub mod raw;
+pub mod rdata;
+pub mod validate;
+
+use std::fmt;
+use std::path::Path;
+
+pub use model::{
+    Coordinates, Dns, DnsNode, GeoName, GeoPolicy, Record, Region, RegionId, Topology, Vip, Zone,
+};
+pub use name::DomainName;
+pub use rdata::{RecordData, RecordType, Soa};
+
+/// Why a topology could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read topology file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not YAML of the right shape (stage one).
+    #[error("{source_name}: {message}")]
+    Syntax {
+        /// The file (or `<text>`).
+        source_name: String,
+        /// serde's message, with the field path and line.
+        message: String,
+    },
+    /// Values failed validation (stage two); every problem is listed.
+    #[error("{}", Located(.source_name, .problems))]
+    Invalid {
+        /// The file (or `<text>`).
+        source_name: String,
+        /// Every problem, with its line when known.
+        problems: Vec<LocatedProblem>,
+    },
+}
+
+/// A stage-two problem with the line it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocatedProblem {
+    /// 1-based line, when the path could be found in the text.
+    pub line: Option<usize>,
+    /// The field path and message.
+    pub problem: validate::Problem,
+}
+
+struct Located<'a>(&'a str, &'a [LocatedProblem]);
+
+impl fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Located(source, problems) = self;
+        let count = problems.len();
+        write!(
+            f,
+            "{source}: {count} problem{} found",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for p in problems.iter() {
+            write!(f, "\n  ")?;
+            if let Some(line) = p.line {
+                write!(f, "line {line}: ")?;
+            }
+            write!(f, "{}: {}", p.problem.path, p.problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the topology file at `path`.
+pub fn load(path: &Path) -> Result<Topology, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses and validates topology text; `source_name` names it in errors.
+pub fn parse(text: &str, source_name: &str) -> Result<Topology, LoadError> {
+    let raw: raw::RawTopology = serde_yaml::from_str(text).map_err(|e| LoadError::Syntax {
+        source_name: source_name.to_owned(),
+        message: e.to_string(),
+    })?;
+    validate::validate(raw).map_err(|problems| LoadError::Invalid {
+        source_name: source_name.to_owned(),
+        problems: problems
+            .into_iter()
+            .map(|problem| LocatedProblem {
+                line: locate::line_of(text, &problem.path),
+                problem,
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,181 @@
+//! Stage one: the file's shape, exactly as written.
+//!
+//! These structs mirror the YAML. They refuse unknown keys and wrong shapes
+//! (serde stops at the first such error, with its line), but keep every
+//! value that needs checking — addresses, names, durations — as text, so
+//! that stage two ([`crate::validate`]) can report every bad value at once.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopology {
+    /// The GSLB: its name-server nodes and the zones they serve.
+    pub dns: RawDns,
+    /// Regions by name, in file order.
+    #[serde(default)]
+    pub regions: IndexMap<String, RawRegion>,
+}
+
+/// The `dns:` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    /// The GSLB name-server nodes.
+    pub nodes: Vec<RawNode>,
+    /// The zones served.
+    pub zones: Vec<RawZone>,
+}
+
+/// One GSLB name-server node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Node name, unique.
+    pub name: String,
+    /// The region the node sits in (its vantage point, later).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Addresses served over both UDP and TCP.
+    pub listen: Vec<Scalar>,
+}
+
+/// One zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    /// Zone apex, e.g. `example.com.`.
+    pub origin: String,
+    /// TTL for records that do not set one (default `1h`).
+    #[serde(default)]
+    pub default_ttl: Option<Scalar>,
+    /// The SOA fields.
+    pub soa: RawSoa,
+    /// Static records.
+    #[serde(default)]
+    pub records: Vec<RawRecord>,
+    /// Names answered per client from the regions.
+    #[serde(default)]
+    pub geo: Vec<RawGeo>,
+}
+
+/// The `soa:` block; times are durations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSoa {
+    /// Primary name server.
+    pub mname: String,
+    /// Responsible mailbox: `hostmaster.example.com.` or `hostmaster@example.com`.
+    pub rname: String,
+    /// Serial (default 1).
+    #[serde(default)]
+    pub serial: Option<u32>,
+    /// Default `1h`.
+    #[serde(default)]
+    pub refresh: Option<Scalar>,
+    /// Default `15m`.
+    #[serde(default)]
+    pub retry: Option<Scalar>,
+    /// Default `2w`.
+    #[serde(default)]
+    pub expire: Option<Scalar>,
+    /// Negative-caching TTL bound; default `5m`.
+    #[serde(default)]
+    pub minimum: Option<Scalar>,
+    /// TTL of the SOA record itself; default the zone's `default_ttl`.
+    #[serde(default)]
+    pub ttl: Option<Scalar>,
+}
+
+/// One static record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    /// Owner: `@`, a relative name, or an absolute name inside the zone.
+    pub name: String,
+    /// Record type mnemonic.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// TTL (default the zone's `default_ttl`).
+    #[serde(default)]
+    pub ttl: Option<Scalar>,
+    /// Record data in zone-file presentation form.
+    pub value: Scalar,
+}
+
+/// One geo name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeo {
+    /// Owner name, as for records.
+    pub name: String,
+    /// Candidate regions.
+    pub regions: Vec<String>,
+    /// `nearest` (default), `failover`, `weighted` or `all`.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Answer TTL (default `30s`).
+    #[serde(default)]
+    pub ttl: Option<Scalar>,
+}
+
+/// One region.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegion {
+    /// Where the region is.
+    pub location: RawLocation,
+    /// The region's public addresses.
+    pub vip: RawVip,
+}
+
+/// Coordinates in degrees.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    /// Latitude, -90..=90.
+    pub lat: f64,
+    /// Longitude, -180..=180.
+    pub lon: f64,
+}
+
+/// A region's VIP addresses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVip {
+    /// IPv4 VIP, answered for A.
+    #[serde(default)]
+    pub ipv4: Option<Scalar>,
+    /// IPv6 VIP, answered for AAAA.
+    #[serde(default)]
+    pub ipv6: Option<Scalar>,
+}
+
+/// A scalar the author may have written as a string, a number or a
+/// boolean (`value: 10` for a TXT, `ttl: 300`): kept as text for stage two.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// Written as a string.
+    Text(String),
+    /// Written as an integer.
+    Integer(i64),
+    /// Written as a float.
+    Float(f64),
+    /// Written as a boolean.
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The value as text.
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Text(text) => text.clone(),
+            Scalar::Integer(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}

@@ -1,0 +1,658 @@
+//! Stage two: raw structs → the validated [`Topology`], reporting every
+//! problem at once, each with the field path it concerns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+
+use crate::duration::parse_ttl;
+use crate::model::{
+    Coordinates, DnsNode, GeoName, GeoPolicy, Record, Region, RegionId, Topology, Vip, Zone,
+};
+use crate::name::DomainName;
+use crate::raw::{RawGeo, RawNode, RawRecord, RawRegion, RawSoa, RawTopology, RawZone, Scalar};
+use crate::rdata::{RecordData, RecordType, Soa};
+
+/// One problem found in stage two.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `dns.zones[0].records[3].ttl`.
+    pub path: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Records the error of `result` under `path`, turning it into `None`.
+    fn check<T>(&mut self, path: impl Into<String>, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.add(path, message)).ok()
+    }
+}
+
+const DEFAULT_TTL: u32 = 3600;
+const DEFAULT_GEO_TTL: u32 = 30;
+
+/// Validates a parsed file, returning the model or every problem found.
+pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
+    let mut problems = Problems::default();
+
+    let regions: Vec<Region> = raw
+        .regions
+        .iter()
+        .filter_map(|(name, region)| validate_region(name, region, &mut problems))
+        .collect();
+    // Names of regions that were declared, valid or not, so that a typo in a
+    // region's own fields does not also produce "unknown region" elsewhere.
+    let declared: Vec<&str> = raw.regions.keys().map(String::as_str).collect();
+    let resolve_region = |name: &str, path: String, problems: &mut Problems| match regions
+        .iter()
+        .position(|r| r.name == name)
+    {
+        Some(index) => Some(RegionId(index)),
+        None if declared.contains(&name) => None,
+        None => {
+            problems.add(
+                path,
+                format!(
+                    "unknown region {name:?}; declared regions: {}",
+                    list_or_none(&declared)
+                ),
+            );
+            None
+        }
+    };
+
+    if raw.dns.nodes.is_empty() {
+        problems.add(
+            "dns.nodes",
+            "no name-server nodes; add one, e.g. { name: ns1, listen: [\"127.0.0.1:5353\"] }",
+        );
+    }
+    let mut nodes = Vec::new();
+    let mut node_names = HashSet::new();
+    let mut listen_owner: HashMap<SocketAddr, String> = HashMap::new();
+    for (index, node) in raw.dns.nodes.iter().enumerate() {
+        let path = format!("dns.nodes[{index}]");
+        if let Some(node) = validate_node(
+            node,
+            &path,
+            &mut problems,
+            &mut node_names,
+            &mut listen_owner,
+            &resolve_region,
+        ) {
+            nodes.push(node);
+        }
+    }
+
+    if raw.dns.zones.is_empty() {
+        problems.add("dns.zones", "no zones; add the zone this GSLB serves");
+    }
+    let mut zones = Vec::new();
+    let mut origins = HashMap::new();
+    for (index, zone) in raw.dns.zones.iter().enumerate() {
+        let path = format!("dns.zones[{index}]");
+        if let Some(zone) = validate_zone(zone, &path, &mut problems, &resolve_region) {
+            if let Some(first) = origins.insert(zone.origin.clone(), index) {
+                problems.add(
+                    format!("{path}.origin"),
+                    format!(
+                        "zone {} is already defined at dns.zones[{first}]; merge the two",
+                        zone.origin
+                    ),
+                );
+            }
+            zones.push(zone);
+        }
+    }
+
+    if problems.0.is_empty() {
+        Ok(Topology {
+            dns: crate::model::Dns { nodes, zones },
+            regions,
+        })
+    } else {
+        Err(problems.0)
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none (add a `regions:` block)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Option<Region> {
+    let path = format!("regions.{name}");
+    let before = problems.0.len();
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        problems.add(
+            &path,
+            format!(
+                "region name {name:?} must be 1 to 63 lowercase letters, digits or '-', like \"us-east\""
+            ),
+        );
+    }
+    let RawRegion { location, vip } = raw;
+    if !(-90.0..=90.0).contains(&location.lat) {
+        problems.add(
+            format!("{path}.location.lat"),
+            format!("latitude {} is outside -90..90 degrees", location.lat),
+        );
+    }
+    if !(-180.0..=180.0).contains(&location.lon) {
+        problems.add(
+            format!("{path}.location.lon"),
+            format!("longitude {} is outside -180..180 degrees", location.lon),
+        );
+    }
+    let ipv4 = vip.ipv4.as_ref().and_then(|text| {
+        let text = text.text();
+        problems.check(
+            format!("{path}.vip.ipv4"),
+            text.parse()
+                .map_err(|_| format!("{text:?} is not an IPv4 address; write e.g. \"127.0.1.1\"")),
+        )
+    });
+    let ipv6 = vip.ipv6.as_ref().and_then(|text| {
+        let text = text.text();
+        problems.check(
+            format!("{path}.vip.ipv6"),
+            text.parse()
+                .map_err(|_| format!("{text:?} is not an IPv6 address; write e.g. \"fd00:1::1\"")),
+        )
+    });
+    if vip.ipv4.is_none() && vip.ipv6.is_none() {
+        problems.add(
+            format!("{path}.vip"),
+            "the VIP has no address; set `ipv4:` and/or `ipv6:`",
+        );
+    }
+    (problems.0.len() == before).then(|| Region {
+        name: name.to_owned(),
+        location: Coordinates {
+            lat: location.lat,
+            lon: location.lon,
+        },
+        vip: Vip { ipv4, ipv6 },
+    })
+}
+
+fn validate_node(
+    raw: &RawNode,
+    path: &str,
+    problems: &mut Problems,
+    names: &mut HashSet<String>,
+    listen_owner: &mut HashMap<SocketAddr, String>,
+    resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
+) -> Option<DnsNode> {
+    let before = problems.0.len();
+    if raw.name.is_empty() {
+        problems.add(format!("{path}.name"), "the node name is empty");
+    } else if !names.insert(raw.name.clone()) {
+        problems.add(
+            format!("{path}.name"),
+            format!(
+                "node name {:?} is used twice; names must be unique",
+                raw.name
+            ),
+        );
+    }
+    let region = raw
+        .region
+        .as_deref()
+        .and_then(|name| resolve_region(name, format!("{path}.region"), problems));
+    if raw.listen.is_empty() {
+        problems.add(
+            format!("{path}.listen"),
+            "no listen address; add one such as \"127.0.0.1:5353\"",
+        );
+    }
+    let mut listen = Vec::new();
+    for (index, text) in raw.listen.iter().enumerate() {
+        let text = text.text();
+        let field = format!("{path}.listen[{index}]");
+        let Some(addr) = problems.check(
+            &field,
+            text.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "{text:?} is not an address with a port; write \"127.0.0.1:5353\" or \"[::1]:5353\""
+                )
+            }),
+        ) else {
+            continue;
+        };
+        if let Some(owner) = listen_owner.insert(addr, raw.name.clone()) {
+            problems.add(
+                field,
+                format!("{addr} is already a listen address of node {owner:?}"),
+            );
+        }
+        listen.push(addr);
+    }
+    (problems.0.len() == before).then(|| DnsNode {
+        name: raw.name.clone(),
+        region,
+        listen,
+    })
+}
+
+fn ttl_field(problems: &mut Problems, path: String, value: Option<&Scalar>, default: u32) -> u32 {
+    match value {
+        None => default,
+        Some(value) => problems.check(path, parse_ttl(&value.text())).unwrap_or(0),
+    }
+}
+
+fn validate_zone(
+    raw: &RawZone,
+    path: &str,
+    problems: &mut Problems,
+    resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
+) -> Option<Zone> {
+    let before = problems.0.len();
+    let origin = problems.check(
+        format!("{path}.origin"),
+        DomainName::parse_absolute(&raw.origin).map_err(|e| e.to_string()),
+    )?;
+    let default_ttl = ttl_field(
+        problems,
+        format!("{path}.default_ttl"),
+        raw.default_ttl.as_ref(),
+        DEFAULT_TTL,
+    );
+    let (soa, soa_ttl) = validate_soa(&raw.soa, &origin, default_ttl, path, problems);
+
+    let mut records = Vec::new();
+    for (index, record) in raw.records.iter().enumerate() {
+        let rpath = format!("{path}.records[{index}]");
+        if let Some(record) = validate_record(record, &origin, default_ttl, &rpath, problems) {
+            records.push((rpath, record));
+        }
+    }
+    let mut geo = Vec::new();
+    for (index, name) in raw.geo.iter().enumerate() {
+        let gpath = format!("{path}.geo[{index}]");
+        if let Some(name) = validate_geo(name, &origin, &gpath, problems, resolve_region) {
+            geo.push((gpath, name));
+        }
+    }
+    check_zone_structure(&origin, &records, &geo, problems);
+
+    (problems.0.len() == before).then(|| Zone {
+        origin,
+        soa: soa.expect("no problems implies a valid SOA"),
+        soa_ttl,
+        records: records.into_iter().map(|(_, r)| r).collect(),
+        geo: geo.into_iter().map(|(_, g)| g).collect(),
+    })
+}
+
+fn validate_soa(
+    raw: &RawSoa,
+    origin: &DomainName,
+    default_ttl: u32,
+    zone_path: &str,
+    problems: &mut Problems,
+) -> (Option<Soa>, u32) {
+    let path = format!("{zone_path}.soa");
+    let mname = problems.check(
+        format!("{path}.mname"),
+        DomainName::parse_in_zone(&raw.mname, origin).map_err(|e| e.to_string()),
+    );
+    let rname_text = match raw.rname.split_once('@') {
+        Some((local, domain)) if !local.contains('.') => {
+            format!("{local}.{}", domain.trim_end_matches('.')) + "."
+        }
+        Some(_) => {
+            problems.add(
+                format!("{path}.rname"),
+                format!(
+                    "{:?}: a mailbox with '.' before the '@' cannot be written here; use a mailbox without dots",
+                    raw.rname
+                ),
+            );
+            String::new()
+        }
+        None => raw.rname.clone(),
+    };
+    let rname = if rname_text.is_empty() {
+        None
+    } else {
+        problems.check(
+            format!("{path}.rname"),
+            DomainName::parse_in_zone(&rname_text, origin).map_err(|e| e.to_string()),
+        )
+    };
+    let mut seconds = |field: &str, value: &Option<Scalar>, default: u32| {
+        ttl_field(problems, format!("{path}.{field}"), value.as_ref(), default)
+    };
+    let refresh = seconds("refresh", &raw.refresh, 3600);
+    let retry = seconds("retry", &raw.retry, 900);
+    let expire = seconds("expire", &raw.expire, 1_209_600);
+    let minimum = seconds("minimum", &raw.minimum, 300);
+    let ttl = seconds("ttl", &raw.ttl, default_ttl);
+    let soa = match (mname, rname) {
+        (Some(mname), Some(rname)) => Some(Soa {
+            mname,
+            rname,
+            serial: raw.serial.unwrap_or(1),
+            refresh,
+            retry,
+            expire,
+            minimum,
+        }),
+        _ => None,
+    };
+    (soa, ttl)
+}
+
+fn validate_record(
+    raw: &RawRecord,
+    origin: &DomainName,
+    default_ttl: u32,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<Record> {
+    let name = owner_name(&raw.name, origin, &format!("{path}.name"), problems);
+    let ttl = ttl_field(
+        problems,
+        format!("{path}.ttl"),
+        raw.ttl.as_ref(),
+        default_ttl,
+    );
+    let rtype = problems.check(format!("{path}.type"), raw.rtype.parse::<RecordType>())?;
+    let data = problems.check(
+        format!("{path}.value"),
+        RecordData::parse(rtype, &raw.value.text(), origin),
+    )?;
+    Some(Record {
+        name: name?,
+        ttl,
+        data,
+    })
+}
+
+fn owner_name(
+    text: &str,
+    origin: &DomainName,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<DomainName> {
+    let name = problems.check(
+        path,
+        DomainName::parse_in_zone(text, origin).map_err(|e| e.to_string()),
+    )?;
+    if !name.is_at_or_below(origin) {
+        problems.add(
+            path,
+            format!(
+                "{name} is outside zone {origin}; write a name relative to the zone (\"www\") or ending in {origin}"
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+fn validate_geo(
+    raw: &RawGeo,
+    origin: &DomainName,
+    path: &str,
+    problems: &mut Problems,
+    resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
+) -> Option<GeoName> {
+    let before = problems.0.len();
+    let name = owner_name(&raw.name, origin, &format!("{path}.name"), problems);
+    if name.as_ref().is_some_and(DomainName::is_wildcard) {
+        problems.add(
+            format!("{path}.name"),
+            "a geo name cannot be a wildcard; name it explicitly",
+        );
+    }
+    if raw.regions.is_empty() {
+        problems.add(
+            format!("{path}.regions"),
+            "no regions; list the regions this name is answered from",
+        );
+    }
+    let mut regions = Vec::new();
+    for (index, region) in raw.regions.iter().enumerate() {
+        let field = format!("{path}.regions[{index}]");
+        if let Some(id) = resolve_region(region, field.clone(), problems) {
+            if regions.contains(&id) {
+                problems.add(field, format!("region {region:?} is listed twice"));
+            }
+            regions.push(id);
+        }
+    }
+    let policy = match raw.policy.as_deref() {
+        None | Some("nearest") => GeoPolicy::Nearest,
+        Some("failover") => GeoPolicy::Failover,
+        Some("weighted") => GeoPolicy::Weighted,
+        Some("all") => GeoPolicy::All,
+        Some(other) => {
+            problems.add(
+                format!("{path}.policy"),
+                format!("unknown policy {other:?}; use nearest, failover, weighted or all"),
+            );
+            GeoPolicy::Nearest
+        }
+    };
+    let ttl = ttl_field(
+        problems,
+        format!("{path}.ttl"),
+        raw.ttl.as_ref(),
+        DEFAULT_GEO_TTL,
+    );
+    (problems.0.len() == before).then(|| GeoName {
+        name: name.expect("no problems implies a name"),
+        regions,
+        policy,
+        ttl,
+    })
+}
+
+/// Zone-wide rules that involve several records: RRset TTLs, CNAME
+/// exclusivity, delegations and glue, the apex NS set.
+fn check_zone_structure(
+    origin: &DomainName,
+    records: &[(String, Record)],
+    geo: &[(String, GeoName)],
+    problems: &mut Problems,
+) {
+    // RRsets in file order of first appearance.
+    let mut rrsets: BTreeMap<(&DomainName, RecordType), Vec<(&str, &Record)>> = BTreeMap::new();
+    for (path, record) in records {
+        rrsets
+            .entry((&record.name, record.record_type()))
+            .or_default()
+            .push((path, record));
+    }
+    for ((name, rtype), members) in &rrsets {
+        let (first_path, first) = members[0];
+        for (path, record) in &members[1..] {
+            if record.ttl != first.ttl {
+                problems.add(
+                    format!("{path}.ttl"),
+                    format!(
+                        "TTL {}s differs from the {}s of the other {name} {rtype} record at {first_path}; records of one name and type share one TTL (RFC 2181 §5.2)",
+                        record.ttl, first.ttl
+                    ),
+                );
+            }
+        }
+        for (later, (path, record)) in members.iter().enumerate() {
+            if members[..later].iter().any(|(_, r)| r.data == record.data) {
+                problems.add(
+                    *path,
+                    format!("duplicate {name} {rtype} record; remove one"),
+                );
+            }
+        }
+        if *rtype == RecordType::Cname && members.len() > 1 {
+            problems.add(
+                members[1].0,
+                format!("{name} has more than one CNAME; a name aliases exactly one target"),
+            );
+        }
+    }
+
+    let types_at = |name: &DomainName| -> Vec<RecordType> {
+        rrsets
+            .keys()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .collect()
+    };
+    let geo_names: HashMap<&DomainName, &str> = geo
+        .iter()
+        .map(|(path, g)| (&g.name, path.as_str()))
+        .collect();
+
+    // CNAME exclusivity and apex rules.
+    for ((name, rtype), members) in &rrsets {
+        if *rtype != RecordType::Cname {
+            continue;
+        }
+        let path = members[0].0;
+        if *name == origin {
+            problems.add(
+                path,
+                "a CNAME cannot sit at the zone apex (it would hide the SOA and NS); use A/AAAA or a geo name",
+            );
+        }
+        let others: Vec<String> = types_at(name)
+            .into_iter()
+            .filter(|t| *t != RecordType::Cname)
+            .map(|t| t.to_string())
+            .collect();
+        if !others.is_empty() {
+            problems.add(
+                path,
+                format!(
+                    "{name} has a CNAME and also {} records; a CNAME must be the only data at its name (RFC 1034 §3.6.2)",
+                    others.join(", ")
+                ),
+            );
+        }
+        if geo_names.contains_key(name) {
+            problems.add(
+                path,
+                format!("{name} has a CNAME and is also a geo name; keep one"),
+            );
+        }
+    }
+    for (path, g) in geo {
+        let clashes: Vec<String> = types_at(&g.name)
+            .into_iter()
+            .filter(|t| matches!(t, RecordType::A | RecordType::Aaaa))
+            .map(|t| t.to_string())
+            .collect();
+        if !clashes.is_empty() {
+            problems.add(
+                format!("{path}.name"),
+                format!(
+                    "{} is a geo name and also has static {} records; the geo name answers A and AAAA, so remove the static ones",
+                    g.name,
+                    clashes.join(", ")
+                ),
+            );
+        }
+    }
+
+    // The apex NS set.
+    if !rrsets.contains_key(&(origin, RecordType::Ns)) {
+        problems.add(
+            "dns.zones",
+            format!(
+                "zone {origin} has no NS record at the apex; add {{ name: \"@\", type: NS, value: ns1.{origin} }}"
+            ),
+        );
+    }
+
+    // Delegations: NS below the apex.
+    let cuts: Vec<&DomainName> = rrsets
+        .keys()
+        .filter(|(n, t)| *t == RecordType::Ns && *n != origin)
+        .map(|(n, _)| *n)
+        .collect();
+    for ((name, rtype), members) in &rrsets {
+        let path = members[0].0;
+        if *rtype == RecordType::Ns && name.is_wildcard() {
+            problems.add(
+                path,
+                "NS records cannot sit at a wildcard; delegate an explicit name",
+            );
+        }
+        for cut in &cuts {
+            if name == cut && *rtype != RecordType::Ns {
+                problems.add(
+                    path,
+                    format!(
+                        "{name} is delegated (it has NS records), so it cannot hold {rtype} records here; put them in the child zone"
+                    ),
+                );
+            } else if name != cut
+                && name.is_at_or_below(cut)
+                && !matches!(rtype, RecordType::A | RecordType::Aaaa)
+            {
+                problems.add(
+                    path,
+                    format!(
+                        "{name} is below the delegation at {cut}; only glue A/AAAA records may sit there"
+                    ),
+                );
+            }
+        }
+    }
+    for (path, g) in geo {
+        if let Some(cut) = cuts.iter().find(|cut| g.name.is_at_or_below(cut)) {
+            problems.add(
+                format!("{path}.name"),
+                format!("{} is at or below the delegation at {cut}", g.name),
+            );
+        }
+    }
+
+    // Name servers inside the zone need addresses (glue below a cut).
+    let has_address = |target: &DomainName| {
+        rrsets.contains_key(&(target, RecordType::A))
+            || rrsets.contains_key(&(target, RecordType::Aaaa))
+            || geo_names.contains_key(target)
+    };
+    for ((_, rtype), members) in &rrsets {
+        if *rtype != RecordType::Ns {
+            continue;
+        }
+        for (path, record) in members {
+            let Some(target) = record.data.target() else {
+                continue;
+            };
+            if target.is_at_or_below(origin) && !has_address(target) {
+                problems.add(
+                    format!("{path}.value"),
+                    format!(
+                        "name server {target} is inside zone {origin} but has no A or AAAA record; add one (glue, if it is below a delegation)"
+                    ),
+                );
+            }
+        }
+    }
+}
