@@ -22,6 +22,11 @@ struct Args {
     #[arg(long)]
     check: bool,
 
+    /// Print the static data of zone ORIGIN as a master file and exit (to
+    /// check it with kzonecheck or load it into another server).
+    #[arg(long, value_name = "ORIGIN")]
+    zone_file: Option<String>,
+
     /// Which of the file's `dns.nodes` this process is (needed when there
     /// are several).
     #[arg(long, value_name = "NAME")]
@@ -61,6 +66,29 @@ fn main() -> ExitCode {
             topology.regions.len(),
             topology.dns.nodes.len()
         );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(origin) = &args.zone_file {
+        let wanted = topology::DomainName::parse_absolute(origin).ok();
+        let Some(zone) = topology
+            .dns
+            .zones
+            .iter()
+            .find(|z| Some(&z.origin) == wanted.as_ref())
+        else {
+            let origins: Vec<String> = topology
+                .dns
+                .zones
+                .iter()
+                .map(|z| z.origin.to_string())
+                .collect();
+            eprintln!(
+                "gslb: no zone {origin:?} in the file; it has: {}",
+                origins.join(", ")
+            );
+            return ExitCode::from(1);
+        };
+        print!("{}", topology::zonefile::zone_file(&topology, zone));
         return ExitCode::SUCCESS;
     }
     let listen = match listen_addresses(&topology, &args) {

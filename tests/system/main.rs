@@ -1,1 +1,5 @@
-//! End-to-end tests.
+//! End-to-end tests of the shipped binaries, run the way a user runs them.
+
+mod dns_client;
+mod gslb_binary;
+mod knot_interop;

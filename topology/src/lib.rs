@@ -8,6 +8,7 @@
 //! - [`model`]: the validated [`Topology`] the binaries work from.
 //! - [`name`], [`rdata`], [`duration`]: the value types and their parsers.
 //! - `locate`: field path → line number, for error messages.
+//! - [`zonefile`]: a zone written out as an RFC 1035 master file.
 //!
 //! The schema is documented in `docs/topology.md` at the repository root.
 
@@ -18,6 +19,7 @@ pub mod name;
 pub mod raw;
 pub mod rdata;
 pub mod validate;
+pub mod zonefile;
 
 use std::fmt;
 use std::path::Path;

@@ -1,0 +1,115 @@
+//! A zone as an RFC 1035 master file, so its static data can be checked
+//! with the usual tools (`kzonecheck`, `named-checkzone`) or loaded into
+//! another authoritative server for comparison.
+
+use std::fmt::Write;
+
+use crate::model::{Topology, Zone};
+use crate::rdata::RecordData;
+
+/// The zone's records in master-file form. Geo names, whose answers depend
+/// on the client, are written with the addresses of their first listed
+/// region that has one, marked by a comment.
+pub fn zone_file(topology: &Topology, zone: &Zone) -> String {
+    let mut out = String::new();
+    let soa = &zone.soa;
+    let _ = writeln!(out, "$ORIGIN {}", zone.origin);
+    let _ = writeln!(
+        out,
+        "{} {} IN SOA {} {} {} {} {} {} {}",
+        zone.origin,
+        zone.soa_ttl,
+        soa.mname,
+        soa.rname,
+        soa.serial,
+        soa.refresh,
+        soa.retry,
+        soa.expire,
+        soa.minimum
+    );
+    for record in &zone.records {
+        let _ = writeln!(
+            out,
+            "{} {} IN {} {}",
+            record.name,
+            record.ttl,
+            record.record_type(),
+            presentation(&record.data)
+        );
+    }
+    for geo in &zone.geo {
+        let _ = writeln!(
+            out,
+            "; geo name ({} policy over {} regions): answered per client; first region shown",
+            geo.policy.as_str(),
+            geo.regions.len()
+        );
+        let vips = geo.regions.iter().map(|id| topology.region(*id).vip);
+        if let Some(v4) = vips.clone().find_map(|vip| vip.ipv4) {
+            let _ = writeln!(out, "{} {} IN A {v4}", geo.name, geo.ttl);
+        }
+        if let Some(v6) = vips.clone().find_map(|vip| vip.ipv6) {
+            let _ = writeln!(out, "{} {} IN AAAA {v6}", geo.name, geo.ttl);
+        }
+    }
+    out
+}
+
+/// Record data in presentation form.
+pub fn presentation(data: &RecordData) -> String {
+    match data {
+        RecordData::A(ip) => ip.to_string(),
+        RecordData::Aaaa(ip) => ip.to_string(),
+        RecordData::Ns(name) | RecordData::Cname(name) | RecordData::Ptr(name) => name.to_string(),
+        RecordData::Mx {
+            preference,
+            exchange,
+        } => format!("{preference} {exchange}"),
+        RecordData::Txt(strings) => strings
+            .iter()
+            .map(|s| quoted(s))
+            .collect::<Vec<_>>()
+            .join(" "),
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => format!("{priority} {weight} {port} {target}"),
+        RecordData::Caa { flags, tag, value } => format!("{flags} {tag} {}", quoted(value)),
+        RecordData::Soa(soa) => format!(
+            "{} {} {} {} {} {} {}",
+            soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum
+        ),
+    }
+}
+
+/// A character string in double quotes, with `"` and `\` escaped and
+/// non-printable bytes written as `\DDD`.
+fn quoted(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &byte in bytes {
+        match byte {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(byte as char);
+            }
+            0x20..=0x7e => out.push(byte as char),
+            _ => {
+                let _ = write!(out, "\\{byte:03}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_escapes_text() {
+        assert_eq!(quoted(b"a \"b\" \\c\n"), "\"a \\\"b\\\" \\\\c\\010\"");
+    }
+}

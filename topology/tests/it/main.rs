@@ -1,0 +1,237 @@
+//! Loading real files: every example loads, and every kind of mistake is
+//! refused with its field path, its line and what to write instead.
+
+use std::path::{Path, PathBuf};
+
+use topology::LoadError;
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples/ exists")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no examples found in {}", dir.display());
+    files
+}
+
+fn example_text() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-regions.yaml"),
+    )
+    .unwrap()
+}
+
+/// The problems reported for `text`, as `line N: path: message` strings.
+fn problems(text: &str) -> Vec<String> {
+    match topology::parse(text, "test.yaml") {
+        Ok(_) => panic!("expected the file to be refused"),
+        Err(LoadError::Invalid { problems, .. }) => problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "line {}: {}: {}",
+                    p.line.unwrap_or(0),
+                    p.problem.path,
+                    p.problem.message
+                )
+            })
+            .collect(),
+        Err(other) => vec![other.to_string()],
+    }
+}
+
+#[test]
+fn every_example_loads() {
+    for path in examples() {
+        let topology = topology::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!topology.dns.zones.is_empty(), "{}", path.display());
+    }
+}
+
+#[test]
+fn the_example_has_what_the_quickstart_promises() {
+    let topology = topology::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-regions.yaml"),
+    )
+    .unwrap();
+    let names: Vec<&str> = topology.regions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["us-east", "eu-west", "ap-south"]);
+    assert_eq!(
+        topology.dns.nodes[0].listen[0].to_string(),
+        "127.0.0.1:5353"
+    );
+    let zone = &topology.dns.zones[0];
+    assert_eq!(zone.origin.to_string(), "example.com.");
+    assert_eq!(zone.geo[0].name.to_string(), "www.example.com.");
+    assert_eq!(zone.negative_ttl(), 300);
+}
+
+#[test]
+fn an_unknown_key_anywhere_in_any_example_is_refused() {
+    for path in examples() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Inject an unknown key under each mapping key that opens a block.
+        let lines: Vec<&str> = text.lines().collect();
+        let mut injected = 0;
+        for (index, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('#') || !trimmed.ends_with(':') || trimmed.starts_with("- ") {
+                continue;
+            }
+            let next_indent = lines[index + 1..]
+                .iter()
+                .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .map(|l| l.len() - l.trim_start().len());
+            let Some(indent) = next_indent else { continue };
+            let next = lines[index + 1..]
+                .iter()
+                .find(|l| !l.trim().is_empty())
+                .unwrap();
+            if next.trim_start().starts_with("- ") {
+                continue; // a sequence, not a mapping
+            }
+            let mut mutated: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            mutated.insert(index + 1, format!("{}surprise_key: 1", " ".repeat(indent)));
+            let error = topology::parse(&mutated.join("\n"), "mutated.yaml").expect_err(&format!(
+                "{}: unknown key under line {} accepted",
+                path.display(),
+                index + 1
+            ));
+            let message = error.to_string();
+            // Under `regions:` keys are region names, so the stray key is a
+            // malformed region; anywhere else it is an unknown field.
+            assert!(message.contains("surprise_key"), "{message}");
+            assert!(message.contains("line"), "{message}");
+            injected += 1;
+        }
+        assert!(
+            injected >= 5,
+            "{}: only {injected} injection points",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn bad_addresses_are_refused_with_path_and_line() {
+    let text = example_text()
+        .replace("vip: { ipv4: 127.0.2.1", "vip: { ipv4: 127.0.2.300")
+        .replace("listen: [\"127.0.0.1:5353\"]", "listen: [\"127.0.0.1\"]")
+        .replace(
+            "type: A,     ttl: 5m,  value: 127.0.0.80",
+            "type: A,     ttl: 5m,  value: not-an-ip",
+        );
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found.iter().any(|p| p.contains("regions.eu-west.vip.ipv4: \"127.0.2.300\" is not an IPv4 address")), "{found:#?}");
+    assert!(found.iter().any(|p| p.contains("dns.nodes[0].listen[0]: \"127.0.0.1\" is not an address with a port; write \"127.0.0.1:5353\"")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains(".value: \"not-an-ip\" is not an IPv4 address")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().all(|p| !p.starts_with("line 0")),
+        "every problem has a line: {found:#?}"
+    );
+}
+
+#[test]
+fn bad_ttls_are_refused() {
+    let text = example_text()
+        .replace(
+            "ttl: 5m,  value: 127.0.0.80",
+            "ttl: 300,  value: 127.0.0.80",
+        )
+        .replace("ttl: 30s", "ttl: 1500ms")
+        .replace("minimum: 5m", "minimum: soon");
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("records[6].ttl: \"300\" has no unit; write \"300s\"")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("geo[0].ttl: \"1500ms\" is not a whole number of seconds")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("soa.minimum: \"soon\" is not a duration")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn dangling_references_are_refused() {
+    let text = example_text()
+        .replace(
+            "regions: [us-east, eu-west, ap-south]",
+            "regions: [us-east, eu-central]",
+        )
+        .replace("region: us-east", "region: us-west")
+        .replace(
+            "value: ns1.dev.example.com. }",
+            "value: ns2.dev.example.com. }",
+        );
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found.iter().any(|p| p.contains("geo[0].regions[1]: unknown region \"eu-central\"; declared regions: us-east, eu-west, ap-south")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("dns.nodes[0].region: unknown region \"us-west\"")),
+        "{found:#?}"
+    );
+    assert!(found.iter().any(|p| p.contains("name server ns2.dev.example.com. is inside zone example.com. but has no A or AAAA record")), "{found:#?}");
+}
+
+#[test]
+fn zone_structure_mistakes_are_refused() {
+    let extra = "        - { name: www, type: A, value: 127.0.0.9 }\n        - { name: api, type: TXT, value: clash }\n        - { name: x.dev, type: TXT, value: occluded }\n        - { name: static, type: A, ttl: 1h, value: 127.0.0.81 }\n        - { name: www.example.org., type: A, value: 127.0.0.1 }\n";
+    let text = example_text().replacen("      records:\n", &format!("      records:\n{extra}"), 1);
+    let found = problems(&text).join("\n");
+    for expected in [
+        "is a geo name and also has static A records",
+        "has a CNAME and also TXT records",
+        "x.dev.example.com. is below the delegation at dev.example.com.",
+        "differs from the 3600s of the other static.example.com. A record",
+        "www.example.org. is outside zone example.com.",
+    ] {
+        assert!(
+            found.contains(expected),
+            "missing {expected:?} in:\n{found}"
+        );
+    }
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let error = topology::parse("dns:\n  nodes: [\n", "broken.yaml").unwrap_err();
+    let message = error.to_string();
+    assert!(message.starts_with("broken.yaml: "), "{message}");
+    assert!(message.contains("line"), "{message}");
+    let missing = topology::parse("dns:\n  nodes: []\n", "short.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("missing field `zones`"), "{missing}");
+}
+
+#[test]
+fn a_missing_file_says_which() {
+    let error = topology::load(Path::new("/nonexistent/topology.yaml")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("cannot read topology file /nonexistent/topology.yaml")
+    );
+}
