@@ -1,0 +1,31 @@
+//! `edge`: the building blocks of a region's load-balancing tiers.
+//!
+//! The region's VIP is served by the L4 tier, which accepts TCP connections
+//! (plain or TLS, never terminated), picks an L7 node for each with a Maglev
+//! table, announces the client's addresses with a PROXY protocol v2 header
+//! and then relays bytes both ways. The L7 tier parses that header.
+//!
+//! # Layout
+//!
+//! Modules are named after the stage a connection goes through:
+//!
+//! - [`maglev`]: pure selection — the Maglev consistent-hashing table over
+//!   weighted backends, and the named, seeded flow-key hashes (5-tuple or
+//!   client IP). No I/O, no clocks, no randomness.
+//! - [`proxy_protocol`]: pure framing — PROXY protocol v1/v2 encoder and
+//!   incremental decoder, written by the L4 tier and read by the L7 tier.
+//! - [`relay`]: the byte pump between the client and the chosen L7 node:
+//!   half-close aware, idle timeout, `splice(2)` on Linux, buffered copy
+//!   elsewhere.
+//!
+//! The listener, health checks, metrics and topology wiring arrive with
+//! their own issues and will compose these pieces.
+//!
+//! # Unsafe code
+//!
+//! None: the workspace forbids it. Zero-copy `splice(2)` goes through the
+//! safe wrappers of the `nix` crate.
+
+pub mod maglev;
+pub mod proxy_protocol;
+pub mod relay;
