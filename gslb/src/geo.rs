@@ -1,42 +1,68 @@
-//! Choosing the addresses of geo names.
-//!
-//! For now every client gets the regions in the order the topology lists
-//! them; client location, distance and health arrive with the geo issue.
+//! Answering geo names: looks the client up in the GeoIP database and asks
+//! [`crate::decide`] for the regions, keeping the decision for the caller
+//! (metrics, explanations).
 
-use std::net::IpAddr;
-
+use geo_data::GeoDb;
 use topology::{GeoName, RecordType, Topology};
 
+use crate::client::Client;
+use crate::decide::{AddressFamily, ClientLocation, Decision, decide};
+use crate::health::RegionHealth;
 use crate::resolve::{GeoAnswer, GeoAnswerer};
 use crate::zone::ZoneData;
 
-/// Answers each geo name with the first listed region that has an address
-/// of the asked family.
-pub struct WrittenOrder<'t> {
-    topology: &'t Topology,
+/// Answers geo names for one client.
+pub struct GeoResolver<'a> {
+    topology: &'a Topology,
+    db: &'a GeoDb,
+    health: &'a RegionHealth,
+    client: &'a Client,
+    /// The last decision made, if any.
+    pub decision: Option<Decision>,
 }
 
-impl<'t> WrittenOrder<'t> {
-    /// An answerer over `topology`'s regions.
-    pub fn new(topology: &'t Topology) -> Self {
-        WrittenOrder { topology }
+impl<'a> GeoResolver<'a> {
+    /// A resolver for `client`.
+    pub fn new(
+        topology: &'a Topology,
+        db: &'a GeoDb,
+        health: &'a RegionHealth,
+        client: &'a Client,
+    ) -> Self {
+        GeoResolver {
+            topology,
+            db,
+            health,
+            client,
+            decision: None,
+        }
+    }
+
+    /// Where the database places the client.
+    pub fn locate(&self) -> ClientLocation<'a> {
+        let lookup = self.db.lookup(self.client.network.addr());
+        ClientLocation {
+            client: self.client,
+            network: lookup.network,
+            location: lookup.location.map(|(_, location)| location),
+        }
     }
 }
 
-impl GeoAnswerer for WrittenOrder<'_> {
+impl GeoAnswerer for GeoResolver<'_> {
     fn answer(&mut self, _zone: &ZoneData, geo: &GeoName, rtype: RecordType) -> Option<GeoAnswer> {
-        let address = geo.regions.iter().find_map(|id| {
-            let vip = self.topology.region(*id).vip;
-            match rtype {
-                RecordType::A => vip.ipv4.map(IpAddr::V4),
-                RecordType::Aaaa => vip.ipv6.map(IpAddr::V6),
-                _ => None,
-            }
-        })?;
-        Some(GeoAnswer {
-            addresses: vec![address],
-            ttl: geo.ttl,
-            scope: 0,
-        })
+        let family = match rtype {
+            RecordType::A => AddressFamily::V4,
+            RecordType::Aaaa => AddressFamily::V6,
+            _ => return None,
+        };
+        let decision = decide(self.topology, geo, family, &self.locate(), self.health);
+        let answer = GeoAnswer {
+            addresses: decision.addresses.clone(),
+            ttl: decision.ttl,
+            scope: decision.scope,
+        };
+        self.decision = Some(decision);
+        Some(answer)
     }
 }

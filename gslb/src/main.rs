@@ -1,11 +1,11 @@
 //! The `gslb` binary: parse arguments, set up logging, run the server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -15,8 +15,8 @@ use tracing::{error, info};
 #[command(version, about, after_help = EXAMPLES)]
 struct Args {
     /// The topology file (YAML).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
 
     /// Validate the file, print every problem, and exit (non-zero on error).
     #[arg(long)]
@@ -36,11 +36,32 @@ struct Args {
     /// port 0 picks a free port shared by UDP and TCP).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Explain the answer a client would get, without starting a server:
+    /// where the client is placed, the candidate regions with distances and
+    /// health, the rule that chose, and the ECS scope.
+    Explain {
+        /// The name asked, e.g. www.example.com.
+        name: String,
+        /// The client (or resolver) address.
+        #[arg(long)]
+        client: IpAddr,
+        /// The record type asked.
+        #[arg(long = "type", default_value = "A")]
+        rtype: String,
+    },
 }
 
 const EXAMPLES: &str = "Examples:
   gslb --config examples/three-regions.yaml
   gslb --config examples/three-regions.yaml --check
+  gslb --config examples/three-regions.yaml explain www.example.com --client 81.2.69.160
   dig @127.0.0.1 -p 5353 www.example.com
 
 Logging: RUST_LOG=debug (default info).";
@@ -49,7 +70,11 @@ Logging: RUST_LOG=debug (default info).";
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
-    let topology = match topology::load(&args.config) {
+    let Some(config) = args.config.clone() else {
+        eprintln!("gslb: --config FILE is required (try examples/three-regions.yaml)");
+        return ExitCode::from(1);
+    };
+    let topology = match topology::load(&config) {
         Ok(topology) => topology,
         Err(error) => {
             eprintln!("{error}");
@@ -60,13 +85,21 @@ fn main() -> ExitCode {
         let records: usize = topology.dns.zones.iter().map(|z| z.records.len()).sum();
         println!(
             "{}: ok ({} zone(s), {} record(s), {} region(s), {} node(s))",
-            args.config.display(),
+            config.display(),
             topology.dns.zones.len(),
             records,
             topology.regions.len(),
             topology.dns.nodes.len()
         );
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Explain {
+        name,
+        client,
+        rtype,
+    }) = &args.command
+    {
+        return explain(topology, name, *client, rtype);
     }
     if let Some(origin) = &args.zone_file {
         let wanted = topology::DomainName::parse_absolute(origin).ok();
@@ -111,6 +144,35 @@ fn main() -> ExitCode {
             error!("{error:#}");
             eprintln!("gslb: {error:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn explain(topology: topology::Topology, name: &str, client: IpAddr, rtype: &str) -> ExitCode {
+    let rtype: topology::RecordType = match rtype.parse() {
+        Ok(rtype) => rtype,
+        Err(error) => {
+            eprintln!("gslb: --type: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let geoip = match gslb::open_geoip(&topology) {
+        Ok(geoip) => std::sync::Arc::new(geoip),
+        Err(error) => {
+            eprintln!("gslb: {error:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let state = gslb::ServingState::new(std::sync::Arc::new(topology), geoip);
+    let client = gslb::client::Client::new(client, None).expect("no ECS option to reject");
+    match gslb::explain::explain(&state, name, rtype, client) {
+        Ok(explanation) => {
+            println!("{explanation}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("gslb: {error}");
+            ExitCode::from(1)
         }
     }
 }

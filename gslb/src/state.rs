@@ -1,11 +1,14 @@
 //! What the query path reads: an immutable snapshot of the zones, built
-//! from one validated topology and published atomically.
+//! from one validated topology and published atomically, beside the GeoIP
+//! database (which reloads on its own) and the health view.
 
 use std::sync::Arc;
 
+use geo_data::WatchedGeoDb;
 use topology::Topology;
 
 use crate::dns::WireRecords;
+use crate::health::RegionHealth;
 use crate::zone::ZoneSet;
 
 /// Everything needed to answer a query. Replaced whole, never mutated.
@@ -16,17 +19,24 @@ pub struct ServingState {
     pub zones: ZoneSet,
     /// The zones' RRsets in wire form.
     pub wire: WireRecords,
+    /// Client locations; swaps in a new database when its file changes.
+    pub geoip: Arc<WatchedGeoDb>,
+    /// Which regions may be answered.
+    pub health: RegionHealth,
 }
 
 impl ServingState {
-    /// Builds the serving state for `topology`.
-    pub fn new(topology: Arc<Topology>) -> ServingState {
+    /// Builds the serving state for `topology` with every region up.
+    pub fn new(topology: Arc<Topology>, geoip: Arc<WatchedGeoDb>) -> ServingState {
         let zones = ZoneSet::build(&topology);
         let wire = WireRecords::build(&zones);
+        let health = RegionHealth::all_up(topology.regions.len());
         ServingState {
             topology,
             zones,
             wire,
+            geoip,
+            health,
         }
     }
 }

@@ -25,7 +25,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    Coordinates, Dns, DnsNode, GeoName, GeoPolicy, Record, Region, RegionId, Topology, Vip, Zone,
+    AllDown, Coordinates, Dns, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, Record, Region,
+    RegionId, Topology, Vip, Zone,
 };
 pub use name::DomainName;
 pub use rdata::{RecordData, RecordType, Soa};
@@ -96,7 +97,15 @@ pub fn load(path: &Path) -> Result<Topology, LoadError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &path.display().to_string())
+    let mut topology = parse(&text, &path.display().to_string())?;
+    // A relative database path is relative to the topology file.
+    if let model::GeoIpSource::File(db) = &mut topology.dns.geoip
+        && db.is_relative()
+        && let Some(dir) = path.parent()
+    {
+        *db = dir.join(&*db);
+    }
+    Ok(topology)
 }
 
 /// Parses and validates topology text; `source_name` names it in errors.

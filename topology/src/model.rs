@@ -4,7 +4,11 @@
 //! reference resolves, every RRset has one TTL. Code past the config layer
 //! relies on that and does not re-check.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+pub use geo_data::Coordinates;
+use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::name::DomainName;
 use crate::rdata::{RecordData, RecordType, Soa};
@@ -44,6 +48,35 @@ pub struct Dns {
     pub nodes: Vec<DnsNode>,
     /// Zones served by every node; at least one.
     pub zones: Vec<Zone>,
+    /// Where client locations come from.
+    pub geoip: GeoIpSource,
+    /// Region orders that win over distance.
+    pub overrides: Overrides,
+    /// Region order for clients whose location is unknown.
+    pub default_order: Vec<RegionId>,
+}
+
+/// The IP → location database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GeoIpSource {
+    /// The country database built into the binary.
+    Embedded,
+    /// A `.mmdb` file (relative paths are resolved against the topology
+    /// file's directory), reloaded when it changes.
+    File(PathBuf),
+}
+
+/// Ordered region lists chosen by client network, country or continent.
+/// Net overrides are matched longest prefix first, then country, then
+/// continent.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Networks, longest prefix first.
+    pub nets: Vec<(Prefix, Vec<RegionId>)>,
+    /// Countries.
+    pub countries: Vec<(CountryCode, Vec<RegionId>)>,
+    /// Continents.
+    pub continents: Vec<(Continent, Vec<RegionId>)>,
 }
 
 /// One GSLB name-server node.
@@ -109,6 +142,24 @@ pub struct GeoName {
     pub policy: GeoPolicy,
     /// Answer TTL in seconds.
     pub ttl: u32,
+    /// Weight of each region, parallel to `regions` (`weighted` policy).
+    pub weights: Vec<u32>,
+    /// Most addresses in one answer (`all` policy).
+    pub max_answers: usize,
+    /// What to answer when every candidate region is down.
+    pub all_down: AllDown,
+}
+
+/// The answer when every candidate region of a geo name is down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllDown {
+    /// Answer as if every region were healthy (Route 53 and gdnsd do this):
+    /// a wrong health signal must not take the name off the air.
+    FailOpen,
+    /// Answer NODATA.
+    FailClosed,
+    /// Answer these fixed addresses.
+    Fallback(Vec<IpAddr>),
 }
 
 /// How a geo name picks its answer.
@@ -145,15 +196,6 @@ pub struct Region {
     pub location: Coordinates,
     /// Its public addresses.
     pub vip: Vip,
-}
-
-/// A point on the globe, in degrees.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Coordinates {
-    /// Latitude, -90..=90.
-    pub lat: f64,
-    /// Longitude, -180..=180.
-    pub lon: f64,
 }
 
 /// A region's VIP addresses; at least one is set.

@@ -27,6 +27,31 @@ pub struct RawDns {
     pub nodes: Vec<RawNode>,
     /// The zones served.
     pub zones: Vec<RawZone>,
+    /// `embedded` (default) or the path of a GeoIP2/GeoLite2/DB-IP `.mmdb`.
+    #[serde(default)]
+    pub geoip: Option<String>,
+    /// Region orders that win over distance for some clients.
+    #[serde(default)]
+    pub overrides: RawOverrides,
+    /// Region order for clients whose location is unknown (default: file order).
+    #[serde(default)]
+    pub default_order: Option<Vec<String>>,
+}
+
+/// The `dns.overrides` block: ordered region lists keyed by client network,
+/// country or continent, like gdnsd's maps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverrides {
+    /// CIDR → regions; the longest matching network wins.
+    #[serde(default)]
+    pub nets: IndexMap<String, Vec<String>>,
+    /// ISO country code → regions.
+    #[serde(default)]
+    pub countries: IndexMap<String, Vec<String>>,
+    /// Continent code (AF AN AS EU NA OC SA) → regions.
+    #[serde(default)]
+    pub continents: IndexMap<String, Vec<String>>,
 }
 
 /// One GSLB name-server node.
@@ -119,6 +144,28 @@ pub struct RawGeo {
     /// Answer TTL (default `30s`).
     #[serde(default)]
     pub ttl: Option<Scalar>,
+    /// Region → weight, for the `weighted` policy (default 1 each).
+    #[serde(default)]
+    pub weights: IndexMap<String, u32>,
+    /// Most addresses in one answer, for the `all` policy (default 8).
+    #[serde(default)]
+    pub max_answers: Option<u32>,
+    /// What to answer when every candidate region is down.
+    #[serde(default)]
+    pub all_down: Option<RawAllDown>,
+}
+
+/// `all_down:` — `fail_open`, `fail_closed` or `{ fallback: [addresses] }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAllDown {
+    /// `fail_open` or `fail_closed`.
+    Mode(String),
+    /// Fixed addresses to answer with.
+    Fallback {
+        /// The addresses (A and/or AAAA).
+        fallback: Vec<Scalar>,
+    },
 }
 
 /// One region.

@@ -5,11 +5,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
 use crate::duration::parse_ttl;
+use geo_data::{Continent, CountryCode, Prefix};
+
 use crate::model::{
-    Coordinates, DnsNode, GeoName, GeoPolicy, Record, Region, RegionId, Topology, Vip, Zone,
+    AllDown, Coordinates, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, Record, Region,
+    RegionId, Topology, Vip, Zone,
 };
 use crate::name::DomainName;
-use crate::raw::{RawGeo, RawNode, RawRecord, RawRegion, RawSoa, RawTopology, RawZone, Scalar};
+use crate::raw::{
+    RawAllDown, RawGeo, RawNode, RawOverrides, RawRecord, RawRegion, RawSoa, RawTopology, RawZone,
+    Scalar,
+};
 use crate::rdata::{RecordData, RecordType, Soa};
 
 /// One problem found in stage two.
@@ -40,6 +46,7 @@ impl Problems {
 
 const DEFAULT_TTL: u32 = 3600;
 const DEFAULT_GEO_TTL: u32 = 30;
+const DEFAULT_MAX_ANSWERS: u32 = 8;
 
 /// Validates a parsed file, returning the model or every problem found.
 pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
@@ -115,14 +122,115 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         }
     }
 
+    let geoip = match raw.dns.geoip.as_deref() {
+        None | Some("embedded") => GeoIpSource::Embedded,
+        Some("") => {
+            problems.add(
+                "dns.geoip",
+                "is empty; write `embedded` or the path of a .mmdb file",
+            );
+            GeoIpSource::Embedded
+        }
+        Some(path) => GeoIpSource::File(path.into()),
+    };
+    let overrides = validate_overrides(&raw.dns.overrides, &mut problems, &resolve_region);
+    let default_order = match &raw.dns.default_order {
+        None => (0..regions.len()).map(RegionId).collect(),
+        Some(names) => region_list(names, "dns.default_order", &mut problems, &resolve_region),
+    };
+
     if problems.0.is_empty() {
         Ok(Topology {
-            dns: crate::model::Dns { nodes, zones },
+            dns: crate::model::Dns {
+                nodes,
+                zones,
+                geoip,
+                overrides,
+                default_order,
+            },
             regions,
         })
     } else {
         Err(problems.0)
     }
+}
+
+/// Resolves a list of region names, refusing unknown and repeated ones.
+fn region_list(
+    names: &[String],
+    path: &str,
+    problems: &mut Problems,
+    resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
+) -> Vec<RegionId> {
+    if names.is_empty() {
+        problems.add(path, "no regions; list at least one");
+    }
+    let mut ids = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        let field = format!("{path}[{index}]");
+        if let Some(id) = resolve_region(name, field.clone(), problems) {
+            if ids.contains(&id) {
+                problems.add(field, format!("region {name:?} is listed twice"));
+            }
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn validate_overrides(
+    raw: &RawOverrides,
+    problems: &mut Problems,
+    resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
+) -> Overrides {
+    let mut overrides = Overrides::default();
+    for (net, names) in &raw.nets {
+        let path = format!("dns.overrides.nets.{net}");
+        let prefix = problems.check(
+            &path,
+            net.parse::<Prefix>().map_err(|e| {
+                format!(
+                    "{net:?} is not a network: {e}; write it as \"10.0.0.0/8\" or \"2001:db8::/32\""
+                )
+            }),
+        );
+        let regions = region_list(names, &path, problems, resolve_region);
+        if let Some(prefix) = prefix {
+            overrides.nets.push((prefix, regions));
+        }
+    }
+    overrides
+        .nets
+        .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    for (code, names) in &raw.countries {
+        let path = format!("dns.overrides.countries.{code}");
+        let country = problems.check(
+            &path,
+            code.parse::<CountryCode>().map_err(|_| {
+                format!(
+                    "{code:?} is not an ISO 3166 country code; write two letters such as \"NZ\""
+                )
+            }),
+        );
+        let regions = region_list(names, &path, problems, resolve_region);
+        if let Some(country) = country {
+            overrides.countries.push((country, regions));
+        }
+    }
+    for (code, names) in &raw.continents {
+        let path = format!("dns.overrides.continents.{code}");
+        let continent = problems.check(
+            &path,
+            code.parse::<Continent>().map_err(|_| {
+                format!("{code:?} is not a continent code; use AF, AN, AS, EU, NA, OC or SA")
+            }),
+        );
+        let regions = region_list(names, &path, problems, resolve_region);
+        if let Some(continent) = continent {
+            overrides.continents.push((continent, regions));
+        }
+    }
+    overrides
 }
 
 fn list_or_none(names: &[&str]) -> String {
@@ -426,22 +534,12 @@ fn validate_geo(
             "a geo name cannot be a wildcard; name it explicitly",
         );
     }
-    if raw.regions.is_empty() {
-        problems.add(
-            format!("{path}.regions"),
-            "no regions; list the regions this name is answered from",
-        );
-    }
-    let mut regions = Vec::new();
-    for (index, region) in raw.regions.iter().enumerate() {
-        let field = format!("{path}.regions[{index}]");
-        if let Some(id) = resolve_region(region, field.clone(), problems) {
-            if regions.contains(&id) {
-                problems.add(field, format!("region {region:?} is listed twice"));
-            }
-            regions.push(id);
-        }
-    }
+    let regions = region_list(
+        &raw.regions,
+        &format!("{path}.regions"),
+        problems,
+        resolve_region,
+    );
     let policy = match raw.policy.as_deref() {
         None | Some("nearest") => GeoPolicy::Nearest,
         Some("failover") => GeoPolicy::Failover,
@@ -461,11 +559,79 @@ fn validate_geo(
         raw.ttl.as_ref(),
         DEFAULT_GEO_TTL,
     );
+    let mut weights = vec![1; regions.len()];
+    if !raw.weights.is_empty() && policy != GeoPolicy::Weighted {
+        problems.add(
+            format!("{path}.weights"),
+            format!(
+                "weights apply to `policy: weighted`, not {}; remove them or change the policy",
+                policy.as_str()
+            ),
+        );
+    }
+    for (region, weight) in &raw.weights {
+        let field = format!("{path}.weights.{region}");
+        match raw.regions.iter().position(|r| r == region) {
+            None => problems.add(
+                field,
+                format!("{region:?} is not one of this name's regions; weigh only listed regions"),
+            ),
+            Some(_) if *weight == 0 => problems.add(
+                field,
+                "a weight of 0 never answers; remove the region instead",
+            ),
+            Some(index) if index < weights.len() => weights[index] = *weight,
+            Some(_) => {}
+        }
+    }
+    let max_answers = raw.max_answers.unwrap_or(DEFAULT_MAX_ANSWERS);
+    if max_answers == 0 {
+        problems.add(format!("{path}.max_answers"), "must be at least 1");
+    }
+    let all_down = match &raw.all_down {
+        None => AllDown::FailOpen,
+        Some(RawAllDown::Mode(mode)) => match mode.as_str() {
+            "fail_open" => AllDown::FailOpen,
+            "fail_closed" => AllDown::FailClosed,
+            other => {
+                problems.add(
+                    format!("{path}.all_down"),
+                    format!(
+                        "unknown mode {other:?}; use fail_open, fail_closed or {{ fallback: [192.0.2.1] }}"
+                    ),
+                );
+                AllDown::FailOpen
+            }
+        },
+        Some(RawAllDown::Fallback { fallback }) => {
+            let mut addresses = Vec::new();
+            for (index, text) in fallback.iter().enumerate() {
+                let text = text.text();
+                if let Some(ip) = problems.check(
+                    format!("{path}.all_down.fallback[{index}]"),
+                    text.parse()
+                        .map_err(|_| format!("{text:?} is not an IP address")),
+                ) {
+                    addresses.push(ip);
+                }
+            }
+            if fallback.is_empty() {
+                problems.add(
+                    format!("{path}.all_down.fallback"),
+                    "no addresses; list at least one",
+                );
+            }
+            AllDown::Fallback(addresses)
+        }
+    };
     (problems.0.len() == before).then(|| GeoName {
         name: name.expect("no problems implies a name"),
         regions,
         policy,
         ttl,
+        weights,
+        max_answers: max_answers as usize,
+        all_down,
     })
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, RData, Record, rdata};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::Time;
@@ -16,7 +17,8 @@ use topology::RecordType;
 use tracing::debug;
 
 use super::records::{to_name, to_wire};
-use crate::geo::WrittenOrder;
+use crate::client::{Client, EcsQuery};
+use crate::geo::GeoResolver;
 use crate::resolve::{Outcome, Part, Resolution, resolve};
 use crate::state::ServingState;
 
@@ -137,9 +139,29 @@ fn answer(state: &ServingState, request: &Request) -> Reply {
         return Reply::error(request, ResponseCode::FormErr);
     };
 
-    let mut geo = WrittenOrder::new(&state.topology);
+    let client = match Client::new(request.src().ip(), ecs_option(request)) {
+        Ok(client) => client,
+        Err(error) => {
+            debug!(%error, "malformed client subnet option");
+            return Reply::error(request, ResponseCode::FormErr);
+        }
+    };
+    let geoip = state.geoip.load();
+    let mut geo = GeoResolver::new(&state.topology, &geoip, &state.health, &client);
     let resolution = resolve(&state.zones, qname.wire(), qtype, &mut geo);
     let mut reply = Reply::new(request);
+    if let (Some(echo), Some(edns)) = (client.ecs, reply.edns.as_mut()) {
+        // RFC 7871 §7.2.1: echo family, source prefix and address, with the
+        // prefix this answer holds for (0 when it does not depend on the
+        // client).
+        let scope = client.echo_scope(resolution.client_scope.unwrap_or(0));
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                echo.address,
+                echo.source_prefix,
+                scope,
+            )));
+    }
     reply.metadata.authoritative = resolution.authoritative;
     reply.metadata.response_code = match resolution.outcome {
         Outcome::NoError => ResponseCode::NoError,
@@ -165,6 +187,18 @@ fn answer(state: &ServingState, request: &Request) -> Reply {
     reply.authority = to_records(state, authority);
     reply.additional = to_records(state, additional);
     reply
+}
+
+/// The query's client subnet option, if it carries one.
+fn ecs_option(request: &Request) -> Option<EcsQuery> {
+    match request.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(subnet) => Some(EcsQuery {
+            address: subnet.addr(),
+            source_prefix: subnet.source_prefix(),
+            scope_prefix: subnet.scope_prefix(),
+        }),
+        _ => None,
+    }
 }
 
 fn to_records(state: &ServingState, parts: Vec<Part<'_>>) -> Vec<Record> {
@@ -238,7 +272,8 @@ fn fit_udp(request: &Request, reply: &mut Reply) {
 fn encodes_within(request: &Request, reply: &Reply, limit: u16) -> bool {
     let bound = 12
         + request.queries.as_bytes().len()
-        + reply.edns.as_ref().map_or(0, |_| 11)
+        // OPT header, plus a client subnet option of at most 24 bytes.
+        + reply.edns.as_ref().map_or(0, |_| 11 + 24)
         + [&reply.answer, &reply.authority, &reply.additional]
             .into_iter()
             .flatten()

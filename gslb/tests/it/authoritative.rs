@@ -381,7 +381,7 @@ async fn names_match_case_insensitively_and_the_question_is_echoed() {
 }
 
 #[tokio::test]
-async fn geo_name_answers_a_region_vip_until_geo_policies_land() {
+async fn clients_without_a_location_get_the_default_order() {
     let server = TestServer::example().await;
     let a = Ask::new("www.example.com.", RecordType::A)
         .send(&server, Transport::Udp)

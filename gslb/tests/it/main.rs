@@ -2,5 +2,6 @@
 
 mod authoritative;
 mod edns;
+mod geo_answers;
 mod hostile_input;
 mod support;

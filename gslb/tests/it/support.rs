@@ -28,6 +28,20 @@ impl TestServer {
         Self::start(topology::load(&path).expect("example loads")).await
     }
 
+    /// Serves the example topology with `geoip:` set to a MaxMind test
+    /// database from geo-data's fixtures.
+    pub async fn example_with_geoip(fixture: &str) -> TestServer {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(dir.join("examples/three-regions.yaml")).unwrap();
+        let db = dir.join("geo-data/tests/fixtures").join(fixture);
+        let text = text.replacen(
+            "  zones:\n",
+            &format!("  geoip: {}\n  zones:\n", db.display()),
+            1,
+        );
+        Self::start(topology::parse(&text, "<test>").expect("test topology is valid")).await
+    }
+
     /// Serves the example topology with extra records appended to its zone.
     pub async fn example_with(extra_records: &str) -> TestServer {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-regions.yaml");
@@ -97,6 +111,27 @@ impl Ask {
         let mut edns = Edns::new();
         edns.set_max_payload(payload);
         self.message.edns = Some(edns);
+        self
+    }
+
+    /// Adds an EDNS Client Subnet option for `address/source` (and an OPT
+    /// record if there is none).
+    pub fn ecs(self, address: &str, source: u8) -> Ask {
+        self.ecs_raw(address.parse().unwrap(), source, 0)
+    }
+
+    /// Adds an ECS option exactly as given, valid or not.
+    pub fn ecs_raw(mut self, address: std::net::IpAddr, source: u8, scope: u8) -> Ask {
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        let edns = self.message.edns.get_or_insert_with(|| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(1232);
+            edns
+        });
+        edns.options_mut()
+            .insert(EdnsOption::Subnet(ClientSubnet::new(
+                address, source, scope,
+            )));
         self
     }
 

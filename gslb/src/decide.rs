@@ -1,0 +1,379 @@
+//! The geo decision: which regions answer a geo name for one client.
+//!
+//! A pure function of the client's location, the query, the health view
+//! and the configuration — no I/O, no clock, no randomness — so every
+//! replica and every version gives the same client the same answer, and
+//! the reason it gives can be trusted.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use geo_data::{Coordinates, Location, Prefix};
+use siphasher::sip::SipHasher13;
+use topology::{AllDown, GeoName, GeoPolicy, RegionId, Topology};
+
+use crate::client::Client;
+use crate::health::RegionHealth;
+
+/// Mean Earth radius (IUGG), for great-circle distances.
+const EARTH_RADIUS_KM: f64 = 6371.0088;
+
+/// Key of the named hash behind the `weighted` policy: SipHash-1-3 keyed
+/// with these 16 bytes. Changing it would move clients between regions.
+pub const WEIGHTED_HASH_KEY: &[u8; 16] = b"gslb/weighted/v1";
+
+/// A or AAAA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressFamily {
+    /// IPv4, for A queries.
+    V4,
+    /// IPv6, for AAAA queries.
+    V6,
+}
+
+/// Where the client is, as the GeoIP database sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientLocation<'a> {
+    /// The client's truncated network (what was looked up).
+    pub client: &'a Client,
+    /// The widest network around the client with this same location.
+    pub network: Prefix,
+    /// The location, if the database knows one.
+    pub location: Option<&'a Location>,
+}
+
+/// What decided the preference order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rule {
+    /// A `dns.overrides.nets` entry matched.
+    NetOverride(Prefix),
+    /// A `dns.overrides.countries` entry matched.
+    CountryOverride(String),
+    /// A `dns.overrides.continents` entry matched.
+    ContinentOverride(String),
+    /// Great-circle distance from the client's coordinates.
+    Nearest,
+    /// The location is unknown: `dns.default_order`.
+    DefaultOrder,
+    /// The `failover` policy's written order.
+    Failover,
+    /// The `weighted` policy's rendezvous hash of the client network.
+    Weighted,
+}
+
+/// One candidate region as the decision saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ranked {
+    /// The region.
+    pub region: RegionId,
+    /// Distance from the client, when its coordinates are known.
+    pub distance_km: Option<f64>,
+    /// Whether the health view had it in service.
+    pub healthy: bool,
+}
+
+/// The answer for one client, with its explanation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Addresses to answer, in order (empty: NODATA).
+    pub addresses: Vec<IpAddr>,
+    /// Regions those addresses belong to.
+    pub chosen: Vec<RegionId>,
+    /// Answer TTL.
+    pub ttl: u32,
+    /// Prefix length around the client over which this decision holds
+    /// (before capping by the ECS source prefix).
+    pub scope: u8,
+    /// What ordered the candidates.
+    pub rule: Rule,
+    /// Candidates with an address of the asked family, in preference order.
+    pub ranked: Vec<Ranked>,
+    /// Set when no candidate was healthy and `all_down` applied.
+    pub all_down: Option<AllDown>,
+}
+
+/// Decides the `family` answer for `geo` for the client at `located`.
+pub fn decide(
+    topology: &Topology,
+    geo: &GeoName,
+    family: AddressFamily,
+    located: &ClientLocation<'_>,
+    health: &RegionHealth,
+) -> Decision {
+    let address_of = |id: RegionId| -> Option<IpAddr> {
+        let vip = topology.region(id).vip;
+        match family {
+            AddressFamily::V4 => vip.ipv4.map(IpAddr::V4),
+            AddressFamily::V6 => vip.ipv6.map(IpAddr::V6),
+        }
+    };
+    let candidates: Vec<RegionId> = geo
+        .regions
+        .iter()
+        .copied()
+        .filter(|id| address_of(*id).is_some())
+        .collect();
+    let coordinates = located.location.and_then(|l| l.coordinates);
+    let distance = |id: RegionId| {
+        coordinates.map(|c| {
+            let region = topology.region(id).location;
+            great_circle_km(c, region)
+        })
+    };
+
+    let (rule, order, scope) = match geo.policy {
+        GeoPolicy::Failover => (Rule::Failover, candidates.clone(), 0),
+        GeoPolicy::Weighted => {
+            let order = rendezvous_order(topology, geo, &candidates, located.client.network);
+            (Rule::Weighted, order, located.client.network.len())
+        }
+        GeoPolicy::Nearest | GeoPolicy::All => {
+            proximity_order(topology, &candidates, located, &distance)
+        }
+    };
+    let ranked: Vec<Ranked> = order
+        .iter()
+        .map(|&region| Ranked {
+            region,
+            distance_km: distance(region),
+            healthy: health.is_up(region),
+        })
+        .collect();
+    let wanted = match geo.policy {
+        GeoPolicy::All => geo.max_answers,
+        _ => 1,
+    };
+    let healthy: Vec<RegionId> = ranked
+        .iter()
+        .filter(|r| r.healthy)
+        .map(|r| r.region)
+        .take(wanted)
+        .collect();
+
+    let mut decision = Decision {
+        addresses: Vec::new(),
+        chosen: Vec::new(),
+        ttl: geo.ttl,
+        scope,
+        rule,
+        ranked,
+        all_down: None,
+    };
+    let chosen = if !healthy.is_empty() || order.is_empty() {
+        healthy
+    } else {
+        decision.all_down = Some(geo.all_down.clone());
+        match &geo.all_down {
+            AllDown::FailOpen => order.iter().copied().take(wanted).collect(),
+            AllDown::FailClosed => {
+                decision.scope = 0;
+                Vec::new()
+            }
+            AllDown::Fallback(addresses) => {
+                decision.scope = 0;
+                decision.addresses = addresses
+                    .iter()
+                    .copied()
+                    .filter(|ip| {
+                        matches!(
+                            (family, ip),
+                            (AddressFamily::V4, IpAddr::V4(_)) | (AddressFamily::V6, IpAddr::V6(_))
+                        )
+                    })
+                    .collect();
+                Vec::new()
+            }
+        }
+    };
+    decision
+        .addresses
+        .extend(chosen.iter().filter_map(|id| address_of(*id)));
+    decision.chosen = chosen;
+    decision
+}
+
+/// The order for `nearest` and `all`: an override if one matches, else by
+/// distance, else the default order; with the prefix it holds over.
+fn proximity_order(
+    topology: &Topology,
+    candidates: &[RegionId],
+    located: &ClientLocation<'_>,
+    distance: &impl Fn(RegionId) -> Option<f64>,
+) -> (Rule, Vec<RegionId>, u8) {
+    let overrides = &topology.dns.overrides;
+    let client = located.client.network;
+    // An override's regions come first, in its order; the other candidates
+    // follow by distance, so an override never leaves a name unanswerable.
+    let with_override = |listed: &[RegionId]| {
+        let mut order: Vec<RegionId> = listed
+            .iter()
+            .copied()
+            .filter(|id| candidates.contains(id))
+            .collect();
+        order.extend(by_distance(candidates, topology, distance).filter(|id| !listed.contains(id)));
+        order
+    };
+    let matched_net = overrides
+        .nets
+        .iter()
+        .find(|(net, _)| net.contains(client.addr()));
+    let (rule, order, base) = if let Some((net, listed)) = matched_net {
+        (Rule::NetOverride(*net), with_override(listed), *net)
+    } else if let Some((country, listed)) = located
+        .location
+        .and_then(|l| l.country)
+        .and_then(|c| overrides.countries.iter().find(|(code, _)| *code == c))
+    {
+        (
+            Rule::CountryOverride(country.to_string()),
+            with_override(listed),
+            located.network,
+        )
+    } else if let Some((continent, listed)) = located
+        .location
+        .and_then(|l| l.continent)
+        .and_then(|c| overrides.continents.iter().find(|(code, _)| *code == c))
+    {
+        (
+            Rule::ContinentOverride(continent.to_string()),
+            with_override(listed),
+            located.network,
+        )
+    } else if located.location.and_then(|l| l.coordinates).is_some() {
+        (
+            Rule::Nearest,
+            by_distance(candidates, topology, distance).collect(),
+            located.network,
+        )
+    } else {
+        let default = &topology.dns.default_order;
+        let mut order: Vec<RegionId> = default
+            .iter()
+            .copied()
+            .filter(|id| candidates.contains(id))
+            .collect();
+        order.extend(
+            candidates
+                .iter()
+                .copied()
+                .filter(|id| !default.contains(id)),
+        );
+        (Rule::DefaultOrder, order, located.network)
+    };
+    (
+        rule,
+        order,
+        stable_scope(base, client, overrides.nets.iter().map(|(n, _)| *n)),
+    )
+}
+
+/// Candidates nearest first; equal distances keep the written order.
+fn by_distance<'a>(
+    candidates: &'a [RegionId],
+    _topology: &Topology,
+    distance: &impl Fn(RegionId) -> Option<f64>,
+) -> impl Iterator<Item = RegionId> + 'a {
+    let mut sorted: Vec<(f64, usize, RegionId)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(index, id)| (distance(*id).unwrap_or(f64::INFINITY), index, *id))
+        .collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    sorted.into_iter().map(|(_, _, id)| id)
+}
+
+/// The widest prefix around `client`, within `base`, over which the
+/// decision stays the same: narrowed so that no override network that
+/// excludes the client lies inside it, and never wider than the client's
+/// truncated network is precise.
+fn stable_scope(base: Prefix, client: Prefix, nets: impl Iterator<Item = Prefix>) -> u8 {
+    let mut len = base.len();
+    for net in nets {
+        if net.family() != client.family() || net.contains(client.addr()) {
+            continue;
+        }
+        let current = Prefix::new(client.addr(), len).expect("length within width");
+        if net.len() > len && current.contains(net.addr()) {
+            len = common_prefix_len(client.addr(), net.addr()) + 1;
+        }
+    }
+    len.min(client.len())
+}
+
+/// Number of leading bits two same-family addresses share.
+fn common_prefix_len(a: IpAddr, b: IpAddr) -> u8 {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
+        _ => 0,
+    }
+}
+
+/// Weighted rendezvous hashing (HRW) of the client network over the
+/// candidates: each region scores `-ln(u) / weight` with `u` drawn from
+/// the named hash of (network, region name); lowest first. Removing a
+/// region moves only the clients it had.
+fn rendezvous_order(
+    topology: &Topology,
+    geo: &GeoName,
+    candidates: &[RegionId],
+    network: Prefix,
+) -> Vec<RegionId> {
+    let mut key = Vec::with_capacity(17);
+    match network.addr() {
+        IpAddr::V4(v4) => key.extend_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => key.extend_from_slice(&v6.octets()),
+    }
+    key.push(network.len());
+    let mut scored: Vec<(f64, RegionId)> = candidates
+        .iter()
+        .map(|&id| {
+            let weight = geo
+                .regions
+                .iter()
+                .position(|r| *r == id)
+                .map_or(1, |i| geo.weights[i]);
+            let hash = weighted_hash(&key, topology.region(id).name.as_bytes());
+            // Map to (0, 1]: never 0, so the logarithm is finite.
+            let unit = ((hash >> 11) + 1) as f64 / (1u64 << 53) as f64;
+            (-unit.ln() / f64::from(weight), id)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().map(|(_, id)| id).collect()
+}
+
+/// SipHash-1-3 keyed with [`WEIGHTED_HASH_KEY`] over `network ‖ region`.
+pub fn weighted_hash(network: &[u8], region: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = SipHasher13::new_with_key(WEIGHTED_HASH_KEY);
+    hasher.write(network);
+    hasher.write(region);
+    hasher.finish()
+}
+
+/// Great-circle distance by the haversine formula.
+pub fn great_circle_km(a: Coordinates, b: Coordinates) -> f64 {
+    let (lat1, lat2) = (a.lat.to_radians(), b.lat.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.lon - a.lon).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::NetOverride(net) => write!(f, "network override {net}"),
+            Rule::CountryOverride(c) => write!(f, "country override {c}"),
+            Rule::ContinentOverride(c) => write!(f, "continent override {c}"),
+            Rule::Nearest => f.write_str("nearest region by great-circle distance"),
+            Rule::DefaultOrder => f.write_str("location unknown: default region order"),
+            Rule::Failover => f.write_str("failover order"),
+            Rule::Weighted => f.write_str("weighted rendezvous hash of the client network"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,589 @@
+//! Table-driven and property tests of the geo decision.
+
+use std::net::IpAddr;
+
+use geo_data::{Continent, Coordinates, CountryCode, Location, Prefix};
+use proptest::prelude::*;
+use topology::{GeoName, RegionId, Topology};
+
+use super::*;
+use crate::client::Client;
+use crate::health::RegionHealth;
+
+const TOPOLOGY: &str = r#"
+dns:
+  nodes: [{ name: ns1, listen: ["127.0.0.1:5353"] }]
+  default_order: [eu-west, us-east]
+  overrides:
+    nets:
+      10.0.0.0/8: [ap-south]
+      10.1.0.0/16: [eu-west, us-east]
+    countries: { NZ: [us-west] }
+    continents: { SA: [us-east] }
+  zones:
+    - origin: example.com.
+      soa: { mname: ns1, rname: hostmaster }
+      records:
+        - { name: "@", type: NS, value: ns1 }
+        - { name: ns1, type: A, value: 127.0.0.1 }
+      geo:
+        - { name: nearest, regions: [us-east, eu-west, ap-south, us-west] }
+        - { name: failover, policy: failover, regions: [ap-south, eu-west, us-east] }
+        - { name: all, policy: all, max_answers: 2, regions: [us-east, eu-west, ap-south, us-west] }
+        - name: weighted
+          policy: weighted
+          regions: [us-east, eu-west]
+          weights: { us-east: 3, eu-west: 1 }
+        - { name: closed, regions: [us-east, eu-west], all_down: fail_closed }
+        - { name: fallback, regions: [us-east, eu-west], all_down: { fallback: [192.0.2.10, "2001:db8::10"] } }
+        - { name: v4only, regions: [us-west] }
+regions:
+  us-east:  { location: { lat: 39.04, lon: -77.49 }, vip: { ipv4: 127.0.1.1, ipv6: "fd00:1::1" } }
+  eu-west:  { location: { lat: 53.35, lon: -6.26 },  vip: { ipv4: 127.0.2.1, ipv6: "fd00:2::1" } }
+  ap-south: { location: { lat: 19.08, lon: 72.88 },  vip: { ipv4: 127.0.3.1, ipv6: "fd00:3::1" } }
+  us-west:  { location: { lat: 37.77, lon: -122.42 }, vip: { ipv4: 127.0.4.1 } }
+"#;
+
+fn topology() -> Topology {
+    topology::parse(TOPOLOGY, "decide-tests").unwrap()
+}
+
+fn geo<'t>(topology: &'t Topology, name: &str) -> &'t GeoName {
+    let full = format!("{name}.example.com.");
+    topology.dns.zones[0]
+        .geo
+        .iter()
+        .find(|g| g.name.to_string() == full)
+        .unwrap()
+}
+
+fn region(topology: &Topology, name: &str) -> RegionId {
+    topology.region_by_name(name).unwrap()
+}
+
+fn place(lat: f64, lon: f64, country: &str, continent: Continent) -> Location {
+    Location {
+        country: Some(country.parse::<CountryCode>().unwrap()),
+        continent: Some(continent),
+        coordinates: Some(Coordinates { lat, lon }),
+        city: None,
+    }
+}
+
+/// Decides for a client at `ip` (network /24) placed at `location`, whose
+/// location holds over `located`.
+fn run(
+    topology: &Topology,
+    name: &str,
+    family: AddressFamily,
+    ip: &str,
+    location: Option<&Location>,
+    located: &str,
+    health: &RegionHealth,
+) -> Decision {
+    let client = Client::new(ip.parse().unwrap(), None).unwrap();
+    let at = ClientLocation {
+        client: &client,
+        network: located.parse().unwrap(),
+        location,
+    };
+    decide(topology, geo(topology, name), family, &at, health)
+}
+
+fn chosen_names(topology: &Topology, decision: &Decision) -> Vec<String> {
+    decision
+        .chosen
+        .iter()
+        .map(|id| topology.region(*id).name.clone())
+        .collect()
+}
+
+#[test]
+fn nearest_region_for_known_cities() {
+    let t = topology();
+    let all_up = RegionHealth::all_up(t.regions.len());
+    let cases = [
+        (
+            "London",
+            place(51.51, -0.13, "GB", Continent::Europe),
+            "eu-west",
+        ),
+        (
+            "New York",
+            place(40.71, -74.0, "US", Continent::NorthAmerica),
+            "us-east",
+        ),
+        (
+            "San Francisco",
+            place(37.77, -122.42, "US", Continent::NorthAmerica),
+            "us-west",
+        ),
+        (
+            "Tokyo",
+            place(35.68, 139.69, "JP", Continent::Asia),
+            "ap-south",
+        ),
+        (
+            "Sydney",
+            place(-33.87, 151.21, "AU", Continent::Oceania),
+            "ap-south",
+        ),
+        (
+            "Johannesburg",
+            place(-26.2, 28.04, "ZA", Continent::Africa),
+            "ap-south",
+        ),
+        (
+            "Reykjavik",
+            place(64.15, -21.94, "IS", Continent::Europe),
+            "eu-west",
+        ),
+        (
+            "Mexico City",
+            place(19.43, -99.13, "MX", Continent::NorthAmerica),
+            "us-east",
+        ),
+    ];
+    for (city, location, expected) in cases {
+        let d = run(
+            &t,
+            "nearest",
+            AddressFamily::V4,
+            "192.0.2.1",
+            Some(&location),
+            "192.0.0.0/16",
+            &all_up,
+        );
+        assert_eq!(chosen_names(&t, &d), [expected], "{city}");
+        assert_eq!(d.rule, Rule::Nearest, "{city}");
+        assert_eq!(d.ranked.len(), 4);
+        // Candidates are listed nearest first.
+        let distances: Vec<f64> = d.ranked.iter().map(|r| r.distance_km.unwrap()).collect();
+        assert!(
+            distances.windows(2).all(|w| w[0] <= w[1]),
+            "{city}: {distances:?}"
+        );
+    }
+}
+
+#[test]
+fn unhealthy_regions_are_skipped_in_preference_order() {
+    let t = topology();
+    let london = place(51.51, -0.13, "GB", Continent::Europe);
+    let mut up = vec![true; t.regions.len()];
+    up[region(&t, "eu-west").0] = false;
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&london),
+        "192.0.0.0/16",
+        &RegionHealth::from_states(up),
+    );
+    assert_eq!(chosen_names(&t, &d), ["us-east"]);
+    assert_eq!(d.addresses, ["127.0.1.1".parse::<IpAddr>().unwrap()]);
+    assert!(!d.ranked[0].healthy);
+    assert_eq!(d.all_down, None);
+}
+
+#[test]
+fn failover_follows_the_written_order_wherever_the_client_is() {
+    let t = topology();
+    let london = place(51.51, -0.13, "GB", Continent::Europe);
+    let d = run(
+        &t,
+        "failover",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&london),
+        "192.0.0.0/16",
+        &RegionHealth::all_up(4),
+    );
+    assert_eq!(chosen_names(&t, &d), ["ap-south"]);
+    assert_eq!(d.scope, 0, "failover does not depend on the client");
+    let mut up = vec![true; 4];
+    up[region(&t, "ap-south").0] = false;
+    let d = run(
+        &t,
+        "failover",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&london),
+        "192.0.0.0/16",
+        &RegionHealth::from_states(up),
+    );
+    assert_eq!(chosen_names(&t, &d), ["eu-west"]);
+}
+
+#[test]
+fn all_answers_the_nearest_healthy_regions_up_to_the_limit() {
+    let t = topology();
+    let nyc = place(40.71, -74.0, "US", Continent::NorthAmerica);
+    let d = run(
+        &t,
+        "all",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&nyc),
+        "192.0.0.0/16",
+        &RegionHealth::all_up(4),
+    );
+    assert_eq!(chosen_names(&t, &d), ["us-east", "us-west"]);
+    assert_eq!(d.addresses.len(), 2);
+    let mut up = vec![true; 4];
+    up[region(&t, "us-west").0] = false;
+    let d = run(
+        &t,
+        "all",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&nyc),
+        "192.0.0.0/16",
+        &RegionHealth::from_states(up),
+    );
+    assert_eq!(chosen_names(&t, &d), ["us-east", "eu-west"]);
+}
+
+#[test]
+fn overrides_win_over_distance() {
+    let t = topology();
+    let london = place(51.51, -0.13, "GB", Continent::Europe);
+    let up = RegionHealth::all_up(4);
+    // The longest matching network wins.
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "10.1.2.3",
+        Some(&london),
+        "10.0.0.0/8",
+        &up,
+    );
+    assert_eq!(d.rule, Rule::NetOverride("10.1.0.0/16".parse().unwrap()));
+    assert_eq!(chosen_names(&t, &d), ["eu-west"]);
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "10.2.2.3",
+        Some(&london),
+        "10.0.0.0/8",
+        &up,
+    );
+    assert_eq!(chosen_names(&t, &d), ["ap-south"]);
+    // Country, then continent.
+    let auckland = place(-36.85, 174.76, "NZ", Continent::Oceania);
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&auckland),
+        "192.0.0.0/16",
+        &up,
+    );
+    assert_eq!(d.rule, Rule::CountryOverride("NZ".into()));
+    assert_eq!(chosen_names(&t, &d), ["us-west"]);
+    let lima = place(-12.05, -77.04, "PE", Continent::SouthAmerica);
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&lima),
+        "192.0.0.0/16",
+        &up,
+    );
+    assert_eq!(d.rule, Rule::ContinentOverride("SA".into()));
+    assert_eq!(chosen_names(&t, &d), ["us-east"]);
+    // An override's regions come first; the rest follow by distance, so a
+    // down override region does not leave the client unanswered.
+    let mut states = vec![true; 4];
+    states[region(&t, "us-west").0] = false;
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&auckland),
+        "192.0.0.0/16",
+        &RegionHealth::from_states(states),
+    );
+    assert_eq!(chosen_names(&t, &d), ["ap-south"]);
+}
+
+#[test]
+fn unknown_clients_get_the_default_order() {
+    let t = topology();
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "203.0.113.9",
+        None,
+        "203.0.112.0/22",
+        &RegionHealth::all_up(4),
+    );
+    assert_eq!(d.rule, Rule::DefaultOrder);
+    assert_eq!(chosen_names(&t, &d), ["eu-west"]);
+    let names: Vec<String> = d
+        .ranked
+        .iter()
+        .map(|r| t.region(r.region).name.clone())
+        .collect();
+    assert_eq!(names, ["eu-west", "us-east", "ap-south", "us-west"]);
+}
+
+#[test]
+fn all_down_policies() {
+    let t = topology();
+    let london = place(51.51, -0.13, "GB", Continent::Europe);
+    let down = RegionHealth::from_states(vec![false; 4]);
+    let open = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&london),
+        "192.0.0.0/16",
+        &down,
+    );
+    assert_eq!(
+        chosen_names(&t, &open),
+        ["eu-west"],
+        "fail_open answers as if all were up"
+    );
+    assert_eq!(open.all_down, Some(AllDown::FailOpen));
+    let closed = run(
+        &t,
+        "closed",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&london),
+        "192.0.0.0/16",
+        &down,
+    );
+    assert!(closed.addresses.is_empty());
+    let fallback = run(
+        &t,
+        "fallback",
+        AddressFamily::V6,
+        "192.0.2.1",
+        Some(&london),
+        "192.0.0.0/16",
+        &down,
+    );
+    assert_eq!(
+        fallback.addresses,
+        ["2001:db8::10".parse::<IpAddr>().unwrap()]
+    );
+    assert_eq!(fallback.scope, 0);
+}
+
+#[test]
+fn aaaa_uses_only_regions_with_an_ipv6_vip() {
+    let t = topology();
+    let sf = place(37.77, -122.42, "US", Continent::NorthAmerica);
+    let up = RegionHealth::all_up(4);
+    let v6 = run(
+        &t,
+        "nearest",
+        AddressFamily::V6,
+        "192.0.2.1",
+        Some(&sf),
+        "192.0.0.0/16",
+        &up,
+    );
+    assert_eq!(
+        chosen_names(&t, &v6),
+        ["us-east"],
+        "us-west has no IPv6 VIP"
+    );
+    assert_eq!(v6.addresses, ["fd00:1::1".parse::<IpAddr>().unwrap()]);
+    let none = run(
+        &t,
+        "v4only",
+        AddressFamily::V6,
+        "192.0.2.1",
+        Some(&sf),
+        "192.0.0.0/16",
+        &up,
+    );
+    assert!(none.addresses.is_empty(), "no IPv6 VIP at all: NODATA");
+}
+
+#[test]
+fn scope_is_the_location_network_narrowed_by_override_networks() {
+    let t = topology();
+    let somewhere = place(51.51, -0.13, "GB", Continent::Europe);
+    let up = RegionHealth::all_up(4);
+    // No override network inside 192.0.0.0/16: the whole location network.
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&somewhere),
+        "192.0.0.0/16",
+        &up,
+    );
+    assert_eq!(d.scope, 16);
+    // 10.1.0.0/16 lies inside 10.0.0.0/8 but excludes 10.2.x: narrowed to /15.
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "10.2.2.3",
+        Some(&somewhere),
+        "10.0.0.0/8",
+        &up,
+    );
+    assert_eq!(d.scope, 15);
+    // Never wider than the location network, never narrower than /24.
+    let d = run(
+        &t,
+        "nearest",
+        AddressFamily::V4,
+        "10.1.2.3",
+        Some(&somewhere),
+        "10.1.2.0/27",
+        &up,
+    );
+    assert_eq!(d.scope, 16, "a net override holds over its whole network");
+    let w = run(
+        &t,
+        "weighted",
+        AddressFamily::V4,
+        "192.0.2.1",
+        None,
+        "192.0.0.0/16",
+        &up,
+    );
+    assert_eq!(w.scope, 24, "weighted answers hold per client /24");
+}
+
+#[test]
+fn weighted_hash_is_pinned() {
+    // Golden values: if these change, clients move between regions.
+    assert_eq!(
+        weighted_hash(&[192, 0, 2, 0, 24], b"us-east"),
+        GOLDEN_US_EAST
+    );
+    assert_eq!(
+        weighted_hash(&[192, 0, 2, 0, 24], b"eu-west"),
+        GOLDEN_EU_WEST
+    );
+}
+
+// Computed by an independent Python SipHash-1-3 (checked against the
+// SipHash-2-4 reference vector) over the concatenated bytes.
+const GOLDEN_US_EAST: u64 = 1_341_449_522_304_728_625;
+const GOLDEN_EU_WEST: u64 = 9_934_750_041_053_774_691;
+
+fn weighted_share(t: &Topology, clients: u32) -> f64 {
+    let up = RegionHealth::all_up(t.regions.len());
+    let us_east = region(t, "us-east");
+    let mut count = 0;
+    for i in 0..clients {
+        let ip = IpAddr::from([(i >> 16) as u8 | 1, (i >> 8) as u8, i as u8, 0]);
+        let d = run(
+            t,
+            "weighted",
+            AddressFamily::V4,
+            &ip.to_string(),
+            None,
+            "0.0.0.0/0",
+            &up,
+        );
+        if d.chosen == [us_east] {
+            count += 1;
+        }
+    }
+    f64::from(count) / f64::from(clients)
+}
+
+#[test]
+fn weights_are_honoured() {
+    let share = weighted_share(&topology(), 20_000);
+    assert!(
+        (share - 0.75).abs() < 0.02,
+        "us-east got {share}, weight 3 of 4"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A down region is never answered while a healthy candidate exists.
+    #[test]
+    fn down_regions_are_never_answered_while_another_is_up(
+        up in proptest::collection::vec(any::<bool>(), 4),
+        lat in -90.0f64..90.0,
+        lon in -180.0f64..180.0,
+        octets in any::<[u8; 4]>(),
+        name in prop::sample::select(vec!["nearest", "failover", "all", "weighted"]),
+    ) {
+        let t = topology();
+        let health = RegionHealth::from_states(up.clone());
+        let location = place(lat, lon, "FR", Continent::Europe);
+        let ip = IpAddr::from(octets).to_string();
+        let d = run(&t, name, AddressFamily::V4, &ip, Some(&location), "0.0.0.0/0", &health);
+        let candidates = &geo(&t, name).regions;
+        if candidates.iter().any(|id| up[id.0]) {
+            prop_assert!(!d.chosen.is_empty());
+            prop_assert!(d.chosen.iter().all(|id| up[id.0]), "chose a down region: {:?}", d);
+        }
+    }
+
+    /// Taking one region out moves only the clients it had.
+    #[test]
+    fn removing_a_region_moves_only_its_clients(seed in any::<u16>()) {
+        let text = TOPOLOGY.replace(
+            "weights: { us-east: 3, eu-west: 1 }",
+            "weights: { us-east: 1, eu-west: 1 }",
+        ).replace("regions: [us-east, eu-west]\n          weights", "regions: [us-east, eu-west, ap-south]\n          weights");
+        let t = topology::parse(&text, "three-way").unwrap();
+        let all_up = RegionHealth::all_up(4);
+        let mut states = vec![true; 4];
+        states[region(&t, "ap-south").0] = false;
+        let without = RegionHealth::from_states(states);
+        for i in 0..200u32 {
+            let n = u32::from(seed) * 200 + i;
+            let ip = IpAddr::from([(n >> 16) as u8 | 1, (n >> 8) as u8, n as u8, 0]).to_string();
+            let before = run(&t, "weighted", AddressFamily::V4, &ip, None, "0.0.0.0/0", &all_up);
+            let after = run(&t, "weighted", AddressFamily::V4, &ip, None, "0.0.0.0/0", &without);
+            if before.chosen != [region(&t, "ap-south")] {
+                prop_assert_eq!(before.chosen, after.chosen);
+            }
+        }
+    }
+}
+
+#[test]
+fn great_circle_distances_are_right() {
+    let london = Coordinates {
+        lat: 51.5074,
+        lon: -0.1278,
+    };
+    let new_york = Coordinates {
+        lat: 40.7128,
+        lon: -74.0060,
+    };
+    let km = great_circle_km(london, new_york);
+    assert!((km - 5570.0).abs() < 15.0, "{km}");
+    assert_eq!(great_circle_km(london, london), 0.0);
+}
+
+#[test]
+fn stable_scope_ignores_other_families_and_enclosing_nets() {
+    let client: Prefix = "10.2.2.0/24".parse().unwrap();
+    let nets: Vec<Prefix> = vec![
+        "2001:db8::/32".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+    ];
+    assert_eq!(
+        stable_scope("10.0.0.0/8".parse().unwrap(), client, nets.into_iter()),
+        8
+    );
+}

@@ -1,0 +1,162 @@
+//! The decision trace for one name and client: where the client was
+//! placed, which regions were candidates (distance, health), the rule that
+//! chose, and the answer. `gslb explain` prints it; the admin API serves it.
+
+use std::fmt;
+
+use topology::{DomainName, RecordType, Topology};
+
+use crate::client::Client;
+use crate::decide::{ClientLocation, Decision};
+use crate::geo::GeoResolver;
+use crate::resolve::{Outcome, Part, resolve};
+use crate::state::ServingState;
+
+/// Everything `explain` found out.
+pub struct Explanation {
+    question: String,
+    client: Client,
+    location: String,
+    database: String,
+    outcome: Outcome,
+    answers: Vec<String>,
+    decision: Option<Decision>,
+    scope: Option<u8>,
+    topology: std::sync::Arc<Topology>,
+}
+
+/// Explains the answer to `name`/`rtype` for `client` from `state`.
+pub fn explain(
+    state: &ServingState,
+    name: &str,
+    rtype: RecordType,
+    client: Client,
+) -> Result<Explanation, String> {
+    let qname = DomainName::parse_absolute(name).map_err(|e| format!("bad name: {e}"))?;
+    let geoip = state.geoip.load();
+    let mut geo = GeoResolver::new(&state.topology, &geoip, &state.health, &client);
+    let located = geo.locate();
+    let location = describe_location(&located);
+    let resolution = resolve(&state.zones, qname.wire(), rtype.code(), &mut geo);
+    let answers = resolution
+        .answer
+        .iter()
+        .flat_map(|part| match part {
+            Part::Rrset { rrset, owner } => rrset
+                .data
+                .iter()
+                .map(|data| {
+                    format!(
+                        "{} {} {} {}",
+                        owner.as_ref().unwrap_or(&rrset.name),
+                        rrset.ttl,
+                        rrset.rtype,
+                        topology::zonefile::presentation(data)
+                    )
+                })
+                .collect::<Vec<_>>(),
+            Part::Geo {
+                owner,
+                rtype,
+                answer,
+            } => answer
+                .addresses
+                .iter()
+                .map(|ip| format!("{owner} {} {rtype} {ip}", answer.ttl))
+                .collect(),
+        })
+        .collect();
+    Ok(Explanation {
+        question: format!("{qname} {rtype}"),
+        client,
+        location,
+        database: geoip.description().to_owned(),
+        outcome: resolution.outcome,
+        answers,
+        decision: geo.decision,
+        scope: resolution.client_scope,
+        topology: state.topology.clone(),
+    })
+}
+
+fn describe_location(located: &ClientLocation<'_>) -> String {
+    let Some(location) = located.location else {
+        return format!("unknown (no location for {})", located.network);
+    };
+    let mut parts = Vec::new();
+    if let Some(city) = &location.city {
+        parts.push(city.clone());
+    }
+    if let Some(country) = location.country {
+        parts.push(country.to_string());
+    }
+    if let Some(continent) = location.continent {
+        parts.push(format!("continent {continent}"));
+    }
+    if let Some(c) = location.coordinates {
+        parts.push(format!("at {c}"));
+    }
+    format!("{} (same over {})", parts.join(", "), located.network)
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "question: {}", self.question)?;
+        let source = if self.client.ecs.is_some() {
+            "EDNS client subnet"
+        } else {
+            "resolver address"
+        };
+        writeln!(f, "client:   {} (from the {source})", self.client.network)?;
+        writeln!(f, "location: {}", self.location)?;
+        writeln!(f, "database: {}", self.database)?;
+        if let Some(decision) = &self.decision {
+            writeln!(f, "rule:     {}", decision.rule)?;
+            writeln!(f, "candidates (preference order):")?;
+            for (rank, candidate) in decision.ranked.iter().enumerate() {
+                let region = self.topology.region(candidate.region);
+                let distance = candidate
+                    .distance_km
+                    .map_or_else(String::new, |km| format!(" {km:>8.0} km"));
+                let state = if candidate.healthy {
+                    "up"
+                } else {
+                    "DOWN (skipped)"
+                };
+                let chosen = if decision.chosen.contains(&candidate.region) {
+                    "  <- answered"
+                } else {
+                    ""
+                };
+                writeln!(
+                    f,
+                    "  {}. {:<12}{distance}  {state}{chosen}",
+                    rank + 1,
+                    region.name
+                )?;
+            }
+            if let Some(all_down) = &decision.all_down {
+                writeln!(f, "every candidate is down: all_down = {all_down:?}")?;
+            }
+        }
+        writeln!(f, "rcode:    {:?}", self.outcome)?;
+        if self.answers.is_empty() {
+            writeln!(f, "answer:   (none)")?;
+        }
+        for line in &self.answers {
+            writeln!(f, "answer:   {line}")?;
+        }
+        match self.scope {
+            Some(scope) => write!(
+                f,
+                "ECS scope: /{scope} (the same answer holds for {})",
+                geo_data::Prefix::new(self.client.network.addr(), scope)
+                    .map_or_else(|_| "?".into(), |p| p.to_string())
+            ),
+            None => write!(
+                f,
+                "ECS scope: /0 (the answer does not depend on the client)"
+            ),
+        }
+    }
+}
