@@ -26,6 +26,15 @@
 //! None: the workspace forbids it. Zero-copy `splice(2)` goes through the
 //! safe wrappers of the `nix` crate.
 
+pub mod backend;
+pub mod l4;
+pub mod l7;
 pub mod maglev;
 pub mod proxy_protocol;
 pub mod relay;
+
+/// A problem with the topology or the command line (exit code 1), as
+/// opposed to a runtime failure (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);

@@ -1,22 +1,121 @@
-//! `edge`: runs a region's L4 and L7 load-balancing tiers.
-//!
-//! The building blocks (Maglev selection, PROXY protocol, the byte relay)
-//! live in the `edge` library; the tiers that wire them to listeners,
-//! health checks and the topology arrive with their own issues. Until then
-//! this binary only describes itself.
+//! The `edge` binary: runs one node of a region's tiers — an L4 node on the
+//! VIP, an L7 proxy, or a demo backend — as the topology file describes it.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Runs one region's load-balancing tiers (L4 TCP on the VIP, L7 HTTP/TLS
-/// proxies) as described by the topology file.
-///
-/// Not implemented yet: the L4 and L7 tiers land with their own issues.
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// Runs one node of a region's load-balancing tiers.
 #[derive(Parser)]
-#[command(version, about, long_about)]
-struct Args {}
+#[command(version, about, after_help = EXAMPLES)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    Args::parse();
-    eprintln!("edge: the L4 and L7 tiers are not implemented yet; see `edge --help`");
-    std::process::exit(2);
+#[derive(Subcommand)]
+enum Command {
+    /// Run an L4 node: TCP on the region's VIP, Maglev over the L7 nodes.
+    L4 {
+        /// The topology file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The node's name (`regions.R.l4.nodes[].name`).
+        #[arg(long)]
+        node: String,
+    },
+    /// Run an L7 node: TLS termination and HTTP routing to backend pools.
+    L7 {
+        /// The topology file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The node's name (`regions.R.l7.nodes[].name`).
+        #[arg(long)]
+        node: String,
+    },
+    /// Run a demo backend: answers with its name and region.
+    Backend {
+        /// The topology file.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// The backend's name (`regions.R.backends[].name`).
+        #[arg(long)]
+        name: String,
+    },
+}
+
+const EXAMPLES: &str = "Examples:
+  edge l4 --config examples/three-regions.yaml --node us-east-l4
+  edge l7 --config examples/three-regions.yaml --node us-east-l7a
+  edge backend --config examples/three-regions.yaml --name us-east-web1
+
+Normally `gtm up` starts these. Logging: RUST_LOG=debug (default info).";
+
+/// Exit codes: 0 ok, 1 configuration or usage error, 2 runtime failure.
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("edge: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let result = runtime.block_on(async {
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        match args.command {
+            Command::L4 { config, node } => edge::l4::run_node(&config, &node, shutdown).await,
+            Command::L7 { config, node } => edge::l7::run_node(&config, &node, shutdown).await,
+            Command::Backend { config, name } => {
+                edge::backend::run_named(&config, &name, shutdown).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            error!("{error:#}");
+            eprintln!("edge: {error:#}");
+            match error.downcast_ref::<edge::ConfigError>() {
+                Some(_) => ExitCode::from(1),
+                None => ExitCode::from(2),
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received: draining"),
+        _ = int.recv() => info!("SIGINT received: draining"),
+    }
+    shutdown.cancel();
 }

@@ -6,6 +6,8 @@
 //! - [`raw`]: stage one, the file's shape (serde, unknown keys refused).
 //! - [`validate`]: stage two, every value checked, all problems reported.
 //! - [`model`]: the validated [`Topology`] the binaries work from.
+//! - [`health`]: health checks (region, L7 node, backend server).
+//! - [`tiers`]: a region's L4 and L7 tiers and demo backends.
 //! - [`name`], [`rdata`], [`duration`]: the value types and their parsers.
 //! - `locate`: field path → line number, for error messages.
 //! - [`zonefile`]: a zone written out as an RFC 1035 master file.
@@ -13,11 +15,13 @@
 //! The schema is documented in `docs/topology.md` at the repository root.
 
 pub mod duration;
+pub mod health;
 mod locate;
 pub mod model;
 pub mod name;
 pub mod raw;
 pub mod rdata;
+pub mod tiers;
 pub mod validate;
 pub mod zonefile;
 

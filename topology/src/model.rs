@@ -8,6 +8,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 pub use geo_data::Coordinates;
+
+use crate::health::HealthCheck;
+use crate::tiers::Backend;
+use crate::tiers::l4::L4Tier;
+use crate::tiers::l7::L7Tier;
 use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::name::DomainName;
@@ -196,6 +201,14 @@ pub struct Region {
     pub location: Coordinates,
     /// Its public addresses.
     pub vip: Vip,
+    /// How the GSLB probes it (through the VIP's HTTP port by default).
+    pub health: HealthCheck,
+    /// The L4 tier on the VIP, if the region runs one.
+    pub l4: Option<L4Tier>,
+    /// The L7 tier, if the region runs one.
+    pub l7: Option<L7Tier>,
+    /// Demo backends.
+    pub backends: Vec<Backend>,
 }
 
 /// A region's VIP addresses; at least one is set.
@@ -205,4 +218,8 @@ pub struct Vip {
     pub ipv4: Option<Ipv4Addr>,
     /// Answered for AAAA queries.
     pub ipv6: Option<Ipv6Addr>,
+    /// Plain HTTP port.
+    pub http_port: u16,
+    /// HTTPS port.
+    pub https_port: u16,
 }

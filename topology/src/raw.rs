@@ -176,6 +176,18 @@ pub struct RawRegion {
     pub location: RawLocation,
     /// The region's public addresses.
     pub vip: RawVip,
+    /// How the GSLB probes the region through its VIP.
+    #[serde(default)]
+    pub health: Option<crate::health::RawHealthCheck>,
+    /// The L4 tier on the VIP.
+    #[serde(default)]
+    pub l4: Option<crate::tiers::l4::RawL4>,
+    /// The L7 tier behind it.
+    #[serde(default)]
+    pub l7: Option<crate::tiers::l7::RawL7>,
+    /// Demo backends `gtm up` starts.
+    #[serde(default)]
+    pub backends: Vec<crate::tiers::RawBackend>,
 }
 
 /// Coordinates in degrees.
@@ -198,6 +210,21 @@ pub struct RawVip {
     /// IPv6 VIP, answered for AAAA.
     #[serde(default)]
     pub ipv6: Option<Scalar>,
+    /// Service ports on the VIP.
+    #[serde(default)]
+    pub ports: Option<RawPorts>,
+}
+
+/// `vip.ports:` — the ports the region serves on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPorts {
+    /// Plain HTTP (default 80).
+    #[serde(default)]
+    pub http: Option<u16>,
+    /// HTTPS (default 443).
+    #[serde(default)]
+    pub https: Option<u16>,
 }
 
 /// A scalar the author may have written as a string, a number or a

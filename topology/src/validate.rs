@@ -1,7 +1,7 @@
 //! Stage two: raw structs → the validated [`Topology`], reporting every
 //! problem at once, each with the field path it concerns.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use crate::duration::parse_ttl;
@@ -27,11 +27,12 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Problems found so far; every validator adds to one list.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(crate) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
@@ -39,7 +40,11 @@ impl Problems {
     }
 
     /// Records the error of `result` under `path`, turning it into `None`.
-    fn check<T>(&mut self, path: impl Into<String>, result: Result<T, String>) -> Option<T> {
+    pub(crate) fn check<T>(
+        &mut self,
+        path: impl Into<String>,
+        result: Result<T, String>,
+    ) -> Option<T> {
         result.map_err(|message| self.add(path, message)).ok()
     }
 }
@@ -85,7 +90,6 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         );
     }
     let mut nodes = Vec::new();
-    let mut node_names = HashSet::new();
     let mut listen_owner: HashMap<SocketAddr, String> = HashMap::new();
     for (index, node) in raw.dns.nodes.iter().enumerate() {
         let path = format!("dns.nodes[{index}]");
@@ -93,7 +97,6 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
             node,
             &path,
             &mut problems,
-            &mut node_names,
             &mut listen_owner,
             &resolve_region,
         ) {
@@ -122,6 +125,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         }
     }
 
+    check_component_names(&raw, &mut problems);
     let geoip = match raw.dns.geoip.as_deref() {
         None | Some("embedded") => GeoIpSource::Embedded,
         Some("") => {
@@ -152,6 +156,60 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         })
     } else {
         Err(problems.0)
+    }
+}
+
+/// Every process `gtm` runs (name servers, L4 and L7 nodes, backends) is
+/// addressed by name, so names are unique across the whole file.
+fn check_component_names(raw: &RawTopology, problems: &mut Problems) {
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    let mut names: Vec<(&str, String)> = Vec::new();
+    for (index, node) in raw.dns.nodes.iter().enumerate() {
+        names.push((node.name.as_str(), format!("dns.nodes[{index}].name")));
+    }
+    for (region, r) in &raw.regions {
+        for (index, node) in r.l4.iter().flat_map(|l4| l4.nodes.iter().enumerate()) {
+            names.push((
+                node.name.as_str(),
+                format!("regions.{region}.l4.nodes[{index}].name"),
+            ));
+        }
+        for (index, node) in r.l7.iter().flat_map(|l7| l7.nodes.iter().enumerate()) {
+            names.push((
+                node.name.as_str(),
+                format!("regions.{region}.l7.nodes[{index}].name"),
+            ));
+        }
+        for (index, backend) in r.backends.iter().enumerate() {
+            names.push((
+                backend.name.as_str(),
+                format!("regions.{region}.backends[{index}].name"),
+            ));
+        }
+    }
+    for (name, path) in names {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            problems.add(
+                &path,
+                format!("name {name:?} must be letters, digits, '-' or '_'"),
+            );
+        }
+        if name == "all" || name == "gslb" {
+            problems.add(&path, format!("{name:?} is reserved; choose another name"));
+        }
+        match seen.get(name) {
+            Some(first) => problems.add(
+                &path,
+                format!("name {name:?} is already used at {first}; every component needs its own"),
+            ),
+            None => {
+                seen.insert(name, path);
+            }
+        }
     }
 }
 
@@ -257,7 +315,14 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
             ),
         );
     }
-    let RawRegion { location, vip } = raw;
+    let RawRegion {
+        location,
+        vip,
+        health,
+        l4,
+        l7,
+        backends,
+    } = raw;
     if !(-90.0..=90.0).contains(&location.lat) {
         problems.add(
             format!("{path}.location.lat"),
@@ -292,13 +357,50 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
             "the VIP has no address; set `ipv4:` and/or `ipv6:`",
         );
     }
+    let ports = vip.ports.as_ref();
+    let http_port = ports.and_then(|p| p.http).unwrap_or(80);
+    let https_port = ports.and_then(|p| p.https).unwrap_or(443);
+    let l7 = l7
+        .as_ref()
+        .map(|raw| crate::tiers::l7::validate(raw, &format!("{path}.l7"), problems));
+    let l7_health_path = l7
+        .as_ref()
+        .map_or(crate::tiers::l7::DEFAULT_HEALTH_PATH, |t| {
+            t.health_path.as_str()
+        })
+        .to_owned();
+    let l4 = l4.as_ref().map(|raw| {
+        if l7.is_none() {
+            problems.add(
+                format!("{path}.l4"),
+                "an L4 tier needs L7 nodes to send connections to; add an `l7:` block",
+            );
+        }
+        crate::tiers::l4::validate(raw, &l7_health_path, &format!("{path}.l4"), problems)
+    });
+    let health = crate::health::validate(
+        health.as_ref(),
+        &l7_health_path,
+        &format!("{path}.health"),
+        problems,
+    );
+    let backends = crate::tiers::validate_backends(backends, &format!("{path}.backends"), problems);
     (problems.0.len() == before).then(|| Region {
         name: name.to_owned(),
         location: Coordinates {
             lat: location.lat,
             lon: location.lon,
         },
-        vip: Vip { ipv4, ipv6 },
+        vip: Vip {
+            ipv4,
+            ipv6,
+            http_port,
+            https_port,
+        },
+        health,
+        l4,
+        l7,
+        backends,
     })
 }
 
@@ -306,22 +408,10 @@ fn validate_node(
     raw: &RawNode,
     path: &str,
     problems: &mut Problems,
-    names: &mut HashSet<String>,
     listen_owner: &mut HashMap<SocketAddr, String>,
     resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
 ) -> Option<DnsNode> {
     let before = problems.0.len();
-    if raw.name.is_empty() {
-        problems.add(format!("{path}.name"), "the node name is empty");
-    } else if !names.insert(raw.name.clone()) {
-        problems.add(
-            format!("{path}.name"),
-            format!(
-                "node name {:?} is used twice; names must be unique",
-                raw.name
-            ),
-        );
-    }
     let region = raw
         .region
         .as_deref()
