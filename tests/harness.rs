@@ -115,14 +115,28 @@ impl Drop for Daemon {
     }
 }
 
-/// Starts `gslb` on `config` listening on a free loopback port; returns the
-/// daemon and the address it serves.
+/// A fresh, empty directory for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("gtm-test-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Starts `gslb` on `config` with DNS and the admin API on free loopback
+/// ports and a state file of its own; returns the daemon and the DNS
+/// address.
 pub fn start_gslb(config: &std::path::Path) -> (Daemon, std::net::SocketAddr) {
+    let state = temp_dir("gslb-state").join("state.json");
     let mut command = Command::new(binary("gslb"));
     command
         .arg("--config")
         .arg(config)
-        .args(["--listen", "127.0.0.1:0"]);
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--state-file")
+        .arg(state);
     let mut daemon = Daemon::spawn(command);
     let line = daemon.wait_for("serving DNS");
     let addr = line

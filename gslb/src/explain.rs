@@ -9,6 +9,7 @@ use topology::{DomainName, RecordType, Topology};
 use crate::client::Client;
 use crate::decide::{ClientLocation, Decision};
 use crate::geo::GeoResolver;
+use crate::health::RegionHealth;
 use crate::resolve::{Outcome, Part, resolve};
 use crate::state::ServingState;
 
@@ -28,13 +29,14 @@ pub struct Explanation {
 /// Explains the answer to `name`/`rtype` for `client` from `state`.
 pub fn explain(
     state: &ServingState,
+    health: &RegionHealth,
     name: &str,
     rtype: RecordType,
     client: Client,
 ) -> Result<Explanation, String> {
     let qname = DomainName::parse_absolute(name).map_err(|e| format!("bad name: {e}"))?;
     let geoip = state.geoip.load();
-    let mut geo = GeoResolver::new(&state.topology, &geoip, &state.health, &client);
+    let mut geo = GeoResolver::new(&state.topology, &geoip, health, &client);
     let located = geo.locate();
     let location = describe_location(&located);
     let resolution = resolve(&state.zones, qname.wire(), rtype.code(), &mut geo);
@@ -77,6 +79,23 @@ pub fn explain(
         scope: resolution.client_scope,
         topology: state.topology.clone(),
     })
+}
+
+impl Explanation {
+    /// The answer records, one per line.
+    pub fn answers(&self) -> &[String] {
+        &self.answers
+    }
+
+    /// The rule that ordered the regions, if a geo decision was made.
+    pub fn rule(&self) -> Option<String> {
+        self.decision.as_ref().map(|d| d.rule.to_string())
+    }
+
+    /// The ECS scope of the answer (0 when it does not depend on the client).
+    pub fn scope(&self) -> u8 {
+        self.scope.unwrap_or(0)
+    }
 }
 
 fn describe_location(located: &ClientLocation<'_>) -> String {

@@ -15,7 +15,14 @@
 //! - [`health`]: the view of which regions are in service.
 //! - [`explain`]: the decision trace for one name and client.
 //! - [`state`]: the immutable snapshot the query path reads.
+//!
+//! Around the query path, owned by [`node::Node`]:
+//! - [`monitor`]: probes the regions (with the `probe` crate), gathers the
+//!   peers' views, combines them by [`vantage`] quorum, applies
+//!   [`overrides`] and publishes the [`health`] view.
+//! - [`admin_api`]: status, overrides, reload, explain, metrics ([`metrics`]).
 
+pub mod admin_api;
 pub mod client;
 pub mod decide;
 pub mod dns;
@@ -23,8 +30,13 @@ pub mod explain;
 pub mod geo;
 pub mod health;
 pub mod listen;
+pub mod metrics;
+pub mod monitor;
+pub mod node;
+pub mod overrides;
 pub mod resolve;
 pub mod state;
+pub mod vantage;
 pub mod zone;
 
 use std::sync::Arc;
@@ -39,6 +51,12 @@ use topology::{GeoIpSource, Topology};
 use tracing::{info, warn};
 
 pub use listen::Listeners;
+pub use node::Options;
+
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
+use crate::node::Node;
+use crate::overrides::OverrideStore;
 pub use state::ServingState;
 
 /// How long queries in flight may take to finish after shutdown begins.
@@ -61,10 +79,17 @@ pub fn open_geoip(topology: &Topology) -> anyhow::Result<WatchedGeoDb> {
     })
 }
 
-/// Serves `topology`'s zones on `listeners` until `shutdown` is cancelled.
+/// How often the topology file is checked for changes.
+pub const CONFIG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs a GSLB node until `shutdown` is cancelled: serves `topology`'s
+/// zones on `listeners.dns`, probes the regions, exchanges views with its
+/// peers, serves the admin API on `listeners.admin`, and reloads the
+/// topology file when it changes.
 pub async fn run(
     topology: Topology,
     listeners: Listeners,
+    options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let geoip = Arc::new(open_geoip(&topology)?);
@@ -72,18 +97,84 @@ pub async fn run(
         database = geoip.current().description(),
         "GeoIP database loaded"
     );
+    let overrides = match &options.state_file {
+        Some(path) => OverrideStore::load(path)?,
+        None => OverrideStore::in_memory(),
+    };
+    for (region, held) in overrides.all() {
+        info!(
+            region,
+            mode = held.mode.as_str(),
+            "override restored from the state file"
+        );
+    }
+    let version = match &options.config_path {
+        Some(path) => node::version_of(&std::fs::read(path).unwrap_or_default()),
+        None => node::version_of(b""),
+    };
+    let metrics = Metrics::new();
+    let mut tasks = JoinSet::new();
+    let monitor = Monitor::start(
+        &topology,
+        &options.node,
+        overrides,
+        metrics.clone(),
+        &mut tasks,
+        shutdown.clone(),
+    );
+    monitor.configure(&topology).await;
     let state = Arc::new(ArcSwap::from_pointee(ServingState::new(
         Arc::new(topology),
         geoip.clone(),
     )));
-    let mut tasks = JoinSet::new();
+    let node = Arc::new(Node::new(
+        options,
+        state.clone(),
+        monitor.clone(),
+        geoip.clone(),
+        metrics.clone(),
+        version,
+    ));
+    if let Some(listener) = listeners.admin {
+        let config = admin::AdminConfig {
+            token: admin_token(&node.topology())?,
+            ..admin::AdminConfig::default()
+        };
+        let server = admin::AdminServer::new(listener, admin_api::router(node.clone()), config)?;
+        tasks.spawn(server.run(shutdown.clone()));
+    }
+    tasks.spawn(
+        node.clone()
+            .watch_config(CONFIG_CHECK_INTERVAL, shutdown.clone()),
+    );
+    tasks.spawn(node.clone().track_rate(shutdown.clone()));
     if geoip.path().is_some() {
         tasks.spawn(refresh_geoip(geoip, shutdown.clone()));
     }
-    let result = dns::serve(state, listeners, shutdown.clone(), SHUTDOWN_GRACE).await;
+    let result = dns::serve(
+        state,
+        monitor.view.clone(),
+        metrics,
+        listeners.dns,
+        shutdown.clone(),
+        SHUTDOWN_GRACE,
+    )
+    .await;
     shutdown.cancel();
     tasks.join_all().await;
     result
+}
+
+/// The bearer token for the admin API's mutating routes: `GTM_ADMIN_TOKEN`
+/// if set, else `dns.admin_token`.
+fn admin_token(topology: &Topology) -> anyhow::Result<Option<admin::Token>> {
+    if let Some(token) = admin::Token::from_env()? {
+        return Ok(Some(token));
+    }
+    Ok(match &topology.dns.admin_token {
+        Some(secret) => Some(admin::Token::new(secret, "dns.admin_token")?),
+        None => None,
+    })
 }
 
 /// Reopens the GeoIP file whenever it changes; a file that fails to open

@@ -9,9 +9,18 @@ use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, UdpSocket};
 
-/// Bound sockets for the DNS server.
+/// Everything a GSLB node listens on.
 #[derive(Debug, Default)]
 pub struct Listeners {
+    /// DNS over UDP and TCP.
+    pub dns: DnsListeners,
+    /// The admin API, if the node serves one.
+    pub admin: Option<TcpListener>,
+}
+
+/// Bound sockets for the DNS server.
+#[derive(Debug, Default)]
+pub struct DnsListeners {
     /// UDP sockets.
     pub udp: Vec<UdpSocket>,
     /// TCP listeners, one beside each UDP socket.
@@ -36,24 +45,56 @@ pub struct BindError {
 const PORT_ZERO_ATTEMPTS: usize = 16;
 
 impl Listeners {
-    /// Binds UDP and TCP on each address. For port 0, the kernel picks the
-    /// UDP port and TCP takes the same one, so both transports share it.
-    pub async fn bind(addrs: &[SocketAddr]) -> Result<Listeners, BindError> {
+    /// Binds DNS (UDP and TCP) on each of `dns` and the admin API on `admin`.
+    /// For port 0, the kernel picks the UDP port and TCP takes the same one,
+    /// so both transports share it.
+    pub async fn bind(
+        dns: &[SocketAddr],
+        admin: Option<SocketAddr>,
+    ) -> Result<Listeners, BindError> {
         let mut listeners = Listeners::default();
-        for &addr in addrs {
+        for &addr in dns {
             let (udp, tcp) = bind_pair(addr).await?;
-            listeners.udp.push(udp);
-            listeners.tcp.push(tcp);
+            listeners.dns.udp.push(udp);
+            listeners.dns.tcp.push(tcp);
+        }
+        if let Some(addr) = admin {
+            let admin = TcpListener::bind(addr).await.map_err(|source| BindError {
+                addr,
+                transport: "admin, tcp",
+                hint: hint(source.kind()),
+                source,
+            })?;
+            listeners.admin = Some(admin);
         }
         Ok(listeners)
     }
 
-    /// The addresses actually bound (after port 0 was resolved).
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.udp
+    /// The DNS addresses actually bound (after port 0 was resolved).
+    pub fn dns_addrs(&self) -> Vec<SocketAddr> {
+        self.dns
+            .udp
             .iter()
             .filter_map(|s| s.local_addr().ok())
             .collect()
+    }
+
+    /// The admin address actually bound.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+fn hint(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::AddrInUse => {
+            "another process holds it: stop that process or change the node's address in the topology"
+        }
+        io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: use a port such as 5353 or run with CAP_NET_BIND_SERVICE"
+        }
+        io::ErrorKind::AddrNotAvailable => "no local interface has this address",
+        _ => "check the node's addresses in the topology",
     }
 }
 
@@ -61,16 +102,7 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), BindErr
     let error = |transport, source: io::Error| BindError {
         addr,
         transport,
-        hint: match source.kind() {
-            io::ErrorKind::AddrInUse => {
-                "another process holds it: stop that process or change the node's `listen`"
-            }
-            io::ErrorKind::PermissionDenied => {
-                "ports below 1024 need privileges: use a port such as 5353 or run with CAP_NET_BIND_SERVICE"
-            }
-            io::ErrorKind::AddrNotAvailable => "no local interface has this address",
-            _ => "check the node's `listen` address",
-        },
+        hint: hint(source.kind()),
         source,
     };
     let attempts = if addr.port() == 0 {

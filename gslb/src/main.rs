@@ -37,6 +37,15 @@ struct Args {
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
 
+    /// Serve the admin API here instead of the node's configured `admin`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin: Option<SocketAddr>,
+
+    /// Where operator overrides are persisted (default
+    /// $XDG_STATE_HOME/gslb/NODE.json, or ~/.local/state/gslb/NODE.json).
+    #[arg(long, value_name = "FILE")]
+    state_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -124,12 +133,26 @@ fn main() -> ExitCode {
         print!("{}", topology::zonefile::zone_file(&topology, zone));
         return ExitCode::SUCCESS;
     }
-    let listen = match listen_addresses(&topology, &args) {
-        Ok(listen) => listen,
+    let node = match node_of(&topology, &args) {
+        Ok(node) => node,
         Err(error) => {
             eprintln!("gslb: {error:#}");
             return ExitCode::from(1);
         }
+    };
+    let listen = if args.listen.is_empty() {
+        node.listen.clone()
+    } else {
+        args.listen.clone()
+    };
+    let admin = args.admin.or(node.admin);
+    let options = gslb::Options {
+        node: node.name.clone(),
+        config_path: Some(config.clone()),
+        state_file: args
+            .state_file
+            .clone()
+            .or_else(|| default_state_file(&node.name)),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -138,7 +161,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(serve(topology, listen)) {
+    match runtime.block_on(serve(topology, listen, admin, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             error!("{error:#}");
@@ -163,9 +186,10 @@ fn explain(topology: topology::Topology, name: &str, client: IpAddr, rtype: &str
             return ExitCode::from(1);
         }
     };
+    let health = gslb::health::RegionHealth::all_up(topology.regions.len());
     let state = gslb::ServingState::new(std::sync::Arc::new(topology), geoip);
     let client = gslb::client::Client::new(client, None).expect("no ECS option to reject");
-    match gslb::explain::explain(&state, name, rtype, client) {
+    match gslb::explain::explain(&state, &health, name, rtype, client) {
         Ok(explanation) => {
             println!("{explanation}");
             ExitCode::SUCCESS
@@ -188,39 +212,54 @@ fn init_logging() {
         .init();
 }
 
-fn listen_addresses(topology: &topology::Topology, args: &Args) -> anyhow::Result<Vec<SocketAddr>> {
+fn node_of(topology: &topology::Topology, args: &Args) -> anyhow::Result<topology::DnsNode> {
     let nodes = &topology.dns.nodes;
-    let node = match &args.node {
-        Some(name) => nodes.iter().find(|n| &n.name == name).with_context(|| {
-            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-            format!(
-                "no node {name:?} in dns.nodes; the file has: {}",
-                names.join(", ")
-            )
-        })?,
-        None if nodes.len() == 1 => &nodes[0],
-        None => {
-            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-            anyhow::bail!(
-                "the file has {} nodes ({}); say which this is with --node NAME",
-                nodes.len(),
-                names.join(", ")
-            );
-        }
+    let names = || {
+        nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    Ok(if args.listen.is_empty() {
-        node.listen.clone()
-    } else {
-        args.listen.clone()
+    Ok(match &args.node {
+        Some(name) => nodes
+            .iter()
+            .find(|n| &n.name == name)
+            .with_context(|| format!("no node {name:?} in dns.nodes; the file has: {}", names()))?
+            .clone(),
+        None if nodes.len() == 1 => nodes[0].clone(),
+        None => anyhow::bail!(
+            "the file has {} nodes ({}); say which this is with --node NAME",
+            nodes.len(),
+            names()
+        ),
     })
 }
 
-async fn serve(topology: topology::Topology, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
-    let listeners = gslb::Listeners::bind(&listen).await?;
+/// `$XDG_STATE_HOME/gslb/NODE.json`, else `~/.local/state/gslb/NODE.json`.
+fn default_state_file(node: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
+        })?;
+    Some(base.join("gslb").join(format!("{node}.json")))
+}
+
+async fn serve(
+    topology: topology::Topology,
+    listen: Vec<SocketAddr>,
+    admin: Option<SocketAddr>,
+    options: gslb::Options,
+) -> anyhow::Result<()> {
+    let listeners = gslb::Listeners::bind(&listen, admin).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    if let Some(admin) = listeners.admin_addr() {
+        info!(admin = %admin, "admin API listening");
+    }
     let addrs: Vec<String> = listeners
-        .local_addrs()
+        .dns_addrs()
         .iter()
         .map(|a| a.to_string())
         .collect();
@@ -229,7 +268,7 @@ async fn serve(topology: topology::Topology, listen: Vec<SocketAddr>) -> anyhow:
         zones = topology.dns.zones.len(),
         "serving DNS over UDP and TCP"
     );
-    gslb::run(topology, listeners, shutdown).await?;
+    gslb::run(topology, listeners, options, shutdown).await?;
     info!("stopped");
     Ok(())
 }

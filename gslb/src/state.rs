@@ -1,6 +1,7 @@
 //! What the query path reads: an immutable snapshot of the zones, built
 //! from one validated topology and published atomically, beside the GeoIP
-//! database (which reloads on its own) and the health view.
+//! database (which reloads on its own). The health view is published
+//! separately, by the monitor, at its own pace.
 
 use std::sync::Arc;
 
@@ -8,7 +9,6 @@ use geo_data::WatchedGeoDb;
 use topology::Topology;
 
 use crate::dns::WireRecords;
-use crate::health::RegionHealth;
 use crate::zone::ZoneSet;
 
 /// Everything needed to answer a query. Replaced whole, never mutated.
@@ -21,22 +21,18 @@ pub struct ServingState {
     pub wire: WireRecords,
     /// Client locations; swaps in a new database when its file changes.
     pub geoip: Arc<WatchedGeoDb>,
-    /// Which regions may be answered.
-    pub health: RegionHealth,
 }
 
 impl ServingState {
-    /// Builds the serving state for `topology` with every region up.
+    /// Builds the serving state for `topology`.
     pub fn new(topology: Arc<Topology>, geoip: Arc<WatchedGeoDb>) -> ServingState {
         let zones = ZoneSet::build(&topology);
         let wire = WireRecords::build(&zones);
-        let health = RegionHealth::all_up(topology.regions.len());
         ServingState {
             topology,
             zones,
             wire,
             geoip,
-            health,
         }
     }
 }

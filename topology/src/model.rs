@@ -59,6 +59,8 @@ pub struct Dns {
     pub overrides: Overrides,
     /// Region order for clients whose location is unknown.
     pub default_order: Vec<RegionId>,
+    /// Bearer token for mutating admin routes.
+    pub admin_token: Option<String>,
 }
 
 /// The IP → location database.
@@ -93,6 +95,8 @@ pub struct DnsNode {
     pub region: Option<RegionId>,
     /// Addresses served over UDP and TCP; at least one.
     pub listen: Vec<SocketAddr>,
+    /// Admin API address, if the node serves one.
+    pub admin: Option<SocketAddr>,
 }
 
 /// One authoritative zone.

@@ -36,6 +36,10 @@ pub struct RawDns {
     /// Region order for clients whose location is unknown (default: file order).
     #[serde(default)]
     pub default_order: Option<Vec<String>>,
+    /// Bearer token for the admin API's mutating routes (the environment
+    /// variable `GTM_ADMIN_TOKEN` overrides it).
+    #[serde(default)]
+    pub admin_token: Option<String>,
 }
 
 /// The `dns.overrides` block: ordered region lists keyed by client network,
@@ -65,6 +69,9 @@ pub struct RawNode {
     pub region: Option<String>,
     /// Addresses served over both UDP and TCP.
     pub listen: Vec<Scalar>,
+    /// Admin API address (status, overrides, reload, metrics, peer views).
+    #[serde(default)]
+    pub admin: Option<Scalar>,
 }
 
 /// One zone.

@@ -151,6 +151,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
                 geoip,
                 overrides,
                 default_order,
+                admin_token: raw.dns.admin_token.clone().filter(|t| !t.is_empty()),
             },
             regions,
         })
@@ -444,10 +445,15 @@ fn validate_node(
         }
         listen.push(addr);
     }
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|text| crate::tiers::socket_addr(text, &format!("{path}.admin"), problems));
     (problems.0.len() == before).then(|| DnsNode {
         name: raw.name.clone(),
         region,
         listen,
+        admin,
     })
 }
 

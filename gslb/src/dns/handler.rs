@@ -19,6 +19,8 @@ use tracing::debug;
 use super::records::{to_name, to_wire};
 use crate::client::{Client, EcsQuery};
 use crate::geo::GeoResolver;
+use crate::health::RegionHealth;
+use crate::metrics::Metrics;
 use crate::resolve::{Outcome, Part, Resolution, resolve};
 use crate::state::ServingState;
 
@@ -28,15 +30,25 @@ pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// What a client without EDNS may receive over UDP (RFC 1035 §4.2.1).
 const CLASSIC_UDP_PAYLOAD: u16 = 512;
 
-/// Answers queries from the currently published zone data.
+/// Answers queries from the currently published zone data and health.
 pub struct Handler {
     state: Arc<ArcSwap<ServingState>>,
+    health: Arc<ArcSwap<RegionHealth>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Handler {
-    /// A handler reading whatever `state` holds at each query.
-    pub fn new(state: Arc<ArcSwap<ServingState>>) -> Self {
-        Handler { state }
+    /// A handler reading whatever `state` and `health` hold at each query.
+    pub fn new(
+        state: Arc<ArcSwap<ServingState>>,
+        health: Arc<ArcSwap<RegionHealth>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Handler {
+            state,
+            health,
+            metrics,
+        }
     }
 }
 
@@ -86,7 +98,8 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let state = self.state.load();
-        let mut reply = answer(&state, request);
+        let health = self.health.load();
+        let mut reply = answer(&state, &health, &self.metrics, request);
         if request.protocol() == Protocol::Udp {
             fit_udp(request, &mut reply);
         }
@@ -112,7 +125,12 @@ impl RequestHandler for Handler {
 }
 
 /// Decides the whole reply to `request`.
-fn answer(state: &ServingState, request: &Request) -> Reply {
+fn answer(
+    state: &ServingState,
+    health: &RegionHealth,
+    metrics: &Metrics,
+    request: &Request,
+) -> Reply {
     if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
         return Reply::error(request, ResponseCode::BADVERS);
@@ -147,8 +165,25 @@ fn answer(state: &ServingState, request: &Request) -> Reply {
         }
     };
     let geoip = state.geoip.load();
-    let mut geo = GeoResolver::new(&state.topology, &geoip, &state.health, &client);
+    let mut geo = GeoResolver::new(&state.topology, &geoip, health, &client);
     let resolution = resolve(&state.zones, qname.wire(), qtype, &mut geo);
+    let region = geo
+        .decision
+        .as_ref()
+        .and_then(|d| d.chosen.first())
+        .map(|id| state.topology.region(*id).name.as_str());
+    if geo.decision.is_some() {
+        metrics.record_client_source(client.ecs.is_some());
+    }
+    metrics.record_query(
+        RecordType::from_code(qtype).map_or("OTHER", RecordType::as_str),
+        match resolution.outcome {
+            Outcome::NoError => "NOERROR",
+            Outcome::NxDomain => "NXDOMAIN",
+            Outcome::Refused => "REFUSED",
+        },
+        region,
+    );
     let mut reply = Reply::new(request);
     if let (Some(echo), Some(edns)) = (client.ecs, reply.edns.as_mut()) {
         // RFC 7871 §7.2.1: echo family, source prefix and address, with the

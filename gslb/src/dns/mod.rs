@@ -19,7 +19,9 @@ use tracing::{info, warn};
 pub use handler::MAX_UDP_PAYLOAD;
 pub use records::WireRecords;
 
-use crate::listen::Listeners;
+use crate::health::RegionHealth;
+use crate::listen::DnsListeners;
+use crate::metrics::Metrics;
 use crate::state::ServingState;
 
 /// How long a TCP client may stay silent before its connection is closed.
@@ -27,16 +29,18 @@ pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies queued per TCP connection (pipelined queries awaiting writes).
 const TCP_RESPONSE_QUEUE: usize = 32;
 
-/// Serves DNS on `listeners` from whatever `state` holds, until `shutdown`
+/// Serves DNS on `listeners` from whatever `state` and `health` hold, until `shutdown`
 /// is cancelled; then stops accepting, lets queries in flight finish for up
 /// to `grace`, and returns.
 pub async fn serve(
     state: Arc<ArcSwap<ServingState>>,
-    listeners: Listeners,
+    health: Arc<ArcSwap<RegionHealth>>,
+    metrics: Arc<Metrics>,
+    listeners: DnsListeners,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    let mut server = Server::new(handler::Handler::new(state));
+    let mut server = Server::new(handler::Handler::new(state, health, metrics));
     for socket in listeners.udp {
         server.register_socket(socket);
     }

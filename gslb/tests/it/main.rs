@@ -3,5 +3,6 @@
 mod authoritative;
 mod edns;
 mod geo_answers;
+mod health;
 mod hostile_input;
 mod support;

@@ -17,6 +17,7 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A running server; shut down when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -55,14 +56,30 @@ impl TestServer {
     }
 
     pub async fn start(topology: topology::Topology) -> TestServer {
-        let listeners = gslb::Listeners::bind(&["127.0.0.1:0".parse().unwrap()])
-            .await
-            .expect("bind");
-        let addr = listeners.local_addrs()[0];
+        Self::start_with(topology, gslb::Options::default()).await
+    }
+
+    /// Starts node `options.node` (default: the first) of `topology`.
+    pub async fn start_with(
+        topology: topology::Topology,
+        mut options: gslb::Options,
+    ) -> TestServer {
+        if options.node.is_empty() {
+            options.node = topology.dns.nodes[0].name.clone();
+        }
+        let listeners = gslb::Listeners::bind(
+            &["127.0.0.1:0".parse().unwrap()],
+            Some("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .expect("bind");
+        let addr = listeners.dns_addrs()[0];
+        let admin = listeners.admin_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(gslb::run(topology, listeners, shutdown.clone()));
+        let task = tokio::spawn(gslb::run(topology, listeners, options, shutdown.clone()));
         TestServer {
             addr,
+            admin,
             shutdown,
             task: Some(task),
         }

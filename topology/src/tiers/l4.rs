@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::duration::parse_duration;
@@ -33,6 +34,14 @@ pub struct RawL4 {
     /// How the L7 nodes are checked (default HTTP GET on their health path).
     #[serde(default)]
     pub health: Option<RawHealthCheck>,
+    /// On SIGTERM, how long open connections may take to finish before they
+    /// are closed (default `30s`).
+    #[serde(default)]
+    pub drain_timeout: Option<Scalar>,
+    /// Relative share of new connections per L7 node name (default 1 each;
+    /// 0 drains the node: no new connections, open ones finish).
+    #[serde(default)]
+    pub weights: IndexMap<String, u32>,
 }
 
 /// One L4 node as written.
@@ -69,7 +78,30 @@ pub struct L4Tier {
     pub connect_timeout: Duration,
     /// How L7 nodes are checked.
     pub health: HealthCheck,
+    /// Grace period for open connections on SIGTERM.
+    pub drain_timeout: Duration,
+    /// Weight per L7 node name, for the nodes the file gives one (the others
+    /// weigh [`DEFAULT_WEIGHT`]). 0 means drained by the operator.
+    pub weights: IndexMap<String, u32>,
 }
+
+impl L4Tier {
+    /// The weight of the L7 node `name`: as configured, else
+    /// [`DEFAULT_WEIGHT`].
+    pub fn weight(&self, name: &str) -> u32 {
+        self.weights.get(name).copied().unwrap_or(DEFAULT_WEIGHT)
+    }
+}
+
+/// Weight of an L7 node that `weights` does not name.
+pub const DEFAULT_WEIGHT: u32 = 1;
+
+/// Largest accepted weight (as HAProxy's `weight`): ratios beyond 256:1
+/// are better expressed by draining a node.
+pub const MAX_WEIGHT: u32 = 256;
+
+/// Default of `drain_timeout`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One L4 node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,9 +163,30 @@ pub(crate) fn validate(
         &raw.connect_timeout,
         Duration::from_secs(2),
     );
+    let drain_timeout = duration("drain_timeout", &raw.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
     let max_connections = raw.max_connections.unwrap_or(10_000);
     if max_connections == 0 {
         problems.add(format!("{path}.max_connections"), "must be at least 1");
+    }
+    if idle_timeout.is_zero() {
+        problems.add(
+            format!("{path}.idle_timeout"),
+            "must be longer than 0s; write e.g. \"5m\"",
+        );
+    }
+    if connect_timeout.is_zero() {
+        problems.add(
+            format!("{path}.connect_timeout"),
+            "must be longer than 0s; write e.g. \"2s\"",
+        );
+    }
+    for (name, &weight) in &raw.weights {
+        if weight > MAX_WEIGHT {
+            problems.add(
+                format!("{path}.weights.{name}"),
+                format!("{weight} is above the maximum {MAX_WEIGHT}; use 0-{MAX_WEIGHT} (0 drains the node)"),
+            );
+        }
     }
     L4Tier {
         nodes,
@@ -147,5 +200,66 @@ pub(crate) fn validate(
             &format!("{path}.health"),
             problems,
         ),
+        drain_timeout,
+        weights: raw.weights.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../examples/three-regions.yaml");
+    const L4_LINE: &str = "      nodes: [{ name: us-east-l4, admin: \"127.0.1.1:9100\" }]\n";
+
+    /// The example with `extra` (indented under `l4:`) added to us-east's L4 tier.
+    fn with_l4(extra: &str) -> Result<crate::Topology, crate::LoadError> {
+        assert!(
+            EXAMPLE.contains(L4_LINE),
+            "the example's us-east l4 block changed"
+        );
+        let text = EXAMPLE.replacen(L4_LINE, &format!("{L4_LINE}{extra}"), 1);
+        crate::parse(&text, "test.yaml")
+    }
+
+    fn l4(topology: &crate::Topology) -> &L4Tier {
+        topology.regions[0].l4.as_ref().unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let topology = with_l4("").unwrap();
+        let tier = l4(&topology);
+        assert_eq!(tier.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(tier.weight("us-east-l7a"), DEFAULT_WEIGHT);
+        assert_eq!(tier.hash, FlowHash::FiveTuple);
+        assert_eq!(tier.max_connections, 10_000);
+    }
+
+    #[test]
+    fn drain_timeout_and_weights() {
+        let topology =
+            with_l4("      drain_timeout: 5s\n      weights: { us-east-l7a: 3, us-east-l7b: 0 }\n")
+                .unwrap();
+        let tier = l4(&topology);
+        assert_eq!(tier.drain_timeout, Duration::from_secs(5));
+        assert_eq!(tier.weight("us-east-l7a"), 3);
+        assert_eq!(tier.weight("us-east-l7b"), 0);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_paths() {
+        let error = with_l4(
+            "      drain_timeout: 30\n      weights: { us-east-l7a: 1000 }\n      idle_timeout: 0s\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "regions.us-east.l4.drain_timeout: \"30\" has no unit",
+            "regions.us-east.l4.weights.us-east-l7a: 1000 is above the maximum 256",
+            "regions.us-east.l4.idle_timeout: must be longer than 0s",
+        ] {
+            assert!(error.contains(expected), "{expected:?} not in:\n{error}");
+        }
     }
 }

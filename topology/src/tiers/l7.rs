@@ -1,11 +1,20 @@
 //! The L7 tier: TLS-terminating HTTP proxies routing to backend pools.
+//!
+//! Everything the proxy can be told lives here: the listener (PROXY
+//! protocol, TLS, HTTP/2), timeouts, limits and the per-client rate limit,
+//! the routes, and the pools with their balancing, health, outlier
+//! ejection, sticky cookie and retry settings. Each field has a documented
+//! default (see `docs/topology.md`), so a minimal `l7:` block is just nodes,
+//! one route and one pool.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use crate::duration::parse_duration;
 use crate::health::{self, HealthCheck, RawHealthCheck};
 use crate::raw::Scalar;
 use crate::tiers::socket_addr;
@@ -13,6 +22,9 @@ use crate::validate::Problems;
 
 /// The path the L7 proxies answer themselves with the region's health.
 pub const DEFAULT_HEALTH_PATH: &str = "/.well-known/gtm/health";
+
+/// The sticky cookie's name unless configured.
+pub const DEFAULT_STICKY_COOKIE: &str = "GTMSTICKY";
 
 /// `l7:` as written.
 #[derive(Debug, Deserialize)]
@@ -23,9 +35,28 @@ pub struct RawL7 {
     /// Path answered by the proxy itself: 200 while its pools can serve.
     #[serde(default)]
     pub health_path: Option<String>,
+    /// Every connection starts with a PROXY protocol header (the L4 tier
+    /// sends one); a connection without a valid one is closed.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Serve HTTP/2 (ALPN `h2` over TLS, prior knowledge on plain HTTP).
+    #[serde(default)]
+    pub http2: Option<bool>,
+    /// Add `Via: 1.1 NODE` to requests and responses.
+    #[serde(default)]
+    pub via: bool,
     /// Certificates for the HTTPS port.
     #[serde(default)]
     pub tls: Option<RawTls>,
+    /// Timeouts.
+    #[serde(default)]
+    pub timeouts: Option<RawTimeouts>,
+    /// Size and concurrency limits.
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
+    /// Per-client-address request rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RawRateLimit>,
     /// Ordered routing rules; the first match wins.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -52,6 +83,13 @@ pub struct RawL7Node {
 pub struct RawTls {
     /// Certificate chains and keys; chosen by SNI from their names.
     pub certs: Vec<RawCert>,
+    /// Lowest protocol version: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_version: Option<Scalar>,
+    /// Stateless session resumption with tickets (default true); the
+    /// in-memory session cache is always on.
+    #[serde(default)]
+    pub session_tickets: Option<bool>,
 }
 
 /// One certificate as written.
@@ -64,6 +102,67 @@ pub struct RawCert {
     pub key: PathBuf,
 }
 
+/// `timeouts:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    /// Connecting to a backend server (default `2s`).
+    #[serde(default)]
+    pub connect: Option<Scalar>,
+    /// Receiving a request's headers, from the connection's first byte or
+    /// the end of the previous request (default `10s`).
+    #[serde(default)]
+    pub request_headers: Option<Scalar>,
+    /// A backend's response headers after the request was sent (default `30s`).
+    #[serde(default)]
+    pub response: Option<Scalar>,
+    /// A client connection with no request in flight (default `60s`).
+    #[serde(default)]
+    pub idle: Option<Scalar>,
+    /// A pooled backend connection with no request (default `60s`).
+    #[serde(default)]
+    pub upstream_idle: Option<Scalar>,
+    /// Grace period for requests in flight at shutdown (default `10s`).
+    #[serde(default)]
+    pub drain: Option<Scalar>,
+}
+
+/// `limits:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Concurrent requests per listener; more get 503 (default 10000).
+    #[serde(default)]
+    pub max_requests: Option<u32>,
+    /// Concurrent connections per client address; more are closed at
+    /// accept (default 1000, 0 = no limit).
+    #[serde(default)]
+    pub max_connections_per_client: Option<u32>,
+    /// Request header fields (default 100); more get 431.
+    #[serde(default)]
+    pub max_header_count: Option<u32>,
+    /// Bytes of request line and headers (default 65536); more get 431.
+    #[serde(default)]
+    pub max_header_bytes: Option<u32>,
+    /// Concurrent streams per HTTP/2 connection (default 100).
+    #[serde(default)]
+    pub max_h2_streams: Option<u32>,
+}
+
+/// `rate_limit:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Requests allowed per `per` and client address.
+    pub requests: u32,
+    /// The period (default `1s`).
+    #[serde(default)]
+    pub per: Option<Scalar>,
+    /// Requests a client may send at once (default `requests`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
 /// One route as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,8 +173,25 @@ pub struct RawRoute {
     /// Path prefix to match (default `/`).
     #[serde(default)]
     pub path: Option<String>,
+    /// A request header to match.
+    #[serde(default)]
+    pub header: Option<RawHeaderMatch>,
+    /// Replace the matched path prefix with this one before forwarding.
+    #[serde(default)]
+    pub rewrite: Option<String>,
     /// The pool to send matching requests to.
     pub pool: String,
+}
+
+/// `header:` of a route as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderMatch {
+    /// Header name (any case).
+    pub name: String,
+    /// Exact value; absent means "the header is present".
+    #[serde(default)]
+    pub value: Option<Scalar>,
 }
 
 /// One pool as written.
@@ -85,11 +201,34 @@ pub struct RawPool {
     /// `p2c` (default), `round_robin`, `least_conn`, `hash`, `random`.
     #[serde(default)]
     pub algorithm: Option<String>,
+    /// What `hash` hashes: `client_ip` (default), `header:NAME` or
+    /// `cookie:NAME`.
+    #[serde(default)]
+    pub hash_on: Option<String>,
     /// The servers.
     pub servers: Vec<RawServer>,
     /// Active health check of each server (default HTTP GET /).
     #[serde(default)]
     pub health: Option<RawHealthCheck>,
+    /// Ramp a server's share up over this long after it becomes healthy
+    /// (default `0s`: off).
+    #[serde(default)]
+    pub slow_start: Option<Scalar>,
+    /// When no server is healthy, balance over all of them (default true).
+    #[serde(default)]
+    pub fail_open: Option<bool>,
+    /// Concurrent requests per server; more get 503 (default: no limit).
+    #[serde(default)]
+    pub max_requests_per_server: Option<u32>,
+    /// Passive outlier ejection.
+    #[serde(default)]
+    pub outlier: Option<RawOutlier>,
+    /// Sticky sessions by cookie.
+    #[serde(default)]
+    pub sticky: Option<RawSticky>,
+    /// Retries of idempotent requests.
+    #[serde(default)]
+    pub retries: Option<RawRetries>,
 }
 
 /// One server as written.
@@ -106,6 +245,64 @@ pub struct RawServer {
     pub backup: bool,
 }
 
+/// `outlier:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    /// Consecutive 5xx answers or connect failures that eject a server
+    /// (default 5; 0 turns ejection off).
+    #[serde(default)]
+    pub failures: Option<u32>,
+    /// First ejection period; doubles on each repeat (default `10s`).
+    #[serde(default)]
+    pub ejection: Option<Scalar>,
+    /// Longest ejection period (default `5m`).
+    #[serde(default)]
+    pub max_ejection: Option<Scalar>,
+}
+
+/// `sticky:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSticky {
+    /// Cookie name (default `GTMSTICKY`).
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// Cookie `Path` (default `/`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Cookie `Max-Age` (default: a session cookie).
+    #[serde(default)]
+    pub max_age: Option<Scalar>,
+    /// `Secure` attribute (default false).
+    #[serde(default)]
+    pub secure: bool,
+    /// `HttpOnly` attribute (default true).
+    #[serde(default)]
+    pub http_only: Option<bool>,
+    /// `SameSite`: `lax` (default), `strict` or `none`.
+    #[serde(default)]
+    pub same_site: Option<String>,
+}
+
+/// `retries:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetries {
+    /// Extra attempts after the first (default 1; 0 turns retries off).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Statuses retried besides connect failures (default `"502-504"`).
+    #[serde(default)]
+    pub statuses: Option<Scalar>,
+    /// Retries allowed as a percentage of requests (default 20).
+    #[serde(default)]
+    pub budget_percent: Option<u32>,
+    /// Retries always allowed per second, whatever the budget (default 10).
+    #[serde(default)]
+    pub min_per_second: Option<u32>,
+}
+
 /// The validated L7 tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct L7Tier {
@@ -113,8 +310,20 @@ pub struct L7Tier {
     pub nodes: Vec<L7Node>,
     /// Path answered with the region's health.
     pub health_path: String,
-    /// Certificates, when the HTTPS port is served.
-    pub tls: Option<Vec<Cert>>,
+    /// Connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
+    /// HTTP/2 served.
+    pub http2: bool,
+    /// `Via` added.
+    pub via: bool,
+    /// TLS, when the HTTPS port is served.
+    pub tls: Option<Tls>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Limits.
+    pub limits: Limits,
+    /// Per-client rate limit, if any.
+    pub rate_limit: Option<RateLimit>,
     /// Routes in order.
     pub routes: Vec<Route>,
     /// Pools; routes refer to them by index.
@@ -132,13 +341,102 @@ pub struct L7Node {
     pub admin: SocketAddr,
 }
 
+/// TLS settings of the HTTPS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// Certificates, at least one; the first is served to clients that
+    /// send no SNI or an unknown name.
+    pub certs: Vec<Cert>,
+    /// Lowest protocol version.
+    pub min_version: TlsVersion,
+    /// Session tickets on.
+    pub session_tickets: bool,
+}
+
+/// A TLS protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
 /// A certificate chain and its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cert {
-    /// PEM chain.
+    /// PEM chain (relative paths are relative to the topology file).
     pub cert: PathBuf,
-    /// PEM key.
+    /// PEM key (relative paths are relative to the topology file).
     pub key: PathBuf,
+}
+
+/// Timeouts of the L7 tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connect to a backend.
+    pub connect: Duration,
+    /// Receive a request's headers.
+    pub request_headers: Duration,
+    /// Receive a backend's response headers.
+    pub response: Duration,
+    /// Idle client connection.
+    pub idle: Duration,
+    /// Idle pooled backend connection.
+    pub upstream_idle: Duration,
+    /// Drain grace period.
+    pub drain: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            request_headers: Duration::from_secs(10),
+            response: Duration::from_secs(30),
+            idle: Duration::from_secs(60),
+            upstream_idle: Duration::from_secs(60),
+            drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Limits of the L7 tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent requests per listener.
+    pub max_requests: u32,
+    /// Concurrent connections per client address; 0 = no limit.
+    pub max_connections_per_client: u32,
+    /// Request header fields.
+    pub max_header_count: u32,
+    /// Bytes of request line and headers.
+    pub max_header_bytes: u32,
+    /// Concurrent streams per HTTP/2 connection.
+    pub max_h2_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_requests: 10_000,
+            max_connections_per_client: 1_000,
+            max_header_count: 100,
+            max_header_bytes: 65_536,
+            max_h2_streams: 100,
+        }
+    }
+}
+
+/// A token bucket per client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens added per `per`.
+    pub requests: u32,
+    /// The refill period.
+    pub per: Duration,
+    /// Bucket size.
+    pub burst: u32,
 }
 
 /// A routing rule.
@@ -148,8 +446,21 @@ pub struct Route {
     pub host: Option<String>,
     /// Path prefix.
     pub path: String,
+    /// Header match.
+    pub header: Option<HeaderMatch>,
+    /// Prefix that replaces `path` before forwarding.
+    pub rewrite: Option<String>,
     /// Index into [`L7Tier::pools`].
     pub pool: usize,
+}
+
+/// A header a route requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// Lowercase header name.
+    pub name: String,
+    /// Exact value, or `None` for presence.
+    pub value: Option<String>,
 }
 
 /// Load-balancing algorithm of a pool.
@@ -167,6 +478,17 @@ pub enum Algorithm {
     Random,
 }
 
+/// What the `hash` algorithm hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashOn {
+    /// The client address (from the PROXY header when there is one).
+    ClientIp,
+    /// A request header's value (lowercase name); client address if absent.
+    Header(String),
+    /// A cookie's value; client address if absent.
+    Cookie(String),
+}
+
 /// A backend pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pool {
@@ -174,10 +496,24 @@ pub struct Pool {
     pub name: String,
     /// Algorithm.
     pub algorithm: Algorithm,
+    /// Hash input for [`Algorithm::Hash`].
+    pub hash_on: HashOn,
     /// Servers.
     pub servers: Vec<Server>,
     /// Active health check.
     pub health: HealthCheck,
+    /// Slow-start ramp; zero is off.
+    pub slow_start: Duration,
+    /// Balance over every server when none is healthy.
+    pub fail_open: bool,
+    /// Concurrent requests per server, if limited.
+    pub max_requests_per_server: Option<u32>,
+    /// Passive outlier ejection.
+    pub outlier: Outlier,
+    /// Sticky cookie, if on.
+    pub sticky: Option<Sticky>,
+    /// Retry policy.
+    pub retries: Retries,
 }
 
 /// A pool member.
@@ -189,6 +525,107 @@ pub struct Server {
     pub weight: u32,
     /// Backup server.
     pub backup: bool,
+}
+
+/// Passive outlier ejection settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outlier {
+    /// Consecutive failures that eject; 0 is off.
+    pub failures: u32,
+    /// First ejection period.
+    pub ejection: Duration,
+    /// Longest ejection period.
+    pub max_ejection: Duration,
+}
+
+impl Default for Outlier {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Sticky-cookie settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sticky {
+    /// Cookie name.
+    pub cookie: String,
+    /// `Path`.
+    pub path: String,
+    /// `Max-Age`, if not a session cookie.
+    pub max_age: Option<Duration>,
+    /// `Secure`.
+    pub secure: bool,
+    /// `HttpOnly`.
+    pub http_only: bool,
+    /// `SameSite`.
+    pub same_site: SameSite,
+}
+
+/// The cookie `SameSite` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    /// `Lax`.
+    Lax,
+    /// `Strict`.
+    Strict,
+    /// `None`.
+    None,
+}
+
+/// Retry policy of a pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retries {
+    /// Extra attempts after the first; 0 is off.
+    pub attempts: u32,
+    /// Statuses retried, inclusive ranges.
+    pub statuses: Vec<(u16, u16)>,
+    /// Retries as a percentage of requests.
+    pub budget_percent: u32,
+    /// Retries always allowed per second.
+    pub min_per_second: u32,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            attempts: 1,
+            statuses: vec![(502, 504)],
+            budget_percent: 20,
+            min_per_second: 10,
+        }
+    }
+}
+
+/// A duration field: default when absent, the problem recorded when bad.
+fn duration_field(
+    problems: &mut Problems,
+    path: String,
+    value: Option<&Scalar>,
+    default: Duration,
+) -> Duration {
+    match value {
+        None => default,
+        Some(v) => problems
+            .check(path, parse_duration(&v.text()))
+            .unwrap_or(default),
+    }
+}
+
+/// Checks an HTTP header name: an RFC 9110 token.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks a cookie name (an RFC 6265 token, same as a header name).
+fn is_cookie_name(name: &str) -> bool {
+    is_token(name)
 }
 
 pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Tier {
@@ -225,109 +662,679 @@ pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Ti
     if !health_path.starts_with('/') {
         problems.add(format!("{path}.health_path"), "must start with '/'");
     }
-    let tls = raw.tls.as_ref().map(|tls| {
-        if tls.certs.is_empty() {
-            problems.add(
-                format!("{path}.tls.certs"),
-                "no certificates; add { cert: FILE, key: FILE }",
-            );
-        }
-        tls.certs
-            .iter()
-            .map(|c| Cert {
-                cert: c.cert.clone(),
-                key: c.key.clone(),
-            })
-            .collect()
-    });
-    let mut pools = Vec::new();
-    for (name, pool) in &raw.pools {
-        let ppath = format!("{path}.pools.{name}");
-        let algorithm = match pool.algorithm.as_deref() {
-            None | Some("p2c") => Algorithm::P2c,
-            Some("round_robin") => Algorithm::RoundRobin,
-            Some("least_conn") => Algorithm::LeastConn,
-            Some("hash") => Algorithm::Hash,
-            Some("random") => Algorithm::Random,
-            Some(other) => {
-                problems.add(
-                    format!("{ppath}.algorithm"),
-                    format!("unknown algorithm {other:?}; use p2c, round_robin, least_conn, hash or random"),
-                );
-                Algorithm::P2c
-            }
-        };
-        if pool.servers.is_empty() {
-            problems.add(
-                format!("{ppath}.servers"),
-                "no servers; add { addr: \"127.0.1.101:9000\" }",
-            );
-        }
-        let servers = pool
-            .servers
-            .iter()
-            .enumerate()
-            .filter_map(|(index, server)| {
-                let spath = format!("{ppath}.servers[{index}]");
-                let weight = server.weight.unwrap_or(1);
-                if weight == 0 {
-                    problems.add(
-                        format!("{spath}.weight"),
-                        "must be at least 1 (remove the server to take it out)",
-                    );
-                }
-                Some(Server {
-                    addr: socket_addr(&server.addr, &format!("{spath}.addr"), problems)?,
-                    weight,
-                    backup: server.backup,
-                })
-            })
-            .collect();
-        pools.push(Pool {
-            name: name.clone(),
-            algorithm,
-            servers,
-            health: health::validate(
-                pool.health.as_ref(),
-                "/",
-                &format!("{ppath}.health"),
-                problems,
-            ),
-        });
-    }
+    let tls = raw
+        .tls
+        .as_ref()
+        .map(|tls| validate_tls(tls, &format!("{path}.tls"), problems));
+    let timeouts = validate_timeouts(
+        raw.timeouts.as_ref().unwrap_or(&RawTimeouts::default()),
+        &format!("{path}.timeouts"),
+        problems,
+    );
+    let limits = validate_limits(
+        raw.limits.as_ref().unwrap_or(&RawLimits::default()),
+        &format!("{path}.limits"),
+        problems,
+    );
+    let rate_limit = raw
+        .rate_limit
+        .as_ref()
+        .map(|rl| validate_rate_limit(rl, &format!("{path}.rate_limit"), problems));
+    let pools = raw
+        .pools
+        .iter()
+        .map(|(name, pool)| validate_pool(name, pool, &format!("{path}.pools.{name}"), problems))
+        .collect();
     let routes = raw
         .routes
         .iter()
         .enumerate()
         .filter_map(|(index, route)| {
-            let rpath = format!("{path}.routes[{index}]");
-            let pool = raw.pools.get_index_of(&route.pool);
-            if pool.is_none() {
-                let known: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
-                problems.add(
-                    format!("{rpath}.pool"),
-                    format!("unknown pool {:?}; pools: {}", route.pool, known.join(", ")),
-                );
-            }
-            let prefix = route.path.clone().unwrap_or_else(|| "/".to_owned());
-            if !prefix.starts_with('/') {
-                problems.add(
-                    format!("{rpath}.path"),
-                    format!("{prefix:?} must start with '/'"),
-                );
-            }
-            Some(Route {
-                host: route.host.as_ref().map(|h| h.to_ascii_lowercase()),
-                path: prefix,
-                pool: pool?,
-            })
+            validate_route(raw, route, &format!("{path}.routes[{index}]"), problems)
         })
         .collect();
     L7Tier {
         nodes,
         health_path,
+        proxy_protocol: raw.proxy_protocol,
+        http2: raw.http2.unwrap_or(true),
+        via: raw.via,
         tls,
+        timeouts,
+        limits,
+        rate_limit,
         routes,
         pools,
+    }
+}
+
+fn validate_tls(tls: &RawTls, path: &str, problems: &mut Problems) -> Tls {
+    if tls.certs.is_empty() {
+        problems.add(
+            format!("{path}.certs"),
+            "no certificates; add { cert: certs/example.com.pem, key: certs/example.com.key }",
+        );
+    }
+    let min_version = match tls.min_version.as_ref().map(Scalar::text).as_deref() {
+        None | Some("1.2") => TlsVersion::Tls12,
+        Some("1.3") => TlsVersion::Tls13,
+        Some(other) => {
+            problems.add(
+                format!("{path}.min_version"),
+                format!(
+                    "{other:?} is not a supported TLS version; write \"1.2\" or \"1.3\" (older versions are refused)"
+                ),
+            );
+            TlsVersion::Tls12
+        }
+    };
+    Tls {
+        certs: tls
+            .certs
+            .iter()
+            .map(|c| Cert {
+                cert: c.cert.clone(),
+                key: c.key.clone(),
+            })
+            .collect(),
+        min_version,
+        session_tickets: tls.session_tickets.unwrap_or(true),
+    }
+}
+
+fn validate_timeouts(raw: &RawTimeouts, path: &str, problems: &mut Problems) -> Timeouts {
+    let d = Timeouts::default();
+    let mut field = |name: &str, value: Option<&Scalar>, default: Duration| {
+        let value = duration_field(problems, format!("{path}.{name}"), value, default);
+        if value.is_zero() {
+            problems.add(
+                format!("{path}.{name}"),
+                format!(
+                    "must be longer than 0s; write e.g. \"{}s\"",
+                    default.as_secs()
+                ),
+            );
+        }
+        value
+    };
+    Timeouts {
+        connect: field("connect", raw.connect.as_ref(), d.connect),
+        request_headers: field(
+            "request_headers",
+            raw.request_headers.as_ref(),
+            d.request_headers,
+        ),
+        response: field("response", raw.response.as_ref(), d.response),
+        idle: field("idle", raw.idle.as_ref(), d.idle),
+        upstream_idle: field("upstream_idle", raw.upstream_idle.as_ref(), d.upstream_idle),
+        drain: field("drain", raw.drain.as_ref(), d.drain),
+    }
+}
+
+fn validate_limits(raw: &RawLimits, path: &str, problems: &mut Problems) -> Limits {
+    let d = Limits::default();
+    let mut at_least = |name: &str, value: Option<u32>, default: u32, min: u32| {
+        let value = value.unwrap_or(default);
+        if value < min {
+            problems.add(
+                format!("{path}.{name}"),
+                format!("{value} is too small; write at least {min} (default {default})"),
+            );
+        }
+        value
+    };
+    Limits {
+        max_requests: at_least("max_requests", raw.max_requests, d.max_requests, 1),
+        max_connections_per_client: raw
+            .max_connections_per_client
+            .unwrap_or(d.max_connections_per_client),
+        max_header_count: at_least(
+            "max_header_count",
+            raw.max_header_count,
+            d.max_header_count,
+            8,
+        ),
+        max_header_bytes: at_least(
+            "max_header_bytes",
+            raw.max_header_bytes,
+            d.max_header_bytes,
+            // hyper's HTTP/1 read buffer cannot be smaller than this.
+            8192,
+        ),
+        max_h2_streams: at_least("max_h2_streams", raw.max_h2_streams, d.max_h2_streams, 1),
+    }
+}
+
+fn validate_rate_limit(raw: &RawRateLimit, path: &str, problems: &mut Problems) -> RateLimit {
+    if raw.requests == 0 {
+        problems.add(
+            format!("{path}.requests"),
+            "must be at least 1; remove `rate_limit:` to turn the limit off",
+        );
+    }
+    let per = duration_field(
+        problems,
+        format!("{path}.per"),
+        raw.per.as_ref(),
+        Duration::from_secs(1),
+    );
+    if per.is_zero() {
+        problems.add(
+            format!("{path}.per"),
+            "must be longer than 0s; write e.g. \"1s\"",
+        );
+    }
+    let burst = raw.burst.unwrap_or(raw.requests);
+    if burst == 0 {
+        problems.add(format!("{path}.burst"), "must be at least 1");
+    }
+    RateLimit {
+        requests: raw.requests,
+        per,
+        burst,
+    }
+}
+
+fn validate_route(
+    raw: &RawL7,
+    route: &RawRoute,
+    rpath: &str,
+    problems: &mut Problems,
+) -> Option<Route> {
+    let pool = raw.pools.get_index_of(&route.pool);
+    if pool.is_none() {
+        let known: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
+        problems.add(
+            format!("{rpath}.pool"),
+            format!(
+                "unknown pool {:?}; pools: {}",
+                route.pool,
+                if known.is_empty() {
+                    "none (add a `pools:` block)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+    }
+    let prefix = route.path.clone().unwrap_or_else(|| "/".to_owned());
+    if !prefix.starts_with('/') {
+        problems.add(
+            format!("{rpath}.path"),
+            format!("{prefix:?} must start with '/'; write e.g. \"/api\""),
+        );
+    }
+    if let Some(host) = &route.host {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        if bare.is_empty()
+            || bare.contains('*')
+            || !bare
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
+            problems.add(
+                format!("{rpath}.host"),
+                format!(
+                    "{host:?} is not a host name; write \"www.example.com\" or \"*.example.com\" (no port, `*.` only at the start)"
+                ),
+            );
+        }
+    }
+    let header = route.header.as_ref().map(|h| {
+        if !is_token(&h.name) {
+            problems.add(
+                format!("{rpath}.header.name"),
+                format!("{:?} is not a header name; write e.g. \"X-Canary\"", h.name),
+            );
+        }
+        HeaderMatch {
+            name: h.name.to_ascii_lowercase(),
+            value: h.value.as_ref().map(Scalar::text),
+        }
+    });
+    if let Some(rewrite) = &route.rewrite
+        && !rewrite.starts_with('/')
+    {
+        problems.add(
+            format!("{rpath}.rewrite"),
+            format!("{rewrite:?} must start with '/'; write e.g. \"/v2\""),
+        );
+    }
+    Some(Route {
+        host: route
+            .host
+            .as_ref()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
+        path: prefix,
+        header,
+        rewrite: route.rewrite.clone(),
+        pool: pool?,
+    })
+}
+
+fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problems) -> Pool {
+    let algorithm = match pool.algorithm.as_deref() {
+        None | Some("p2c") => Algorithm::P2c,
+        Some("round_robin") => Algorithm::RoundRobin,
+        Some("least_conn") => Algorithm::LeastConn,
+        Some("hash") => Algorithm::Hash,
+        Some("random") => Algorithm::Random,
+        Some(other) => {
+            problems.add(
+                format!("{ppath}.algorithm"),
+                format!(
+                    "unknown algorithm {other:?}; use p2c, round_robin, least_conn, hash or random"
+                ),
+            );
+            Algorithm::P2c
+        }
+    };
+    let hash_on = match pool.hash_on.as_deref() {
+        None | Some("client_ip") => HashOn::ClientIp,
+        Some(text) => {
+            let parsed = match text.split_once(':') {
+                Some(("header", h)) if is_token(h) => Some(HashOn::Header(h.to_ascii_lowercase())),
+                Some(("cookie", c)) if is_cookie_name(c) => Some(HashOn::Cookie(c.to_owned())),
+                _ => None,
+            };
+            parsed.unwrap_or_else(|| {
+                problems.add(
+                    format!("{ppath}.hash_on"),
+                    format!(
+                        "{text:?} is not a hash input; write client_ip, \"header:X-User\" or \"cookie:session\""
+                    ),
+                );
+                HashOn::ClientIp
+            })
+        }
+    };
+    if pool.hash_on.is_some() && algorithm != Algorithm::Hash {
+        problems.add(
+            format!("{ppath}.hash_on"),
+            "only the hash algorithm uses it; add `algorithm: hash` or remove `hash_on:`",
+        );
+    }
+    if pool.servers.is_empty() {
+        problems.add(
+            format!("{ppath}.servers"),
+            "no servers; add { addr: \"127.0.1.101:9000\" }",
+        );
+    }
+    let servers: Vec<Server> = pool
+        .servers
+        .iter()
+        .enumerate()
+        .filter_map(|(index, server)| {
+            let spath = format!("{ppath}.servers[{index}]");
+            let weight = server.weight.unwrap_or(1);
+            if weight == 0 {
+                problems.add(
+                    format!("{spath}.weight"),
+                    "must be at least 1 (remove the server to take it out)",
+                );
+            }
+            Some(Server {
+                addr: socket_addr(&server.addr, &format!("{spath}.addr"), problems)?,
+                weight,
+                backup: server.backup,
+            })
+        })
+        .collect();
+    for (index, server) in servers.iter().enumerate() {
+        if servers[..index].iter().any(|s| s.addr == server.addr) {
+            problems.add(
+                format!("{ppath}.servers[{index}].addr"),
+                format!(
+                    "{} is listed twice; raise the first one's weight instead",
+                    server.addr
+                ),
+            );
+        }
+    }
+    if !servers.is_empty() && servers.iter().all(|s| s.backup) {
+        problems.add(
+            format!("{ppath}.servers"),
+            "every server is a backup; make at least one a primary (remove `backup: true`)",
+        );
+    }
+    let slow_start = duration_field(
+        problems,
+        format!("{ppath}.slow_start"),
+        pool.slow_start.as_ref(),
+        Duration::ZERO,
+    );
+    if pool.max_requests_per_server == Some(0) {
+        problems.add(
+            format!("{ppath}.max_requests_per_server"),
+            "must be at least 1; remove it for no limit",
+        );
+    }
+    let outlier = pool.outlier.as_ref().map_or_else(Outlier::default, |o| {
+        let d = Outlier::default();
+        let opath = format!("{ppath}.outlier");
+        let ejection = duration_field(
+            problems,
+            format!("{opath}.ejection"),
+            o.ejection.as_ref(),
+            d.ejection,
+        );
+        let max_ejection = duration_field(
+            problems,
+            format!("{opath}.max_ejection"),
+            o.max_ejection.as_ref(),
+            d.max_ejection.max(ejection),
+        );
+        if ejection.is_zero() {
+            problems.add(
+                format!("{opath}.ejection"),
+                "must be longer than 0s; set `failures: 0` to turn ejection off",
+            );
+        }
+        if max_ejection < ejection {
+            problems.add(
+                format!("{opath}.max_ejection"),
+                format!("{max_ejection:?} is shorter than `ejection` ({ejection:?}); write at least that"),
+            );
+        }
+        Outlier {
+            failures: o.failures.unwrap_or(d.failures),
+            ejection,
+            max_ejection,
+        }
+    });
+    let sticky = pool
+        .sticky
+        .as_ref()
+        .map(|s| validate_sticky(s, &format!("{ppath}.sticky"), problems));
+    let retries = pool.retries.as_ref().map_or_else(Retries::default, |r| {
+        let d = Retries::default();
+        let rpath = format!("{ppath}.retries");
+        let statuses = match &r.statuses {
+            None => d.statuses.clone(),
+            Some(text) => problems
+                .check(
+                    format!("{rpath}.statuses"),
+                    health::parse_status_set(&text.text()),
+                )
+                .unwrap_or_default(),
+        };
+        let budget_percent = r.budget_percent.unwrap_or(d.budget_percent);
+        if budget_percent > 100 {
+            problems.add(
+                format!("{rpath}.budget_percent"),
+                format!("{budget_percent} is over 100; write a percentage such as 20"),
+            );
+        }
+        Retries {
+            attempts: r.attempts.unwrap_or(d.attempts),
+            statuses,
+            budget_percent,
+            min_per_second: r.min_per_second.unwrap_or(d.min_per_second),
+        }
+    });
+    Pool {
+        name: name.to_owned(),
+        algorithm,
+        hash_on,
+        servers,
+        health: health::validate(
+            pool.health.as_ref(),
+            "/",
+            &format!("{ppath}.health"),
+            problems,
+        ),
+        slow_start,
+        fail_open: pool.fail_open.unwrap_or(true),
+        max_requests_per_server: pool.max_requests_per_server,
+        outlier,
+        sticky,
+        retries,
+    }
+}
+
+fn validate_sticky(raw: &RawSticky, path: &str, problems: &mut Problems) -> Sticky {
+    let cookie = raw
+        .cookie
+        .clone()
+        .unwrap_or_else(|| DEFAULT_STICKY_COOKIE.to_owned());
+    if !is_cookie_name(&cookie) {
+        problems.add(
+            format!("{path}.cookie"),
+            format!("{cookie:?} is not a cookie name; write letters, digits, '-' or '_' such as \"GTMSTICKY\""),
+        );
+    }
+    let cookie_path = raw.path.clone().unwrap_or_else(|| "/".to_owned());
+    if !cookie_path.starts_with('/') || cookie_path.contains(';') {
+        problems.add(
+            format!("{path}.path"),
+            format!("{cookie_path:?} must start with '/' and have no ';'"),
+        );
+    }
+    let max_age = raw
+        .max_age
+        .as_ref()
+        .and_then(|v| problems.check(format!("{path}.max_age"), parse_duration(&v.text())));
+    let same_site = match raw.same_site.as_deref() {
+        None | Some("lax") => SameSite::Lax,
+        Some("strict") => SameSite::Strict,
+        Some("none") => SameSite::None,
+        Some(other) => {
+            problems.add(
+                format!("{path}.same_site"),
+                format!("unknown SameSite {other:?}; use lax, strict or none"),
+            );
+            SameSite::Lax
+        }
+    };
+    if same_site == SameSite::None && !raw.secure {
+        problems.add(
+            format!("{path}.same_site"),
+            "browsers drop `SameSite=None` cookies without `Secure`; add `secure: true`",
+        );
+    }
+    Sticky {
+        cookie,
+        path: cookie_path,
+        max_age,
+        secure: raw.secure,
+        http_only: raw.http_only.unwrap_or(true),
+        same_site,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validates `yaml` as the `l7:` block of a one-region topology;
+    /// problems come back as `l7.PATH: message`.
+    fn parse(yaml: &str) -> Result<L7Tier, Vec<String>> {
+        let indented: String = yaml.lines().map(|l| format!("      {l}\n")).collect();
+        let text = format!(
+            "dns:
+  nodes: [{{ name: ns1, listen: [\"127.0.0.1:5353\"] }}]
+  zones:
+    - origin: example.com.
+      soa: {{ mname: ns1.example.com., rname: hostmaster@example.com }}
+      records:
+        - {{ name: \"@\", type: NS, value: ns1.example.com. }}
+        - {{ name: ns1, type: A, value: 127.0.0.1 }}
+regions:
+  r:
+    location: {{ lat: 0, lon: 0 }}
+    vip: {{ ipv4: 127.0.0.1 }}
+    l7:
+{indented}"
+        );
+        match crate::parse(&text, "test.yaml") {
+            Ok(mut topology) => Ok(topology.regions.remove(0).l7.expect("an l7 block")),
+            Err(crate::LoadError::Invalid { problems, .. }) => Err(problems
+                .into_iter()
+                .map(|p| {
+                    let path = p.problem.path.trim_start_matches("regions.r.");
+                    format!("{path}: {}", p.problem.message)
+                })
+                .collect()),
+            Err(other) => Err(vec![other.to_string()]),
+        }
+    }
+
+    const MINIMAL: &str = "
+nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+routes: [{ pool: web }]
+pools:
+  web:
+    servers: [{ addr: \"127.0.0.1:9000\" }]
+";
+
+    #[test]
+    fn a_minimal_tier_gets_every_default() {
+        let tier = parse(MINIMAL).unwrap();
+        assert!(!tier.proxy_protocol);
+        assert!(tier.http2);
+        assert_eq!(tier.timeouts, Timeouts::default());
+        assert_eq!(tier.limits, Limits::default());
+        assert_eq!(tier.rate_limit, None);
+        let pool = &tier.pools[0];
+        assert_eq!(pool.algorithm, Algorithm::P2c);
+        assert_eq!(pool.hash_on, HashOn::ClientIp);
+        assert!(pool.fail_open);
+        assert_eq!(pool.outlier, Outlier::default());
+        assert_eq!(pool.retries, Retries::default());
+        assert_eq!(pool.slow_start, Duration::ZERO);
+        assert_eq!(tier.routes[0].path, "/");
+    }
+
+    #[test]
+    fn every_option_is_read() {
+        let tier = parse(
+            "
+nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+proxy_protocol: true
+http2: false
+via: true
+tls:
+  certs: [{ cert: a.pem, key: a.key }]
+  min_version: \"1.3\"
+  session_tickets: false
+timeouts: { connect: 1s, request_headers: 2s, response: 3s, idle: 4s, upstream_idle: 5s, drain: 6s }
+limits: { max_requests: 7, max_connections_per_client: 0, max_header_count: 9, max_header_bytes: 10000, max_h2_streams: 11 }
+rate_limit: { requests: 50, per: 10s, burst: 60 }
+routes:
+  - { host: \"*.Example.com\", path: /api, header: { name: X-Canary, value: 1 }, rewrite: /v2, pool: web }
+pools:
+  web:
+    algorithm: hash
+    hash_on: \"cookie:session\"
+    servers: [{ addr: \"127.0.0.1:9000\", weight: 3 }, { addr: \"127.0.0.1:9001\", backup: true }]
+    slow_start: 30s
+    fail_open: false
+    max_requests_per_server: 12
+    outlier: { failures: 3, ejection: 1s, max_ejection: 8s }
+    sticky: { cookie: SRV, path: /app, max_age: 1h, secure: true, http_only: false, same_site: none }
+    retries: { attempts: 2, statuses: \"500,502-504\", budget_percent: 50, min_per_second: 1 }
+",
+        )
+        .unwrap();
+        assert!(tier.proxy_protocol && !tier.http2 && tier.via);
+        let tls = tier.tls.unwrap();
+        assert_eq!(tls.min_version, TlsVersion::Tls13);
+        assert!(!tls.session_tickets);
+        assert_eq!(tier.timeouts.drain, Duration::from_secs(6));
+        assert_eq!(tier.limits.max_h2_streams, 11);
+        assert_eq!(
+            tier.rate_limit,
+            Some(RateLimit {
+                requests: 50,
+                per: Duration::from_secs(10),
+                burst: 60
+            })
+        );
+        let route = &tier.routes[0];
+        assert_eq!(route.host.as_deref(), Some("*.example.com"));
+        assert_eq!(
+            route.header,
+            Some(HeaderMatch {
+                name: "x-canary".into(),
+                value: Some("1".into())
+            })
+        );
+        assert_eq!(route.rewrite.as_deref(), Some("/v2"));
+        let pool = &tier.pools[0];
+        assert_eq!(pool.hash_on, HashOn::Cookie("session".into()));
+        assert!(pool.servers[1].backup);
+        assert_eq!(pool.outlier.max_ejection, Duration::from_secs(8));
+        let sticky = pool.sticky.as_ref().unwrap();
+        assert_eq!(sticky.same_site, SameSite::None);
+        assert_eq!(sticky.max_age, Some(Duration::from_secs(3600)));
+        assert_eq!(pool.retries.statuses, [(500, 500), (502, 504)]);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_path_and_a_fix() {
+        let problems = parse(
+            "
+nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+tls: { certs: [], min_version: \"1.0\" }
+timeouts: { connect: 2, idle: 0s }
+limits: { max_header_bytes: 100 }
+rate_limit: { requests: 0 }
+routes:
+  - { host: \"www.*.com\", path: api, header: { name: \"bad name\" }, rewrite: v2, pool: nope }
+pools:
+  web:
+    algorithm: fastest
+    hash_on: \"ip\"
+    servers: [{ addr: \"127.0.0.1:9000\", backup: true }, { addr: \"127.0.0.1:9000\", backup: true }]
+    slow_start: 10
+    outlier: { ejection: 10s, max_ejection: 1s }
+    sticky: { cookie: \"a b\", same_site: none }
+    retries: { statuses: \"700\", budget_percent: 150 }
+",
+        )
+        .unwrap_err();
+        let expect = [
+            "l7.tls.certs: no certificates",
+            "l7.tls.min_version: \"1.0\" is not a supported TLS version; write \"1.2\" or \"1.3\"",
+            "l7.timeouts.connect: \"2\" has no unit; write \"2s\"",
+            "l7.timeouts.idle: must be longer than 0s",
+            "l7.limits.max_header_bytes: 100 is too small; write at least 8192",
+            "l7.rate_limit.requests: must be at least 1",
+            "l7.routes[0].pool: unknown pool \"nope\"; pools: web",
+            "l7.routes[0].path: \"api\" must start with '/'",
+            "l7.routes[0].host: \"www.*.com\" is not a host name",
+            "l7.routes[0].header.name: \"bad name\" is not a header name",
+            "l7.routes[0].rewrite: \"v2\" must start with '/'",
+            "l7.pools.web.algorithm: unknown algorithm \"fastest\"",
+            "l7.pools.web.hash_on: \"ip\" is not a hash input",
+            "l7.pools.web.servers[1].addr: 127.0.0.1:9000 is listed twice",
+            "l7.pools.web.servers: every server is a backup",
+            "l7.pools.web.slow_start: \"10\" has no unit",
+            "l7.pools.web.outlier.max_ejection: 1s is shorter than `ejection`",
+            "l7.pools.web.sticky.cookie: \"a b\" is not a cookie name",
+            "l7.pools.web.sticky.same_site: browsers drop `SameSite=None` cookies without `Secure`",
+            "l7.pools.web.retries.statuses: \"700\" is not an HTTP status",
+            "l7.pools.web.retries.budget_percent: 150 is over 100",
+        ];
+        for e in expect {
+            assert!(
+                problems.iter().any(|p| p.starts_with(e)),
+                "missing {e:?} in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_every_new_block() {
+        for block in [
+            "timeouts: { connectt: 1s }",
+            "limits: { max_request: 1 }",
+            "rate_limit: { requests: 1, rps: 2 }",
+            "tls: { certs: [], alpn: [h2] }",
+        ] {
+            let yaml = format!("{MINIMAL}{block}\n");
+            let error = parse(&yaml).unwrap_err();
+            assert!(error[0].contains("unknown field"), "{block}: {error:?}");
+        }
     }
 }

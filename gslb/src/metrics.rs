@@ -1,0 +1,209 @@
+//! The GSLB's Prometheus metrics: queries by type, rcode and answered
+//! region; how clients were located; probe results, latency and
+//! transitions; region service changes; config reloads.
+//!
+//! One [`Metrics`] per node, shared by the query path, the monitor and the
+//! reloader, and served by the admin API.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use probe::ProbeResult;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueryLabels {
+    qtype: &'static str,
+    rcode: &'static str,
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionLabels {
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    region: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    region: String,
+    to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Arc<Registry>,
+    queries_total: AtomicU64,
+    queries: Family<QueryLabels, Counter>,
+    client_source: Family<SourceLabels, Counter>,
+    probes: Family<ProbeLabels, Counter>,
+    probe_latency: Family<RegionLabels, Histogram>,
+    probe_transitions: Family<RegionLabels, Counter>,
+    region_in_service: Family<RegionLabels, Gauge>,
+    region_transitions: Family<TransitionLabels, Counter>,
+    reloads: Family<OutcomeLabels, Counter>,
+}
+
+impl Metrics {
+    /// A fresh set of metrics with its registry.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("gslb");
+        let queries = Family::<QueryLabels, Counter>::default();
+        registry.register(
+            "queries",
+            "DNS queries answered, by query type, response code and the region answered (empty for static data)",
+            queries.clone(),
+        );
+        let client_source = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "geo_decisions",
+            "Geo answers by where the client address came from (ecs or resolver)",
+            client_source.clone(),
+        );
+        let probes = Family::<ProbeLabels, Counter>::default();
+        registry.register("probes", "Health probe results by region", probes.clone());
+        let probe_latency = Family::<RegionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+        });
+        registry.register(
+            "probe_latency_seconds",
+            "Health probe latency by region",
+            probe_latency.clone(),
+        );
+        let probe_transitions = Family::<RegionLabels, Counter>::default();
+        registry.register(
+            "probe_transitions",
+            "Up/down changes of this node's own probe state, by region",
+            probe_transitions.clone(),
+        );
+        let region_in_service = Family::<RegionLabels, Gauge>::default();
+        registry.register(
+            "region_in_service",
+            "1 when the region may be answered (quorum up and no override), else 0",
+            region_in_service.clone(),
+        );
+        let region_transitions = Family::<TransitionLabels, Counter>::default();
+        registry.register(
+            "region_transitions",
+            "Changes of a region's service state, by direction",
+            region_transitions.clone(),
+        );
+        let reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Topology reloads by outcome",
+            reloads.clone(),
+        );
+        Arc::new(Metrics {
+            registry: Arc::new(registry),
+            queries_total: AtomicU64::new(0),
+            queries,
+            client_source,
+            probes,
+            probe_latency,
+            probe_transitions,
+            region_in_service,
+            region_transitions,
+            reloads,
+        })
+    }
+
+    /// The registry, for the admin API's `/metrics`.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// Queries answered since start, all labels together.
+    pub fn queries_total(&self) -> u64 {
+        self.queries_total.load(Ordering::Relaxed)
+    }
+
+    /// Counts one answered query.
+    pub fn record_query(&self, qtype: &'static str, rcode: &'static str, region: Option<&str>) {
+        self.queries_total.fetch_add(1, Ordering::Relaxed);
+        self.queries
+            .get_or_create(&QueryLabels {
+                qtype,
+                rcode,
+                region: region.unwrap_or_default().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a geo decision by where the client address came from.
+    pub fn record_client_source(&self, from_ecs: bool) {
+        self.client_source
+            .get_or_create(&SourceLabels {
+                source: if from_ecs { "ecs" } else { "resolver" },
+            })
+            .inc();
+    }
+
+    /// Counts one probe result.
+    pub fn record_probe(&self, region: &str, result: &ProbeResult, transition: bool) {
+        let m = self;
+        m.probes
+            .get_or_create(&ProbeLabels {
+                region: region.to_owned(),
+                result: if result.ok { "ok" } else { "fail" },
+            })
+            .inc();
+        let labels = RegionLabels {
+            region: region.to_owned(),
+        };
+        m.probe_latency
+            .get_or_create(&labels)
+            .observe(result.latency.as_secs_f64());
+        if transition {
+            m.probe_transitions.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Records whether a region is in service.
+    pub fn set_region_in_service(&self, region: &str, in_service: bool) {
+        self.region_in_service
+            .get_or_create(&RegionLabels {
+                region: region.to_owned(),
+            })
+            .set(i64::from(in_service));
+    }
+
+    /// Counts a change of a region's service state.
+    pub fn record_region_transition(&self, region: &str, in_service: bool) {
+        self.region_transitions
+            .get_or_create(&TransitionLabels {
+                region: region.to_owned(),
+                to: if in_service { "in" } else { "out" },
+            })
+            .inc();
+    }
+
+    /// Counts a reload attempt.
+    pub fn record_reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,503 @@
+//! The health monitor: probes every region from this node, gathers the
+//! views of the other GSLB nodes, applies operator overrides, and publishes
+//! which regions are in service — to the query path as a lock-free
+//! [`RegionHealth`], and to the admin API as a [`HealthStatus`].
+//!
+//! One owner mutates the state; readers only load snapshots.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use probe::{Health, ProbeEvent, ProbeResult, ProbeSpec, Prober};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use topology::Topology;
+use tracing::{debug, info, warn};
+
+use crate::health::RegionHealth;
+use crate::metrics::Metrics;
+use crate::overrides::{OverrideMode, OverrideStore, StateError};
+use crate::vantage::{Opinion, verdict};
+
+/// Views older than this many probe intervals do not vote.
+const FRESHNESS_INTERVALS: u32 = 3;
+/// How often verdicts are recomputed even without news (views age).
+const RECOMPUTE_EVERY: Duration = Duration::from_millis(250);
+/// How long a peer may take to answer for its view.
+const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The latest probe result, as reported to operators and peers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LastProbe {
+    /// Whether it passed.
+    pub ok: bool,
+    /// `HTTP 200`, `connection refused`, ...
+    pub detail: String,
+    /// How long it took.
+    pub latency_ms: f64,
+    /// When it finished, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// One node's opinion of the regions, as served to its peers
+/// (`GET /v1/view`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    /// The node's name.
+    pub node: String,
+    /// Its opinion of each region, by name.
+    pub regions: BTreeMap<String, RegionOpinion>,
+}
+
+/// One vantage point's opinion of one region.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegionOpinion {
+    /// Up after hysteresis.
+    pub up: bool,
+    /// The latest probe, if any yet.
+    pub last: Option<LastProbe>,
+}
+
+/// What the admin API reports about one region.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RegionStatus {
+    /// Region name.
+    pub name: String,
+    /// Quorum of fresh vantage views.
+    pub verdict: &'static str,
+    /// Operator override, if any.
+    #[serde(rename = "override")]
+    pub override_mode: Option<&'static str>,
+    /// Why the override was set.
+    pub override_reason: Option<String>,
+    /// Whether answers may use it: verdict up and no override.
+    pub in_service: bool,
+    /// When `in_service` last changed (ms since the epoch).
+    pub since_ms: u64,
+    /// Each vantage point's view.
+    pub vantage: Vec<VantageStatus>,
+}
+
+/// One vantage point's view, for the status.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VantageStatus {
+    /// The GSLB node.
+    pub node: String,
+    /// `up` or `down`.
+    pub state: &'static str,
+    /// Whether it voted (fresh enough).
+    pub fresh: bool,
+    /// Its latest probe.
+    pub last: Option<LastProbe>,
+}
+
+/// The whole health picture.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HealthStatus {
+    /// Regions in topology order.
+    pub regions: Vec<RegionStatus>,
+}
+
+/// The GSLB nodes this node exchanges views with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Node name.
+    pub name: String,
+    /// Its admin API.
+    pub admin: SocketAddr,
+}
+
+/// What the monitor publishes and what the admin API reads and changes.
+pub struct Monitor {
+    node: String,
+    /// Read by the query path.
+    pub view: Arc<ArcSwap<RegionHealth>>,
+    status: ArcSwap<HealthStatus>,
+    overrides: Mutex<OverrideStore>,
+    state: Mutex<State>,
+    changed: Notify,
+    prober: Prober,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Region names in topology order, with their probe interval.
+    regions: Vec<(String, Duration)>,
+    own: HashMap<String, OwnOpinion>,
+    peers: HashMap<(String, String), PeerOpinion>,
+    in_service: HashMap<String, (bool, SystemTime)>,
+    peer_list: Vec<Peer>,
+}
+
+struct OwnOpinion {
+    up: bool,
+    last: Option<LastProbe>,
+    at: Instant,
+}
+
+struct PeerOpinion {
+    up: bool,
+    last: Option<LastProbe>,
+    received: Instant,
+}
+
+/// The probe spec for a region: its health check against its VIP.
+pub fn region_probe(topology: &Topology, region: usize) -> Option<ProbeSpec> {
+    let region = &topology.regions[region];
+    let address = region
+        .vip
+        .ipv4
+        .map(std::net::IpAddr::V4)
+        .or(region.vip.ipv6.map(std::net::IpAddr::V6))?;
+    Some(probe::topology::spec_for(
+        &region.health,
+        address,
+        region.vip.http_port,
+        region.vip.https_port,
+    ))
+}
+
+impl Monitor {
+    /// Starts probing `topology`'s regions as node `node`, with overrides
+    /// from `overrides`. Tasks run in `tasks` until `shutdown`.
+    pub fn start(
+        topology: &Topology,
+        node: &str,
+        overrides: OverrideStore,
+        metrics: Arc<Metrics>,
+        tasks: &mut JoinSet<()>,
+        shutdown: CancellationToken,
+    ) -> Arc<Monitor> {
+        let (events_tx, events) = mpsc::channel(256);
+        let seed = node.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) ^ SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let monitor = Arc::new(Monitor {
+            node: node.to_owned(),
+            view: Arc::new(ArcSwap::from_pointee(RegionHealth::all_up(
+                topology.regions.len(),
+            ))),
+            status: ArcSwap::from_pointee(HealthStatus::default()),
+            overrides: Mutex::new(overrides),
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+            prober: Prober::new(events_tx, shutdown.clone(), seed),
+            metrics,
+        });
+        tasks.spawn(monitor.clone().consume(events, shutdown.clone()));
+        tasks.spawn(monitor.clone().tick(shutdown.clone()));
+        tasks.spawn(monitor.clone().poll_peers(shutdown));
+        monitor
+    }
+
+    /// Applies a (re)loaded topology: probes are added, replaced or removed
+    /// (unchanged ones keep their state), and opinions of regions that are
+    /// gone are dropped.
+    pub async fn configure(&self, topology: &Topology) {
+        let mut specs = BTreeMap::new();
+        let mut regions = Vec::new();
+        for (index, region) in topology.regions.iter().enumerate() {
+            regions.push((region.name.clone(), region.health.interval));
+            match region_probe(topology, index) {
+                Some(spec) => {
+                    specs.insert(probe::CheckId::from(region.name.as_str()), spec);
+                }
+                None => warn!(region = %region.name, "region has no VIP address to probe"),
+            }
+        }
+        if let Err(error) = self.prober.sync(specs).await {
+            warn!("{error}");
+        }
+        let peers: Vec<Peer> = topology
+            .dns
+            .nodes
+            .iter()
+            .filter(|n| n.name != self.node)
+            .filter_map(|n| {
+                n.admin.map(|admin| Peer {
+                    name: n.name.clone(),
+                    admin,
+                })
+            })
+            .collect();
+        {
+            let mut state = self.state.lock().expect("monitor state lock");
+            state
+                .own
+                .retain(|name, _| regions.iter().any(|(r, _)| r == name));
+            state.peers.retain(|(node, region), _| {
+                peers.iter().any(|p| &p.name == node) && regions.iter().any(|(r, _)| r == region)
+            });
+            state.regions = regions;
+            state.peer_list = peers;
+        }
+        self.recompute();
+    }
+
+    /// This node's own opinions, for its peers.
+    pub fn own_view(&self) -> NodeView {
+        let state = self.state.lock().expect("monitor state lock");
+        NodeView {
+            node: self.node.clone(),
+            regions: state
+                .regions
+                .iter()
+                .map(|(name, _)| {
+                    let own = state.own.get(name);
+                    (
+                        name.clone(),
+                        RegionOpinion {
+                            up: own.is_none_or(|o| o.up),
+                            last: own.and_then(|o| o.last.clone()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The health picture for the admin API.
+    pub fn status(&self) -> Arc<HealthStatus> {
+        self.status.load_full()
+    }
+
+    /// Forces `region` out of service.
+    pub fn set_override(
+        &self,
+        region: &str,
+        mode: OverrideMode,
+        reason: Option<String>,
+    ) -> Result<(), StateError> {
+        let result = self
+            .overrides
+            .lock()
+            .expect("overrides lock")
+            .set(region, mode, reason);
+        info!(region, mode = mode.as_str(), "override set");
+        self.recompute();
+        result
+    }
+
+    /// Clears the override on `region`; returns whether there was one.
+    pub fn clear_override(&self, region: &str) -> Result<bool, StateError> {
+        let result = self.overrides.lock().expect("overrides lock").clear(region);
+        info!(region, "override cleared");
+        self.recompute();
+        result
+    }
+
+    async fn consume(
+        self: Arc<Self>,
+        mut events: mpsc::Receiver<ProbeEvent>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => match event { Some(e) => e, None => return },
+                () = shutdown.cancelled() => return,
+            };
+            let region = event.id.as_str().to_owned();
+            if let Some(transition) = &event.transition {
+                info!(%region, vantage = %self.node, ?transition, result = %event.result, "probe state changed");
+            } else {
+                debug!(%region, result = %event.result, "probe");
+            }
+            self.metrics
+                .record_probe(&region, &event.result, event.transition.is_some());
+            {
+                let mut state = self.state.lock().expect("monitor state lock");
+                state.own.insert(
+                    region,
+                    OwnOpinion {
+                        up: event.health == Health::Up,
+                        last: Some(last_probe(&event.result)),
+                        at: Instant::now(),
+                    },
+                );
+            }
+            self.recompute();
+        }
+    }
+
+    async fn tick(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(RECOMPUTE_EVERY);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => self.recompute(),
+                () = self.changed.notified() => self.recompute(),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn poll_peers(self: Arc<Self>, shutdown: CancellationToken) {
+        let client = match probe::plain_http_client().timeout(PEER_TIMEOUT).build() {
+            Ok(client) => client,
+            Err(error) => {
+                warn!(
+                    "cannot build the peer HTTP client; vantage views will not be exchanged: {error}"
+                );
+                return;
+            }
+        };
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let peers = self
+                .state
+                .lock()
+                .expect("monitor state lock")
+                .peer_list
+                .clone();
+            for peer in peers {
+                let url = format!("http://{}/v1/view", peer.admin);
+                let view = match client.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => {
+                        response.json::<NodeView>().await
+                    }
+                    Ok(response) => {
+                        debug!(peer = %peer.name, status = %response.status(), "peer view refused");
+                        continue;
+                    }
+                    Err(error) => Err(error),
+                };
+                match view {
+                    Ok(view) => self.record_peer(&peer.name, view),
+                    Err(error) => {
+                        debug!(peer = %peer.name, %error, "peer view unavailable; it will go stale")
+                    }
+                }
+            }
+        }
+    }
+
+    fn record_peer(&self, peer: &str, view: NodeView) {
+        {
+            let mut state = self.state.lock().expect("monitor state lock");
+            let now = Instant::now();
+            for (region, opinion) in view.regions {
+                if !state.regions.iter().any(|(r, _)| *r == region) {
+                    continue;
+                }
+                state.peers.insert(
+                    (peer.to_owned(), region),
+                    PeerOpinion {
+                        up: opinion.up,
+                        last: opinion.last,
+                        received: now,
+                    },
+                );
+            }
+        }
+        self.changed.notify_one();
+    }
+
+    /// Recomputes verdicts and publishes both snapshots.
+    fn recompute(&self) {
+        let now = Instant::now();
+        let overrides = self.overrides.lock().expect("overrides lock");
+        let mut state = self.state.lock().expect("monitor state lock");
+        let mut up = Vec::with_capacity(state.regions.len());
+        let mut regions = Vec::with_capacity(state.regions.len());
+        let region_list = state.regions.clone();
+        for (name, interval) in &region_list {
+            let max_age = *interval * FRESHNESS_INTERVALS;
+            let mut vantage = Vec::new();
+            let mut opinions = Vec::new();
+            let own = state.own.get(name);
+            // Before its first probe completes, this node's own view is the
+            // probe's initial state (up), and fresh.
+            let own_age = own.map_or(Duration::ZERO, |o| now.duration_since(o.at));
+            let own_up = own.is_none_or(|o| o.up);
+            opinions.push(Opinion {
+                up: own_up,
+                age: own_age.min(max_age),
+            });
+            vantage.push(VantageStatus {
+                node: self.node.clone(),
+                state: if own_up { "up" } else { "down" },
+                fresh: true,
+                last: own.and_then(|o| o.last.clone()),
+            });
+            for peer in &state.peer_list {
+                let Some(opinion) = state.peers.get(&(peer.name.clone(), name.clone())) else {
+                    continue;
+                };
+                let age = now.duration_since(opinion.received);
+                opinions.push(Opinion {
+                    up: opinion.up,
+                    age,
+                });
+                vantage.push(VantageStatus {
+                    node: peer.name.clone(),
+                    state: if opinion.up { "up" } else { "down" },
+                    fresh: age <= max_age,
+                    last: opinion.last.clone(),
+                });
+            }
+            let verdict = verdict(&opinions, max_age);
+            let held = overrides.get(name);
+            let in_service = verdict.up && held.is_none();
+            let since = match state.in_service.get(name) {
+                Some((was, since)) if *was == in_service => *since,
+                previous => {
+                    if previous.is_some() {
+                        info!(
+                            region = %name,
+                            in_service,
+                            up_votes = verdict.up_votes,
+                            fresh_views = verdict.fresh,
+                            override_mode = held.map(|o| o.mode.as_str()),
+                            "region {}", if in_service { "back in service" } else { "out of service" }
+                        );
+                        self.metrics.record_region_transition(name, in_service);
+                    }
+                    SystemTime::now()
+                }
+            };
+            state.in_service.insert(name.clone(), (in_service, since));
+            self.metrics.set_region_in_service(name, in_service);
+            up.push(in_service);
+            regions.push(RegionStatus {
+                name: name.clone(),
+                verdict: if verdict.up { "up" } else { "down" },
+                override_mode: held.map(|o| o.mode.as_str()),
+                override_reason: held.and_then(|o| o.reason.clone()),
+                in_service,
+                since_ms: millis(since),
+                vantage,
+            });
+        }
+        let view = RegionHealth::from_states(up);
+        if **self.view.load() != view {
+            self.view.store(Arc::new(view));
+        }
+        self.status.store(Arc::new(HealthStatus { regions }));
+    }
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn last_probe(result: &ProbeResult) -> LastProbe {
+    LastProbe {
+        ok: result.ok,
+        detail: result.detail.clone(),
+        latency_ms: result.latency.as_secs_f64() * 1000.0,
+        at_ms: millis(SystemTime::now()),
+    }
+}

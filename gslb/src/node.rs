@@ -1,0 +1,259 @@
+//! A running GSLB node: the state its tasks share — the serving snapshot,
+//! the health monitor, the GeoIP database, the config's provenance — and
+//! the reload that swaps a new topology in.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use geo_data::WatchedGeoDb;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use topology::Topology;
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
+use crate::state::ServingState;
+
+/// How a node was started.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Which of the topology's `dns.nodes` this is.
+    pub node: String,
+    /// The topology file, for reloads (none: reload is unavailable).
+    pub config_path: Option<PathBuf>,
+    /// Where overrides are persisted (none: in memory only).
+    pub state_file: Option<PathBuf>,
+}
+
+/// Where the running config came from and how its last reload went.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConfigInfo {
+    /// SHA-256 of the file's bytes (hex), or of nothing for an in-memory
+    /// topology.
+    pub version: String,
+    /// When it was loaded (ms since the epoch).
+    pub loaded_at_ms: u64,
+    /// The latest reload attempt, if any.
+    pub last_reload: Option<ReloadOutcome>,
+}
+
+/// One reload attempt.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReloadOutcome {
+    /// Whether the new config is serving.
+    pub ok: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// The shared state of a running node.
+pub struct Node {
+    /// Startup options.
+    pub options: Options,
+    /// What the query path answers from.
+    pub state: Arc<ArcSwap<ServingState>>,
+    /// Health probing, vantage views and overrides.
+    pub monitor: Arc<Monitor>,
+    /// Client locations.
+    pub geoip: Arc<WatchedGeoDb>,
+    /// Config provenance.
+    pub config: ArcSwap<ConfigInfo>,
+    /// The node's metrics.
+    pub metrics: Arc<Metrics>,
+    /// When the node started (ms since the epoch).
+    pub started_at_ms: u64,
+    queries_per_second: AtomicU64,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The SHA-256 of `bytes`, hex.
+pub fn version_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Node {
+    /// A node serving `state`, with `monitor` and `geoip` already running.
+    pub fn new(
+        options: Options,
+        state: Arc<ArcSwap<ServingState>>,
+        monitor: Arc<Monitor>,
+        geoip: Arc<WatchedGeoDb>,
+        metrics: Arc<Metrics>,
+        version: String,
+    ) -> Node {
+        let now = now_ms();
+        Node {
+            options,
+            state,
+            monitor,
+            geoip,
+            config: ArcSwap::from_pointee(ConfigInfo {
+                version,
+                loaded_at_ms: now,
+                last_reload: None,
+            }),
+            started_at_ms: now,
+            metrics,
+            queries_per_second: AtomicU64::new(0f64.to_bits()),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The current topology.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.state.load().topology.clone()
+    }
+
+    /// Queries per second over the last second or so.
+    pub fn queries_per_second(&self) -> f64 {
+        f64::from_bits(self.queries_per_second.load(Ordering::Relaxed))
+    }
+
+    /// Re-reads the topology file; on success swaps it in (queries in
+    /// flight keep the snapshot they started with, health state of regions
+    /// that remain carries over), on failure keeps serving the old one.
+    /// Either way the outcome is recorded for the status.
+    pub async fn reload(&self) -> Result<(), String> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let outcome = self.try_reload().await;
+        self.metrics.record_reload(outcome.is_ok());
+        let record = ReloadOutcome {
+            ok: outcome.is_ok(),
+            error: outcome.as_ref().err().cloned(),
+            at_ms: now_ms(),
+        };
+        let mut info = (**self.config.load()).clone();
+        match &outcome {
+            Ok(version) => {
+                if *version != info.version {
+                    info.loaded_at_ms = record.at_ms;
+                }
+                info.version = version.clone();
+                info!(version = %version, "configuration reloaded");
+            }
+            Err(error) => {
+                warn!("configuration not reloaded, the previous one keeps serving: {error}")
+            }
+        }
+        info.last_reload = Some(record);
+        self.config.store(Arc::new(info));
+        outcome.map(|_| ())
+    }
+
+    async fn try_reload(&self) -> Result<String, String> {
+        let path = self
+            .options
+            .config_path
+            .clone()
+            .ok_or("this node was started without a topology file to reload")?;
+        let (bytes, topology) = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read topology file {}: {e}", path.display()))?;
+            let topology = topology::load(&path).map_err(|e| e.to_string())?;
+            Ok::<_, String>((bytes, topology))
+        })
+        .await
+        .map_err(|e| format!("reload task failed: {e}"))??;
+        let current = self.topology();
+        if !topology
+            .dns
+            .nodes
+            .iter()
+            .any(|n| n.name == self.options.node)
+        {
+            return Err(format!(
+                "the new file has no node {:?} in dns.nodes; this process is that node",
+                self.options.node
+            ));
+        }
+        if topology.dns.geoip != current.dns.geoip {
+            return Err("dns.geoip changed; restart the node to switch databases".into());
+        }
+        let topology = Arc::new(topology);
+        self.monitor.configure(&topology).await;
+        self.state
+            .store(Arc::new(ServingState::new(topology, self.geoip.clone())));
+        Ok(version_of(&bytes))
+    }
+
+    /// Reloads when the topology file changes (checked every `every`) and
+    /// on SIGHUP, until `shutdown`.
+    pub async fn watch_config(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let Some(path) = self.options.config_path.clone() else {
+            return;
+        };
+        let stamp = |path: &std::path::Path| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.modified().ok(), m.len()))
+        };
+        let mut last = stamp(&path);
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(signal) => Some(signal),
+                Err(error) => {
+                    warn!("cannot listen for SIGHUP; reload with the admin API: {error}");
+                    None
+                }
+            };
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            let hangup = async {
+                match &mut hangups {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = ticks.tick() => {
+                    let now = stamp(&path);
+                    if now == last {
+                        continue;
+                    }
+                    last = now;
+                    info!(file = %path.display(), "topology file changed");
+                }
+                _ = hangup => info!("SIGHUP received"),
+                () = shutdown.cancelled() => return,
+            }
+            let _ = self.reload().await;
+        }
+    }
+
+    /// Keeps the queries-per-second figure current until `shutdown`.
+    pub async fn track_rate(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        let mut last = (self.metrics.queries_total(), tokio::time::Instant::now());
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let now = (self.metrics.queries_total(), tokio::time::Instant::now());
+            let elapsed = now.1.duration_since(last.1).as_secs_f64();
+            if elapsed > 0.0 {
+                let rate = (now.0 - last.0) as f64 / elapsed;
+                self.queries_per_second
+                    .store(rate.to_bits(), Ordering::Relaxed);
+            }
+            last = now;
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Operator overrides: regions forced out of service (`fail` for a drill,
+//! `drain` for maintenance), kept apart from probe health and persisted so
+//! they survive a restart.
+//!
+//! The state file is JSON, written atomically (a temporary file beside it,
+//! synced, then renamed over it), so a crash mid-write leaves either the
+//! old file or the new one. If it cannot be written the override still
+//! takes effect in memory and the error is reported to the caller.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a region is held out of service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverrideMode {
+    /// A rehearsed failure.
+    Fail,
+    /// Planned maintenance.
+    Drain,
+}
+
+impl OverrideMode {
+    /// The spelling used in the API and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideMode::Fail => "fail",
+            OverrideMode::Drain => "drain",
+        }
+    }
+}
+
+/// One override.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    /// Fail or drain.
+    pub mode: OverrideMode,
+    /// Free text from the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was set, seconds since the Unix epoch.
+    pub since: u64,
+}
+
+/// The state file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading failed.
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not what we wrote.
+    #[error(
+        "state file {path} is not valid ({source}); fix or remove it (it holds only overrides)"
+    )]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// Writing failed; the change holds in memory only.
+    #[error(
+        "cannot write state file {path}: {source}; the override holds until restart only — fix the directory's permissions or free disk space"
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct StateFile {
+    #[serde(default)]
+    overrides: BTreeMap<String, Override>,
+}
+
+/// Overrides by region name, mirrored to a state file when one is set.
+#[derive(Debug, Default)]
+pub struct OverrideStore {
+    path: Option<PathBuf>,
+    overrides: BTreeMap<String, Override>,
+}
+
+impl OverrideStore {
+    /// A store kept in memory only.
+    pub fn in_memory() -> OverrideStore {
+        OverrideStore::default()
+    }
+
+    /// Loads the overrides saved at `path`; a missing file is an empty
+    /// store.
+    pub fn load(path: &Path) -> Result<OverrideStore, StateError> {
+        let overrides = match std::fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice::<StateFile>(&bytes)
+                    .map_err(|source| StateError::Parse {
+                        path: path.to_owned(),
+                        source,
+                    })?
+                    .overrides
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Ok(OverrideStore {
+            path: Some(path.to_owned()),
+            overrides,
+        })
+    }
+
+    /// The override on `region`, if any.
+    pub fn get(&self, region: &str) -> Option<&Override> {
+        self.overrides.get(region)
+    }
+
+    /// Every override.
+    pub fn all(&self) -> &BTreeMap<String, Override> {
+        &self.overrides
+    }
+
+    /// Sets an override. It holds in memory even if saving fails.
+    pub fn set(
+        &mut self,
+        region: &str,
+        mode: OverrideMode,
+        reason: Option<String>,
+    ) -> Result<(), StateError> {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.overrides.insert(
+            region.to_owned(),
+            Override {
+                mode,
+                reason,
+                since,
+            },
+        );
+        self.save()
+    }
+
+    /// Clears the override on `region`; returns whether there was one.
+    pub fn clear(&mut self, region: &str) -> Result<bool, StateError> {
+        let had = self.overrides.remove(region).is_some();
+        if had {
+            self.save()?;
+        }
+        Ok(had)
+    }
+
+    fn save(&self) -> Result<(), StateError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let state = StateFile {
+            overrides: self.overrides.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&state).expect("state serializes");
+        write_atomically(path, &bytes).map_err(|source| StateError::Write {
+            path: path.clone(),
+            source,
+        })
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see the old or the new file,
+/// never a mix: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp.{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)?;
+        if let Some(dir) = dir {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("gslb-overrides-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn overrides_survive_a_reload_of_the_file() {
+        let dir = temp_dir("survive");
+        let path = dir.join("state.json");
+        let mut store = OverrideStore::load(&path).unwrap();
+        store
+            .set(
+                "us-east",
+                OverrideMode::Drain,
+                Some("kernel upgrade".into()),
+            )
+            .unwrap();
+        store.set("eu-west", OverrideMode::Fail, None).unwrap();
+        assert!(store.clear("eu-west").unwrap());
+        let again = OverrideStore::load(&path).unwrap();
+        assert_eq!(again.get("us-east").unwrap().mode, OverrideMode::Drain);
+        assert_eq!(
+            again.get("us-east").unwrap().reason.as_deref(),
+            Some("kernel upgrade")
+        );
+        assert!(again.get("eu-west").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_file_keeps_the_override_in_memory_and_says_why() {
+        let dir = temp_dir("unwritable");
+        // A directory where the file should be: rename onto it fails.
+        let path = dir.join("state.json");
+        std::fs::create_dir_all(path.join("occupied")).unwrap();
+        let mut store = OverrideStore {
+            path: Some(path.clone()),
+            overrides: BTreeMap::new(),
+        };
+        let error = store.set("us-east", OverrideMode::Fail, None).unwrap_err();
+        assert!(
+            error.to_string().contains("holds until restart only"),
+            "{error}"
+        );
+        assert_eq!(store.get("us-east").unwrap().mode, OverrideMode::Fail);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_with_the_fix() {
+        let dir = temp_dir("corrupt");
+        let path = dir.join("state.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        let error = OverrideStore::load(&path).unwrap_err();
+        assert!(error.to_string().contains("fix or remove it"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,80 @@
+//! Health probes with rise/fall hysteresis, shared by the GSLB (probing each
+//! region's VIP), the L4 tier (probing its L7 nodes) and the L7 tier (probing
+//! backend servers).
+//!
+//! A check is described by a [`ProbeSpec`]: *what* to probe ([`ProbeKind`]:
+//! a TCP connect or an HTTP(S) GET) and *how often and how strictly*
+//! (interval, timeout, jitter, `rise`/`fall` thresholds, initial state). The
+//! same vocabulary as HAProxy's `inter`/`fastinter`/`rise`/`fall`, Route 53
+//! health checks and Envoy's active health checking.
+//!
+//! # Layout
+//!
+//! - [`spec`]: the validated check description the config layer builds,
+//!   with [`parse_status_set`] and the [`SpecError`] catalogue.
+//! - [`attempt`]: one probe attempt ([`Checker::probe`]) bounded by a timeout,
+//!   returning a [`ProbeResult`]; the TCP and HTTP adapters live beside it
+//!   (only `http` imports reqwest, only `tls` imports rustls).
+//! - [`hysteresis`]: the pure Up/Down state machine ([`Hysteresis`]), no I/O
+//!   and no clock.
+//! - [`jitter`]: the seeded RNG and the pure jittered-interval function.
+//! - [`scheduler`]: [`Prober`], which runs many checks concurrently, emits
+//!   [`ProbeEvent`]s, publishes the latest [`CheckStatus`] per check and
+//!   applies config reloads while carrying hysteresis state over.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use probe::{Prober, ProbeKind, ProbeSpec};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let shutdown = CancellationToken::new();
+//! let (events_tx, mut events) = tokio::sync::mpsc::channel(1024);
+//! let prober = Prober::new(events_tx, shutdown.clone(), 42);
+//! let spec = ProbeSpec::new(ProbeKind::Tcp { addr: "127.0.0.1:443".parse()? });
+//! prober.upsert("eu-west/vip", spec).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let Some(t) = event.transition {
+//!         println!("{} went {} after {} results", event.id, t.to, t.streak);
+//!     }
+//! }
+//! shutdown.cancel();
+//! prober.wait().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod attempt;
+mod http;
+pub mod hysteresis;
+pub mod jitter;
+pub mod scheduler;
+pub mod spec;
+mod tcp;
+mod tls;
+pub mod topology;
+
+pub use attempt::{Checker, ProbeResult};
+pub use hysteresis::{Health, Hysteresis, Transition};
+pub use scheduler::{
+    CheckId, CheckStatus, ProbeEvent, Prober, ReloadError, ReloadReport, StatusHandle, Upsert,
+};
+pub use spec::{
+    HttpCheck, ProbeKind, ProbeSpec, SpecError, SpecErrors, StatusSet, Trust, parse_status_set,
+};
+
+/// A reqwest client builder for plain-HTTP calls between our own daemons
+/// (admin APIs, peer views). reqwest is built here without a process-wide
+/// crypto provider, so its `build()` panics unless a TLS configuration is
+/// supplied — even for plain HTTP; this builder supplies one that refuses
+/// every certificate, so the client can never speak TLS by accident.
+pub fn plain_http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(
+            tls::client_config(false, &Trust::SystemRoots)
+                .expect("a plain-HTTP TLS config needs no files and always builds"),
+        )
+}
