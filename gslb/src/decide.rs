@@ -164,7 +164,21 @@ pub fn decide(
     } else {
         decision.all_down = Some(geo.all_down.clone());
         match &geo.all_down {
-            AllDown::FailOpen => order.iter().copied().take(wanted).collect(),
+            // Failing open ignores probe verdicts but honours operator
+            // overrides while any candidate is not held.
+            AllDown::FailOpen => {
+                let not_held: Vec<RegionId> = order
+                    .iter()
+                    .copied()
+                    .filter(|id| !health.is_held(*id))
+                    .collect();
+                let pool = if not_held.is_empty() {
+                    &order
+                } else {
+                    &not_held
+                };
+                pool.iter().copied().take(wanted).collect()
+            }
             AllDown::FailClosed => {
                 decision.scope = 0;
                 Vec::new()

@@ -155,7 +155,10 @@ impl fmt::Display for Explanation {
                 )?;
             }
             if let Some(all_down) = &decision.all_down {
-                writeln!(f, "every candidate is down: all_down = {all_down:?}")?;
+                writeln!(
+                    f,
+                    "every candidate is down: all_down = {all_down:?} (answered as if up, operator overrides still honoured)"
+                )?;
             }
         }
         writeln!(f, "rcode:    {:?}", self.outcome)?;

@@ -29,14 +29,14 @@ pub struct DnsListeners {
 
 /// A listen address that could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} ({transport}): {source}; {hint}")]
+#[error("cannot listen on {addr} ({transport}): {error}; {hint}")]
 pub struct BindError {
     /// The address.
     pub addr: SocketAddr,
     /// `udp` or `tcp`.
     pub transport: &'static str,
     /// The OS error.
-    pub source: io::Error,
+    pub error: io::Error,
     /// What to do about it.
     pub hint: &'static str,
 }
@@ -63,7 +63,7 @@ impl Listeners {
                 addr,
                 transport: "admin, tcp",
                 hint: hint(source.kind()),
-                source,
+                error: source,
             })?;
             listeners.admin = Some(admin);
         }
@@ -103,7 +103,7 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), BindErr
         addr,
         transport,
         hint: hint(source.kind()),
-        source,
+        error: source,
     };
     let attempts = if addr.port() == 0 {
         PORT_ZERO_ATTEMPTS

@@ -410,6 +410,7 @@ impl Monitor {
         let overrides = self.overrides.lock().expect("overrides lock");
         let mut state = self.state.lock().expect("monitor state lock");
         let mut up = Vec::with_capacity(state.regions.len());
+        let mut held_list = Vec::with_capacity(state.regions.len());
         let mut regions = Vec::with_capacity(state.regions.len());
         let region_list = state.regions.clone();
         for (name, interval) in &region_list {
@@ -470,6 +471,7 @@ impl Monitor {
             state.in_service.insert(name.clone(), (in_service, since));
             self.metrics.set_region_in_service(name, in_service);
             up.push(in_service);
+            held_list.push(held.is_some());
             regions.push(RegionStatus {
                 name: name.clone(),
                 verdict: if verdict.up { "up" } else { "down" },
@@ -480,7 +482,7 @@ impl Monitor {
                 vantage,
             });
         }
-        let view = RegionHealth::from_states(up);
+        let view = RegionHealth::with_overrides(up, held_list);
         if **self.view.load() != view {
             self.view.store(Arc::new(view));
         }
