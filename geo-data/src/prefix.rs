@@ -145,6 +145,23 @@ impl Prefix {
             && addr_value(ip) & !host_mask(family.bits(), self.len) == addr_value(self.addr)
     }
 
+    /// The widest block containing `addr` that lies inside the inclusive
+    /// range `first..=last` (same family; `None` if `addr` is outside it).
+    /// Callers that merge ranges by their own criterion use it to turn a
+    /// merged range into a scope.
+    pub fn widest_within(addr: IpAddr, first: IpAddr, last: IpAddr) -> Option<Prefix> {
+        let family = Family::of(addr);
+        if Family::of(first) != family || Family::of(last) != family {
+            return None;
+        }
+        let (value, low, high) = (addr_value(addr), addr_value(first), addr_value(last));
+        if !(low..=high).contains(&value) {
+            return None;
+        }
+        let len = crate::table::widest_prefix_len(value, low, high, family.bits());
+        Some(Prefix::from_parts(family, value, len))
+    }
+
     /// The block one bit wider (`None` for a `/0`).
     pub fn widen(&self) -> Option<Prefix> {
         let len = self.len.checked_sub(1)?;

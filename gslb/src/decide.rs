@@ -36,7 +36,8 @@ pub enum AddressFamily {
 pub struct ClientLocation<'a> {
     /// The client's truncated network (what was looked up).
     pub client: &'a Client,
-    /// The widest network around the client with this same location.
+    /// The widest network around the client over which the location gives
+    /// the same region order (at least the database's own network).
     pub network: Prefix,
     /// The location, if the database knows one.
     pub location: Option<&'a Location>,
@@ -113,13 +114,7 @@ pub fn decide(
         .copied()
         .filter(|id| address_of(*id).is_some())
         .collect();
-    let coordinates = located.location.and_then(|l| l.coordinates);
-    let distance = |id: RegionId| {
-        coordinates.map(|c| {
-            let region = topology.region(id).location;
-            great_circle_km(c, region)
-        })
-    };
+    let distance = distance_from(topology, located.location);
 
     let (rule, order, scope) = match geo.policy {
         GeoPolicy::Failover => (Rule::Failover, candidates.clone(), 0),
@@ -206,8 +201,9 @@ pub fn decide(
     decision
 }
 
-/// The order for `nearest` and `all`: an override if one matches, else by
-/// distance, else the default order; with the prefix it holds over.
+/// The order for `nearest` and `all`: a network override if one matches,
+/// else what the location gives ([`location_order`]); with the prefix it
+/// holds over.
 fn proximity_order(
     topology: &Topology,
     candidates: &[RegionId],
@@ -216,63 +212,20 @@ fn proximity_order(
 ) -> (Rule, Vec<RegionId>, u8) {
     let overrides = &topology.dns.overrides;
     let client = located.client.network;
-    // An override's regions come first, in its order; the other candidates
-    // follow by distance, so an override never leaves a name unanswerable.
-    let with_override = |listed: &[RegionId]| {
-        let mut order: Vec<RegionId> = listed
-            .iter()
-            .copied()
-            .filter(|id| candidates.contains(id))
-            .collect();
-        order.extend(by_distance(candidates, topology, distance).filter(|id| !listed.contains(id)));
-        order
-    };
     let matched_net = overrides
         .nets
         .iter()
         .find(|(net, _)| net.contains(client.addr()));
-    let (rule, order, base) = if let Some((net, listed)) = matched_net {
-        (Rule::NetOverride(*net), with_override(listed), *net)
-    } else if let Some((country, listed)) = located
-        .location
-        .and_then(|l| l.country)
-        .and_then(|c| overrides.countries.iter().find(|(code, _)| *code == c))
-    {
-        (
-            Rule::CountryOverride(country.to_string()),
-            with_override(listed),
-            located.network,
-        )
-    } else if let Some((continent, listed)) = located
-        .location
-        .and_then(|l| l.continent)
-        .and_then(|c| overrides.continents.iter().find(|(code, _)| *code == c))
-    {
-        (
-            Rule::ContinentOverride(continent.to_string()),
-            with_override(listed),
-            located.network,
-        )
-    } else if located.location.and_then(|l| l.coordinates).is_some() {
-        (
-            Rule::Nearest,
-            by_distance(candidates, topology, distance).collect(),
-            located.network,
-        )
-    } else {
-        let default = &topology.dns.default_order;
-        let mut order: Vec<RegionId> = default
-            .iter()
-            .copied()
-            .filter(|id| candidates.contains(id))
-            .collect();
-        order.extend(
-            candidates
-                .iter()
-                .copied()
-                .filter(|id| !default.contains(id)),
-        );
-        (Rule::DefaultOrder, order, located.network)
+    let (rule, order, base) = match matched_net {
+        Some((net, listed)) => (
+            Rule::NetOverride(*net),
+            with_override(listed, candidates, distance),
+            *net,
+        ),
+        None => {
+            let (rule, order) = location_order(topology, candidates, located.location, distance);
+            (rule, order, located.network)
+        }
     };
     (
         rule,
@@ -281,10 +234,73 @@ fn proximity_order(
     )
 }
 
+/// The preference order a location alone gives, before network overrides:
+/// a country override, a continent override, distance from its
+/// coordinates, or the default order when it has none. The same location
+/// always gives the same order, which is what lets
+/// [`crate::scope_map`] merge address ranges into wide ECS scopes.
+pub fn location_order(
+    topology: &Topology,
+    candidates: &[RegionId],
+    location: Option<&Location>,
+    distance: &impl Fn(RegionId) -> Option<f64>,
+) -> (Rule, Vec<RegionId>) {
+    let overrides = &topology.dns.overrides;
+    if let Some((country, listed)) = location
+        .and_then(|l| l.country)
+        .and_then(|c| overrides.countries.iter().find(|(code, _)| *code == c))
+    {
+        return (
+            Rule::CountryOverride(country.to_string()),
+            with_override(listed, candidates, distance),
+        );
+    }
+    if let Some((continent, listed)) = location
+        .and_then(|l| l.continent)
+        .and_then(|c| overrides.continents.iter().find(|(code, _)| *code == c))
+    {
+        return (
+            Rule::ContinentOverride(continent.to_string()),
+            with_override(listed, candidates, distance),
+        );
+    }
+    if location.and_then(|l| l.coordinates).is_some() {
+        return (Rule::Nearest, by_distance(candidates, distance).collect());
+    }
+    let default = &topology.dns.default_order;
+    let mut order: Vec<RegionId> = default
+        .iter()
+        .copied()
+        .filter(|id| candidates.contains(id))
+        .collect();
+    order.extend(
+        candidates
+            .iter()
+            .copied()
+            .filter(|id| !default.contains(id)),
+    );
+    (Rule::DefaultOrder, order)
+}
+
+/// An override's regions first, in its order; the other candidates follow
+/// by distance, so an override never leaves a name unanswerable.
+fn with_override(
+    listed: &[RegionId],
+    candidates: &[RegionId],
+    distance: &impl Fn(RegionId) -> Option<f64>,
+) -> Vec<RegionId> {
+    let mut order: Vec<RegionId> = listed
+        .iter()
+        .copied()
+        .filter(|id| candidates.contains(id))
+        .collect();
+    order.extend(by_distance(candidates, distance).filter(|id| !listed.contains(id)));
+    order
+}
+
 /// Candidates nearest first; equal distances keep the written order.
 fn by_distance<'a>(
     candidates: &'a [RegionId],
-    _topology: &Topology,
     distance: &impl Fn(RegionId) -> Option<f64>,
 ) -> impl Iterator<Item = RegionId> + 'a {
     let mut sorted: Vec<(f64, usize, RegionId)> = candidates
@@ -364,6 +380,15 @@ pub fn weighted_hash(network: &[u8], region: &[u8]) -> u64 {
     hasher.write(network);
     hasher.write(region);
     hasher.finish()
+}
+
+/// Distance from `location` (when it has coordinates) to each region.
+pub fn distance_from<'a>(
+    topology: &'a Topology,
+    location: Option<&Location>,
+) -> impl Fn(RegionId) -> Option<f64> + 'a {
+    let coordinates = location.and_then(|l| l.coordinates);
+    move |id| coordinates.map(|c| great_circle_km(c, topology.region(id).location))
 }
 
 /// Great-circle distance by the haversine formula.

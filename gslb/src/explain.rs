@@ -36,7 +36,13 @@ pub fn explain(
 ) -> Result<Explanation, String> {
     let qname = DomainName::parse_absolute(name).map_err(|e| format!("bad name: {e}"))?;
     let geoip = state.geoip.load();
-    let mut geo = GeoResolver::new(&state.topology, &geoip, health, &client);
+    let mut geo = GeoResolver::new(
+        &state.topology,
+        &geoip,
+        Some(&state.scopes),
+        health,
+        &client,
+    );
     let located = geo.locate();
     let location = describe_location(&located);
     let resolution = resolve(&state.zones, qname.wire(), rtype.code(), &mut geo);

@@ -2,6 +2,8 @@
 //! [`crate::decide`] for the regions, keeping the decision for the caller
 //! (metrics, explanations).
 
+use std::sync::Arc;
+
 use geo_data::GeoDb;
 use topology::{GeoName, RecordType, Topology};
 
@@ -9,12 +11,14 @@ use crate::client::Client;
 use crate::decide::{AddressFamily, ClientLocation, Decision, decide};
 use crate::health::RegionHealth;
 use crate::resolve::{GeoAnswer, GeoAnswerer};
+use crate::scope_map::ScopeMaps;
 use crate::zone::ZoneData;
 
 /// Answers geo names for one client.
 pub struct GeoResolver<'a> {
     topology: &'a Topology,
-    db: &'a GeoDb,
+    db: &'a Arc<GeoDb>,
+    scopes: Option<&'a ScopeMaps>,
     health: &'a RegionHealth,
     client: &'a Client,
     /// The last decision made, if any.
@@ -25,13 +29,15 @@ impl<'a> GeoResolver<'a> {
     /// A resolver for `client`.
     pub fn new(
         topology: &'a Topology,
-        db: &'a GeoDb,
+        db: &'a Arc<GeoDb>,
+        scopes: Option<&'a ScopeMaps>,
         health: &'a RegionHealth,
         client: &'a Client,
     ) -> Self {
         GeoResolver {
             topology,
             db,
+            scopes,
             health,
             client,
             decision: None,
@@ -56,7 +62,16 @@ impl GeoAnswerer for GeoResolver<'_> {
             RecordType::Aaaa => AddressFamily::V6,
             _ => return None,
         };
-        let decision = decide(self.topology, geo, family, &self.locate(), self.health);
+        let mut located = self.locate();
+        // Widen to every neighbouring network the same region order serves.
+        if let Some(widest) = self
+            .scopes
+            .and_then(|scopes| scopes.widest(self.db, &geo.name, self.client.network.addr()))
+            && widest.len() < located.network.len()
+        {
+            located.network = widest;
+        }
+        let decision = decide(self.topology, geo, family, &located, self.health);
         let answer = GeoAnswer {
             addresses: decision.addresses.clone(),
             ttl: decision.ttl,

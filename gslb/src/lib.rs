@@ -35,6 +35,7 @@ pub mod monitor;
 pub mod node;
 pub mod overrides;
 pub mod resolve;
+pub mod scope_map;
 pub mod state;
 pub mod vantage;
 pub mod zone;
@@ -127,6 +128,7 @@ pub async fn run(
         Arc::new(topology),
         geoip.clone(),
     )));
+    warm_scopes(&state);
     let node = Arc::new(Node::new(
         options,
         state.clone(),
@@ -149,7 +151,7 @@ pub async fn run(
     );
     tasks.spawn(node.clone().track_rate(shutdown.clone()));
     if geoip.path().is_some() {
-        tasks.spawn(refresh_geoip(geoip, shutdown.clone()));
+        tasks.spawn(refresh_geoip(geoip, state.clone(), shutdown.clone()));
     }
     let result = dns::serve(
         state,
@@ -163,6 +165,13 @@ pub async fn run(
     shutdown.cancel();
     tasks.join_all().await;
     result
+}
+
+/// Builds the current state's scope maps in the background, so the first
+/// geo queries do not wait for them.
+pub(crate) fn warm_scopes(state: &ArcSwap<ServingState>) {
+    let current = state.load_full();
+    tokio::task::spawn_blocking(move || current.scopes.warm());
 }
 
 /// The bearer token for the admin API's mutating routes: `GTM_ADMIN_TOKEN`
@@ -179,7 +188,11 @@ fn admin_token(topology: &Topology) -> anyhow::Result<Option<admin::Token>> {
 
 /// Reopens the GeoIP file whenever it changes; a file that fails to open
 /// is logged and the previous database keeps serving.
-async fn refresh_geoip(geoip: Arc<WatchedGeoDb>, shutdown: CancellationToken) {
+async fn refresh_geoip(
+    geoip: Arc<WatchedGeoDb>,
+    state: Arc<ArcSwap<ServingState>>,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(GEOIP_CHECK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -195,6 +208,11 @@ async fn refresh_geoip(geoip: Arc<WatchedGeoDb>, shutdown: CancellationToken) {
                         database = geoip.current().description(),
                         "GeoIP database reloaded"
                     );
+                    // The scope maps are built per database.
+                    let topology = state.load().topology.clone();
+                    let rebuilt = ServingState::new(topology, geoip.clone());
+                    state.store(Arc::new(rebuilt));
+                    warm_scopes(&state);
                 }
             }
             Ok(Err(error)) => {

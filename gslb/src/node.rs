@@ -190,6 +190,7 @@ impl Node {
         self.monitor.configure(&topology).await;
         self.state
             .store(Arc::new(ServingState::new(topology, self.geoip.clone())));
+        crate::warm_scopes(&self.state);
         Ok(version_of(&bytes))
     }
 

@@ -9,6 +9,7 @@ use geo_data::WatchedGeoDb;
 use topology::Topology;
 
 use crate::dns::WireRecords;
+use crate::scope_map::ScopeMaps;
 use crate::zone::ZoneSet;
 
 /// Everything needed to answer a query. Replaced whole, never mutated.
@@ -21,6 +22,8 @@ pub struct ServingState {
     pub wire: WireRecords,
     /// Client locations; swaps in a new database when its file changes.
     pub geoip: Arc<WatchedGeoDb>,
+    /// Wide ECS scopes per geo name, for the database current at build time.
+    pub scopes: ScopeMaps,
 }
 
 impl ServingState {
@@ -28,11 +31,13 @@ impl ServingState {
     pub fn new(topology: Arc<Topology>, geoip: Arc<WatchedGeoDb>) -> ServingState {
         let zones = ZoneSet::build(&topology);
         let wire = WireRecords::build(&zones);
+        let scopes = ScopeMaps::new(topology.clone(), geoip.current());
         ServingState {
             topology,
             zones,
             wire,
             geoip,
+            scopes,
         }
     }
 }

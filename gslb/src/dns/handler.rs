@@ -165,7 +165,13 @@ fn answer(
         }
     };
     let geoip = state.geoip.load();
-    let mut geo = GeoResolver::new(&state.topology, &geoip, health, &client);
+    let mut geo = GeoResolver::new(
+        &state.topology,
+        &geoip,
+        Some(&state.scopes),
+        health,
+        &client,
+    );
     let resolution = resolve(&state.zones, qname.wire(), qtype, &mut geo);
     let region = geo
         .decision
