@@ -140,6 +140,7 @@ pub async fn run(
     if let Some(listener) = listeners.admin {
         let config = admin::AdminConfig {
             token: admin_token(&node.topology())?,
+            token_help: "set `dns.admin_token` in the topology or GTM_ADMIN_TOKEN in gslb's environment to a secret of at least 16 characters".into(),
             ..admin::AdminConfig::default()
         };
         let server = admin::AdminServer::new(listener, admin_api::router(node.clone()), config)?;
