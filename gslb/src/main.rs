@@ -78,7 +78,7 @@ Logging: RUST_LOG=debug (default info).";
 /// Exit codes: 0 ok, 1 configuration or usage error, 2 runtime failure.
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    lifecycle::init_logging();
     let Some(config) = args.config.clone() else {
         eprintln!("gslb: --config FILE is required (try examples/three-regions.yaml)");
         return ExitCode::from(1);
@@ -201,17 +201,6 @@ fn explain(topology: topology::Topology, name: &str, client: IpAddr, rtype: &str
     }
 }
 
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
 fn node_of(topology: &topology::Topology, args: &Args) -> anyhow::Result<topology::DnsNode> {
     let nodes = &topology.dns.nodes;
     let names = || {
@@ -254,7 +243,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let listeners = gslb::Listeners::bind(&listen, admin).await?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(lifecycle::stop_on_signal(shutdown.clone()));
     if let Some(admin) = listeners.admin_addr() {
         info!(admin = %admin, "admin API listening");
     }
@@ -271,21 +260,4 @@ async fn serve(
     gslb::run(topology, listeners, options, shutdown).await?;
     info!("stopped");
     Ok(())
-}
-
-/// Cancels `shutdown` on the first SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = int.recv() => info!("SIGINT received"),
-    }
-    shutdown.cancel();
 }
