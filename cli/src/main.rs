@@ -1,20 +1,57 @@
-//! `gtm`: deploys, inspects and drills the whole tiered topology.
+//! `gtm`: the operator's CLI. It deploys the whole tiered topology of a
+//! topology file on this machine, shows what it is doing, and rehearses
+//! region failures — talking to the daemons only through their admin APIs,
+//! DNS and signals, never through their internals.
 //!
-//! The subcommands arrive with their own issue; until then this binary only
-//! describes itself.
+//! # Layout
+//! - [`cli`]: the clap definitions (every subcommand and flag, the help).
+//! - [`commands`]: one file per subcommand (`up`, `status`, `fail`, …).
+//! - [`printer`]: every byte printed goes through it (`--json`, colour).
+//! - [`plan`]: the topology → the components to run, in start order, with
+//!   the addresses each binds and how its readiness is checked (pure).
+//! - [`supervise`]: processes — the state directory, pid files, spawning,
+//!   readiness, teardown.
+//! - [`admin`]: the HTTP client of the daemons' admin APIs.
+//! - [`dns`]: DNS queries with EDNS Client Subnet (the only module naming
+//!   hickory types).
+//! - [`clients`]: well-known client networks per continent, and choosing
+//!   one a region serves.
+//! - [`timeline`]: the measured timeline of a drill (pure formatting).
+//! - [`error`]: user errors (exit 1) versus unexpected ones (exit 2).
+
+mod admin;
+mod cli;
+mod clients;
+mod commands;
+mod dns;
+mod error;
+mod plan;
+mod printer;
+mod supervise;
+mod timeline;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Deploys, inspects and rehearses failures of a GSLB topology
-/// (`gtm up`, `gtm status`, `gtm fail REGION`, `gtm down`).
-///
-/// Not implemented yet: until it is, run `gslb --config FILE` directly.
-#[derive(Parser)]
-#[command(version, about, long_about)]
-struct Args {}
-
-fn main() {
-    Args::parse();
-    eprintln!("gtm: not implemented yet; run `gslb --config examples/three-regions.yaml`");
-    std::process::exit(2);
+/// Exit codes: 0 ok, 1 user or configuration error, 2 unexpected failure.
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            // --help and --version are successes; a usage error is the
+            // user's (1), not clap's default 2.
+            let code = if error.use_stderr() { 1 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let printer = printer::Printer::new(args.json, args.color);
+    match commands::run(args, &printer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            printer.error(&error);
+            ExitCode::from(error::exit_code(&error))
+        }
+    }
 }

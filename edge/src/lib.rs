@@ -18,8 +18,15 @@
 //!   half-close aware, idle timeout, `splice(2)` on Linux, buffered copy
 //!   elsewhere.
 //!
-//! The listener, health checks, metrics and topology wiring arrive with
-//! their own issues and will compose these pieces.
+//! - [`l4`]: the L4 tier that composes them — VIP listeners, Maglev over
+//!   the healthy L7 nodes (health from the `probe` crate), PROXY v2 to the
+//!   chosen node, the relay, metrics and status on the `admin` endpoint,
+//!   reload and drain.
+//! - [`l7`]: the L7 tier — PROXY header, TLS by SNI, HTTP/1.1 and HTTP/2
+//!   reverse proxy with routes, balanced and health-checked pools,
+//!   retries, limits, the region health path, metrics, reload and drain
+//!   (only `l7::http` names hyper types).
+//! - [`backend`]: the demo backend the topology's `backends:` run.
 //!
 //! # Unsafe code
 //!

@@ -57,7 +57,7 @@ Normally `gtm up` starts these. Logging: RUST_LOG=debug (default info).";
 /// Exit codes: 0 ok, 1 configuration or usage error, 2 runtime failure.
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    lifecycle::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     let result = runtime.block_on(async {
-        tokio::spawn(stop_on_signal(shutdown.clone()));
+        tokio::spawn(lifecycle::stop_on_signal(shutdown.clone()));
         match args.command {
             Command::L4 { config, node } => edge::l4::run_node(&config, &node, shutdown).await,
             Command::L7 { config, node } => edge::l7::run_node(&config, &node, shutdown).await,
@@ -90,32 +90,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-/// Cancels `shutdown` on the first SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        error!("cannot install signal handlers; stop with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received: draining"),
-        _ = int.recv() => info!("SIGINT received: draining"),
-    }
-    shutdown.cancel();
 }

@@ -2,4 +2,5 @@
 
 mod dns_client;
 mod gslb_binary;
+mod gtm;
 mod knot_interop;

@@ -169,11 +169,11 @@ pub(crate) fn validate(
     if interval.is_zero() {
         problems.add(format!("{path}.interval"), "must be longer than 0s");
     }
-    if timeout.is_zero() || timeout > interval {
+    if timeout.is_zero() || timeout >= interval {
         problems.add(
             format!("{path}.timeout"),
             format!(
-                "{timeout:?} must be above 0 and at most the interval ({interval:?}), so probes never overlap"
+                "{timeout:?} must be above 0 and shorter than the interval ({interval:?}), so probes never overlap"
             ),
         );
     }

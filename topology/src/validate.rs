@@ -377,7 +377,17 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
                 "an L4 tier needs L7 nodes to send connections to; add an `l7:` block",
             );
         }
-        crate::tiers::l4::validate(raw, &l7_health_path, &format!("{path}.l4"), problems)
+        let l7_nodes: Vec<&str> = l7
+            .as_ref()
+            .map(|t| t.nodes.iter().map(|n| n.name.as_str()).collect())
+            .unwrap_or_default();
+        crate::tiers::l4::validate(
+            raw,
+            &l7_nodes,
+            &l7_health_path,
+            &format!("{path}.l4"),
+            problems,
+        )
     });
     let health = crate::health::validate(
         health.as_ref(),

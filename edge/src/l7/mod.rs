@@ -1,15 +1,159 @@
 //! The L7 tier: TLS termination and HTTP routing to backend pools.
+//!
+//! Each L7 node listens on its address at the VIP's HTTP and HTTPS ports,
+//! behind the L4 tier (which opens every connection with a PROXY protocol
+//! header), terminates TLS, and proxies HTTP/1.1 and HTTP/2 requests to
+//! pools of backend servers chosen by route, balancing algorithm, health
+//! and stickiness. It answers the region health path itself, which is what
+//! the GSLB probes through the VIP.
+//!
+//! # Layout
+//!
+//! Modules follow a request's way through the node. The pure decisions
+//! take time and randomness as arguments and are table-tested; only
+//! [`http`] names hyper types.
+//!
+//! - [`listener`]: accept, PROXY header, per-client connection cap, TLS
+//!   handshake and ALPN;
+//! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
+//! - [`http`]: the hyper adapter — serving connections, the request path,
+//!   the upstream client, retries, WebSocket tunnels, the access log;
+//! - [`limits`]: pure admission — per-client rate limit (GCRA),
+//!   connection cap, concurrency gates;
+//! - [`route`]: pure — host/path/header matching and prefix rewrites;
+//! - [`pool`]: servers' live state and the choice of one (backups,
+//!   fail-open, sticky, slow start, limits, ejection back-off, retry
+//!   budget); [`balance`]: pure balancing algorithms; [`sticky`]: pure
+//!   cookie handling;
+//! - [`forward`]: pure header rewriting (hop-by-hop, `X-Forwarded-*`,
+//!   `X-Request-ID`, `Via`);
+//! - [`health`]: active checks through the `probe` crate;
+//! - [`tls`]: certificates by SNI, reloaded when their files change;
+//! - [`state`]: the immutable snapshot requests are served from;
+//!   [`node`]: building, running, reloading and draining a node;
+//!   [`config`]: the node's slice of the topology;
+//! - [`metrics`], [`admin`]: Prometheus metrics and the admin endpoint.
 
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
+use anyhow::Context as _;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
 
-/// Runs the L7 node `node` of the topology at `config` until `shutdown`.
+pub mod admin;
+pub mod balance;
+pub mod config;
+pub mod forward;
+pub mod framing;
+pub mod health;
+pub mod http;
+pub mod limits;
+pub mod listener;
+pub mod metrics;
+pub mod node;
+pub mod pool;
+pub mod route;
+pub mod state;
+pub mod sticky;
+pub mod tls;
+
+pub use config::NodeSpec;
+pub use node::{Handle, L7Error, L7Node, Listeners};
+
+use crate::ConfigError;
+
+/// How often the topology file is checked for changes.
+pub const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+fn load_spec(config: &Path, node: &str) -> anyhow::Result<NodeSpec> {
+    let topology = topology::load(config).map_err(|e| ConfigError(e.to_string()))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    Ok(NodeSpec::from_topology(&topology, node, base)?)
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what}); is another process using it, or is the address not on this host?"))
+}
+
+/// Runs the L7 node `node` of the topology at `config` until `shutdown`;
+/// reloads on SIGHUP and when the file changes.
 pub async fn run_node(
     config: &Path,
     node: &str,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let _ = (config, shutdown);
-    anyhow::bail!("L7 node {node}: the L7 tier is not built yet")
+    let spec = load_spec(config, node)?;
+    let listeners = Listeners {
+        http: Some(bind(spec.http_addr(), "HTTP").await?),
+        https: match spec.https_addr() {
+            Some(addr) => Some(bind(addr, "HTTPS").await?),
+            None => None,
+        },
+        admin: Some(bind(spec.node.admin, "admin").await?),
+    };
+    let l7 = L7Node::new(spec).map_err(|e| ConfigError(format!("L7 node {node}: {e}")))?;
+    let handle = l7.handle();
+    let watcher = tokio::spawn(watch_config(
+        config.to_owned(),
+        node.to_owned(),
+        handle,
+        shutdown.clone(),
+    ));
+    let result = l7.run(listeners, shutdown).await;
+    watcher.abort();
+    result
+}
+
+/// Reloads on SIGHUP or when the topology file's modification time changes.
+async fn watch_config(
+    config: std::path::PathBuf,
+    node: String,
+    handle: Handle,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(hup) => Some(hup),
+        Err(e) => {
+            error!("cannot install the SIGHUP handler, reload by file change only: {e}");
+            None
+        }
+    };
+    let stamp = |path: &Path| -> Option<SystemTime> {
+        std::fs::metadata(path).and_then(|m| m.modified()).ok()
+    };
+    let mut last = stamp(&config);
+    let mut tick = tokio::time::interval(CONFIG_POLL);
+    loop {
+        let hangup = async {
+            match &mut hup {
+                Some(hup) => {
+                    hup.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = hangup => info!("SIGHUP received: reloading {}", config.display()),
+            _ = tick.tick() => {
+                let now = stamp(&config);
+                if now == last {
+                    continue;
+                }
+                last = now;
+                info!("{} changed: reloading", config.display());
+            }
+        }
+        match load_spec(&config, &node) {
+            Ok(spec) => {
+                let _ = handle.reload(spec).await;
+            }
+            Err(e) => error!("reload refused, still serving the old configuration: {e:#}"),
+        }
+    }
 }

@@ -114,6 +114,7 @@ pub struct L4Node {
 
 pub(crate) fn validate(
     raw: &RawL4,
+    l7_nodes: &[&str],
     l7_health_path: &str,
     path: &str,
     problems: &mut Problems,
@@ -181,6 +182,15 @@ pub(crate) fn validate(
         );
     }
     for (name, &weight) in &raw.weights {
+        if !l7_nodes.contains(&name.as_str()) {
+            problems.add(
+                format!("{path}.weights.{name}"),
+                format!(
+                    "{name:?} is not an L7 node of this region; weigh one of: {}",
+                    l7_nodes.join(", ")
+                ),
+            );
+        }
         if weight > MAX_WEIGHT {
             problems.add(
                 format!("{path}.weights.{name}"),

@@ -88,7 +88,7 @@ fn an_unknown_key_anywhere_in_any_example_is_refused() {
             let Some(indent) = next_indent else { continue };
             let next = lines[index + 1..]
                 .iter()
-                .find(|l| !l.trim().is_empty())
+                .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
                 .unwrap();
             if next.trim_start().starts_with("- ") {
                 continue; // a sequence, not a mapping
@@ -233,5 +233,19 @@ fn a_missing_file_says_which() {
         error
             .to_string()
             .contains("cannot read topology file /nonexistent/topology.yaml")
+    );
+}
+
+#[test]
+fn l4_weights_must_name_the_regions_l7_nodes() {
+    let text = example_text().replacen(
+        "      nodes: [{ name: us-east-l4,",
+        "      weights: { us-east-l7z: 2 }\n      nodes: [{ name: us-east-l4,",
+        1,
+    );
+    let found = problems(&text).join("\n");
+    assert!(
+        found.contains("regions.us-east.l4.weights.us-east-l7z: \"us-east-l7z\" is not an L7 node of this region; weigh one of: us-east-l7a, us-east-l7b"),
+        "{found}"
     );
 }

@@ -1,0 +1,344 @@
+//! The command line: every subcommand, flag and help text, and nothing
+//! else. The commands themselves live in [`crate::commands`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The topology `gtm up` and `gtm validate` read when given no file.
+pub const DEFAULT_TOPOLOGY: &str = "examples/three-regions.yaml";
+
+/// Deploy, inspect and rehearse failures of a global DNS traffic manager:
+/// the GeoDNS nodes, and each region's L4 and L7 tiers and demo backends,
+/// all described by one topology file and run on this machine's loopback
+/// addresses.
+#[derive(Parser, Debug)]
+#[command(
+    name = "gtm",
+    version,
+    about,
+    long_about,
+    after_help = EXAMPLES,
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Where pids, logs and the deployed topology are kept
+    /// [default: $XDG_STATE_HOME/gtm, else ~/.local/state/gtm].
+    #[arg(long, global = true, env = "GTM_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// When to colour the output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  gtm up                                   # the three-region example, on loopback
+  dig @127.0.0.1 -p 5353 www.example.com +subnet=8.8.8.0/24
+  gtm dig www.example.com --from 81.2.69.160
+  gtm status --watch
+  gtm fail us-east                         # stop its L4 tier, measure the failover
+  gtm recover us-east
+  gtm down
+
+Exit codes: 0 ok, 1 user or configuration error, 2 unexpected failure.
+Admin API token: GTM_ADMIN_TOKEN (else the topology's dns.admin_token).";
+
+/// When to colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// When printing to a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start everything a topology file describes, wait until it is ready,
+    /// and print where to point dig and curl.
+    #[command(after_help = UP_EXAMPLES)]
+    Up(UpArgs),
+    /// Show each region (VIP, GSLB verdict and vantage views, override,
+    /// tiers' health, traffic) and the DNS nodes.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
+    /// Rehearse a region failure for real and print the measured timeline.
+    #[command(after_help = FAIL_EXAMPLES)]
+    Fail(FailArgs),
+    /// Undo `gtm fail`: restart what it stopped or clear the override, and
+    /// measure the time until the region is answered again.
+    #[command(after_help = RECOVER_EXAMPLES)]
+    Recover(RecoverArgs),
+    /// Ask the GSLB a real DNS question on behalf of a client (EDNS Client
+    /// Subnet), and show its explanation.
+    #[command(after_help = DIG_EXAMPLES)]
+    Dig(DigArgs),
+    /// Check a topology file and print every problem with its field path.
+    #[command(after_help = VALIDATE_EXAMPLES)]
+    Validate(ValidateArgs),
+    /// Validate the deployed topology file again, then reload every running
+    /// component (the GSLB through its admin API, edge nodes with SIGHUP).
+    #[command(after_help = RELOAD_EXAMPLES)]
+    Reload(ReloadArgs),
+    /// Print a component's log (`-f` to follow).
+    #[command(after_help = LOGS_EXAMPLES)]
+    Logs(LogsArgs),
+    /// Stop everything `gtm up` started: SIGTERM, then SIGKILL after the
+    /// grace period.
+    #[command(after_help = DOWN_EXAMPLES)]
+    Down(DownArgs),
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+}
+
+const UP_EXAMPLES: &str = "\
+Examples:
+  gtm up
+  gtm up my-topology.yaml --state-dir /tmp/gtm-lab
+  gtm up --json | jq .dns
+
+Components start in dependency order: backends, L7 nodes, L4 nodes, then the
+GSLB nodes. `gslb` and `edge` are looked up next to gtm, then on PATH.
+Running `up` again (FILE defaults to the deployed one) starts only what is
+not running.";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  gtm status
+  gtm status --watch --interval 1s
+  gtm status --json | jq '.regions[] | {name, in_service}'";
+
+const FAIL_EXAMPLES: &str = "\
+Examples:
+  gtm fail us-east                   # SIGKILL its L4 node(s): the VIP stops answering
+  gtm fail us-east --mode drain      # planned maintenance: GSLB override, nothing killed
+  gtm fail eu-west --from 81.2.69.160 --name www.example.com
+
+The drill watches the answers a client of the region gets, and prints: failure
+injected, first probe failure, region marked down, first query answered
+elsewhere, and where that traffic goes now.";
+
+const RECOVER_EXAMPLES: &str = "\
+Examples:
+  gtm recover us-east";
+
+const DIG_EXAMPLES: &str = "\
+Examples:
+  gtm dig www.example.com --from 8.8.8.8
+  gtm dig www.example.com --from 2a02:8800::1 --type AAAA
+  gtm dig www --from 49.44.0.1 --server 127.0.0.1:5353";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  gtm validate examples/three-regions.yaml
+  gtm validate my.yaml --json";
+
+const RELOAD_EXAMPLES: &str = "\
+Examples:
+  $EDITOR examples/three-regions.yaml && gtm reload";
+
+const LOGS_EXAMPLES: &str = "\
+Examples:
+  gtm logs ns1
+  gtm logs us-east-l4 -f
+  gtm logs us-east-web1 -n 20";
+
+const DOWN_EXAMPLES: &str = "\
+Examples:
+  gtm down
+  gtm down --grace 2s";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  gtm completions bash > ~/.local/share/bash-completion/completions/gtm
+  gtm completions zsh > ~/.zfunc/_gtm
+  gtm completions fish > ~/.config/fish/completions/gtm.fish";
+
+/// `gtm up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// The topology file [default: the one already deployed in the state
+    /// directory, else examples/three-regions.yaml].
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// How long each component may take to become ready.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// `gtm status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Refresh until interrupted (with --json: one JSON document per line).
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+    /// Time between refreshes with --watch.
+    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub interval: Duration,
+}
+
+/// How `gtm fail` takes a region out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailMode {
+    /// Kill the region's L4 node(s): the VIP stops answering and the GSLB's
+    /// probes must notice.
+    Kill,
+    /// Set the GSLB override `drain` through the admin API: planned
+    /// maintenance, nothing is stopped.
+    Drain,
+}
+
+/// `gtm fail`.
+#[derive(Args, Debug)]
+pub struct FailArgs {
+    /// The region to fail.
+    pub region: String,
+    /// How to take it out.
+    #[arg(long, value_enum, default_value_t = FailMode::Kill)]
+    pub mode: FailMode,
+    /// A client of the region to watch (default: a well-known network near
+    /// the region, checked against the GSLB's answer).
+    #[arg(long, value_name = "IP")]
+    pub from: Option<IpAddr>,
+    /// The geo name to watch (default: the first one serving the region).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// How long to wait for the answers to move [default: the region's
+    /// detection time plus 10s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Reason recorded with a drain override.
+    #[arg(long, default_value = "gtm fail")]
+    pub reason: String,
+}
+
+/// `gtm recover`.
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// The region to bring back.
+    pub region: String,
+    /// How long to wait for the region to be answered again [default: the
+    /// region's rise time plus 20s].
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+}
+
+/// `gtm dig`.
+#[derive(Args, Debug)]
+pub struct DigArgs {
+    /// The name to ask (`www` is completed with the zone's origin).
+    pub name: String,
+    /// The client to ask for, sent as EDNS Client Subnet (/24 or /56).
+    #[arg(long, value_name = "IP")]
+    pub from: Option<IpAddr>,
+    /// The record type.
+    #[arg(long = "type", short = 't', default_value = "A", value_name = "TYPE")]
+    pub rtype: String,
+    /// The DNS server [default: the deployed GSLB's first address].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub server: Option<SocketAddr>,
+    /// Ask over TCP.
+    #[arg(long)]
+    pub tcp: bool,
+    /// A topology file to explain with when nothing is deployed.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Skip the GSLB's explanation.
+    #[arg(long)]
+    pub no_explain: bool,
+}
+
+/// `gtm validate`.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The topology file.
+    #[arg(value_name = "FILE", default_value = DEFAULT_TOPOLOGY)]
+    pub file: PathBuf,
+}
+
+/// `gtm reload`.
+#[derive(Args, Debug)]
+pub struct ReloadArgs {}
+
+/// `gtm logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The component (a DNS node, L4 or L7 node, or backend name).
+    pub component: String,
+    /// Keep printing what it logs until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Print only the last N lines.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
+}
+
+/// `gtm down`.
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// How long each component may take to stop after SIGTERM before it
+    /// gets SIGKILL.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub grace: Duration,
+}
+
+/// `gtm completions`.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Durations are written as in the topology file: `500ms`, `2s`, `1m30s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    topology::duration::parse_duration(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_carry_units() {
+        let cli = Cli::try_parse_from(["gtm", "status", "--watch", "--interval", "500ms"]).unwrap();
+        let Command::Status(args) = cli.command else {
+            panic!("status")
+        };
+        assert_eq!(args.interval, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["gtm", "down", "--grace", "5"]).is_err());
+    }
+
+    #[test]
+    fn up_takes_an_optional_file() {
+        let cli = Cli::try_parse_from(["gtm", "up", "--json"]).unwrap();
+        assert!(cli.json);
+        let Command::Up(args) = cli.command else {
+            panic!("up")
+        };
+        assert_eq!(args.file, None);
+    }
+}

@@ -1,0 +1,155 @@
+//! The deployment a state directory records: the topology as deployed (the
+//! copy, so that editing the file does not change what `gtm` believes is
+//! running), its components, and which of them run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use topology::{Region, Topology};
+
+use crate::admin::Admin;
+use crate::error::user;
+use crate::plan::{Component, Kind, plan};
+use crate::supervise::process;
+use crate::supervise::state::{Deployment, PidRecord, StateDir};
+
+/// A loaded deployment.
+pub struct Deployed {
+    /// What `deployment.json` says.
+    pub deployment: Deployment,
+    /// The topology as deployed.
+    pub topology: Topology,
+    /// Its components, in start order.
+    pub components: Vec<Component>,
+}
+
+impl Deployed {
+    /// The deployment in `state`, or `None` if nothing was deployed there.
+    pub fn load(state: &StateDir) -> anyhow::Result<Option<Deployed>> {
+        let Some(deployment) = state.deployment()? else {
+            return Ok(None);
+        };
+        let copy = state.topology_copy();
+        let text = std::fs::read_to_string(&copy).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {} ({e}); run `gtm down` and `gtm up` again",
+                copy.display()
+            )
+        })?;
+        let topology = topology::parse(&text, &deployment.topology.display().to_string())?;
+        let components = plan(&topology, &deployment.topology);
+        Ok(Some(Deployed {
+            deployment,
+            topology,
+            components,
+        }))
+    }
+
+    /// The deployment in `state`; a user error if there is none.
+    pub fn require(state: &StateDir) -> anyhow::Result<Deployed> {
+        Deployed::load(state)?.ok_or_else(|| {
+            user(format!(
+                "nothing is deployed in {}; start with `gtm up [FILE]` (or pass the --state-dir `gtm up` used)",
+                state.root().display()
+            ))
+        })
+    }
+
+    /// The region named `name`; a user error naming the regions otherwise.
+    pub fn region(&self, name: &str) -> anyhow::Result<&Region> {
+        region(&self.topology, name)
+    }
+
+    /// A client of the admin APIs with the deployment's token.
+    pub fn admin(&self) -> anyhow::Result<Admin> {
+        Admin::new(Admin::token_for(&self.topology))
+    }
+
+    /// The DNS nodes' admin addresses, by node name.
+    pub fn gslb_admins(&self) -> Vec<(String, SocketAddr)> {
+        self.topology
+            .dns
+            .nodes
+            .iter()
+            .filter_map(|n| n.admin.map(|a| (n.name.clone(), a)))
+            .collect()
+    }
+
+    /// The first DNS address of the first DNS node.
+    pub fn dns_server(&self) -> Option<SocketAddr> {
+        self.topology
+            .dns
+            .nodes
+            .first()
+            .and_then(|n| n.listen.first().copied())
+    }
+
+    /// The component named `name`.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+
+    /// The components of `region` of `kind`.
+    pub fn in_region(&self, region: &str, kind: Kind) -> Vec<&Component> {
+        self.components
+            .iter()
+            .filter(|c| c.kind == kind && c.region.as_deref() == Some(region))
+            .collect()
+    }
+
+    /// The topology file as deployed (the original path).
+    pub fn file(&self) -> &PathBuf {
+        &self.deployment.topology
+    }
+}
+
+/// The region named `name` in `topology`; a user error naming the regions
+/// otherwise.
+pub fn region<'t>(topology: &'t Topology, name: &str) -> anyhow::Result<&'t Region> {
+    topology
+        .regions
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = topology.regions.iter().map(|r| r.name.as_str()).collect();
+            user(format!(
+                "unknown region {name:?}; the topology has: {}",
+                if names.is_empty() {
+                    "no regions".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })
+}
+
+/// Whether the component `name` runs, with its pid file.
+pub fn running(state: &StateDir, name: &str) -> anyhow::Result<Option<PidRecord>> {
+    Ok(state.record(name)?.filter(process::is_running))
+}
+
+/// The region whose VIP is `ip`.
+pub fn region_of(topology: &Topology, ip: std::net::IpAddr) -> Option<&str> {
+    topology
+        .regions
+        .iter()
+        .find(|r| {
+            r.vip.ipv4.map(std::net::IpAddr::V4) == Some(ip)
+                || r.vip.ipv6.map(std::net::IpAddr::V6) == Some(ip)
+        })
+        .map(|r| r.name.as_str())
+}
+
+/// `127.0.1.1 (us-east)`, or just the address when no region has it.
+pub fn describe_answer(topology: &Topology, ips: &[std::net::IpAddr]) -> String {
+    if ips.is_empty() {
+        return "no address".to_owned();
+    }
+    ips.iter()
+        .map(|ip| match region_of(topology, *ip) {
+            Some(region) => format!("{ip} ({region})"),
+            None => ip.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

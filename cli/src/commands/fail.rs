@@ -1,0 +1,451 @@
+//! `gtm fail REGION [--mode kill|drain]`: takes a region out for real and
+//! measures how the GSLB reacts. `kill` SIGKILLs the region's L4 node(s),
+//! so its VIP stops answering and the GSLB's probes must notice; `drain`
+//! sets the GSLB override through the admin API (planned maintenance).
+//! Then it keeps asking DNS on behalf of a client of the region until the
+//! answer moves, reads the GSLB's probe results and verdict meanwhile, and
+//! prints the timeline.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::admin::OverrideMode;
+use crate::cli::{FailArgs, FailMode};
+use crate::clients::one_per_continent;
+use crate::error::{Reported, user};
+use crate::plan::Kind;
+use crate::printer::{Printer, Style};
+use crate::supervise::process;
+use crate::supervise::state::{DrillRecord, StateDir};
+use crate::timeline::{Event, format_duration, now_rfc3339, offset_ms, render};
+
+use super::deployed::{Deployed, describe_answer, region_of, running};
+use super::drill::{Watch, choose, probe_after, region_views};
+
+/// How often DNS and the GSLB's status are read during a drill.
+pub const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+/// The result of a drill.
+#[derive(Serialize)]
+pub struct Report {
+    /// The region failed.
+    pub region: String,
+    /// `kill` or `drain`.
+    pub mode: &'static str,
+    /// The question watched.
+    pub watch: Watch,
+    /// The timeline.
+    pub events: Vec<Event>,
+    /// Milliseconds from the injection to the first answer elsewhere.
+    pub moved_after_ms: Option<f64>,
+    /// What the watched client gets now.
+    pub now_answered: Vec<IpAddr>,
+    /// The region that is, when known.
+    pub now_region: Option<String>,
+    /// The configured detection time (interval × fall + timeout), ms.
+    pub detection_ms: f64,
+    /// How it reads.
+    pub detection_formula: String,
+    /// Clients on each continent and what they get now.
+    pub continents: Vec<ContinentAnswer>,
+}
+
+/// What a client on one continent gets.
+#[derive(Serialize)]
+pub struct ContinentAnswer {
+    /// The country.
+    pub place: String,
+    /// Its network.
+    pub subnet: String,
+    /// The answer.
+    pub answer: Vec<IpAddr>,
+    /// The region it is.
+    pub region: Option<String>,
+}
+
+/// Runs `gtm fail`.
+pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
+    let deployed = Deployed::require(state)?;
+    let region = deployed.region(&args.region)?.clone();
+    let _lock = state.lock()?;
+    if let Some(drill) = state.drill(&region.name)? {
+        return Err(user(format!(
+            "{} is already failed (mode {}, since {}); run `gtm recover {}` first",
+            region.name, drill.mode, drill.at, region.name
+        )));
+    }
+    let admin = deployed.admin()?;
+    let gslbs = deployed.gslb_admins();
+    let mut victims = Vec::new();
+    match args.mode {
+        FailMode::Kill => {
+            let l4 = deployed.in_region(&region.name, Kind::L4);
+            if l4.is_empty() {
+                return Err(user(format!(
+                    "region {} has no L4 tier to stop; take it out through the GSLB instead: `gtm fail {} --mode drain`",
+                    region.name, region.name
+                )));
+            }
+            for component in l4 {
+                if let Some(record) = running(state, &component.name)? {
+                    victims.push((component.name.clone(), record));
+                }
+            }
+            if victims.is_empty() {
+                return Err(user(format!(
+                    "the L4 node(s) of {} are not running; `gtm up` starts them",
+                    region.name
+                )));
+            }
+        }
+        FailMode::Drain => {
+            if gslbs.is_empty() {
+                return Err(user(
+                    "--mode drain sets the GSLB's override through its admin API, and no DNS node has one; \
+                     add `admin: \"127.0.0.1:5380\"` to the node in dns.nodes, then `gtm down` and `gtm up`",
+                ));
+            }
+        }
+    }
+    let watch = choose(&deployed, &region, args.from, args.name.as_deref(), true)?;
+    // A drain holds even while failing open; a kill only moves clients if
+    // another region can take them.
+    if args.mode == FailMode::Kill
+        && let Some((_, addr)) = gslbs.first()
+        && let Ok(status) = admin.gslb_status(*addr)
+    {
+        let others_in_service = status
+            .regions
+            .iter()
+            .any(|r| r.name != region.name && r.in_service != Some(false));
+        if !others_in_service {
+            printer.warn(format_args!(
+                "no other region is in service: with every candidate down the GSLB fails open \
+                 and may keep answering {} (see `gtm status`)",
+                region.name
+            ));
+        }
+    }
+    let health = &region.health;
+    let detection = match args.mode {
+        FailMode::Kill => health.interval * health.fall + health.timeout,
+        FailMode::Drain => Duration::ZERO,
+    };
+    let formula = match args.mode {
+        FailMode::Kill => format!(
+            "interval {} × fall {} + timeout {}",
+            format_duration(health.interval),
+            health.fall,
+            format_duration(health.timeout)
+        ),
+        FailMode::Drain => "an override takes effect at once".to_owned(),
+    };
+    let timeout = args.timeout.unwrap_or(detection + Duration::from_secs(10));
+    let mode = match args.mode {
+        FailMode::Kill => "kill",
+        FailMode::Drain => "drain",
+    };
+    printer.progress(format_args!(
+        "failing {} ({mode}): watching {} {} for {} at {} — answered {} now",
+        printer.paint_err(Style::Bold, &region.name),
+        watch.name,
+        watch.rtype,
+        watch.client_label(),
+        watch.server,
+        watch.vip
+    ));
+
+    let interrupted = super::interrupt_flag();
+    let wall0 = SystemTime::now();
+    let t0 = Instant::now();
+    let mut events = Vec::new();
+    let mut drill = DrillRecord {
+        region: region.name.clone(),
+        mode: mode.into(),
+        stopped: Vec::new(),
+        overridden: Vec::new(),
+        client: Some(watch.client.to_string()),
+        name: Some(watch.name.clone()),
+        at: now_rfc3339(),
+    };
+    match args.mode {
+        FailMode::Kill => {
+            let mut killed = Vec::new();
+            for (name, record) in &victims {
+                process::signal(record.pid, Signal::SIGKILL).map_err(anyhow::Error::msg)?;
+                killed.push(format!("{name} (pid {})", record.pid));
+                drill.stopped.push(name.clone());
+            }
+            let vip = region
+                .vip
+                .ipv4
+                .map(|ip| format!(" — {ip}:{} stops answering", region.vip.http_port))
+                .unwrap_or_default();
+            events.push(Event::at(
+                "failure injected",
+                t0.elapsed(),
+                format!("SIGKILL to {}{vip}", killed.join(", ")),
+            ));
+            // Gone before the pid files are: a drill never leaves a pid
+            // file naming a dead process.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while victims.iter().any(|(_, r)| process::is_running(r)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for (name, _) in &victims {
+                state.remove_record(name)?;
+            }
+        }
+        FailMode::Drain => {
+            for (node, addr) in &gslbs {
+                let set =
+                    admin.set_override(*addr, &region.name, OverrideMode::Drain, &args.reason);
+                if set.is_err() && !drill.overridden.is_empty() {
+                    // Some nodes took it: `gtm recover` must find them.
+                    state.write_drill(&drill)?;
+                }
+                set.map_err(|e| match e {
+                    crate::admin::AdminError::NotFound(body) => user(format!(
+                        "{node} does not know region {}: {body}",
+                        region.name
+                    )),
+                    crate::admin::AdminError::Unauthorized(_) => user(e.to_string()),
+                    other => {
+                        anyhow::anyhow!("{node} ({addr}): cannot set the override: {other}")
+                    }
+                })?;
+                drill.overridden.push(node.clone());
+            }
+            events.push(Event::at(
+                "failure injected",
+                t0.elapsed(),
+                format!("override drain set on {}", drill.overridden.join(", ")),
+            ));
+        }
+    }
+    state.write_drill(&drill)?;
+
+    let mut elsewhere: Option<(Duration, Vec<IpAddr>)> = None;
+    let mut probe_failed: Option<(f64, String, String)> = None;
+    let mut marked_down: Option<(f64, String, String)> = None;
+    let mut last_error = None;
+    let mut last_answer = vec![watch.vip];
+    loop {
+        if interrupted.load(Ordering::Relaxed) {
+            printer.warn(format_args!(
+                "interrupted; {} stays failed: `gtm recover {}` brings it back",
+                region.name, region.name
+            ));
+            break;
+        }
+        match watch.ask(Duration::from_millis(500)) {
+            Ok(answer) => {
+                if elsewhere.is_none() && !answer.contains(&watch.vip) {
+                    elsewhere = Some((t0.elapsed(), answer.clone()));
+                }
+                last_answer = answer;
+            }
+            Err(e) => last_error = Some(e),
+        }
+        let want_probe = args.mode == FailMode::Kill && probe_failed.is_none();
+        if !gslbs.is_empty() && (want_probe || marked_down.is_none()) {
+            for (node, view) in region_views(&admin, &gslbs, &region.name) {
+                let Ok(view) = view else { continue };
+                if want_probe && probe_failed.is_none() {
+                    probe_failed = probe_after(&view, false, wall0);
+                }
+                if marked_down.is_none() && view.in_service == Some(false) {
+                    let at = view
+                        .since_time()
+                        .map(|t| offset_ms(t, wall0))
+                        .filter(|ms| *ms >= -50.0)
+                        .unwrap_or(t0.elapsed().as_secs_f64() * 1000.0);
+                    let why = match (&view.override_, &view.verdict) {
+                        (Some(o), _) => format!("override {o}"),
+                        (None, Some(v)) => format!("verdict {v}"),
+                        (None, None) => "out of service".into(),
+                    };
+                    marked_down = Some((at, node, why));
+                }
+            }
+        }
+        let gslb_seen = gslbs.is_empty()
+            || (marked_down.is_some() && (args.mode == FailMode::Drain || probe_failed.is_some()));
+        if elsewhere.is_some() && gslb_seen {
+            break;
+        }
+        if t0.elapsed() > timeout {
+            break;
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
+
+    let topology = &deployed.topology;
+    let no_admin = "not observed: no DNS node has an admin API (dns.nodes[].admin)";
+    if args.mode == FailMode::Kill {
+        events.push(match &probe_failed {
+            Some((at, node, detail)) => Event::at_ms(
+                "first probe failure",
+                *at,
+                format!("{node} → {}: {detail}", region.name),
+            ),
+            None if gslbs.is_empty() => Event::unseen("first probe failure", no_admin),
+            None => Event::unseen("first probe failure", "not observed in the GSLB's status"),
+        });
+    }
+    events.push(match &marked_down {
+        Some((at, node, why)) => Event::at_ms(
+            "region marked down",
+            *at,
+            format!("{node}: {} out of service ({why})", region.name),
+        ),
+        None if gslbs.is_empty() => Event::unseen("region marked down", no_admin),
+        None => Event::unseen("region marked down", "not observed in the GSLB's status"),
+    });
+    events.push(match &elsewhere {
+        Some((at, answer)) => Event::at(
+            "answered elsewhere",
+            *at,
+            format!(
+                "first answer for {} without {}: {}",
+                watch.client_label(),
+                region.name,
+                describe_answer(topology, answer)
+            ),
+        ),
+        None => Event::unseen(
+            "answered elsewhere",
+            format!(
+                "still {} after {}{}",
+                describe_answer(topology, &last_answer),
+                format_duration(timeout),
+                last_error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            ),
+        ),
+    });
+    let continents = one_per_continent()
+        .into_iter()
+        .map(|network| {
+            let mut question = crate::dns::Question::new(watch.server, &watch.name, watch.rtype);
+            question.client = Some(network.ip());
+            question.timeout = Duration::from_secs(1);
+            let answer = crate::dns::ask(&question)
+                .map(|r| r.addresses())
+                .unwrap_or_default();
+            ContinentAnswer {
+                place: network.place.to_owned(),
+                subnet: network.subnet(),
+                region: answer
+                    .first()
+                    .and_then(|ip| region_of(topology, *ip))
+                    .map(str::to_owned),
+                answer,
+            }
+        })
+        .collect();
+    let report = Report {
+        region: region.name.clone(),
+        mode,
+        moved_after_ms: elsewhere.as_ref().map(|(d, _)| d.as_secs_f64() * 1000.0),
+        now_region: last_answer
+            .first()
+            .and_then(|ip| region_of(topology, *ip))
+            .map(str::to_owned),
+        now_answered: last_answer,
+        detection_ms: detection.as_secs_f64() * 1000.0,
+        detection_formula: formula,
+        continents,
+        events,
+        watch,
+    };
+    printer.result(&report, |p| print(&report, p));
+    match &elsewhere {
+        Some(_) => Ok(()),
+        None => Err(anyhow::Error::new(Reported {
+            user: false,
+            summary: format!(
+                "the answers for {} did not move away from {} within {}; it stays failed: `gtm recover {}`",
+                report.watch.client_label(),
+                report.region,
+                format_duration(timeout),
+                report.region
+            ),
+        })),
+    }
+}
+
+fn print(report: &Report, p: &Printer) {
+    p.line(format_args!(
+        "{} {} ({}) — {} {} asked for {} at {}",
+        p.paint(Style::Bold, "gtm fail"),
+        p.paint(Style::Bold, &report.region),
+        report.mode,
+        report.watch.name,
+        report.watch.rtype,
+        report.watch.client_label(),
+        report.watch.server
+    ));
+    p.line("");
+    for line in render(&report.events) {
+        p.line(format_args!("  {line}"));
+    }
+    p.line("");
+    if let Some(ms) = report.moved_after_ms {
+        let within = if report.detection_ms > 0.0 {
+            let verdict = if ms <= report.detection_ms + 1000.0 {
+                p.paint(Style::Good, "within")
+            } else {
+                p.paint(Style::Warn, "beyond")
+            };
+            format!(
+                " — {verdict} the configured detection time of {} ({})",
+                crate::timeline::format_offset(Some(report.detection_ms)).trim_start_matches('+'),
+                report.detection_formula
+            )
+        } else {
+            String::new()
+        };
+        p.line(format_args!(
+            "{} clients near {} moved after {}{within}",
+            p.paint(Style::Good, "✓"),
+            report.watch.client_label(),
+            crate::timeline::format_offset(Some(ms)).trim_start_matches('+'),
+        ));
+        let answer: Vec<String> = report
+            .now_answered
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        p.line(format_args!(
+            "  that traffic now goes to {} ({})",
+            p.paint(
+                Style::Bold,
+                report
+                    .now_region
+                    .as_deref()
+                    .unwrap_or("an address outside the topology")
+            ),
+            answer.join(", ")
+        ));
+    }
+    p.line("");
+    p.line("Now answered:");
+    for c in &report.continents {
+        let answer: Vec<String> = c.answer.iter().map(ToString::to_string).collect();
+        p.line(format_args!(
+            "  {:<16} {:<18} → {} {}",
+            c.place,
+            c.subnet,
+            c.region.as_deref().unwrap_or("?"),
+            p.paint(Style::Dim, answer.join(", "))
+        ));
+    }
+    p.line("");
+    p.line(format_args!("Undo with: gtm recover {}", report.region));
+}

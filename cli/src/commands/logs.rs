@@ -1,0 +1,109 @@
+//! `gtm logs COMPONENT [-f] [-n N]`: a component's log from the state
+//! directory; `-f` keeps printing what it appends (across restarts and
+//! truncation) until interrupted. With `--json`, one object per line.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::LogsArgs;
+use crate::error::user;
+use crate::printer::Printer;
+use crate::supervise::state::StateDir;
+
+use super::deployed::Deployed;
+
+#[derive(Serialize)]
+struct Line<'a> {
+    component: &'a str,
+    line: &'a str,
+}
+
+/// Runs `gtm logs`.
+pub fn run(args: &LogsArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
+    let path = state.log_path(&args.component);
+    if !path.exists() {
+        let known: Vec<String> = match Deployed::load(state).ok().flatten() {
+            Some(d) => d.components.iter().map(|c| c.name.clone()).collect(),
+            None => Vec::new(),
+        };
+        return Err(user(if known.contains(&args.component) {
+            format!(
+                "{} has not logged anything yet ({})",
+                args.component,
+                path.display()
+            )
+        } else if known.is_empty() {
+            format!(
+                "no log for {:?} in {}; nothing is deployed there",
+                args.component,
+                state.root().display()
+            )
+        } else {
+            format!(
+                "unknown component {:?}; the deployment has: {}",
+                args.component,
+                known.join(", ")
+            )
+        }));
+    }
+    let mut file = std::fs::File::open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let mut text = String::new();
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut position = bytes.len() as u64;
+    text.push_str(&String::from_utf8_lossy(&bytes));
+    let lines: Vec<&str> = text.lines().collect();
+    let start = args.lines.map_or(0, |n| lines.len().saturating_sub(n));
+    emit(printer, &args.component, &lines[start..]);
+    if !args.follow {
+        return Ok(());
+    }
+    let mut partial = String::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len < position {
+            // Truncated or replaced: start over from the top.
+            position = 0;
+            file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
+        }
+        if len == position {
+            continue;
+        }
+        if file.seek(SeekFrom::Start(position)).is_err() {
+            continue;
+        }
+        let mut chunk = Vec::new();
+        if file.read_to_end(&mut chunk).is_err() {
+            continue;
+        }
+        position += chunk.len() as u64;
+        partial.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(end) = partial.rfind('\n') {
+            let complete: String = partial.drain(..=end).collect();
+            let lines: Vec<&str> = complete.lines().collect();
+            emit(printer, &args.component, &lines);
+        }
+    }
+}
+
+fn emit(printer: &Printer, component: &str, lines: &[&str]) {
+    if printer.json() {
+        for line in lines {
+            printer.json_line(&Line { component, line });
+        }
+    } else {
+        let mut text = lines.join("\n");
+        if !lines.is_empty() {
+            text.push('\n');
+        }
+        printer.raw(text.as_bytes());
+    }
+}

@@ -1,0 +1,636 @@
+//! `gtm status [--watch]`: per region its VIP, the GSLB's verdict and each
+//! vantage point's view, the override, the L4 node(s), L7 nodes and
+//! backends healthy/total, and requests per second; then the DNS nodes.
+//! Everything is asked live (pid files, `/healthz`, admin `/v1/status`, a
+//! DNS query), in parallel, with short timeouts.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::admin::{Admin, GslbStatus, RegionStatus, VantageStatus};
+use crate::cli::StatusArgs;
+use crate::dns::{Question, ask};
+use crate::plan::{Component, Kind, Probe};
+use crate::printer::{Printer, Style, Table};
+use crate::supervise::state::StateDir;
+use crate::timeline::now_rfc3339;
+
+use super::deployed::{Deployed, running};
+
+/// How long one check may take.
+const CHECK: Duration = Duration::from_millis(500);
+/// The window over which request counters are turned into a rate.
+const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// The L7 tier's request counter (Prometheus, summed over its labels).
+const L7_REQUESTS: &str = "gtm_l7_requests_total";
+
+/// The whole status.
+#[derive(Serialize)]
+pub struct Status {
+    /// When it was taken.
+    pub at: String,
+    /// The state directory.
+    pub state_dir: String,
+    /// The deployed topology file.
+    pub topology: String,
+    /// Every region.
+    pub regions: Vec<RegionReport>,
+    /// Every DNS node.
+    pub dns: Vec<DnsReport>,
+}
+
+/// One region.
+#[derive(Serialize)]
+pub struct RegionReport {
+    /// Its name.
+    pub name: String,
+    /// Its IPv4 VIP.
+    pub ipv4: Option<IpAddr>,
+    /// Its IPv6 VIP.
+    pub ipv6: Option<IpAddr>,
+    /// `up`/`down` from the probes (the GSLB's verdict).
+    pub verdict: Option<String>,
+    /// Whether the GSLB answers with it.
+    pub in_service: Option<bool>,
+    /// `fail`, `drain` or none.
+    #[serde(rename = "override")]
+    pub override_: Option<String>,
+    /// Since when `in_service` holds.
+    pub since: Option<String>,
+    /// Each vantage point's view.
+    pub vantage: Vec<VantageStatus>,
+    /// Which GSLB node's view this is.
+    pub gslb_view_from: Option<String>,
+    /// Why there is no GSLB view.
+    pub gslb_view_error: Option<String>,
+    /// The L4 nodes.
+    pub l4: Vec<NodeReport>,
+    /// The L7 nodes.
+    pub l7: Tier,
+    /// The demo backends.
+    pub backends: Tier,
+    /// Requests per second through the L7 tier, when it says.
+    pub requests_per_second: Option<f64>,
+}
+
+/// Nodes of one tier.
+#[derive(Serialize)]
+pub struct Tier {
+    /// How many are healthy.
+    pub healthy: usize,
+    /// How many there are.
+    pub total: usize,
+    /// Each.
+    pub nodes: Vec<NodeReport>,
+}
+
+/// One L4/L7 node or backend.
+#[derive(Serialize)]
+pub struct NodeReport {
+    /// Its name.
+    pub name: String,
+    /// Its pid, when gtm runs it.
+    pub pid: Option<u32>,
+    /// Whether its process runs.
+    pub running: bool,
+    /// Whether its health check passes.
+    pub healthy: bool,
+    /// What the health check saw.
+    pub detail: String,
+    /// Its admin `/v1/status`, as it answered.
+    pub status: Option<serde_json::Value>,
+    /// Requests per second over a short window (L7 nodes).
+    pub requests_per_second: Option<f64>,
+}
+
+/// One DNS node.
+#[derive(Serialize)]
+pub struct DnsReport {
+    /// Its name.
+    pub name: String,
+    /// Its region.
+    pub region: Option<String>,
+    /// Its DNS addresses.
+    pub listen: Vec<SocketAddr>,
+    /// Its pid, when gtm runs it.
+    pub pid: Option<u32>,
+    /// Whether its process runs.
+    pub running: bool,
+    /// Whether it answered a query just now.
+    pub answering: bool,
+    /// Its answer time in milliseconds.
+    pub answer_ms: Option<f64>,
+    /// Why it did not answer.
+    pub answer_error: Option<String>,
+    /// Its admin API.
+    pub admin: Option<SocketAddr>,
+    /// Its admin `/v1/status`.
+    pub gslb: Option<GslbStatus>,
+    /// Why its admin API did not answer.
+    pub admin_error: Option<String>,
+}
+
+/// Runs `gtm status`.
+pub fn run(args: &StatusArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
+    let deployed = Deployed::require(state)?;
+    let admin = deployed.admin()?;
+    loop {
+        let status = gather(&deployed, state, &admin);
+        if args.watch {
+            if printer.json() {
+                printer.json_line(&status);
+            } else {
+                printer.clear_screen();
+                print(&status, printer);
+                printer.line(printer.paint(
+                    Style::Dim,
+                    format_args!(
+                        "(every {}; Ctrl-C to stop)",
+                        crate::timeline::format_duration(args.interval)
+                    ),
+                ));
+            }
+            std::thread::sleep(args.interval);
+        } else {
+            printer.result(&status, |p| print(&status, p));
+            return Ok(());
+        }
+    }
+}
+
+/// Takes the status of every component, in parallel.
+pub fn gather(deployed: &Deployed, state: &StateDir, admin: &Admin) -> Status {
+    let topology = &deployed.topology;
+    let (nodes, dns): (Vec<(String, NodeReport)>, Vec<DnsReport>) = std::thread::scope(|scope| {
+        let node_jobs: Vec<_> = deployed
+            .components
+            .iter()
+            .filter(|c| c.kind != Kind::Gslb)
+            .map(|c| scope.spawn(move || (c.name.clone(), node_report(c, state, admin))))
+            .collect();
+        let dns_jobs: Vec<_> = topology
+            .dns
+            .nodes
+            .iter()
+            .map(|n| scope.spawn(move || dns_report(n, topology, state, admin)))
+            .collect();
+        (
+            node_jobs
+                .into_iter()
+                .filter_map(|j| j.join().ok())
+                .collect(),
+            dns_jobs.into_iter().filter_map(|j| j.join().ok()).collect(),
+        )
+    });
+    let take = |name: &str| nodes.iter().find(|(n, _)| n == name).map(|(_, r)| r);
+    let regions = topology
+        .regions
+        .iter()
+        .map(|region| {
+            let (view, gslb_view) = region_view(&dns, &region.name);
+            let reports = |kind| -> Vec<NodeReport> {
+                deployed
+                    .in_region(&region.name, kind)
+                    .iter()
+                    .filter_map(|c| take(&c.name).map(clone_report))
+                    .collect()
+            };
+            let l7 = tier(reports(Kind::L7));
+            let measured: Vec<f64> = l7
+                .nodes
+                .iter()
+                .filter_map(|n| n.requests_per_second)
+                .collect();
+            let requests_per_second = if measured.is_empty() {
+                // An edge that reports a rate itself.
+                sum_numbers(
+                    l7.nodes.iter().filter_map(|n| n.status.as_ref()),
+                    &[&["requests_per_second"], &["requests", "per_second"]],
+                )
+            } else {
+                Some(measured.iter().sum())
+            };
+            RegionReport {
+                name: region.name.clone(),
+                ipv4: region.vip.ipv4.map(IpAddr::V4),
+                ipv6: region.vip.ipv6.map(IpAddr::V6),
+                verdict: view.and_then(|v| v.verdict.clone()),
+                in_service: view.and_then(|v| v.in_service),
+                override_: view.and_then(|v| v.override_.clone()),
+                since: view
+                    .and_then(|v| v.since_time())
+                    .map(crate::timeline::rfc3339),
+                vantage: view.map(|v| v.vantage.clone()).unwrap_or_default(),
+                gslb_view_from: gslb_view.as_ref().ok().cloned(),
+                gslb_view_error: gslb_view.err(),
+                l4: reports(Kind::L4),
+                l7,
+                backends: tier(reports(Kind::Backend)),
+                requests_per_second,
+            }
+        })
+        .collect();
+    Status {
+        at: now_rfc3339(),
+        state_dir: state.root().display().to_string(),
+        topology: deployed.file().display().to_string(),
+        regions,
+        dns,
+    }
+}
+
+fn clone_report(r: &NodeReport) -> NodeReport {
+    NodeReport {
+        name: r.name.clone(),
+        pid: r.pid,
+        running: r.running,
+        healthy: r.healthy,
+        detail: r.detail.clone(),
+        status: r.status.clone(),
+        requests_per_second: r.requests_per_second,
+    }
+}
+
+fn tier(nodes: Vec<NodeReport>) -> Tier {
+    Tier {
+        healthy: nodes.iter().filter(|n| n.healthy).count(),
+        total: nodes.len(),
+        nodes,
+    }
+}
+
+/// The first GSLB node's view of `region` that answered.
+fn region_view<'a>(
+    dns: &'a [DnsReport],
+    region: &str,
+) -> (Option<&'a RegionStatus>, Result<String, String>) {
+    let mut why = Vec::new();
+    for node in dns {
+        if let Some(status) = &node.gslb {
+            if let Some(view) = status.regions.iter().find(|r| r.name == region) {
+                return (Some(view), Ok(node.name.clone()));
+            }
+            why.push(format!("{}: no such region in its status", node.name));
+        } else if let Some(e) = &node.admin_error {
+            why.push(format!("{}: {e}", node.name));
+        }
+    }
+    if why.is_empty() {
+        why.push("no DNS node has an admin API (dns.nodes[].admin)".into());
+    }
+    (None, Err(why.join("; ")))
+}
+
+fn node_report(component: &Component, state: &StateDir, admin: &Admin) -> NodeReport {
+    let record = running(state, &component.name).ok().flatten();
+    let check = crate::supervise::ready::check(&component.probe, admin);
+    let status = match (component.admin, component.kind) {
+        (Some(addr), Kind::L4 | Kind::L7) if check.is_ok() => admin.edge_status(addr).ok(),
+        _ => None,
+    };
+    let requests_per_second = match (component.admin, component.kind) {
+        (Some(addr), Kind::L7) if check.is_ok() => request_rate(admin, addr),
+        _ => None,
+    };
+    let detail = match (&check, &component.probe) {
+        (Ok(()), Probe::Http { path, .. }) => format!("{path} ok"),
+        (Ok(()), Probe::Dns { .. }) => "answers".into(),
+        (Err(e), _) => e.clone(),
+    };
+    NodeReport {
+        name: component.name.clone(),
+        pid: record.as_ref().map(|r| r.pid),
+        running: record.is_some(),
+        healthy: check.is_ok(),
+        detail: if record.is_none() && check.is_err() {
+            "not running".into()
+        } else {
+            detail
+        },
+        status,
+        requests_per_second,
+    }
+}
+
+/// Requests per second through an L7 node: its request counter read twice,
+/// [`RATE_WINDOW`] apart.
+fn request_rate(admin: &Admin, addr: SocketAddr) -> Option<f64> {
+    // No sample yet means no request yet.
+    let first = counter_sum(&admin.metrics(addr).ok()?, L7_REQUESTS).unwrap_or(0.0);
+    let begun = std::time::Instant::now();
+    std::thread::sleep(RATE_WINDOW);
+    let second = counter_sum(&admin.metrics(addr).ok()?, L7_REQUESTS).unwrap_or(0.0);
+    Some(((second - first).max(0.0)) / begun.elapsed().as_secs_f64())
+}
+
+/// The sum of every sample of the counter `name` in Prometheus text
+/// (labels ignored); `None` if it has none.
+fn counter_sum(text: &str, name: &str) -> Option<f64> {
+    let mut total = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        // The name must end here: `name{…} v` or `name v`.
+        let rest = match rest.as_bytes().first() {
+            Some(b'{') => rest.rsplit_once('}').map(|(_, v)| v),
+            Some(b' ') => Some(rest),
+            _ => None,
+        };
+        let value = rest
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(value) = value {
+            *total.get_or_insert(0.0) += value;
+        }
+    }
+    total
+}
+
+fn dns_report(
+    node: &topology::DnsNode,
+    topology: &topology::Topology,
+    state: &StateDir,
+    admin: &Admin,
+) -> DnsReport {
+    let record = running(state, &node.name).ok().flatten();
+    let zone = topology
+        .dns
+        .zones
+        .first()
+        .map_or_else(|| ".".to_owned(), |z| z.origin.to_string());
+    let answer = match node.listen.first() {
+        Some(addr) => {
+            let mut question = Question::new(*addr, &zone, "SOA");
+            question.timeout = CHECK;
+            ask(&question).map(|r| r.elapsed_ms)
+        }
+        None => Err("no listen address".into()),
+    };
+    let gslb = node
+        .admin
+        .map(|addr| admin.gslb_status(addr).map_err(|e| e.to_string()));
+    DnsReport {
+        name: node.name.clone(),
+        region: node.region.map(|id| topology.region(id).name.clone()),
+        listen: node.listen.clone(),
+        pid: record.as_ref().map(|r| r.pid),
+        running: record.is_some(),
+        answering: answer.is_ok(),
+        answer_ms: answer.as_ref().ok().copied(),
+        answer_error: answer.err(),
+        admin: node.admin,
+        admin_error: gslb.as_ref().and_then(|g| g.as_ref().err().cloned()),
+        gslb: gslb.and_then(Result::ok),
+    }
+}
+
+/// The sum over `values` of the first number found at one of `paths`.
+fn sum_numbers<'a>(
+    values: impl Iterator<Item = &'a serde_json::Value>,
+    paths: &[&[&str]],
+) -> Option<f64> {
+    let mut total = None;
+    for value in values {
+        let found = paths.iter().find_map(|path| {
+            path.iter()
+                .try_fold(value, |v, key| v.get(key))
+                .and_then(serde_json::Value::as_f64)
+        });
+        if let Some(n) = found {
+            *total.get_or_insert(0.0) += n;
+        }
+    }
+    total
+}
+
+fn vantage_text(vantage: &[VantageStatus]) -> String {
+    if vantage.is_empty() {
+        return "-".into();
+    }
+    vantage
+        .iter()
+        .map(|v| {
+            let state = v.state.as_deref().unwrap_or("?");
+            let stale = if v.fresh == Some(false) { " stale" } else { "" };
+            match &v.last {
+                Some(last) => format!(
+                    "{} {state}{stale} ({})",
+                    v.node,
+                    last.detail
+                        .as_deref()
+                        .unwrap_or(if last.ok { "ok" } else { "failed" })
+                ),
+                None => format!("{} {state}{stale}", v.node),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print(status: &Status, p: &Printer) {
+    p.line(format_args!(
+        "{} {}  {}",
+        p.paint(Style::Bold, "gtm status"),
+        status.topology,
+        p.paint(Style::Dim, format_args!("(state {})", status.state_dir))
+    ));
+    p.line("");
+    let mut table = Table::new(&[
+        "REGION", "VIP", "GSLB", "VANTAGE", "OVERRIDE", "L4", "L7", "BACKENDS", "REQ/S",
+    ]);
+    let ratio = |t: &Tier| {
+        let style = if t.total == 0 {
+            Style::Dim
+        } else if t.healthy == t.total {
+            Style::Good
+        } else if t.healthy == 0 {
+            Style::Bad
+        } else {
+            Style::Warn
+        };
+        let text = if t.total == 0 {
+            "-".to_owned()
+        } else {
+            format!("{}/{}", t.healthy, t.total)
+        };
+        (text, Some(style))
+    };
+    let mut notes = Vec::new();
+    for region in &status.regions {
+        let vip: Vec<String> = [region.ipv4, region.ipv6]
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        let gslb = match (region.in_service, &region.verdict) {
+            (Some(true), _) => ("up".to_owned(), Style::Good),
+            (Some(false), _) => ("down".to_owned(), Style::Bad),
+            (None, Some(v)) => (v.clone(), Style::Warn),
+            (None, None) => ("?".to_owned(), Style::Dim),
+        };
+        if let Some(why) = &region.gslb_view_error {
+            notes.push(format!("{}: GSLB view unknown: {why}", region.name));
+        }
+        let l4 = if region.l4.is_empty() {
+            ("-".to_owned(), Some(Style::Dim))
+        } else {
+            let up = region.l4.iter().filter(|n| n.healthy).count();
+            let names: Vec<String> = region
+                .l4
+                .iter()
+                .map(|n| {
+                    let connections = n
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.get("open_connections"))
+                        .and_then(serde_json::Value::as_u64)
+                        .map_or_else(String::new, |c| format!(" ({c} conn)"));
+                    format!(
+                        "{} {}{connections}",
+                        n.name,
+                        if n.healthy { "up" } else { "down" }
+                    )
+                })
+                .collect();
+            let style = if up == region.l4.len() {
+                Style::Good
+            } else {
+                Style::Bad
+            };
+            (names.join(", "), Some(style))
+        };
+        for node in region
+            .l4
+            .iter()
+            .chain(&region.l7.nodes)
+            .chain(&region.backends.nodes)
+            .filter(|n| !n.healthy)
+        {
+            notes.push(format!("{}: {}", node.name, node.detail));
+        }
+        table.styled_row(vec![
+            (region.name.clone(), Some(Style::Bold)),
+            (vip.join(" "), None),
+            (gslb.0, Some(gslb.1)),
+            (vantage_text(&region.vantage), None),
+            (
+                region.override_.clone().unwrap_or_else(|| "-".into()),
+                region.override_.as_ref().map(|_| Style::Warn),
+            ),
+            l4,
+            ratio(&region.l7),
+            ratio(&region.backends),
+            (
+                region
+                    .requests_per_second
+                    .map_or_else(|| "-".into(), |r| format!("{r:.1}")),
+                None,
+            ),
+        ]);
+    }
+    for line in table.lines(p) {
+        p.line(line);
+    }
+    p.line("");
+    let mut table = Table::new(&[
+        "DNS NODE", "LISTEN", "PROCESS", "ANSWERS", "ADMIN", "Q/S", "CONFIG",
+    ]);
+    for node in &status.dns {
+        let listen: Vec<String> = node.listen.iter().map(ToString::to_string).collect();
+        let process = match node.pid {
+            Some(pid) => (format!("pid {pid}"), Some(Style::Good)),
+            None => ("not running".to_owned(), Some(Style::Bad)),
+        };
+        let answers = match (node.answer_ms, &node.answer_error) {
+            (Some(ms), _) => (format!("yes ({ms:.1} ms)"), Some(Style::Good)),
+            (None, e) => {
+                notes.push(format!(
+                    "{}: {}",
+                    node.name,
+                    e.as_deref().unwrap_or("no answer")
+                ));
+                ("no".to_owned(), Some(Style::Bad))
+            }
+        };
+        let (qps, config) = match (&node.gslb, &node.admin_error) {
+            (Some(s), _) => (
+                s.queries
+                    .as_ref()
+                    .and_then(|q| q.per_second)
+                    .map_or_else(|| "-".into(), |q| format!("{q:.1}")),
+                s.config.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |c| {
+                        let version = c.version.as_deref().map_or("?", |v| &v[..v.len().min(12)]);
+                        match &c.last_reload {
+                            Some(r) if !r.ok => format!(
+                                "{version} (last reload failed: {})",
+                                r.error.as_deref().unwrap_or("?")
+                            ),
+                            _ => version.to_owned(),
+                        }
+                    },
+                ),
+            ),
+            (None, Some(e)) => {
+                notes.push(format!("{} admin: {e}", node.name));
+                ("?".into(), "?".into())
+            }
+            (None, None) => ("-".into(), "-".into()),
+        };
+        table.styled_row(vec![
+            (node.name.clone(), Some(Style::Bold)),
+            (listen.join(", "), None),
+            process,
+            answers,
+            (
+                node.admin.map_or_else(|| "-".into(), |a| a.to_string()),
+                None,
+            ),
+            (qps, None),
+            (config, None),
+        ]);
+    }
+    for line in table.lines(p) {
+        p.line(line);
+    }
+    if !notes.is_empty() {
+        p.line("");
+        for note in notes {
+            p.line(p.paint(Style::Dim, note));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_summed_over_their_labels() {
+        let text = "# HELP gtm_l7_requests_total Requests answered\n\
+                    # TYPE gtm_l7_requests_total counter\n\
+                    gtm_l7_requests_total{route=\"*/\",pool=\"web\",class=\"2xx\"} 10\n\
+                    gtm_l7_requests_total{route=\"*/\",pool=\"web\",class=\"5xx\"} 2\n\
+                    gtm_l7_requests_total_other 100\n\
+                    gtm_l7_request_duration_seconds_count 7\n";
+        assert_eq!(counter_sum(text, "gtm_l7_requests_total"), Some(12.0));
+        assert_eq!(counter_sum("x 1\n", "gtm_l7_requests_total"), None);
+        assert_eq!(counter_sum("plain 3\n", "plain"), Some(3.0));
+    }
+
+    #[test]
+    fn request_rates_are_found_under_any_known_key() {
+        let statuses = [
+            serde_json::json!({ "requests_per_second": 2.5 }),
+            serde_json::json!({ "requests": { "per_second": 1.5 } }),
+            serde_json::json!({ "unrelated": true }),
+        ];
+        let paths: &[&[&str]] = &[&["requests_per_second"], &["requests", "per_second"]];
+        assert_eq!(sum_numbers(statuses.iter(), paths), Some(4.0));
+        assert_eq!(sum_numbers(statuses[2..].iter(), paths), None);
+    }
+}

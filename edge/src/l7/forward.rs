@@ -1,0 +1,274 @@
+//! Header rewriting between the client and the backend: hop-by-hop fields
+//! stripped, `X-Forwarded-*` and `X-Request-ID` set, `Via` added.
+//!
+//! Pure functions over `http::HeaderMap` (the `http` crate's types, not
+//! hyper's), table-tested.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Request-ID`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1),
+/// plus the non-standard `Proxy-Connection` and `Keep-Alive`.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What the proxy knows about a request it forwards.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// The client's address (from the PROXY header when there is one).
+    pub client: IpAddr,
+    /// `http` or `https`: how the client reached us.
+    pub proto: &'static str,
+    /// The host the client asked for, as sent (with its port, if any).
+    pub host: &'a str,
+    /// `Via` value to append (`1.1 node`), if configured.
+    pub via: Option<&'a HeaderValue>,
+    /// The request is a protocol upgrade (WebSocket): keep `Upgrade`.
+    pub upgrade: bool,
+}
+
+/// Removes hop-by-hop fields and those the `Connection` field names;
+/// `keep_upgrade` keeps `Upgrade` and sets `Connection: upgrade`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            if !(keep_upgrade && name == header::UPGRADE) {
+                headers.remove(name);
+            }
+        }
+    }
+    for name in HOP_BY_HOP {
+        if keep_upgrade && name == "upgrade" {
+            continue;
+        }
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Whether the request asks for a protocol upgrade (HTTP/1.1 only).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Rewrites a request's headers for the backend. Returns the request id
+/// (the client's, or `new_id` when it sent none).
+pub fn request_headers(
+    headers: &mut HeaderMap,
+    f: &Forwarding<'_>,
+    new_id: impl FnOnce() -> HeaderValue,
+) -> HeaderValue {
+    strip_hop_by_hop(headers, f.upgrade);
+    // One X-Forwarded-For with every earlier hop, then the client.
+    let mut xff = String::with_capacity(48);
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(v) = v.to_str() {
+            let v = v.trim();
+            if !v.is_empty() {
+                xff.push_str(v);
+                xff.push_str(", ");
+            }
+        }
+    }
+    use std::fmt::Write as _;
+    let _ = write!(xff, "{}", f.client);
+    if let Ok(value) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
+    if let Ok(host) = HeaderValue::from_str(f.host) {
+        if !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, host.clone());
+        }
+        headers.insert(X_FORWARDED_HOST.clone(), host);
+    }
+    if let Some(via) = f.via {
+        headers.append(header::VIA, via.clone());
+    }
+    match headers.get(&X_REQUEST_ID) {
+        Some(id) if !id.is_empty() && id.len() <= 200 => id.clone(),
+        _ => {
+            let id = new_id();
+            headers.insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
+    }
+}
+
+/// Rewrites a backend's response headers for the client.
+pub fn response_headers(
+    headers: &mut HeaderMap,
+    switching: bool,
+    via: Option<&HeaderValue>,
+    request_id: &HeaderValue,
+) {
+    strip_hop_by_hop(headers, switching);
+    if let Some(via) = via {
+        headers.append(header::VIA, via.clone());
+    }
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    }
+}
+
+/// 32 hex digits from two 64-bit words.
+pub fn format_request_id(hi: u64, lo: u64) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, word) in [hi, lo].into_iter().enumerate() {
+        for j in 0..16 {
+            out[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    fn fwd(upgrade: bool) -> Forwarding<'static> {
+        Forwarding {
+            client: "192.0.2.7".parse().unwrap(),
+            proto: "https",
+            host: "www.example.com:8443",
+            via: None,
+            upgrade,
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_stripped() {
+        let mut h = map(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-connection", "close"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["accept"]);
+    }
+
+    #[test]
+    fn upgrades_keep_their_upgrade() {
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
+        assert!(!is_upgrade(&map(&[("connection", "upgrade")])));
+    }
+
+    #[test]
+    fn forwarding_fields_are_set() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "192.0.2.7"),
+            (&[("x-forwarded-for", "10.0.0.1")], "10.0.0.1, 192.0.2.7"),
+            (
+                &[
+                    ("x-forwarded-for", "10.0.0.1"),
+                    ("x-forwarded-for", "10.0.0.2"),
+                ],
+                "10.0.0.1, 10.0.0.2, 192.0.2.7",
+            ),
+        ];
+        for (input, xff) in cases {
+            let mut h = map(input);
+            let id = request_headers(&mut h, &fwd(false), || HeaderValue::from_static("new"));
+            assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+            assert_eq!(h["x-forwarded-for"], *xff);
+            assert_eq!(h["x-forwarded-proto"], "https");
+            assert_eq!(h["x-forwarded-host"], "www.example.com:8443");
+            assert_eq!(h["host"], "www.example.com:8443");
+            assert_eq!(id, "new");
+            assert_eq!(h["x-request-id"], "new");
+        }
+    }
+
+    #[test]
+    fn a_client_request_id_is_kept_and_via_appended() {
+        let mut h = map(&[("x-request-id", "abc"), ("host", "a"), ("via", "1.0 other")]);
+        let via = HeaderValue::from_static("1.1 l7a");
+        let f = Forwarding {
+            via: Some(&via),
+            ..fwd(false)
+        };
+        let id = request_headers(&mut h, &f, || unreachable!());
+        assert_eq!(id, "abc");
+        assert_eq!(h["host"], "a");
+        let vias: Vec<&str> = h
+            .get_all("via")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(vias, ["1.0 other", "1.1 l7a"]);
+        let mut resp = map(&[("connection", "close"), ("content-type", "text/plain")]);
+        response_headers(&mut resp, false, Some(&via), &id);
+        assert!(!resp.contains_key("connection"));
+        assert_eq!(resp["via"], "1.1 l7a");
+        assert_eq!(resp["x-request-id"], "abc");
+    }
+
+    #[test]
+    fn request_ids_are_hex() {
+        assert_eq!(
+            format_request_id(0x0123_4567_89ab_cdef, 0xf),
+            "0123456789abcdef000000000000000f"
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Active health checks of the backend servers, run by the `probe` crate
+//! (the same code the GSLB probes regions with), and their results applied
+//! to the servers' live state.
+//!
+//! One check per pool member, named `POOL/ADDR`. A reload syncs the
+//! prober with the new set: unchanged checks keep running with their
+//! hysteresis, changed ones carry their health over (see
+//! `probe::scheduler`), removed ones stop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use probe::{CheckId, Health, ProbeEvent, ProbeSpec, Prober};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use topology::health::HealthCheck;
+use tracing::{info, warn};
+
+use super::pool::ServerState;
+use super::state::Snapshot;
+
+/// The probe spec checking `server` as `check` describes (the conversion
+/// the GSLB and the L4 tier use too): on the check's `port` if it sets
+/// one, else on the server's own.
+pub fn probe_spec(check: &HealthCheck, server: SocketAddr) -> ProbeSpec {
+    probe::topology::spec_for(check, server.ip(), server.port(), server.port())
+}
+
+/// The node's prober and the servers its checks feed.
+#[derive(Debug)]
+pub struct Checks {
+    prober: Prober,
+    targets: Mutex<HashMap<CheckId, Target>>,
+}
+
+#[derive(Debug)]
+struct Target {
+    server: Arc<ServerState>,
+    generation: u64,
+}
+
+impl Checks {
+    /// A prober stopping with `shutdown`; feed the receiver to [`Checks::apply`].
+    pub fn new(shutdown: CancellationToken, seed: u64) -> (Arc<Self>, mpsc::Receiver<ProbeEvent>) {
+        let (tx, rx) = mpsc::channel(1024);
+        (
+            Arc::new(Self {
+                prober: Prober::new(tx, shutdown, seed),
+                targets: Mutex::new(HashMap::new()),
+            }),
+            rx,
+        )
+    }
+
+    /// Makes the running checks those of `snapshot`.
+    pub async fn sync(&self, snapshot: &Snapshot) -> Result<(), probe::ReloadError> {
+        let mut desired = Vec::new();
+        let mut targets = HashMap::new();
+        for pool in &snapshot.pools {
+            for server in pool.servers() {
+                let id = CheckId::from(format!("{}/{}", pool.config.name, server.addr));
+                desired.push((id.clone(), probe_spec(&pool.config.health, server.addr)));
+                targets.insert(id, server.clone());
+            }
+        }
+        self.prober.sync(desired).await?;
+        let mut current = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
+        let old = std::mem::take(&mut *current);
+        for (id, server) in targets {
+            let generation = old.get(&id).map_or(0, |t| t.generation);
+            // A check whose status the prober already knows: apply it, so a
+            // server object new in this snapshot starts from the truth.
+            if let Some(status) = self.prober.status(id.as_str()) {
+                server.set_probe_up(status.health == Health::Up, 0);
+            }
+            current.insert(id, Target { server, generation });
+        }
+        Ok(())
+    }
+
+    /// Applies probe events until `stop` is cancelled; `now_ms` reads the
+    /// node's clock.
+    pub async fn apply(
+        self: Arc<Self>,
+        mut events: mpsc::Receiver<ProbeEvent>,
+        now_ms: impl Fn() -> u64,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                () = stop.cancelled() => return,
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    None => return,
+                },
+            };
+            let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(target) = targets.get_mut(&event.id) else {
+                continue;
+            };
+            if event.generation < target.generation {
+                continue;
+            }
+            target.generation = event.generation;
+            let up = event.health == Health::Up;
+            if let Some(t) = event.transition {
+                if up {
+                    info!(check = %event.id, detail = %event.result.detail, streak = t.streak, "backend server up");
+                } else {
+                    warn!(check = %event.id, detail = %event.result.detail, streak = t.streak, "backend server down");
+                }
+            }
+            if target.server.probe_up() != up {
+                target.server.set_probe_up(up, now_ms());
+            }
+        }
+    }
+
+    /// Stops every check and waits for them.
+    pub async fn stop(&self) {
+        self.prober.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe::ProbeKind;
+    use std::time::Duration;
+    use topology::health::CheckKind;
+
+    #[test]
+    fn checks_translate_to_probe_specs() {
+        let check = HealthCheck {
+            kind: CheckKind::Http,
+            path: "/healthz".into(),
+            port: Some(9999),
+            expect: vec![(200, 204)],
+            host: Some("www.example.com".into()),
+            body: Some("ok".into()),
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_millis(200),
+            rise: 1,
+            fall: 2,
+            ca: None,
+            insecure: false,
+        };
+        let spec = probe_spec(&check, "127.0.0.1:9000".parse().unwrap());
+        assert!(spec.validate().is_ok());
+        let ProbeKind::Http(http) = &spec.kind else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(http.addr, "127.0.0.1:9999".parse().unwrap());
+        assert!(http.expect.contains(204) && !http.expect.contains(205));
+        assert_eq!((spec.rise, spec.fall), (1, 2));
+        let tcp = probe_spec(
+            &HealthCheck {
+                kind: CheckKind::Tcp,
+                port: None,
+                ..check
+            },
+            "127.0.0.1:9000".parse().unwrap(),
+        );
+        assert_eq!(
+            tcp.kind,
+            ProbeKind::Tcp {
+                addr: "127.0.0.1:9000".parse().unwrap()
+            }
+        );
+    }
+}

@@ -1,0 +1,872 @@
+//! The hyper adapter: the only module of the L7 tier that names hyper
+//! types. It serves client connections (HTTP/1.1, HTTP/2 over TLS by ALPN,
+//! h2c by prior knowledge), runs each request through the pure stages
+//! (admission, [`super::route`], [`super::pool`], [`super::forward`]) and
+//! sends it upstream over keep-alive connection pools, with retries,
+//! timeouts and WebSocket tunnels.
+//!
+//! # A request's way through
+//!
+//! framing check (smuggling) → `Host` → region health path → rate limit
+//! (429) → listener concurrency gate (503) → route (404) → pool pick
+//! (503 when no server can take it) → headers rewritten → upstream attempt
+//! (connect + response timeout) → retry to another server if allowed →
+//! response headers rewritten, sticky cookie set → body streamed back
+//! with the in-flight guards inside it → access log line and metrics.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use topology::tiers::l7::{HashOn, L7Tier, Timeouts};
+use tracing::{debug, info, warn};
+
+use super::balance::request_key;
+use super::forward::{self, Forwarding};
+use super::limits::GatePass;
+use super::metrics::class_index;
+use super::node::{ListenerKind, Shared};
+use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState};
+use super::state::Snapshot;
+use super::sticky;
+
+/// Body of requests sent upstream: the client's, or empty (replayable).
+type UpBody = Either<Incoming, Empty<Bytes>>;
+
+/// Body of responses sent to the client.
+pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
+
+/// Target of the access log: one line per request at `info`, so it can be
+/// filtered (`RUST_LOG=info,gtm::access=off`) or routed on its own.
+pub const ACCESS_LOG: &str = "gtm::access";
+
+/// The backend client: one keep-alive pool per server address.
+pub struct Upstream {
+    client: Client<HttpConnector, UpBody>,
+    connect: Duration,
+    idle: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("connect", &self.connect)
+            .field("idle", &self.idle)
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// A client with `timeouts`' connect and pooled-idle timeouts.
+    pub fn new(timeouts: &Timeouts) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeouts.connect));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(timeouts.upstream_idle)
+            .pool_max_idle_per_host(1024)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            // The proxy sets `Host` itself: the client's, not the backend's.
+            .set_host(false)
+            .build(connector);
+        Self {
+            client,
+            connect: timeouts.connect,
+            idle: timeouts.upstream_idle,
+        }
+    }
+
+    /// Whether this client was built for `timeouts` (else a reload builds a
+    /// new one).
+    pub fn fits(&self, timeouts: &Timeouts) -> bool {
+        self.connect == timeouts.connect && self.idle == timeouts.upstream_idle
+    }
+}
+
+/// hyper's connection builders for one configuration.
+pub struct ServerBuilders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl std::fmt::Debug for ServerBuilders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerBuilders")
+    }
+}
+
+impl ServerBuilders {
+    /// Builders applying `tier`'s limits and timeouts.
+    pub fn new(tier: &L7Tier) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(tier.timeouts.request_headers)
+            .max_buf_size(tier.limits.max_header_bytes as usize)
+            .max_headers(tier.limits.max_header_count as usize)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(tier.limits.max_h2_streams)
+            .max_header_list_size(tier.limits.max_header_bytes)
+            // Rapid reset (CVE-2023-44487) and error-reset floods.
+            .max_pending_accept_reset_streams(Some(20))
+            .max_local_error_reset_streams(Some(1024))
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(Duration::from_secs(10));
+        Self {
+            h1: builder.clone().http1_only(),
+            h2: builder.clone().http2_only(),
+            auto: builder,
+        }
+    }
+}
+
+/// Which protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (ALPN `h2`).
+    Http2,
+    /// HTTP/1.1, or HTTP/2 when the client opens with its preface (h2c).
+    Auto,
+}
+
+/// What the request path knows about the connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The client (from the PROXY header when there is one).
+    pub client: SocketAddr,
+    /// The listener it came in on.
+    pub listener: ListenerKind,
+    /// Set by the framing guard when a head had both `Content-Length` and
+    /// `Transfer-Encoding`.
+    pub framing_conflict: Arc<AtomicBool>,
+}
+
+/// Request activity on one connection, for the idle timeout.
+#[derive(Debug, Default)]
+struct Activity {
+    busy: AtomicU32,
+    last_ms: AtomicU64,
+}
+
+struct Busy<'a>(&'a Activity, &'a Shared);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.last_ms.store(self.1.now_ms(), Ordering::Relaxed);
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one client connection until it closes, goes idle, or the node
+/// drains (`drain`: finish what is in flight) or gives up (`force`).
+pub(crate) async fn serve_connection<IO>(
+    io: IO,
+    protocol: Protocol,
+    info: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+    drain: CancellationToken,
+    force: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builders = shared.builders.load_full();
+    let builder = match protocol {
+        Protocol::Http1 => &builders.h1,
+        Protocol::Http2 => &builders.h2,
+        Protocol::Auto => &builders.auto,
+    };
+    let client = info.client;
+    let activity = Arc::new(Activity::default());
+    activity.last_ms.store(shared.now_ms(), Ordering::Relaxed);
+    let service = {
+        let shared = shared.clone();
+        let activity = activity.clone();
+        service_fn(move |request| {
+            let shared = shared.clone();
+            let activity = activity.clone();
+            let info = info.clone();
+            async move {
+                activity.busy.fetch_add(1, Ordering::Relaxed);
+                let _busy = Busy(&activity, &shared);
+                Ok::<_, Infallible>(handle(request, &info, &shared).await)
+            }
+        })
+    };
+    let idle = shared.snapshot.load().spec.tier.timeouts.idle;
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        let last = activity.last_ms.load(Ordering::Relaxed);
+        let deadline = shared.instant_at(last) + idle;
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    debug!(%client, "client connection ended: {error:#}");
+                }
+                break;
+            }
+            () = drain.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = tokio::time::sleep_until(deadline), if !closing => {
+                let idle_now = activity.busy.load(Ordering::Relaxed) == 0
+                    && activity.last_ms.load(Ordering::Relaxed) == last;
+                if idle_now {
+                    debug!("closing an idle client connection");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            () = force.cancelled() => break,
+        }
+    }
+}
+
+/// Why a request was answered by the proxy itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Both `Content-Length` and `Transfer-Encoding` (downstream).
+    Framing,
+    /// A malformed request (downstream).
+    BadRequest(&'static str),
+    /// No route matched (downstream).
+    NoRoute,
+    /// Over the client's rate (downstream).
+    RateLimited(Duration),
+    /// The listener is at its concurrency limit (internal).
+    ListenerFull,
+    /// Every usable server is at its request limit (internal).
+    ServerFull,
+    /// No server is available and the pool does not fail open (internal).
+    NoServer,
+    /// No connection to the chosen server (upstream, retryable).
+    ConnectFailed,
+    /// The server failed after the request was sent (upstream, retryable
+    /// only when idempotent).
+    UpstreamFailed,
+    /// No response headers in time (upstream, retryable only when idempotent).
+    UpstreamTimeout,
+    /// The server switched protocols when the client had not asked.
+    UnexpectedUpgrade,
+}
+
+impl Fault {
+    fn status(self) -> StatusCode {
+        match self {
+            Fault::Framing | Fault::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Fault::NoRoute => StatusCode::NOT_FOUND,
+            Fault::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Fault::ConnectFailed | Fault::UpstreamFailed | Fault::UnexpectedUpgrade => {
+                StatusCode::BAD_GATEWAY
+            }
+            Fault::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// `downstream`, `internal` or `upstream`: where the fault came from.
+    fn source(self) -> &'static str {
+        match self {
+            Fault::Framing | Fault::BadRequest(_) | Fault::NoRoute | Fault::RateLimited(_) => {
+                "downstream"
+            }
+            Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => "internal",
+            Fault::ConnectFailed
+            | Fault::UpstreamFailed
+            | Fault::UpstreamTimeout
+            | Fault::UnexpectedUpgrade => "upstream",
+        }
+    }
+
+    /// A short name for logs and the response body.
+    fn reason(self) -> &'static str {
+        match self {
+            Fault::Framing => "conflicting Content-Length and Transfer-Encoding",
+            Fault::BadRequest(why) => why,
+            Fault::NoRoute => "no route for this host and path",
+            Fault::RateLimited(_) => "rate limit exceeded",
+            Fault::ListenerFull => "too many requests in flight",
+            Fault::ServerFull => "every server is at its request limit",
+            Fault::NoServer => "no healthy server",
+            Fault::ConnectFailed => "cannot connect to a backend server",
+            Fault::UpstreamFailed => "the backend server failed",
+            Fault::UpstreamTimeout => "the backend server did not answer in time",
+            Fault::UnexpectedUpgrade => "the backend switched protocols unasked",
+        }
+    }
+
+    fn response(self) -> Response<DownBody> {
+        let mut body = String::with_capacity(64);
+        body.push_str(self.reason());
+        body.push('\n');
+        let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            Fault::RateLimited(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Fault::ListenerFull | Fault::ServerFull => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Fault::Framing => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// What the access log line and the metrics need about one request.
+struct Record {
+    started: Instant,
+    route: Option<usize>,
+    pool: Option<usize>,
+    server: Option<SocketAddr>,
+    attempts: u32,
+    request_id: Option<HeaderValue>,
+    fault: Option<Fault>,
+    fail_open: bool,
+}
+
+/// Answers one request.
+async fn handle(
+    request: Request<Incoming>,
+    info: &ConnInfo,
+    shared: &Shared,
+) -> Response<DownBody> {
+    let snapshot = shared.snapshot.load_full();
+    let mut record = Record {
+        started: Instant::now(),
+        route: None,
+        pool: None,
+        server: None,
+        attempts: 0,
+        request_id: None,
+        fault: None,
+        fail_open: false,
+    };
+    let method = request.method().clone();
+    let version = request.version();
+    let uri = request.uri().clone();
+    let host = request.headers().get(header::HOST).cloned();
+    let response = match proxy(request, info, shared, &snapshot, &mut record).await {
+        Ok(response) => response,
+        Err(fault) => {
+            record.fault = Some(fault);
+            match fault {
+                Fault::RateLimited(_) => shared.metrics.shed(info.listener.name(), "rate_limit"),
+                Fault::ListenerFull => shared.metrics.shed(info.listener.name(), "listener_limit"),
+                Fault::ServerFull => shared.metrics.shed(info.listener.name(), "server_limit"),
+                _ => {}
+            }
+            fault.response()
+        }
+    };
+    let status = response.status();
+    let elapsed = record.started.elapsed();
+    let route_metrics = record
+        .route
+        .and_then(|r| snapshot.routes.get(r))
+        .unwrap_or(&snapshot.unrouted);
+    route_metrics.by_class[class_index(status.as_u16())].inc();
+    route_metrics.duration.observe(elapsed.as_secs_f64());
+    let tier = &snapshot.spec.tier;
+    info!(
+        target: ACCESS_LOG,
+        client = %info.client,
+        listener = info.listener.name(),
+        method = %method,
+        host = host.as_ref().and_then(|h| h.to_str().ok()).or(uri.authority().map(Authority::as_str)).unwrap_or("-"),
+        uri = %uri.path_and_query().map_or("/", PathAndQuery::as_str),
+        version = ?version,
+        status = status.as_u16(),
+        route = record.route.and_then(|r| snapshot.router.rules().get(r)).map_or("-", |r| r.label.as_str()),
+        pool = record.pool.and_then(|p| tier.pools.get(p)).map_or("-", |p| p.name.as_str()),
+        server = %record.server.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        attempts = record.attempts,
+        fail_open = record.fail_open,
+        duration_us = elapsed.as_micros() as u64,
+        request_id = record.request_id.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
+        fault = record.fault.map_or("-", Fault::reason),
+        fault_source = record.fault.map_or("-", Fault::source),
+        "request"
+    );
+    response
+}
+
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The host the request is for: the URI's authority (absolute form,
+/// HTTP/2 `:authority`) or the single `Host` field.
+fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, Fault> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Fault::BadRequest("more than one Host field"));
+    }
+    match (request.uri().authority(), first) {
+        (Some(authority), _) => HeaderValue::from_str(authority.as_str())
+            .map_err(|_| Fault::BadRequest("bad authority")),
+        (None, Some(host)) => Ok(host.clone()),
+        (None, None) if request.version() == Version::HTTP_11 => {
+            Err(Fault::BadRequest("HTTP/1.1 request without Host"))
+        }
+        (None, None) => Ok(HeaderValue::from_static("")),
+    }
+}
+
+fn health_response(snapshot: &Snapshot, shared: &Shared) -> Response<DownBody> {
+    let (status, body) = health_report(snapshot, shared);
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The region health answer: 200 while every routed pool has an
+/// available server and the node is not draining, else 503; the body says
+/// which pools can serve.
+pub(crate) fn health_report(snapshot: &Snapshot, shared: &Shared) -> (StatusCode, String) {
+    let now = shared.now_ms();
+    let draining = shared.draining.load(Ordering::Relaxed);
+    let healthy = !draining && snapshot.can_serve(now);
+    let pools: serde_json::Map<String, serde_json::Value> = snapshot
+        .pools
+        .iter()
+        .map(|p| {
+            (
+                p.config.name.clone(),
+                serde_json::Value::Bool(p.can_serve(now)),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({
+        "node": shared.node,
+        "region": shared.region,
+        "healthy": healthy,
+        "draining": draining,
+        "pools": pools,
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, format!("{body}\n"))
+}
+
+async fn proxy(
+    mut request: Request<Incoming>,
+    info: &ConnInfo,
+    shared: &Shared,
+    snapshot: &Snapshot,
+    record: &mut Record,
+) -> Result<Response<DownBody>, Fault> {
+    if info.framing_conflict.load(Ordering::Relaxed) {
+        return Err(Fault::Framing);
+    }
+    let tier = &snapshot.spec.tier;
+    let host = request_host(&request)?;
+    if request.uri().path() == tier.health_path {
+        return Ok(health_response(snapshot, shared));
+    }
+    if let Some(limiter) = &snapshot.rate_limiter {
+        limiter
+            .check(info.client.ip(), shared.now_ns())
+            .map_err(Fault::RateLimited)?;
+    }
+    let pass = shared.gates[info.listener as usize]
+        .enter()
+        .ok_or(Fault::ListenerFull)?;
+
+    // Route: the rule, its pool and the path to forward.
+    let (rule_index, pool_index, rewritten) = {
+        let host_text = host
+            .to_str()
+            .map_err(|_| Fault::BadRequest("Host is not text"))?;
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or("/", PathAndQuery::as_str);
+        let headers = request.headers();
+        let matched = snapshot
+            .router
+            .route(host_text, path_and_query, |name| {
+                headers.get(name).map(HeaderValue::as_bytes)
+            })
+            .ok_or(Fault::NoRoute)?;
+        let rewritten = match matched.path_and_query {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(path) => Some(path),
+        };
+        (matched.index, matched.rule.pool, rewritten)
+    };
+    record.route = Some(rule_index);
+    record.pool = Some(pool_index);
+    let pool: &PoolState = &snapshot.pools[pool_index];
+    pool.budget.deposit();
+
+    // What the request brings to the choice of server.
+    let client_key = || match info.client.ip() {
+        std::net::IpAddr::V4(ip) => request_key(&ip.octets()),
+        std::net::IpAddr::V6(ip) => request_key(&ip.octets()),
+    };
+    let cookies = || {
+        request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+    };
+    let hash_key = match &pool.config.hash_on {
+        _ if pool.config.algorithm != topology::tiers::l7::Algorithm::Hash => 0,
+        HashOn::ClientIp => client_key(),
+        HashOn::Header(name) => request
+            .headers()
+            .get(name.as_str())
+            .map_or_else(client_key, |v| request_key(v.as_bytes())),
+        HashOn::Cookie(name) => {
+            sticky::find_cookie(cookies(), name).map_or_else(client_key, request_key)
+        }
+    };
+    let mut sticky_token = [0u8; 16];
+    let has_sticky = pool.config.sticky.as_ref().is_some_and(|s| {
+        sticky::find_cookie(cookies(), &s.cookie)
+            .filter(|v| v.len() == 16)
+            .map(|v| sticky_token.copy_from_slice(v))
+            .is_some()
+    });
+
+    // Headers for the backend.
+    let upgrade = request.version() == Version::HTTP_11 && forward::is_upgrade(request.headers());
+    let on_client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (mut parts, body) = request.into_parts();
+    let proto = match info.listener {
+        ListenerKind::Http => "http",
+        ListenerKind::Https => "https",
+    };
+    let host_text = host.to_str().unwrap_or("");
+    let via = tier.via.then_some(&shared.via);
+    let request_id = forward::request_headers(
+        &mut parts.headers,
+        &Forwarding {
+            client: info.client.ip(),
+            proto,
+            host: host_text,
+            via,
+            upgrade,
+        },
+        || shared.new_request_id(),
+    );
+    record.request_id = Some(request_id.clone());
+    let path_and_query = match rewritten {
+        None => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        Some(path) => PathAndQuery::try_from(path)
+            .map_err(|_| Fault::BadRequest("rewritten path is invalid"))?,
+    };
+    let replayable = body.is_end_stream();
+    let mut body = Some(body);
+    let retries = &pool.config.retries;
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    // Connecting (when no pooled connection is idle) counts against it too.
+    let response_timeout = tier.timeouts.response;
+
+    loop {
+        let now = shared.now_ms();
+        let affinity = Affinity {
+            hash_key,
+            sticky: has_sticky.then_some(&sticky_token[..]),
+        };
+        let pick = pool.pick(affinity, &tried, now).map_err(|e| match e {
+            NoServer::Full => Fault::ServerFull,
+            NoServer::Down => Fault::NoServer,
+        })?;
+        record.server = Some(pick.server.addr);
+        record.attempts += 1;
+        record.fail_open |= pick.fail_open;
+        let more = record.attempts <= retries.attempts && replayable;
+        let up_body = match body.take() {
+            Some(b) if !replayable => Either::Left(b),
+            _ => Either::Right(Empty::new()),
+        };
+        let mut up_request = Request::new(up_body);
+        *up_request.method_mut() = parts.method.clone();
+        *up_request.version_mut() = Version::HTTP_11;
+        *up_request.uri_mut() = Uri::from_parts({
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(pick.server.authority.clone());
+            uri.path_and_query = Some(path_and_query.clone());
+            uri
+        })
+        .map_err(|_| Fault::BadRequest("cannot form the upstream URI"))?;
+        *up_request.headers_mut() = if more {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        let in_flight = pick.server.start();
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            response_timeout,
+            snapshot.upstream.client.request(up_request),
+        )
+        .await;
+        let latency = started.elapsed();
+        let (outcome, fault) = match &result {
+            Ok(Ok(response)) => (Outcome::Status(response.status().as_u16()), None),
+            Ok(Err(error)) if error.is_connect() => {
+                (Outcome::ConnectFailed, Some(Fault::ConnectFailed))
+            }
+            Ok(Err(_)) => (Outcome::Failed, Some(Fault::UpstreamFailed)),
+            Err(_) => (Outcome::Failed, Some(Fault::UpstreamTimeout)),
+        };
+        if let Some(period) =
+            pick.server
+                .record(outcome, latency, &pool.config.outlier, shared.now_ms())
+        {
+            warn!(
+                pool = %pool.config.name,
+                server = %pick.server.addr,
+                ejected_for = ?period,
+                "backend server ejected after consecutive failures"
+            );
+        }
+        let retry_allowed = |retryable: bool| {
+            if !(more && retryable) {
+                return false;
+            }
+            let now = shared.now_ms();
+            let mut tried_now = tried.clone();
+            tried_now.push(pick.server.addr);
+            pool.has_alternative(&tried_now, now) && pool.budget.withdraw(now)
+        };
+        match result {
+            Ok(Ok(response)) => {
+                let status = response.status().as_u16();
+                let retryable_status = idempotent(&parts.method)
+                    && retries
+                        .statuses
+                        .iter()
+                        .any(|&(lo, hi)| (lo..=hi).contains(&status));
+                if retry_allowed(retryable_status) {
+                    debug!(server = %pick.server.addr, status, "retrying on another server");
+                    pool.retries.inc();
+                    tried.push(pick.server.addr);
+                    continue;
+                }
+                return Ok(respond(
+                    response,
+                    Guards {
+                        _in_flight: in_flight,
+                        _pass: pass,
+                    },
+                    pool,
+                    &pick.server.token,
+                    pick.set_cookie,
+                    via,
+                    &request_id,
+                    on_client_upgrade,
+                    shared,
+                ));
+            }
+            Ok(Err(ref error)) => {
+                let fault = fault.unwrap_or(Fault::UpstreamFailed);
+                let safe = fault == Fault::ConnectFailed || idempotent(&parts.method);
+                debug!(server = %pick.server.addr, "upstream error: {error:#}");
+                if retry_allowed(safe) {
+                    pool.retries.inc();
+                    tried.push(pick.server.addr);
+                    continue;
+                }
+                return Err(fault);
+            }
+            Err(_) => {
+                if retry_allowed(idempotent(&parts.method)) {
+                    pool.retries.inc();
+                    tried.push(pick.server.addr);
+                    continue;
+                }
+                return Err(Fault::UpstreamTimeout);
+            }
+        }
+    }
+}
+
+/// What a response body keeps alive until it is sent.
+struct Guards {
+    _in_flight: InFlight,
+    _pass: GatePass,
+}
+
+/// The backend's response body, holding the request's guards until it has
+/// been sent (or dropped).
+pub(crate) struct Tracked {
+    inner: Incoming,
+    _guards: Guards,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    mut response: Response<Incoming>,
+    guards: Guards,
+    pool: &PoolState,
+    token: &str,
+    set_cookie: bool,
+    via: Option<&HeaderValue>,
+    request_id: &HeaderValue,
+    on_client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    shared: &Shared,
+) -> Response<DownBody> {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let on_server_upgrade = switching.then(|| hyper::upgrade::on(&mut response));
+    let (mut parts, body) = response.into_parts();
+    forward::response_headers(&mut parts.headers, switching, via, request_id);
+    if set_cookie
+        && let Some(config) = &pool.config.sticky
+        && let Ok(value) = HeaderValue::from_str(&sticky::set_cookie(config, token))
+    {
+        parts.headers.append(header::SET_COOKIE, value);
+    }
+    if let Some(on_server) = on_server_upgrade {
+        let Some(on_client) = on_client_upgrade else {
+            return Fault::UnexpectedUpgrade.response();
+        };
+        let force = shared.force.clone();
+        shared
+            .tunnels
+            .spawn(tunnel(on_client, on_server, guards, force));
+        return Response::from_parts(parts, Either::Right(Full::default()));
+    }
+    Response::from_parts(
+        parts,
+        Either::Left(Tracked {
+            inner: body,
+            _guards: guards,
+        }),
+    )
+}
+
+/// Relays an upgraded (WebSocket) connection both ways until either side
+/// closes or the node gives up draining.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    guards: Guards,
+    force: CancellationToken,
+) {
+    let (client, server) = tokio::join!(client, server);
+    let (Ok(client), Ok(server)) = (client, server) else {
+        debug!("an upgrade did not complete");
+        return;
+    };
+    let mut client = TokioIo::new(client);
+    let mut server = TokioIo::new(server);
+    tokio::select! {
+        result = tokio::io::copy_bidirectional(&mut client, &mut server) => {
+            if let Err(error) = result {
+                debug!("tunnel closed: {error}");
+            }
+        }
+        () = force.cancelled() => {}
+    }
+    drop(guards);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_say_where_they_came_from() {
+        assert_eq!(Fault::ConnectFailed.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(Fault::ConnectFailed.source(), "upstream");
+        assert_eq!(Fault::ServerFull.source(), "internal");
+        assert_eq!(Fault::NoRoute.source(), "downstream");
+        let r = Fault::RateLimited(Duration::from_millis(1500)).response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let r = Fault::ListenerFull.response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            Fault::Framing.response().headers()[header::CONNECTION],
+            "close"
+        );
+    }
+}

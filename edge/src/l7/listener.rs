@@ -1,0 +1,247 @@
+//! Accepting client connections: the PROXY protocol header, the
+//! per-client connection cap, the TLS handshake and ALPN, then hand-off
+//! to the HTTP layer. No hyper here: the connection is handed over as a
+//! tokio stream.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use super::framing::{FramingGuard, Verdict};
+use super::http::{ConnInfo, Protocol, serve_connection};
+use super::node::{ListenerKind, Shared};
+use crate::proxy_protocol::{self, DecodeError, Decoded, Limits};
+
+/// Most bytes of a v2 PROXY header this listener reads: the address block
+/// and a few TLVs (the L4 tier sends its node name).
+const MAX_PROXY_V2: u16 = 1024;
+
+/// Accepts connections on `listener` until `drain` is cancelled, then
+/// drops the listener (new connections are refused).
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    kind: ListenerKind,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    drain: CancellationToken,
+    force: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = drain.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tracker.spawn(connection(stream, peer, kind, shared.clone(), drain.clone(), force.clone()));
+                }
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(listener = kind.name(), "accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Reads a PROXY protocol header, never past its end; the client's address
+/// (`None` for LOCAL or UNKNOWN headers: use the peer's).
+pub async fn read_proxy_header(
+    stream: &mut TcpStream,
+) -> Result<Option<SocketAddr>, ProxyHeaderError> {
+    let mut buf = Vec::with_capacity(64);
+    loop {
+        match proxy_protocol::decode_with_limits(
+            &buf,
+            Limits {
+                max_v2_length: MAX_PROXY_V2,
+            },
+        )? {
+            Decoded::Incomplete { needed } => {
+                let start = buf.len();
+                buf.resize(start + needed, 0);
+                stream.read_exact(&mut buf[start..]).await?;
+            }
+            Decoded::Complete(header, _) => return Ok(header.source()),
+        }
+    }
+}
+
+/// Why a PROXY header could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyHeaderError {
+    /// The bytes are not a valid header.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The connection failed or closed first.
+    #[error("connection closed before the PROXY header ended: {0}")]
+    Io(#[from] io::Error),
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Arc<Shared>,
+    drain: CancellationToken,
+    force: CancellationToken,
+) {
+    let (accepted, open) = shared.metrics.listener(kind.name());
+    accepted.inc();
+    open.inc();
+    struct Open(prometheus_client::metrics::gauge::Gauge);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    let _open = Open(open);
+    let snapshot = shared.snapshot.load_full();
+    let tier = &snapshot.spec.tier;
+    let header_timeout = tier.timeouts.request_headers;
+    let client = if tier.proxy_protocol {
+        match tokio::time::timeout(header_timeout, read_proxy_header(&mut stream)).await {
+            Ok(Ok(source)) => source.unwrap_or(peer),
+            Ok(Err(error)) => {
+                debug!(%peer, "closing: {error}");
+                shared.metrics.connection_error(kind.name(), "proxy_header");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "closing: no PROXY header within {header_timeout:?}");
+                shared.metrics.connection_error(kind.name(), "proxy_header");
+                return;
+            }
+        }
+    } else {
+        peer
+    };
+    let Some(_slot) = shared.conn_cap.acquire(client.ip()) else {
+        debug!(%client, "closing: per-client connection cap reached");
+        shared.metrics.connection_error(kind.name(), "client_cap");
+        return;
+    };
+    let framing_conflict = Arc::new(AtomicBool::new(false));
+    let info = Arc::new(ConnInfo {
+        client,
+        listener: kind,
+        framing_conflict: framing_conflict.clone(),
+    });
+    let max_head = tier.limits.max_header_bytes as usize;
+    let http2 = tier.http2;
+    drop(snapshot);
+    match (kind, &shared.tls) {
+        (ListenerKind::Https, Some(tls)) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.load_full());
+            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    debug!(%client, "TLS handshake failed: {error}");
+                    shared
+                        .metrics
+                        .connection_error(kind.name(), "tls_handshake");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%client, "TLS handshake timed out");
+                    shared
+                        .metrics
+                        .connection_error(kind.name(), "tls_handshake");
+                    return;
+                }
+            };
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            if h2 {
+                serve_connection(stream, Protocol::Http2, info, shared, drain, force).await;
+            } else {
+                let io = Guarded::new(stream, framing_conflict, max_head);
+                serve_connection(io, Protocol::Http1, info, shared, drain, force).await;
+            }
+        }
+        _ => {
+            let protocol = if http2 {
+                Protocol::Auto
+            } else {
+                Protocol::Http1
+            };
+            let io = Guarded::new(stream, framing_conflict, max_head);
+            serve_connection(io, protocol, info, shared, drain, force).await;
+        }
+    }
+}
+
+/// A stream whose incoming bytes pass through a [`FramingGuard`].
+pub struct Guarded<IO> {
+    inner: IO,
+    guard: FramingGuard,
+    flag: Arc<AtomicBool>,
+}
+
+impl<IO> Guarded<IO> {
+    /// Wraps `inner`; `flag` is set on a framing conflict.
+    pub fn new(inner: IO, flag: Arc<AtomicBool>, max_head: usize) -> Self {
+        Self {
+            inner,
+            guard: FramingGuard::new(max_head),
+            flag,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        if !self.guard.is_off() {
+            let this = &mut *self;
+            if this.guard.feed(&buf.filled()[before..]) == Verdict::Conflict {
+                this.flag.store(true, Ordering::Relaxed);
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,521 @@
+//! One L7 node's lifecycle: building its state, serving its listeners,
+//! reloading, and draining at shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use prometheus_client::registry::Registry;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::balance::mix64;
+use super::config::NodeSpec;
+use super::forward::format_request_id;
+use super::health::Checks;
+use super::http::ServerBuilders;
+use super::limits::{ConnectionCap, Gate};
+use super::metrics::Metrics;
+use super::state::Snapshot;
+use super::tls::{CertStore, TlsError};
+
+/// How often certificate files are checked for changes and gauges
+/// refreshed.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The listeners of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// Plain HTTP (and h2c).
+    Http = 0,
+    /// HTTPS.
+    Https = 1,
+}
+
+impl ListenerKind {
+    /// The metric label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Http => "http",
+            ListenerKind::Https => "https",
+        }
+    }
+}
+
+/// Why a node could not be built or reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum L7Error {
+    /// Certificates could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The new configuration changes what only a restart can.
+    #[error("{0}; restart the node to apply it")]
+    NeedsRestart(String),
+    /// Health checks refused the new configuration.
+    #[error("{0}")]
+    Checks(#[from] probe::ReloadError),
+}
+
+/// TLS state kept for the node's life.
+#[derive(Debug)]
+pub(crate) struct TlsState {
+    pub store: Arc<CertStore>,
+    pub config: ArcSwap<ServerConfig>,
+}
+
+/// What every connection and request of a node shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub node: String,
+    pub region: String,
+    pub snapshot: ArcSwap<Snapshot>,
+    pub metrics: Metrics,
+    base: Instant,
+    pub gates: [Arc<Gate>; 2],
+    pub conn_cap: Arc<ConnectionCap>,
+    pub builders: ArcSwap<ServerBuilders>,
+    pub tls: Option<TlsState>,
+    pub via: HeaderValue,
+    ids: AtomicU64,
+    id_seed: u64,
+    pub draining: AtomicBool,
+    /// WebSocket tunnels, drained with the connections.
+    pub tunnels: TaskTracker,
+    /// Cancelled when the drain deadline passes.
+    pub force: CancellationToken,
+    seed: u64,
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// Milliseconds since the node started (tokio's clock: virtual in tests).
+    pub fn now_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
+    }
+
+    /// Nanoseconds since the node started.
+    pub fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// The instant `ms` milliseconds after the start.
+    pub fn instant_at(&self, ms: u64) -> Instant {
+        self.base + Duration::from_millis(ms)
+    }
+
+    /// A fresh request id: 128 bits, unique per node and start.
+    pub fn new_request_id(&self) -> HeaderValue {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        format_request_id(
+            mix64(self.id_seed ^ n),
+            mix64(self.id_seed.rotate_left(17) ^ !n),
+        )
+    }
+}
+
+/// The listeners a node serves; bound by the caller.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Plain HTTP (the VIP's HTTP port on the node's address).
+    pub http: Option<TcpListener>,
+    /// HTTPS; needs `tls:` in the tier.
+    pub https: Option<TcpListener>,
+    /// The admin endpoint (`/metrics`, `/v1/status`, the health path).
+    pub admin: Option<TcpListener>,
+}
+
+/// An L7 node, built and ready to [`run`](L7Node::run).
+pub struct L7Node {
+    shared: Arc<Shared>,
+    checks: Arc<Checks>,
+    events: tokio::sync::mpsc::Receiver<probe::ProbeEvent>,
+    registry: Arc<Registry>,
+    probes_stop: CancellationToken,
+}
+
+/// Controls a running node: reload, status, metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+    checks: Arc<Checks>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("node", &self.shared.node)
+            .finish()
+    }
+}
+
+fn seed_for(name: &str) -> u64 {
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    super::balance::request_key(name.as_bytes()) ^ mix64(clock)
+}
+
+impl L7Node {
+    /// Builds the node's state for `spec`: certificates are loaded here,
+    /// so a bad one fails start-up rather than the first handshake.
+    pub fn new(spec: NodeSpec) -> Result<Self, L7Error> {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let seed = seed_for(&spec.node.name);
+        let tls = match &spec.tier.tls {
+            None => None,
+            Some(tls) => {
+                let store = CertStore::new(&tls.certs)?;
+                let config = store.server_config(tls, spec.tier.http2)?;
+                Some(TlsState {
+                    store,
+                    config: ArcSwap::new(config),
+                })
+            }
+        };
+        let probes_stop = CancellationToken::new();
+        let (checks, events) = Checks::new(probes_stop.clone(), seed);
+        let node = spec.node.name.clone();
+        let region = spec.region.clone();
+        let limits = spec.tier.limits;
+        let builders = ServerBuilders::new(&spec.tier);
+        let snapshot = Snapshot::build(spec, None, &metrics, seed);
+        let shared = Arc::new(Shared {
+            via: HeaderValue::from_str(&format!("1.1 {node}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("1.1 gtm-l7")),
+            node,
+            region,
+            metrics,
+            base: Instant::now(),
+            gates: [
+                Gate::new(limits.max_requests),
+                Gate::new(limits.max_requests),
+            ],
+            conn_cap: ConnectionCap::new(limits.max_connections_per_client),
+            builders: ArcSwap::from_pointee(builders),
+            tls,
+            ids: AtomicU64::new(0),
+            id_seed: seed,
+            draining: AtomicBool::new(false),
+            tunnels: TaskTracker::new(),
+            force: CancellationToken::new(),
+            seed,
+            reload: tokio::sync::Mutex::new(()),
+            snapshot: ArcSwap::from_pointee(snapshot),
+        });
+        Ok(Self {
+            shared,
+            checks,
+            events,
+            registry: Arc::new(registry),
+            probes_stop,
+        })
+    }
+
+    /// A handle on the node.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+            checks: self.checks.clone(),
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// Serves `listeners` until `shutdown` is cancelled, then drains: stops
+    /// accepting, lets requests in flight finish within the tier's `drain`
+    /// timeout, closes what is left and returns.
+    pub async fn run(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let L7Node {
+            shared,
+            checks,
+            events,
+            registry,
+            probes_stop,
+        } = self;
+        let handle = Handle {
+            shared: shared.clone(),
+            checks: checks.clone(),
+            registry: registry.clone(),
+        };
+        let background = TaskTracker::new();
+        {
+            let shared = shared.clone();
+            background.spawn(checks.clone().apply(
+                events,
+                move || shared.now_ms(),
+                probes_stop.clone(),
+            ));
+        }
+        let snapshot = shared.snapshot.load_full();
+        if let Err(e) = checks.sync(&snapshot).await {
+            probes_stop.cancel();
+            return Err(anyhow::anyhow!(
+                "L7 node {}: health checks: {e}",
+                shared.node
+            ));
+        }
+        drop(snapshot);
+        let admin_stop = CancellationToken::new();
+        if let Some(listener) = listeners.admin {
+            let server = super::admin::server(listener, handle.clone())?;
+            background.spawn(server.run(admin_stop.clone()));
+        }
+        let drain = CancellationToken::new();
+        let connections = TaskTracker::new();
+        for (listener, kind) in [
+            (listeners.http, ListenerKind::Http),
+            (listeners.https, ListenerKind::Https),
+        ] {
+            let Some(listener) = listener else { continue };
+            if kind == ListenerKind::Https && shared.tls.is_none() {
+                anyhow::bail!(
+                    "L7 node {}: an HTTPS listener needs `tls:` in the tier",
+                    shared.node
+                );
+            }
+            if let Ok(addr) = listener.local_addr() {
+                info!(node = %shared.node, listener = kind.name(), %addr, "listening");
+            }
+            connections.spawn(super::listener::accept_loop(
+                listener,
+                kind,
+                shared.clone(),
+                connections.clone(),
+                drain.clone(),
+                shared.force.clone(),
+            ));
+        }
+        background.spawn(maintenance(shared.clone(), drain.clone()));
+
+        shutdown.cancelled().await;
+        shared.draining.store(true, Ordering::Relaxed);
+        let grace = shared.snapshot.load().spec.tier.timeouts.drain;
+        info!(node = %shared.node, ?grace, "draining: no new connections, finishing requests in flight");
+        drain.cancel();
+        connections.close();
+        shared.tunnels.close();
+        let drained = tokio::time::timeout(grace, async {
+            connections.wait().await;
+            shared.tunnels.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                node = %shared.node,
+                connections = connections.len(),
+                tunnels = shared.tunnels.len(),
+                "drain deadline hit: closing what is left"
+            );
+            shared.force.cancel();
+            connections.wait().await;
+            shared.tunnels.wait().await;
+        }
+        admin_stop.cancel();
+        probes_stop.cancel();
+        checks.stop().await;
+        background.close();
+        background.wait().await;
+        info!(node = %shared.node, "drained");
+        Ok(())
+    }
+}
+
+/// Periodic upkeep: certificate files, ejection gauges.
+async fn maintenance(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Some(tls) = &shared.tls {
+            match tls.store.reload_if_changed() {
+                Ok(true) => info!(node = %shared.node, "certificates reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    error!(node = %shared.node, "certificate files changed but cannot be loaded, keeping the old ones: {e}")
+                }
+            }
+        }
+        let now = shared.now_ms();
+        for pool in &shared.snapshot.load().pools {
+            for server in pool.servers() {
+                server.refresh_gauges(now);
+            }
+        }
+    }
+}
+
+impl Handle {
+    /// The node's name.
+    pub fn node(&self) -> &str {
+        &self.shared.node
+    }
+
+    /// The region health path the node answers.
+    pub fn health_path(&self) -> String {
+        self.shared.snapshot.load().spec.tier.health_path.clone()
+    }
+
+    /// Swaps in `spec`'s routes, pools and limits without dropping a
+    /// connection or a request: requests in flight finish on the old
+    /// snapshot, servers unchanged by the reload keep their health, load
+    /// and ejection state. Listener addresses, TLS on/off and the node's
+    /// identity need a restart and are refused.
+    pub async fn reload(&self, spec: NodeSpec) -> Result<(), L7Error> {
+        let _serial = self.shared.reload.lock().await;
+        let result = self.reload_locked(spec).await;
+        self.shared.metrics.reload(result.is_ok());
+        match &result {
+            Ok(()) => info!(node = %self.shared.node, "configuration reloaded"),
+            Err(e) => {
+                error!(node = %self.shared.node, "reload refused, still serving the old configuration: {e}")
+            }
+        }
+        result
+    }
+
+    async fn reload_locked(&self, spec: NodeSpec) -> Result<(), L7Error> {
+        let shared = &self.shared;
+        let old = shared.snapshot.load_full();
+        if spec.node != old.spec.node
+            || spec.http_port != old.spec.http_port
+            || spec.https_port != old.spec.https_port
+        {
+            return Err(L7Error::NeedsRestart(
+                "the node's address, admin address or ports changed".into(),
+            ));
+        }
+        if spec.tier.tls.is_some() != shared.tls.is_some() {
+            return Err(L7Error::NeedsRestart("TLS was turned on or off".into()));
+        }
+        if let (Some(tls), Some(state)) = (&spec.tier.tls, &shared.tls) {
+            let old_tls = old.spec.tier.tls.as_ref();
+            if old_tls.map(|t| &t.certs) != Some(&tls.certs) {
+                state.store.replace(&tls.certs)?;
+            }
+            if old_tls.map(|t| (t.min_version, t.session_tickets))
+                != Some((tls.min_version, tls.session_tickets))
+                || old.spec.tier.http2 != spec.tier.http2
+            {
+                state
+                    .config
+                    .store(state.store.server_config(tls, spec.tier.http2)?);
+            }
+        }
+        let new = Arc::new(Snapshot::build(
+            spec,
+            Some(&old),
+            &shared.metrics,
+            shared.seed,
+        ));
+        self.checks.sync(&new).await?;
+        let tier = &new.spec.tier;
+        for gate in &shared.gates {
+            gate.set_max(tier.limits.max_requests);
+        }
+        shared
+            .conn_cap
+            .set_max(tier.limits.max_connections_per_client);
+        if old.spec.tier.limits != tier.limits || old.spec.tier.timeouts != tier.timeouts {
+            shared.builders.store(Arc::new(ServerBuilders::new(tier)));
+        }
+        // Forget the series of servers that left.
+        for pool in &old.pools {
+            for server in pool.servers() {
+                let kept = new
+                    .pools
+                    .iter()
+                    .any(|p| p.config.name == pool.config.name && p.server(server.addr).is_some());
+                if !kept {
+                    shared
+                        .metrics
+                        .remove_server(&pool.config.name, &server.addr.to_string());
+                }
+            }
+        }
+        shared.snapshot.store(new);
+        Ok(())
+    }
+
+    /// The node's state as JSON: pools, servers and their health.
+    pub fn status(&self) -> serde_json::Value {
+        let shared = &self.shared;
+        let snapshot = shared.snapshot.load();
+        let now = shared.now_ms();
+        let (code, _) = super::http::health_report(&snapshot, shared);
+        let pools: Vec<serde_json::Value> = snapshot
+            .pools
+            .iter()
+            .map(|pool| {
+                let servers: Vec<serde_json::Value> = pool
+                    .servers()
+                    .map(|s| {
+                        serde_json::json!({
+                            "addr": s.addr.to_string(),
+                            "weight": s.weight,
+                            "backup": s.backup,
+                            "health": if s.probe_up() { "up" } else { "down" },
+                            "ejected": s.ejected(now),
+                            "available": s.available(now),
+                            "in_flight": s.in_flight(),
+                            "latency_ms": s.latency_us() as f64 / 1000.0,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": pool.config.name,
+                    "algorithm": format!("{:?}", pool.config.algorithm),
+                    "can_serve": pool.can_serve(now),
+                    "servers": servers,
+                })
+            })
+            .collect();
+        let routes: Vec<serde_json::Value> = snapshot
+            .router
+            .rules()
+            .iter()
+            .map(|r| serde_json::json!({ "rule": r.label, "pool": snapshot.spec.tier.pools[r.pool].name }))
+            .collect();
+        serde_json::json!({
+            "node": shared.node,
+            "region": shared.region,
+            "healthy": code.is_success(),
+            "draining": shared.draining.load(Ordering::Relaxed),
+            "routes": routes,
+            "pools": pools,
+        })
+    }
+
+    /// The region health answer (status code and JSON body), as served on
+    /// the health path.
+    pub fn health(&self) -> (u16, String) {
+        let snapshot = self.shared.snapshot.load();
+        let (code, body) = super::http::health_report(&snapshot, &self.shared);
+        (code.as_u16(), body)
+    }
+
+    /// The metrics registry (for the admin endpoint).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,898 @@
+//! Pools at run time: each server's live state (health, ejection, load,
+//! latency) and the choice of a server for one request.
+//!
+//! The state is atomics, read lock-free by the request path. What combines
+//! them — backups only when no primary is available, fail-open when
+//! nothing is, sticky servers, slow start, per-server limits, exclusion of
+//! servers a retry already tried — is decided here; which eligible server
+//! wins is [`super::balance`]'s job. The ejection back-off and the retry
+//! budget are pure functions of the time, which the caller passes in
+//! milliseconds of a monotonic clock.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use topology::tiers::l7::{Algorithm, Outlier, Pool as PoolConfig, Retries};
+
+use super::balance::{self, Candidates, HashPicker, SmoothWrr, SplitMix64};
+use super::metrics::{Metrics, ServerMetrics, class_index};
+use super::sticky;
+
+/// One server's live state. Shared across configurations while the
+/// server's address, weight and role stay the same.
+#[derive(Debug)]
+pub struct ServerState {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Configured weight.
+    pub weight: u32,
+    /// Backup server.
+    pub backup: bool,
+    /// Its sticky-cookie value.
+    pub token: String,
+    /// Its address as a URI authority, for upstream requests.
+    pub authority: http::uri::Authority,
+    /// Metric handles.
+    pub metrics: ServerMetrics,
+    in_flight: AtomicU32,
+    latency_us: AtomicU64,
+    probe_up: AtomicBool,
+    /// When the server last became healthy (ms), 0 if it has been since
+    /// start: slow start ramps from there.
+    up_since_ms: AtomicU64,
+    failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+    history: Mutex<EjectionHistory>,
+}
+
+/// What the back-off remembers between ejections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EjectionHistory {
+    /// Ejections in a row, each without a quiet `max_ejection` after the
+    /// previous return.
+    pub streak: u32,
+    /// When the previous ejection ended (ms).
+    pub returned_at_ms: u64,
+}
+
+/// The ejection period for an ejection at `now_ms`, updating `history`:
+/// `ejection × 2^streak`, at most `max_ejection`; a server that stayed in
+/// for `max_ejection` since its last return starts over at `ejection`.
+pub fn next_ejection(config: &Outlier, history: &mut EjectionHistory, now_ms: u64) -> Duration {
+    let quiet = config.max_ejection.as_millis() as u64;
+    if history.streak > 0 && now_ms.saturating_sub(history.returned_at_ms) >= quiet {
+        history.streak = 0;
+    }
+    let factor = 1u32 << history.streak.min(16);
+    let period = config
+        .ejection
+        .saturating_mul(factor)
+        .min(config.max_ejection);
+    history.streak += 1;
+    history.returned_at_ms = now_ms + period.as_millis() as u64;
+    period
+}
+
+/// How an upstream attempt ended, as passive health sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Response headers with this status.
+    Status(u16),
+    /// No connection could be made.
+    ConnectFailed,
+    /// The connection failed or timed out after the request was sent.
+    Failed,
+}
+
+impl ServerState {
+    fn new(addr: SocketAddr, weight: u32, backup: bool, metrics: ServerMetrics) -> Self {
+        metrics.up.set(1);
+        Self {
+            addr,
+            weight,
+            backup,
+            token: sticky::server_token(addr),
+            authority: http::uri::Authority::try_from(addr.to_string())
+                .unwrap_or_else(|_| http::uri::Authority::from_static("invalid")),
+            metrics,
+            in_flight: AtomicU32::new(0),
+            latency_us: AtomicU64::new(0),
+            probe_up: AtomicBool::new(true),
+            up_since_ms: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+            history: Mutex::new(EjectionHistory::default()),
+        }
+    }
+
+    /// Whether the active check says up and the server is not ejected.
+    pub fn available(&self, now_ms: u64) -> bool {
+        self.probe_up.load(Ordering::Relaxed) && !self.ejected(now_ms)
+    }
+
+    /// Whether passively ejected at `now_ms`.
+    pub fn ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) > now_ms
+    }
+
+    /// The active check's verdict.
+    pub fn probe_up(&self) -> bool {
+        self.probe_up.load(Ordering::Relaxed)
+    }
+
+    /// Applies an active-check transition at `now_ms`.
+    pub fn set_probe_up(&self, up: bool, now_ms: u64) {
+        let was = self.probe_up.swap(up, Ordering::Relaxed);
+        if up && !was {
+            // `max(1)`: 0 means "up since start", which skips slow start.
+            self.up_since_ms.store(now_ms.max(1), Ordering::Relaxed);
+        }
+        self.metrics.up.set(i64::from(up));
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Latency EWMA in microseconds (0 before the first response).
+    pub fn latency_us(&self) -> u64 {
+        self.latency_us.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the guard drops.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.metrics.in_flight.inc();
+        InFlight(self.clone())
+    }
+
+    /// Weight with slow start applied, scaled by 1000 (at least 1).
+    fn effective_weight(&self, slow_start: Duration, now_ms: u64) -> u32 {
+        let full = self.weight.saturating_mul(1000);
+        let since = self.up_since_ms.load(Ordering::Relaxed);
+        let ramp = slow_start.as_millis() as u64;
+        if since == 0 || ramp == 0 {
+            return full;
+        }
+        let elapsed = now_ms.saturating_sub(since);
+        if elapsed >= ramp {
+            return full;
+        }
+        // Start at 10% so a new server is not starved of its first requests.
+        let share = 100 + 900 * elapsed / ramp;
+        ((u64::from(full) * share / 1000) as u32).max(1)
+    }
+
+    /// Records an attempt's outcome: status metrics, latency EWMA and
+    /// passive outlier detection. Returns the ejection period when this
+    /// outcome ejected the server.
+    pub fn record(
+        &self,
+        outcome: Outcome,
+        latency: Duration,
+        outlier: &Outlier,
+        now_ms: u64,
+    ) -> Option<Duration> {
+        let failed = match outcome {
+            Outcome::Status(status) => {
+                self.metrics.by_class[class_index(status)].inc();
+                let sample = latency.as_micros().min(u128::from(u32::MAX)) as u64;
+                let old = self.latency_us.load(Ordering::Relaxed);
+                // EWMA with α = 1/4; a racing update loses one sample.
+                let new = if old == 0 {
+                    sample.max(1)
+                } else {
+                    (old - old / 4 + sample / 4).max(1)
+                };
+                self.latency_us.store(new, Ordering::Relaxed);
+                status >= 500
+            }
+            Outcome::ConnectFailed | Outcome::Failed => {
+                self.metrics.by_class[4].inc();
+                true
+            }
+        };
+        if !failed {
+            if self.failures.load(Ordering::Relaxed) != 0 {
+                self.failures.store(0, Ordering::Relaxed);
+            }
+            return None;
+        }
+        let count = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if outlier.failures == 0 || count < outlier.failures || self.ejected(now_ms) {
+            return None;
+        }
+        let period = {
+            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.ejected(now_ms) {
+                return None;
+            }
+            next_ejection(outlier, &mut history, now_ms)
+        };
+        self.failures.store(0, Ordering::Relaxed);
+        self.ejected_until_ms
+            .store(now_ms + period.as_millis() as u64, Ordering::Relaxed);
+        self.metrics.ejections.inc();
+        Some(period)
+    }
+
+    /// Updates the `ejected` gauge (called periodically).
+    pub fn refresh_gauges(&self, now_ms: u64) {
+        self.metrics.ejected.set(i64::from(self.ejected(now_ms)));
+    }
+
+    fn carry_from(&self, old: &ServerState) {
+        for (to, from) in [
+            (&self.latency_us, &old.latency_us),
+            (&self.up_since_ms, &old.up_since_ms),
+            (&self.ejected_until_ms, &old.ejected_until_ms),
+        ] {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.probe_up.store(old.probe_up(), Ordering::Relaxed);
+        self.metrics.up.set(i64::from(old.probe_up()));
+        let history = *old.history.lock().unwrap_or_else(PoisonError::into_inner);
+        *self.history.lock().unwrap_or_else(PoisonError::into_inner) = history;
+    }
+}
+
+/// A request in flight on a server; dropping it ends the request.
+#[derive(Debug)]
+pub struct InFlight(Arc<ServerState>);
+
+impl InFlight {
+    /// The server.
+    pub fn server(&self) -> &Arc<ServerState> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.in_flight.dec();
+    }
+}
+
+/// Primaries or backups of a pool, with their balancer state.
+#[derive(Debug)]
+struct Group {
+    servers: Vec<Arc<ServerState>>,
+    wrr: Mutex<SmoothWrr>,
+    hash: Option<HashPicker>,
+}
+
+impl Group {
+    fn new(servers: Vec<Arc<ServerState>>, algorithm: Algorithm) -> Self {
+        let hash = (algorithm == Algorithm::Hash && !servers.is_empty())
+            .then(|| {
+                let names: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+                let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
+                HashPicker::new(&names, &weights).ok()
+            })
+            .flatten();
+        Self {
+            wrr: Mutex::new(SmoothWrr::new(servers.len())),
+            servers,
+            hash,
+        }
+    }
+}
+
+/// Whether a view counts health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Only available servers.
+    Healthy,
+    /// Every server (fail-open).
+    Any,
+}
+
+/// A group as the balancers see it at one instant.
+struct View<'a> {
+    servers: &'a [Arc<ServerState>],
+    now_ms: u64,
+    slow_start: Duration,
+    mode: Mode,
+    max_per_server: Option<u32>,
+    exclude: &'a [SocketAddr],
+}
+
+impl View<'_> {
+    /// Eligible except for the per-server limit.
+    fn usable(&self, i: usize) -> bool {
+        let s = &self.servers[i];
+        (self.mode == Mode::Any || s.available(self.now_ms)) && !self.exclude.contains(&s.addr)
+    }
+
+    fn under_limit(&self, i: usize) -> bool {
+        self.max_per_server
+            .is_none_or(|max| self.servers[i].in_flight() < max)
+    }
+}
+
+impl Candidates for View<'_> {
+    fn len(&self) -> usize {
+        self.servers.len()
+    }
+    fn eligible(&self, i: usize) -> bool {
+        self.usable(i) && self.under_limit(i)
+    }
+    fn weight(&self, i: usize) -> u32 {
+        self.servers[i].effective_weight(self.slow_start, self.now_ms)
+    }
+    fn in_flight(&self, i: usize) -> u32 {
+        self.servers[i].in_flight()
+    }
+    fn latency_us(&self, i: usize) -> u64 {
+        self.servers[i].latency_us()
+    }
+}
+
+/// Why no server was picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoServer {
+    /// No server is available (and fail-open is off, or the pool is empty).
+    Down,
+    /// Servers are available but every one is at its request limit.
+    Full,
+}
+
+/// A chosen server.
+#[derive(Debug)]
+pub struct Pick {
+    /// The server.
+    pub server: Arc<ServerState>,
+    /// Whether the request's sticky cookie named another server (or none),
+    /// so the response must set it.
+    pub set_cookie: bool,
+    /// Picked with every server down (fail-open).
+    pub fail_open: bool,
+}
+
+/// What the request brings to the choice.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Affinity<'a> {
+    /// Hash key for the `hash` algorithm.
+    pub hash_key: u64,
+    /// The sticky cookie's value, if the request has one.
+    pub sticky: Option<&'a [u8]>,
+}
+
+/// The retry budget of a pool: each request deposits `budget_percent`% of
+/// a retry, each retry withdraws one; `min_per_second` retries a second are
+/// always allowed. Balances are kept in thousandths of a retry.
+#[derive(Debug)]
+pub struct RetryBudget {
+    balance: AtomicI64,
+    deposit: i64,
+    min_per_second: u32,
+    /// `second << 32 | used` of the per-second allowance.
+    window: AtomicU64,
+}
+
+/// Most retries the budget banks, in thousandths.
+const BUDGET_CAP: i64 = 1_000_000;
+
+impl RetryBudget {
+    /// A budget for `config`.
+    pub fn new(config: &Retries) -> Self {
+        Self {
+            balance: AtomicI64::new(0),
+            deposit: i64::from(config.budget_percent) * 10,
+            min_per_second: config.min_per_second,
+            window: AtomicU64::new(0),
+        }
+    }
+
+    /// Deposits one request's share.
+    pub fn deposit(&self) {
+        if self.deposit > 0 && self.balance.load(Ordering::Relaxed) < BUDGET_CAP {
+            self.balance.fetch_add(self.deposit, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes one retry, if the budget allows it at `now_ms`.
+    pub fn withdraw(&self, now_ms: u64) -> bool {
+        let second = now_ms / 1000;
+        let mut current = self.window.load(Ordering::Relaxed);
+        loop {
+            let (window_second, used) = (current >> 32, current & 0xffff_ffff);
+            let used = if window_second == second { used } else { 0 };
+            if used >= u64::from(self.min_per_second) {
+                break;
+            }
+            let next = (second << 32) | (used + 1);
+            match self.window.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        if self.balance.fetch_sub(1000, Ordering::Relaxed) >= 1000 {
+            true
+        } else {
+            self.balance.fetch_add(1000, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// One pool at run time.
+#[derive(Debug)]
+pub struct PoolState {
+    /// Its configuration.
+    pub config: PoolConfig,
+    primaries: Group,
+    backups: Group,
+    /// Retry budget.
+    pub budget: RetryBudget,
+    /// Retry counter.
+    pub retries: Counter,
+    rng: AtomicU64,
+}
+
+impl PoolState {
+    /// Builds the pool for `config`, reusing the state of servers of
+    /// `previous` (the same pool in the configuration being replaced) whose
+    /// address, weight and role are unchanged, and carrying health,
+    /// latency and ejection over for those whose weight or role changed.
+    pub fn new(
+        config: &PoolConfig,
+        previous: Option<&PoolState>,
+        metrics: &Metrics,
+        seed: u64,
+    ) -> Self {
+        let mut primaries = Vec::new();
+        let mut backups = Vec::new();
+        for server in &config.servers {
+            let old = previous.and_then(|p| p.server(server.addr));
+            let state = match old {
+                Some(old) if old.weight == server.weight && old.backup == server.backup => {
+                    old.clone()
+                }
+                _ => {
+                    let state = Arc::new(ServerState::new(
+                        server.addr,
+                        server.weight,
+                        server.backup,
+                        metrics.server(&config.name, &server.addr.to_string()),
+                    ));
+                    if let Some(old) = old {
+                        state.carry_from(old);
+                    }
+                    state
+                }
+            };
+            if server.backup {
+                backups.push(state);
+            } else {
+                primaries.push(state);
+            }
+        }
+        Self {
+            primaries: Group::new(primaries, config.algorithm),
+            backups: Group::new(backups, config.algorithm),
+            budget: RetryBudget::new(&config.retries),
+            retries: metrics.retries(&config.name),
+            rng: AtomicU64::new(seed),
+            config: config.clone(),
+        }
+    }
+
+    /// Every server, primaries first.
+    pub fn servers(&self) -> impl Iterator<Item = &Arc<ServerState>> {
+        self.primaries.servers.iter().chain(&self.backups.servers)
+    }
+
+    /// The server at `addr`.
+    pub fn server(&self, addr: SocketAddr) -> Option<&Arc<ServerState>> {
+        self.servers().find(|s| s.addr == addr)
+    }
+
+    /// Whether some server is available (primary or backup): the pool can
+    /// serve without failing open.
+    pub fn can_serve(&self, now_ms: u64) -> bool {
+        self.servers().any(|s| s.available(now_ms))
+    }
+
+    /// Whether a retry could go somewhere: a server not in `exclude` that
+    /// is available (or any server, when the pool fails open).
+    pub fn has_alternative(&self, exclude: &[SocketAddr], now_ms: u64) -> bool {
+        let open = self.config.fail_open && !self.can_serve(now_ms);
+        self.servers()
+            .any(|s| !exclude.contains(&s.addr) && (open && !s.backup || s.available(now_ms)))
+    }
+
+    /// Chooses a server for a request, skipping servers in `exclude`.
+    pub fn pick(
+        &self,
+        affinity: Affinity<'_>,
+        exclude: &[SocketAddr],
+        now_ms: u64,
+    ) -> Result<Pick, NoServer> {
+        let config = &self.config;
+        let max_per_server = config.max_requests_per_server;
+        let under_limit = |s: &ServerState| max_per_server.is_none_or(|m| s.in_flight() < m);
+        if let (Some(_), Some(cookie)) = (&config.sticky, affinity.sticky)
+            && let Some(server) = self.servers().find(|s| s.token.as_bytes() == cookie)
+            && server.available(now_ms)
+            && under_limit(server)
+            && !exclude.contains(&server.addr)
+        {
+            return Ok(Pick {
+                server: server.clone(),
+                set_cookie: false,
+                fail_open: false,
+            });
+        }
+        let mut full = false;
+        let attempts = [
+            (&self.primaries, Mode::Healthy),
+            (&self.backups, Mode::Healthy),
+            (&self.primaries, Mode::Any),
+        ];
+        for (group, mode) in attempts {
+            if mode == Mode::Any && !config.fail_open {
+                break;
+            }
+            let view = View {
+                servers: &group.servers,
+                now_ms,
+                slow_start: config.slow_start,
+                mode,
+                max_per_server,
+                exclude,
+            };
+            if !(0..view.servers.len()).any(|i| view.usable(i)) {
+                continue;
+            }
+            let mut rng = SplitMix64(self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
+            let chosen = match config.algorithm {
+                Algorithm::P2c => balance::p2c(&view, &mut rng),
+                Algorithm::LeastConn => balance::least_conn(&view, &mut rng),
+                Algorithm::Random => balance::random(&view, &mut rng),
+                Algorithm::RoundRobin => group
+                    .wrr
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pick(&view),
+                Algorithm::Hash => match &group.hash {
+                    Some(hash) => hash.pick(affinity.hash_key, &view),
+                    None => balance::random(&view, &mut rng),
+                },
+            };
+            match chosen {
+                Some(i) => {
+                    let server = group.servers[i].clone();
+                    let set_cookie =
+                        config.sticky.is_some() && affinity.sticky != Some(server.token.as_bytes());
+                    return Ok(Pick {
+                        server,
+                        set_cookie,
+                        fail_open: mode == Mode::Any,
+                    });
+                }
+                // Usable servers exist but all are at their limit: do not
+                // spill over to backups, which would defeat the limit.
+                None => {
+                    full = true;
+                    break;
+                }
+            }
+        }
+        Err(if full { NoServer::Full } else { NoServer::Down })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+    use topology::tiers::l7::{HashOn, Server, Sticky};
+
+    fn config(algorithm: Algorithm, servers: &[(u16, u32, bool)]) -> PoolConfig {
+        PoolConfig {
+            name: "web".into(),
+            algorithm,
+            hash_on: HashOn::ClientIp,
+            servers: servers
+                .iter()
+                .map(|&(port, weight, backup)| Server {
+                    addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                    weight,
+                    backup,
+                })
+                .collect(),
+            health: topology::health::HealthCheck {
+                kind: topology::health::CheckKind::Tcp,
+                path: "/".into(),
+                port: None,
+                expect: vec![(200, 399)],
+                host: None,
+                body: None,
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_millis(500),
+                rise: 1,
+                fall: 1,
+                ca: None,
+                insecure: false,
+            },
+            slow_start: Duration::ZERO,
+            fail_open: true,
+            max_requests_per_server: None,
+            outlier: Outlier::default(),
+            sticky: None,
+            retries: Retries::default(),
+        }
+    }
+
+    fn pool(config: &PoolConfig) -> PoolState {
+        PoolState::new(config, None, &Metrics::new(&mut Registry::default()), 1)
+    }
+
+    fn port(pick: &Pick) -> u16 {
+        pick.server.addr.port()
+    }
+
+    #[test]
+    fn backups_serve_only_when_no_primary_can() {
+        let pool = pool(&config(
+            Algorithm::RoundRobin,
+            &[(1, 1, false), (2, 1, false), (3, 1, true)],
+        ));
+        let picks: Vec<u16> = (0..4)
+            .map(|_| port(&pool.pick(Affinity::default(), &[], 0).unwrap()))
+            .collect();
+        assert_eq!(picks, [1, 2, 1, 2]);
+        pool.server(SocketAddr::from(([127, 0, 0, 1], 1)))
+            .unwrap()
+            .set_probe_up(false, 0);
+        assert_eq!(port(&pool.pick(Affinity::default(), &[], 0).unwrap()), 2);
+        pool.server(SocketAddr::from(([127, 0, 0, 1], 2)))
+            .unwrap()
+            .set_probe_up(false, 0);
+        let pick = pool.pick(Affinity::default(), &[], 0).unwrap();
+        assert_eq!((port(&pick), pick.fail_open), (3, false));
+        assert!(pool.can_serve(0));
+    }
+
+    #[test]
+    fn fail_open_balances_over_every_primary_or_refuses() {
+        let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
+        let pool = pool(&cfg);
+        for s in pool.servers() {
+            s.set_probe_up(false, 0);
+        }
+        assert!(!pool.can_serve(0));
+        let picks: Vec<(u16, bool)> = (0..2)
+            .map(|_| {
+                let p = pool.pick(Affinity::default(), &[], 0).unwrap();
+                (port(&p), p.fail_open)
+            })
+            .collect();
+        assert_eq!(picks, [(1, true), (2, true)]);
+        cfg.fail_open = false;
+        let closed = PoolState::new(
+            &cfg,
+            Some(&pool),
+            &Metrics::new(&mut Registry::default()),
+            1,
+        );
+        assert_eq!(
+            closed.pick(Affinity::default(), &[], 0).unwrap_err(),
+            NoServer::Down
+        );
+    }
+
+    #[test]
+    fn exclusion_sends_a_retry_elsewhere() {
+        let pool = pool(&config(Algorithm::P2c, &[(1, 1, false), (2, 1, false)]));
+        let first = SocketAddr::from(([127, 0, 0, 1], 1));
+        for _ in 0..20 {
+            assert_eq!(
+                port(&pool.pick(Affinity::default(), &[first], 0).unwrap()),
+                2
+            );
+        }
+    }
+
+    #[test]
+    fn per_server_limits_shed_instead_of_spilling() {
+        let mut cfg = config(Algorithm::LeastConn, &[(1, 1, false), (2, 1, true)]);
+        cfg.max_requests_per_server = Some(1);
+        let pool = pool(&cfg);
+        let held = pool
+            .pick(Affinity::default(), &[], 0)
+            .unwrap()
+            .server
+            .start();
+        assert_eq!(held.server().addr.port(), 1);
+        assert_eq!(
+            pool.pick(Affinity::default(), &[], 0).unwrap_err(),
+            NoServer::Full
+        );
+        drop(held);
+        assert!(pool.pick(Affinity::default(), &[], 0).is_ok());
+    }
+
+    #[test]
+    fn sticky_cookies_stick_and_are_reissued_when_their_server_is_down() {
+        let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
+        cfg.sticky = Some(Sticky {
+            cookie: "S".into(),
+            path: "/".into(),
+            max_age: None,
+            secure: false,
+            http_only: true,
+            same_site: topology::tiers::l7::SameSite::Lax,
+        });
+        let pool = pool(&cfg);
+        let first = pool.pick(Affinity::default(), &[], 0).unwrap();
+        assert!(first.set_cookie);
+        let token = first.server.token.clone();
+        for _ in 0..5 {
+            let again = pool
+                .pick(
+                    Affinity {
+                        sticky: Some(token.as_bytes()),
+                        hash_key: 0,
+                    },
+                    &[],
+                    0,
+                )
+                .unwrap();
+            assert_eq!(again.server.addr, first.server.addr);
+            assert!(!again.set_cookie);
+        }
+        first.server.set_probe_up(false, 0);
+        let moved = pool
+            .pick(
+                Affinity {
+                    sticky: Some(token.as_bytes()),
+                    hash_key: 0,
+                },
+                &[],
+                0,
+            )
+            .unwrap();
+        assert_ne!(moved.server.addr, first.server.addr);
+        assert!(moved.set_cookie);
+    }
+
+    #[test]
+    fn slow_start_ramps_a_returning_server() {
+        let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
+        cfg.slow_start = Duration::from_secs(10);
+        let pool = pool(&cfg);
+        let back = pool
+            .server(SocketAddr::from(([127, 0, 0, 1], 2)))
+            .unwrap()
+            .clone();
+        back.set_probe_up(false, 0);
+        back.set_probe_up(true, 1_000);
+        let share = |now: u64| {
+            let n = (0..1100)
+                .filter(|_| port(&pool.pick(Affinity::default(), &[], now).unwrap()) == 2)
+                .count();
+            n as f64 / 1100.0
+        };
+        // 10% of full weight at the start: 100 of 1100.
+        assert!((share(1_000) - 100.0 / 1100.0).abs() < 0.01);
+        // Half way: 55% weight.
+        assert!((share(6_000) - 550.0 / 1550.0).abs() < 0.01);
+        assert!((share(11_000) - 0.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn ejection_backs_off_and_recovers() {
+        let outlier = Outlier {
+            failures: 3,
+            ejection: Duration::from_secs(1),
+            max_ejection: Duration::from_secs(5),
+        };
+        let mut h = EjectionHistory::default();
+        let periods: Vec<u64> = [0, 1_000, 3_000, 7_000, 12_000]
+            .iter()
+            .map(|&now| next_ejection(&outlier, &mut h, now).as_secs())
+            .collect();
+        assert_eq!(periods, [1, 2, 4, 5, 5]);
+        // Quiet for max_ejection after the last return: back to the start.
+        let returned = h.returned_at_ms;
+        assert_eq!(
+            next_ejection(&outlier, &mut h, returned + 5_000).as_secs(),
+            1
+        );
+    }
+
+    #[test]
+    fn consecutive_failures_eject_and_successes_reset() {
+        let pool = pool(&config(Algorithm::P2c, &[(1, 1, false), (2, 1, false)]));
+        let s = pool.server(SocketAddr::from(([127, 0, 0, 1], 1))).unwrap();
+        let outlier = Outlier {
+            failures: 3,
+            ..Outlier::default()
+        };
+        let ms = Duration::from_millis(1);
+        s.record(Outcome::Status(502), ms, &outlier, 0);
+        s.record(Outcome::ConnectFailed, ms, &outlier, 0);
+        s.record(Outcome::Status(200), ms, &outlier, 0);
+        s.record(Outcome::Status(500), ms, &outlier, 0);
+        s.record(Outcome::Status(500), ms, &outlier, 0);
+        assert!(!s.ejected(0));
+        assert_eq!(
+            s.record(Outcome::Failed, ms, &outlier, 0),
+            Some(Duration::from_secs(10))
+        );
+        assert!(s.ejected(9_999) && !s.ejected(10_000));
+        for _ in 0..20 {
+            assert_eq!(
+                port(&pool.pick(Affinity::default(), &[], 5_000).unwrap()),
+                2
+            );
+        }
+        assert_eq!(s.metrics.ejections.get(), 1);
+    }
+
+    #[test]
+    fn the_retry_budget_bounds_retries() {
+        let budget = RetryBudget::new(&Retries {
+            attempts: 1,
+            statuses: vec![],
+            budget_percent: 20,
+            min_per_second: 2,
+        });
+        // Two free retries in second 0, then nothing without deposits.
+        assert!(budget.withdraw(0));
+        assert!(budget.withdraw(10));
+        assert!(!budget.withdraw(20));
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        assert!(budget.withdraw(30));
+        assert!(budget.withdraw(40));
+        assert!(!budget.withdraw(50));
+        // A new second brings the minimum back.
+        assert!(budget.withdraw(1_000));
+    }
+
+    #[test]
+    fn reloads_keep_unchanged_servers_state() {
+        let cfg = config(Algorithm::P2c, &[(1, 1, false), (2, 1, false)]);
+        let metrics = Metrics::new(&mut Registry::default());
+        let old = PoolState::new(&cfg, None, &metrics, 1);
+        old.server(SocketAddr::from(([127, 0, 0, 1], 2)))
+            .unwrap()
+            .set_probe_up(false, 5);
+        let mut changed = cfg.clone();
+        changed.servers[0].weight = 3;
+        changed.servers.push(Server {
+            addr: SocketAddr::from(([127, 0, 0, 1], 3)),
+            weight: 1,
+            backup: false,
+        });
+        let new = PoolState::new(&changed, Some(&old), &metrics, 1);
+        let s2 = new.server(SocketAddr::from(([127, 0, 0, 1], 2))).unwrap();
+        assert!(Arc::ptr_eq(s2, old.server(s2.addr).unwrap()));
+        assert!(!s2.probe_up());
+        assert_eq!(
+            new.server(SocketAddr::from(([127, 0, 0, 1], 1)))
+                .unwrap()
+                .weight,
+            3
+        );
+        assert!(
+            new.server(SocketAddr::from(([127, 0, 0, 1], 3)))
+                .unwrap()
+                .probe_up()
+        );
+    }
+}

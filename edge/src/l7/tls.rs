@@ -1,0 +1,338 @@
+//! TLS termination: certificates chosen by SNI, re-read from disk when
+//! their files change, with session resumption.
+//!
+//! One rustls `ServerConfig` lives for the node's whole life, so its
+//! session cache and ticket keys survive certificate reloads: a reload only
+//! swaps the [`CertStore`]'s list, and connections already established
+//! keep the certificate they were handshaken with. TLS 1.2 and 1.3 only
+//! (rustls has nothing older), the *ring* provider's default cipher suites,
+//! and ALPN `h2` (when HTTP/2 is on) then `http/1.1`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use topology::tiers::l7::{Cert, Tls, TlsVersion};
+
+/// Sessions kept for resumption by session id (TLS 1.2) or stateful
+/// tickets; stateless tickets need no memory.
+const SESSION_CACHE: usize = 4096;
+
+/// SNI names remembered per certificate set (name → certificate).
+const SNI_CACHE: usize = 1024;
+
+/// Why certificates could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("{path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// One loaded certificate chain with its key.
+struct Loaded {
+    key: Arc<CertifiedKey>,
+    /// The leaf in DER, to match SNI names against.
+    leaf: CertificateDer<'static>,
+}
+
+/// The certificates of one generation, in configuration order.
+struct CertSet {
+    certs: Vec<Loaded>,
+    /// SNI name (lowercase) → index of the first certificate valid for it.
+    cache: Mutex<HashMap<Box<str>, Option<usize>>>,
+}
+
+impl CertSet {
+    fn lookup(&self, name: &str) -> Option<usize> {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = cache.get(name) {
+            return *found;
+        }
+        let found = ServerName::try_from(name).ok().and_then(|server_name| {
+            self.certs.iter().position(|c| {
+                webpki::EndEntityCert::try_from(&c.leaf)
+                    .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&server_name).is_ok())
+            })
+        });
+        if cache.len() >= SNI_CACHE {
+            cache.clear();
+        }
+        cache.insert(name.into(), found);
+        found
+    }
+}
+
+/// The certificate resolver: SNI → the first configured certificate valid
+/// for the name; no SNI or no match → the first certificate.
+pub struct CertStore {
+    set: ArcSwap<CertSet>,
+    files: Mutex<Vec<(PathBuf, Option<SystemTime>)>>,
+    sources: Mutex<Vec<Cert>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertStore")
+            .field("certs", &self.set.load().certs.len())
+            .finish()
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let set = self.set.load();
+        let index = hello
+            .server_name()
+            .and_then(|name| set.lookup(&name.to_ascii_lowercase()))
+            .unwrap_or(0);
+        set.certs.get(index).map(|c| c.key.clone())
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn load(certs: &[Cert], provider: &CryptoProvider) -> Result<CertSet, TlsError> {
+    let mut loaded = Vec::with_capacity(certs.len());
+    for cert in certs {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
+            .map_err(|e| TlsError::File {
+                path: cert.cert.clone(),
+                problem: format!("cannot read the certificate chain: {e}"),
+            })?
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsError::File {
+                path: cert.cert.clone(),
+                problem: format!("not a PEM certificate chain: {e}"),
+            })?;
+        let Some(leaf) = chain.first().cloned() else {
+            return Err(TlsError::File {
+                path: cert.cert.clone(),
+                problem: "holds no CERTIFICATE block; write the chain leaf first".into(),
+            });
+        };
+        let key = PrivateKeyDer::from_pem_file(&cert.key).map_err(|e| TlsError::File {
+            path: cert.key.clone(),
+            problem: format!("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e}"),
+        })?;
+        let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| TlsError::File {
+            path: cert.key.clone(),
+            problem: format!("does not fit {}: {e}", cert.cert.display()),
+        })?;
+        loaded.push(Loaded {
+            key: Arc::new(key),
+            leaf,
+        });
+    }
+    if loaded.is_empty() {
+        return Err(TlsError::File {
+            path: PathBuf::new(),
+            problem: "no certificates configured".into(),
+        });
+    }
+    Ok(CertSet {
+        certs: loaded,
+        cache: Mutex::new(HashMap::new()),
+    })
+}
+
+fn stamps(certs: &[Cert]) -> Vec<(PathBuf, Option<SystemTime>)> {
+    certs
+        .iter()
+        .flat_map(|c| [c.cert.clone(), c.key.clone()])
+        .map(|p| {
+            let m = modified(&p);
+            (p, m)
+        })
+        .collect()
+}
+
+impl CertStore {
+    /// Loads `certs` (paths already resolved).
+    pub fn new(certs: &[Cert]) -> Result<Arc<Self>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let set = load(certs, &provider)?;
+        Ok(Arc::new(Self {
+            set: ArcSwap::from_pointee(set),
+            files: Mutex::new(stamps(certs)),
+            sources: Mutex::new(certs.to_vec()),
+            provider,
+        }))
+    }
+
+    /// Loads `certs` and swaps them in; on error the current set stays.
+    pub fn replace(&self, certs: &[Cert]) -> Result<(), TlsError> {
+        let set = load(certs, &self.provider)?;
+        self.set.store(Arc::new(set));
+        *self.files.lock().unwrap_or_else(PoisonError::into_inner) = stamps(certs);
+        *self.sources.lock().unwrap_or_else(PoisonError::into_inner) = certs.to_vec();
+        Ok(())
+    }
+
+    /// Re-reads the files if any changed since they were loaded: `Ok(true)`
+    /// when a new set was swapped in.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let changed = self
+            .files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(path, stamp)| modified(path) != *stamp);
+        if !changed {
+            return Ok(false);
+        }
+        let sources = self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match self.replace(&sources) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // Remember the new stamps so a half-written file is not
+                // retried every poll; the next write changes them again.
+                *self.files.lock().unwrap_or_else(PoisonError::into_inner) = stamps(&sources);
+                Err(e)
+            }
+        }
+    }
+
+    /// The server configuration using this store.
+    pub fn server_config(
+        self: &Arc<Self>,
+        tls: &Tls,
+        http2: bool,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(versions)?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+        if tls.session_tickets {
+            config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        }
+        config.alpn_protocols = if http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
+        Ok(Arc::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_cert(dir: &Path, stem: &str, names: &[&str]) -> Cert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let cert_path = dir.join(format!("{stem}.pem"));
+        let key_path = dir.join(format!("{stem}.key"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        Cert {
+            cert: cert_path,
+            key: key_path,
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("edge-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn names_pick_certificates_and_unknown_names_get_the_first() {
+        let dir = temp_dir("sni");
+        let a = write_cert(&dir, "a", &["a.example.com"]);
+        let b = write_cert(&dir, "b", &["*.b.example.com", "b.example.com"]);
+        let store = CertStore::new(&[a, b]).unwrap();
+        let set = store.set.load();
+        assert_eq!(set.lookup("a.example.com"), Some(0));
+        assert_eq!(set.lookup("x.b.example.com"), Some(1));
+        assert_eq!(set.lookup("b.example.com"), Some(1));
+        assert_eq!(set.lookup("c.example.com"), None);
+        assert_eq!(set.lookup("not a name"), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let dir = temp_dir("bad");
+        let a = write_cert(&dir, "a", &["a.example.com"]);
+        let b = write_cert(&dir, "b", &["b.example.com"]);
+        let mismatched = Cert {
+            cert: a.cert.clone(),
+            key: b.key.clone(),
+        };
+        let e = CertStore::new(&[mismatched]).unwrap_err().to_string();
+        assert!(e.contains("b.key") && e.contains("does not fit"), "{e}");
+        let missing = Cert {
+            cert: dir.join("nope.pem"),
+            key: a.key.clone(),
+        };
+        let e = CertStore::new(&[missing]).unwrap_err().to_string();
+        assert!(e.contains("nope.pem"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn changed_files_are_reloaded_and_broken_ones_keep_the_old_set() {
+        let dir = temp_dir("reload");
+        let a = write_cert(&dir, "a", &["a.example.com"]);
+        let store = CertStore::new(std::slice::from_ref(&a)).unwrap();
+        assert!(!store.reload_if_changed().unwrap());
+        // Rewrite with another name; mtimes have a coarse resolution on
+        // some filesystems, so set one explicitly.
+        let _ = write_cert(&dir, "a", &["z.example.com"]);
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&a.cert)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(store.reload_if_changed().unwrap());
+        assert_eq!(store.set.load().lookup("z.example.com"), Some(0));
+        std::fs::write(&a.cert, "garbage").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&a.cert)
+            .unwrap()
+            .set_modified(later + std::time::Duration::from_secs(5))
+            .unwrap();
+        assert!(store.reload_if_changed().is_err());
+        assert_eq!(store.set.load().lookup("z.example.com"), Some(0));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,42 @@
+//! The one process-level test: `edge l4` exits with code 1 on a bad
+//! configuration, naming the problem.
+
+use std::process::Command;
+
+use super::support::{l7_ip, temp_file, topology_yaml};
+
+#[test]
+fn a_bad_configuration_exits_with_code_1_and_says_why() {
+    let good = topology_yaml(8080, 8443, &[("l7a", l7_ip(0))], "");
+    let bad_value = topology_yaml(
+        8080,
+        8443,
+        &[("l7a", l7_ip(0))],
+        "      drain_timeout: 30\n",
+    );
+    for (text, node, expected) in [
+        (
+            good,
+            "nope",
+            "no L4 node named \"nope\"; the topology's L4 nodes are: test-l4",
+        ),
+        (
+            bad_value,
+            "test-l4",
+            "regions.test.l4.drain_timeout: \"30\" has no unit",
+        ),
+    ] {
+        let path = temp_file("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_edge"))
+            .args(["l4", "--config"])
+            .arg(&path)
+            .args(["--node", node])
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+}

@@ -1,0 +1,10 @@
+//! The L7 tier end to end: a node in-process on loopback in front of demo
+//! backends, driven by raw HTTP/1.1, hyper (HTTP/2, h2c) and rustls
+//! clients.
+
+mod balancing;
+mod lifecycle;
+mod protocols;
+mod resilience;
+mod routing;
+pub mod support;

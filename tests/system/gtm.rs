@@ -1,0 +1,836 @@
+//! `gtm` as an operator runs it: validate, up, dig, status, drills, logs,
+//! reload, down — against the real `gslb` (and `edge`) binaries, each test
+//! with its own state directory and its own free loopback ports, so they run
+//! in parallel.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use system_tests::{binary, examples_dir, output_within};
+
+/// Longest any one gtm command may run in these tests.
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("gtm-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Whatever a failed test left running goes too.
+        let state = self.state();
+        if state.join("pids").exists() {
+            let _ = output_within(
+                gtm_command(&state, &["down", "--grace", "1s"]),
+                COMMAND_LIMIT,
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn gtm_command(state: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(binary("gtm"));
+    command
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .env_remove("GTM_STATE_DIR")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Runs gtm with `--state-dir state`.
+fn gtm(state: &Path, args: &[&str]) -> Output {
+    output_within(gtm_command(state, args), COMMAND_LIMIT)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
+/// Asserts the exit code and returns stdout.
+fn expect(output: Output, code: i32) -> String {
+    assert_eq!(output.status.code(), Some(code), "{}", describe(&output));
+    text(&output.stdout)
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP.
+fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn port_is_free(addr: SocketAddr) -> bool {
+    TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok()
+}
+
+/// Three regions with VIPs only (no tiers: nothing listens on them, so the
+/// GSLB's probes fail and every region fails open — answers stay nearest).
+fn dns_only_topology(dns_port: u16, admin_port: u16) -> String {
+    format!(
+        r#"dns:
+  nodes:
+    - name: ns1
+      region: us-east
+      listen: ["127.0.0.1:{dns_port}"]
+      admin: "127.0.0.1:{admin_port}"
+  zones:
+    - origin: example.com.
+      soa: {{ mname: ns1.example.com., rname: hostmaster@example.com }}
+      records:
+        - {{ name: "@", type: NS, value: ns1.example.com. }}
+        - {{ name: ns1, type: A, value: 127.0.0.1 }}
+      geo:
+        - {{ name: www, regions: [us-east, eu-west, ap-south], ttl: 30s }}
+regions:
+  us-east:
+    location: {{ lat: 39.04, lon: -77.49 }}
+    vip: {{ ipv4: 127.0.1.1, ipv6: "fd00:1::1" }}
+  eu-west:
+    location: {{ lat: 53.35, lon: -6.26 }}
+    vip: {{ ipv4: 127.0.2.1, ipv6: "fd00:2::1" }}
+  ap-south:
+    location: {{ lat: 19.08, lon: 72.88 }}
+    vip: {{ ipv4: 127.0.3.1, ipv6: "fd00:3::1" }}
+"#
+    )
+}
+
+/// `gtm dig NAME --from IP --type T --json`: the addresses answered.
+fn dig(state: &Path, from: &str, rtype: &str) -> Vec<String> {
+    let out = expect(
+        gtm(
+            state,
+            &[
+                "dig",
+                "www.example.com",
+                "--from",
+                from,
+                "--type",
+                rtype,
+                "--no-explain",
+                "--json",
+            ],
+        ),
+        0,
+    );
+    let reply = json::parse(&out);
+    reply["reply"]["answers"]
+        .items()
+        .iter()
+        .map(|a| a["data"].str().to_owned())
+        .collect()
+}
+
+/// The pid in a component's pid file.
+fn pid_of(state: &Path, component: &str) -> u32 {
+    let text = std::fs::read_to_string(state.join("pids").join(format!("{component}.pid")))
+        .unwrap_or_else(|e| panic!("no pid file for {component}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok())
+        .expect("pid= line")
+}
+
+/// Whether `pid` runs (a zombie waiting for a reaper does not).
+fn runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 1..]
+                .split_whitespace()
+                .next();
+            !matches!(state, Some("Z" | "X"))
+        }
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn validate_accepts_the_examples_and_lists_every_problem_of_a_bad_file() {
+    let scratch = Scratch::new("validate");
+    let example = examples_dir().join("three-regions.yaml");
+    let out = expect(
+        gtm(&scratch.state(), &["validate", example.to_str().unwrap()]),
+        0,
+    );
+    assert!(out.contains(": ok"), "{out}");
+    assert!(out.contains("6 backend(s)"), "{out}");
+
+    let bad = scratch.write(
+        "bad.yaml",
+        &std::fs::read_to_string(&example)
+            .unwrap()
+            .replace("ipv4: 127.0.3.1", "ipv4: 127.0.3")
+            .replace("ttl: 30s", "ttl: 30"),
+    );
+    let output = gtm(&scratch.state(), &["validate", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("2 problems found"), "{stderr}");
+    assert!(stderr.contains("regions.ap-south.vip.ipv4"), "{stderr}");
+    assert!(stderr.contains("dns.zones[0].geo[0].ttl"), "{stderr}");
+    assert!(stderr.contains("line "), "{stderr}");
+
+    let output = gtm(
+        &scratch.state(),
+        &["validate", bad.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let report = json::parse(&text(&output.stdout));
+    assert_eq!(report["ok"], json::Value::Bool(false));
+    let paths: Vec<&str> = report["problems"]
+        .items()
+        .iter()
+        .map(|p| p["path"].str())
+        .collect();
+    assert_eq!(
+        paths,
+        ["regions.ap-south.vip.ipv4", "dns.zones[0].geo[0].ttl"]
+    );
+
+    // Two components on one address: only the whole plan sees it.
+    let clash = scratch.write(
+        "clash.yaml",
+        &std::fs::read_to_string(&example)
+            .unwrap()
+            .replace("admin: \"127.0.1.12:9100\"", "admin: \"127.0.1.101:9000\""),
+    );
+    let output = gtm(&scratch.state(), &["validate", clash.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "127.0.1.101:9000 TCP is bound by us-east-web1 (HTTP) and us-east-l7b (admin)"
+        ),
+        "{stderr}"
+    );
+
+    let missing = gtm(
+        &scratch.state(),
+        &["validate", "/nonexistent/topology.yaml"],
+    );
+    assert_eq!(missing.status.code(), Some(1), "{}", describe(&missing));
+}
+
+#[test]
+fn up_dig_status_drain_recover_down_on_a_dns_only_topology() {
+    let scratch = Scratch::new("dns-only");
+    let state = scratch.state();
+    let (dns_port, admin_port) = (free_port(), free_port());
+    let file = scratch.write("topology.yaml", &dns_only_topology(dns_port, admin_port));
+    let file = file.to_str().unwrap();
+    let started = Instant::now();
+
+    let out = expect(gtm(&state, &["up", file]), 0);
+    assert!(out.contains("1 component(s) started"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "dig @127.0.0.1 -p {dns_port} www.example.com +subnet=8.8.8.0/24"
+        )),
+        "{out}"
+    );
+    let pid = pid_of(&state, "ns1");
+    assert!(runs(pid));
+    for expected in [
+        "pids/ns1.pid",
+        "logs/ns1.log",
+        "deployment.json",
+        "topology.yaml",
+    ] {
+        assert!(state.join(expected).exists(), "{expected} in the state dir");
+    }
+
+    // Clients on every continent get their nearest region, A and AAAA.
+    for (from, a, aaaa) in [
+        ("8.8.8.8", "127.0.1.1", "fd00:1::1"),      // United States
+        ("200.160.0.8", "127.0.1.1", "fd00:1::1"),  // Brazil
+        ("81.2.69.160", "127.0.2.1", "fd00:2::1"),  // United Kingdom
+        ("193.0.6.139", "127.0.2.1", "fd00:2::1"),  // Netherlands
+        ("49.44.0.1", "127.0.3.1", "fd00:3::1"),    // India
+        ("1.1.1.1", "127.0.3.1", "fd00:3::1"),      // Australia
+        ("41.0.0.1", "127.0.3.1", "fd00:3::1"),     // South Africa
+        ("2a02:8800::1", "127.0.2.1", "fd00:2::1"), // United Kingdom, IPv6
+    ] {
+        assert_eq!(dig(&state, from, "A"), [a], "{from} A");
+        assert_eq!(dig(&state, from, "AAAA"), [aaaa], "{from} AAAA");
+    }
+    // The human form carries the TTL, the scope and the GSLB's explanation.
+    let out = expect(gtm(&state, &["dig", "www", "--from", "81.2.69.160"]), 0);
+    assert!(out.contains("www.example.com."), "{out}");
+    assert!(out.contains("127.0.2.1  (eu-west)"), "{out}");
+    assert!(out.contains("scope /"), "{out}");
+    assert!(out.contains("Explanation (admin"), "{out}");
+    assert!(out.contains("location: GB"), "{out}");
+
+    // A second `up` starts nothing.
+    let output = gtm(&state, &["up", file]);
+    let out = expect(output, 0);
+    assert!(
+        out.contains("all 1 component(s) were already running"),
+        "{out}"
+    );
+    assert_eq!(pid_of(&state, "ns1"), pid, "the same process");
+
+    let status = json::parse(&expect(gtm(&state, &["status", "--json"]), 0));
+    let regions: Vec<&str> = status["regions"]
+        .items()
+        .iter()
+        .map(|r| r["name"].str())
+        .collect();
+    assert_eq!(regions, ["us-east", "eu-west", "ap-south"]);
+    assert_eq!(status["regions"][0]["ipv4"].str(), "127.0.1.1");
+    assert_eq!(status["regions"][0]["gslb_view_from"].str(), "ns1");
+    assert_eq!(status["dns"][0]["name"].str(), "ns1");
+    assert_eq!(status["dns"][0]["running"], json::Value::Bool(true));
+    assert_eq!(status["dns"][0]["answering"], json::Value::Bool(true));
+    assert_eq!(status["dns"][0]["pid"].num(), f64::from(pid));
+    let human = expect(gtm(&state, &["status"]), 0);
+    assert!(
+        human.contains("REGION") && human.contains("DNS NODE"),
+        "{human}"
+    );
+
+    // Drills: an unknown region, a kill without an L4 tier, then a drain.
+    let output = gtm(&state, &["fail", "mars"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stderr)
+            .contains("unknown region \"mars\"; the topology has: us-east, eu-west, ap-south"),
+        "{}",
+        describe(&output)
+    );
+    let output = gtm(&state, &["fail", "us-east"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("no L4 tier"),
+        "{}",
+        describe(&output)
+    );
+
+    let out = expect(gtm(&state, &["fail", "us-east", "--mode", "drain"]), 0);
+    for step in [
+        "failure injected",
+        "region marked down",
+        "answered elsewhere",
+    ] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    assert!(out.contains("now goes to eu-west"), "{out}");
+    assert_eq!(
+        dig(&state, "8.8.8.8", "A"),
+        ["127.0.2.1"],
+        "US clients moved"
+    );
+    let status = json::parse(&expect(gtm(&state, &["status", "--json"]), 0));
+    assert_eq!(status["regions"][0]["override"].str(), "drain");
+    let output = gtm(&state, &["fail", "us-east", "--mode", "drain"]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "already failed: {}",
+        describe(&output)
+    );
+
+    let out = expect(gtm(&state, &["recover", "us-east", "--json"]), 0);
+    let report = json::parse(&out);
+    assert_eq!(report["cleared"].items().len(), 1, "{out}");
+    assert!(report["back_after_ms"].num() >= 0.0, "{out}");
+    assert_eq!(
+        dig(&state, "8.8.8.8", "A"),
+        ["127.0.1.1"],
+        "US clients back"
+    );
+
+    let logs = expect(gtm(&state, &["logs", "ns1", "-n", "1000"]), 0);
+    assert!(logs.contains("serving DNS over UDP and TCP"), "{logs}");
+    let output = gtm(&state, &["logs", "nope"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let out = expect(gtm(&state, &["reload"]), 0);
+    assert!(out.contains("ns1") && out.contains("reloaded"), "{out}");
+
+    let out = expect(gtm(&state, &["down"]), 0);
+    assert!(out.contains("nothing is left running"), "{out}");
+    assert!(!runs(pid), "gslb pid {pid} still runs");
+    assert!(!state.join("pids/ns1.pid").exists());
+    for port in [dns_port, admin_port] {
+        assert!(
+            port_is_free(SocketAddr::from(([127, 0, 0, 1], port))),
+            "port {port}"
+        );
+    }
+    let output = gtm(&state, &["status"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(text(&output.stderr).contains("nothing is deployed"));
+    eprintln!("dns-only lifecycle took {:?}", started.elapsed());
+}
+
+#[test]
+fn up_with_a_port_taken_names_the_component_and_starts_nothing() {
+    let scratch = Scratch::new("port-taken");
+    let state = scratch.state();
+    let (dns_port, admin_port) = (free_port(), free_port());
+    let file = scratch.write("topology.yaml", &dns_only_topology(dns_port, admin_port));
+    let _squatter = UdpSocket::bind(("127.0.0.1", dns_port)).unwrap();
+
+    let output = gtm(&state, &["up", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("cannot start ns1"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{dns_port} UDP (DNS): address in use")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+    let pids: Vec<_> = std::fs::read_dir(state.join("pids")).unwrap().collect();
+    assert!(pids.is_empty(), "no pid file left: {pids:?}");
+    let output = gtm(&state, &["status"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+}
+
+#[test]
+fn up_with_a_bad_file_or_a_missing_binary_starts_nothing() {
+    let scratch = Scratch::new("up-errors");
+    let state = scratch.state();
+    let (dns_port, admin_port) = (free_port(), free_port());
+    let bad = scratch.write(
+        "bad.yaml",
+        &dns_only_topology(dns_port, admin_port).replace("ttl: 30s", "ttl: 30"),
+    );
+    let output = gtm(&state, &["up", bad.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("dns.zones[0].geo[0].ttl"), "{stderr}");
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+
+    // gtm alone in a directory, with no PATH to find gslb on.
+    let lonely = scratch.path("bin");
+    std::fs::create_dir_all(&lonely).unwrap();
+    std::fs::copy(binary("gtm"), lonely.join("gtm")).unwrap();
+    let good = scratch.write("good.yaml", &dns_only_topology(dns_port, admin_port));
+    let mut command = Command::new(lonely.join("gtm"));
+    command
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("up")
+        .arg(&good)
+        .env("PATH", "")
+        .env("NO_COLOR", "1");
+    let output = output_within(command, COMMAND_LIMIT);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the `gslb` binary is missing (needed by ns1)"),
+        "{stderr}"
+    );
+    assert!(port_is_free(SocketAddr::from(([127, 0, 0, 1], dns_port))));
+}
+
+#[test]
+fn help_and_completions() {
+    let scratch = Scratch::new("help");
+    let out = expect(gtm(&scratch.state(), &["--help"]), 0);
+    for command in [
+        "up",
+        "status",
+        "fail",
+        "recover",
+        "dig",
+        "validate",
+        "reload",
+        "logs",
+        "down",
+        "completions",
+    ] {
+        assert!(out.contains(command), "{command} in --help: {out}");
+    }
+    assert!(out.contains("Examples:"), "{out}");
+    let out = expect(gtm(&scratch.state(), &["fail", "--help"]), 0);
+    assert!(out.contains("--mode drain"), "{out}");
+    let out = expect(gtm(&scratch.state(), &["completions", "bash"]), 0);
+    assert!(out.contains("_gtm()"), "{out}");
+    // A usage error is the user's: exit 1, not clap's 2.
+    let output = gtm(&scratch.state(), &["fail"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+}
+
+/// The example's shape with every address moved to its own loopback /16
+/// and free ports, so the test runs beside anything else (the README's
+/// `gtm up`, another test).
+fn full_topology(net: u8) -> String {
+    let (dns, admin, http, https, l7_admin) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let examples = examples_dir().canonicalize().unwrap();
+    let mut text = std::fs::read_to_string(examples.join("three-regions.yaml"))
+        .unwrap()
+        // Paths in the file are relative to it; the copy lives elsewhere.
+        .replace(
+            "cert: certs/",
+            &format!("cert: {}/certs/", examples.display()),
+        )
+        .replace(
+            "key: certs/",
+            &format!("key: {}/certs/", examples.display()),
+        );
+    if !text.contains("proxy_protocol:") {
+        // The L4 tier announces clients with PROXY v2; the L7 nodes must
+        // expect it.
+        text = text.replace("      routes:", "      proxy_protocol: true\n      routes:");
+    }
+    text.replace("127.0.0.1:5353", &format!("127.{net}.0.1:{dns}"))
+        .replace("127.0.0.1:5380", &format!("127.{net}.0.1:{admin}"))
+        .replace("value: 127.0.0.1 }", &format!("value: 127.{net}.0.1 }}"))
+        .replace("http: 8080", &format!("http: {http}"))
+        .replace("https: 8443", &format!("https: {https}"))
+        .replace(":9100", &format!(":{l7_admin}"))
+        .replace("127.0.1.", &format!("127.{net}.1."))
+        .replace("127.0.2.", &format!("127.{net}.2."))
+        .replace("127.0.3.", &format!("127.{net}.3."))
+}
+
+/// `GET /` through `addr`, as curl would: the response text.
+fn http_get(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: www.example.com\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+#[test]
+fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection_time() {
+    let scratch = Scratch::new("full");
+    let state = scratch.state();
+    let net = 100 + (std::process::id() % 100) as u8;
+    let file = scratch.write("topology.yaml", &full_topology(net));
+    let out = expect(gtm(&state, &["up", file.to_str().unwrap()]), 0);
+    assert!(out.contains("16 component(s) started"), "{out}");
+    let status = json::parse(&expect(gtm(&state, &["status", "--json"]), 0));
+    for (index, region) in ["us-east", "eu-west", "ap-south"].into_iter().enumerate() {
+        let vip = status["regions"][index]["ipv4"].str().to_owned();
+        let port: u16 = std::fs::read_to_string(&file)
+            .unwrap()
+            .split("http: ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap();
+        let response = http_get(SocketAddr::new(vip.parse().unwrap(), port));
+        assert!(
+            response.contains(&format!("({region})")),
+            "{region}: {response}"
+        );
+    }
+    let started = Instant::now();
+    let out = expect(gtm(&state, &["fail", "us-east", "--json"]), 0);
+    let report = json::parse(&out);
+    let moved = report["moved_after_ms"].num();
+    let detection = report["detection_ms"].num();
+    for event in report["events"].items() {
+        eprintln!(
+            "{:>10.0} ms  {}: {}",
+            event["offset_ms"].num(),
+            event["label"].str(),
+            event["detail"].str()
+        );
+    }
+    // The configured detection time, plus slack for a loaded machine: the
+    // DNS poll interval and the publication of the verdict.
+    assert!(
+        moved <= detection + 2000.0,
+        "moved after {moved} ms, detection {detection} ms: {out}"
+    );
+    assert_eq!(report["now_region"].str(), "eu-west", "{out}");
+    let labels: Vec<&str> = report["events"]
+        .items()
+        .iter()
+        .map(|e| e["label"].str())
+        .collect();
+    for step in [
+        "failure injected",
+        "first probe failure",
+        "region marked down",
+        "answered elsewhere",
+    ] {
+        assert!(labels.contains(&step), "{step}: {out}");
+    }
+    expect(gtm(&state, &["recover", "us-east"]), 0);
+    assert_eq!(dig(&state, "8.8.8.8", "A"), [format!("127.{net}.1.1")]);
+    eprintln!("fail + recover took {:?}", started.elapsed());
+    let pids: Vec<u32> = ["ns1", "us-east-l4", "us-east-l7a", "us-east-web1"]
+        .iter()
+        .map(|c| pid_of(&state, c))
+        .collect();
+    expect(gtm(&state, &["down"]), 0);
+    for pid in pids {
+        assert!(!runs(pid), "pid {pid} still runs");
+    }
+}
+
+/// Just enough JSON to read gtm's output in assertions (the test crate has
+/// no JSON dependency).
+mod json {
+    use std::ops::Index;
+
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Value>),
+        Obj(Vec<(String, Value)>),
+    }
+
+    static NULL: Value = Value::Null;
+
+    impl Value {
+        pub fn str(&self) -> &str {
+            match self {
+                Value::Str(s) => s,
+                other => panic!("not a string: {other:?}"),
+            }
+        }
+
+        pub fn num(&self) -> f64 {
+            match self {
+                Value::Num(n) => *n,
+                other => panic!("not a number: {other:?}"),
+            }
+        }
+
+        pub fn items(&self) -> &[Value] {
+            match self {
+                Value::Arr(items) => items,
+                other => panic!("not an array: {other:?}"),
+            }
+        }
+    }
+
+    impl Index<&str> for Value {
+        type Output = Value;
+        fn index(&self, key: &str) -> &Value {
+            match self {
+                Value::Obj(fields) => fields
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(&NULL, |(_, v)| v),
+                _ => &NULL,
+            }
+        }
+    }
+
+    impl Index<usize> for Value {
+        type Output = Value;
+        fn index(&self, index: usize) -> &Value {
+            match self {
+                Value::Arr(items) => items.get(index).unwrap_or(&NULL),
+                _ => &NULL,
+            }
+        }
+    }
+
+    /// Parses one JSON document; panics with the position on bad input.
+    pub fn parse(text: &str) -> Value {
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            at: 0,
+        };
+        let value = parser.value();
+        parser.space();
+        assert_eq!(parser.at, parser.bytes.len(), "trailing text in {text}");
+        value
+    }
+
+    struct Parser<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl Parser<'_> {
+        fn space(&mut self) {
+            while self.bytes.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+                self.at += 1;
+            }
+        }
+
+        fn eat(&mut self, byte: u8) {
+            self.space();
+            assert_eq!(self.bytes.get(self.at), Some(&byte), "at byte {}", self.at);
+            self.at += 1;
+        }
+
+        fn literal(&mut self, word: &str, value: Value) -> Value {
+            assert!(
+                self.bytes[self.at..].starts_with(word.as_bytes()),
+                "at byte {}",
+                self.at
+            );
+            self.at += word.len();
+            value
+        }
+
+        fn value(&mut self) -> Value {
+            self.space();
+            match self.bytes.get(self.at) {
+                Some(b'{') => {
+                    self.at += 1;
+                    let mut fields = Vec::new();
+                    self.space();
+                    if self.bytes.get(self.at) == Some(&b'}') {
+                        self.at += 1;
+                        return Value::Obj(fields);
+                    }
+                    loop {
+                        self.space();
+                        let key = self.string();
+                        self.eat(b':');
+                        fields.push((key, self.value()));
+                        self.space();
+                        match self.bytes.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            _ => break,
+                        }
+                    }
+                    self.eat(b'}');
+                    Value::Obj(fields)
+                }
+                Some(b'[') => {
+                    self.at += 1;
+                    let mut items = Vec::new();
+                    self.space();
+                    if self.bytes.get(self.at) == Some(&b']') {
+                        self.at += 1;
+                        return Value::Arr(items);
+                    }
+                    loop {
+                        items.push(self.value());
+                        self.space();
+                        match self.bytes.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            _ => break,
+                        }
+                    }
+                    self.eat(b']');
+                    Value::Arr(items)
+                }
+                Some(b'"') => Value::Str(self.string()),
+                Some(b't') => self.literal("true", Value::Bool(true)),
+                Some(b'f') => self.literal("false", Value::Bool(false)),
+                Some(b'n') => self.literal("null", Value::Null),
+                _ => {
+                    let start = self.at;
+                    while self
+                        .bytes
+                        .get(self.at)
+                        .is_some_and(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
+                    {
+                        self.at += 1;
+                    }
+                    let number = std::str::from_utf8(&self.bytes[start..self.at]).unwrap();
+                    Value::Num(
+                        number
+                            .parse()
+                            .unwrap_or_else(|_| panic!("bad number {number:?} at byte {start}")),
+                    )
+                }
+            }
+        }
+
+        fn string(&mut self) -> String {
+            self.eat(b'"');
+            let mut out = Vec::new();
+            loop {
+                let byte = self.bytes[self.at];
+                self.at += 1;
+                match byte {
+                    b'"' => break,
+                    b'\\' => {
+                        let escaped = self.bytes[self.at];
+                        self.at += 1;
+                        match escaped {
+                            b'n' => out.push(b'\n'),
+                            b't' => out.push(b'\t'),
+                            b'r' => out.push(b'\r'),
+                            b'b' => out.push(8),
+                            b'f' => out.push(12),
+                            b'u' => {
+                                let hex =
+                                    std::str::from_utf8(&self.bytes[self.at..self.at + 4]).unwrap();
+                                self.at += 4;
+                                let c = char::from_u32(u32::from_str_radix(hex, 16).unwrap())
+                                    .unwrap_or('\u{fffd}');
+                                out.extend(c.to_string().bytes());
+                            }
+                            other => out.push(other),
+                        }
+                    }
+                    other => out.push(other),
+                }
+            }
+            String::from_utf8(out).unwrap()
+        }
+    }
+
+    #[test]
+    fn the_parser_reads_what_serde_json_writes() {
+        let value = parse(r#"{ "a": [1, -2.5e1, "x\"\u00e9"], "b": { "c": null, "d": true } }"#);
+        assert_eq!(value["a"][1].num(), -25.0);
+        assert_eq!(value["a"][2].str(), "x\"é");
+        assert_eq!(value["b"]["c"], Value::Null);
+        assert_eq!(value["b"]["d"], Value::Bool(true));
+        assert_eq!(value["missing"], Value::Null);
+    }
+}
