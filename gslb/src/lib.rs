@@ -6,6 +6,9 @@
 //! - [`listen`]: the bound UDP sockets and TCP listeners.
 //! - [`dns`]: the hickory adapter (wire format, EDNS, truncation); the only
 //!   module that names hickory types.
+//! - [`fast`]: the UDP fast path — batched sockets, one per core, replies
+//!   copied from templates the [`dns`] slow path built.
+//! - [`rrl`]: response rate limiting of UDP replies.
 //! - [`resolve`]: the authoritative lookup, a pure function over
 //!   [`zone`] data.
 //! - [`client`]: who the answer is for (EDNS Client Subnet or the
@@ -27,6 +30,7 @@ pub mod client;
 pub mod decide;
 pub mod dns;
 pub mod explain;
+pub mod fast;
 pub mod geo;
 pub mod health;
 pub mod listen;
@@ -35,6 +39,7 @@ pub mod monitor;
 pub mod node;
 pub mod overrides;
 pub mod resolve;
+pub mod rrl;
 pub mod scope_map;
 pub mod state;
 pub mod vantage;

@@ -29,8 +29,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    AllDown, Coordinates, Dns, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, Record, Region,
-    RegionId, Topology, Vip, Zone,
+    AllDown, Coordinates, Dns, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, RateLimit,
+    Record, Region, RegionId, Topology, Vip, Zone,
 };
 pub use name::DomainName;
 pub use rdata::{RecordData, RecordType, Soa};

@@ -61,6 +61,49 @@ pub struct Dns {
     pub default_order: Vec<RegionId>,
     /// Bearer token for mutating admin routes.
     pub admin_token: Option<String>,
+    /// Response rate limiting of UDP replies.
+    pub rate_limit: RateLimit,
+}
+
+/// Response rate limiting (RRL) of UDP replies, in the style of Knot and
+/// BIND: a token bucket per client network and answer class; replies over
+/// the rate are dropped, except every `slip`th, which is sent truncated so
+/// a real client retries over TCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Whether replies are limited at all.
+    pub enabled: bool,
+    /// Replies per second to one client network and answer class.
+    pub responses_per_second: u32,
+    /// Replies allowed in a burst above the rate.
+    pub burst: u32,
+    /// Every `slip`th limited reply is sent truncated (0: none, 1: all).
+    pub slip: u32,
+    /// IPv4 clients are grouped by this prefix length.
+    pub ipv4_prefix: u8,
+    /// IPv6 clients are grouped by this prefix length.
+    pub ipv6_prefix: u8,
+    /// Client networks never limited.
+    pub exempt: Vec<Prefix>,
+}
+
+impl Default for RateLimit {
+    /// On: 20 replies per second with bursts of 40, every second limited
+    /// reply truncated, /24 and /56 client networks, loopback exempt.
+    fn default() -> RateLimit {
+        RateLimit {
+            enabled: true,
+            responses_per_second: 20,
+            burst: 40,
+            slip: 2,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            exempt: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|net| net.parse().ok())
+                .collect(),
+        }
+    }
 }
 
 /// The IP → location database.

@@ -40,6 +40,37 @@ pub struct RawDns {
     /// variable `GTM_ADMIN_TOKEN` overrides it).
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// Response rate limiting of UDP replies (on by default).
+    #[serde(default)]
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+/// The `dns.rate_limit` block: response rate limiting (RRL) of UDP replies,
+/// per client network and answer class. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// `false` turns rate limiting off (default `true`).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Replies per second to one client network and answer class.
+    #[serde(default)]
+    pub responses_per_second: Option<u32>,
+    /// Replies allowed in a burst above the rate (default: twice the rate).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Every Nth limited reply is sent truncated; 0 drops them all.
+    #[serde(default)]
+    pub slip: Option<u32>,
+    /// Client networks are IPv4 /N (default 24).
+    #[serde(default)]
+    pub ipv4_prefix: Option<u8>,
+    /// Client networks are IPv6 /N (default 56).
+    #[serde(default)]
+    pub ipv6_prefix: Option<u8>,
+    /// Networks never limited (default: loopback).
+    #[serde(default)]
+    pub exempt: Option<Vec<String>>,
 }
 
 /// The `dns.overrides` block: ordered region lists keyed by client network,

@@ -8,13 +8,13 @@ use crate::duration::parse_ttl;
 use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::model::{
-    AllDown, Coordinates, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, Record, Region,
-    RegionId, Topology, Vip, Zone,
+    AllDown, Coordinates, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, RateLimit, Record,
+    Region, RegionId, Topology, Vip, Zone,
 };
 use crate::name::DomainName;
 use crate::raw::{
-    RawAllDown, RawGeo, RawNode, RawOverrides, RawRecord, RawRegion, RawSoa, RawTopology, RawZone,
-    Scalar,
+    RawAllDown, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRecord, RawRegion, RawSoa,
+    RawTopology, RawZone, Scalar,
 };
 use crate::rdata::{RecordData, RecordType, Soa};
 
@@ -138,6 +138,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         Some(path) => GeoIpSource::File(path.into()),
     };
     let overrides = validate_overrides(&raw.dns.overrides, &mut problems, &resolve_region);
+    let rate_limit = validate_rate_limit(raw.dns.rate_limit.as_ref(), &mut problems);
     let default_order = match &raw.dns.default_order {
         None => (0..regions.len()).map(RegionId).collect(),
         Some(names) => region_list(names, "dns.default_order", &mut problems, &resolve_region),
@@ -152,6 +153,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
                 overrides,
                 default_order,
                 admin_token: raw.dns.admin_token.clone().filter(|t| !t.is_empty()),
+                rate_limit,
             },
             regions,
         })
@@ -235,6 +237,70 @@ fn region_list(
         }
     }
     ids
+}
+
+fn validate_rate_limit(raw: Option<&RawRateLimit>, problems: &mut Problems) -> RateLimit {
+    let mut limit = RateLimit::default();
+    let Some(raw) = raw else {
+        return limit;
+    };
+    let path = "dns.rate_limit";
+    limit.enabled = raw.enabled.unwrap_or(true);
+    if let Some(rate) = raw.responses_per_second {
+        if rate == 0 {
+            problems.add(
+                format!("{path}.responses_per_second"),
+                "0 would drop every reply; write a rate such as 20, or `enabled: false`",
+            );
+        }
+        limit.responses_per_second = rate.max(1);
+        limit.burst = rate.saturating_mul(2).max(1);
+    }
+    if let Some(burst) = raw.burst {
+        if burst == 0 {
+            problems.add(format!("{path}.burst"), "must be at least 1; write e.g. 40");
+        }
+        limit.burst = burst.max(1);
+    }
+    if let Some(slip) = raw.slip {
+        if slip > 10 {
+            problems.add(
+                format!("{path}.slip"),
+                format!("{slip} is more than 10; write 0 (drop all), 1 (truncate all) or e.g. 2"),
+            );
+        }
+        limit.slip = slip;
+    }
+    for (value, max, key, default) in [
+        (raw.ipv4_prefix, 32, "ipv4_prefix", 24),
+        (raw.ipv6_prefix, 128, "ipv6_prefix", 56),
+    ] {
+        if let Some(len) = value
+            && len > max
+        {
+            problems.add(
+                format!("{path}.{key}"),
+                format!("/{len} is longer than the address (/{max}); write e.g. {default}"),
+            );
+        }
+    }
+    limit.ipv4_prefix = raw.ipv4_prefix.unwrap_or(24).min(32);
+    limit.ipv6_prefix = raw.ipv6_prefix.unwrap_or(56).min(128);
+    if let Some(exempt) = &raw.exempt {
+        limit.exempt = exempt
+            .iter()
+            .enumerate()
+            .filter_map(|(index, net)| {
+                problems.check(
+                    format!("{path}.exempt[{index}]"),
+                    net.parse::<Prefix>().map_err(|e| {
+                        format!("{net:?} is not a network: {e}; write it as \"10.0.0.0/8\" or \"2001:db8::/32\"")
+                    }),
+                )
+            })
+            .collect();
+    }
+    limit
 }
 
 fn validate_overrides(

@@ -1,19 +1,17 @@
-//! The request handler hickory's server calls for every query: checks the
-//! message, runs the lookup, and writes the reply within the client's size
-//! limit.
+//! The answer to one decoded query: checks the message, runs the lookup,
+//! spells the names, and keeps the reply within the client's size limit.
+//!
+//! UDP ([`super::answer_bytes`]) and TCP ([`super::tcp`]) reach the same
+//! [`answer`]; the fast path's templates ([`super::template`]) the same
+//! [`respond`].
 
-use std::sync::Arc;
-
-use arc_swap::ArcSwap;
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, RData, Record, rdata};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, rdata};
 use hickory_proto::serialize::binary::BinEncoder;
-use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
-use topology::RecordType;
+use hickory_server::server::Request;
+use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
+use topology::{DomainName, RecordType};
 use tracing::debug;
 
 use super::records::{to_name, to_wire};
@@ -21,53 +19,32 @@ use crate::client::{Client, EcsQuery};
 use crate::geo::GeoResolver;
 use crate::health::RegionHealth;
 use crate::metrics::Metrics;
-use crate::resolve::{Outcome, Part, Resolution, resolve};
+use crate::resolve::{GeoAnswerer, Outcome, Part, Resolution, resolve};
 use crate::state::ServingState;
 
 /// Largest UDP reply we send, whatever the client offers: the DNS Flag Day
 /// 2020 figure, which avoids IP fragmentation on almost every path.
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// What a client without EDNS may receive over UDP (RFC 1035 §4.2.1).
-const CLASSIC_UDP_PAYLOAD: u16 = 512;
-
-/// Answers queries from the currently published zone data and health.
-pub struct Handler {
-    state: Arc<ArcSwap<ServingState>>,
-    health: Arc<ArcSwap<RegionHealth>>,
-    metrics: Arc<Metrics>,
-}
-
-impl Handler {
-    /// A handler reading whatever `state` and `health` hold at each query.
-    pub fn new(
-        state: Arc<ArcSwap<ServingState>>,
-        health: Arc<ArcSwap<RegionHealth>>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Handler {
-            state,
-            health,
-            metrics,
-        }
-    }
-}
+pub(crate) const CLASSIC_UDP_PAYLOAD: u16 = 512;
 
 /// A reply before encoding.
-struct Reply {
-    metadata: Metadata,
-    edns: Option<Edns>,
-    answer: Vec<Record>,
-    authority: Vec<Record>,
-    additional: Vec<Record>,
+pub(crate) struct Reply {
+    pub(crate) metadata: Metadata,
+    pub(crate) edns: Option<Edns>,
+    pub(crate) answer: Vec<Record>,
+    pub(crate) authority: Vec<Record>,
+    pub(crate) additional: Vec<Record>,
     /// A referral must carry its glue; if it cannot, it is truncated.
     needs_additional: bool,
 }
 
 impl Reply {
-    fn new(request: &Request) -> Reply {
+    /// An empty reply to `request`, advertising `max_udp` when it has EDNS.
+    fn new(request: &Request, max_udp: u16) -> Reply {
         let edns = request.edns.as_ref().map(|theirs| {
             let mut ours = Edns::new();
-            ours.set_max_payload(MAX_UDP_PAYLOAD);
+            ours.set_max_payload(max_udp);
             ours.set_version(0);
             // RFC 3225 §3: the DO bit is copied from the query.
             ours.set_dnssec_ok(theirs.flags().dnssec_ok);
@@ -83,85 +60,74 @@ impl Reply {
         }
     }
 
-    fn error(request: &Request, code: ResponseCode) -> Reply {
-        let mut reply = Reply::new(request);
+    fn error(request: &Request, code: ResponseCode, max_udp: u16) -> Reply {
+        let mut reply = Reply::new(request, max_udp);
         reply.metadata.response_code = code;
         reply
     }
-}
 
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        let state = self.state.load();
-        let health = self.health.load();
-        let mut reply = answer(&state, &health, &self.metrics, request);
-        if request.protocol() == Protocol::Udp {
-            fit_udp(request, &mut reply);
-        }
-        let metadata = reply.metadata;
-        let message = MessageResponseBuilder::new(&request.queries, reply.edns.as_ref()).build(
-            reply.metadata,
-            reply.answer.iter(),
-            reply.authority.iter(),
+    /// The reply as hickory's encoder takes it.
+    pub(crate) fn message<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> MessageResponse<
+        'a,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    > {
+        MessageResponseBuilder::new(&request.queries, self.edns.as_ref()).build(
+            self.metadata,
+            self.answer.iter(),
+            self.authority.iter(),
             std::iter::empty(),
-            reply.additional.iter(),
-        );
-        match response_handle.send_response(message).await {
-            Ok(info) => info,
-            Err(error) => {
-                debug!(%error, src = %request.src(), "failed to send reply");
-                ResponseInfo::from(Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
+            self.additional.iter(),
+        )
     }
 }
 
-/// Decides the whole reply to `request`.
-fn answer(
+/// Decides the whole reply to `request` (counting it in `metrics`, if
+/// given); `max_udp` is the payload size the reply's OPT advertises.
+pub(crate) fn answer(
     state: &ServingState,
     health: &RegionHealth,
-    metrics: &Metrics,
+    metrics: Option<&Metrics>,
     request: &Request,
+    max_udp: u16,
 ) -> Reply {
     if request.edns.as_ref().is_some_and(|edns| edns.version() > 0) {
         // RFC 6891 §6.1.3: we speak EDNS version 0 only.
-        return Reply::error(request, ResponseCode::BADVERS);
+        return Reply::error(request, ResponseCode::BADVERS, max_udp);
     }
     if request.metadata.op_code != OpCode::Query {
-        return Reply::error(request, ResponseCode::NotImp);
+        return Reply::error(request, ResponseCode::NotImp, max_udp);
     }
     let queries = request.queries.queries();
     let [query] = queries else {
-        return Reply::error(request, ResponseCode::FormErr);
+        return Reply::error(request, ResponseCode::FormErr, max_udp);
     };
     let qtype = u16::from(query.query_type());
     match qtype {
         // OPT is not a question one can ask.
-        41 => return Reply::error(request, ResponseCode::FormErr),
+        41 => return Reply::error(request, ResponseCode::FormErr, max_udp),
         // Zone transfers are not offered.
-        251 | 252 => return Reply::error(request, ResponseCode::Refused),
+        251 | 252 => return Reply::error(request, ResponseCode::Refused, max_udp),
         _ => {}
     }
     if query.query_class() != DNSClass::IN {
-        return Reply::error(request, ResponseCode::Refused);
+        return Reply::error(request, ResponseCode::Refused, max_udp);
     }
     let Some(qname) = to_wire(query.name()) else {
-        return Reply::error(request, ResponseCode::FormErr);
+        return Reply::error(request, ResponseCode::FormErr, max_udp);
     };
 
     let client = match Client::new(request.src().ip(), ecs_option(request)) {
         Ok(client) => client,
         Err(error) => {
             debug!(%error, "malformed client subnet option");
-            return Reply::error(request, ResponseCode::FormErr);
+            return Reply::error(request, ResponseCode::FormErr, max_udp);
         }
     };
     let geoip = state.geoip.load();
@@ -172,25 +138,58 @@ fn answer(
         health,
         &client,
     );
-    let resolution = resolve(&state.zones, qname.wire(), qtype, &mut geo);
-    let region = geo
-        .decision
-        .as_ref()
-        .and_then(|d| d.chosen.first())
-        .map(|id| state.topology.region(*id).name.as_str());
-    if geo.decision.is_some() {
-        metrics.record_client_source(client.ecs.is_some());
+    let (reply, outcome) = respond(state, request, &client, &qname, qtype, &mut geo, max_udp);
+    if let Some(metrics) = metrics {
+        let region = geo
+            .decision
+            .as_ref()
+            .and_then(|d| d.chosen.first())
+            .map(|id| state.topology.region(*id).name.as_str());
+        if geo.decision.is_some() {
+            metrics.record_client_source(client.ecs.is_some());
+        }
+        metrics.record_query(qtype_label(qtype), outcome_label(outcome), region);
     }
-    metrics.record_query(
-        RecordType::from_code(qtype).map_or("OTHER", RecordType::as_str),
-        match resolution.outcome {
-            Outcome::NoError => "NOERROR",
-            Outcome::NxDomain => "NXDOMAIN",
-            Outcome::Refused => "REFUSED",
-        },
-        region,
-    );
-    let mut reply = Reply::new(request);
+    reply
+}
+
+/// The metric label of a query type.
+pub(crate) fn qtype_label(qtype: u16) -> &'static str {
+    RecordType::from_code(qtype).map_or("OTHER", RecordType::as_str)
+}
+
+/// The metric label of a response code the lookup gives (0, 3 or 5).
+pub(crate) fn outcome_label_of_rcode(rcode: u8) -> &'static str {
+    match rcode {
+        3 => "NXDOMAIN",
+        5 => "REFUSED",
+        _ => "NOERROR",
+    }
+}
+
+/// The metric label of a lookup outcome.
+pub(crate) fn outcome_label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::NoError => "NOERROR",
+        Outcome::NxDomain => "NXDOMAIN",
+        Outcome::Refused => "REFUSED",
+    }
+}
+
+/// The reply to a well-formed question `qname`/`qtype` (IN) from `client`,
+/// with geo names answered by `geo`: the lookup, the records, the client
+/// subnet echo, and every name spelled as the question spells it.
+pub(crate) fn respond(
+    state: &ServingState,
+    request: &Request,
+    client: &Client,
+    qname: &DomainName,
+    qtype: u16,
+    geo: &mut impl GeoAnswerer,
+    max_udp: u16,
+) -> (Reply, Outcome) {
+    let resolution = resolve(&state.zones, qname.wire(), qtype, geo);
+    let mut reply = Reply::new(request, max_udp);
     if let (Some(echo), Some(edns)) = (client.ecs, reply.edns.as_mut()) {
         // RFC 7871 §7.2.1: echo family, source prefix and address, with the
         // prefix this answer holds for (0 when it does not depend on the
@@ -203,8 +202,9 @@ fn answer(
                 scope,
             )));
     }
+    let outcome = resolution.outcome;
     reply.metadata.authoritative = resolution.authoritative;
-    reply.metadata.response_code = match resolution.outcome {
+    reply.metadata.response_code = match outcome {
         Outcome::NoError => ResponseCode::NoError,
         Outcome::NxDomain => ResponseCode::NXDomain,
         Outcome::Refused => ResponseCode::Refused,
@@ -217,17 +217,90 @@ fn answer(
         ..
     } = resolution;
     reply.answer = to_records(state, answer);
-    // Answer owners spelled as the client spelled the question, as Knot
-    // does (hickory compares names case-insensitively).
-    let asked = query.original().name();
-    for record in &mut reply.answer {
-        if record.name == *asked {
-            record.name = asked.clone();
-        }
-    }
     reply.authority = to_records(state, authority);
     reply.additional = to_records(state, additional);
-    reply
+    if let [query] = request.queries.queries() {
+        let asked = query.original().name();
+        for section in [
+            &mut reply.answer,
+            &mut reply.authority,
+            &mut reply.additional,
+        ] {
+            for record in section.iter_mut() {
+                respell_record(record, asked);
+            }
+        }
+    }
+    (reply, outcome)
+}
+
+/// Spells every name of `record` (owner and RDATA) whose trailing labels
+/// equal the question's, ignoring case, with the question's spelling of
+/// those labels.
+///
+/// hickory compresses a name only against byte-identical earlier names,
+/// and the question is never a compression target; spelling shared
+/// suffixes one way makes every reply's layout (which names are pointers,
+/// and so its size) the same whatever case the client used — the effect
+/// Knot gets by compressing against the question — and lets the fast path
+/// patch the client's spelling into templates built from a lowercase
+/// question.
+fn respell_record(record: &mut Record, asked: &Name) {
+    respell(&mut record.name, asked);
+    match &mut record.data {
+        RData::NS(rdata::NS(name))
+        | RData::CNAME(rdata::CNAME(name))
+        | RData::PTR(rdata::PTR(name)) => {
+            respell(name, asked);
+        }
+        RData::MX(mx) => {
+            respell(&mut mx.exchange, asked);
+        }
+        RData::SRV(srv) => {
+            respell(&mut srv.target, asked);
+        }
+        RData::SOA(soa) => {
+            respell(&mut soa.mname, asked);
+            respell(&mut soa.rname, asked);
+        }
+        _ => {}
+    }
+}
+
+/// Rewrites the labels `name` shares with `asked` (from the root up,
+/// compared without case) in `asked`'s spelling; returns whether it changed.
+fn respell(name: &mut Name, asked: &Name) -> bool {
+    let shared = name
+        .iter()
+        .rev()
+        .zip(asked.iter().rev())
+        .take_while(|(ours, theirs)| ours.eq_ignore_ascii_case(theirs))
+        .count();
+    let spelled_alike = name
+        .iter()
+        .rev()
+        .zip(asked.iter().rev())
+        .take(shared)
+        .all(|(ours, theirs)| ours == theirs);
+    if spelled_alike {
+        return false;
+    }
+    let keep = name.num_labels() as usize - shared;
+    let theirs = asked.num_labels() as usize - shared;
+    let labels: Vec<&[u8]> = name
+        .iter()
+        .take(keep)
+        .chain(asked.iter().skip(theirs))
+        .collect();
+    match Name::from_labels(labels) {
+        Ok(mut respelled) => {
+            respelled.set_fqdn(true);
+            *name = respelled;
+            true
+        }
+        // Same labels, same lengths: cannot fail; keep the name if it did.
+        Err(_) => false,
+    }
 }
 
 /// The query's client subnet option, if it carries one.
@@ -282,16 +355,22 @@ fn to_records(state: &ServingState, parts: Vec<Part<'_>>) -> Vec<Record> {
     records
 }
 
+/// The most a UDP reply to `request` may take: the client's EDNS payload
+/// size (512 without EDNS, and never below it), capped at `max_udp`.
+pub(crate) fn udp_limit(request: &Request, max_udp: u16) -> u16 {
+    match &request.edns {
+        Some(edns) => edns
+            .max_payload()
+            .clamp(CLASSIC_UDP_PAYLOAD, max_udp.max(CLASSIC_UDP_PAYLOAD)),
+        None => CLASSIC_UDP_PAYLOAD,
+    }
+}
+
 /// Keeps a UDP reply within what the client can receive: whole RRsets or
 /// nothing, with TC set when answer or authority data (or a referral's
 /// glue) had to go, so the client retries over TCP (RFC 2181 §9).
-fn fit_udp(request: &Request, reply: &mut Reply) {
-    let limit = match &request.edns {
-        Some(edns) => edns
-            .max_payload()
-            .clamp(CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD),
-        None => CLASSIC_UDP_PAYLOAD,
-    };
+pub(crate) fn fit_udp(request: &Request, reply: &mut Reply, max_udp: u16) {
+    let limit = udp_limit(request, max_udp);
     if encodes_within(request, reply, limit) {
         return;
     }
@@ -326,14 +405,8 @@ fn encodes_within(request: &Request, reply: &Reply, limit: u16) -> bool {
     let mut buffer = Vec::with_capacity(usize::from(limit));
     let mut encoder = BinEncoder::new(&mut buffer);
     encoder.set_max_size(limit);
-    let message = MessageResponseBuilder::new(&request.queries, reply.edns.as_ref()).build(
-        reply.metadata,
-        reply.answer.iter(),
-        reply.authority.iter(),
-        std::iter::empty(),
-        reply.additional.iter(),
-    );
-    message
+    reply
+        .message(request)
         .destructive_emit(&mut encoder)
         .is_ok_and(|info| !info.truncation)
 }
@@ -355,4 +428,41 @@ fn record_bound(record: &Record) -> usize {
         _ => usize::from(u16::MAX),
     };
     record.name.len() + 2 + 10 + rdata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    #[test]
+    fn shared_labels_take_the_question_spelling() {
+        let asked = name("WWW.Example.COM.");
+        let mut soa_owner = name("example.com.");
+        assert!(respell(&mut soa_owner, &asked));
+        assert!(soa_owner.eq_case(&name("Example.COM.")));
+        let mut mname = name("ns1.example.com.");
+        respell(&mut mname, &asked);
+        assert!(mname.eq_case(&name("ns1.Example.COM.")));
+        let mut same = name("www.example.com.");
+        respell(&mut same, &asked);
+        assert!(same.eq_case(&asked));
+    }
+
+    #[test]
+    fn unrelated_or_already_alike_names_are_left_alone() {
+        let asked = name("www.example.com.");
+        let mut other = name("ns.elsewhere.net.");
+        assert!(!respell(&mut other, &asked));
+        let mut alike = name("mail.example.com.");
+        assert!(!respell(&mut alike, &asked));
+        // A shared label spelled differently only further left does not
+        // count: the shared part must run from the root.
+        let asked = name("X.b.example.org.");
+        let mut name_b = name("x.b.example.com.");
+        assert!(!respell(&mut name_b, &asked));
+    }
 }

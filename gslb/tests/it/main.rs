@@ -2,7 +2,9 @@
 
 mod authoritative;
 mod edns;
+mod fast_path;
 mod geo_answers;
 mod health;
 mod hostile_input;
+mod rrl;
 mod support;

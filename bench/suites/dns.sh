@@ -1,0 +1,192 @@
+# The DNS suite: gslb against gdnsd, both answering the same zone and the
+# same geo name on loopback, measured alternately: dnsperf at saturation
+# (QPS, its mean latency, lost queries, and the server's CPU time per
+# query from /proc), then dns-bench's latency-recording client at light
+# load (4 queries in flight: p50 and p99 of the round trip); plus cost
+# growth (names, regions) and start-up time and memory.
+#
+# Knobs besides bench/run's: BENCH_DNSPERF_CLIENTS (default 8),
+# BENCH_OUTSTANDING (dnsperf -q, default 200), BENCH_GROWTH=0 skips the
+# cost-growth runs, BENCH_BIG_NAMES (default 1000000).
+
+DNSPERF_CLIENTS=${BENCH_DNSPERF_CLIENTS:-8}
+OUTSTANDING=${BENCH_OUTSTANDING:-200}
+LATENCY_SECONDS=$(((BENCH_SECONDS + 1) / 2))
+BIG_NAMES=${BENCH_BIG_NAMES:-1000000}
+# 81.2.69.0/24 (United Kingdom): FAMILY 1, SOURCE 24, SCOPE 0, 3 octets.
+ECS_SUBNET=81.2.69.0/24
+ECS_OPTION=8:00011800510245
+
+# dns_start LABEL NAMES REGIONS — writes the workload and starts both
+# servers; sets WORK, OURS_PORT, PEER_PORT, OURS_PID, PEER_PID and records
+# start-up figures under section "startup".
+dns_start() {
+  local label=$1 names=$2 regions=$3 t0 t1 t2
+  WORK="$BENCH_DIR/$label"
+  OURS_PORT=$(bench_free_port)
+  PEER_PORT=$(bench_free_port)
+  while [ "$PEER_PORT" = "$OURS_PORT" ]; do PEER_PORT=$(bench_free_port); done
+  "$TOOL" setup --out "$WORK" --names "$names" --regions "$regions" \
+    --ours "$OURS_PORT" --peer "$PEER_PORT" --threads "$BENCH_THREADS"
+
+  t0=$(date +%s%N)
+  bench_spawn "$WORK/gslb.log" env GSLB_UDP_THREADS="$BENCH_THREADS" RUST_LOG=info \
+    "$GSLB" --config "$WORK/topology.yaml" --listen "127.0.0.1:$OURS_PORT" --state-file "$WORK/state.json"
+  OURS_PID=$BENCH_PID
+  dns_wait_answer "$OURS_PORT" "$OURS_PID" "$WORK/gslb.log"
+  t1=$(date +%s%N)
+  bench_wait_for "$WORK/gslb.log" "fast path tables built" 900 "$OURS_PID"
+  t2=$(date +%s%N)
+  bench_record startup "$label" ours 1 \
+    "first_answer_ms=$(((t1 - t0) / 1000000))" "fast_path_ms=$(((t2 - t0) / 1000000))" \
+    "rss_mib=$(($(bench_rss_kb "$OURS_PID") / 1024))"
+
+  t0=$(date +%s%N)
+  bench_spawn "$WORK/gdnsd.log" gdnsd -c "$WORK/gdnsd" start
+  PEER_PID=$BENCH_PID
+  bench_wait_for "$WORK/gdnsd.log" "DNS listeners started" 900 "$PEER_PID"
+  dns_wait_answer "$PEER_PORT" "$PEER_PID" "$WORK/gdnsd.log"
+  t1=$(date +%s%N)
+  bench_record startup "$label" peer 1 \
+    "first_answer_ms=$(((t1 - t0) / 1000000))" "fast_path_ms=$(((t1 - t0) / 1000000))" \
+    "rss_mib=$(($(bench_rss_kb "$PEER_PID") / 1024))"
+}
+
+dns_stop() {
+  bench_stop "$OURS_PID"
+  bench_stop "$PEER_PID"
+}
+
+# dns_wait_answer PORT PID LOG — until static.example.com answers.
+dns_wait_answer() {
+  local port=$1 pid=$2 log=$3 tries=0
+  until [ "$(dig +short +tries=1 +time=1 @127.0.0.1 -p "$port" static.example.com A 2>/dev/null)" = 127.0.0.80 ]; do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$tries" -ge 45000 ]; then
+      echo "bench: no answer on port $port:" >&2
+      tail -20 "$log" >&2
+      return 1
+    fi
+    tries=$((tries + 1))
+    sleep 0.02
+  done
+}
+
+# dns_same_answers — both servers give the same answers to the workload's
+# questions (answer data and rcode; gdnsd's ECS scopes may differ).
+dns_same_answers() {
+  local question subnet ours peer differ=0
+  for question in "static.example.com A" "www.example.com A" "www.example.com AAAA" "nx1.example.com A" "static.example.com MX" "h1.example.com A"; do
+    for subnet in "" "+subnet=81.2.69.0/24" "+subnet=1.1.1.0/24" "+subnet=8.8.8.0/24" "+subnet=2a02:8800::/32"; do
+      # shellcheck disable=SC2086
+      ours=$(dig +tries=1 +time=2 @127.0.0.1 -p "$OURS_PORT" $question $subnet | sed -n 's/.*status: \([A-Z]*\).*/\1/p;/^[^;].*IN/p' | awk '{print $1, $NF}' | sort)
+      # shellcheck disable=SC2086
+      peer=$(dig +tries=1 +time=2 @127.0.0.1 -p "$PEER_PORT" $question $subnet | sed -n 's/.*status: \([A-Z]*\).*/\1/p;/^[^;].*IN/p' | awk '{print $1, $NF}' | sort)
+      if [ "$ours" != "$peer" ]; then
+        echo "bench: WARNING: answers differ for '$question $subnet': gslb [$ours] gdnsd [$peer]" >&2
+        differ=1
+      fi
+    done
+  done
+  [ "$differ" = 0 ] && echo "bench: both servers give the same answers"
+  return 0
+}
+
+# dns_measure SECTION WORKLOAD ROUND SIDE [latency] — one dnsperf run (and
+# one latency run if asked) against SIDE (ours or peer).
+dns_measure() {
+  local section=$1 workload=$2 round=$3 side=$4 latency=${5:-} port pid file out
+  local perf=() load=()
+  if [ "$side" = ours ]; then port=$OURS_PORT pid=$OURS_PID; else port=$PEER_PORT pid=$PEER_PID; fi
+  case "$workload" in
+    "static A") file=static.txt ;;
+    "geo A, no ECS") file=geo.txt ;;
+    "geo A, ECS") file=geo.txt perf=(-E "$ECS_OPTION") load=(--ecs "$ECS_SUBNET") ;;
+    "mix with NXDOMAIN") file=mix.txt ;;
+    "static A, all names") file=spread.txt ;;
+    *) echo "bench: unknown workload $workload" >&2; return 1 ;;
+  esac
+  local cpu_before
+  cpu_before=$(dns_cpu_ticks "$pid")
+  out=$(timeout $((BENCH_SECONDS + 60)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/$file" \
+    -c "$DNSPERF_CLIENTS" -q "$OUTSTANDING" -l "$BENCH_SECONDS" "${perf[@]}" 2>&1) || {
+    echo "bench: dnsperf failed against $side:" >&2
+    echo "$out" >&2
+    return 1
+  }
+  local qps lost mean completed cpu_after
+  cpu_after=$(dns_cpu_ticks "$pid")
+  qps=$(awk '/Queries per second:/ {printf "%.0f", $4}' <<<"$out")
+  lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
+  completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
+  mean=$(awk '/Average Latency \(s\):/ {printf "%.1f", $4 * 1000000}' <<<"$out")
+  # Clock ticks are 1/100 s: 10 000 us each.
+  local cpu
+  cpu=$(awk -v t=$((cpu_after - cpu_before)) -v n="$completed" 'BEGIN { if (n > 0) printf "%.2f", t * 10000 / n; else print 0 }')
+  local fields=("qps=$qps" "lost=$lost" "sat_mean_us=$mean" "cpu_us_per_q=$cpu")
+  if [ -n "$latency" ]; then
+    local line
+    line=$(timeout $((LATENCY_SECONDS + 30)) "$TOOL" load --server "127.0.0.1:$port" \
+      --queries "$WORK/$file" --clients 4 --window 1 --seconds "$LATENCY_SECONDS" "${load[@]}")
+    fields+=("p50_us=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$line")")
+    fields+=("p99_us=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<<"$line")")
+  fi
+  fields+=("rss_mib=$(($(bench_rss_kb "$pid") / 1024))")
+  bench_record "$section" "$workload" "$side" "$round" "${fields[@]}"
+  printf 'bench: %-8s %-22s %-5s round %s: %s\n' "$section" "$workload" "$side" "$round" "${fields[*]}"
+}
+
+# dns_cpu_ticks PID — user + system clock ticks of PID and its threads.
+dns_cpu_ticks() {
+  awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# dns_alternate SECTION WORKLOAD ROUNDS [latency] — ours and the peer in
+# turn, the first to go alternating between rounds.
+dns_alternate() {
+  local section=$1 workload=$2 rounds=$3 latency=${4:-} round
+  for round in $(seq 1 "$rounds"); do
+    if [ $((round % 2)) = 1 ]; then
+      dns_measure "$section" "$workload" "$round" ours "$latency"
+      dns_measure "$section" "$workload" "$round" peer "$latency"
+    else
+      dns_measure "$section" "$workload" "$round" peer "$latency"
+      dns_measure "$section" "$workload" "$round" ours "$latency"
+    fi
+  done
+}
+
+suite_main() {
+  local started workload names regions
+  started=$(date +%s)
+  bench_install gdnsd:gdnsd dnsperf:dnsperf dig:bind9-dnsutils
+  bench_machine
+  echo "bench: building gslb in release mode"
+  cargo build --release --locked -q -p gslb --bin gslb --example dns-bench
+  GSLB="$PWD/target/release/gslb"
+  TOOL="$PWD/target/release/examples/dns-bench"
+  echo "bench: ${BENCH_SECONDS}s per run, ${BENCH_ROUNDS} rounds, ${BENCH_THREADS} UDP threads each, dnsperf -c $DNSPERF_CLIENTS -q $OUTSTANDING"
+
+  dns_start main 1000 3
+  dns_same_answers
+  for workload in "static A" "geo A, no ECS" "geo A, ECS" "mix with NXDOMAIN"; do
+    dns_alternate dns "$workload" "$BENCH_ROUNDS" latency
+  done
+  dns_stop
+
+  if [ "${BENCH_GROWTH:-1}" != 0 ]; then
+    for names in 10 10000 "$BIG_NAMES"; do
+      dns_start "names-$names" "$names" 3
+      dns_alternate "names=$names" "static A, all names" 1
+      dns_stop
+    done
+    for regions in 3 100; do
+      dns_start "regions-$regions" 1000 "$regions"
+      dns_alternate "regions=$regions" "geo A, ECS" 1
+      dns_stop
+    done
+  fi
+
+  echo
+  echo "DNS: gslb vs gdnsd $(gdnsd -V 2>&1 | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1); $BENCH_CPU; median of rounds; $(($(date +%s) - started))s"
+  bench_table gslb gdnsd
+}

@@ -1,0 +1,248 @@
+//! DNS over TCP (RFC 7766): length-prefixed messages, answered in order
+//! (pipelining), with the limits an internet-facing server needs — at most
+//! so many connections in all and per client address, each closed when it
+//! stays idle (or trickles a message) longer than the idle timeout.
+//!
+//! Replies come from the same `handler::answer` as every other
+//! path, without size fitting. TCP is never rate limited: a connection
+//! proves the client's address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Header, MessageType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::Request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use super::handler::{self, MAX_UDP_PAYLOAD};
+use super::raw::{encode, format_error};
+use crate::health::RegionHealth;
+use crate::metrics::Metrics;
+use crate::state::ServingState;
+
+/// Limits of the TCP server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Connections open at once, all clients together; more are closed at
+    /// once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_per_client: usize,
+    /// How long a connection may stay without a complete query.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpOptions {
+    /// 1024 connections, 16 per client, 10 s idle.
+    fn default() -> TcpOptions {
+        TcpOptions {
+            max_connections: 1024,
+            max_per_client: 16,
+            idle_timeout: super::TCP_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// What connections share.
+struct Shared {
+    state: Arc<ArcSwap<ServingState>>,
+    health: Arc<ArcSwap<RegionHealth>>,
+    metrics: Arc<Metrics>,
+    options: TcpOptions,
+    slots: Arc<Semaphore>,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Serves `listeners` until `shutdown`; connections are tracked in
+/// `connections`, which the caller waits for (within its grace period).
+pub(crate) fn spawn(
+    listeners: Vec<TcpListener>,
+    state: Arc<ArcSwap<ServingState>>,
+    health: Arc<ArcSwap<RegionHealth>>,
+    metrics: Arc<Metrics>,
+    options: TcpOptions,
+    shutdown: CancellationToken,
+    connections: &TaskTracker,
+) {
+    let shared = Arc::new(Shared {
+        state,
+        health,
+        metrics,
+        options,
+        slots: Arc::new(Semaphore::new(options.max_connections.max(1))),
+        per_client: Mutex::new(HashMap::new()),
+    });
+    for listener in listeners {
+        connections.spawn(accept_loop(
+            listener,
+            shared.clone(),
+            shutdown.clone(),
+            connections.clone(),
+        ));
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, src) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors and the like: pause rather than spin.
+                debug!(%error, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Some(admission) = Admission::new(&shared, src.ip()) else {
+            debug!(%src, "TCP connection refused: too many open");
+            continue;
+        };
+        connections.spawn(connection(
+            stream,
+            src,
+            shared.clone(),
+            admission,
+            shutdown.clone(),
+        ));
+    }
+}
+
+/// A connection's place in the limits, given back when it closes.
+struct Admission {
+    shared: Arc<Shared>,
+    client: IpAddr,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    fn new(shared: &Arc<Shared>, client: IpAddr) -> Option<Admission> {
+        let slot = shared.slots.clone().try_acquire_owned().ok()?;
+        let mut per_client = lock(&shared.per_client);
+        let open = per_client.entry(client).or_default();
+        if *open >= shared.options.max_per_client {
+            return None;
+        }
+        *open += 1;
+        Some(Admission {
+            shared: shared.clone(),
+            client,
+            _slot: slot,
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut per_client = lock(&self.shared.per_client);
+        if let Some(open) = per_client.get_mut(&self.client) {
+            *open -= 1;
+            if *open == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Answers the queries of one connection in order until the client closes
+/// it, it idles out, or the server shuts down.
+async fn connection(
+    mut stream: TcpStream,
+    src: SocketAddr,
+    shared: Arc<Shared>,
+    _admission: Admission,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let idle = shared.options.idle_timeout;
+    let mut message = Vec::new();
+    loop {
+        let read = tokio::select! {
+            read = tokio::time::timeout(idle, read_message(&mut stream, &mut message)) => read,
+            () = shutdown.cancelled() => return,
+        };
+        match read {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                debug!(%src, %error, "TCP connection closed");
+                return;
+            }
+            Err(_) => {
+                debug!(%src, ?idle, "TCP connection idle; closing");
+                return;
+            }
+        }
+        let Some(reply) = answer(&shared, &message, src) else {
+            continue;
+        };
+        let Ok(len) = u16::try_from(reply.len()) else {
+            continue;
+        };
+        let mut framed = Vec::with_capacity(2 + reply.len());
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&reply);
+        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Reads one length-prefixed message into `message`.
+async fn read_message(stream: &mut TcpStream, message: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    message.resize(usize::from(u16::from_be_bytes(len)), 0);
+    stream.read_exact(message).await?;
+    Ok(())
+}
+
+/// The reply to one message, as hickory's server loop and our handler
+/// give it over TCP (no size limit, no truncation).
+fn answer(shared: &Shared, bytes: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    let request = match Request::from_bytes(bytes.to_vec(), src, Protocol::Tcp) {
+        Ok(request) => request,
+        Err(error) => {
+            debug!(%src, %error, "undecodable query over TCP");
+            return Some(format_error(&header));
+        }
+    };
+    let state = shared.state.load();
+    let health = shared.health.load();
+    let reply = handler::answer(
+        &state,
+        &health,
+        Some(&shared.metrics),
+        &request,
+        MAX_UDP_PAYLOAD,
+    );
+    Some(encode(&request, &reply, Some(u16::MAX)))
+}
