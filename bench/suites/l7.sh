@@ -1,0 +1,138 @@
+# The L7 suite: one `edge l7` worker thread against HAProxy (nbthread 1) and
+# nginx (worker_processes 1), each proxying to the same keep-alive backend
+# (an nginx serving a small body), measured with wrk: requests per second
+# and p99 over keep-alive connections, and new TLS connections per second
+# (one request each) against HAProxy.
+
+l7_topology() { # FILE PORT HTTPS_PORT BACKEND
+  local certs="$PWD/examples/certs"
+  cat >"$1" <<YAML
+dns:
+  nodes: [{ name: ns1, listen: ["127.0.0.1:1"] }]
+  zones:
+    - origin: example.com.
+      soa: { mname: ns1, rname: hostmaster }
+      records:
+        - { name: "@", type: NS, value: ns1 }
+        - { name: ns1, type: A, value: 127.0.0.1 }
+regions:
+  bench:
+    location: { lat: 0, lon: 0 }
+    vip: { ipv4: 127.0.7.1, ports: { http: $2, https: $3 } }
+    l7:
+      nodes: [{ name: bench-l7, address: 127.0.7.11, admin: "127.0.7.11:$(bench_free_port)" }]
+      tls: { certs: [{ cert: $certs/example.com.pem, key: $certs/example.com.key }] }
+      routes: [{ pool: web }]
+      pools:
+        web:
+          servers: [{ addr: "$4" }]
+          health: { path: /, interval: 5s, timeout: 1s }
+YAML
+}
+
+l7_wrk() { # SECTION WORKLOAD SIDE ROUND URL [WRK ARGS...]
+  local section=$1 workload=$2 side=$3 round=$4 url=$5
+  shift 5
+  local out
+  out=$(wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency "$@" "$url" 2>&1)
+  local rps p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms/,"",v); v*=1000} else if (v ~ /us$/) {sub(/us/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000000}; print v}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  [ -n "$errors" ] && echo "bench: $section/$workload $side: $errors"
+  bench_record "$section" "$workload" "$side" "$round" "qps=${rps:-0}" "p99_us=${p99:-0}"
+}
+
+suite_main() {
+  bench_install wrk:wrk haproxy:haproxy nginx:nginx
+  bench_machine
+  echo "bench: building edge (release)"
+  cargo build --release --locked -q -p edge
+  local edge="$PWD/target/release/edge"
+  local work="$BENCH_DIR/l7" port tls_port backend_port
+  mkdir -p "$work"
+  port=$(bench_free_port)
+  tls_port=$(bench_free_port)
+  backend_port=$(bench_free_port)
+
+  # The backend all three proxy to.
+  cat >"$work/backend.conf" <<NGINX
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/backend-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.7.61:$backend_port; location / { return 200 "ok\n"; } }
+}
+NGINX
+  bench_spawn "$work/backend.log" nginx -c "$work/backend.conf" -g 'daemon off;'
+
+  # Ours: one worker thread.
+  l7_topology "$work/topology.yaml" "$port" "$tls_port" "127.0.7.61:$backend_port"
+  bench_spawn "$work/edge.log" env TOKIO_WORKER_THREADS=1 RUST_LOG=warn,edge=info "$edge" l7 --config "$work/topology.yaml" --node bench-l7
+  local ours=$BENCH_PID
+  bench_wait_for "$work/edge.log" "listening" 30 "$ours"
+
+  # HAProxy: one thread, keep-alive to the backend, TLS with the same certificate.
+  cat "$PWD/examples/certs/example.com.pem" "$PWD/examples/certs/example.com.key" >"$work/haproxy.pem"
+  cat >"$work/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+  maxconn 4096
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend plain
+  bind 127.0.7.21:$port
+  bind 127.0.7.21:$tls_port ssl crt $work/haproxy.pem alpn http/1.1
+  default_backend web
+backend web
+  server b1 127.0.7.61:$backend_port
+HAPROXY
+  bench_spawn "$work/haproxy.log" haproxy -db -f "$work/haproxy.cfg"
+  local haproxy=$BENCH_PID
+
+  # nginx as a reverse proxy: one worker, keep-alive upstream.
+  cat >"$work/proxy.conf" <<NGINX
+worker_processes 1;
+pid $work/proxy.pid;
+error_log $work/proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream web { server 127.0.7.61:$backend_port; keepalive 64; }
+  server {
+    listen 127.0.7.31:$port;
+    location / { proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+  bench_spawn "$work/proxy.log" nginx -c "$work/proxy.conf" -g 'daemon off;'
+  local nginx=$BENCH_PID
+  sleep 1 # nginx and HAProxy print no readiness line; the curl checks below confirm
+  for url in "http://127.0.7.11:$port/" "http://127.0.7.21:$port/" "http://127.0.7.31:$port/"; do
+    curl -fsS -o /dev/null "$url" || { echo "bench: $url does not answer" >&2; return 1; }
+  done
+
+  local round
+  for round in $(seq 1 "$BENCH_ROUNDS"); do
+    l7_wrk vs-haproxy keepalive ours "$round" "http://127.0.7.11:$port/"
+    l7_wrk vs-haproxy keepalive peer "$round" "http://127.0.7.21:$port/"
+    l7_wrk vs-nginx keepalive ours "$round" "http://127.0.7.11:$port/"
+    l7_wrk vs-nginx keepalive peer "$round" "http://127.0.7.31:$port/"
+    l7_wrk vs-haproxy tls-new-conn ours "$round" "https://127.0.7.11:$tls_port/" -H "Connection: close"
+    l7_wrk vs-haproxy tls-new-conn peer "$round" "https://127.0.7.21:$tls_port/" -H "Connection: close"
+  done
+  bench_record vs-haproxy rss ours 1 "rss_mib=$(($(bench_rss_kb "$ours") / 1024))"
+  bench_record vs-haproxy rss peer 1 "rss_mib=$(($(bench_rss_kb "$haproxy") / 1024))"
+  bench_record vs-nginx rss peer 1 "rss_mib=$(($(bench_rss_kb "$nginx") / 1024))"
+  echo
+  echo "L7: one edge l7 worker thread vs HAProxy (nbthread 1) and nginx (1 worker); wrk -t1 -c32, ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds"
+  BENCH_QPS_TARGET=1.0 bench_table edge-l7 peer
+}
