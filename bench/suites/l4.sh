@@ -1,0 +1,122 @@
+# The L4 suite: one `edge l4` worker thread against HAProxy in TCP mode
+# (nbthread 1), both in front of the same "L7 node" — an nginx that
+# accepts PROXY v2 — and both sending PROXY v2: short connections (a new
+# connection per small request, wrk with Connection: close) and bulk
+# transfer (one 512 MiB download), with the proxy's CPU time per GB.
+
+l4_topology() { # FILE PORT HEALTH_PORT
+  cat >"$1" <<YAML
+dns:
+  nodes: [{ name: ns1, listen: ["127.0.0.1:1"] }]
+  zones:
+    - origin: example.com.
+      soa: { mname: ns1, rname: hostmaster }
+      records:
+        - { name: "@", type: NS, value: ns1 }
+        - { name: ns1, type: A, value: 127.0.0.1 }
+regions:
+  bench:
+    location: { lat: 0, lon: 0 }
+    vip: { ipv4: 127.0.8.1, ports: { http: $2, https: $(bench_free_port) } }
+    l4:
+      nodes: [{ name: bench-l4, admin: "127.0.8.1:$(bench_free_port)" }]
+      health: { kind: tcp, port: $3, interval: 5s, timeout: 1s }
+    l7:
+      nodes: [{ name: bench-l7, address: 127.0.8.11, admin: "127.0.8.11:$(bench_free_port)" }]
+YAML
+}
+
+# CPU seconds (user + system) a process has used.
+l4_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
+}
+
+l4_short() { # WORKLOAD SIDE ROUND URL
+  local out rps p99
+  out=$(wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency -H "Connection: close" "$4" 2>&1)
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms/,"",v); v*=1000} else if (v ~ /us$/) {sub(/us/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000000}; print v}' <<<"$out")
+  bench_record vs-haproxy-tcp "$1" "$2" "$3" "qps=${rps:-0}" "p99_us=${p99:-0}"
+}
+
+l4_bulk() { # SIDE ROUND URL PID
+  local before after speed
+  before=$(l4_cpu "$4")
+  speed=$(curl -fsS -o /dev/null -w '%{speed_download}' "$3")
+  after=$(l4_cpu "$4")
+  # MiB/s, and proxy CPU milliseconds per GiB moved.
+  bench_record vs-haproxy-tcp bulk-download "$1" "$2" \
+    "mib_per_s=$(awk -v s="$speed" 'BEGIN {printf "%.0f", s / 1048576}')" \
+    "cpu_ms_per_gib=$(awk -v a="$before" -v b="$after" 'BEGIN {printf "%.0f", (b - a) * 1000 * 2}')"
+}
+
+suite_main() {
+  bench_install wrk:wrk haproxy:haproxy nginx:nginx
+  bench_machine
+  echo "bench: building edge (release)"
+  cargo build --release --locked -q -p edge
+  local edge="$PWD/target/release/edge"
+  local work="$BENCH_DIR/l4" port health_port
+  mkdir -p "$work/www"
+  port=$(bench_free_port)
+  health_port=$(bench_free_port)
+  echo ok >"$work/www/index.html"
+  head -c $((512 * 1024 * 1024)) /dev/zero >"$work/www/big"
+
+  # The "L7 node": accepts PROXY v2 on the traffic port, plain on the health port.
+  # (`user`: the files live in a private temporary directory.)
+  cat >"$work/node.conf" <<NGINX
+user $(id -un);
+worker_processes 1;
+pid $work/node.pid;
+error_log $work/node-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  server { listen 127.0.8.11:$port proxy_protocol; root $work/www; }
+  server { listen 127.0.8.11:$health_port; return 200 "ok\n"; }
+}
+NGINX
+  bench_spawn "$work/node.log" nginx -c "$work/node.conf" -g 'daemon off;'
+
+  l4_topology "$work/topology.yaml" "$port" "$health_port"
+  bench_spawn "$work/edge.log" env TOKIO_WORKER_THREADS=1 RUST_LOG=warn,edge=info "$edge" l4 --config "$work/topology.yaml" --node bench-l4
+  local ours=$BENCH_PID
+  bench_wait_for "$work/edge.log" "L4 node serving" 30 "$ours"
+
+  cat >"$work/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+frontend vip
+  bind 127.0.8.21:$port
+  default_backend l7
+backend l7
+  server n1 127.0.8.11:$port send-proxy-v2
+HAPROXY
+  bench_spawn "$work/haproxy.log" haproxy -db -f "$work/haproxy.cfg"
+  local haproxy=$BENCH_PID
+  sleep 1 # HAProxy prints no readiness line; the curl checks below confirm
+  for url in "http://127.0.8.1:$port/" "http://127.0.8.21:$port/"; do
+    curl -fsS -o /dev/null "$url" || { echo "bench: $url does not answer" >&2; return 1; }
+  done
+
+  local round
+  for round in $(seq 1 "$BENCH_ROUNDS"); do
+    l4_short short-connections ours "$round" "http://127.0.8.1:$port/"
+    l4_short short-connections peer "$round" "http://127.0.8.21:$port/"
+    l4_bulk ours "$round" "http://127.0.8.1:$port/big" "$ours"
+    l4_bulk peer "$round" "http://127.0.8.21:$port/big" "$haproxy"
+  done
+  bench_record vs-haproxy-tcp rss ours 1 "rss_mib=$(($(bench_rss_kb "$ours") / 1024))"
+  bench_record vs-haproxy-tcp rss peer 1 "rss_mib=$(($(bench_rss_kb "$haproxy") / 1024))"
+  echo
+  echo "L4: one edge l4 worker thread vs HAProxy TCP mode (nbthread 1), both sending PROXY v2; ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds"
+  BENCH_QPS_TARGET=1.0 bench_table edge-l4 haproxy
+}
