@@ -285,8 +285,11 @@ fn respell(name: &mut Name, asked: &Name) -> bool {
     if spelled_alike {
         return false;
     }
-    let keep = name.num_labels() as usize - shared;
-    let theirs = asked.num_labels() as usize - shared;
+    // Count labels by iterating: hickory's `num_labels` leaves out a
+    // leading `*` (it counts labels as RRSIG does), which would misplace
+    // the suffix of a question like `*.a.example.com.` (found by fuzzing).
+    let keep = name.iter().count() - shared;
+    let theirs = asked.iter().count() - shared;
     let labels: Vec<&[u8]> = name
         .iter()
         .take(keep)
@@ -450,6 +453,17 @@ mod tests {
         let mut same = name("www.example.com.");
         respell(&mut same, &asked);
         assert!(same.eq_case(&asked));
+    }
+
+    #[test]
+    fn a_wildcard_question_does_not_shift_the_respelled_suffix() {
+        // hickory's num_labels leaves out a leading `*`: the SOA owner of a
+        // negative answer to `*.x.Example.com.` once came out as
+        // `x.Example.com.` (found by the fast/slow equivalence fuzzer).
+        let asked = name("*.x.Example.com.");
+        let mut soa_owner = name("example.com.");
+        assert!(respell(&mut soa_owner, &asked));
+        assert!(soa_owner.eq_case(&name("Example.com.")), "{soa_owner}");
     }
 
     #[test]

@@ -32,24 +32,56 @@ pub fn answer_bytes(
     src: SocketAddr,
     max_udp: u16,
 ) -> Option<Vec<u8>> {
-    let mut decoder = BinDecoder::new(bytes);
-    // Shorter than a header: not a DNS message; nothing to answer.
-    let header = Header::read(&mut decoder).ok()?;
-    if header.metadata.message_type == MessageType::Response {
-        // Never answer a response, even a malformed one (hickory answers
-        // those FORMERR): two servers must not bounce errors at each other.
-        return None;
-    }
-    let request = match Request::from_bytes(bytes.to_vec(), src, Protocol::Udp) {
+    let request = match decode_query(bytes, src, Protocol::Udp) {
         Ok(request) => request,
-        Err(error) => {
-            debug!(%src, %error, "undecodable query");
-            return Some(format_error(&header));
-        }
+        Err(refusal) => return refusal,
     };
     let mut reply = handler::answer(state, health, Some(metrics), &request, max_udp);
     handler::fit_udp(&request, &mut reply, max_udp);
     Some(encode(&request, &reply, None))
+}
+
+/// Decodes a query as hickory's server loop would, or says what to do
+/// instead: `Err(None)` drops it (shorter than a header, or a response —
+/// two servers must not bounce errors at each other), `Err(Some(reply))`
+/// answers FORMERR with the header echoed.
+pub(crate) fn decode_query(
+    bytes: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+) -> Result<Request, Option<Vec<u8>>> {
+    let header = Header::read(&mut BinDecoder::new(bytes)).map_err(|_| None)?;
+    if header.metadata.message_type == MessageType::Response {
+        return Err(None);
+    }
+    // A compressed question name is refused: in a query a pointer can only
+    // point into the header, and hickory echoes the question's bytes
+    // verbatim, so the reply would carry a pointer into its own header and
+    // not parse (found by fuzzing).
+    if header.counts.queries > 0 && name_has_pointer(&bytes[12..]) {
+        debug!(%src, "compressed question name");
+        return Err(Some(format_error(&header)));
+    }
+    Request::from_bytes(bytes.to_vec(), src, protocol).map_err(|error| {
+        debug!(%src, %error, "undecodable query");
+        Some(format_error(&header))
+    })
+}
+
+/// Whether the name at the start of `wire` uses a compression pointer (or
+/// another label type than a plain label).
+fn name_has_pointer(wire: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&len) = wire.get(at) {
+        if len & 0xC0 != 0 {
+            return true;
+        }
+        if len == 0 {
+            return false;
+        }
+        at += 1 + usize::from(len);
+    }
+    false
 }
 
 /// Encodes `reply` to `request` within `limit` bytes (by default the

@@ -13,10 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Header, MessageType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -25,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::handler::{self, MAX_UDP_PAYLOAD};
-use super::raw::{encode, format_error};
+use super::raw::{decode_query, encode};
 use crate::health::RegionHealth;
 use crate::metrics::Metrics;
 use crate::state::ServingState;
@@ -224,16 +221,9 @@ async fn read_message(stream: &mut TcpStream, message: &mut Vec<u8>) -> std::io:
 /// The reply to one message, as hickory's server loop and our handler
 /// give it over TCP (no size limit, no truncation).
 fn answer(shared: &Shared, bytes: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
-    let header = Header::read(&mut BinDecoder::new(bytes)).ok()?;
-    if header.metadata.message_type == MessageType::Response {
-        return None;
-    }
-    let request = match Request::from_bytes(bytes.to_vec(), src, Protocol::Tcp) {
+    let request = match decode_query(bytes, src, Protocol::Tcp) {
         Ok(request) => request,
-        Err(error) => {
-            debug!(%src, %error, "undecodable query over TCP");
-            return Some(format_error(&header));
-        }
+        Err(refusal) => return refusal,
     };
     let state = shared.state.load();
     let health = shared.health.load();

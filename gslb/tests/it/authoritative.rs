@@ -327,10 +327,15 @@ async fn malformed_queries_get_formerr() {
     // Two questions.
     let mut two = Ask::new("example.com.", RecordType::A);
     two.message.add_query(two.message.queries[0].clone());
+    // A question name compressed with a pointer into the header: echoed
+    // verbatim it would point into the reply's own header (found by fuzzing).
+    let mut pointer = good[..12].to_vec();
+    pointer.extend_from_slice(&[3, b'w', b'w', b'w', 0xc0, 0x02, 0, 1, 0, 1]);
     for (what, bytes) in [
         ("cut", cut.to_vec()),
         ("empty", empty),
         ("two", two.bytes()),
+        ("compressed question", pointer),
     ] {
         for transport in BOTH {
             let reply = exchange(server.addr, transport, &bytes).await;
