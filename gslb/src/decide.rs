@@ -315,14 +315,17 @@ fn by_distance<'a>(
 /// The widest prefix around `client`, within `base`, over which the
 /// decision stays the same: narrowed so that no override network that
 /// excludes the client lies inside it, and never wider than the client's
-/// truncated network is precise.
-fn stable_scope(base: Prefix, client: Prefix, nets: impl Iterator<Item = Prefix>) -> u8 {
+/// truncated network is precise. Allocation-free: the fast path uses it
+/// too.
+pub(crate) fn stable_scope(base: Prefix, client: Prefix, nets: impl Iterator<Item = Prefix>) -> u8 {
     let mut len = base.len();
     for net in nets {
         if net.family() != client.family() || net.contains(client.addr()) {
             continue;
         }
-        let current = Prefix::new(client.addr(), len).expect("length within width");
+        let Ok(current) = Prefix::new(client.addr(), len) else {
+            continue;
+        };
         if net.len() > len && current.contains(net.addr()) {
             len = common_prefix_len(client.addr(), net.addr()) + 1;
         }

@@ -26,7 +26,7 @@ use topology::{AllDown, DomainName, GeoName, GeoPolicy, RecordType, RegionId, To
 use super::names::{Route, Statics};
 use super::template::{TemplateId, TemplateStore, Use};
 use crate::client::Client;
-use crate::decide::{distance_from, location_order};
+use crate::decide::{distance_from, location_order, stable_scope};
 use crate::dns::canonical_reply;
 use crate::health::RegionHealth;
 use crate::resolve::GeoAnswer;
@@ -531,33 +531,5 @@ impl OutcomeBuilder<'_> {
             Ok(id) => Reply::Geo(id),
             Err(_) => Reply::Slow,
         }
-    }
-}
-
-/// The widest prefix around `client`, within `base`, over which the
-/// decision stays the same — `decide`'s rule, restated here so the hot path
-/// need not allocate: narrowed so no override network that excludes the
-/// client lies inside it, and never wider than the client's network.
-fn stable_scope(base: Prefix, client: Prefix, nets: impl Iterator<Item = Prefix>) -> u8 {
-    let mut len = base.len();
-    for net in nets {
-        if net.family() != client.family() || net.contains(client.addr()) {
-            continue;
-        }
-        let Ok(current) = Prefix::new(client.addr(), len) else {
-            continue;
-        };
-        if net.len() > len && current.contains(net.addr()) {
-            len = common_prefix_len(client.addr(), net.addr()) + 1;
-        }
-    }
-    len.min(client.len())
-}
-
-fn common_prefix_len(a: IpAddr, b: IpAddr) -> u8 {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
-        _ => 0,
     }
 }
