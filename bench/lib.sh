@@ -116,6 +116,30 @@ bench_free_port() {
   done
 }
 
+# bench_edge_only_dns — the smallest `dns:` block a topology needs, for
+# suites that run only edge tiers.
+bench_edge_only_dns() {
+  cat <<'YAML'
+dns:
+  nodes: [{ name: ns1, listen: ["127.0.0.1:1"] }]
+  zones:
+    - origin: example.com.
+      soa: { mname: ns1, rname: hostmaster }
+      records:
+        - { name: "@", type: NS, value: ns1 }
+        - { name: ns1, type: A, value: 127.0.0.1 }
+YAML
+}
+
+# bench_wrk_figures OUTPUT — "REQUESTS_PER_SECOND P99_MICROSECONDS" from
+# the output of `wrk --latency` (0 for what it lacks).
+bench_wrk_figures() {
+  local rps p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$1")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms/,"",v); v*=1000} else if (v ~ /us$/) {sub(/us/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000000}; print v}' <<<"$1")
+  echo "${rps:-0} ${p99:-0}"
+}
+
 # bench_record SECTION WORKLOAD SIDE ROUND KEY=VALUE...
 bench_record() {
   local IFS=$'\t'

@@ -6,14 +6,7 @@
 
 l4_topology() { # FILE PORT HEALTH_PORT
   cat >"$1" <<YAML
-dns:
-  nodes: [{ name: ns1, listen: ["127.0.0.1:1"] }]
-  zones:
-    - origin: example.com.
-      soa: { mname: ns1, rname: hostmaster }
-      records:
-        - { name: "@", type: NS, value: ns1 }
-        - { name: ns1, type: A, value: 127.0.0.1 }
+$(bench_edge_only_dns)
 regions:
   bench:
     location: { lat: 0, lon: 0 }
@@ -34,8 +27,7 @@ l4_cpu() {
 l4_short() { # WORKLOAD SIDE ROUND URL
   local out rps p99
   out=$(wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency -H "Connection: close" "$4" 2>&1)
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms/,"",v); v*=1000} else if (v ~ /us$/) {sub(/us/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000000}; print v}' <<<"$out")
+  read -r rps p99 <<<"$(bench_wrk_figures "$out")"
   bench_record vs-haproxy-tcp "$1" "$2" "$3" "qps=${rps:-0}" "p99_us=${p99:-0}"
 }
 

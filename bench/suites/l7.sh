@@ -7,14 +7,7 @@
 l7_topology() { # FILE PORT HTTPS_PORT BACKEND
   local certs="$PWD/examples/certs"
   cat >"$1" <<YAML
-dns:
-  nodes: [{ name: ns1, listen: ["127.0.0.1:1"] }]
-  zones:
-    - origin: example.com.
-      soa: { mname: ns1, rname: hostmaster }
-      records:
-        - { name: "@", type: NS, value: ns1 }
-        - { name: ns1, type: A, value: 127.0.0.1 }
+$(bench_edge_only_dns)
 regions:
   bench:
     location: { lat: 0, lon: 0 }
@@ -36,8 +29,7 @@ l7_wrk() { # SECTION WORKLOAD SIDE ROUND URL [WRK ARGS...]
   local out
   out=$(wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency "$@" "$url" 2>&1)
   local rps p99 errors
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub(/ms/,"",v); v*=1000} else if (v ~ /us$/) {sub(/us/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000000}; print v}' <<<"$out")
+  read -r rps p99 <<<"$(bench_wrk_figures "$out")"
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   [ -n "$errors" ] && echo "bench: $section/$workload $side: $errors"
   bench_record "$section" "$workload" "$side" "$round" "qps=${rps:-0}" "p99_us=${p99:-0}"
