@@ -21,7 +21,7 @@ use topology::RecordType;
 use crate::client::Client;
 use crate::monitor::RegionStatus;
 use crate::node::{ConfigInfo, Node};
-use crate::overrides::OverrideMode;
+use crate::state_file::OverrideMode;
 
 /// The routes of the admin API for `node`.
 pub fn router(node: Arc<Node>) -> Router {

@@ -37,11 +37,11 @@ pub mod listen;
 pub mod metrics;
 pub mod monitor;
 pub mod node;
-pub mod overrides;
 pub mod resolve;
 pub mod rrl;
 pub mod scope_map;
 pub mod state;
+pub mod state_file;
 pub mod vantage;
 pub mod zone;
 
@@ -62,7 +62,7 @@ pub use node::Options;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::node::Node;
-use crate::overrides::OverrideStore;
+use crate::state_file::StateStore;
 pub use state::ServingState;
 
 /// How long queries in flight may take to finish after shutdown begins.
@@ -103,11 +103,11 @@ pub async fn run(
         database = geoip.current().description(),
         "GeoIP database loaded"
     );
-    let overrides = match &options.state_file {
-        Some(path) => OverrideStore::load(path)?,
-        None => OverrideStore::in_memory(),
+    let persisted = match &options.state_file {
+        Some(path) => StateStore::load(path)?,
+        None => StateStore::in_memory(),
     };
-    for (region, held) in overrides.all() {
+    for (region, held) in persisted.all() {
         info!(
             region,
             mode = held.mode.as_str(),
@@ -123,7 +123,7 @@ pub async fn run(
     let monitor = Monitor::start(
         &topology,
         &options.node,
-        overrides,
+        persisted,
         metrics.clone(),
         &mut tasks,
         shutdown.clone(),

@@ -41,8 +41,9 @@ struct Args {
     #[arg(long, value_name = "ADDR:PORT")]
     admin: Option<SocketAddr>,
 
-    /// Where operator overrides are persisted (default
-    /// $XDG_STATE_HOME/gslb/NODE.json, or ~/.local/state/gslb/NODE.json).
+    /// Where operator overrides and this node's last probe verdicts are
+    /// persisted (default $XDG_STATE_HOME/gslb/NODE.json, or
+    /// ~/.local/state/gslb/NODE.json).
     #[arg(long, value_name = "FILE")]
     state_file: Option<PathBuf>,
 

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::health::RegionHealth;
 use crate::metrics::Metrics;
-use crate::overrides::{OverrideMode, OverrideStore, StateError};
+use crate::state_file::{OverrideMode, StateError, StateStore};
 use crate::vantage::{Opinion, verdict};
 
 /// Views older than this many probe intervals do not vote.
@@ -119,7 +119,8 @@ pub struct Monitor {
     /// Read by the query path.
     pub view: Arc<ArcSwap<RegionHealth>>,
     status: ArcSwap<HealthStatus>,
-    overrides: Mutex<OverrideStore>,
+    /// Overrides and this node's verdicts, mirrored to the state file.
+    persisted: Mutex<StateStore>,
     state: Mutex<State>,
     changed: Notify,
     prober: Prober,
@@ -165,12 +166,13 @@ pub fn region_probe(topology: &Topology, region: usize) -> Option<ProbeSpec> {
 }
 
 impl Monitor {
-    /// Starts probing `topology`'s regions as node `node`, with overrides
-    /// from `overrides`. Tasks run in `tasks` until `shutdown`.
+    /// Starts probing `topology`'s regions as node `node`, with the
+    /// overrides and verdicts saved in `persisted`. Tasks run in `tasks`
+    /// until `shutdown`.
     pub fn start(
         topology: &Topology,
         node: &str,
-        overrides: OverrideStore,
+        persisted: StateStore,
         metrics: Arc<Metrics>,
         tasks: &mut JoinSet<()>,
         shutdown: CancellationToken,
@@ -187,7 +189,7 @@ impl Monitor {
                 topology.regions.len(),
             ))),
             status: ArcSwap::from_pointee(HealthStatus::default()),
-            overrides: Mutex::new(overrides),
+            persisted: Mutex::new(persisted),
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             prober: Prober::new(events_tx, shutdown.clone(), seed),
@@ -201,18 +203,38 @@ impl Monitor {
 
     /// Applies a (re)loaded topology: probes are added, replaced or removed
     /// (unchanged ones keep their state), and opinions of regions that are
-    /// gone are dropped.
+    /// gone are dropped. A region this node has no opinion of yet starts
+    /// from its verdict saved in the state file, if any.
     pub async fn configure(&self, topology: &Topology) {
         let mut specs = BTreeMap::new();
         let mut regions = Vec::new();
-        for (index, region) in topology.regions.iter().enumerate() {
-            regions.push((region.name.clone(), region.health.interval));
-            match region_probe(topology, index) {
-                Some(spec) => {
-                    specs.insert(probe::CheckId::from(region.name.as_str()), spec);
+        let mut restored = Vec::new();
+        {
+            let persisted = self.persisted.lock().expect("state file lock");
+            let state = self.state.lock().expect("monitor state lock");
+            for (index, region) in topology.regions.iter().enumerate() {
+                regions.push((region.name.clone(), region.health.interval));
+                let Some(mut spec) = region_probe(topology, index) else {
+                    warn!(region = %region.name, "region has no VIP address to probe");
+                    continue;
+                };
+                if !state.own.contains_key(&region.name)
+                    && let Some(saved) = persisted.health(&region.name)
+                {
+                    spec.initial = if saved.up { Health::Up } else { Health::Down };
+                    restored.push((region.name.clone(), saved.up));
                 }
-                None => warn!(region = %region.name, "region has no VIP address to probe"),
+                specs.insert(probe::CheckId::from(region.name.as_str()), spec);
             }
+        }
+        let names: Vec<&str> = regions.iter().map(|(name, _)| name.as_str()).collect();
+        if let Err(error) = self
+            .persisted
+            .lock()
+            .expect("state file lock")
+            .retain_health(&names)
+        {
+            warn!("{error}");
         }
         if let Err(error) = self.prober.sync(specs).await {
             warn!("{error}");
@@ -234,6 +256,17 @@ impl Monitor {
             state
                 .own
                 .retain(|name, _| regions.iter().any(|(r, _)| r == name));
+            for (region, up) in restored {
+                info!(%region, up, "probe verdict restored from the state file");
+                state.own.insert(
+                    region,
+                    OwnOpinion {
+                        up,
+                        last: None,
+                        at: Instant::now(),
+                    },
+                );
+            }
             state.peers.retain(|(node, region), _| {
                 peers.iter().any(|p| &p.name == node) && regions.iter().any(|(r, _)| r == region)
             });
@@ -278,9 +311,9 @@ impl Monitor {
         reason: Option<String>,
     ) -> Result<(), StateError> {
         let result = self
-            .overrides
+            .persisted
             .lock()
-            .expect("overrides lock")
+            .expect("state file lock")
             .set(region, mode, reason);
         info!(region, mode = mode.as_str(), "override set");
         self.recompute();
@@ -289,7 +322,11 @@ impl Monitor {
 
     /// Clears the override on `region`; returns whether there was one.
     pub fn clear_override(&self, region: &str) -> Result<bool, StateError> {
-        let result = self.overrides.lock().expect("overrides lock").clear(region);
+        let result = self
+            .persisted
+            .lock()
+            .expect("state file lock")
+            .clear(region);
         info!(region, "override cleared");
         self.recompute();
         result
@@ -313,6 +350,14 @@ impl Monitor {
             }
             self.metrics
                 .record_probe(&region, &event.result, event.transition.is_some());
+            if let Err(error) = self
+                .persisted
+                .lock()
+                .expect("state file lock")
+                .record_health(&region, event.health == Health::Up)
+            {
+                warn!(%region, "{error}");
+            }
             {
                 let mut state = self.state.lock().expect("monitor state lock");
                 state.own.insert(
@@ -407,7 +452,7 @@ impl Monitor {
     /// Recomputes verdicts and publishes both snapshots.
     fn recompute(&self) {
         let now = Instant::now();
-        let overrides = self.overrides.lock().expect("overrides lock");
+        let persisted = self.persisted.lock().expect("state file lock");
         let mut state = self.state.lock().expect("monitor state lock");
         let mut up = Vec::with_capacity(state.regions.len());
         let mut held_list = Vec::with_capacity(state.regions.len());
@@ -449,7 +494,7 @@ impl Monitor {
                 });
             }
             let verdict = verdict(&opinions, max_age);
-            let held = overrides.get(name);
+            let held = persisted.get(name);
             let in_service = verdict.up && held.is_none();
             let since = match state.in_service.get(name) {
                 Some((was, since)) if *was == in_service => *since,

@@ -2,5 +2,6 @@
 
 mod dns_client;
 mod gslb_binary;
+mod gslb_restart;
 mod gtm;
 mod knot_interop;

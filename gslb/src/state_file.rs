@@ -1,10 +1,14 @@
-//! Operator overrides: regions forced out of service (`fail` for a drill,
-//! `drain` for maintenance), kept apart from probe health and persisted so
-//! they survive a restart.
+//! What a GSLB node remembers across restarts, in its state file:
+//!
+//! - operator overrides: regions forced out of service (`fail` for a
+//!   drill, `drain` for maintenance), kept apart from probe health;
+//! - this node's probe verdict on each region, so that a restarted node
+//!   keeps a region that was down out of its answers until `rise` probes
+//!   pass again, instead of answering it optimistically for `fall` probes.
 //!
 //! The state file is JSON, written atomically (a temporary file beside it,
 //! synced, then renamed over it), so a crash mid-write leaves either the
-//! old file or the new one. If it cannot be written the override still
+//! old file or the new one. If it cannot be written the change still
 //! takes effect in memory and the error is reported to the caller.
 
 use std::collections::BTreeMap;
@@ -59,7 +63,7 @@ pub enum StateError {
     },
     /// The file is not what we wrote.
     #[error(
-        "state file {path} is not valid ({source}); fix or remove it (it holds only overrides)"
+        "state file {path} is not valid ({source}); fix or remove it (it holds only overrides and the last probe verdicts)"
     )]
     Parse {
         /// The file.
@@ -69,7 +73,7 @@ pub enum StateError {
     },
     /// Writing failed; the change holds in memory only.
     #[error(
-        "cannot write state file {path}: {source}; the override holds until restart only — fix the directory's permissions or free disk space"
+        "cannot write state file {path}: {source}; the change holds in memory until restart only — fix the directory's permissions or free disk space"
     )]
     Write {
         /// The file.
@@ -79,38 +83,48 @@ pub enum StateError {
     },
 }
 
-#[derive(Default, Serialize, Deserialize)]
+/// This node's probe verdict on one region, as last saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedHealth {
+    /// Up after hysteresis.
+    pub up: bool,
+    /// When the verdict last changed, seconds since the Unix epoch.
+    pub since: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct StateFile {
     #[serde(default)]
     overrides: BTreeMap<String, Override>,
+    #[serde(default)]
+    health: BTreeMap<String, SavedHealth>,
 }
 
-/// Overrides by region name, mirrored to a state file when one is set.
+/// Overrides and probe verdicts by region name, mirrored to a state file
+/// when one is set.
 #[derive(Debug, Default)]
-pub struct OverrideStore {
+pub struct StateStore {
     path: Option<PathBuf>,
-    overrides: BTreeMap<String, Override>,
+    state: StateFile,
 }
 
-impl OverrideStore {
+impl StateStore {
     /// A store kept in memory only.
-    pub fn in_memory() -> OverrideStore {
-        OverrideStore::default()
+    pub fn in_memory() -> StateStore {
+        StateStore::default()
     }
 
     /// Loads the overrides saved at `path`; a missing file is an empty
     /// store.
-    pub fn load(path: &Path) -> Result<OverrideStore, StateError> {
-        let overrides = match std::fs::read(path) {
+    pub fn load(path: &Path) -> Result<StateStore, StateError> {
+        let state = match std::fs::read(path) {
             Ok(bytes) => {
-                serde_json::from_slice::<StateFile>(&bytes)
-                    .map_err(|source| StateError::Parse {
-                        path: path.to_owned(),
-                        source,
-                    })?
-                    .overrides
+                serde_json::from_slice::<StateFile>(&bytes).map_err(|source| StateError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => StateFile::default(),
             Err(source) => {
                 return Err(StateError::Read {
                     path: path.to_owned(),
@@ -118,20 +132,59 @@ impl OverrideStore {
                 });
             }
         };
-        Ok(OverrideStore {
+        Ok(StateStore {
             path: Some(path.to_owned()),
-            overrides,
+            state,
         })
     }
 
     /// The override on `region`, if any.
     pub fn get(&self, region: &str) -> Option<&Override> {
-        self.overrides.get(region)
+        self.state.overrides.get(region)
     }
 
     /// Every override.
     pub fn all(&self) -> &BTreeMap<String, Override> {
-        &self.overrides
+        &self.state.overrides
+    }
+
+    /// This node's last saved probe verdict on `region`, if any.
+    pub fn health(&self, region: &str) -> Option<SavedHealth> {
+        self.state.health.get(region).copied()
+    }
+
+    /// Every saved probe verdict.
+    pub fn all_health(&self) -> &BTreeMap<String, SavedHealth> {
+        &self.state.health
+    }
+
+    /// Records this node's probe verdict on `region`; saves only when it
+    /// changed. It holds in memory even if saving fails.
+    pub fn record_health(&mut self, region: &str, up: bool) -> Result<(), StateError> {
+        if self.state.health.get(region).is_some_and(|h| h.up == up) {
+            return Ok(());
+        }
+        self.state.health.insert(
+            region.to_owned(),
+            SavedHealth {
+                up,
+                since: unix_seconds(),
+            },
+        );
+        self.save()
+    }
+
+    /// Forgets the verdicts on regions not in `regions` (removed by a
+    /// reload); saves if any was dropped.
+    pub fn retain_health(&mut self, regions: &[&str]) -> Result<(), StateError> {
+        let before = self.state.health.len();
+        self.state
+            .health
+            .retain(|name, _| regions.contains(&name.as_str()));
+        if self.state.health.len() == before {
+            return Ok(());
+        }
+        self.save()
     }
 
     /// Sets an override. It holds in memory even if saving fails.
@@ -141,15 +194,12 @@ impl OverrideStore {
         mode: OverrideMode,
         reason: Option<String>,
     ) -> Result<(), StateError> {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.overrides.insert(
+        self.state.overrides.insert(
             region.to_owned(),
             Override {
                 mode,
                 reason,
-                since,
+                since: unix_seconds(),
             },
         );
         self.save()
@@ -157,7 +207,7 @@ impl OverrideStore {
 
     /// Clears the override on `region`; returns whether there was one.
     pub fn clear(&mut self, region: &str) -> Result<bool, StateError> {
-        let had = self.overrides.remove(region).is_some();
+        let had = self.state.overrides.remove(region).is_some();
         if had {
             self.save()?;
         }
@@ -168,15 +218,18 @@ impl OverrideStore {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let state = StateFile {
-            overrides: self.overrides.clone(),
-        };
-        let bytes = serde_json::to_vec_pretty(&state).expect("state serializes");
+        let bytes = serde_json::to_vec_pretty(&self.state).expect("state serializes");
         write_atomically(path, &bytes).map_err(|source| StateError::Write {
             path: path.clone(),
             source,
         })
     }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Writes `bytes` to `path` so that readers see the old or the new file,
@@ -221,7 +274,7 @@ mod tests {
     fn overrides_survive_a_reload_of_the_file() {
         let dir = temp_dir("survive");
         let path = dir.join("state.json");
-        let mut store = OverrideStore::load(&path).unwrap();
+        let mut store = StateStore::load(&path).unwrap();
         store
             .set(
                 "us-east",
@@ -231,7 +284,7 @@ mod tests {
             .unwrap();
         store.set("eu-west", OverrideMode::Fail, None).unwrap();
         assert!(store.clear("eu-west").unwrap());
-        let again = OverrideStore::load(&path).unwrap();
+        let again = StateStore::load(&path).unwrap();
         assert_eq!(again.get("us-east").unwrap().mode, OverrideMode::Drain);
         assert_eq!(
             again.get("us-east").unwrap().reason.as_deref(),
@@ -247,16 +300,53 @@ mod tests {
         // A directory where the file should be: rename onto it fails.
         let path = dir.join("state.json");
         std::fs::create_dir_all(path.join("occupied")).unwrap();
-        let mut store = OverrideStore {
+        let mut store = StateStore {
             path: Some(path.clone()),
-            overrides: BTreeMap::new(),
+            state: StateFile::default(),
         };
         let error = store.set("us-east", OverrideMode::Fail, None).unwrap_err();
-        assert!(
-            error.to_string().contains("holds until restart only"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("until restart only"), "{error}");
         assert_eq!(store.get("us-east").unwrap().mode, OverrideMode::Fail);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn probe_verdicts_survive_a_restart_and_are_saved_only_on_change() {
+        let dir = temp_dir("health");
+        let path = dir.join("state.json");
+        let mut store = StateStore::load(&path).unwrap();
+        store.record_health("us-east", false).unwrap();
+        store.record_health("eu-west", true).unwrap();
+        let since = store.health("us-east").unwrap().since;
+        // The same verdict again keeps the time it changed.
+        std::fs::remove_file(&path).unwrap();
+        store.record_health("us-east", false).unwrap();
+        assert!(!path.exists(), "an unchanged verdict was saved");
+        store.record_health("eu-west", false).unwrap();
+        store.retain_health(&["us-east", "eu-west"]).unwrap();
+        let again = StateStore::load(&path).unwrap();
+        assert_eq!(
+            again.health("us-east"),
+            Some(SavedHealth { up: false, since })
+        );
+        assert!(!again.health("eu-west").unwrap().up);
+        store.retain_health(&["eu-west"]).unwrap();
+        assert!(StateStore::load(&path).unwrap().health("us-east").is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_from_before_health_was_saved_still_loads() {
+        let dir = temp_dir("old-format");
+        let path = dir.join("state.json");
+        std::fs::write(
+            &path,
+            br#"{"overrides":{"us-east":{"mode":"fail","since":1}}}"#,
+        )
+        .unwrap();
+        let store = StateStore::load(&path).unwrap();
+        assert_eq!(store.get("us-east").unwrap().mode, OverrideMode::Fail);
+        assert!(store.all_health().is_empty());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -265,7 +355,7 @@ mod tests {
         let dir = temp_dir("corrupt");
         let path = dir.join("state.json");
         std::fs::write(&path, b"{not json").unwrap();
-        let error = OverrideStore::load(&path).unwrap_err();
+        let error = StateStore::load(&path).unwrap_err();
         assert!(error.to_string().contains("fix or remove it"), "{error}");
         std::fs::remove_dir_all(dir).unwrap();
     }
