@@ -42,6 +42,7 @@ use topology::tiers::l7::{HashOn, L7Tier, Timeouts};
 use tracing::{debug, info, warn};
 
 use super::balance::request_key;
+use super::client_body::{ClientBody, ClientBodyError};
 use super::forward::{self, Forwarding};
 use super::limits::GatePass;
 use super::metrics::class_index;
@@ -51,7 +52,7 @@ use super::state::Snapshot;
 use super::sticky;
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
-type UpBody = Either<Incoming, Empty<Bytes>>;
+type UpBody = Either<ClientBody<Incoming>, Empty<Bytes>>;
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
@@ -262,6 +263,8 @@ enum Fault {
     BadRequest(&'static str),
     /// No route matched (downstream).
     NoRoute,
+    /// The client paused too long mid-body (downstream).
+    ClientTooSlow,
     /// Over the client's rate (downstream).
     RateLimited(Duration),
     /// The listener is at its concurrency limit (internal).
@@ -286,6 +289,7 @@ impl Fault {
         match self {
             Fault::Framing | Fault::BadRequest(_) => StatusCode::BAD_REQUEST,
             Fault::NoRoute => StatusCode::NOT_FOUND,
+            Fault::ClientTooSlow => StatusCode::REQUEST_TIMEOUT,
             Fault::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -300,9 +304,11 @@ impl Fault {
     /// `downstream`, `internal` or `upstream`: where the fault came from.
     fn source(self) -> &'static str {
         match self {
-            Fault::Framing | Fault::BadRequest(_) | Fault::NoRoute | Fault::RateLimited(_) => {
-                "downstream"
-            }
+            Fault::Framing
+            | Fault::BadRequest(_)
+            | Fault::NoRoute
+            | Fault::ClientTooSlow
+            | Fault::RateLimited(_) => "downstream",
             Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => "internal",
             Fault::ConnectFailed
             | Fault::UpstreamFailed
@@ -317,6 +323,7 @@ impl Fault {
             Fault::Framing => "conflicting Content-Length and Transfer-Encoding",
             Fault::BadRequest(why) => why,
             Fault::NoRoute => "no route for this host and path",
+            Fault::ClientTooSlow => "the request body stopped arriving",
             Fault::RateLimited(_) => "rate limit exceeded",
             Fault::ListenerFull => "too many requests in flight",
             Fault::ServerFull => "every server is at its request limit",
@@ -642,7 +649,7 @@ async fn proxy(
         record.fail_open |= pick.fail_open;
         let more = record.attempts <= retries.attempts && replayable;
         let up_body = match body.take() {
-            Some(b) if !replayable => Either::Left(b),
+            Some(b) if !replayable => Either::Left(ClientBody::new(b, tier.timeouts.request_body)),
             _ => Either::Right(Empty::new()),
         };
         let mut up_request = Request::new(up_body);
@@ -674,7 +681,17 @@ async fn proxy(
             Ok(Err(error)) if error.is_connect() => {
                 (Outcome::ConnectFailed, Some(Fault::ConnectFailed))
             }
-            Ok(Err(_)) => (Outcome::Failed, Some(Fault::UpstreamFailed)),
+            Ok(Err(error)) => {
+                if let Some(client_fault) = ClientBodyError::find(error) {
+                    // Not the server's doing: not recorded, not retried.
+                    debug!(%client_fault, "request body failed");
+                    return Err(match client_fault {
+                        ClientBodyError::TooSlow(_) => Fault::ClientTooSlow,
+                        ClientBodyError::Read(_) => Fault::BadRequest("the request body failed"),
+                    });
+                }
+                (Outcome::Failed, Some(Fault::UpstreamFailed))
+            }
             Err(_) => (Outcome::Failed, Some(Fault::UpstreamTimeout)),
         };
         if let Some(period) =

@@ -25,6 +25,8 @@
 //!   fail-open, sticky, slow start, limits, ejection back-off, retry
 //!   budget); [`balance`]: pure balancing algorithms; [`sticky`]: pure
 //!   cookie handling;
+//! - [`client_body`]: the request body with a deadline between pieces,
+//!   its errors marked as the client's;
 //! - [`forward`]: pure header rewriting (hop-by-hop, `X-Forwarded-*`,
 //!   `X-Request-ID`, `Via`);
 //! - [`health`]: active checks through the `probe` crate;
@@ -44,6 +46,7 @@ use tracing::{error, info};
 
 pub mod admin;
 pub mod balance;
+pub mod client_body;
 pub mod config;
 pub mod forward;
 pub mod framing;

@@ -113,6 +113,10 @@ pub struct RawTimeouts {
     /// the end of the previous request (default `10s`).
     #[serde(default)]
     pub request_headers: Option<Scalar>,
+    /// The longest pause between two pieces of a request's body (default
+    /// `30s`).
+    #[serde(default)]
+    pub request_body: Option<Scalar>,
     /// A backend's response headers after the request was sent (default `30s`).
     #[serde(default)]
     pub response: Option<Scalar>,
@@ -378,6 +382,8 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Receive a request's headers.
     pub request_headers: Duration,
+    /// The longest pause between two pieces of a request's body.
+    pub request_body: Duration,
     /// Receive a backend's response headers.
     pub response: Duration,
     /// Idle client connection.
@@ -393,6 +399,7 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(2),
             request_headers: Duration::from_secs(10),
+            request_body: Duration::from_secs(30),
             response: Duration::from_secs(30),
             idle: Duration::from_secs(60),
             upstream_idle: Duration::from_secs(60),
@@ -764,6 +771,7 @@ fn validate_timeouts(raw: &RawTimeouts, path: &str, problems: &mut Problems) -> 
             raw.request_headers.as_ref(),
             d.request_headers,
         ),
+        request_body: field("request_body", raw.request_body.as_ref(), d.request_body),
         response: field("response", raw.response.as_ref(), d.response),
         idle: field("idle", raw.idle.as_ref(), d.idle),
         upstream_idle: field("upstream_idle", raw.upstream_idle.as_ref(), d.upstream_idle),
@@ -1217,7 +1225,7 @@ tls:
   certs: [{ cert: a.pem, key: a.key }]
   min_version: \"1.3\"
   session_tickets: false
-timeouts: { connect: 1s, request_headers: 2s, response: 3s, idle: 4s, upstream_idle: 5s, drain: 6s }
+timeouts: { connect: 1s, request_headers: 2s, request_body: 7s, response: 3s, idle: 4s, upstream_idle: 5s, drain: 6s }
 limits: { max_requests: 7, max_connections_per_client: 0, max_header_count: 9, max_header_bytes: 10000, max_h2_streams: 11 }
 rate_limit: { requests: 50, per: 10s, burst: 60 }
 routes:
@@ -1241,6 +1249,7 @@ pools:
         assert_eq!(tls.min_version, TlsVersion::Tls13);
         assert!(!tls.session_tickets);
         assert_eq!(tier.timeouts.drain, Duration::from_secs(6));
+        assert_eq!(tier.timeouts.request_body, Duration::from_secs(7));
         assert_eq!(tier.limits.max_h2_streams, 11);
         assert_eq!(
             tier.rate_limit,

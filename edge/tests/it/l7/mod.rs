@@ -2,6 +2,7 @@
 //! backends, driven by raw HTTP/1.1, hyper (HTTP/2, h2c) and rustls
 //! clients.
 
+mod abuse;
 mod balancing;
 mod lifecycle;
 mod protocols;

@@ -1,0 +1,158 @@
+//! The client's request body on its way to a backend, cut off when the
+//! client pauses longer than `timeouts.request_body` between two pieces
+//! (nginx's `client_body_timeout`): a client trickling its body cannot hold
+//! a backend connection for as long as it likes.
+//!
+//! Its errors — that timeout, or the client's connection failing mid-body
+//! — are marked as the client's ([`ClientBodyError`]), so the proxy answers
+//! them itself and never counts them against the backend server.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the client's body stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBodyError {
+    /// No piece of the body within the timeout.
+    #[error("the client sent no request body for {0:?}")]
+    TooSlow(Duration),
+    /// The client's connection failed mid-body.
+    #[error("reading the client's request body: {0}")]
+    Read(#[source] BoxError),
+}
+
+impl ClientBodyError {
+    /// Whether `error` (from sending a request upstream) was caused by the
+    /// client's body rather than the backend.
+    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClientBodyError> {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            if let Some(found) = error.downcast_ref::<ClientBodyError>() {
+                return Some(found);
+            }
+            next = error.source();
+        }
+        None
+    }
+}
+
+/// A request body with a deadline between pieces.
+pub struct ClientBody<B> {
+    inner: B,
+    pause: Duration,
+    /// Armed when the body first makes the proxy wait, reset by each piece.
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl<B> ClientBody<B> {
+    /// `inner`, cut off after `pause` without a piece.
+    pub fn new(inner: B, pause: Duration) -> Self {
+        Self {
+            inner,
+            pause,
+            deadline: None,
+        }
+    }
+}
+
+impl<B> Body for ClientBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if let Some(deadline) = &mut this.deadline {
+                    deadline.as_mut().reset(Instant::now() + this.pause);
+                }
+                Poll::Ready(frame.map(|f| f.map_err(|e| ClientBodyError::Read(e.into()))))
+            }
+            Poll::Pending => {
+                let pause = this.pause;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+                ready!(deadline.as_mut().poll(cx));
+                Poll::Ready(Some(Err(ClientBodyError::TooSlow(pause))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::sync::mpsc;
+
+    /// A body whose pieces the test sends.
+    struct Pieces(mpsc::Receiver<Bytes>);
+
+    impl Body for Pieces {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|piece| piece.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_longer_than_the_timeout_ends_the_body_with_an_error() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut body = ClientBody::new(Pieces(rx), Duration::from_secs(5));
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        // Pauses shorter than the timeout, each followed by a piece, are fine.
+        for _ in 0..3 {
+            let sender = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                sender.send(Bytes::from_static(b"b")).await.unwrap();
+            });
+            assert!(body.frame().await.unwrap().is_ok());
+        }
+        let started = Instant::now();
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert!(matches!(error, ClientBodyError::TooSlow(_)), "{error}");
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        drop(tx);
+    }
+
+    #[test]
+    fn the_error_is_found_behind_the_errors_that_wrap_it() {
+        let inner = ClientBodyError::TooSlow(Duration::from_secs(1));
+        let wrapped = std::io::Error::other(inner);
+        assert!(ClientBodyError::find(&wrapped).is_some());
+        let unrelated = std::io::Error::other("backend reset");
+        assert!(ClientBodyError::find(&unrelated).is_none());
+    }
+}
