@@ -138,25 +138,31 @@ impl Metrics {
         self.queries_total.load(Ordering::Relaxed)
     }
 
-    /// Counts one answered query.
-    pub fn record_query(&self, qtype: &'static str, rcode: &'static str, region: Option<&str>) {
-        self.queries_total.fetch_add(1, Ordering::Relaxed);
+    /// Counts `n` answered queries with the same labels.
+    pub fn record_queries(
+        &self,
+        qtype: &'static str,
+        rcode: &'static str,
+        region: Option<&str>,
+        n: u64,
+    ) {
+        self.queries_total.fetch_add(n, Ordering::Relaxed);
         self.queries
             .get_or_create(&QueryLabels {
                 qtype,
                 rcode,
                 region: region.unwrap_or_default().to_owned(),
             })
-            .inc();
+            .inc_by(n);
     }
 
-    /// Counts a geo decision by where the client address came from.
-    pub fn record_client_source(&self, from_ecs: bool) {
+    /// Counts `n` geo decisions by where the client address came from.
+    pub fn record_client_sources(&self, from_ecs: bool, n: u64) {
         self.client_source
             .get_or_create(&SourceLabels {
                 source: if from_ecs { "ecs" } else { "resolver" },
             })
-            .inc();
+            .inc_by(n);
     }
 
     /// Counts one probe result.

@@ -146,9 +146,9 @@ pub(crate) fn answer(
             .and_then(|d| d.chosen.first())
             .map(|id| state.topology.region(*id).name.as_str());
         if geo.decision.is_some() {
-            metrics.record_client_source(client.ecs.is_some());
+            metrics.record_client_sources(client.ecs.is_some(), 1);
         }
-        metrics.record_query(qtype_label(qtype), outcome_label(outcome), region);
+        metrics.record_queries(qtype_label(qtype), outcome_label(outcome), region, 1);
     }
     reply
 }

@@ -409,16 +409,13 @@ impl FastPath {
 
     fn replay_counts(&self) {
         let pending = std::mem::take(&mut *lock(&self.pending));
-        // The metrics count one query per call; a bulk call would save this
-        // loop, which runs here rather than on the workers.
         for ((qtype, rcode, region), n) in pending.queries {
-            for _ in 0..n {
-                self.metrics.record_query(qtype, rcode, region.as_deref());
-            }
+            self.metrics
+                .record_queries(qtype, rcode, region.as_deref(), n);
         }
         for (from_ecs, n) in [(false, pending.sources[0]), (true, pending.sources[1])] {
-            for _ in 0..n {
-                self.metrics.record_client_source(from_ecs);
+            if n > 0 {
+                self.metrics.record_client_sources(from_ecs, n);
             }
         }
     }
