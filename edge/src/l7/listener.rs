@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -28,6 +29,11 @@ const MAX_PROXY_V2: u16 = 1024;
 
 /// Accepts connections on `listener` until `drain` is cancelled, then
 /// drops the listener (new connections are refused).
+///
+/// Connections the kernel has already completed but not yet handed over
+/// (the accept queue) are accepted and served before the listener closes:
+/// closing a listening socket resets them, and the L4 tier, which saw its
+/// connect succeed, cannot send their requests elsewhere.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     kind: ListenerKind,
@@ -36,14 +42,22 @@ pub(crate) async fn accept_loop(
     drain: CancellationToken,
     force: CancellationToken,
 ) {
+    let spawn = |stream: TcpStream, peer| {
+        let _ = stream.set_nodelay(true);
+        tracker.spawn(connection(
+            stream,
+            peer,
+            kind,
+            shared.clone(),
+            drain.clone(),
+            force.clone(),
+        ));
+    };
     loop {
         tokio::select! {
             () = drain.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tracker.spawn(connection(stream, peer, kind, shared.clone(), drain.clone(), force.clone()));
-                }
+                Ok((stream, peer)) => spawn(stream, peer),
                 Err(error) => {
                     // EMFILE and friends: back off instead of spinning.
                     warn!(listener = kind.name(), "accept failed: {error}");
@@ -51,6 +65,30 @@ pub(crate) async fn accept_loop(
                 }
             }
         }
+    }
+    // Ask the kernel itself what is queued: the reactor may not have seen
+    // the latest connections yet.
+    let Ok(listener) = listener.into_std() else {
+        return;
+    };
+    let mut late = 0;
+    while let Ok((stream, peer)) = listener.accept() {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        {
+            Ok(stream) => {
+                late += 1;
+                spawn(stream, peer);
+            }
+            Err(error) => debug!(%peer, "cannot serve a queued connection: {error}"),
+        }
+    }
+    if late > 0 {
+        debug!(
+            listener = kind.name(),
+            late, "served the accept queue before closing"
+        );
     }
 }
 
@@ -139,44 +177,163 @@ async fn connection(
     });
     let max_head = tier.limits.max_header_bytes as usize;
     let http2 = tier.http2;
+    let first_request_grace = header_timeout.min(FIRST_REQUEST_GRACE);
     drop(snapshot);
-    match (kind, &shared.tls) {
-        (ListenerKind::Https, Some(tls)) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.load_full());
-            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    debug!(%client, "TLS handshake failed: {error}");
-                    shared
-                        .metrics
-                        .connection_error(kind.name(), "tls_handshake");
-                    return;
+    let first_bytes = Arc::new(Notify::new());
+    let drain = hold_drain(drain, first_bytes.clone(), first_request_grace);
+    let serve = async move {
+        match (kind, &shared.tls) {
+            (ListenerKind::Https, Some(tls)) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.load_full());
+                let stream =
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            debug!(%client, "TLS handshake failed: {error}");
+                            shared
+                                .metrics
+                                .connection_error(kind.name(), "tls_handshake");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%client, "TLS handshake timed out");
+                            shared
+                                .metrics
+                                .connection_error(kind.name(), "tls_handshake");
+                            return;
+                        }
+                    };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                let stream = Watched::new(stream, first_bytes);
+                if h2 {
+                    serve_connection(stream, Protocol::Http2, info, shared, drain.token, force)
+                        .await;
+                } else {
+                    let io = Guarded::new(stream, framing_conflict, max_head);
+                    serve_connection(io, Protocol::Http1, info, shared, drain.token, force).await;
                 }
-                Err(_) => {
-                    debug!(%client, "TLS handshake timed out");
-                    shared
-                        .metrics
-                        .connection_error(kind.name(), "tls_handshake");
-                    return;
-                }
-            };
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            if h2 {
-                serve_connection(stream, Protocol::Http2, info, shared, drain, force).await;
-            } else {
-                let io = Guarded::new(stream, framing_conflict, max_head);
-                serve_connection(io, Protocol::Http1, info, shared, drain, force).await;
+            }
+            _ => {
+                let protocol = if http2 {
+                    Protocol::Auto
+                } else {
+                    Protocol::Http1
+                };
+                let io = Guarded::new(
+                    Watched::new(stream, first_bytes),
+                    framing_conflict,
+                    max_head,
+                );
+                serve_connection(io, protocol, info, shared, drain.token, force).await;
             }
         }
-        _ => {
-            let protocol = if http2 {
-                Protocol::Auto
-            } else {
-                Protocol::Http1
-            };
-            let io = Guarded::new(stream, framing_conflict, max_head);
-            serve_connection(io, protocol, info, shared, drain, force).await;
+    };
+    tokio::select! {
+        () = serve => {}
+        () = drain.relay => {}
+    }
+}
+
+/// Longest a connection that has not sent its first request yet holds up
+/// its part of a drain (at most `timeouts.request_headers`).
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// A connection's own drain signal and the future that fires it.
+struct HeldDrain<F> {
+    token: CancellationToken,
+    relay: F,
+}
+
+/// The node's `drain`, passed on to one connection only once its first
+/// bytes have been read (or `grace` has passed since the drain began).
+///
+/// hyper closes a connection that has not read anything yet as soon as it
+/// is asked to shut down gracefully, so a request already on its way — the
+/// L4 tier forwarded it right behind the PROXY header — would be lost,
+/// and the client would see the connection close with no response. Once
+/// the first request is read, a graceful shutdown answers it (with
+/// `Connection: close`) and then closes.
+fn hold_drain(
+    drain: CancellationToken,
+    first_bytes: Arc<Notify>,
+    grace: Duration,
+) -> HeldDrain<impl std::future::Future<Output = ()>> {
+    let token = CancellationToken::new();
+    let own = token.clone();
+    let relay = async move {
+        drain.cancelled().await;
+        tokio::select! {
+            () = first_bytes.notified() => {}
+            () = tokio::time::sleep(grace) => {}
         }
+        own.cancel();
+        // The connection ends the select it runs in.
+        std::future::pending::<()>().await;
+    };
+    HeldDrain { token, relay }
+}
+
+/// A stream that signals when its first bytes are read.
+pub struct Watched<IO> {
+    inner: IO,
+    first: Option<Arc<Notify>>,
+}
+
+impl<IO> Watched<IO> {
+    /// Wraps `inner`; `first` is notified once, at the first bytes read.
+    pub fn new(inner: IO, first: Arc<Notify>) -> Self {
+        Self {
+            inner,
+            first: Some(first),
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        if buf.filled().len() > before
+            && let Some(first) = self.first.take()
+        {
+            // A stored permit: the waiter may come later.
+            first.notify_one();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

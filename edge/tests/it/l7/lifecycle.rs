@@ -57,6 +57,38 @@ async fn shutdown_drains_requests_in_flight_and_refuses_new_connections() {
 }
 
 #[tokio::test]
+async fn a_request_arriving_on_a_fresh_connection_as_the_drain_starts_is_answered() {
+    // The L4 tier connects, and the client's request follows right behind;
+    // a drain starting in between used to close the connection unanswered.
+    let b = TestBackend::start("b0").await;
+    let proxy = Proxy::start(spec(&web(&servers(&[&b])))).await;
+    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+    let metrics = proxy.handle.clone();
+    wait_until(|| async {
+        metrics
+            .metrics_text()
+            .contains("edge_l7_open_connections{listener=\"http\"} 1")
+    })
+    .await;
+    let handle = proxy.handle.clone();
+    proxy.shutdown.cancel();
+    wait_until(|| async { handle.health().0 == 503 }).await;
+    let raw = exchange(
+        &mut stream,
+        b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
+    )
+    .await;
+    let reply = parse(&raw).expect("an answer, not a closed connection");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("connection"), Some("close"));
+    tokio::time::timeout(PATIENCE, proxy.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
 async fn the_drain_deadline_closes_what_is_left() {
     let b = TestBackend::start("b0").await;
     let proxy = Proxy::start(spec(&format!(
