@@ -5,6 +5,7 @@
 //! where `cargo test --workspace` builds them.
 
 use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -85,10 +86,23 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` (`"HUP"`, `"TERM"`, …) as `kill(1)` would.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill(1)");
+        assert!(
+            status.success(),
+            "kill -{signal} {}: {status}",
+            self.child.id()
+        );
+    }
+
     /// Sends SIGTERM and waits for the exit status (bounded).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.signal("TERM");
         let deadline = std::time::Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -100,6 +114,22 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends SIGKILL and waits for the process to be gone: a crash, with
+    /// no chance to drain.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything printed so far (what is waiting is read first), for
+    /// failure messages.
+    pub fn log_text(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        self.log.join("\n")
     }
 
     /// The process id.
@@ -129,23 +159,116 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// ports and a state file of its own; returns the daemon and the DNS
 /// address.
 pub fn start_gslb(config: &std::path::Path) -> (Daemon, std::net::SocketAddr) {
-    let state = temp_dir("gslb-state").join("state.json");
-    let mut command = Command::new(binary("gslb"));
-    command
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .arg("--state-file")
-        .arg(state);
-    let mut daemon = Daemon::spawn(command);
-    let line = daemon.wait_for("serving DNS");
-    let addr = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("listen="))
+    let gslb = Gslb::start(config, &temp_dir("gslb-state").join("state.json"), &[]);
+    (gslb.daemon, gslb.dns)
+}
+
+/// A running `gslb` and where it listens.
+pub struct Gslb {
+    /// The process.
+    pub daemon: Daemon,
+    /// Its first DNS address.
+    pub dns: SocketAddr,
+    /// Its admin API.
+    pub admin: SocketAddr,
+}
+
+impl Gslb {
+    /// Starts `gslb` on `config` with DNS and the admin API on free
+    /// loopback ports, `state` as its state file and `env` added to its
+    /// environment; returns once it serves DNS.
+    pub fn start(config: &std::path::Path, state: &std::path::Path, env: &[(&str, &str)]) -> Gslb {
+        let mut command = Command::new(binary("gslb"));
+        command
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg("--state-file")
+            .arg(state)
+            .envs(env.iter().copied());
+        let mut daemon = Daemon::spawn(command);
+        // The admin API is announced first.
+        let admin = word_after(&daemon.wait_for("admin API listening"), "admin=");
+        let dns = word_after(&daemon.wait_for("serving DNS"), "listen=");
+        Gslb { daemon, dns, admin }
+    }
+}
+
+/// The first address in the `key`-prefixed word of a log line.
+fn word_after(line: &str, key: &str) -> SocketAddr {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(key))
         .and_then(|addrs| addrs.split(',').next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no listen= address in {line:?}"));
-    (daemon, addr)
+        .and_then(|addr| addr.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("no {key} address in {line:?}"))
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The example topology (`examples/three-regions.yaml`) moved to the
+/// loopback network `127.NET.0.0/16` with free ports, so a test runs beside
+/// anything else (the README's `gtm up`, another test). Region N's
+/// addresses become `127.NET.N.x`.
+pub struct FullTopology {
+    /// The file's text.
+    pub yaml: String,
+    /// The VIPs' (and L7 nodes') HTTP port.
+    pub http_port: u16,
+    /// The port of every L4 and L7 node's admin endpoint (each on its own
+    /// address).
+    pub edge_admin_port: u16,
+}
+
+/// See [`FullTopology`].
+pub fn full_topology(net: u8) -> FullTopology {
+    let (dns, admin, http, https, edge_admin) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let examples = examples_dir().canonicalize().unwrap();
+    let mut text = std::fs::read_to_string(examples.join("three-regions.yaml"))
+        .unwrap()
+        // Paths in the file are relative to it; the copy lives elsewhere.
+        .replace(
+            "cert: certs/",
+            &format!("cert: {}/certs/", examples.display()),
+        )
+        .replace(
+            "key: certs/",
+            &format!("key: {}/certs/", examples.display()),
+        );
+    if !text.contains("proxy_protocol:") {
+        // The L4 tier announces clients with PROXY v2; the L7 nodes must
+        // expect it.
+        text = text.replace("      routes:", "      proxy_protocol: true\n      routes:");
+    }
+    let yaml = text
+        .replace("127.0.0.1:5353", &format!("127.{net}.0.1:{dns}"))
+        .replace("127.0.0.1:5380", &format!("127.{net}.0.1:{admin}"))
+        .replace("value: 127.0.0.1 }", &format!("value: 127.{net}.0.1 }}"))
+        .replace("http: 8080", &format!("http: {http}"))
+        .replace("https: 8443", &format!("https: {https}"))
+        .replace(":9100", &format!(":{edge_admin}"))
+        .replace("127.0.1.", &format!("127.{net}.1."))
+        .replace("127.0.2.", &format!("127.{net}.2."))
+        .replace("127.0.3.", &format!("127.{net}.3."));
+    FullTopology {
+        yaml,
+        http_port: http,
+        edge_admin_port: edge_admin,
+    }
 }
 
 /// The repository's `examples/` directory.
@@ -201,5 +324,502 @@ pub fn output_within(mut command: Command, limit: Duration) -> std::process::Out
         status,
         stdout,
         stderr,
+    }
+}
+
+/// A small blocking HTTP/1.1 client, enough to drive the proxies the way
+/// curl does: one request at a time, keep-alive or a new connection per
+/// request, `Content-Length` or chunked bodies.
+pub mod http {
+    use std::io::{self, BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    /// How long a connection attempt may take.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// How long a response may take.
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A response, body read in full.
+    #[derive(Debug)]
+    pub struct Response {
+        /// The status code.
+        pub status: u16,
+        /// Header fields, names in lowercase, in order.
+        pub headers: Vec<(String, String)>,
+        /// The body.
+        pub body: Vec<u8>,
+    }
+
+    impl Response {
+        /// The first value of header `name` (lowercase).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// The body as text.
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+    }
+
+    /// Why a request got no response.
+    #[derive(Debug)]
+    pub struct Error {
+        /// `connect`, `send` or `receive`.
+        pub stage: &'static str,
+        /// Whether it went over a kept-alive connection that had served a
+        /// request before.
+        pub reused: bool,
+        /// Whether any byte of a response arrived.
+        pub partial: bool,
+        /// The underlying error.
+        pub source: io::Error,
+    }
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "{} failed ({} connection{}): {}",
+                self.stage,
+                if self.reused { "reused" } else { "new" },
+                if self.partial {
+                    ", after part of a response"
+                } else {
+                    ""
+                },
+                self.source
+            )
+        }
+    }
+
+    /// A client of one address.
+    pub struct Client {
+        addr: SocketAddr,
+        keep_alive: bool,
+        host: String,
+        conn: Option<BufReader<TcpStream>>,
+        /// Requests sent again on a new connection (see [`Client::get`]).
+        pub retries: u64,
+        /// Connections opened.
+        pub connections: u64,
+    }
+
+    impl Client {
+        /// A client of `addr` that keeps its connection open between
+        /// requests (`keep_alive`) or opens one per request.
+        pub fn new(addr: SocketAddr, keep_alive: bool) -> Client {
+            Client {
+                addr,
+                keep_alive,
+                host: "www.example.com".to_owned(),
+                conn: None,
+                retries: 0,
+                connections: 0,
+            }
+        }
+
+        /// `GET path`; see [`Client::send`].
+        pub fn get(&mut self, path: &str) -> Result<Response, Error> {
+            self.send("GET", path, &[], b"")
+        }
+
+        /// Sends `method path` with `headers` and `body`. Like curl (and
+        /// Go's `net/http`), an idempotent request (GET, HEAD) that went
+        /// over a reused keep-alive connection and got no byte of a
+        /// response back — the server closed the idle connection as the
+        /// request left — is sent once more on a new connection; nothing
+        /// else is retried.
+        pub fn send(
+            &mut self,
+            method: &str,
+            path: &str,
+            headers: &[(&str, &str)],
+            body: &[u8],
+        ) -> Result<Response, Error> {
+            match self.attempt(method, path, headers, body) {
+                Err(e) if e.reused && !e.partial && matches!(method, "GET" | "HEAD") => {
+                    self.retries += 1;
+                    self.attempt(method, path, headers, body)
+                }
+                other => other,
+            }
+        }
+
+        fn attempt(
+            &mut self,
+            method: &str,
+            path: &str,
+            headers: &[(&str, &str)],
+            body: &[u8],
+        ) -> Result<Response, Error> {
+            let reused = self.conn.is_some();
+            let fail = |stage, partial, source| Error {
+                stage,
+                reused,
+                partial,
+                source,
+            };
+            let mut conn = match self.conn.take() {
+                Some(conn) => conn,
+                None => {
+                    let stream = TcpStream::connect_timeout(&self.addr, CONNECT_TIMEOUT)
+                        .map_err(|e| fail("connect", false, e))?;
+                    stream
+                        .set_read_timeout(Some(READ_TIMEOUT))
+                        .and_then(|()| stream.set_write_timeout(Some(READ_TIMEOUT)))
+                        .and_then(|()| stream.set_nodelay(true))
+                        .map_err(|e| fail("connect", false, e))?;
+                    self.connections += 1;
+                    BufReader::new(stream)
+                }
+            };
+            let mut request = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gtm-system-tests\r\n",
+                self.host
+            );
+            if !self.keep_alive {
+                request.push_str("Connection: close\r\n");
+            }
+            for (name, value) in headers {
+                request.push_str(&format!("{name}: {value}\r\n"));
+            }
+            if !body.is_empty() || method == "POST" {
+                request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            request.push_str("\r\n");
+            let mut bytes = request.into_bytes();
+            bytes.extend_from_slice(body);
+            conn.get_mut()
+                .write_all(&bytes)
+                .map_err(|e| fail("send", false, e))?;
+            let (response, partial) = read_response(&mut conn, method == "HEAD");
+            let response = response.map_err(|e| fail("receive", partial, e))?;
+            let close = response
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+            if self.keep_alive && !close {
+                self.conn = Some(conn);
+            }
+            Ok(response)
+        }
+    }
+
+    /// One response; the flag says whether any byte of it arrived.
+    fn read_response(conn: &mut BufReader<TcpStream>, head: bool) -> (io::Result<Response>, bool) {
+        let mut line = String::new();
+        match conn.read_line(&mut line) {
+            Ok(0) => {
+                return (
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed before a response",
+                    )),
+                    false,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return (Err(e), false),
+        }
+        (read_rest(conn, &line, head), true)
+    }
+
+    fn read_rest(
+        conn: &mut BufReader<TcpStream>,
+        status_line: &str,
+        head: bool,
+    ) -> io::Result<Response> {
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| bad(&format!("bad status line {status_line:?}")))?;
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line)? == 0 {
+                return Err(bad("connection closed in the headers"));
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').ok_or_else(|| bad(line))?;
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head || matches!(status, 100..=199 | 204 | 304) {
+            // No body.
+        } else if let Some(length) = response.header("content-length") {
+            let length = length.parse().map_err(|_| bad("bad Content-Length"))?;
+            response.body.resize(length, 0);
+            conn.read_exact(&mut response.body)?;
+        } else if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                conn.read_line(&mut size)?;
+                let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| bad("bad chunk size"))?;
+                let start = response.body.len();
+                response.body.resize(start + size, 0);
+                conn.read_exact(&mut response.body[start..])?;
+                let mut end = String::new();
+                conn.read_line(&mut end)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            conn.read_to_end(&mut response.body)?;
+        }
+        Ok(response)
+    }
+
+    /// `GET path` from `addr` on a new connection, as `curl` would.
+    pub fn get(addr: SocketAddr, path: &str) -> Result<Response, Error> {
+        Client::new(addr, false).get(path)
+    }
+
+    /// `POST path` with `body` and `headers` to `addr` on a new connection.
+    pub fn post(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Response, Error> {
+        Client::new(addr, false).send("POST", path, headers, body.as_bytes())
+    }
+}
+
+/// Just enough JSON to read the binaries' output in assertions (the test
+/// crate has no JSON dependency).
+pub mod json {
+    use std::ops::Index;
+
+    /// A JSON value; indexing a missing key or item gives `Null`.
+    #[derive(Clone, Debug, PartialEq)]
+    #[allow(missing_docs)]
+    pub enum Value {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Value>),
+        Obj(Vec<(String, Value)>),
+    }
+
+    static NULL: Value = Value::Null;
+
+    impl Value {
+        /// The string; panics on anything else.
+        pub fn str(&self) -> &str {
+            match self {
+                Value::Str(s) => s,
+                other => panic!("not a string: {other:?}"),
+            }
+        }
+
+        /// The number; panics on anything else.
+        pub fn num(&self) -> f64 {
+            match self {
+                Value::Num(n) => *n,
+                other => panic!("not a number: {other:?}"),
+            }
+        }
+
+        /// The array's items; panics on anything else.
+        pub fn items(&self) -> &[Value] {
+            match self {
+                Value::Arr(items) => items,
+                other => panic!("not an array: {other:?}"),
+            }
+        }
+    }
+
+    impl Index<&str> for Value {
+        type Output = Value;
+        fn index(&self, key: &str) -> &Value {
+            match self {
+                Value::Obj(fields) => fields
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(&NULL, |(_, v)| v),
+                _ => &NULL,
+            }
+        }
+    }
+
+    impl Index<usize> for Value {
+        type Output = Value;
+        fn index(&self, index: usize) -> &Value {
+            match self {
+                Value::Arr(items) => items.get(index).unwrap_or(&NULL),
+                _ => &NULL,
+            }
+        }
+    }
+
+    /// Parses one JSON document; panics with the position on bad input.
+    pub fn parse(text: &str) -> Value {
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            at: 0,
+        };
+        let value = parser.value();
+        parser.space();
+        assert_eq!(parser.at, parser.bytes.len(), "trailing text in {text}");
+        value
+    }
+
+    struct Parser<'a> {
+        bytes: &'a [u8],
+        at: usize,
+    }
+
+    impl Parser<'_> {
+        fn space(&mut self) {
+            while self.bytes.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+                self.at += 1;
+            }
+        }
+
+        fn eat(&mut self, byte: u8) {
+            self.space();
+            assert_eq!(self.bytes.get(self.at), Some(&byte), "at byte {}", self.at);
+            self.at += 1;
+        }
+
+        fn literal(&mut self, word: &str, value: Value) -> Value {
+            assert!(
+                self.bytes[self.at..].starts_with(word.as_bytes()),
+                "at byte {}",
+                self.at
+            );
+            self.at += word.len();
+            value
+        }
+
+        fn value(&mut self) -> Value {
+            self.space();
+            match self.bytes.get(self.at) {
+                Some(b'{') => {
+                    self.at += 1;
+                    let mut fields = Vec::new();
+                    self.space();
+                    if self.bytes.get(self.at) == Some(&b'}') {
+                        self.at += 1;
+                        return Value::Obj(fields);
+                    }
+                    loop {
+                        self.space();
+                        let key = self.string();
+                        self.eat(b':');
+                        fields.push((key, self.value()));
+                        self.space();
+                        match self.bytes.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            _ => break,
+                        }
+                    }
+                    self.eat(b'}');
+                    Value::Obj(fields)
+                }
+                Some(b'[') => {
+                    self.at += 1;
+                    let mut items = Vec::new();
+                    self.space();
+                    if self.bytes.get(self.at) == Some(&b']') {
+                        self.at += 1;
+                        return Value::Arr(items);
+                    }
+                    loop {
+                        items.push(self.value());
+                        self.space();
+                        match self.bytes.get(self.at) {
+                            Some(b',') => self.at += 1,
+                            _ => break,
+                        }
+                    }
+                    self.eat(b']');
+                    Value::Arr(items)
+                }
+                Some(b'"') => Value::Str(self.string()),
+                Some(b't') => self.literal("true", Value::Bool(true)),
+                Some(b'f') => self.literal("false", Value::Bool(false)),
+                Some(b'n') => self.literal("null", Value::Null),
+                _ => {
+                    let start = self.at;
+                    while self
+                        .bytes
+                        .get(self.at)
+                        .is_some_and(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
+                    {
+                        self.at += 1;
+                    }
+                    let number = std::str::from_utf8(&self.bytes[start..self.at]).unwrap();
+                    Value::Num(
+                        number
+                            .parse()
+                            .unwrap_or_else(|_| panic!("bad number {number:?} at byte {start}")),
+                    )
+                }
+            }
+        }
+
+        fn string(&mut self) -> String {
+            self.eat(b'"');
+            let mut out = Vec::new();
+            loop {
+                let byte = self.bytes[self.at];
+                self.at += 1;
+                match byte {
+                    b'"' => break,
+                    b'\\' => {
+                        let escaped = self.bytes[self.at];
+                        self.at += 1;
+                        match escaped {
+                            b'n' => out.push(b'\n'),
+                            b't' => out.push(b'\t'),
+                            b'r' => out.push(b'\r'),
+                            b'b' => out.push(8),
+                            b'f' => out.push(12),
+                            b'u' => {
+                                let hex =
+                                    std::str::from_utf8(&self.bytes[self.at..self.at + 4]).unwrap();
+                                self.at += 4;
+                                let c = char::from_u32(u32::from_str_radix(hex, 16).unwrap())
+                                    .unwrap_or('\u{fffd}');
+                                out.extend(c.to_string().bytes());
+                            }
+                            other => out.push(other),
+                        }
+                    }
+                    other => out.push(other),
+                }
+            }
+            String::from_utf8(out).unwrap()
+        }
+    }
+
+    #[test]
+    fn the_parser_reads_what_serde_json_writes() {
+        let value = parse(r#"{ "a": [1, -2.5e1, "x\"\u00e9"], "b": { "c": null, "d": true } }"#);
+        assert_eq!(value["a"][1].num(), -25.0);
+        assert_eq!(value["a"][2].str(), "x\"é");
+        assert_eq!(value["b"]["c"], Value::Null);
+        assert_eq!(value["b"]["d"], Value::Bool(true));
+        assert_eq!(value["missing"], Value::Null);
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use system_tests::{binary, examples_dir, output_within};
+use system_tests::{binary, examples_dir, free_port, full_topology, http, json, output_within};
 
 /// Longest any one gtm command may run in these tests.
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
@@ -86,17 +86,6 @@ fn describe(output: &Output) -> String {
 fn expect(output: Output, code: i32) -> String {
     assert_eq!(output.status.code(), Some(code), "{}", describe(&output));
     text(&output.stdout)
-}
-
-/// A port free on 127.0.0.1 for both TCP and UDP.
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 fn port_is_free(addr: SocketAddr) -> bool {
@@ -492,85 +481,27 @@ fn help_and_completions() {
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
 }
 
-/// The example's shape with every address moved to its own loopback /16
-/// and free ports, so the test runs beside anything else (the README's
-/// `gtm up`, another test).
-fn full_topology(net: u8) -> String {
-    let (dns, admin, http, https, l7_admin) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    let examples = examples_dir().canonicalize().unwrap();
-    let mut text = std::fs::read_to_string(examples.join("three-regions.yaml"))
-        .unwrap()
-        // Paths in the file are relative to it; the copy lives elsewhere.
-        .replace(
-            "cert: certs/",
-            &format!("cert: {}/certs/", examples.display()),
-        )
-        .replace(
-            "key: certs/",
-            &format!("key: {}/certs/", examples.display()),
-        );
-    if !text.contains("proxy_protocol:") {
-        // The L4 tier announces clients with PROXY v2; the L7 nodes must
-        // expect it.
-        text = text.replace("      routes:", "      proxy_protocol: true\n      routes:");
-    }
-    text.replace("127.0.0.1:5353", &format!("127.{net}.0.1:{dns}"))
-        .replace("127.0.0.1:5380", &format!("127.{net}.0.1:{admin}"))
-        .replace("value: 127.0.0.1 }", &format!("value: 127.{net}.0.1 }}"))
-        .replace("http: 8080", &format!("http: {http}"))
-        .replace("https: 8443", &format!("https: {https}"))
-        .replace(":9100", &format!(":{l7_admin}"))
-        .replace("127.0.1.", &format!("127.{net}.1."))
-        .replace("127.0.2.", &format!("127.{net}.2."))
-        .replace("127.0.3.", &format!("127.{net}.3."))
-}
-
-/// `GET /` through `addr`, as curl would: the response text.
-fn http_get(addr: SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: www.example.com\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response
-}
-
 #[test]
 fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection_time() {
     let scratch = Scratch::new("full");
     let state = scratch.state();
     let net = 100 + (std::process::id() % 100) as u8;
-    let file = scratch.write("topology.yaml", &full_topology(net));
+    let topology = full_topology(net);
+    let file = scratch.write("topology.yaml", &topology.yaml);
     let out = expect(gtm(&state, &["up", file.to_str().unwrap()]), 0);
     assert!(out.contains("16 component(s) started"), "{out}");
     let status = json::parse(&expect(gtm(&state, &["status", "--json"]), 0));
     for (index, region) in ["us-east", "eu-west", "ap-south"].into_iter().enumerate() {
         let vip = status["regions"][index]["ipv4"].str().to_owned();
-        let port: u16 = std::fs::read_to_string(&file)
-            .unwrap()
-            .split("http: ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap();
-        let response = http_get(SocketAddr::new(vip.parse().unwrap(), port));
+        let vip = SocketAddr::new(vip.parse().unwrap(), topology.http_port);
+        let response = http::get(vip, "/").unwrap_or_else(|e| panic!("{region}: GET {vip}: {e}"));
+        assert_eq!(response.status, 200, "{region}: {response:?}");
         assert!(
-            response.contains(&format!("({region})")),
-            "{region}: {response}"
+            response
+                .text()
+                .contains(&format!("\"region\":\"{region}\"")),
+            "{region}: {}",
+            response.text()
         );
     }
     let started = Instant::now();
@@ -616,221 +547,5 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
     expect(gtm(&state, &["down"]), 0);
     for pid in pids {
         assert!(!runs(pid), "pid {pid} still runs");
-    }
-}
-
-/// Just enough JSON to read gtm's output in assertions (the test crate has
-/// no JSON dependency).
-mod json {
-    use std::ops::Index;
-
-    #[derive(Clone, Debug, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Value>),
-        Obj(Vec<(String, Value)>),
-    }
-
-    static NULL: Value = Value::Null;
-
-    impl Value {
-        pub fn str(&self) -> &str {
-            match self {
-                Value::Str(s) => s,
-                other => panic!("not a string: {other:?}"),
-            }
-        }
-
-        pub fn num(&self) -> f64 {
-            match self {
-                Value::Num(n) => *n,
-                other => panic!("not a number: {other:?}"),
-            }
-        }
-
-        pub fn items(&self) -> &[Value] {
-            match self {
-                Value::Arr(items) => items,
-                other => panic!("not an array: {other:?}"),
-            }
-        }
-    }
-
-    impl Index<&str> for Value {
-        type Output = Value;
-        fn index(&self, key: &str) -> &Value {
-            match self {
-                Value::Obj(fields) => fields
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map_or(&NULL, |(_, v)| v),
-                _ => &NULL,
-            }
-        }
-    }
-
-    impl Index<usize> for Value {
-        type Output = Value;
-        fn index(&self, index: usize) -> &Value {
-            match self {
-                Value::Arr(items) => items.get(index).unwrap_or(&NULL),
-                _ => &NULL,
-            }
-        }
-    }
-
-    /// Parses one JSON document; panics with the position on bad input.
-    pub fn parse(text: &str) -> Value {
-        let mut parser = Parser {
-            bytes: text.as_bytes(),
-            at: 0,
-        };
-        let value = parser.value();
-        parser.space();
-        assert_eq!(parser.at, parser.bytes.len(), "trailing text in {text}");
-        value
-    }
-
-    struct Parser<'a> {
-        bytes: &'a [u8],
-        at: usize,
-    }
-
-    impl Parser<'_> {
-        fn space(&mut self) {
-            while self.bytes.get(self.at).is_some_and(u8::is_ascii_whitespace) {
-                self.at += 1;
-            }
-        }
-
-        fn eat(&mut self, byte: u8) {
-            self.space();
-            assert_eq!(self.bytes.get(self.at), Some(&byte), "at byte {}", self.at);
-            self.at += 1;
-        }
-
-        fn literal(&mut self, word: &str, value: Value) -> Value {
-            assert!(
-                self.bytes[self.at..].starts_with(word.as_bytes()),
-                "at byte {}",
-                self.at
-            );
-            self.at += word.len();
-            value
-        }
-
-        fn value(&mut self) -> Value {
-            self.space();
-            match self.bytes.get(self.at) {
-                Some(b'{') => {
-                    self.at += 1;
-                    let mut fields = Vec::new();
-                    self.space();
-                    if self.bytes.get(self.at) == Some(&b'}') {
-                        self.at += 1;
-                        return Value::Obj(fields);
-                    }
-                    loop {
-                        self.space();
-                        let key = self.string();
-                        self.eat(b':');
-                        fields.push((key, self.value()));
-                        self.space();
-                        match self.bytes.get(self.at) {
-                            Some(b',') => self.at += 1,
-                            _ => break,
-                        }
-                    }
-                    self.eat(b'}');
-                    Value::Obj(fields)
-                }
-                Some(b'[') => {
-                    self.at += 1;
-                    let mut items = Vec::new();
-                    self.space();
-                    if self.bytes.get(self.at) == Some(&b']') {
-                        self.at += 1;
-                        return Value::Arr(items);
-                    }
-                    loop {
-                        items.push(self.value());
-                        self.space();
-                        match self.bytes.get(self.at) {
-                            Some(b',') => self.at += 1,
-                            _ => break,
-                        }
-                    }
-                    self.eat(b']');
-                    Value::Arr(items)
-                }
-                Some(b'"') => Value::Str(self.string()),
-                Some(b't') => self.literal("true", Value::Bool(true)),
-                Some(b'f') => self.literal("false", Value::Bool(false)),
-                Some(b'n') => self.literal("null", Value::Null),
-                _ => {
-                    let start = self.at;
-                    while self
-                        .bytes
-                        .get(self.at)
-                        .is_some_and(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
-                    {
-                        self.at += 1;
-                    }
-                    let number = std::str::from_utf8(&self.bytes[start..self.at]).unwrap();
-                    Value::Num(
-                        number
-                            .parse()
-                            .unwrap_or_else(|_| panic!("bad number {number:?} at byte {start}")),
-                    )
-                }
-            }
-        }
-
-        fn string(&mut self) -> String {
-            self.eat(b'"');
-            let mut out = Vec::new();
-            loop {
-                let byte = self.bytes[self.at];
-                self.at += 1;
-                match byte {
-                    b'"' => break,
-                    b'\\' => {
-                        let escaped = self.bytes[self.at];
-                        self.at += 1;
-                        match escaped {
-                            b'n' => out.push(b'\n'),
-                            b't' => out.push(b'\t'),
-                            b'r' => out.push(b'\r'),
-                            b'b' => out.push(8),
-                            b'f' => out.push(12),
-                            b'u' => {
-                                let hex =
-                                    std::str::from_utf8(&self.bytes[self.at..self.at + 4]).unwrap();
-                                self.at += 4;
-                                let c = char::from_u32(u32::from_str_radix(hex, 16).unwrap())
-                                    .unwrap_or('\u{fffd}');
-                                out.extend(c.to_string().bytes());
-                            }
-                            other => out.push(other),
-                        }
-                    }
-                    other => out.push(other),
-                }
-            }
-            String::from_utf8(out).unwrap()
-        }
-    }
-
-    #[test]
-    fn the_parser_reads_what_serde_json_writes() {
-        let value = parse(r#"{ "a": [1, -2.5e1, "x\"\u00e9"], "b": { "c": null, "d": true } }"#);
-        assert_eq!(value["a"][1].num(), -25.0);
-        assert_eq!(value["a"][2].str(), "x\"é");
-        assert_eq!(value["b"]["c"], Value::Null);
-        assert_eq!(value["b"]["d"], Value::Bool(true));
-        assert_eq!(value["missing"], Value::Null);
     }
 }
