@@ -1,5 +1,6 @@
 //! End-to-end tests of the shipped binaries, run the way a user runs them.
 
+mod chaos;
 mod dns_client;
 mod gslb_binary;
 mod gslb_restart;
