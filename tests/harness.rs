@@ -403,7 +403,11 @@ pub mod http {
         keep_alive: bool,
         host: String,
         conn: Option<BufReader<TcpStream>>,
-        /// Requests sent again on a new connection (see [`Client::get`]).
+        /// Kept-alive connections found closed by the server before a
+        /// request was written on them, and replaced (as hyper's pool
+        /// does).
+        pub stale: u64,
+        /// Requests sent again on a new connection (see [`Client::send`]).
         pub retries: u64,
         /// Connections opened.
         pub connections: u64,
@@ -418,6 +422,7 @@ pub mod http {
                 keep_alive,
                 host: "www.example.com".to_owned(),
                 conn: None,
+                stale: 0,
                 retries: 0,
                 connections: 0,
             }
@@ -428,12 +433,13 @@ pub mod http {
             self.send("GET", path, &[], b"")
         }
 
-        /// Sends `method path` with `headers` and `body`. Like curl (and
-        /// Go's `net/http`), an idempotent request (GET, HEAD) that went
-        /// over a reused keep-alive connection and got no byte of a
-        /// response back — the server closed the idle connection as the
-        /// request left — is sent once more on a new connection; nothing
-        /// else is retried.
+        /// Sends `method path` with `headers` and `body`. A kept-alive
+        /// connection the server has closed is replaced before the request
+        /// is written (as hyper does). Like curl (and Go's `net/http`), an
+        /// idempotent request (GET, HEAD) that went over a reused
+        /// connection and got no byte of a response back — the server
+        /// closed the idle connection as the request left — is sent once
+        /// more on a new connection; nothing else is retried.
         pub fn send(
             &mut self,
             method: &str,
@@ -457,6 +463,14 @@ pub mod http {
             headers: &[(&str, &str)],
             body: &[u8],
         ) -> Result<Response, Error> {
+            if self
+                .conn
+                .as_ref()
+                .is_some_and(|c| closed_by_peer(c.get_ref()))
+            {
+                self.conn = None;
+                self.stale += 1;
+            }
             let reused = self.conn.is_some();
             let fail = |stage, partial, source| Error {
                 stage,
@@ -507,6 +521,18 @@ pub mod http {
             }
             Ok(response)
         }
+    }
+
+    /// Whether an idle connection has been closed (or has unexpected bytes
+    /// waiting), without blocking.
+    fn closed_by_peer(stream: &TcpStream) -> bool {
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let closed =
+            !matches!(stream.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        closed || stream.set_nonblocking(false).is_err()
     }
 
     /// One response; the flag says whether any byte of it arrived.

@@ -235,6 +235,8 @@ struct Outcome {
 struct ClientReport {
     keep_alive: bool,
     outcomes: Vec<Outcome>,
+    /// Kept-alive connections found closed before a request and replaced.
+    stale: u64,
     /// Requests sent again by curl's rule (see `http::Client::send`).
     retries: u64,
 }
@@ -303,6 +305,7 @@ impl Load {
                     ClientReport {
                         keep_alive,
                         outcomes,
+                        stale: client.stale,
                         retries: client.retries,
                     }
                 })
@@ -349,10 +352,11 @@ impl Drop for Load {
 /// Prints what the clients saw and returns every failure.
 fn summarise<'a>(what: &str, reports: &'a [ClientReport]) -> Vec<&'a Outcome> {
     let total: usize = reports.iter().map(|r| r.outcomes.len()).sum();
+    let stale: u64 = reports.iter().map(|r| r.stale).sum();
     let retries: u64 = reports.iter().map(|r| r.retries).sum();
     let failures: Vec<&Outcome> = reports.iter().flat_map(ClientReport::failures).collect();
     eprintln!(
-        "{what}: {total} requests from {} clients, {} failed, {retries} sent again on a new connection after the server closed a kept-alive one",
+        "{what}: {total} requests from {} clients, {} failed; {stale} kept-alive connections found closed and replaced before a request, {retries} requests sent again after one closed unanswered",
         reports.len(),
         failures.len()
     );
