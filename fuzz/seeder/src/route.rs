@@ -1,0 +1,74 @@
+//! Requests for `route_matcher`, in its input format: the host, the path
+//! and query, then `name: value` header lines, separated by newlines. The
+//! cases of edge/src/l7/route.rs's unit tests and of
+//! edge/tests/it/l7/routing.rs, whose routing tables the target combines.
+
+use crate::Seed;
+
+/// (name, host, path and query, headers).
+const REQUESTS: &[(&str, &str, &str, &[&str])] = &[
+    // route.rs: the_routing_table
+    ("www", "www.example.com", "/", &[]),
+    ("www-port-case", "WWW.Example.COM:8443", "/x", &[]),
+    ("www-trailing-dot", "www.example.com.", "/x", &[]),
+    ("static-under", "www.example.com", "/static/a.css", &[]),
+    ("static-bare", "www.example.com", "/static", &[]),
+    ("api", "www.example.com", "/api", &[]),
+    ("api-under-query", "www.example.com", "/api/users?id=1", &[]),
+    ("api-query", "www.example.com", "/api?id=1", &[]),
+    ("apix", "www.example.com", "/apix", &[]),
+    (
+        "rewrite-under-query",
+        "api.example.com",
+        "/v1/users?x=1",
+        &[],
+    ),
+    ("rewrite-exact", "api.example.com", "/v1", &[]),
+    ("rewrite-query", "api.example.com", "/v1?q", &[]),
+    ("strip-under", "api.example.com", "/strip/a/b", &[]),
+    ("strip-exact", "api.example.com", "/strip/", &[]),
+    ("api-host-no-route", "api.example.com", "/v2", &[]),
+    ("wildcard", "shop.apps.example.com", "/", &[]),
+    ("wildcard-deep", "a.b.apps.example.com", "/cart", &[]),
+    ("wildcard-parent", "apps.example.com", "/", &[]),
+    ("wildcard-lookalike", "xapps.example.com", "/", &[]),
+    ("other-host", "example.org", "/", &[]),
+    ("canary", "www.example.com", "/", &["x-canary: 1"]),
+    (
+        "canary-other-value",
+        "www.example.com",
+        "/",
+        &["x-canary: 2"],
+    ),
+    ("header-present", "anything", "/beta/x", &["x-beta: "]),
+    ("header-absent", "anything", "/beta/x", &[]),
+    ("ipv6-literal", "[::1]:8080", "/", &[]),
+    // route.rs: hosts_normalize
+    ("host-port", "Example.com:80", "/", &[]),
+    ("ipv6-literal-no-port", "[::1]", "/", &[]),
+    ("host-trailing-dot", "a.b.", "/", &[]),
+    // l7/routing.rs: the_routing_table_sends_each_request_to_its_pool
+    ("routing-port-query", "WWW.EXAMPLE.COM:8080", "/x?y=1", &[]),
+    ("routing-rewrite", "www.example.com", "/api/users?id=7", &[]),
+    ("routing-wildcard", "shop.apps.example.com", "/cart", &[]),
+    ("routing-canary", "www.example.com", "/", &["X-Canary: 1"]),
+    ("routing-canary-0", "www.example.com", "/", &["X-Canary: 0"]),
+    (
+        "routing-any-host-static",
+        "other.example.org",
+        "/static/a.css",
+        &[],
+    ),
+    ("routing-no-route", "other.example.org", "/", &[]),
+];
+
+pub fn seeds() -> Vec<Seed> {
+    REQUESTS
+        .iter()
+        .map(|(name, host, path, headers)| {
+            let mut lines = vec![*host, *path];
+            lines.extend_from_slice(headers);
+            (name.to_string(), lines.join("\n").into_bytes())
+        })
+        .collect()
+}
