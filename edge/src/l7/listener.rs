@@ -177,10 +177,10 @@ async fn connection(
     });
     let max_head = tier.limits.max_header_bytes as usize;
     let http2 = tier.http2;
-    let first_request_grace = header_timeout.min(FIRST_REQUEST_GRACE);
+    let next_request_grace = header_timeout.min(NEXT_REQUEST_GRACE);
     drop(snapshot);
-    let first_bytes = Arc::new(Notify::new());
-    let drain = hold_drain(drain, first_bytes.clone(), first_request_grace);
+    let reads = Arc::new(ReadSignal::default());
+    let drain = hold_drain(drain, reads.clone(), next_request_grace);
     let serve = async move {
         match (kind, &shared.tls) {
             (ListenerKind::Https, Some(tls)) => {
@@ -204,7 +204,7 @@ async fn connection(
                         }
                     };
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                let stream = Watched::new(stream, first_bytes);
+                let stream = Watched::new(stream, reads);
                 if h2 {
                     serve_connection(stream, Protocol::Http2, info, shared, drain.token, force)
                         .await;
@@ -219,11 +219,7 @@ async fn connection(
                 } else {
                     Protocol::Http1
                 };
-                let io = Guarded::new(
-                    Watched::new(stream, first_bytes),
-                    framing_conflict,
-                    max_head,
-                );
+                let io = Guarded::new(Watched::new(stream, reads), framing_conflict, max_head);
                 serve_connection(io, protocol, info, shared, drain.token, force).await;
             }
         }
@@ -234,9 +230,9 @@ async fn connection(
     }
 }
 
-/// Longest a connection that has not sent its first request yet holds up
-/// its part of a drain (at most `timeouts.request_headers`).
-pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+/// Once a drain begins, how long a connection with no request on its way
+/// is kept open for its next one (at most `timeouts.request_headers`).
+pub const NEXT_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// A connection's own drain signal and the future that fires it.
 struct HeldDrain<F> {
@@ -244,26 +240,37 @@ struct HeldDrain<F> {
     relay: F,
 }
 
-/// The node's `drain`, passed on to one connection only once its first
-/// bytes have been read (or `grace` has passed since the drain began).
+/// Tells a connection's drain that bytes came in.
+#[derive(Debug, Default)]
+struct ReadSignal {
+    /// Set when the drain begins; reads before it are not reported.
+    armed: AtomicBool,
+    read: Notify,
+}
+
+/// The node's `drain`, passed on to one connection only when the client's
+/// next bytes have been read after the drain began (or `grace` has
+/// passed).
 ///
-/// hyper closes a connection that has not read anything yet as soon as it
-/// is asked to shut down gracefully, so a request already on its way — the
-/// L4 tier forwarded it right behind the PROXY header — would be lost,
-/// and the client would see the connection close with no response. Once
-/// the first request is read, a graceful shutdown answers it (with
-/// `Connection: close`) and then closes.
+/// hyper closes an HTTP/1 connection with no request in progress as soon
+/// as it is asked to shut down gracefully. A request already on its way —
+/// the first one of a connection the L4 tier has just opened, or the next
+/// one on a kept-alive connection — would meet a closed connection and get
+/// no answer. Held back, the drain reaches hyper once that request is
+/// read; hyper answers it with `Connection: close` and closes, and the
+/// client's next request opens a connection the L4 tier sends elsewhere.
 fn hold_drain(
     drain: CancellationToken,
-    first_bytes: Arc<Notify>,
+    reads: Arc<ReadSignal>,
     grace: Duration,
 ) -> HeldDrain<impl std::future::Future<Output = ()>> {
     let token = CancellationToken::new();
     let own = token.clone();
     let relay = async move {
         drain.cancelled().await;
+        reads.armed.store(true, Ordering::SeqCst);
         tokio::select! {
-            () = first_bytes.notified() => {}
+            () = reads.read.notified() => {}
             () = tokio::time::sleep(grace) => {}
         }
         own.cancel();
@@ -273,19 +280,15 @@ fn hold_drain(
     HeldDrain { token, relay }
 }
 
-/// A stream that signals when its first bytes are read.
-pub struct Watched<IO> {
+/// A stream that reports reads to its drain.
+struct Watched<IO> {
     inner: IO,
-    first: Option<Arc<Notify>>,
+    reads: Arc<ReadSignal>,
 }
 
 impl<IO> Watched<IO> {
-    /// Wraps `inner`; `first` is notified once, at the first bytes read.
-    pub fn new(inner: IO, first: Arc<Notify>) -> Self {
-        Self {
-            inner,
-            first: Some(first),
-        }
+    fn new(inner: IO, reads: Arc<ReadSignal>) -> Self {
+        Self { inner, reads }
     }
 }
 
@@ -297,11 +300,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if buf.filled().len() > before
-            && let Some(first) = self.first.take()
-        {
+        if buf.filled().len() > before && self.reads.armed.load(Ordering::Relaxed) {
             // A stored permit: the waiter may come later.
-            first.notify_one();
+            self.reads.read.notify_one();
         }
         Poll::Ready(Ok(()))
     }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::support::*;
@@ -78,6 +79,47 @@ async fn a_request_arriving_on_a_fresh_connection_as_the_drain_starts_is_answere
         b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
     )
     .await;
+    let reply = parse(&raw).expect("an answer, not a closed connection");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("connection"), Some("close"));
+    tokio::time::timeout(PATIENCE, proxy.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_next_request_on_an_idle_kept_alive_connection_is_answered_during_a_drain() {
+    // Closing idle kept-alive connections at once races with the request
+    // a client may be sending on one; the next request is answered with
+    // `Connection: close` instead.
+    let b = TestBackend::start("b0").await;
+    let proxy = Proxy::start(spec(&web(&servers(&[&b])))).await;
+    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+    let ask = b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
+    stream.write_all(ask).await.unwrap();
+    let mut first = Vec::new();
+    loop {
+        let mut chunk = [0; 4096];
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed after the first request");
+        first.extend_from_slice(&chunk[..n]);
+        if let Some(reply) = parse(&first)
+            && reply.header("content-length").and_then(|l| l.parse().ok()) == Some(reply.body.len())
+        {
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.header("connection"), None, "kept alive");
+            break;
+        }
+    }
+    let handle = proxy.handle.clone();
+    proxy.shutdown.cancel();
+    wait_until(|| async { handle.health().0 == 503 }).await;
+    let raw = exchange(&mut stream, ask).await;
     let reply = parse(&raw).expect("an answer, not a closed connection");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("connection"), Some("close"));
