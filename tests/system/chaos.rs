@@ -381,6 +381,12 @@ fn a_killed_l7_node_fails_only_the_requests_in_flight_on_it() {
     load.wait_for_more(100);
     region.wait_until_l4_has(L7_NODES[0], false);
     load.wait_for_more(100);
+    // Started again, it is back in the table and takes its share.
+    let restarting = Instant::now();
+    region.start_l7(0);
+    region.wait_until_l4_has(L7_NODES[0], true);
+    let back = Instant::now();
+    load.wait_for_more(100);
     let reports = load.stop();
 
     let failures = summarise("SIGKILL of an L7 node", &reports);
@@ -410,7 +416,7 @@ fn a_killed_l7_node_fails_only_the_requests_in_flight_on_it() {
         let after: Vec<&Outcome> = report
             .outcomes
             .iter()
-            .filter(|o| o.started > dead)
+            .filter(|o| o.started > dead && o.started < restarting)
             .collect();
         assert!(
             after.len() >= 10,
@@ -425,6 +431,13 @@ fn a_killed_l7_node_fails_only_the_requests_in_flight_on_it() {
             );
         }
     }
+    let on_restarted = reports
+        .iter()
+        .flat_map(|r| &r.outcomes)
+        .filter(|o| o.started > back)
+        .filter(|o| matches!(&o.result, Ok((200, node)) if node == L7_NODES[0]))
+        .count();
+    assert!(on_restarted > 0, "the restarted node took no traffic");
     assert!(
         failures.len() <= bound,
         "{} failures, at most {bound} in flight",
