@@ -25,20 +25,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::{HashOn, L7Tier, Timeouts};
+use topology::tiers::l7::{HashOn, L7Tier};
 use tracing::{debug, info, warn};
 
 use super::balance::request_key;
@@ -50,9 +48,10 @@ use super::node::{ListenerKind, Shared};
 use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState};
 use super::state::Snapshot;
 use super::sticky;
+use super::upstream::{UpstreamBody, UpstreamError};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
-type UpBody = Either<ClientBody<Incoming>, Empty<Bytes>>;
+pub(crate) type UpBody = Either<ClientBody<Incoming>, Empty<Bytes>>;
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
@@ -60,51 +59,6 @@ pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
 /// Target of the access log: one line per request at `info`, so it can be
 /// filtered (`RUST_LOG=info,gtm::access=off`) or routed on its own.
 pub const ACCESS_LOG: &str = "gtm::access";
-
-/// The backend client: one keep-alive pool per server address.
-pub struct Upstream {
-    client: Client<HttpConnector, UpBody>,
-    connect: Duration,
-    idle: Duration,
-}
-
-impl std::fmt::Debug for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream")
-            .field("connect", &self.connect)
-            .field("idle", &self.idle)
-            .finish()
-    }
-}
-
-impl Upstream {
-    /// A client with `timeouts`' connect and pooled-idle timeouts.
-    pub fn new(timeouts: &Timeouts) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(timeouts.upstream_idle)
-            .pool_max_idle_per_host(1024)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            // The proxy sets `Host` itself: the client's, not the backend's.
-            .set_host(false)
-            .build(connector);
-        Self {
-            client,
-            connect: timeouts.connect,
-            idle: timeouts.upstream_idle,
-        }
-    }
-
-    /// Whether this client was built for `timeouts` (else a reload builds a
-    /// new one).
-    pub fn fits(&self, timeouts: &Timeouts) -> bool {
-        self.connect == timeouts.connect && self.idle == timeouts.upstream_idle
-    }
-}
 
 /// hyper's connection builders for one configuration.
 pub struct ServerBuilders {
@@ -655,14 +609,7 @@ async fn proxy(
         let mut up_request = Request::new(up_body);
         *up_request.method_mut() = parts.method.clone();
         *up_request.version_mut() = Version::HTTP_11;
-        *up_request.uri_mut() = Uri::from_parts({
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(Scheme::HTTP);
-            uri.authority = Some(pick.server.authority.clone());
-            uri.path_and_query = Some(path_and_query.clone());
-            uri
-        })
-        .map_err(|_| Fault::BadRequest("cannot form the upstream URI"))?;
+        *up_request.uri_mut() = Uri::from(path_and_query.clone());
         *up_request.headers_mut() = if more {
             parts.headers.clone()
         } else {
@@ -672,16 +619,16 @@ async fn proxy(
         let started = Instant::now();
         let result = tokio::time::timeout(
             response_timeout,
-            snapshot.upstream.client.request(up_request),
+            snapshot.upstream.send(pick.server.addr, up_request),
         )
         .await;
         let latency = started.elapsed();
         let (outcome, fault) = match &result {
             Ok(Ok(response)) => (Outcome::Status(response.status().as_u16()), None),
-            Ok(Err(error)) if error.is_connect() => {
+            Ok(Err(UpstreamError::Connect(_))) => {
                 (Outcome::ConnectFailed, Some(Fault::ConnectFailed))
             }
-            Ok(Err(error)) => {
+            Ok(Err(UpstreamError::Failed(error))) => {
                 if let Some(client_fault) = ClientBodyError::find(error) {
                     // Not the server's doing: not recorded, not retried.
                     debug!(%client_fault, "request body failed");
@@ -775,7 +722,7 @@ struct Guards {
 /// The backend's response body, holding the request's guards until it has
 /// been sent (or dropped).
 pub(crate) struct Tracked {
-    inner: Incoming,
+    inner: UpstreamBody,
     _guards: Guards,
 }
 
@@ -801,7 +748,7 @@ impl Body for Tracked {
 
 #[allow(clippy::too_many_arguments)]
 fn respond(
-    mut response: Response<Incoming>,
+    response: Response<UpstreamBody>,
     guards: Guards,
     pool: &PoolState,
     token: &str,
@@ -812,7 +759,6 @@ fn respond(
     shared: &Shared,
 ) -> Response<DownBody> {
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let on_server_upgrade = switching.then(|| hyper::upgrade::on(&mut response));
     let (mut parts, body) = response.into_parts();
     forward::response_headers(&mut parts.headers, switching, via, request_id);
     if set_cookie
@@ -821,14 +767,14 @@ fn respond(
     {
         parts.headers.append(header::SET_COOKIE, value);
     }
-    if let Some(on_server) = on_server_upgrade {
+    if switching {
         let Some(on_client) = on_client_upgrade else {
             return Fault::UnexpectedUpgrade.response();
         };
         let force = shared.force.clone();
         shared
             .tunnels
-            .spawn(tunnel(on_client, on_server, guards, force));
+            .spawn(tunnel(on_client, body.upgrade(), guards, force));
         return Response::from_parts(parts, Either::Right(Full::default()));
     }
     Response::from_parts(
@@ -844,12 +790,12 @@ fn respond(
 /// closes or the node gives up draining.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
-    server: hyper::upgrade::OnUpgrade,
+    server: impl Future<Output = Option<hyper::upgrade::Upgraded>>,
     guards: Guards,
     force: CancellationToken,
 ) {
     let (client, server) = tokio::join!(client, server);
-    let (Ok(client), Ok(server)) = (client, server) else {
+    let (Ok(client), Some(server)) = (client, server) else {
         debug!("an upgrade did not complete");
         return;
     };

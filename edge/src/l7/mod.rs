@@ -11,13 +11,15 @@
 //!
 //! Modules follow a request's way through the node. The pure decisions
 //! take time and randomness as arguments and are table-tested; only
-//! [`http`] names hyper types.
+//! [`http`] and its backend half [`upstream`] name hyper types.
 //!
 //! - [`listener`]: accept, PROXY header, per-client connection cap, TLS
 //!   handshake and ALPN;
 //! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
 //! - [`http`]: the hyper adapter — serving connections, the request path,
-//!   the upstream client, retries, WebSocket tunnels, the access log;
+//!   retries, WebSocket tunnels, the access log;
+//! - [`upstream`]: keep-alive connections to backend servers, pooled per
+//!   server and driven in the task of the client connection using them;
 //! - [`limits`]: pure admission — per-client rate limit (GCRA),
 //!   connection cap, concurrency gates;
 //! - [`route`]: pure — host/path/header matching and prefix rewrites;
@@ -61,6 +63,7 @@ pub mod route;
 pub mod state;
 pub mod sticky;
 pub mod tls;
+pub mod upstream;
 
 pub use config::NodeSpec;
 pub use node::{Handle, L7Error, L7Node, Listeners};

@@ -33,8 +33,6 @@ pub struct ServerState {
     pub backup: bool,
     /// Its sticky-cookie value.
     pub token: String,
-    /// Its address as a URI authority, for upstream requests.
-    pub authority: http::uri::Authority,
     /// Metric handles.
     pub metrics: ServerMetrics,
     in_flight: AtomicU32,
@@ -95,8 +93,6 @@ impl ServerState {
             weight,
             backup,
             token: sticky::server_token(addr),
-            authority: http::uri::Authority::try_from(addr.to_string())
-                .unwrap_or_else(|_| http::uri::Authority::from_static("invalid")),
             metrics,
             in_flight: AtomicU32::new(0),
             latency_us: AtomicU64::new(0),

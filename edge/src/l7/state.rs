@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::config::NodeSpec;
-use super::http::Upstream;
 use super::limits::RateLimiter;
 use super::metrics::{Metrics, RouteMetrics};
 use super::pool::PoolState;
 use super::route::Router;
+use super::upstream::Upstream;
 
 /// What requests are served with. Requests in flight keep the snapshot
 /// they started with; new requests see the new one at once.
@@ -72,7 +72,7 @@ impl Snapshot {
         };
         let upstream = match previous {
             Some(prev) if prev.upstream.fits(&tier.timeouts) => prev.upstream.clone(),
-            _ => Arc::new(Upstream::new(&tier.timeouts)),
+            _ => Upstream::new(&tier.timeouts),
         };
         Self {
             unrouted: metrics.route("none", "none"),

@@ -1,0 +1,467 @@
+//! The backend side of the proxy: keep-alive HTTP/1.1 connections to the
+//! backend servers, pooled per server address, each driven inside the task
+//! of the client connection that is using it.
+//!
+//! A hyper client connection is a future that must be polled for its
+//! requests to progress. Spawning a task per backend connection (what
+//! hyper-util's pooled client does) costs a cross-task wake-up for every
+//! request, response head and body chunk. Here the request future polls the
+//! connection itself ([`Upstream::send`]) and so does the response body
+//! until its last byte ([`UpstreamBody`]), which then hands the connection
+//! back to the pool: a request and its response stay in one task.
+//!
+//! Idle connections are not polled: one is checked for a close by the
+//! backend when it is taken from the pool, and a background sweep closes
+//! those idle longer than the `upstream_idle` timeout.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use topology::tiers::l7::Timeouts;
+use tracing::debug;
+
+use super::http::UpBody;
+
+/// Most idle connections kept per server.
+const MAX_IDLE_PER_SERVER: usize = 1024;
+
+/// TCP keep-alive on backend connections, so a vanished backend host is
+/// noticed on connections that sit idle in the pool.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Why a request could not be sent or answered.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection to the server (retryable: nothing was sent).
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The connection failed after the request was handed to it.
+    #[error(transparent)]
+    Failed(#[from] hyper::Error),
+}
+
+/// The driver of one connection: hyper's connection future (with upgrade
+/// support, which makes it unnameable, hence the box).
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// One keep-alive connection to a backend server.
+struct Link {
+    sender: SendRequest<UpBody>,
+    driver: Driver,
+    /// The driver has finished: the connection is closed or upgraded.
+    done: bool,
+    /// When it went back to the pool.
+    idle_since: Instant,
+}
+
+impl Link {
+    /// Lets the connection make progress (read, write, notice a close);
+    /// registers `cx` for its readiness.
+    fn poll_driver(&mut self, cx: &mut Context<'_>) {
+        if self.done {
+            return;
+        }
+        if let Poll::Ready(result) = self.driver.as_mut().poll(cx) {
+            self.done = true;
+            if let Err(error) = result {
+                debug!("backend connection closed: {error}");
+            }
+        }
+    }
+
+    /// Drives the connection until it finishes: after a `101 Switching
+    /// Protocols`, this hands its socket over to the upgrade.
+    async fn finish(mut self) {
+        poll_fn(|cx| {
+            self.poll_driver(cx);
+            if self.done {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// Whether it can take another request now.
+    fn reusable(&mut self) -> bool {
+        // Without a waker: only what the socket already says counts.
+        self.poll_driver(&mut Context::from_waker(Waker::noop()));
+        !self.done && self.sender.is_ready()
+    }
+}
+
+/// The backend client: connection pools by server address.
+pub struct Upstream {
+    idle: Mutex<HashMap<SocketAddr, VecDeque<Link>>>,
+    builder: Builder,
+    connect: Duration,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("connect", &self.connect)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// A client with `timeouts`' connect and pooled-idle timeouts. Inside a
+    /// tokio runtime, it starts the sweep of idle connections, which ends
+    /// when the client is dropped.
+    pub fn new(timeouts: &Timeouts) -> Arc<Self> {
+        let upstream = Arc::new(Self {
+            idle: Mutex::new(HashMap::new()),
+            builder: Builder::new(),
+            connect: timeouts.connect,
+            idle_timeout: timeouts.upstream_idle,
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(sweep(Arc::downgrade(&upstream)));
+        }
+        upstream
+    }
+
+    /// Whether this client was built for `timeouts` (else a reload builds a
+    /// new one).
+    pub fn fits(&self, timeouts: &Timeouts) -> bool {
+        self.connect == timeouts.connect && self.idle_timeout == timeouts.upstream_idle
+    }
+
+    /// Sends `request` (its URI in origin form, its `Host` set) to the
+    /// server at `addr` over a pooled connection, or a new one.
+    pub async fn send(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        mut request: Request<UpBody>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        while let Some(mut link) = self.checkout(addr) {
+            let sent = link.sender.try_send_request(request);
+            match drive(&mut link, sent).await {
+                Ok(response) => return Ok(self.body(response, link, addr)),
+                // The backend closed it before the request went out:
+                // nothing was sent, try the next connection.
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(error.into_error().into()),
+                },
+            }
+        }
+        let mut link = self.connect(addr).await?;
+        let sent = link.sender.try_send_request(request);
+        match drive(&mut link, sent).await {
+            Ok(response) => Ok(self.body(response, link, addr)),
+            Err(error) => Err(error.into_error().into()),
+        }
+    }
+
+    fn body(
+        self: &Arc<Self>,
+        mut response: Response<Incoming>,
+        link: Link,
+        server: SocketAddr,
+    ) -> Response<UpstreamBody> {
+        let on_upgrade = Some(hyper::upgrade::on(&mut response));
+        response.map(|inner| UpstreamBody {
+            inner,
+            link: Some(link),
+            upstream: self.clone(),
+            server,
+            finished: false,
+            on_upgrade,
+        })
+    }
+
+    /// Takes back a connection whose response has been read to its end
+    /// (`complete`); anything else is closed.
+    fn release(&self, addr: SocketAddr, mut link: Link, complete: bool) {
+        if !complete || !link.reusable() {
+            return;
+        }
+        let now = Instant::now();
+        link.idle_since = now;
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let links = idle.entry(addr).or_default();
+        if links.len() < MAX_IDLE_PER_SERVER {
+            links.push_back(link);
+        }
+    }
+
+    /// The most recently used idle connection to `addr` that is still open.
+    fn checkout(&self, addr: SocketAddr) -> Option<Link> {
+        loop {
+            let mut link = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                idle.get_mut(&addr)?.pop_back()?
+            };
+            if link.idle_since.elapsed() >= self.idle_timeout {
+                // The rest of the queue has been idle even longer.
+                self.close_idle(Some(addr), Instant::now());
+                return None;
+            }
+            if link.reusable() {
+                return Some(link);
+            }
+        }
+    }
+
+    /// Closes connections idle past the timeout at `now`: those to `only`,
+    /// or to every server.
+    fn close_idle(&self, only: Option<SocketAddr>, now: Instant) {
+        let expired = |link: &Link| now.duration_since(link.idle_since) >= self.idle_timeout;
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|addr, links| {
+            if only.is_none_or(|only| only == *addr) {
+                // Oldest first: expired connections are at the front.
+                while links.front().is_some_and(expired) {
+                    links.pop_front();
+                }
+            }
+            !links.is_empty()
+        });
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<Link, UpstreamError> {
+        let stream = tokio::time::timeout(self.connect, TcpStream::connect(addr))
+            .await
+            .map_err(|_| UpstreamError::Connect(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(UpstreamError::Connect)?;
+        stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
+        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+        socket2::SockRef::from(&stream)
+            .set_tcp_keepalive(&keepalive)
+            .map_err(UpstreamError::Connect)?;
+        let (sender, connection) = self.builder.handshake(TokioIo::new(stream)).await?;
+        Ok(Link {
+            sender,
+            driver: Box::pin(connection.with_upgrades()),
+            done: false,
+            idle_since: Instant::now(),
+        })
+    }
+}
+
+/// A backend's response body. It drives its connection while it streams,
+/// and hands the connection back to the pool once read to its end (when
+/// dropped before that, the connection is closed).
+pub struct UpstreamBody {
+    inner: Incoming,
+    /// `None` once taken by an upgrade.
+    link: Option<Link>,
+    upstream: Arc<Upstream>,
+    server: SocketAddr,
+    /// The body has ended (a chunked one never says so by its length).
+    finished: bool,
+    /// Taken by [`UpstreamBody::upgrade`].
+    on_upgrade: Option<OnUpgrade>,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("server", &self.server)
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl UpstreamBody {
+    /// After `101 Switching Protocols`: the backend's side of the tunnel,
+    /// once its connection has handed the socket over; `None` if the
+    /// upgrade failed (logged).
+    pub async fn upgrade(mut self) -> Option<Upgraded> {
+        let on_upgrade = self.on_upgrade.take()?;
+        let upgraded = match self.link.take() {
+            Some(link) => tokio::join!(on_upgrade, link.finish()).0,
+            None => on_upgrade.await,
+        };
+        upgraded
+            .map_err(|error| debug!("the backend's side of an upgrade failed: {error}"))
+            .ok()
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(link) = &mut this.link {
+            link.poll_driver(cx);
+        }
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        this.finished |= frame.is_none();
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            let complete = self.finished || self.inner.is_end_stream();
+            self.upstream.release(self.server, link, complete);
+        }
+    }
+}
+
+/// Awaits `response` while driving `link`, whose progress it waits on.
+async fn drive<F, T>(link: &mut Link, response: F) -> T
+where
+    F: Future<Output = T>,
+{
+    let mut response = std::pin::pin!(response);
+    poll_fn(|cx| {
+        link.poll_driver(cx);
+        response.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Closes idle connections past their timeout, every `idle_timeout` (at
+/// least a second), until the client is dropped.
+async fn sweep(upstream: Weak<Upstream>) {
+    let period = match upstream.upgrade() {
+        Some(upstream) => upstream.idle_timeout.max(Duration::from_secs(1)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now = tick.tick().await;
+        let Some(upstream) = upstream.upgrade() else {
+            return;
+        };
+        upstream.close_idle(None, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::{BodyExt, Either, Empty};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A backend answering every request on a connection with `reply`,
+    /// closing the connection after `per_connection` replies; counts the
+    /// connections it accepts.
+    async fn backend(
+        reply: &'static [u8],
+        per_connection: usize,
+    ) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0; 1024];
+                    for _ in 0..per_connection {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.clear();
+                        stream.write_all(reply).await.unwrap();
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn get() -> Request<UpBody> {
+        Request::builder()
+            .uri("/")
+            .header("host", "example.com")
+            .body(Either::Right(Empty::new()))
+            .unwrap()
+    }
+
+    const CHUNKED: &[u8] =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_connection_goes_back_to_the_pool_once_its_body_is_read() {
+        let (addr, accepted) = backend(CHUNKED, usize::MAX).await;
+        let upstream = Upstream::new(&Timeouts::default());
+        for _ in 0..3 {
+            let response = upstream.send(addr, get()).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"abc");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_unread_closes_its_connection() {
+        let (addr, accepted) = backend(CHUNKED, usize::MAX).await;
+        let upstream = Upstream::new(&Timeouts::default());
+        drop(upstream.send(addr, get()).await.unwrap());
+        let response = upstream.send(addr, get()).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_backend_closed_while_idle_is_not_used() {
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, accepted) = backend(reply, 1).await;
+        let upstream = Upstream::new(&Timeouts::default());
+        for _ in 0..2 {
+            let response = upstream.send(addr, get()).await.unwrap();
+            response.into_body().collect().await.unwrap();
+            // Let the backend's close arrive.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let upstream = Upstream::new(&Timeouts::default());
+        let error = upstream.send(addr, get()).await.unwrap_err();
+        assert!(matches!(error, UpstreamError::Connect(_)), "{error}");
+    }
+}
