@@ -52,13 +52,30 @@ const EXAMPLES: &str = "Examples:
   edge l7 --config examples/three-regions.yaml --node us-east-l7a
   edge backend --config examples/three-regions.yaml --name us-east-web1
 
-Normally `gtm up` starts these. Logging: RUST_LOG=debug (default info).";
+Normally `gtm up` starts these. Logging: RUST_LOG=debug (default info).
+Threads: TOKIO_WORKER_THREADS=N (default: one per core); with 1, everything
+runs on the main thread.";
+
+/// The async runtime: one worker per core, or `TOKIO_WORKER_THREADS`. A
+/// single worker is a current-thread runtime on the main thread: no
+/// hand-offs between a worker and the I/O driver, no cross-thread wake-ups,
+/// which the multi-thread scheduler pays even with one worker.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS").ok();
+    let mut builder = if workers.as_deref().map(str::trim) == Some("1") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        // Reads TOKIO_WORKER_THREADS itself.
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
 
 /// Exit codes: 0 ok, 1 configuration or usage error, 2 runtime failure.
 fn main() -> ExitCode {
     let args = Args::parse();
     lifecycle::init_logging();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("edge: cannot start the async runtime: {error}");
