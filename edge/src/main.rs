@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs one node of a region's load-balancing tiers.
 #[derive(Parser)]
 #[command(version, about, after_help = EXAMPLES)]
