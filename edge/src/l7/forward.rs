@@ -19,26 +19,28 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1),
-/// plus the non-standard `Proxy-Connection` and `Keep-Alive`.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// plus the non-standard `Proxy-Connection` and `Keep-Alive`. Parsed
+/// names: removing by name then costs no parsing on every request.
+static HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// What the proxy knows about a request it forwards.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarding<'a> {
-    /// The client's address (from the PROXY header when there is one).
-    pub client: IpAddr,
+    /// The client's address (from the PROXY header when there is one), as
+    /// a header value ([`client_value`]): rendered once per connection.
+    pub client: &'a HeaderValue,
     /// `http` or `https`: how the client reached us.
     pub proto: &'static str,
     /// The host the client asked for, as sent (with its port, if any).
-    pub host: &'a str,
+    pub host: &'a HeaderValue,
     /// `Via` value to append (`1.1 node`), if configured.
     pub via: Option<&'a HeaderValue>,
     /// The request is a protocol upgrade (WebSocket): keep `Upgrade`.
@@ -49,21 +51,29 @@ pub struct Forwarding<'a> {
 /// `keep_upgrade` keeps `Upgrade` and sets `Connection: upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
+        // Options that are not field names (`close`) or are removed below
+        // anyway (`keep-alive`, `upgrade`) are skipped: the usual
+        // `Connection` value then costs no allocation.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|token| {
+                !token.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| token.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
             .collect();
         for name in named {
-            if !(keep_upgrade && name == header::UPGRADE) {
-                headers.remove(name);
-            }
+            headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
-        if keep_upgrade && name == "upgrade" {
+    for name in &HOP_BY_HOP {
+        if keep_upgrade && name == header::UPGRADE {
             continue;
         }
         headers.remove(name);
@@ -93,7 +103,7 @@ pub fn request_headers(
 ) -> HeaderValue {
     strip_hop_by_hop(headers, f.upgrade);
     // One X-Forwarded-For with every earlier hop, then the client.
-    let mut xff = String::with_capacity(48);
+    let mut xff = String::new();
     for v in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(v) = v.to_str() {
             let v = v.trim();
@@ -103,18 +113,20 @@ pub fn request_headers(
             }
         }
     }
-    use std::fmt::Write as _;
-    let _ = write!(xff, "{}", f.client);
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    let xff_value = if xff.is_empty() {
+        Some(f.client.clone())
+    } else {
+        xff.push_str(f.client.to_str().unwrap_or_default());
+        HeaderValue::from_str(&xff).ok()
+    };
+    if let Some(value) = xff_value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
-    if let Ok(host) = HeaderValue::from_str(f.host) {
-        if !headers.contains_key(header::HOST) {
-            headers.insert(header::HOST, host.clone());
-        }
-        headers.insert(X_FORWARDED_HOST.clone(), host);
+    if !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, f.host.clone());
     }
+    headers.insert(X_FORWARDED_HOST.clone(), f.host.clone());
     if let Some(via) = f.via {
         headers.append(header::VIA, via.clone());
     }
@@ -142,6 +154,12 @@ pub fn response_headers(
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     }
+}
+
+/// The client's address as the value [`Forwarding::client`] takes.
+pub fn client_value(client: IpAddr) -> HeaderValue {
+    // An address's text is always a valid header value.
+    HeaderValue::from_str(&client.to_string()).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// 32 hex digits from two 64-bit words.
@@ -172,11 +190,14 @@ mod tests {
         m
     }
 
+    static CLIENT: HeaderValue = HeaderValue::from_static("192.0.2.7");
+    static HOST: HeaderValue = HeaderValue::from_static("www.example.com:8443");
+
     fn fwd(upgrade: bool) -> Forwarding<'static> {
         Forwarding {
-            client: "192.0.2.7".parse().unwrap(),
+            client: &CLIENT,
             proto: "https",
-            host: "www.example.com:8443",
+            host: &HOST,
             via: None,
             upgrade,
         }
@@ -262,6 +283,12 @@ mod tests {
         assert!(!resp.contains_key("connection"));
         assert_eq!(resp["via"], "1.1 l7a");
         assert_eq!(resp["x-request-id"], "abc");
+    }
+
+    #[test]
+    fn client_values_are_the_address() {
+        assert_eq!(client_value("192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(client_value("2001:db8::1".parse().unwrap()), "2001:db8::1");
     }
 
     #[test]

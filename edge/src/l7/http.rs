@@ -160,6 +160,7 @@ pub(crate) async fn serve_connection<IO>(
         Protocol::Auto => &builders.auto,
     };
     let client = info.client;
+    let client_ip = forward::client_value(client.ip());
     let activity = Arc::new(Activity::default());
     activity.last_ms.store(shared.now_ms(), Ordering::Relaxed);
     let service = {
@@ -169,10 +170,11 @@ pub(crate) async fn serve_connection<IO>(
             let shared = shared.clone();
             let activity = activity.clone();
             let info = info.clone();
+            let client_ip = client_ip.clone();
             async move {
                 activity.busy.fetch_add(1, Ordering::Relaxed);
                 let _busy = Busy(&activity, &shared);
-                Ok::<_, Infallible>(handle(request, &info, &shared).await)
+                Ok::<_, Infallible>(handle(request, &info, &client_ip, &shared).await)
             }
         })
     };
@@ -330,10 +332,12 @@ struct Record {
     fail_open: bool,
 }
 
-/// Answers one request.
+/// Answers one request; `client_ip` is the client's address as a header
+/// value.
 async fn handle(
     request: Request<Incoming>,
     info: &ConnInfo,
+    client_ip: &HeaderValue,
     shared: &Shared,
 ) -> Response<DownBody> {
     let snapshot = shared.snapshot.load_full();
@@ -351,7 +355,7 @@ async fn handle(
     let version = request.version();
     let uri = request.uri().clone();
     let host = request.headers().get(header::HOST).cloned();
-    let response = match proxy(request, info, shared, &snapshot, &mut record).await {
+    let response = match proxy(request, info, client_ip, shared, &snapshot, &mut record).await {
         Ok(response) => response,
         Err(fault) => {
             record.fault = Some(fault);
@@ -471,6 +475,7 @@ pub(crate) fn health_report(snapshot: &Snapshot, shared: &Shared) -> (StatusCode
 async fn proxy(
     mut request: Request<Incoming>,
     info: &ConnInfo,
+    client_ip: &HeaderValue,
     shared: &Shared,
     snapshot: &Snapshot,
     record: &mut Record,
@@ -558,14 +563,13 @@ async fn proxy(
         ListenerKind::Http => "http",
         ListenerKind::Https => "https",
     };
-    let host_text = host.to_str().unwrap_or("");
     let via = tier.via.then_some(&shared.via);
     let request_id = forward::request_headers(
         &mut parts.headers,
         &Forwarding {
-            client: info.client.ip(),
+            client: client_ip,
             proto,
-            host: host_text,
+            host: &host,
             via,
             upgrade,
         },
