@@ -147,10 +147,14 @@ mod tests {
         drop(tx);
     }
 
+    /// An error that wraps another, as hyper's does.
+    #[derive(Debug, thiserror::Error)]
+    #[error("sending the request failed")]
+    struct Wrapping(#[source] ClientBodyError);
+
     #[test]
     fn the_error_is_found_behind_the_errors_that_wrap_it() {
-        let inner = ClientBodyError::TooSlow(Duration::from_secs(1));
-        let wrapped = std::io::Error::other(inner);
+        let wrapped = Wrapping(ClientBodyError::TooSlow(Duration::from_secs(1)));
         assert!(ClientBodyError::find(&wrapped).is_some());
         let unrelated = std::io::Error::other("backend reset");
         assert!(ClientBodyError::find(&unrelated).is_none());
