@@ -43,6 +43,10 @@ pub(crate) async fn accept_loop(
     force: CancellationToken,
 ) {
     let spawn = |stream: TcpStream, peer| {
+        // The drain keeps the listener open while connections arrive.
+        shared
+            .last_accept_ms
+            .store(shared.now_ms(), Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         tracker.spawn(connection(
             stream,

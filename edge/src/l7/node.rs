@@ -29,6 +29,13 @@ use super::tls::{CertStore, TlsError};
 /// refreshed.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// At shutdown, the listeners stay open while new connections keep
+/// arriving less than this far apart …
+pub const DRAIN_QUIET: Duration = Duration::from_millis(250);
+
+/// … for at most this long (and at most `timeouts.drain`).
+pub const DRAIN_LINGER: Duration = Duration::from_secs(5);
+
 /// The listeners of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenerKind {
@@ -85,6 +92,11 @@ pub(crate) struct Shared {
     ids: AtomicU64,
     id_seed: u64,
     pub draining: AtomicBool,
+    /// When the last connection was accepted ([`Shared::now_ms`]).
+    pub last_accept_ms: AtomicU64,
+    /// Whether the listeners accept connections (until the drain closes
+    /// them).
+    pub accepting: AtomicBool,
     /// WebSocket tunnels, drained with the connections.
     pub tunnels: TaskTracker,
     /// Cancelled when the drain deadline passes.
@@ -204,6 +216,8 @@ impl L7Node {
             ids: AtomicU64::new(0),
             id_seed: seed,
             draining: AtomicBool::new(false),
+            last_accept_ms: AtomicU64::new(0),
+            accepting: AtomicBool::new(true),
             tunnels: TaskTracker::new(),
             force: CancellationToken::new(),
             seed,
@@ -228,7 +242,9 @@ impl L7Node {
         }
     }
 
-    /// Serves `listeners` until `shutdown` is cancelled, then drains: stops
+    /// Serves `listeners` until `shutdown` is cancelled, then drains: the
+    /// health path answers 503, new connections are still served while
+    /// they keep arriving (see [`DRAIN_QUIET`]), then the node stops
     /// accepting, lets requests in flight finish within the tier's `drain`
     /// timeout, closes what is left and returns.
     pub async fn run(
@@ -301,7 +317,9 @@ impl L7Node {
         shutdown.cancelled().await;
         shared.draining.store(true, Ordering::Relaxed);
         let grace = shared.snapshot.load().spec.tier.timeouts.drain;
+        linger(&shared, grace.min(DRAIN_LINGER)).await;
         info!(node = %shared.node, ?grace, "draining: no new connections, finishing requests in flight");
+        shared.accepting.store(false, Ordering::Relaxed);
         drain.cancel();
         connections.close();
         shared.tunnels.close();
@@ -328,6 +346,31 @@ impl L7Node {
         background.wait().await;
         info!(node = %shared.node, "drained");
         Ok(())
+    }
+}
+
+/// The first stage of a drain: the health path already answers 503, so
+/// the L4 tier's checks take the node out of its table; until they do, new
+/// connections keep coming and are served. Closing the listeners while
+/// they still come would reset the ones in the kernel's accept queue —
+/// connections the L4 tier has opened and already sent a request on, which
+/// it cannot send elsewhere. So the listeners stay open until no connection
+/// has arrived for [`DRAIN_QUIET`], or `most` has passed; after that a
+/// connection is refused outright and the L4 tier tries the next node.
+async fn linger(shared: &Shared, most: Duration) {
+    let quiet = DRAIN_QUIET.as_millis() as u64;
+    let deadline = Instant::now() + most;
+    let mut told = false;
+    loop {
+        let last = shared.last_accept_ms.load(Ordering::Relaxed);
+        if shared.now_ms().saturating_sub(last) >= quiet || Instant::now() >= deadline {
+            return;
+        }
+        if !told {
+            info!(node = %shared.node, ?most, "draining: health path says 503; accepting while connections keep arriving");
+            told = true;
+        }
+        tokio::time::sleep_until(shared.instant_at(last + quiet).min(deadline)).await;
     }
 }
 
@@ -494,6 +537,7 @@ impl Handle {
             "region": shared.region,
             "healthy": code.is_success(),
             "draining": shared.draining.load(Ordering::Relaxed),
+            "accepting": shared.accepting.load(Ordering::Relaxed),
             "routes": routes,
             "pools": pools,
         })

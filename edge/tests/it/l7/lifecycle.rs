@@ -58,6 +58,31 @@ async fn shutdown_drains_requests_in_flight_and_refuses_new_connections() {
 }
 
 #[tokio::test]
+async fn a_draining_node_serves_new_connections_while_they_keep_coming_then_refuses_them() {
+    // Until the L4 tier's checks see the 503, it keeps sending; closing
+    // the listener then would reset connections it has already used.
+    let b = TestBackend::start("b0").await;
+    let proxy = Proxy::start(spec(&web(&servers(&[&b])))).await;
+    let http = proxy.http;
+    assert_eq!(get(http, "/", &[]).await.status, 200);
+    let handle = proxy.handle.clone();
+    proxy.shutdown.cancel();
+    wait_until(|| async { handle.health().0 == 503 }).await;
+    let reply = get(http, "/", &[]).await;
+    assert_eq!(reply.status, 200, "a connection arriving while draining");
+    wait_until(|| async { handle.status()["accepting"] == false }).await;
+    assert!(
+        TcpStream::connect(http).await.is_err(),
+        "still accepting once connections stopped coming"
+    );
+    tokio::time::timeout(PATIENCE, proxy.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_request_arriving_on_a_fresh_connection_as_the_drain_starts_is_answered() {
     // The L4 tier connects, and the client's request follows right behind;
     // a drain starting in between used to close the connection unanswered.
@@ -73,7 +98,8 @@ async fn a_request_arriving_on_a_fresh_connection_as_the_drain_starts_is_answere
     .await;
     let handle = proxy.handle.clone();
     proxy.shutdown.cancel();
-    wait_until(|| async { handle.health().0 == 503 }).await;
+    // Past the drain's first stage: the listener is closed.
+    wait_until(|| async { handle.status()["accepting"] == false }).await;
     let raw = exchange(
         &mut stream,
         b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
@@ -118,7 +144,8 @@ async fn the_next_request_on_an_idle_kept_alive_connection_is_answered_during_a_
     }
     let handle = proxy.handle.clone();
     proxy.shutdown.cancel();
-    wait_until(|| async { handle.health().0 == 503 }).await;
+    // Past the drain's first stage: the listener is closed.
+    wait_until(|| async { handle.status()["accepting"] == false }).await;
     let raw = exchange(&mut stream, ask).await;
     let reply = parse(&raw).expect("an answer, not a closed connection");
     assert_eq!(reply.status, 200);
