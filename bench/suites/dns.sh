@@ -160,10 +160,10 @@ suite_main() {
   started=$(date +%s)
   bench_install gdnsd:gdnsd dnsperf:dnsperf dig:bind9-dnsutils
   bench_machine
-  echo "bench: building gslb in release mode"
-  cargo build --release --locked -q -p gslb --bin gslb --example dns-bench
-  GSLB="$PWD/target/release/gslb"
-  TOOL="$PWD/target/release/examples/dns-bench"
+  echo "bench: building gslb (dist profile)"
+  cargo build --profile dist --locked -q -p gslb --bin gslb --example dns-bench
+  GSLB="$PWD/target/dist/gslb"
+  TOOL="$PWD/target/dist/examples/dns-bench"
   echo "bench: ${BENCH_SECONDS}s per run, ${BENCH_ROUNDS} rounds, ${BENCH_THREADS} UDP threads each, dnsperf -c $DNSPERF_CLIENTS -q $OUTSTANDING"
 
   dns_start main 1000 3

@@ -45,9 +45,9 @@ l4_bulk() { # SIDE ROUND URL PID
 suite_main() {
   bench_install wrk:wrk haproxy:haproxy nginx:nginx
   bench_machine
-  echo "bench: building edge (release)"
-  cargo build --release --locked -q -p edge
-  local edge="$PWD/target/release/edge"
+  echo "bench: building edge (dist profile)"
+  cargo build --profile dist --locked -q -p edge
+  local edge="$PWD/target/dist/edge"
   local work="$BENCH_DIR/l4" port health_port
   mkdir -p "$work/www"
   port=$(bench_free_port)

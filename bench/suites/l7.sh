@@ -38,9 +38,9 @@ l7_wrk() { # SECTION WORKLOAD SIDE ROUND URL [WRK ARGS...]
 suite_main() {
   bench_install wrk:wrk haproxy:haproxy nginx:nginx
   bench_machine
-  echo "bench: building edge (release)"
-  cargo build --release --locked -q -p edge
-  local edge="$PWD/target/release/edge"
+  echo "bench: building edge (dist profile)"
+  cargo build --profile dist --locked -q -p edge
+  local edge="$PWD/target/dist/edge"
   local work="$BENCH_DIR/l7" port tls_port backend_port
   mkdir -p "$work"
   port=$(bench_free_port)
@@ -83,6 +83,13 @@ defaults
 frontend plain
   bind 127.0.7.21:$port
   bind 127.0.7.21:$tls_port ssl crt $work/haproxy.pem alpn http/1.1
+  # The request headers edge adds: X-Forwarded-For/-Proto/-Host, X-Request-ID.
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https if { ssl_fc }
+  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  unique-id-format %{+X}o\ %ci%cp%fi%fp%Ts%rt%pid
+  unique-id-header X-Request-ID
   default_backend web
 backend web
   server b1 127.0.7.61:$backend_port
@@ -101,7 +108,14 @@ http {
   upstream web { server 127.0.7.61:$backend_port; keepalive 64; }
   server {
     listen 127.0.7.31:$port;
-    location / { proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / {
+      proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection "";
+      # The request headers edge adds.
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+      proxy_set_header X-Request-ID \$request_id;
+    }
   }
 }
 NGINX
