@@ -186,6 +186,17 @@ pub struct QueryStats {
     pub per_second: Option<f64>,
 }
 
+/// `POST /v1/regions/{region}/fail` and `/recover`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct OverrideChange {
+    /// Whether the node saved it to its state file (else it holds only
+    /// until the node restarts).
+    pub persisted: bool,
+    /// Why it was not saved.
+    pub warning: Option<String>,
+}
+
 /// `POST /v1/reload`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -286,16 +297,18 @@ impl Admin {
         region: &str,
         mode: OverrideMode,
         reason: &str,
-    ) -> Result<(), AdminError> {
+    ) -> Result<OverrideChange, AdminError> {
         let body = serde_json::json!({ "mode": mode, "reason": reason });
         self.post(addr, &format!("/v1/regions/{region}/fail"), Some(&body))
-            .map(|_: serde_json::Value| ())
     }
 
     /// `POST /v1/regions/{region}/recover`.
-    pub fn clear_override(&self, addr: SocketAddr, region: &str) -> Result<(), AdminError> {
+    pub fn clear_override(
+        &self,
+        addr: SocketAddr,
+        region: &str,
+    ) -> Result<OverrideChange, AdminError> {
         self.post(addr, &format!("/v1/regions/{region}/recover"), None)
-            .map(|_: serde_json::Value| ())
     }
 
     /// `POST /v1/reload`. A refused reload (422 with `{ok, error}`) is a

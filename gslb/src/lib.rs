@@ -98,6 +98,12 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let admin_addr = listeners.admin_addr();
+    let dns_addrs: Vec<String> = listeners
+        .dns_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     let geoip = Arc::new(open_geoip(&topology)?);
     info!(
         database = geoip.current().description(),
@@ -159,6 +165,16 @@ pub async fn run(
     if geoip.path().is_some() {
         tasks.spawn(refresh_geoip(geoip, state.clone(), shutdown.clone()));
     }
+    // Only now is everything that can refuse to start checked: these
+    // lines are what supervisors wait for.
+    if let Some(admin) = admin_addr {
+        info!(admin = %admin, "admin API listening");
+    }
+    info!(
+        listen = %dns_addrs.join(","),
+        zones = state.load().topology.dns.zones.len(),
+        "serving DNS over UDP and TCP"
+    );
     let result = dns::serve(
         state,
         monitor.view.clone(),

@@ -245,19 +245,6 @@ async fn serve(
     let listeners = gslb::Listeners::bind(&listen, admin).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(lifecycle::stop_on_signal(shutdown.clone()));
-    if let Some(admin) = listeners.admin_addr() {
-        info!(admin = %admin, "admin API listening");
-    }
-    let addrs: Vec<String> = listeners
-        .dns_addrs()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    info!(
-        listen = %addrs.join(","),
-        zones = topology.dns.zones.len(),
-        "serving DNS over UDP and TCP"
-    );
     gslb::run(topology, listeners, options, shutdown).await?;
     info!("stopped");
     Ok(())

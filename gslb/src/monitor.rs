@@ -316,6 +316,9 @@ impl Monitor {
             .expect("state file lock")
             .set(region, mode, reason);
         info!(region, mode = mode.as_str(), "override set");
+        if let Err(error) = &result {
+            warn!(region, "{error}");
+        }
         self.recompute();
         result
     }
@@ -328,6 +331,9 @@ impl Monitor {
             .expect("state file lock")
             .clear(region);
         info!(region, "override cleared");
+        if let Err(error) = &result {
+            warn!(region, "{error}");
+        }
         self.recompute();
         result
     }

@@ -237,7 +237,12 @@ fn unix_seconds() -> u64 {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     if let Some(dir) = dir {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|error| {
+            std::io::Error::new(
+                error.kind(),
+                format!("cannot create its directory {}: {error}", dir.display()),
+            )
+        })?;
     }
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".tmp.{}", std::process::id()));

@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use topology::{Region, Topology};
 
-use crate::admin::{Admin, RegionStatus};
+use crate::admin::{Admin, OverrideChange, RegionStatus};
 use crate::clients::{Place, clients_for};
 use crate::dns::{Question, ask};
 use crate::error::user;
+use crate::printer::Printer;
 use crate::timeline::offset_ms;
 
 use super::deployed::Deployed;
@@ -221,6 +222,16 @@ pub fn probe_after(
             (at >= -50.0).then(|| (at, v.node.clone(), last.detail.clone().unwrap_or_default()))
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// Warns when `node` could not save an override change to its state file.
+pub(crate) fn warn_unsaved(printer: &Printer, node: &str, change: &OverrideChange) {
+    if !change.persisted {
+        printer.warn(format_args!(
+            "{node} applied the change but did not save it: {}",
+            change.warning.as_deref().unwrap_or("no reason given")
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::supervise::state::{DrillRecord, StateDir};
 use crate::timeline::{Event, format_duration, now_rfc3339, offset_ms, render};
 
 use super::deployed::{Deployed, describe_answer, region_of, running};
-use super::drill::{Watch, choose, probe_after, region_views};
+use super::drill::{Watch, choose, probe_after, region_views, warn_unsaved};
 
 /// How often DNS and the GSLB's status are read during a drill.
 pub const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -208,7 +208,7 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
                     // Some nodes took it: `gtm recover` must find them.
                     state.write_drill(&drill)?;
                 }
-                set.map_err(|e| match e {
+                let change = set.map_err(|e| match e {
                     crate::admin::AdminError::NotFound(body) => user(format!(
                         "{node} does not know region {}: {body}",
                         region.name
@@ -218,6 +218,7 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
                         anyhow::anyhow!("{node} ({addr}): cannot set the override: {other}")
                     }
                 })?;
+                warn_unsaved(printer, node, &change);
                 drill.overridden.push(node.clone());
             }
             events.push(Event::at(

@@ -19,7 +19,7 @@ use crate::supervise::state::StateDir;
 use crate::timeline::{Event, format_duration, offset_ms, render};
 
 use super::deployed::{Deployed, describe_answer, running};
-use super::drill::{Watch, choose, probe_after, region_views};
+use super::drill::{Watch, choose, probe_after, region_views, warn_unsaved};
 use super::fail::WATCH_EVERY;
 
 /// The result of `gtm recover`.
@@ -131,12 +131,13 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
     }
     let mut cleared = Vec::new();
     for (node, addr) in &to_clear {
-        admin
+        let change = admin
             .clear_override(*addr, &region.name)
             .map_err(|e| match e {
                 crate::admin::AdminError::Unauthorized(_) => user(e.to_string()),
                 other => anyhow::anyhow!("{node} ({addr}): cannot clear the override: {other}"),
             })?;
+        warn_unsaved(printer, node, &change);
         cleared.push(node.clone());
     }
     if !cleared.is_empty() {
