@@ -40,18 +40,18 @@ use topology::tiers::l7::{HashOn, L7Tier};
 use tracing::{debug, info, warn};
 
 use super::balance::request_key;
-use super::client_body::{ClientBody, ClientBodyError};
 use super::forward::{self, Forwarding};
 use super::limits::GatePass;
 use super::metrics::class_index;
 use super::node::{ListenerKind, Shared};
-use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState};
+use super::paced_body::{BackendBodyError, ClientBodyError, PacedBody};
+use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState, ServerState};
 use super::state::Snapshot;
 use super::sticky;
 use super::upstream::{UpstreamBody, UpstreamError};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
-pub(crate) type UpBody = Either<ClientBody<Incoming>, Empty<Bytes>>;
+pub(crate) type UpBody = Either<PacedBody<Incoming, ClientBodyError>, Empty<Bytes>>;
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
@@ -521,7 +521,7 @@ async fn proxy(
     };
     record.route = Some(rule_index);
     record.pool = Some(pool_index);
-    let pool: &PoolState = &snapshot.pools[pool_index];
+    let pool: &Arc<PoolState> = &snapshot.pools[pool_index];
     pool.budget.deposit();
 
     // What the request brings to the choice of server.
@@ -607,7 +607,7 @@ async fn proxy(
         record.fail_open |= pick.fail_open;
         let more = record.attempts <= retries.attempts && replayable;
         let up_body = match body.take() {
-            Some(b) if !replayable => Either::Left(ClientBody::new(b, tier.timeouts.request_body)),
+            Some(b) if !replayable => Either::Left(PacedBody::new(b, tier.timeouts.request_body)),
             _ => Either::Right(Empty::new()),
         };
         let mut up_request = Request::new(up_body);
@@ -645,17 +645,7 @@ async fn proxy(
             }
             Err(_) => (Outcome::Failed, Some(Fault::UpstreamTimeout)),
         };
-        if let Some(period) =
-            pick.server
-                .record(outcome, latency, &pool.config.outlier, shared.now_ms())
-        {
-            warn!(
-                pool = %pool.config.name,
-                server = %pick.server.addr,
-                ejected_for = ?period,
-                "backend server ejected after consecutive failures"
-            );
-        }
+        record_outcome(pool, &pick.server, outcome, latency, shared.now_ms());
         let retry_allowed = |retryable: bool| {
             if !(more && retryable) {
                 return false;
@@ -682,10 +672,11 @@ async fn proxy(
                 return Ok(respond(
                     response,
                     Guards {
-                        _in_flight: in_flight,
+                        in_flight,
                         _pass: pass,
                     },
                     pool,
+                    (now, started),
                     &pick.server.token,
                     pick.set_cookie,
                     via,
@@ -717,28 +708,68 @@ async fn proxy(
     }
 }
 
+/// Records an attempt's outcome on `server` of `pool` at `now_ms`, and
+/// logs the server's ejection when this outcome caused one.
+fn record_outcome(
+    pool: &PoolState,
+    server: &ServerState,
+    outcome: Outcome,
+    latency: Duration,
+    now_ms: u64,
+) {
+    if let Some(period) = server.record(outcome, latency, &pool.config.outlier, now_ms) {
+        warn!(
+            pool = %pool.config.name,
+            server = %server.addr,
+            ejected_for = ?period,
+            "backend server ejected after consecutive failures"
+        );
+    }
+}
+
 /// What a response body keeps alive until it is sent.
 struct Guards {
-    _in_flight: InFlight,
+    in_flight: InFlight,
     _pass: GatePass,
 }
 
 /// The backend's response body, holding the request's guards until it has
-/// been sent (or dropped).
+/// been sent (or dropped). A stall mid-body aborts the response (the
+/// client sees its connection or stream reset) and counts as a failure of
+/// the server.
 pub(crate) struct Tracked {
     inner: UpstreamBody,
-    _guards: Guards,
+    guards: Guards,
+    /// The pool of the server, charged with a stall.
+    pool: Arc<PoolState>,
+    /// The node's clock (ms) and the instant, read together when the
+    /// attempt began: the node's clock at a stall is read from them.
+    clock: (u64, Instant),
 }
 
 impl Body for Tracked {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BackendBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, BackendBodyError>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Err(BackendBodyError::TooSlow(pause))) = &frame {
+            let server = this.guards.in_flight.server();
+            warn!(
+                pool = %this.pool.config.name,
+                server = %server.addr,
+                ?pause,
+                "the backend stalled mid-body: response aborted, connection closed"
+            );
+            let (ms, at) = this.clock;
+            let now_ms = ms + at.elapsed().as_millis() as u64;
+            record_outcome(&this.pool, server, Outcome::Aborted, Duration::ZERO, now_ms);
+        }
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -754,7 +785,8 @@ impl Body for Tracked {
 fn respond(
     response: Response<UpstreamBody>,
     guards: Guards,
-    pool: &PoolState,
+    pool: &Arc<PoolState>,
+    clock: (u64, Instant),
     token: &str,
     set_cookie: bool,
     via: Option<&HeaderValue>,
@@ -785,7 +817,9 @@ fn respond(
         parts,
         Either::Left(Tracked {
             inner: body,
-            _guards: guards,
+            guards,
+            pool: pool.clone(),
+            clock,
         }),
     )
 }

@@ -27,8 +27,9 @@
 //!   fail-open, sticky, slow start, limits, ejection back-off, retry
 //!   budget); [`balance`]: pure balancing algorithms; [`sticky`]: pure
 //!   cookie handling;
-//! - [`client_body`]: the request body with a deadline between pieces,
-//!   its errors marked as the client's;
+//! - [`paced_body`]: bodies with a deadline between pieces — the
+//!   client's request body (its errors marked as the client's) and the
+//!   backend's response body (its stalls charged to the server);
 //! - [`forward`]: pure header rewriting (hop-by-hop, `X-Forwarded-*`,
 //!   `X-Request-ID`, `Via`);
 //! - [`health`]: active checks through the `probe` crate;
@@ -48,7 +49,6 @@ use tracing::{error, info};
 
 pub mod admin;
 pub mod balance;
-pub mod client_body;
 pub mod config;
 pub mod forward;
 pub mod framing;
@@ -58,6 +58,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod node;
+pub mod paced_body;
 pub mod pool;
 pub mod route;
 pub mod state;

@@ -83,6 +83,9 @@ pub enum Outcome {
     ConnectFailed,
     /// The connection failed or timed out after the request was sent.
     Failed,
+    /// The response stopped mid-body (the backend stalled); its status
+    /// has already been recorded.
+    Aborted,
 }
 
 impl ServerState {
@@ -191,6 +194,7 @@ impl ServerState {
                 self.metrics.by_class[4].inc();
                 true
             }
+            Outcome::Aborted => true,
         };
         if !failed {
             if self.failures.load(Ordering::Relaxed) != 0 {

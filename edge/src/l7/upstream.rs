@@ -13,6 +13,9 @@
 //! Idle connections are not polled: one is checked for a close by the
 //! backend when it is taken from the pool, and a background sweep closes
 //! those idle longer than the `upstream_idle` timeout.
+//!
+//! A response body that pauses longer than the `response` timeout between
+//! two pieces is cut off ([`PacedBody`]) and its connection closed.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
@@ -35,6 +38,7 @@ use topology::tiers::l7::Timeouts;
 use tracing::debug;
 
 use super::http::UpBody;
+use super::paced_body::{BackendBodyError, PacedBody};
 
 /// Most idle connections kept per server.
 const MAX_IDLE_PER_SERVER: usize = 1024;
@@ -111,6 +115,8 @@ pub struct Upstream {
     builder: Builder,
     connect: Duration,
     idle_timeout: Duration,
+    /// The longest pause in a response body.
+    body_pause: Duration,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -118,12 +124,14 @@ impl std::fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("connect", &self.connect)
             .field("idle_timeout", &self.idle_timeout)
+            .field("body_pause", &self.body_pause)
             .finish()
     }
 }
 
 impl Upstream {
-    /// A client with `timeouts`' connect and pooled-idle timeouts. Inside a
+    /// A client with `timeouts`' connect, pooled-idle and response (the
+    /// longest pause in a response body) timeouts. Inside a
     /// tokio runtime, it starts the sweep of idle connections, which ends
     /// when the client is dropped.
     pub fn new(timeouts: &Timeouts) -> Arc<Self> {
@@ -132,6 +140,7 @@ impl Upstream {
             builder: Builder::new(),
             connect: timeouts.connect,
             idle_timeout: timeouts.upstream_idle,
+            body_pause: timeouts.response,
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(sweep(Arc::downgrade(&upstream)));
@@ -142,7 +151,9 @@ impl Upstream {
     /// Whether this client was built for `timeouts` (else a reload builds a
     /// new one).
     pub fn fits(&self, timeouts: &Timeouts) -> bool {
-        self.connect == timeouts.connect && self.idle_timeout == timeouts.upstream_idle
+        self.connect == timeouts.connect
+            && self.idle_timeout == timeouts.upstream_idle
+            && self.body_pause == timeouts.response
     }
 
     /// Sends `request` (its URI in origin form, its `Host` set) to the
@@ -180,7 +191,7 @@ impl Upstream {
     ) -> Response<UpstreamBody> {
         let on_upgrade = Some(hyper::upgrade::on(&mut response));
         response.map(|inner| UpstreamBody {
-            inner,
+            inner: PacedBody::new(inner, self.body_pause),
             link: Some(link),
             upstream: self.clone(),
             server,
@@ -260,9 +271,9 @@ impl Upstream {
 
 /// A backend's response body. It drives its connection while it streams,
 /// and hands the connection back to the pool once read to its end (when
-/// dropped before that, the connection is closed).
+/// dropped before that, or cut off by a stall, the connection is closed).
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: PacedBody<Incoming, BackendBodyError>,
     /// `None` once taken by an upgrade.
     link: Option<Link>,
     upstream: Arc<Upstream>,
@@ -300,12 +311,12 @@ impl UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BackendBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BackendBodyError>>> {
         let this = &mut *self;
         if let Some(link) = &mut this.link {
             link.poll_driver(cx);

@@ -117,7 +117,8 @@ pub struct RawTimeouts {
     /// `30s`).
     #[serde(default)]
     pub request_body: Option<Scalar>,
-    /// A backend's response headers after the request was sent (default `30s`).
+    /// A backend's response headers after the request was sent, and the
+    /// longest pause between two pieces of its response body (default `30s`).
     #[serde(default)]
     pub response: Option<Scalar>,
     /// A client connection with no request in flight (default `60s`).
@@ -384,7 +385,8 @@ pub struct Timeouts {
     pub request_headers: Duration,
     /// The longest pause between two pieces of a request's body.
     pub request_body: Duration,
-    /// Receive a backend's response headers.
+    /// Receive a backend's response headers; also the longest pause
+    /// between two pieces of its response body.
     pub response: Duration,
     /// Idle client connection.
     pub idle: Duration,

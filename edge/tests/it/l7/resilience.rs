@@ -220,3 +220,91 @@ async fn a_client_over_its_connection_cap_is_closed_at_once() {
     .await;
     proxy.stop().await.unwrap();
 }
+
+/// A backend that answers every request with `Content-Length: 100` and 5
+/// bytes of body, then stalls; it reports each connection the proxy closes.
+async fn stalling_backend() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, closes) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+                    .await;
+                // Nothing more; wait for the proxy to give up.
+                while let Ok(n) = stream.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = closed.send(());
+            });
+        }
+    });
+    (addr, closes)
+}
+
+#[tokio::test]
+async fn a_backend_that_stalls_mid_body_is_cut_off_and_ejected() {
+    let (backend, mut closes) = stalling_backend().await;
+    let proxy = Proxy::start(spec(&format!(
+        "timeouts: {{ response: 300ms }}
+routes: [{{ pool: web }}]
+pools:
+  web:
+    servers: [{{ addr: \"{backend}\" }}]
+    health: {{ kind: tcp }}
+    outlier: {{ failures: 1, ejection: 1h }}
+    retries: {{ attempts: 0 }}
+"
+    )))
+    .await;
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(proxy.http).await.unwrap();
+    let raw = exchange(&mut stream, &request("GET", "/", "www.example.com", &[])).await;
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&raw);
+    // The head and the 5 bytes came through, then the connection ended
+    // short of the 100 bytes announced.
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhello"), "{text}");
+    assert!(
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // The backend connection is closed, not pooled.
+    tokio::time::timeout(PATIENCE, closes.recv())
+        .await
+        .expect("the proxy closed the backend connection")
+        .unwrap();
+    // The stall counts as the server's failure: with `failures: 1`, ejected.
+    assert_eq!(
+        proxy.handle.status()["pools"][0]["servers"][0]["ejected"],
+        true
+    );
+    let text = proxy.handle.metrics_text();
+    assert!(
+        text.contains(&format!(
+            "edge_l7_server_ejections_total{{pool=\"web\",server=\"{backend}\"}} 1"
+        )),
+        "{text}"
+    );
+    proxy.stop().await.unwrap();
+}

@@ -1,12 +1,17 @@
-//! The client's request body on its way to a backend, cut off when the
-//! client pauses longer than `timeouts.request_body` between two pieces
-//! (nginx's `client_body_timeout`): a client trickling its body cannot hold
-//! a backend connection for as long as it likes.
+//! Bodies cut off when they pause too long between two pieces, in both
+//! directions: the client's request body (`timeouts.request_body`, nginx's
+//! `client_body_timeout`) and the backend's response body
+//! (`timeouts.response`, nginx's `proxy_read_timeout`). Neither a client
+//! trickling its body nor a backend that stalls mid-response can hold a
+//! connection for as long as it likes.
 //!
-//! Its errors — that timeout, or the client's connection failing mid-body
-//! — are marked as the client's ([`ClientBodyError`]), so the proxy answers
-//! them itself and never counts them against the backend server.
+//! One body type, [`PacedBody`], and two ways of reporting its errors, by
+//! whose fault they are: [`ClientBodyError`] (the proxy answers it itself
+//! and never counts it against the backend server) and
+//! [`BackendBodyError`] (the response is aborted and the server charged
+//! with a failure).
 
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -17,7 +22,15 @@ use tokio::time::{Instant, Sleep};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Why the client's body stopped.
+/// What a [`PacedBody`]'s errors become: they say whose fault they are.
+pub trait PaceError<E>: Sized {
+    /// No piece of the body for `pause`.
+    fn too_slow(pause: Duration) -> Self;
+    /// The inner body failed.
+    fn failed(error: E) -> Self;
+}
+
+/// Why the client's request body stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientBodyError {
     /// No piece of the body within the timeout.
@@ -26,6 +39,16 @@ pub enum ClientBodyError {
     /// The client's connection failed mid-body.
     #[error("reading the client's request body: {0}")]
     Read(#[source] BoxError),
+}
+
+impl<E: Into<BoxError>> PaceError<E> for ClientBodyError {
+    fn too_slow(pause: Duration) -> Self {
+        Self::TooSlow(pause)
+    }
+
+    fn failed(error: E) -> Self {
+        Self::Read(error.into())
+    }
 }
 
 impl ClientBodyError {
@@ -43,44 +66,67 @@ impl ClientBodyError {
     }
 }
 
-/// A request body with a deadline between pieces.
-pub struct ClientBody<B> {
+/// Why a backend's response body stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendBodyError {
+    /// No piece of the body within the timeout: the backend stalled.
+    #[error("the backend sent no response body for {0:?}")]
+    TooSlow(Duration),
+    /// The backend's connection failed mid-body.
+    #[error("reading the backend's response body: {0}")]
+    Read(#[source] BoxError),
+}
+
+impl<E: Into<BoxError>> PaceError<E> for BackendBodyError {
+    fn too_slow(pause: Duration) -> Self {
+        Self::TooSlow(pause)
+    }
+
+    fn failed(error: E) -> Self {
+        Self::Read(error.into())
+    }
+}
+
+/// A body with a deadline between pieces; its errors are reported as `E`.
+pub struct PacedBody<B, E> {
     inner: B,
     pause: Duration,
     /// Armed when the body first makes the proxy wait, reset by each piece.
     deadline: Option<Pin<Box<Sleep>>>,
+    report: PhantomData<fn() -> E>,
 }
 
-impl<B> ClientBody<B> {
+impl<B, E> PacedBody<B, E> {
     /// `inner`, cut off after `pause` without a piece.
     pub fn new(inner: B, pause: Duration) -> Self {
         Self {
             inner,
             pause,
             deadline: None,
+            report: PhantomData,
         }
     }
 }
 
-impl<B> Body for ClientBody<B>
+impl<B, E> Body for PacedBody<B, E>
 where
     B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
+    E: PaceError<B::Error>,
 {
     type Data = Bytes;
-    type Error = ClientBodyError;
+    type Error = E;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, E>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 if let Some(deadline) = &mut this.deadline {
                     deadline.as_mut().reset(Instant::now() + this.pause);
                 }
-                Poll::Ready(frame.map(|f| f.map_err(|e| ClientBodyError::Read(e.into()))))
+                Poll::Ready(frame.map(|f| f.map_err(E::failed)))
             }
             Poll::Pending => {
                 let pause = this.pause;
@@ -88,7 +134,7 @@ where
                     .deadline
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
                 ready!(deadline.as_mut().poll(cx));
-                Poll::Ready(Some(Err(ClientBodyError::TooSlow(pause))))
+                Poll::Ready(Some(Err(E::too_slow(pause))))
             }
         }
     }
@@ -128,7 +174,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_pause_longer_than_the_timeout_ends_the_body_with_an_error() {
         let (tx, rx) = mpsc::channel(4);
-        let mut body = ClientBody::new(Pieces(rx), Duration::from_secs(5));
+        let mut body = PacedBody::<_, ClientBodyError>::new(Pieces(rx), Duration::from_secs(5));
         tx.send(Bytes::from_static(b"a")).await.unwrap();
         assert!(body.frame().await.unwrap().is_ok());
         // Pauses shorter than the timeout, each followed by a piece, are fine.
@@ -144,6 +190,18 @@ mod tests {
         let error = body.frame().await.unwrap().unwrap_err();
         assert!(matches!(error, ClientBodyError::TooSlow(_)), "{error}");
         assert_eq!(started.elapsed(), Duration::from_secs(5));
+        drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_backend_body_is_the_backends_fault() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut body =
+            PacedBody::<_, BackendBodyError>::new(Pieces(rx), Duration::from_millis(300));
+        tx.send(Bytes::from_static(b"hello")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert!(matches!(error, BackendBodyError::TooSlow(_)), "{error}");
         drop(tx);
     }
 
