@@ -597,13 +597,14 @@ impl PoolState {
 mod tests {
     use super::*;
     use prometheus_client::registry::Registry;
-    use topology::tiers::l7::{HashOn, Server, Sticky};
+    use topology::tiers::l7::{BackendProtocol, HashOn, Server, Sticky};
 
     fn config(algorithm: Algorithm, servers: &[(u16, u32, bool)]) -> PoolConfig {
         PoolConfig {
             name: "web".into(),
             algorithm,
             hash_on: HashOn::ClientIp,
+            protocol: BackendProtocol::Http1,
             servers: servers
                 .iter()
                 .map(|&(port, weight, backup)| Server {

@@ -210,9 +210,13 @@ pub struct RawPool {
     /// `cookie:NAME`.
     #[serde(default)]
     pub hash_on: Option<String>,
+    /// How requests reach the servers: `http1` (default) or `h2c`.
+    #[serde(default)]
+    pub protocol: Option<String>,
     /// The servers.
     pub servers: Vec<RawServer>,
-    /// Active health check of each server (default HTTP GET /).
+    /// Active health check of each server (default HTTP GET /, or a TCP
+    /// connect for `h2c` pools).
     #[serde(default)]
     pub health: Option<RawHealthCheck>,
     /// Ramp a server's share up over this long after it becomes healthy
@@ -498,6 +502,16 @@ pub enum HashOn {
     Cookie(String),
 }
 
+/// How the proxy speaks to a pool's servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendProtocol {
+    /// HTTP/1.1 over keep-alive connections.
+    Http1,
+    /// HTTP/2 with prior knowledge over plain TCP (gRPC needs HTTP/2 end
+    /// to end): one multiplexed connection per server.
+    H2c,
+}
+
 /// A backend pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pool {
@@ -507,6 +521,8 @@ pub struct Pool {
     pub algorithm: Algorithm,
     /// Hash input for [`Algorithm::Hash`].
     pub hash_on: HashOn,
+    /// Protocol spoken to the servers.
+    pub protocol: BackendProtocol,
     /// Servers.
     pub servers: Vec<Server>,
     /// Active health check.
@@ -958,6 +974,17 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
             })
         }
     };
+    let protocol = match pool.protocol.as_deref() {
+        None | Some("http1") => BackendProtocol::Http1,
+        Some("h2c") => BackendProtocol::H2c,
+        Some(other) => {
+            problems.add(
+                format!("{ppath}.protocol"),
+                format!("unknown protocol {other:?}; use http1 or h2c"),
+            );
+            BackendProtocol::Http1
+        }
+    };
     if pool.hash_on.is_some() && algorithm != Algorithm::Hash {
         problems.add(
             format!("{ppath}.hash_on"),
@@ -1082,17 +1109,23 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
             min_per_second: r.min_per_second.unwrap_or(d.min_per_second),
         }
     });
+    // An h2c server may speak no HTTP/1.1 (gRPC servers do not), so its
+    // default check is a connect.
+    let tcp_check = RawHealthCheck {
+        kind: Some("tcp".to_owned()),
+        ..RawHealthCheck::default()
+    };
+    let health = match (&pool.health, protocol) {
+        (None, BackendProtocol::H2c) => Some(&tcp_check),
+        (health, _) => health.as_ref(),
+    };
     Pool {
         name: name.to_owned(),
         algorithm,
         hash_on,
+        protocol,
         servers,
-        health: health::validate(
-            pool.health.as_ref(),
-            "/",
-            &format!("{ppath}.health"),
-            problems,
-        ),
+        health: health::validate(health, "/", &format!("{ppath}.health"), problems),
         slow_start,
         fail_open: pool.fail_open.unwrap_or(true),
         max_requests_per_server: pool.max_requests_per_server,
@@ -1208,6 +1241,8 @@ pools:
         let pool = &tier.pools[0];
         assert_eq!(pool.algorithm, Algorithm::P2c);
         assert_eq!(pool.hash_on, HashOn::ClientIp);
+        assert_eq!(pool.protocol, BackendProtocol::Http1);
+        assert_eq!(pool.health.kind, crate::health::CheckKind::Http);
         assert!(pool.fail_open);
         assert_eq!(pool.outlier, Outlier::default());
         assert_eq!(pool.retries, Retries::default());
@@ -1236,6 +1271,7 @@ pools:
   web:
     algorithm: hash
     hash_on: \"cookie:session\"
+    protocol: h2c
     servers: [{ addr: \"127.0.0.1:9000\", weight: 3 }, { addr: \"127.0.0.1:9001\", backup: true }]
     slow_start: 30s
     fail_open: false
@@ -1273,6 +1309,9 @@ pools:
         assert_eq!(route.rewrite.as_deref(), Some("/v2"));
         let pool = &tier.pools[0];
         assert_eq!(pool.hash_on, HashOn::Cookie("session".into()));
+        assert_eq!(pool.protocol, BackendProtocol::H2c);
+        // An h2c server may not speak HTTP/1.1: its default check connects.
+        assert_eq!(pool.health.kind, crate::health::CheckKind::Tcp);
         assert!(pool.servers[1].backup);
         assert_eq!(pool.outlier.max_ejection, Duration::from_secs(8));
         let sticky = pool.sticky.as_ref().unwrap();
@@ -1296,6 +1335,7 @@ pools:
   web:
     algorithm: fastest
     hash_on: \"ip\"
+    protocol: h3
     servers: [{ addr: \"127.0.0.1:9000\", backup: true }, { addr: \"127.0.0.1:9000\", backup: true }]
     slow_start: 10
     outlier: { ejection: 10s, max_ejection: 1s }
@@ -1318,6 +1358,7 @@ pools:
             "l7.routes[0].rewrite: \"v2\" must start with '/'",
             "l7.pools.web.algorithm: unknown algorithm \"fastest\"",
             "l7.pools.web.hash_on: \"ip\" is not a hash input",
+            "l7.pools.web.protocol: unknown protocol \"h3\"; use http1 or h2c",
             "l7.pools.web.servers[1].addr: 127.0.0.1:9000 is listed twice",
             "l7.pools.web.servers: every server is a backup",
             "l7.pools.web.slow_start: \"10\" has no unit",
