@@ -1,13 +1,19 @@
-//! The demo backend: a small HTTP/1.1 server naming itself and its region,
-//! so the whole topology runs on one machine with nothing else installed,
-//! and end-to-end tests can see what reached a backend.
+//! The demo backend: a small HTTP server (HTTP/1.1, and HTTP/2 by prior
+//! knowledge: h2c) naming itself and its region, so the whole topology runs
+//! on one machine with nothing else installed, and end-to-end tests can see
+//! what reached a backend.
 //!
 //! | request | answer |
 //! |---|---|
 //! | `GET /healthz` | `200 ok` (503 while [`Stats::set_healthy`] says so) |
 //! | `GET /ws` with a WebSocket upgrade | an echo of every text/binary message |
 //! | `GET /status/NNN` | status NNN with the usual body |
-//! | anything else | 200 with JSON: the backend's name and region, the method, path, body size and the forwarding headers it saw (`Host`, `X-Forwarded-For/-Proto/-Host`, `X-Request-ID`, `Via`); `Accept: text/plain` gets one readable line instead |
+//! | anything else | 200 with JSON: the backend's name and region, the method, path, HTTP version, the address the request came from, body size and the forwarding headers it saw (`Host`, `X-Forwarded-For/-Proto/-Host`, `X-Request-ID`, `Via`); `Accept: text/plain` gets one readable line instead |
+//!
+//! A request with `Content-Type: application/grpc…` gets its answer the
+//! way gRPC sends one, to try gRPC-style traffic through the proxy: status
+//! 200, the answer as one length-prefixed message, and the outcome in
+//! trailers (`grpc-status` 0, or 2 with the HTTP status in `grpc-message`).
 //!
 //! A `delay=250ms` query parameter (any path) waits that long before
 //! answering. Every response carries `X-Backend: NAME`. SIGTERM (the
@@ -28,10 +34,12 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::WithTrailers;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -112,9 +120,9 @@ impl Backend {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
+                    Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tracker.spawn(connection(stream, this.clone(), shutdown.clone(), force.clone()));
+                        tracker.spawn(connection(stream, peer, this.clone(), shutdown.clone(), force.clone()));
                     }
                     Err(e) => {
                         warn!(backend = %this.name, "accept failed: {e}");
@@ -138,21 +146,21 @@ impl Backend {
 
 async fn connection(
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     backend: Arc<Backend>,
     shutdown: CancellationToken,
     force: CancellationToken,
 ) {
     let service = service_fn(move |request| {
         let backend = backend.clone();
-        async move { Ok::<_, Infallible>(answer(request, &backend).await) }
+        async move { Ok::<_, Infallible>(serve(request, &backend, peer).await) }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut closing = false;
     loop {
@@ -197,7 +205,62 @@ fn query_delay(query: Option<&str>) -> Option<Duration> {
         .map(|d| d.min(Duration::from_secs(60)))
 }
 
-async fn answer(mut request: Request<Incoming>, backend: &Backend) -> Response<Full<Bytes>> {
+/// A response body: whole, or whole and then trailers (gRPC-style).
+type DemoBody = Either<Full<Bytes>, WithTrailers<Full<Bytes>, Trailers>>;
+
+/// The trailers of a gRPC-style answer, ready at once.
+type Trailers = std::future::Ready<Option<Result<http::HeaderMap, Infallible>>>;
+
+async fn serve(
+    request: Request<Incoming>,
+    backend: &Backend,
+    peer: SocketAddr,
+) -> Response<DemoBody> {
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let response = answer(request, backend, peer).await;
+    if grpc {
+        grpc_style(response).await
+    } else {
+        response.map(Either::Left)
+    }
+}
+
+/// `response` the way gRPC answers: status 200, the body as one
+/// length-prefixed message, the outcome in trailers.
+async fn grpc_style(response: Response<Full<Bytes>>) -> Response<DemoBody> {
+    let (mut parts, body) = response.into_parts();
+    let message = match body.collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(never) => match never {},
+    };
+    let mut framed = Vec::with_capacity(5 + message.len());
+    framed.push(0);
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let mut trailers = http::HeaderMap::new();
+    if parts.status.is_success() {
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    } else {
+        trailers.insert("grpc-status", HeaderValue::from_static("2"));
+        trailers.insert("grpc-message", HeaderValue::from(parts.status.as_u16()));
+    }
+    parts.status = StatusCode::OK;
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    let body = Full::new(Bytes::from(framed)).with_trailers(std::future::ready(Some(Ok(trailers))));
+    Response::from_parts(parts, Either::Right(body))
+}
+
+async fn answer(
+    mut request: Request<Incoming>,
+    backend: &Backend,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
     let probe = request
         .headers()
         .get(header::USER_AGENT)
@@ -245,8 +308,15 @@ async fn answer(mut request: Request<Incoming>, backend: &Backend) -> Response<F
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Over HTTP/2 the host is the URI's authority.
+    let host = match request.uri().authority() {
+        Some(authority) if !request.headers().contains_key(header::HOST) => {
+            authority.as_str().to_owned()
+        }
+        _ => header("host"),
+    };
     let seen = serde_json::json!({
-        "host": header("host"),
+        "host": host,
         "x-forwarded-for": header("x-forwarded-for"),
         "x-forwarded-proto": header("x-forwarded-proto"),
         "x-forwarded-host": header("x-forwarded-host"),
@@ -255,6 +325,7 @@ async fn answer(mut request: Request<Incoming>, backend: &Backend) -> Response<F
     });
     let text_wanted = header("accept").contains("text/plain");
     let method = request.method().to_string();
+    let version = format!("{:?}", request.version());
     let path_and_query = request
         .uri()
         .path_and_query()
@@ -292,6 +363,8 @@ async fn answer(mut request: Request<Incoming>, backend: &Backend) -> Response<F
         "region": backend.region,
         "method": method,
         "path": path_and_query,
+        "version": version,
+        "peer": peer.to_string(),
         "body_bytes": body_bytes,
         "headers": seen,
     });

@@ -19,14 +19,15 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Fields that describe one connection, never forwarded (RFC 9110 §7.6.1),
-/// plus the non-standard `Proxy-Connection` and `Keep-Alive`. Parsed
-/// names: removing by name then costs no parsing on every request.
-static HOP_BY_HOP: [HeaderName; 7] = [
+/// plus the non-standard `Proxy-Connection` and `Keep-Alive`: also every
+/// field HTTP/2 forbids (RFC 9113 §8.2.2). Parsed names: removing by name
+/// then costs no parsing on every request. `Trailer` is end to end: an
+/// HTTP/1.1 client gets a response's trailers only when it lists them.
+static HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::TE,
-    header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
@@ -45,11 +46,26 @@ pub struct Forwarding<'a> {
     pub via: Option<&'a HeaderValue>,
     /// The request is a protocol upgrade (WebSocket): keep `Upgrade`.
     pub upgrade: bool,
+    /// The backend is spoken to over HTTP/2: `TE: trailers` is kept (gRPC
+    /// needs it, HTTP/2 allows no other `TE`).
+    pub http2: bool,
 }
 
 /// Removes hop-by-hop fields and those the `Connection` field names;
-/// `keep_upgrade` keeps `Upgrade` and sets `Connection: upgrade`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// `keep_upgrade` keeps `Upgrade` and sets `Connection: upgrade`;
+/// `keep_te_trailers` keeps `TE: trailers` when the `TE` field offers
+/// trailers (the one `TE` HTTP/2 allows).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_trailers: bool) {
+    let te_trailers = keep_te_trailers
+        && headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| {
+                let coding = t.split(';').next().unwrap_or_default();
+                coding.trim().eq_ignore_ascii_case("trailers")
+            });
     if headers.contains_key(header::CONNECTION) {
         // Options that are not field names (`close`) or are removed below
         // anyway (`keep-alive`, `upgrade`) are skipped: the usual
@@ -81,6 +97,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
 }
 
 /// Whether the request asks for a protocol upgrade (HTTP/1.1 only).
@@ -101,7 +120,7 @@ pub fn request_headers(
     f: &Forwarding<'_>,
     new_id: impl FnOnce() -> HeaderValue,
 ) -> HeaderValue {
-    strip_hop_by_hop(headers, f.upgrade);
+    strip_hop_by_hop(headers, f.upgrade, f.http2);
     // One X-Forwarded-For with every earlier hop, then the client.
     let mut xff = String::new();
     for v in headers.get_all(&X_FORWARDED_FOR) {
@@ -147,7 +166,7 @@ pub fn response_headers(
     via: Option<&HeaderValue>,
     request_id: &HeaderValue,
 ) {
-    strip_hop_by_hop(headers, switching);
+    strip_hop_by_hop(headers, switching, false);
     if let Some(via) = via {
         headers.append(header::VIA, via.clone());
     }
@@ -200,6 +219,7 @@ mod tests {
             host: &HOST,
             via: None,
             upgrade,
+            http2: false,
         }
     }
 
@@ -215,9 +235,48 @@ mod tests {
             ("proxy-connection", "close"),
             ("accept", "*/*"),
         ]);
-        strip_hop_by_hop(&mut h, false);
+        strip_hop_by_hop(&mut h, false, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["accept"]);
+    }
+
+    #[test]
+    fn http2_backends_get_te_trailers_and_nothing_else_hop_by_hop() {
+        let hop = [
+            ("connection", "keep-alive, X-Secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("content-type", "application/grpc"),
+        ];
+        for (te, kept) in [
+            ("trailers", Some("trailers")),
+            ("gzip, Trailers;q=1", Some("trailers")),
+            ("gzip", None),
+        ] {
+            let mut h = map(&hop);
+            h.append("te", HeaderValue::from_str(te).unwrap());
+            strip_hop_by_hop(&mut h, false, true);
+            let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            let expected: &[&str] = match kept {
+                Some(_) => &["content-type", "te"],
+                None => &["content-type"],
+            };
+            assert_eq!(names, expected, "TE: {te}");
+            assert_eq!(h.get("te").map(|v| v.to_str().unwrap()), kept);
+        }
+        // HTTP/1.1 backends never get TE.
+        let mut h = map(&[("te", "trailers")]);
+        strip_hop_by_hop(&mut h, false, false);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn trailer_lists_are_forwarded() {
+        let mut h = map(&[("trailer", "grpc-status"), ("connection", "close")]);
+        response_headers(&mut h, false, None, &HeaderValue::from_static("id"));
+        assert_eq!(h["trailer"], "grpc-status");
     }
 
     #[test]
@@ -228,7 +287,7 @@ mod tests {
             ("sec-websocket-key", "k"),
         ]);
         assert!(is_upgrade(&h));
-        strip_hop_by_hop(&mut h, true);
+        strip_hop_by_hop(&mut h, true, false);
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "websocket");
         assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));

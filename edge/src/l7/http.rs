@@ -2,8 +2,8 @@
 //! types. It serves client connections (HTTP/1.1, HTTP/2 over TLS by ALPN,
 //! h2c by prior knowledge), runs each request through the pure stages
 //! (admission, [`super::route`], [`super::pool`], [`super::forward`]) and
-//! sends it upstream over keep-alive connection pools, with retries,
-//! timeouts and WebSocket tunnels.
+//! sends it upstream ([`super::upstream`]: HTTP/1.1 keep-alive pools, or
+//! HTTP/2 for `h2c` pools), with retries, timeouts and WebSocket tunnels.
 //!
 //! # A request's way through
 //!
@@ -12,7 +12,8 @@
 //! (503 when no server can take it) → headers rewritten → upstream attempt
 //! (connect + response timeout) → retry to another server if allowed →
 //! response headers rewritten, sticky cookie set → body streamed back
-//! with the in-flight guards inside it → access log line and metrics.
+//! with the in-flight guards inside it (a stall mid-body aborts it and
+//! counts against the server) → access log line and metrics.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -24,8 +25,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::uri::{Authority, PathAndQuery};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty, Full};
@@ -36,7 +37,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::{HashOn, L7Tier};
+use topology::tiers::l7::{BackendProtocol, HashOn, L7Tier};
 use tracing::{debug, info, warn};
 
 use super::balance::request_key;
@@ -555,8 +556,12 @@ async fn proxy(
             .is_some()
     });
 
-    // Headers for the backend.
-    let upgrade = request.version() == Version::HTTP_11 && forward::is_upgrade(request.headers());
+    // Headers for the backend. An HTTP/2 backend takes no upgrade: the
+    // request goes as a plain one, which the backend answers as such.
+    let protocol = pool.config.protocol;
+    let upgrade = protocol == BackendProtocol::Http1
+        && request.version() == Version::HTTP_11
+        && forward::is_upgrade(request.headers());
     let on_client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     let proto = match info.listener {
@@ -572,6 +577,7 @@ async fn proxy(
             host: &host,
             via,
             upgrade,
+            http2: protocol == BackendProtocol::H2c,
         },
         || shared.new_request_id(),
     );
@@ -584,6 +590,13 @@ async fn proxy(
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
         Some(path) => PathAndQuery::try_from(path)
             .map_err(|_| Fault::BadRequest("rewritten path is invalid"))?,
+    };
+    let (version, target) = match protocol {
+        BackendProtocol::Http1 => (Version::HTTP_11, Uri::from(path_and_query)),
+        BackendProtocol::H2c => (
+            Version::HTTP_2,
+            h2_target(&mut parts.headers, path_and_query)?,
+        ),
     };
     let replayable = body.is_end_stream();
     let mut body = Some(body);
@@ -612,8 +625,8 @@ async fn proxy(
         };
         let mut up_request = Request::new(up_body);
         *up_request.method_mut() = parts.method.clone();
-        *up_request.version_mut() = Version::HTTP_11;
-        *up_request.uri_mut() = Uri::from(path_and_query.clone());
+        *up_request.version_mut() = version;
+        *up_request.uri_mut() = target.clone();
         *up_request.headers_mut() = if more {
             parts.headers.clone()
         } else {
@@ -623,7 +636,9 @@ async fn proxy(
         let started = Instant::now();
         let result = tokio::time::timeout(
             response_timeout,
-            snapshot.upstream.send(pick.server.addr, up_request),
+            snapshot
+                .upstream
+                .send(pick.server.addr, protocol, up_request),
         )
         .await;
         let latency = started.elapsed();
@@ -706,6 +721,20 @@ async fn proxy(
             }
         }
     }
+}
+
+/// The target of a request to an HTTP/2 backend: an absolute URI whose
+/// authority (`:authority`) takes the place of the `Host` field.
+fn h2_target(headers: &mut HeaderMap, path_and_query: PathAndQuery) -> Result<Uri, Fault> {
+    let bad = || Fault::BadRequest("Host is not a valid authority");
+    let host = headers.remove(header::HOST).ok_or_else(bad)?;
+    let authority = Authority::try_from(host.as_bytes()).map_err(|_| bad())?;
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority)
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| bad())
 }
 
 /// Records an attempt's outcome on `server` of `pool` at `now_ms`, and

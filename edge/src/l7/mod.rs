@@ -18,8 +18,10 @@
 //! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
 //! - [`http`]: the hyper adapter — serving connections, the request path,
 //!   retries, WebSocket tunnels, the access log;
-//! - [`upstream`]: keep-alive connections to backend servers, pooled per
-//!   server and driven in the task of the client connection using them;
+//! - [`upstream`]: keep-alive HTTP/1.1 connections to backend servers,
+//!   pooled per server and driven in the task of the client connection
+//!   using them, or one multiplexed HTTP/2 connection per server (`h2c`
+//!   pools);
 //! - [`limits`]: pure admission — per-client rate limit (GCRA),
 //!   connection cap, concurrency gates;
 //! - [`route`]: pure — host/path/header matching and prefix rewrites;

@@ -1,6 +1,7 @@
 //! The backend side of the proxy: keep-alive HTTP/1.1 connections to the
 //! backend servers, pooled per server address, each driven inside the task
-//! of the client connection that is using it.
+//! of the client connection that is using it; and for `h2c` pools, one
+//! multiplexed HTTP/2 connection per server.
 //!
 //! A hyper client connection is a future that must be polled for its
 //! requests to progress. Spawning a task per backend connection (what
@@ -14,8 +15,16 @@
 //! backend when it is taken from the pool, and a background sweep closes
 //! those idle longer than the `upstream_idle` timeout.
 //!
+//! An HTTP/2 connection carries every request to its server at once, so
+//! it cannot live in one client connection's task: it runs in a task of
+//! its own (hyper spawns one more per request body). The first request to
+//! a server connects while the others wait for it; a connection that
+//! closes or fails (a GOAWAY) is replaced by the next request, and a
+//! request it refused unsent is sent once more on the new one.
+//!
 //! A response body that pauses longer than the `response` timeout between
-//! two pieces is cut off ([`PacedBody`]) and its connection closed.
+//! two pieces is cut off ([`PacedBody`]): its HTTP/1.1 connection is
+//! closed, its HTTP/2 stream reset.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
@@ -30,11 +39,12 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, SendRequest};
+use hyper::client::conn::http2;
 use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use topology::tiers::l7::Timeouts;
+use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
 use super::http::UpBody;
@@ -46,6 +56,11 @@ const MAX_IDLE_PER_SERVER: usize = 1024;
 /// TCP keep-alive on backend connections, so a vanished backend host is
 /// noticed on connections that sit idle in the pool.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// HTTP/2 PINGs on a backend connection with requests in flight, and how
+/// long the answer may take before the connection is given up.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a request could not be sent or answered.
 #[derive(Debug, thiserror::Error)]
@@ -109,10 +124,25 @@ impl Link {
     }
 }
 
+/// One h2c server's HTTP/2 connection, `None` until the first request.
+/// The lock is held while connecting, so concurrent requests share it.
+#[derive(Default)]
+struct Multiplexed(tokio::sync::Mutex<Option<H2Link>>);
+
+/// An HTTP/2 connection (its task runs it) and its number, which tells a
+/// replaced connection from its successor.
+struct H2Link {
+    sender: http2::SendRequest<UpBody>,
+    generation: u64,
+}
+
 /// The backend client: connection pools by server address.
 pub struct Upstream {
     idle: Mutex<HashMap<SocketAddr, VecDeque<Link>>>,
+    /// The HTTP/2 connection of each h2c server used so far.
+    multiplexed: Mutex<HashMap<SocketAddr, Arc<Multiplexed>>>,
     builder: Builder,
+    h2_builder: http2::Builder<TokioExecutor>,
     connect: Duration,
     idle_timeout: Duration,
     /// The longest pause in a response body.
@@ -135,9 +165,16 @@ impl Upstream {
     /// tokio runtime, it starts the sweep of idle connections, which ends
     /// when the client is dropped.
     pub fn new(timeouts: &Timeouts) -> Arc<Self> {
+        let mut h2_builder = http2::Builder::new(TokioExecutor::new());
+        h2_builder
+            .timer(TokioTimer::new())
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_TIMEOUT);
         let upstream = Arc::new(Self {
             idle: Mutex::new(HashMap::new()),
+            multiplexed: Mutex::new(HashMap::new()),
             builder: Builder::new(),
+            h2_builder,
             connect: timeouts.connect,
             idle_timeout: timeouts.upstream_idle,
             body_pause: timeouts.response,
@@ -156,9 +193,23 @@ impl Upstream {
             && self.body_pause == timeouts.response
     }
 
-    /// Sends `request` (its URI in origin form, its `Host` set) to the
-    /// server at `addr` over a pooled connection, or a new one.
+    /// Sends `request` to the server at `addr` in `protocol`: over HTTP/1.1
+    /// (its URI in origin form, its `Host` set) on a pooled connection or a
+    /// new one, or over HTTP/2 (its URI absolute, for `:authority`) on the
+    /// server's multiplexed connection.
     pub async fn send(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        protocol: BackendProtocol,
+        request: Request<UpBody>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        match protocol {
+            BackendProtocol::Http1 => self.send_http1(addr, request).await,
+            BackendProtocol::H2c => self.send_h2c(addr, request).await,
+        }
+    }
+
+    async fn send_http1(
         self: &Arc<Self>,
         addr: SocketAddr,
         mut request: Request<UpBody>,
@@ -166,7 +217,7 @@ impl Upstream {
         while let Some(mut link) = self.checkout(addr) {
             let sent = link.sender.try_send_request(request);
             match drive(&mut link, sent).await {
-                Ok(response) => return Ok(self.body(response, link, addr)),
+                Ok(response) => return Ok(self.body(response, Some(link), addr)),
                 // The backend closed it before the request went out:
                 // nothing was sent, try the next connection.
                 Err(mut error) => match error.take_message() {
@@ -178,21 +229,82 @@ impl Upstream {
         let mut link = self.connect(addr).await?;
         let sent = link.sender.try_send_request(request);
         match drive(&mut link, sent).await {
-            Ok(response) => Ok(self.body(response, link, addr)),
+            Ok(response) => Ok(self.body(response, Some(link), addr)),
             Err(error) => Err(error.into_error().into()),
         }
     }
 
+    async fn send_h2c(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        mut request: Request<UpBody>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let server = {
+            let mut all = self
+                .multiplexed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            all.entry(addr).or_default().clone()
+        };
+        let mut refused = None;
+        loop {
+            let (mut sender, generation) = self.h2_sender(&server, addr, refused).await?;
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(self.body(response, None, addr)),
+                // The connection closed before the request went out:
+                // nothing was sent, try once more on a new connection.
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if refused.is_none() => {
+                        request = unsent;
+                        refused = Some(generation);
+                    }
+                    _ => return Err(error.into_error().into()),
+                },
+            }
+        }
+    }
+
+    /// The open HTTP/2 connection to `addr`, or a new one in place of the
+    /// closed one or the one numbered `refused` (which refused a request).
+    async fn h2_sender(
+        &self,
+        server: &Multiplexed,
+        addr: SocketAddr,
+        refused: Option<u64>,
+    ) -> Result<(http2::SendRequest<UpBody>, u64), UpstreamError> {
+        let mut current = server.0.lock().await;
+        if let Some(link) = &*current
+            && !link.sender.is_closed()
+            && refused != Some(link.generation)
+        {
+            return Ok((link.sender.clone(), link.generation));
+        }
+        let stream = self.connect_tcp(addr).await?;
+        let (sender, connection) = self.h2_builder.handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%addr, "HTTP/2 backend connection closed: {error}");
+            }
+        });
+        let generation = current.as_ref().map_or(0, |link| link.generation + 1);
+        *current = Some(H2Link {
+            sender: sender.clone(),
+            generation,
+        });
+        Ok((sender, generation))
+    }
+
+    /// `response`'s body, over `link` for HTTP/1.1 (`None` for HTTP/2).
     fn body(
         self: &Arc<Self>,
         mut response: Response<Incoming>,
-        link: Link,
+        link: Option<Link>,
         server: SocketAddr,
     ) -> Response<UpstreamBody> {
-        let on_upgrade = Some(hyper::upgrade::on(&mut response));
+        let on_upgrade = link.is_some().then(|| hyper::upgrade::on(&mut response));
         response.map(|inner| UpstreamBody {
             inner: PacedBody::new(inner, self.body_pause),
-            link: Some(link),
+            link,
             upstream: self.clone(),
             server,
             finished: false,
@@ -250,6 +362,19 @@ impl Upstream {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<Link, UpstreamError> {
+        let stream = self.connect_tcp(addr).await?;
+        let (sender, connection) = self.builder.handshake(TokioIo::new(stream)).await?;
+        Ok(Link {
+            sender,
+            driver: Box::pin(connection.with_upgrades()),
+            done: false,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// A TCP connection to `addr` within the connect timeout, with
+    /// `TCP_NODELAY` and keep-alive set.
+    async fn connect_tcp(&self, addr: SocketAddr) -> Result<TcpStream, UpstreamError> {
         let stream = tokio::time::timeout(self.connect, TcpStream::connect(addr))
             .await
             .map_err(|_| UpstreamError::Connect(std::io::ErrorKind::TimedOut.into()))?
@@ -259,13 +384,7 @@ impl Upstream {
         socket2::SockRef::from(&stream)
             .set_tcp_keepalive(&keepalive)
             .map_err(UpstreamError::Connect)?;
-        let (sender, connection) = self.builder.handshake(TokioIo::new(stream)).await?;
-        Ok(Link {
-            sender,
-            driver: Box::pin(connection.with_upgrades()),
-            done: false,
-            idle_since: Instant::now(),
-        })
+        Ok(stream)
     }
 }
 
@@ -274,7 +393,8 @@ impl Upstream {
 /// dropped before that, or cut off by a stall, the connection is closed).
 pub struct UpstreamBody {
     inner: PacedBody<Incoming, BackendBodyError>,
-    /// `None` once taken by an upgrade.
+    /// The HTTP/1.1 connection; `None` once taken by an upgrade, and for
+    /// HTTP/2.
     link: Option<Link>,
     upstream: Arc<Upstream>,
     server: SocketAddr,
@@ -435,7 +555,10 @@ mod tests {
         let (addr, accepted) = backend(CHUNKED, usize::MAX).await;
         let upstream = Upstream::new(&Timeouts::default());
         for _ in 0..3 {
-            let response = upstream.send(addr, get()).await.unwrap();
+            let response = upstream
+                .send(addr, BackendProtocol::Http1, get())
+                .await
+                .unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(&body[..], b"abc");
         }
@@ -446,8 +569,16 @@ mod tests {
     async fn a_body_dropped_unread_closes_its_connection() {
         let (addr, accepted) = backend(CHUNKED, usize::MAX).await;
         let upstream = Upstream::new(&Timeouts::default());
-        drop(upstream.send(addr, get()).await.unwrap());
-        let response = upstream.send(addr, get()).await.unwrap();
+        drop(
+            upstream
+                .send(addr, BackendProtocol::Http1, get())
+                .await
+                .unwrap(),
+        );
+        let response = upstream
+            .send(addr, BackendProtocol::Http1, get())
+            .await
+            .unwrap();
         response.into_body().collect().await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -458,7 +589,10 @@ mod tests {
         let (addr, accepted) = backend(reply, 1).await;
         let upstream = Upstream::new(&Timeouts::default());
         for _ in 0..2 {
-            let response = upstream.send(addr, get()).await.unwrap();
+            let response = upstream
+                .send(addr, BackendProtocol::Http1, get())
+                .await
+                .unwrap();
             response.into_body().collect().await.unwrap();
             // Let the backend's close arrive.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -472,7 +606,10 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let upstream = Upstream::new(&Timeouts::default());
-        let error = upstream.send(addr, get()).await.unwrap_err();
+        let error = upstream
+            .send(addr, BackendProtocol::Http1, get())
+            .await
+            .unwrap_err();
         assert!(matches!(error, UpstreamError::Connect(_)), "{error}");
     }
 }

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod balancing;
+mod h2c_backends;
 mod lifecycle;
 mod protocols;
 mod resilience;
