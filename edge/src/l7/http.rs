@@ -45,7 +45,7 @@ use super::forward::{self, Forwarding};
 use super::limits::GatePass;
 use super::metrics::class_index;
 use super::node::{ListenerKind, Shared};
-use super::paced_body::{BackendBodyError, ClientBodyError, PacedBody};
+use super::paced_body::{BackendBodyError, BodyWitness, ClientBodyError, PacedBody, Stopped};
 use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState, ServerState};
 use super::state::Snapshot;
 use super::sticky;
@@ -619,8 +619,14 @@ async fn proxy(
         record.attempts += 1;
         record.fail_open |= pick.fail_open;
         let more = record.attempts <= retries.attempts && replayable;
+        let mut witness = None;
         let up_body = match body.take() {
-            Some(b) if !replayable => Either::Left(PacedBody::new(b, tier.timeouts.request_body)),
+            Some(b) if !replayable => {
+                let paced = PacedBody::new(b, tier.timeouts.request_body);
+                let seen = BodyWitness::default();
+                witness = Some(seen.clone());
+                Either::Left(paced.witnessed_by(seen))
+            }
             _ => Either::Right(Empty::new()),
         };
         let mut up_request = Request::new(up_body);
@@ -648,12 +654,12 @@ async fn proxy(
                 (Outcome::ConnectFailed, Some(Fault::ConnectFailed))
             }
             Ok(Err(UpstreamError::Failed(error))) => {
-                if let Some(client_fault) = ClientBodyError::find(error) {
+                if let Some(stopped) = witness.as_ref().and_then(BodyWitness::stopped) {
                     // Not the server's doing: not recorded, not retried.
-                    debug!(%client_fault, "request body failed");
-                    return Err(match client_fault {
-                        ClientBodyError::TooSlow(_) => Fault::ClientTooSlow,
-                        ClientBodyError::Read(_) => Fault::BadRequest("the request body failed"),
+                    debug!(?stopped, "request body failed: {error}");
+                    return Err(match stopped {
+                        Stopped::TooSlow => Fault::ClientTooSlow,
+                        Stopped::Failed => Fault::BadRequest("the request body failed"),
                     });
                 }
                 (Outcome::Failed, Some(Fault::UpstreamFailed))

@@ -13,6 +13,8 @@
 
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -51,18 +53,38 @@ impl<E: Into<BoxError>> PaceError<E> for ClientBodyError {
     }
 }
 
-impl ClientBodyError {
-    /// Whether `error` (from sending a request upstream) was caused by the
-    /// client's body rather than the backend.
-    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClientBodyError> {
-        let mut next = Some(error);
-        while let Some(error) = next {
-            if let Some(found) = error.downcast_ref::<ClientBodyError>() {
-                return Some(found);
-            }
-            next = error.source();
+/// How a body stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// It paused longer than its timeout.
+    TooSlow,
+    /// Its source failed.
+    Failed,
+}
+
+/// Where a [`PacedBody`] records how it stopped early, for whoever sent it
+/// on: the request path asks it whose fault a failed upstream exchange
+/// was. (Over HTTP/1 the body's error comes back inside the exchange's
+/// error, but an HTTP/2 connection only resets the stream.)
+#[derive(Clone, Debug, Default)]
+pub struct BodyWitness(Arc<AtomicU8>);
+
+impl BodyWitness {
+    fn record(&self, stopped: Stopped) {
+        let code = match stopped {
+            Stopped::TooSlow => 1,
+            Stopped::Failed => 2,
+        };
+        self.0.store(code, Ordering::Relaxed);
+    }
+
+    /// How the body stopped, if it did.
+    pub fn stopped(&self) -> Option<Stopped> {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Some(Stopped::TooSlow),
+            2 => Some(Stopped::Failed),
+            _ => None,
         }
-        None
     }
 }
 
@@ -93,6 +115,7 @@ pub struct PacedBody<B, E> {
     pause: Duration,
     /// Armed when the body first makes the proxy wait, reset by each piece.
     deadline: Option<Pin<Box<Sleep>>>,
+    witness: Option<BodyWitness>,
     report: PhantomData<fn() -> E>,
 }
 
@@ -103,7 +126,20 @@ impl<B, E> PacedBody<B, E> {
             inner,
             pause,
             deadline: None,
+            witness: None,
             report: PhantomData,
+        }
+    }
+
+    /// Also records how the body stopped early in `witness`.
+    pub fn witnessed_by(mut self, witness: BodyWitness) -> Self {
+        self.witness = Some(witness);
+        self
+    }
+
+    fn stopped(&self, how: Stopped) {
+        if let Some(witness) = &self.witness {
+            witness.record(how);
         }
     }
 }
@@ -126,6 +162,9 @@ where
                 if let Some(deadline) = &mut this.deadline {
                     deadline.as_mut().reset(Instant::now() + this.pause);
                 }
+                if matches!(frame, Some(Err(_))) {
+                    this.stopped(Stopped::Failed);
+                }
                 Poll::Ready(frame.map(|f| f.map_err(E::failed)))
             }
             Poll::Pending => {
@@ -134,6 +173,7 @@ where
                     .deadline
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
                 ready!(deadline.as_mut().poll(cx));
+                this.stopped(Stopped::TooSlow);
                 Poll::Ready(Some(Err(E::too_slow(pause))))
             }
         }
@@ -205,16 +245,17 @@ mod tests {
         drop(tx);
     }
 
-    /// An error that wraps another, as hyper's does.
-    #[derive(Debug, thiserror::Error)]
-    #[error("sending the request failed")]
-    struct Wrapping(#[source] ClientBodyError);
-
-    #[test]
-    fn the_error_is_found_behind_the_errors_that_wrap_it() {
-        let wrapped = Wrapping(ClientBodyError::TooSlow(Duration::from_secs(1)));
-        assert!(ClientBodyError::find(&wrapped).is_some());
-        let unrelated = std::io::Error::other("backend reset");
-        assert!(ClientBodyError::find(&unrelated).is_none());
+    #[tokio::test(start_paused = true)]
+    async fn the_witness_learns_how_the_body_stopped() {
+        let (tx, rx) = mpsc::channel(4);
+        let witness = BodyWitness::default();
+        let mut body = PacedBody::<_, ClientBodyError>::new(Pieces(rx), Duration::from_secs(1))
+            .witnessed_by(witness.clone());
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        assert_eq!(witness.stopped(), None);
+        assert!(body.frame().await.unwrap().is_err());
+        assert_eq!(witness.stopped(), Some(Stopped::TooSlow));
+        drop(tx);
     }
 }

@@ -138,6 +138,33 @@ async fn an_h2c_pool_whose_backend_is_down_gets_502_and_its_server_ejected() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_its_upload_to_an_h2c_pool_gets_408_and_the_server_stays_in() {
+    let b = TestBackend::start("b0").await;
+    let mut spec = h2c_spec(
+        &b,
+        "    outlier: { failures: 1, ejection: 1h }\n    fail_open: false\n",
+    );
+    spec.tier.timeouts.request_body = std::time::Duration::from_millis(300);
+    let proxy = Proxy::start(spec).await;
+    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+    // HTTP/2 to the backend only resets the stream when the body stops:
+    // the proxy must still know it was the client.
+    let reply = exchange(
+        &mut stream,
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(
+        proxy.handle.status()["pools"][0]["servers"][0]["ejected"],
+        false
+    );
+    assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
+    proxy.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn trailers_of_a_chunked_http1_response_reach_a_client_that_accepts_them() {
     // A backend answering with a chunked body and a trailer it announces.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
