@@ -25,7 +25,7 @@
 //! - [`l7`]: the L7 tier — PROXY header, TLS by SNI, HTTP/1.1 and HTTP/2
 //!   reverse proxy with routes, balanced and health-checked pools,
 //!   retries, limits, the region health path, metrics, reload and drain
-//!   (only `l7::http` names hyper types).
+//!   (only `l7::http` and the demo backend name hyper types).
 //! - [`backend`]: the demo backend the topology's `backends:` run.
 //!
 //! # Unsafe code

@@ -11,14 +11,14 @@
 //!
 //! Modules follow a request's way through the node. The pure decisions
 //! take time and randomness as arguments and are table-tested; only
-//! [`http`] and its backend half [`upstream`] name hyper types.
+//! [`http`] (with its backend half, [`http::upstream`]) names hyper types.
 //!
 //! - [`listener`]: accept, PROXY header, per-client connection cap, TLS
 //!   handshake and ALPN;
 //! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
 //! - [`http`]: the hyper adapter — serving connections, the request path,
 //!   retries, WebSocket tunnels, the access log;
-//! - [`upstream`]: keep-alive HTTP/1.1 connections to backend servers,
+//! - [`http::upstream`]: keep-alive HTTP/1.1 connections to backend servers,
 //!   pooled per server and driven in the task of the client connection
 //!   using them, or one multiplexed HTTP/2 connection per server (`h2c`
 //!   pools);
@@ -66,7 +66,6 @@ pub mod route;
 pub mod state;
 pub mod sticky;
 pub mod tls;
-pub mod upstream;
 
 pub use config::NodeSpec;
 pub use node::{Handle, L7Error, L7Node, Listeners};

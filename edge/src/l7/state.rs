@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::config::NodeSpec;
+use super::http::upstream::Upstream;
 use super::limits::RateLimiter;
 use super::metrics::{Metrics, RouteMetrics};
 use super::pool::PoolState;
 use super::route::Router;
-use super::upstream::Upstream;
 
 /// What requests are served with. Requests in flight keep the snapshot
 /// they started with; new requests see the new one at once.

@@ -47,8 +47,8 @@ use tokio::time::Instant;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
-use super::http::UpBody;
-use super::paced_body::{BackendBodyError, PacedBody};
+use super::UpBody;
+use crate::l7::paced_body::{BackendBodyError, PacedBody};
 
 /// Most idle connections kept per server.
 const MAX_IDLE_PER_SERVER: usize = 1024;

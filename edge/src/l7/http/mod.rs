@@ -2,7 +2,7 @@
 //! types. It serves client connections (HTTP/1.1, HTTP/2 over TLS by ALPN,
 //! h2c by prior knowledge), runs each request through the pure stages
 //! (admission, [`super::route`], [`super::pool`], [`super::forward`]) and
-//! sends it upstream ([`super::upstream`]: HTTP/1.1 keep-alive pools, or
+//! sends it upstream ([`upstream`]: HTTP/1.1 keep-alive pools, or
 //! HTTP/2 for `h2c` pools), with retries, timeouts and WebSocket tunnels.
 //!
 //! # A request's way through
@@ -14,6 +14,8 @@
 //! response headers rewritten, sticky cookie set → body streamed back
 //! with the in-flight guards inside it (a stall mid-body aborts it and
 //! counts against the server) → access log line and metrics.
+
+pub mod upstream;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -49,7 +51,7 @@ use super::paced_body::{BackendBodyError, BodyWitness, ClientBodyError, PacedBod
 use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState, ServerState};
 use super::state::Snapshot;
 use super::sticky;
-use super::upstream::{UpstreamBody, UpstreamError};
+use upstream::{UpstreamBody, UpstreamError};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
 pub(crate) type UpBody = Either<PacedBody<Incoming, ClientBodyError>, Empty<Bytes>>;
