@@ -208,12 +208,12 @@ async fn connection(
                         }
                     };
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                let stream = Watched::new(stream, reads);
+                let stream = Tapped::new(stream, reads);
                 if h2 {
                     serve_connection(stream, Protocol::Http2, info, shared, drain.token, force)
                         .await;
                 } else {
-                    let io = Guarded::new(stream, framing_conflict, max_head);
+                    let io = stream.with_framing_guard(framing_conflict, max_head);
                     serve_connection(io, Protocol::Http1, info, shared, drain.token, force).await;
                 }
             }
@@ -223,7 +223,7 @@ async fn connection(
                 } else {
                     Protocol::Http1
                 };
-                let io = Guarded::new(Watched::new(stream, reads), framing_conflict, max_head);
+                let io = Tapped::new(stream, reads).with_framing_guard(framing_conflict, max_head);
                 serve_connection(io, protocol, info, shared, drain.token, force).await;
             }
         }
@@ -284,83 +284,43 @@ fn hold_drain(
     HeldDrain { token, relay }
 }
 
-/// A stream that reports reads to its drain.
-struct Watched<IO> {
+/// A client stream whose incoming bytes are watched on their way to hyper:
+/// the first read after the drain began is reported to it
+/// ([`hold_drain`]), and on HTTP/1 every byte also passes through a
+/// [`FramingGuard`] that raises the connection's framing-conflict flag.
+struct Tapped<IO> {
     inner: IO,
     reads: Arc<ReadSignal>,
+    framing: Option<Framing>,
 }
 
-impl<IO> Watched<IO> {
-    fn new(inner: IO, reads: Arc<ReadSignal>) -> Self {
-        Self { inner, reads }
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if buf.filled().len() > before && self.reads.armed.load(Ordering::Relaxed) {
-            // A stored permit: the waiter may come later.
-            self.reads.read.notify_one();
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A stream whose incoming bytes pass through a [`FramingGuard`].
-pub struct Guarded<IO> {
-    inner: IO,
+/// The request-smuggling guard of an HTTP/1 connection and its flag.
+struct Framing {
     guard: FramingGuard,
-    flag: Arc<AtomicBool>,
+    conflict: Arc<AtomicBool>,
 }
 
-impl<IO> Guarded<IO> {
-    /// Wraps `inner`; `flag` is set on a framing conflict.
-    pub fn new(inner: IO, flag: Arc<AtomicBool>, max_head: usize) -> Self {
+impl<IO> Tapped<IO> {
+    fn new(inner: IO, reads: Arc<ReadSignal>) -> Self {
         Self {
             inner,
-            guard: FramingGuard::new(max_head),
-            flag,
+            reads,
+            framing: None,
         }
+    }
+
+    /// Also feeds the bytes to a [`FramingGuard`]; `conflict` is set on a
+    /// framing conflict.
+    fn with_framing_guard(mut self, conflict: Arc<AtomicBool>, max_head: usize) -> Self {
+        self.framing = Some(Framing {
+            guard: FramingGuard::new(max_head),
+            conflict,
+        });
+        self
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
+impl<IO: AsyncRead + Unpin> AsyncRead for Tapped<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -368,17 +328,23 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if !self.guard.is_off() {
-            let this = &mut *self;
-            if this.guard.feed(&buf.filled()[before..]) == Verdict::Conflict {
-                this.flag.store(true, Ordering::Relaxed);
-            }
+        let this = &mut *self;
+        let fresh = &buf.filled()[before..];
+        if !fresh.is_empty() && this.reads.armed.load(Ordering::Relaxed) {
+            // A stored permit: the waiter may come later.
+            this.reads.read.notify_one();
+        }
+        if let Some(framing) = &mut this.framing
+            && !framing.guard.is_off()
+            && framing.guard.feed(fresh) == Verdict::Conflict
+        {
+            framing.conflict.store(true, Ordering::Relaxed);
         }
         Poll::Ready(Ok(()))
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tapped<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
