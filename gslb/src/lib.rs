@@ -21,8 +21,9 @@
 //!
 //! Around the query path, owned by [`node::Node`]:
 //! - [`monitor`]: probes the regions (with the `probe` crate), gathers the
-//!   peers' views, combines them by [`vantage`] quorum, applies
-//!   [`overrides`] and publishes the [`health`] view.
+//!   peers' views, combines them by [`vantage`] quorum, applies the
+//!   operator's overrides and publishes the [`health`] view; overrides and
+//!   this node's verdicts persist in the [`state_file`].
 //! - [`admin_api`]: status, overrides, reload, explain, metrics ([`metrics`]).
 
 pub mod admin_api;
