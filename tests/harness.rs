@@ -178,11 +178,23 @@ impl Gslb {
     /// loopback ports, `state` as its state file and `env` added to its
     /// environment; returns once it serves DNS.
     pub fn start(config: &std::path::Path, state: &std::path::Path, env: &[(&str, &str)]) -> Gslb {
+        Gslb::start_on(config, state, "127.0.0.1:0", "127.0.0.1:0", env)
+    }
+
+    /// As [`Gslb::start`], with DNS on `listen` and the admin API on
+    /// `admin` (to restart a node where it was).
+    pub fn start_on(
+        config: &std::path::Path,
+        state: &std::path::Path,
+        listen: &str,
+        admin: &str,
+        env: &[(&str, &str)],
+    ) -> Gslb {
         let mut command = Command::new(binary("gslb"));
         command
             .arg("--config")
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--listen", listen, "--admin", admin])
             .arg("--state-file")
             .arg(state)
             .envs(env.iter().copied());

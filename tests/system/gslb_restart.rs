@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
-use system_tests::{Daemon, binary, temp_dir};
+use system_tests::{Gslb, http, temp_dir};
 
 /// A region's health endpoint answering the status the test sets.
 struct HealthEndpoint {
@@ -107,52 +107,6 @@ fn answer(server: SocketAddr, subnet: &str) -> Option<Vec<IpAddr>> {
     )
 }
 
-/// Starts gslb on `config` with `state`, on `listen` and `admin` (port 0
-/// picks one); returns it with the DNS and admin addresses it reports.
-fn start(
-    config: &std::path::Path,
-    state: &std::path::Path,
-    listen: &str,
-    admin: &str,
-) -> (Daemon, SocketAddr, SocketAddr) {
-    let mut command = std::process::Command::new(binary("gslb"));
-    command
-        .arg("--config")
-        .arg(config)
-        .args(["--listen", listen, "--admin", admin])
-        .arg("--state-file")
-        .arg(state);
-    let mut daemon = Daemon::spawn(command);
-    let admin_line = daemon.wait_for("admin API listening");
-    let dns_line = daemon.wait_for("serving DNS");
-    let field = |line: &str, key: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|word| word.strip_prefix(key))
-            .and_then(|value| value.split(',').next())
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} address in {line:?}"))
-    };
-    let dns = field(&dns_line, "listen=");
-    let admin = field(&admin_line, "admin=");
-    (daemon, dns, admin)
-}
-
-/// POSTs to the admin API at `admin` and returns the whole response.
-fn post(admin: SocketAddr, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(admin).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nhost: {admin}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
-
 /// Polls until a client in `subnet` gets exactly `expected`, for at most
 /// `limit`.
 fn until_answer(server: SocketAddr, subnet: &str, expected: IpAddr, limit: Duration) {
@@ -209,14 +163,15 @@ fn a_gslb_killed_under_load_comes_back_with_its_overrides_and_verdicts() {
     std::fs::write(&config, topology(&regions)).unwrap();
     let state = dir.join("state").join("ns1.json");
 
-    let (mut gslb, dns, admin) = start(&config, &state, "127.0.0.1:0", "127.0.0.1:0");
+    let mut gslb = Gslb::start(&config, &state, &[]);
+    let (dns, admin) = (gslb.dns, gslb.admin);
     until_answer(dns, "8.8.8.0", us_east, Duration::from_secs(10));
     until_answer(dns, "81.2.69.0", eu_west, Duration::from_secs(10));
 
     // eu-west failed by the operator, us-east failed by its probes: every
     // client now gets ap-south.
-    let reply = post(admin, "/v1/regions/eu-west/fail");
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let reply = http::post(admin, "/v1/regions/eu-west/fail", &[], "").unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
     regions[0].set(503);
     until_answer(dns, "8.8.8.0", ap_south, Duration::from_secs(10));
     until_answer(dns, "81.2.69.0", ap_south, Duration::from_secs(10));
@@ -225,14 +180,8 @@ fn a_gslb_killed_under_load_comes_back_with_its_overrides_and_verdicts() {
     let load = query_load(dns, vec![us_east, eu_west], stop.clone());
     std::thread::sleep(Duration::from_millis(300));
     // SIGKILL: no chance to save anything on the way out.
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &gslb.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    drop(gslb);
-    let (restarted, _, _) = start(&config, &state, &dns.to_string(), &admin.to_string());
-    gslb = restarted;
+    gslb.daemon.kill();
+    gslb = Gslb::start_on(&config, &state, &dns.to_string(), &admin.to_string(), &[]);
     // Longer than `fall` probes: a node that forgot us-east was down would
     // answer it until then.
     std::thread::sleep(Duration::from_millis(1500));
@@ -256,7 +205,7 @@ fn a_gslb_killed_under_load_comes_back_with_its_overrides_and_verdicts() {
         Some(&[us_east][..]),
         "the override on eu-west did not survive the restart"
     );
-    gslb.terminate();
+    gslb.daemon.terminate();
     let _ = std::fs::remove_dir_all(dir);
     drop(regions);
 }
