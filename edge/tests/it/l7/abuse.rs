@@ -98,13 +98,7 @@ async fn a_request_body_that_stops_arriving_gets_408_and_does_not_blame_the_back
     let b = TestBackend::start("b0").await;
     let proxy = proxy_in_front_of(&b).await;
     let started = Instant::now();
-    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
-    let reply = exchange(
-        &mut stream,
-        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b",
-    )
-    .await;
-    let text = String::from_utf8_lossy(&reply);
+    let text = stalled_upload(proxy.http).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(
         started.elapsed() < Duration::from_secs(3),

@@ -146,15 +146,9 @@ async fn a_client_that_stops_its_upload_to_an_h2c_pool_gets_408_and_the_server_s
     );
     spec.tier.timeouts.request_body = std::time::Duration::from_millis(300);
     let proxy = Proxy::start(spec).await;
-    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
     // HTTP/2 to the backend only resets the stream when the body stops:
     // the proxy must still know it was the client.
-    let reply = exchange(
-        &mut stream,
-        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b",
-    )
-    .await;
-    let text = String::from_utf8_lossy(&reply);
+    let text = stalled_upload(proxy.http).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert_eq!(
         proxy.handle.status()["pools"][0]["servers"][0]["ejected"],

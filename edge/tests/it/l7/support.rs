@@ -243,6 +243,18 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     buf
 }
 
+/// A POST announcing 100 bytes of body and sending 10, then nothing; the
+/// response as text.
+pub async fn stalled_upload(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let reply = exchange(
+        &mut stream,
+        b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten b",
+    )
+    .await;
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
 /// `GET path` with `Connection: close` and extra headers.
 pub fn request(method: &str, path: &str, host: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
