@@ -2,6 +2,7 @@
 
 mod chaos;
 mod dns_client;
+mod docs;
 mod gslb_binary;
 mod gslb_restart;
 mod gtm;

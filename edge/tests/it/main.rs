@@ -4,10 +4,9 @@
 //! Every module here talks to real sockets on loopback only, binds port 0
 //! (or 127.0.0.x at a port it was just given), and bounds its waits.
 //!
-//! **To the L7 engineer:** add your modules below (e.g. `mod l7;` with
-//! `tests/it/l7/mod.rs`), next to `mod l4;`. The L4 helpers in
-//! `l4/support.rs` (fake L7 nodes that decode PROXY v2, a YAML topology
-//! builder) are `pub` if you want them.
+//! - `l4`: the L4 tier in process, in front of fake L7 nodes that decode
+//!   the PROXY v2 header;
+//! - `l7`: the L7 tier in process, in front of demo backends.
 
 mod l4;
 mod l7;
