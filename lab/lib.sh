@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared by lab/up, lab/down and lab/selftest. Sourced, not executed.
 #
 # The lab's plan lives here, in one place: every host, its LAN and its
