@@ -24,8 +24,9 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
+use crate::coordinates::Coordinates;
 use crate::country::{Continent, CountryCode};
-use crate::location::{Coordinates, Location};
+use crate::location::Location;
 use crate::prefix::Family;
 use crate::table::FamilyTable;
 

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::coordinates::Coordinates;
 use crate::error::ParseError;
-use crate::location::Coordinates;
 
 /// An ISO 3166-1 alpha-2 country code: exactly two ASCII letters, stored uppercase.
 ///

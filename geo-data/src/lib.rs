@@ -23,7 +23,8 @@
 //!
 //! # Layout
 //! - `country`: [`CountryCode`], [`Continent`] and the embedded country table ([`country`]).
-//! - `location`: [`Location`], [`Coordinates`], [`LocationId`].
+//! - `coordinates`: [`Coordinates`].
+//! - `location`: [`Location`], [`LocationId`].
 //! - `prefix`: [`Prefix`], [`Family`].
 //! - `table`: the compiled range tables and [`Range`].
 //! - `mmdb`: compiling MaxMind DB files (layout detection, record decoding).
@@ -36,6 +37,7 @@
 //! `scripts/regenerate.sh` rebuilds them.
 
 mod compiled;
+mod coordinates;
 mod country;
 mod db;
 mod error;
@@ -45,10 +47,11 @@ mod prefix;
 mod table;
 mod watch;
 
+pub use coordinates::Coordinates;
 pub use country::{Continent, CountryCode, CountryInfo, countries, country};
 pub use db::{GeoDb, GeoDbStats, Lookup};
 pub use error::{GeoError, ParseError};
-pub use location::{Coordinates, Location, LocationId};
+pub use location::{Location, LocationId};
 pub use prefix::{Family, Prefix};
 pub use table::Range;
 pub use watch::{Refresh, WatchedGeoDb};

@@ -17,9 +17,10 @@ use maxminddb::{LookupResult, Reader, WithinOptions};
 use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::coordinates::Coordinates;
 use crate::country::{Continent, CountryCode};
 use crate::error::GeoError;
-use crate::location::{Coordinates, Location};
+use crate::location::Location;
 use crate::prefix::{Family, host_mask};
 use crate::table::SegmentBuilder;
 

@@ -69,6 +69,28 @@ pub(crate) const fn host_mask(bits: u8, len: u8) -> u128 {
     }
 }
 
+/// The smallest prefix length whose block around `addr` lies inside
+/// `[first, last]` (which must contain `addr`), i.e. the widest such prefix.
+///
+/// "Fits at length l" is monotone in l (a longer prefix is a sub-block), so a
+/// binary search over `0..=bits` finds the boundary; `bits` always fits.
+pub(crate) fn widest_prefix_len(addr: u128, first: u128, last: u128, bits: u8) -> u8 {
+    let fits = |len: u8| {
+        let host = host_mask(bits, len);
+        addr & !host >= first && addr | host <= last
+    };
+    let (mut lo, mut hi) = (0u8, bits);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    hi
+}
+
 /// A CIDR block: network address plus prefix length, always canonical (host
 /// bits zero), e.g. `192.0.2.0/24` or `2001:db8::/32`.
 ///
@@ -158,7 +180,7 @@ impl Prefix {
         if !(low..=high).contains(&value) {
             return None;
         }
-        let len = crate::table::widest_prefix_len(value, low, high, family.bits());
+        let len = widest_prefix_len(value, low, high, family.bits());
         Some(Prefix::from_parts(family, value, len))
     }
 
@@ -267,5 +289,20 @@ mod tests {
         ] {
             assert!(bad.parse::<Prefix>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn widest_prefix_examples() {
+        // 10.0.0.0 - 10.0.1.255 is a /23.
+        let (first, last) = (0x0A00_0000, 0x0A00_01FF);
+        assert_eq!(widest_prefix_len(0x0A00_0105, first, last, 32), 23);
+        // 10.0.0.0 - 10.0.2.255: 10.0.2.x only gets its /24.
+        assert_eq!(widest_prefix_len(0x0A00_0205, first, 0x0A00_02FF, 32), 24);
+        assert_eq!(widest_prefix_len(0x0A00_0005, first, 0x0A00_02FF, 32), 23);
+        // The whole space.
+        assert_eq!(widest_prefix_len(12345, 0, u128::from(u32::MAX), 32), 0);
+        assert_eq!(widest_prefix_len(7, 0, u128::MAX, 128), 0);
+        // A single address.
+        assert_eq!(widest_prefix_len(7, 7, 7, 128), 128);
     }
 }

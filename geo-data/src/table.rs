@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::location::LocationId;
-use crate::prefix::{Family, Prefix, host_mask};
+use crate::prefix::{Family, Prefix, addr_value, host_mask, widest_prefix_len};
 
 /// Width in bytes of a location id column entry for a database with
 /// `n_locations` distinct locations. The all-ones value of the width means "no
@@ -263,28 +263,6 @@ fn read_id(ids: &[u8], i: usize, width: u8) -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// The smallest prefix length whose block around `addr` lies inside
-/// `[first, last]` (which must contain `addr`), i.e. the widest such prefix.
-///
-/// "Fits at length l" is monotone in l (a longer prefix is a sub-block), so a
-/// binary search over `0..=bits` finds the boundary; `bits` always fits.
-pub(crate) fn widest_prefix_len(addr: u128, first: u128, last: u128, bits: u8) -> u8 {
-    let fits = |len: u8| {
-        let host = host_mask(bits, len);
-        addr & !host >= first && addr | host <= last
-    };
-    let (mut lo, mut hi) = (0u8, bits);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if fits(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    hi
-}
-
 /// Collects located networks of one family (in any order) and turns them into
 /// merged segments covering the whole address space.
 pub(crate) struct SegmentBuilder {
@@ -365,8 +343,8 @@ impl Range {
     pub fn prefixes(&self) -> impl Iterator<Item = Prefix> + use<> {
         let family = self.family();
         let bits = family.bits();
-        let last = crate::prefix::addr_value(self.last);
-        let mut next = Some(crate::prefix::addr_value(self.first));
+        let last = addr_value(self.last);
+        let mut next = Some(addr_value(self.first));
         std::iter::from_fn(move || {
             let first = next?;
             let len = widest_prefix_len(first, first, last, bits);
@@ -440,21 +418,6 @@ mod tests {
     fn empty_builder_is_one_unlocated_segment() {
         let segs = SegmentBuilder::new(Family::V6).finish().unwrap();
         assert_eq!(segs, vec![(0, None)]);
-    }
-
-    #[test]
-    fn widest_prefix_examples() {
-        // 10.0.0.0 - 10.0.1.255 is a /23.
-        let (first, last) = (0x0A00_0000, 0x0A00_01FF);
-        assert_eq!(widest_prefix_len(0x0A00_0105, first, last, 32), 23);
-        // 10.0.0.0 - 10.0.2.255: 10.0.2.x only gets its /24.
-        assert_eq!(widest_prefix_len(0x0A00_0205, first, 0x0A00_02FF, 32), 24);
-        assert_eq!(widest_prefix_len(0x0A00_0005, first, 0x0A00_02FF, 32), 23);
-        // The whole space.
-        assert_eq!(widest_prefix_len(12345, 0, u128::from(u32::MAX), 32), 0);
-        assert_eq!(widest_prefix_len(7, 0, u128::MAX, 128), 0);
-        // A single address.
-        assert_eq!(widest_prefix_len(7, 7, 7, 128), 128);
     }
 
     #[test]

@@ -212,10 +212,7 @@ fn proximity_order(
 ) -> (Rule, Vec<RegionId>, u8) {
     let overrides = &topology.dns.overrides;
     let client = located.client.network;
-    let matched_net = overrides
-        .nets
-        .iter()
-        .find(|(net, _)| net.contains(client.addr()));
+    let matched_net = net_override(topology, client.addr()).map(|index| &overrides.nets[index]);
     let (rule, order, base) = match matched_net {
         Some((net, listed)) => (
             Rule::NetOverride(*net),
@@ -282,6 +279,17 @@ pub fn location_order(
     (Rule::DefaultOrder, order)
 }
 
+/// The index of the network override (`dns.overrides.nets`) that holds
+/// `addr`, if any: the first listed wins.
+pub(crate) fn net_override(topology: &Topology, addr: IpAddr) -> Option<usize> {
+    topology
+        .dns
+        .overrides
+        .nets
+        .iter()
+        .position(|(net, _)| net.contains(addr))
+}
+
 /// An override's regions first, in its order; the other candidates follow
 /// by distance, so an override never leaves a name unanswerable.
 fn with_override(
@@ -289,17 +297,28 @@ fn with_override(
     candidates: &[RegionId],
     distance: &impl Fn(RegionId) -> Option<f64>,
 ) -> Vec<RegionId> {
+    override_order(listed, candidates, by_distance(candidates, distance))
+}
+
+/// The override rule: the `listed` regions that are `candidates` first,
+/// in the override's order; then the rest of `nearest_first` (the
+/// candidates, nearest first).
+pub(crate) fn override_order(
+    listed: &[RegionId],
+    candidates: &[RegionId],
+    nearest_first: impl Iterator<Item = RegionId>,
+) -> Vec<RegionId> {
     let mut order: Vec<RegionId> = listed
         .iter()
         .copied()
         .filter(|id| candidates.contains(id))
         .collect();
-    order.extend(by_distance(candidates, distance).filter(|id| !listed.contains(id)));
+    order.extend(nearest_first.filter(|id| !listed.contains(id)));
     order
 }
 
 /// Candidates nearest first; equal distances keep the written order.
-fn by_distance<'a>(
+pub(crate) fn by_distance<'a>(
     candidates: &'a [RegionId],
     distance: &impl Fn(RegionId) -> Option<f64>,
 ) -> impl Iterator<Item = RegionId> + 'a {

@@ -4,10 +4,12 @@
 //! # Layout
 //! A query goes through these stages, each its own module:
 //! - [`listen`]: the bound UDP sockets and TCP listeners.
-//! - [`dns`]: the hickory adapter (wire format, EDNS, truncation); the only
-//!   module that names hickory types.
-//! - [`fast`]: the UDP fast path — batched sockets, one per core, replies
-//!   copied from templates the [`dns`] slow path built.
+//! - [`serve`]: the serving layer — UDP workers (batched sockets, one per
+//!   core) and the TCP server; asks [`fast`], else [`dns`], for the reply.
+//! - [`fast`]: the UDP fast path's tables — replies copied from templates
+//!   the [`dns`] slow path built.
+//! - [`dns`]: the hickory adapter, bytes in and bytes out (wire format,
+//!   EDNS, truncation); the only module that names hickory types.
 //! - [`rrl`]: response rate limiting of UDP replies.
 //! - [`resolve`]: the authoritative lookup, a pure function over
 //!   [`zone`] data.
@@ -41,6 +43,7 @@ pub mod node;
 pub mod resolve;
 pub mod rrl;
 pub mod scope_map;
+pub mod serve;
 pub mod state;
 pub mod state_file;
 pub mod vantage;
@@ -176,7 +179,7 @@ pub async fn run(
         zones = state.load().topology.dns.zones.len(),
         "serving DNS over UDP and TCP"
     );
-    let result = dns::serve(
+    let result = serve::serve(
         state,
         monitor.view.clone(),
         metrics,

@@ -15,12 +15,27 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use topology::RecordType;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueryLabels {
     qtype: &'static str,
     rcode: &'static str,
     region: String,
+}
+
+/// The metric label of a query type.
+fn qtype_label(qtype: u16) -> &'static str {
+    RecordType::from_code(qtype).map_or("OTHER", RecordType::as_str)
+}
+
+/// The metric label of a response code the lookup gives (0, 3 or 5).
+fn rcode_label(rcode: u16) -> &'static str {
+    match rcode {
+        3 => "NXDOMAIN",
+        5 => "REFUSED",
+        _ => "NOERROR",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -138,19 +153,14 @@ impl Metrics {
         self.queries_total.load(Ordering::Relaxed)
     }
 
-    /// Counts `n` answered queries with the same labels.
-    pub fn record_queries(
-        &self,
-        qtype: &'static str,
-        rcode: &'static str,
-        region: Option<&str>,
-        n: u64,
-    ) {
+    /// Counts `n` answered queries of type `qtype` that got response code
+    /// `rcode` (0, 3 or 5: the lookup's outcomes), answered from `region`.
+    pub fn record_queries(&self, qtype: u16, rcode: u16, region: Option<&str>, n: u64) {
         self.queries_total.fetch_add(n, Ordering::Relaxed);
         self.queries
             .get_or_create(&QueryLabels {
-                qtype,
-                rcode,
+                qtype: qtype_label(qtype),
+                rcode: rcode_label(rcode),
                 region: region.unwrap_or_default().to_owned(),
             })
             .inc_by(n);

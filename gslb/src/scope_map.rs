@@ -3,73 +3,110 @@
 //! covers every neighbouring network that would get the same answer, not
 //! just the database's own network — the resolver caches it that widely.
 //!
+//! The same merged ranges, each with the id of its region order, are the
+//! fast path's decision tables for `nearest` and `all`
+//! ([`crate::fast`]), so both paths merge by one rule.
+//!
 //! Built once per (topology, database) pair; pure given those.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use geo_data::{GeoDb, Prefix};
-use topology::{DomainName, GeoName, GeoPolicy, RegionId, Topology};
+use geo_data::{GeoDb, Location, Prefix};
+use topology::{DomainName, GeoPolicy, RegionId, Topology};
 
 use crate::decide::{distance_from, location_order};
 
-/// Merged ranges of one geo name: address ranges over which the
-/// location-derived region order is the same.
+/// Merged ranges for one set of candidate regions: address ranges over
+/// which the location-derived region order is the same, each with the id
+/// of its order. The ECS scope and the fast path's decision tables are
+/// both read from it.
 pub struct ScopeMap {
-    /// Inclusive ranges in address order, IPv4 and IPv6 apart.
-    v4: Vec<(IpAddr, IpAddr)>,
-    v6: Vec<(IpAddr, IpAddr)>,
+    /// Merged IPv4 ranges: first address and order id, sorted; each range
+    /// ends where the next begins (the database covers the whole space).
+    v4: Vec<(u32, u32)>,
+    /// Merged IPv6 ranges, likewise.
+    v6: Vec<(u128, u32)>,
+    /// Region orders (over the candidates) by id.
+    orders: Vec<Vec<RegionId>>,
 }
 
 impl ScopeMap {
-    /// Merges `db`'s ranges for `geo`.
-    pub fn build(topology: &Topology, geo: &GeoName, db: &GeoDb) -> ScopeMap {
+    /// Merges `db`'s ranges for the candidate `regions`.
+    pub fn build(topology: &Topology, regions: &[RegionId], db: &GeoDb) -> ScopeMap {
         // The order per location, interned: the same order → the same id.
-        let mut orders: HashMap<Vec<RegionId>, u32> = HashMap::new();
-        let mut intern = |place: Option<&geo_data::Location>| -> u32 {
+        let mut ids: HashMap<Vec<RegionId>, u32> = HashMap::new();
+        let mut orders = Vec::new();
+        let mut intern = |place: Option<&Location>| -> u32 {
             let distance = distance_from(topology, place);
-            let (_, order) = location_order(topology, &geo.regions, place, &distance);
-            let next = orders.len() as u32;
-            *orders.entry(order).or_insert(next)
+            let (_, order) = location_order(topology, regions, place, &distance);
+            *ids.entry(order.clone()).or_insert_with(|| {
+                orders.push(order);
+                orders.len() as u32 - 1
+            })
         };
-        // By location index; the last slot is "no location".
         let unknown = intern(None);
         let by_location: Vec<u32> = db.locations().iter().map(|l| intern(Some(l))).collect();
-        let order_id = |location: Option<usize>| location.map_or(unknown, |i| by_location[i]);
-        let mut v4: Vec<(IpAddr, IpAddr, u32)> = Vec::new();
-        let mut v6: Vec<(IpAddr, IpAddr, u32)> = Vec::new();
+        let mut v4: Vec<(u32, u32)> = Vec::new();
+        let mut v6: Vec<(u128, u32)> = Vec::new();
         for range in db.ranges() {
-            let id = order_id(range.location.map(|l| l.index()));
-            let merged = if range.first.is_ipv4() {
-                &mut v4
-            } else {
-                &mut v6
-            };
-            match merged.last_mut() {
-                Some(last) if last.2 == id => last.1 = range.last,
-                _ => merged.push((range.first, range.last, id)),
+            let id = range.location.map_or(unknown, |l| by_location[l.index()]);
+            match range.first {
+                IpAddr::V4(first) => {
+                    if v4.last().is_none_or(|last| last.1 != id) {
+                        v4.push((u32::from(first), id));
+                    }
+                }
+                IpAddr::V6(first) => {
+                    if v6.last().is_none_or(|last| last.1 != id) {
+                        v6.push((u128::from(first), id));
+                    }
+                }
             }
         }
-        let strip = |ranges: Vec<(IpAddr, IpAddr, u32)>| {
-            ranges.into_iter().map(|(a, b, _)| (a, b)).collect()
-        };
-        ScopeMap {
-            v4: strip(v4),
-            v6: strip(v6),
+        ScopeMap { v4, v6, orders }
+    }
+
+    /// The merged range holding `addr`: its first and last address, and
+    /// the id of its region order ([`ScopeMap::orders`]). Allocation-free.
+    pub fn range(&self, addr: IpAddr) -> Option<(IpAddr, IpAddr, u32)> {
+        match addr.to_canonical() {
+            IpAddr::V4(v4) => {
+                let value = u32::from(v4);
+                let index = self.v4.partition_point(|(first, _)| *first <= value);
+                let (first, id) = *self.v4.get(index.checked_sub(1)?)?;
+                let last = self.v4.get(index).map_or(u32::MAX, |next| next.0 - 1);
+                Some((
+                    IpAddr::from(first.to_be_bytes()),
+                    IpAddr::from(last.to_be_bytes()),
+                    id,
+                ))
+            }
+            IpAddr::V6(v6) => {
+                let value = u128::from(v6);
+                let index = self.v6.partition_point(|(first, _)| *first <= value);
+                let (first, id) = *self.v6.get(index.checked_sub(1)?)?;
+                let last = self.v6.get(index).map_or(u128::MAX, |next| next.0 - 1);
+                Some((
+                    IpAddr::from(first.to_be_bytes()),
+                    IpAddr::from(last.to_be_bytes()),
+                    id,
+                ))
+            }
         }
+    }
+
+    /// The region orders, by the ids [`ScopeMap::range`] gives.
+    pub fn orders(&self) -> &[Vec<RegionId>] {
+        &self.orders
     }
 
     /// The widest prefix around `addr` over which the region order is the
     /// same, if the database covers the address.
     pub fn widest(&self, addr: IpAddr) -> Option<Prefix> {
-        let addr = addr.to_canonical();
-        let ranges = if addr.is_ipv4() { &self.v4 } else { &self.v6 };
-        let index = ranges
-            .partition_point(|(first, _)| *first <= addr)
-            .checked_sub(1)?;
-        let (first, last) = ranges[index];
-        Prefix::widest_within(addr, first, last)
+        let (first, last, _) = self.range(addr)?;
+        Prefix::widest_within(addr.to_canonical(), first, last)
     }
 
     /// How many merged ranges there are (for logs).
@@ -90,8 +127,9 @@ pub struct ScopeMaps {
     topology: Arc<Topology>,
     /// Built on first use (or by [`ScopeMaps::warm`] in the background):
     /// merging the whole database takes a moment, and a node should start
-    /// answering at once.
-    maps: std::sync::OnceLock<HashMap<DomainName, ScopeMap>>,
+    /// answering at once. Names with the same candidate regions share one
+    /// map.
+    maps: OnceLock<HashMap<DomainName, Arc<ScopeMap>>>,
 }
 
 impl ScopeMaps {
@@ -101,7 +139,7 @@ impl ScopeMaps {
         ScopeMaps {
             db,
             topology,
-            maps: std::sync::OnceLock::new(),
+            maps: OnceLock::new(),
         }
     }
 
@@ -110,27 +148,39 @@ impl ScopeMaps {
         self.maps();
     }
 
-    fn maps(&self) -> &HashMap<DomainName, ScopeMap> {
+    fn maps(&self) -> &HashMap<DomainName, Arc<ScopeMap>> {
         self.maps.get_or_init(|| {
             let topology = &self.topology;
+            let mut shared: HashMap<&[RegionId], Arc<ScopeMap>> = HashMap::new();
             topology
                 .dns
                 .zones
                 .iter()
                 .flat_map(|zone| &zone.geo)
                 .filter(|geo| matches!(geo.policy, GeoPolicy::Nearest | GeoPolicy::All))
-                .map(|geo| (geo.name.clone(), ScopeMap::build(topology, geo, &self.db)))
+                .map(|geo| {
+                    let map = shared.entry(&geo.regions).or_insert_with(|| {
+                        Arc::new(ScopeMap::build(topology, &geo.regions, &self.db))
+                    });
+                    (geo.name.clone(), map.clone())
+                })
                 .collect()
         })
+    }
+
+    /// The map of geo name `name`, if it has one and the maps were built
+    /// from `db` (a reloaded database needs new maps).
+    pub fn map(&self, db: &Arc<GeoDb>, name: &DomainName) -> Option<&Arc<ScopeMap>> {
+        if !Arc::ptr_eq(&self.db, db) {
+            return None;
+        }
+        self.maps().get(name)
     }
 
     /// The widest decision-constant prefix for `name` around `addr`, if the
     /// maps were built from `db` (a reloaded database needs new maps).
     pub fn widest(&self, db: &Arc<GeoDb>, name: &DomainName, addr: IpAddr) -> Option<Prefix> {
-        if !Arc::ptr_eq(&self.db, db) {
-            return None;
-        }
-        self.maps().get(name)?.widest(addr)
+        self.map(db, name)?.widest(addr)
     }
 }
 
@@ -139,6 +189,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use proptest::prelude::*;
+    use topology::GeoName;
 
     use super::*;
 
@@ -157,7 +208,7 @@ mod tests {
         FIXTURE.get_or_init(|| {
             let topology = example();
             let db = GeoDb::embedded();
-            let map = ScopeMap::build(&topology, &topology.dns.zones[0].geo[0], &db);
+            let map = ScopeMap::build(&topology, &topology.dns.zones[0].geo[0].regions, &db);
             (topology, db, map)
         })
     }

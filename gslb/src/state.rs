@@ -8,7 +8,7 @@ use std::sync::Arc;
 use geo_data::WatchedGeoDb;
 use topology::Topology;
 
-use crate::dns::WireRecords;
+use crate::dns::records::WireRecords;
 use crate::scope_map::ScopeMaps;
 use crate::zone::ZoneSet;
 

@@ -1,7 +1,7 @@
 //! The answer to one decoded query: checks the message, runs the lookup,
 //! spells the names, and keeps the reply within the client's size limit.
 //!
-//! UDP ([`super::answer_bytes`]) and TCP ([`super::tcp`]) reach the same
+//! UDP ([`super::answer_bytes`]) and TCP ([`super::answer_tcp_bytes`]) reach the same
 //! [`answer`]; the fast path's templates ([`super::template`]) the same
 //! [`respond`].
 
@@ -138,7 +138,7 @@ pub(crate) fn answer(
         health,
         &client,
     );
-    let (reply, outcome) = respond(state, request, &client, &qname, qtype, &mut geo, max_udp);
+    let reply = respond(state, request, &client, &qname, qtype, &mut geo, max_udp);
     if let Some(metrics) = metrics {
         let region = geo
             .decision
@@ -148,32 +148,10 @@ pub(crate) fn answer(
         if geo.decision.is_some() {
             metrics.record_client_sources(client.ecs.is_some(), 1);
         }
-        metrics.record_queries(qtype_label(qtype), outcome_label(outcome), region, 1);
+        let rcode = u16::from(reply.metadata.response_code);
+        metrics.record_queries(qtype, rcode, region, 1);
     }
     reply
-}
-
-/// The metric label of a query type.
-pub(crate) fn qtype_label(qtype: u16) -> &'static str {
-    RecordType::from_code(qtype).map_or("OTHER", RecordType::as_str)
-}
-
-/// The metric label of a response code the lookup gives (0, 3 or 5).
-pub(crate) fn outcome_label_of_rcode(rcode: u8) -> &'static str {
-    match rcode {
-        3 => "NXDOMAIN",
-        5 => "REFUSED",
-        _ => "NOERROR",
-    }
-}
-
-/// The metric label of a lookup outcome.
-pub(crate) fn outcome_label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::NoError => "NOERROR",
-        Outcome::NxDomain => "NXDOMAIN",
-        Outcome::Refused => "REFUSED",
-    }
 }
 
 /// The reply to a well-formed question `qname`/`qtype` (IN) from `client`,
@@ -187,7 +165,7 @@ pub(crate) fn respond(
     qtype: u16,
     geo: &mut impl GeoAnswerer,
     max_udp: u16,
-) -> (Reply, Outcome) {
+) -> Reply {
     let resolution = resolve(&state.zones, qname.wire(), qtype, geo);
     let mut reply = Reply::new(request, max_udp);
     if let (Some(echo), Some(edns)) = (client.ecs, reply.edns.as_mut()) {
@@ -202,9 +180,8 @@ pub(crate) fn respond(
                 scope,
             )));
     }
-    let outcome = resolution.outcome;
     reply.metadata.authoritative = resolution.authoritative;
-    reply.metadata.response_code = match outcome {
+    reply.metadata.response_code = match resolution.outcome {
         Outcome::NoError => ResponseCode::NoError,
         Outcome::NxDomain => ResponseCode::NXDomain,
         Outcome::Refused => ResponseCode::Refused,
@@ -231,7 +208,7 @@ pub(crate) fn respond(
             }
         }
     }
-    (reply, outcome)
+    reply
 }
 
 /// Spells every name of `record` (owner and RDATA) whose trailing labels

@@ -1,8 +1,9 @@
-//! The full answer to a datagram's bytes — the UDP slow path, and the
-//! reference the fast path ([`crate::fast`]) must match byte for byte.
+//! The full answer to a message's bytes: a UDP datagram (the slow path, and
+//! the reference the fast path ([`crate::fast`]) must match byte for byte)
+//! or a TCP message.
 //!
 //! It does what hickory-server's read loop does before calling our
-//! handler, so UDP no longer needs hickory's `Server`: drop what is
+//! handler, so neither transport needs hickory's `Server`: drop what is
 //! shorter than a header, answer FORMERR with the header echoed when the
 //! rest does not decode, and never answer a response.
 
@@ -15,7 +16,7 @@ use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use tracing::debug;
 
-use super::handler::{self, CLASSIC_UDP_PAYLOAD, Reply};
+use super::handler::{self, CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD, Reply};
 use crate::health::RegionHealth;
 use crate::metrics::Metrics;
 use crate::state::ServingState;
@@ -23,7 +24,7 @@ use crate::state::ServingState;
 /// The reply to the UDP datagram `bytes` from `src`, or `None` when it gets
 /// none. `max_udp` caps the reply's size whatever the client offers (and
 /// is what the reply's OPT record advertises); normally
-/// [`super::MAX_UDP_PAYLOAD`].
+/// [`MAX_UDP_PAYLOAD`].
 pub fn answer_bytes(
     state: &ServingState,
     health: &RegionHealth,
@@ -41,11 +42,29 @@ pub fn answer_bytes(
     Some(encode(&request, &reply, None))
 }
 
+/// The reply to the TCP message `bytes` from `src` (without its length
+/// prefix), or `None` when it gets none: as hickory's server loop and our
+/// handler give it over TCP, with no size limit and no truncation.
+pub fn answer_tcp_bytes(
+    state: &ServingState,
+    health: &RegionHealth,
+    metrics: &Metrics,
+    bytes: &[u8],
+    src: SocketAddr,
+) -> Option<Vec<u8>> {
+    let request = match decode_query(bytes, src, Protocol::Tcp) {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    let reply = handler::answer(state, health, Some(metrics), &request, MAX_UDP_PAYLOAD);
+    Some(encode(&request, &reply, Some(u16::MAX)))
+}
+
 /// Decodes a query as hickory's server loop would, or says what to do
 /// instead: `Err(None)` drops it (shorter than a header, or a response —
 /// two servers must not bounce errors at each other), `Err(Some(reply))`
 /// answers FORMERR with the header echoed.
-pub(crate) fn decode_query(
+fn decode_query(
     bytes: &[u8],
     src: SocketAddr,
     protocol: Protocol,

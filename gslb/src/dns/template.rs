@@ -54,7 +54,7 @@ pub fn canonical_reply(
         answer: geo,
         asked: false,
     };
-    let (reply, _) = handler::respond(
+    let reply = handler::respond(
         state,
         &request,
         &client,

@@ -2,11 +2,11 @@
 //! table per geo name that gives, for any client network, the same answer
 //! and ECS scope as [`crate::decide`].
 //!
-//! For `nearest` and `all`, the GeoIP ranges are merged wherever the
-//! location-derived region order is the same — exactly as
-//! [`crate::scope_map`] merges them, so a merged range is also the ECS
-//! scope base — and each range carries the id of its order. Network
-//! overrides are checked first and ordered by distance from the client's
+//! For `nearest` and `all`, the table is the serving state's own
+//! [`ScopeMap`] — the GeoIP ranges merged wherever the location-derived
+//! region order is the same, each with the id of its order — so a merged
+//! range is also the ECS scope base. Network overrides are checked first
+//! ([`crate::decide`]'s rule) and ordered by distance from the client's
 //! location. `failover` needs no table. Per health view, each order is
 //! turned into an [`Outcome`]: a template of the addresses chosen (or the
 //! zone's NODATA) and whether the scope collapses to 0. `weighted` is left
@@ -26,10 +26,11 @@ use topology::{AllDown, DomainName, GeoName, GeoPolicy, RecordType, RegionId, To
 use super::names::{Route, Statics};
 use super::template::{TemplateId, TemplateStore, Use};
 use crate::client::Client;
-use crate::decide::{distance_from, location_order, stable_scope};
+use crate::decide::{by_distance, distance_from, net_override, override_order, stable_scope};
 use crate::dns::canonical_reply;
 use crate::health::RegionHealth;
 use crate::resolve::GeoAnswer;
+use crate::scope_map::ScopeMap;
 use crate::state::ServingState;
 
 /// Most (network override × distance order) pairs precomputed per geo name;
@@ -47,13 +48,9 @@ enum GeoMap {
 }
 
 struct Proximity {
-    /// Merged IPv4 ranges: first address and order id, sorted; each range
-    /// ends where the next begins.
-    v4: Vec<(u32, u32)>,
-    /// Merged IPv6 ranges, likewise.
-    v6: Vec<(u128, u32)>,
-    /// Region orders (over the name's regions) by id.
-    orders: Vec<Vec<RegionId>>,
+    /// The merged ranges and their region orders, shared with the slow
+    /// path's ECS scopes.
+    scopes: Arc<ScopeMap>,
     /// For network overrides: the distance order id of each location (by
     /// location index; the last is "unknown"), and the orders by id.
     /// Empty when there are no network overrides (or too many pairs).
@@ -80,19 +77,17 @@ impl GeoMaps {
             .map(|geo| match geo.policy {
                 GeoPolicy::Failover => GeoMap::Failover,
                 GeoPolicy::Weighted => GeoMap::Slow,
-                GeoPolicy::Nearest | GeoPolicy::All => {
-                    // The slow path widens scopes only with maps built from
-                    // this very database; otherwise it would disagree.
-                    let probe = IpAddr::from([0u8, 0, 0, 0]);
-                    if state.scopes.widest(db, &geo.name, probe).is_none() {
-                        GeoMap::Slow
-                    } else {
-                        let table = built
-                            .entry(&geo.regions)
-                            .or_insert_with(|| Arc::new(Proximity::build(topology, geo, db)));
+                // The slow path widens scopes only with maps built from
+                // this very database; otherwise it would disagree.
+                GeoPolicy::Nearest | GeoPolicy::All => match state.scopes.map(db, &geo.name) {
+                    None => GeoMap::Slow,
+                    Some(scopes) => {
+                        let table = built.entry(&geo.regions).or_insert_with(|| {
+                            Arc::new(Proximity::build(topology, geo, db, scopes.clone()))
+                        });
                         GeoMap::Proximity(table.clone())
                     }
-                }
+                },
             })
             .collect();
         GeoMaps { names }
@@ -100,41 +95,9 @@ impl GeoMaps {
 }
 
 impl Proximity {
-    fn build(topology: &Topology, geo: &GeoName, db: &GeoDb) -> Proximity {
-        // As scope_map::ScopeMap::build: the order per location, interned.
-        let mut ids: HashMap<Vec<RegionId>, u32> = HashMap::new();
-        let mut orders = Vec::new();
-        let mut intern = |place: Option<&Location>| -> u32 {
-            let distance = distance_from(topology, place);
-            let (_, order) = location_order(topology, &geo.regions, place, &distance);
-            *ids.entry(order.clone()).or_insert_with(|| {
-                orders.push(order);
-                orders.len() as u32 - 1
-            })
-        };
-        let unknown = intern(None);
-        let by_location: Vec<u32> = db.locations().iter().map(|l| intern(Some(l))).collect();
-        let mut v4: Vec<(u32, u32)> = Vec::new();
-        let mut v6: Vec<(u128, u32)> = Vec::new();
-        for range in db.ranges() {
-            let id = range.location.map_or(unknown, |l| by_location[l.index()]);
-            match range.first {
-                IpAddr::V4(first) => {
-                    if v4.last().is_none_or(|last| last.1 != id) {
-                        v4.push((u32::from(first), id));
-                    }
-                }
-                IpAddr::V6(first) => {
-                    if v6.last().is_none_or(|last| last.1 != id) {
-                        v6.push((u128::from(first), id));
-                    }
-                }
-            }
-        }
+    fn build(topology: &Topology, geo: &GeoName, db: &GeoDb, scopes: Arc<ScopeMap>) -> Proximity {
         let mut proximity = Proximity {
-            v4,
-            v6,
-            orders,
+            scopes,
             distance_of_location: Vec::new(),
             distance_orders: Vec::new(),
         };
@@ -143,7 +106,8 @@ impl Proximity {
             let mut ids: HashMap<Vec<RegionId>, u32> = HashMap::new();
             let mut distance_orders = Vec::new();
             let mut intern = |place: Option<&Location>| -> u32 {
-                let order = by_distance(&geo.regions, &distance_from(topology, place));
+                let distance = distance_from(topology, place);
+                let order: Vec<RegionId> = by_distance(&geo.regions, &distance).collect();
                 *ids.entry(order.clone()).or_insert_with(|| {
                     distance_orders.push(order);
                     distance_orders.len() as u32 - 1
@@ -159,47 +123,6 @@ impl Proximity {
         }
         proximity
     }
-
-    /// The merged range holding `addr`: its first and last address, and
-    /// its order id.
-    fn range(&self, addr: IpAddr) -> Option<(IpAddr, IpAddr, u32)> {
-        match addr.to_canonical() {
-            IpAddr::V4(v4) => {
-                let value = u32::from(v4);
-                let index = self.v4.partition_point(|(first, _)| *first <= value);
-                let (first, id) = *self.v4.get(index.checked_sub(1)?)?;
-                let last = self.v4.get(index).map_or(u32::MAX, |next| next.0 - 1);
-                Some((
-                    IpAddr::from(first.to_be_bytes()),
-                    IpAddr::from(last.to_be_bytes()),
-                    id,
-                ))
-            }
-            IpAddr::V6(v6) => {
-                let value = u128::from(v6);
-                let index = self.v6.partition_point(|(first, _)| *first <= value);
-                let (first, id) = *self.v6.get(index.checked_sub(1)?)?;
-                let last = self.v6.get(index).map_or(u128::MAX, |next| next.0 - 1);
-                Some((
-                    IpAddr::from(first.to_be_bytes()),
-                    IpAddr::from(last.to_be_bytes()),
-                    id,
-                ))
-            }
-        }
-    }
-}
-
-/// Candidates nearest first; equal distances keep the written order (as
-/// `decide`'s own ordering does).
-fn by_distance(regions: &[RegionId], distance: &impl Fn(RegionId) -> Option<f64>) -> Vec<RegionId> {
-    let mut sorted: Vec<(f64, usize, RegionId)> = regions
-        .iter()
-        .enumerate()
-        .map(|(index, id)| (distance(*id).unwrap_or(f64::INFINITY), index, *id))
-        .collect();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    sorted.into_iter().map(|(_, _, id)| id).collect()
 }
 
 /// The reply a decision leads to.
@@ -290,7 +213,8 @@ impl GeoOutcomes {
                     }
                     GeoMap::Proximity(proximity) => {
                         slot.by_order = proximity
-                            .orders
+                            .scopes
+                            .orders()
                             .iter()
                             .map(|order| {
                                 let order = builder.candidates(order);
@@ -300,9 +224,11 @@ impl GeoOutcomes {
                         if !proximity.distance_orders.is_empty() {
                             for (_, listed) in &topology.dns.overrides.nets {
                                 for distance_order in &proximity.distance_orders {
-                                    let order = with_override(
+                                    let nearest_first = builder.candidates(distance_order);
+                                    let order = override_order(
                                         &builder.candidates(listed),
-                                        &builder.candidates(distance_order),
+                                        &nearest_first,
+                                        nearest_first.iter().copied(),
                                     );
                                     slot.by_net.push(builder.outcome(&order, false));
                                 }
@@ -347,7 +273,7 @@ impl GeoOutcomes {
         let nets = &topology.dns.overrides.nets;
         let network = client.network;
         let addr = network.addr();
-        let (outcome, base) = match nets.iter().position(|(net, _)| net.contains(addr)) {
+        let (outcome, base) = match net_override(topology, addr) {
             Some(index) => {
                 let orders = proximity.distance_orders.len();
                 if orders == 0 {
@@ -370,7 +296,7 @@ impl GeoOutcomes {
                 (outcome, nets[index].0)
             }
             None => {
-                let Some((first, last, order)) = proximity.range(addr) else {
+                let Some((first, last, order)) = proximity.scopes.range(addr) else {
                     return slow;
                 };
                 let Some(base) = Prefix::widest_within(addr.to_canonical(), first, last) else {
@@ -385,14 +311,6 @@ impl GeoOutcomes {
             scope: stable_scope(base, network, nets.iter().map(|(n, _)| *n)),
         }
     }
-}
-
-/// An override's regions first, in its order; the others follow in
-/// `by_distance` order (as `decide`'s `with_override`).
-fn with_override(listed: &[RegionId], by_distance: &[RegionId]) -> Vec<RegionId> {
-    let mut order = listed.to_vec();
-    order.extend(by_distance.iter().filter(|id| !listed.contains(id)));
-    order
 }
 
 struct OutcomeBuilder<'a> {

@@ -20,7 +20,7 @@ const OPTION_PADDING: u16 = 12;
 /// Query types the fast path answers; every other type goes to the slow
 /// path. Types the lookup treats specially (DS, ANY, OPT, zone transfers)
 /// are deliberately absent.
-pub(crate) const FAST_QTYPES: [u16; 13] = [1, 2, 5, 6, 12, 15, 16, 28, 33, 35, 64, 65, 257];
+pub const FAST_QTYPES: [u16; 13] = [1, 2, 5, 6, 12, 15, 16, 28, 33, 35, 64, 65, 257];
 
 /// A query in the shape the fast path answers.
 pub(crate) struct Query<'a> {

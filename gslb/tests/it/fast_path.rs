@@ -511,19 +511,19 @@ async fn over_udp_the_workers_answer_as_the_slow_path_does() {
         .unwrap();
     let addr = listeners.dns_addrs()[0];
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(gslb::dns::serve_with(
+    let server = tokio::spawn(gslb::serve::serve_with(
         Arc::new(ArcSwap::new(state.clone())),
         Arc::new(ArcSwap::new(health.clone())),
         metrics.clone(),
         listeners.dns,
         shutdown.clone(),
         Duration::from_secs(1),
-        gslb::dns::ServeOptions {
-            udp: gslb::fast::udp::UdpOptions {
+        gslb::serve::ServeOptions {
+            udp: gslb::serve::UdpOptions {
                 threads: 2,
                 max_payload: MAX_UDP_PAYLOAD,
             },
-            tcp: gslb::dns::TcpOptions::default(),
+            tcp: gslb::serve::TcpOptions::default(),
         },
     ));
     // Several client sockets, so the kernel spreads them over both workers.

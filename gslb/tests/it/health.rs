@@ -388,18 +388,10 @@ async fn metrics_reflect_the_traffic_and_parse() {
     while eu.hits.load(Ordering::SeqCst) < 2 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let text = http()
-        .get(format!("http://{}/metrics", server.admin))
-        .header("accept", "text/plain")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let lines = text.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("metrics parse as Prometheus text");
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+    let value_in = |scrape: &prometheus_parse::Scrape,
+                    name: &str,
+                    labels: &[(&str, &str)]|
+     -> f64 {
         scrape
             .samples
             .iter()
@@ -412,6 +404,34 @@ async fn metrics_reflect_the_traffic_and_parse() {
             })
             .sum()
     };
+    // The UDP workers hand the fast path's query counts to the metrics
+    // every tick: scrape until the queries sent show (or a deadline).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let (text, scrape) = loop {
+        let text = http()
+            .get(format!("http://{}/metrics", server.admin))
+            .header("accept", "text/plain")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape =
+            prometheus_parse::Scrape::parse(lines).expect("metrics parse as Prometheus text");
+        let counted = value_in(
+            &scrape,
+            "gslb_queries_total",
+            &[("region", "eu-west"), ("rcode", "NOERROR")],
+        ) >= 5.0
+            && value_in(&scrape, "gslb_geo_decisions_total", &[("source", "ecs")]) >= 5.0;
+        if counted || tokio::time::Instant::now() >= deadline {
+            break (text, scrape);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let value = |name: &str, labels: &[(&str, &str)]| value_in(&scrape, name, labels);
     assert!(
         value(
             "gslb_queries_total",

@@ -33,10 +33,10 @@ struct Server {
 
 impl Server {
     async fn start(rate_limit: Option<&str>) -> Server {
-        Server::start_with(rate_limit, gslb::dns::TcpOptions::default()).await
+        Server::start_with(rate_limit, gslb::serve::TcpOptions::default()).await
     }
 
-    async fn start_with(rate_limit: Option<&str>, tcp: gslb::dns::TcpOptions) -> Server {
+    async fn start_with(rate_limit: Option<&str>, tcp: gslb::serve::TcpOptions) -> Server {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-regions.yaml");
         let mut text = std::fs::read_to_string(path).unwrap();
         if let Some(rate_limit) = rate_limit {
@@ -51,15 +51,15 @@ impl Server {
             .unwrap();
         let addr = listeners.dns_addrs()[0];
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(gslb::dns::serve_with(
+        let task = tokio::spawn(gslb::serve::serve_with(
             Arc::new(ArcSwap::from_pointee(state)),
             Arc::new(ArcSwap::from_pointee(RegionHealth::all_up(regions))),
             Metrics::new(),
             listeners.dns,
             shutdown.clone(),
             Duration::from_secs(1),
-            gslb::dns::ServeOptions {
-                udp: gslb::fast::udp::UdpOptions {
+            gslb::serve::ServeOptions {
+                udp: gslb::serve::UdpOptions {
                     threads: 1,
                     max_payload: MAX_UDP_PAYLOAD,
                 },
@@ -303,7 +303,7 @@ async fn tcp_query(stream: &mut TcpStream, id: u16) -> Option<Message> {
 
 #[tokio::test]
 async fn tcp_connections_are_capped_per_client() {
-    let tcp = gslb::dns::TcpOptions {
+    let tcp = gslb::serve::TcpOptions {
         max_connections: 100,
         max_per_client: 3,
         idle_timeout: Duration::from_secs(30),
@@ -342,9 +342,9 @@ async fn tcp_connections_are_capped_per_client() {
 async fn idle_and_trickling_tcp_connections_are_closed() {
     use tokio::io::AsyncReadExt;
     let idle_timeout = Duration::from_millis(300);
-    let tcp = gslb::dns::TcpOptions {
+    let tcp = gslb::serve::TcpOptions {
         idle_timeout,
-        ..gslb::dns::TcpOptions::default()
+        ..gslb::serve::TcpOptions::default()
     };
     let server = Server::start_with(None, tcp).await;
     // Silent, then one byte of a length prefix and nothing more.

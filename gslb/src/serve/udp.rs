@@ -1,8 +1,9 @@
 //! UDP serving: per listen address, one `SO_REUSEPORT` socket and OS
 //! thread per core, each receiving up to [`BATCH`] datagrams with one
 //! `recvmmsg` and sending the replies with one `sendmmsg` (through nix's
-//! safe wrappers). Each datagram is answered by the fast path's tables,
-//! else by the slow path on the same thread; either way the reply then
+//! safe wrappers). Each datagram is answered by the fast path's tables
+//! ([`crate::fast`]), else by the slow path ([`crate::dns::answer_bytes`])
+//! on the same thread; either way the reply then
 //! passes response rate limiting ([`crate::rrl`]). Datagrams cut by the
 //! receive buffer (over 4096 bytes) are dropped unanswered.
 //!
@@ -26,8 +27,9 @@ use nix::sys::socket::{
 };
 use tracing::{debug, error, info, warn};
 
-use super::{Answer, FastPath, LocalCounts, Tables};
+use super::tables::{LocalCounts, TableKeeper};
 use crate::dns::answer_bytes;
+use crate::fast::{Answer, Tables};
 use crate::rrl::{self, Verdict};
 
 /// Datagrams read (and replies sent) per system call.
@@ -63,44 +65,44 @@ impl Default for UdpOptions {
 }
 
 /// The running UDP workers and the tables builder.
-pub struct UdpServer {
+pub(crate) struct UdpServer {
     workers: Vec<JoinHandle<()>>,
     builder: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
-    fast: Arc<FastPath>,
+    keeper: Arc<TableKeeper>,
 }
 
 impl UdpServer {
-    /// Starts serving `sockets` (bound, in any blocking mode) with `fast`.
+    /// Starts serving `sockets` (bound, in any blocking mode) with `keeper`.
     pub fn start(
-        fast: Arc<FastPath>,
+        keeper: Arc<TableKeeper>,
         sockets: Vec<UdpSocket>,
         options: UdpOptions,
     ) -> io::Result<UdpServer> {
         let stop = Arc::new(AtomicBool::new(false));
         let builder = {
-            let fast = fast.clone();
+            let keeper = keeper.clone();
             std::thread::Builder::new()
                 .name("gslb-fast-tables".into())
-                .spawn(move || fast.run_builder())?
+                .spawn(move || keeper.run_builder())?
         };
         let mut server = UdpServer {
             workers: Vec::new(),
             builder: Some(builder),
             stop,
-            fast,
+            keeper,
         };
         for socket in sockets {
             let addr = socket.local_addr()?;
             let group = reuseport_group(socket, options.threads.max(1))?;
             info!(%addr, threads = group.len(), "UDP workers serving");
             for (index, socket) in group.into_iter().enumerate() {
-                let fast = server.fast.clone();
+                let keeper = server.keeper.clone();
                 let stop = server.stop.clone();
                 let max_payload = options.max_payload;
                 let worker = std::thread::Builder::new()
                     .name(format!("gslb-udp-{index}"))
-                    .spawn(move || Worker::new(socket, fast, stop, max_payload).run())?;
+                    .spawn(move || Worker::new(socket, keeper, stop, max_payload).run())?;
                 server.workers.push(worker);
             }
         }
@@ -111,7 +113,7 @@ impl UdpServer {
     /// builder, and waits for them. Blocking.
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::Release);
-        self.fast.stop();
+        self.keeper.stop();
         for worker in self.workers.drain(..) {
             if worker.join().is_err() {
                 error!("a UDP worker panicked");
@@ -176,7 +178,7 @@ fn sibling(addr: SocketAddr, v6only: Option<bool>) -> io::Result<UdpSocket> {
 /// One socket's loop and its buffers, allocated once.
 struct Worker {
     socket: UdpSocket,
-    fast: Arc<FastPath>,
+    keeper: Arc<TableKeeper>,
     stop: Arc<AtomicBool>,
     max_payload: u16,
     /// Reply slot size.
@@ -203,14 +205,14 @@ struct Datagram {
 impl Worker {
     fn new(
         socket: UdpSocket,
-        fast: Arc<FastPath>,
+        keeper: Arc<TableKeeper>,
         stop: Arc<AtomicBool>,
         max_payload: u16,
     ) -> Worker {
         let slot = usize::from(max_payload.max(512));
         Worker {
             socket,
-            fast,
+            keeper,
             stop,
             max_payload,
             slot,
@@ -298,15 +300,15 @@ impl Worker {
         if datagrams.is_empty() {
             return 0;
         }
-        let state = self.fast.state().load();
-        let health = self.fast.health().load();
+        let state = self.keeper.state().load();
+        let health = self.keeper.health().load();
         // The tables last used, if still current; otherwise the published
         // ones, if current (the builder is woken when they are not).
         let current = self
             .counted_with
             .as_ref()
             .is_some_and(|tables| tables.is_current(&state, &health));
-        if !current && let Some(tables) = self.fast.current(&state, &health) {
+        if !current && let Some(tables) = self.keeper.current(&state, &health) {
             self.flush_counts();
             self.counted_with = Some(tables);
         }
@@ -314,7 +316,7 @@ impl Worker {
             .counted_with
             .as_ref()
             .filter(|tables| tables.is_current(&state, &health));
-        let limiter = self.fast.limiter().load();
+        let limiter = self.keeper.limiter().load();
         let now = Instant::now();
         let mut replies = 0;
         for (index, datagram) in datagrams.iter().enumerate() {
@@ -343,7 +345,7 @@ impl Worker {
                     let reply = answer_bytes(
                         &state,
                         &health,
-                        self.fast.metrics(),
+                        self.keeper.metrics(),
                         packet,
                         src,
                         self.max_payload,
@@ -413,7 +415,7 @@ impl Worker {
 
     fn flush_counts(&mut self) {
         if let Some(tables) = &self.counted_with {
-            self.counts.flush(&self.fast, tables);
+            self.counts.flush(&self.keeper, tables);
         }
         self.last_flush = Instant::now();
     }

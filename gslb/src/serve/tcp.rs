@@ -3,8 +3,8 @@
 //! so many connections in all and per client address, each closed when it
 //! stays idle (or trickles a message) longer than the idle timeout.
 //!
-//! Replies come from the same `handler::answer` as every other
-//! path, without size fitting. TCP is never rate limited: a connection
+//! Replies come from the DNS adapter ([`crate::dns::answer_tcp_bytes`]),
+//! the same answer as every other path, without size fitting. TCP is never rate limited: a connection
 //! proves the client's address.
 
 use std::collections::HashMap;
@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_server::net::xfer::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -21,8 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::handler::{self, MAX_UDP_PAYLOAD};
-use super::raw::{decode_query, encode};
+use crate::dns::answer_tcp_bytes;
 use crate::health::RegionHealth;
 use crate::metrics::Metrics;
 use crate::state::ServingState;
@@ -193,7 +191,12 @@ async fn connection(
                 return;
             }
         }
-        let Some(reply) = answer(&shared, &message, src) else {
+        let reply = {
+            let state = shared.state.load();
+            let health = shared.health.load();
+            answer_tcp_bytes(&state, &health, &shared.metrics, &message, src)
+        };
+        let Some(reply) = reply else {
             continue;
         };
         let Ok(len) = u16::try_from(reply.len()) else {
@@ -216,23 +219,4 @@ async fn read_message(stream: &mut TcpStream, message: &mut Vec<u8>) -> std::io:
     message.resize(usize::from(u16::from_be_bytes(len)), 0);
     stream.read_exact(message).await?;
     Ok(())
-}
-
-/// The reply to one message, as hickory's server loop and our handler
-/// give it over TCP (no size limit, no truncation).
-fn answer(shared: &Shared, bytes: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
-    let request = match decode_query(bytes, src, Protocol::Tcp) {
-        Ok(request) => request,
-        Err(refusal) => return refusal,
-    };
-    let state = shared.state.load();
-    let health = shared.health.load();
-    let reply = handler::answer(
-        &state,
-        &health,
-        Some(&shared.metrics),
-        &request,
-        MAX_UDP_PAYLOAD,
-    );
-    Some(encode(&request, &reply, Some(u16::MAX)))
 }
