@@ -26,14 +26,14 @@
 //!   reverse proxy with routes, balanced and health-checked pools,
 //!   retries, limits, the region health path, metrics, reload and drain
 //!   (only `l7::http` and the demo backend name hyper types).
-//! - [`backend`]: the demo backend the topology's `backends:` run.
+//! - [`demo_backend`]: the demo backend the topology's `backends:` run.
 //!
 //! # Unsafe code
 //!
 //! None: the workspace forbids it. Zero-copy `splice(2)` goes through the
 //! safe wrappers of the `nix` crate.
 
-pub mod backend;
+pub mod demo_backend;
 pub mod l4;
 pub mod l7;
 pub mod maglev;

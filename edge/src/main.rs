@@ -92,7 +92,7 @@ fn main() -> ExitCode {
             Command::L4 { config, node } => edge::l4::run_node(&config, &node, shutdown).await,
             Command::L7 { config, node } => edge::l7::run_node(&config, &node, shutdown).await,
             Command::Backend { config, name } => {
-                edge::backend::run_named(&config, &name, shutdown).await
+                edge::demo_backend::run_named(&config, &name, shutdown).await
             }
         }
     });

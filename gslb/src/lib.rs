@@ -89,9 +89,6 @@ pub fn open_geoip(topology: &Topology) -> anyhow::Result<WatchedGeoDb> {
     })
 }
 
-/// How often the topology file is checked for changes.
-pub const CONFIG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Runs a GSLB node until `shutdown` is cancelled: serves `topology`'s
 /// zones on `listeners.dns`, probes the regions, exchanges views with its
 /// peers, serves the admin API on `listeners.admin`, and reloads the
@@ -161,10 +158,7 @@ pub async fn run(
         let server = admin::AdminServer::new(listener, admin_api::router(node.clone()), config)?;
         tasks.spawn(server.run(shutdown.clone()));
     }
-    tasks.spawn(
-        node.clone()
-            .watch_config(CONFIG_CHECK_INTERVAL, shutdown.clone()),
-    );
+    tasks.spawn(node.clone().watch_config(shutdown.clone()));
     tasks.spawn(node.clone().track_rate(shutdown.clone()));
     if geoip.path().is_some() {
         tasks.spawn(refresh_geoip(geoip, state.clone(), shutdown.clone()));

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use geo_data::WatchedGeoDb;
+use lifecycle::watch::ConfigWatch;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use topology::Topology;
@@ -50,6 +51,34 @@ pub struct ReloadOutcome {
     pub error: Option<String>,
     /// When (ms since the epoch).
     pub at_ms: u64,
+}
+
+/// Why a reload was refused; the previous configuration keeps serving.
+/// The admin API and the status show the message.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The node runs a topology given in memory.
+    #[error("this node was started without a topology file to reload")]
+    NoFile,
+    /// The file cannot be read or is not a valid topology.
+    #[error(transparent)]
+    Topology(#[from] topology::LoadError),
+    /// The file no longer names this node.
+    #[error("the new file has no node {0:?} in dns.nodes; this process is that node")]
+    NodeMissing(String),
+    /// The GeoIP database is opened once, at start.
+    #[error("dns.geoip changed; restart the node to switch databases")]
+    GeoIpChanged,
+    /// The blocking read panicked or was cancelled.
+    #[error("reload task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Serialized as its message, which is what the admin API reports.
+impl Serialize for ReloadError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// The shared state of a running node.
@@ -130,13 +159,13 @@ impl Node {
     /// flight keep the snapshot they started with, health state of regions
     /// that remain carries over), on failure keeps serving the old one.
     /// Either way the outcome is recorded for the status.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub async fn reload(&self) -> Result<(), ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let outcome = self.try_reload().await;
         self.metrics.record_reload(outcome.is_ok());
         let record = ReloadOutcome {
             ok: outcome.is_ok(),
-            error: outcome.as_ref().err().cloned(),
+            error: outcome.as_ref().err().map(ToString::to_string),
             at_ms: now_ms(),
         };
         let mut info = (**self.config.load()).clone();
@@ -157,20 +186,23 @@ impl Node {
         outcome.map(|_| ())
     }
 
-    async fn try_reload(&self) -> Result<String, String> {
+    async fn try_reload(&self) -> Result<String, ReloadError> {
         let path = self
             .options
             .config_path
             .clone()
-            .ok_or("this node was started without a topology file to reload")?;
-        let (bytes, topology) = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| format!("cannot read topology file {}: {e}", path.display()))?;
-            let topology = topology::load(&path).map_err(|e| e.to_string())?;
-            Ok::<_, String>((bytes, topology))
+            .ok_or(ReloadError::NoFile)?;
+        // One read: the bytes validated are the bytes hashed.
+        let (text, topology) = tokio::task::spawn_blocking(move || {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| topology::LoadError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            let topology = topology::parse_file(&text, &path)?;
+            Ok::<_, topology::LoadError>((text, topology))
         })
-        .await
-        .map_err(|e| format!("reload task failed: {e}"))??;
+        .await??;
         let current = self.topology();
         if !topology
             .dns
@@ -178,62 +210,32 @@ impl Node {
             .iter()
             .any(|n| n.name == self.options.node)
         {
-            return Err(format!(
-                "the new file has no node {:?} in dns.nodes; this process is that node",
-                self.options.node
-            ));
+            return Err(ReloadError::NodeMissing(self.options.node.clone()));
         }
         if topology.dns.geoip != current.dns.geoip {
-            return Err("dns.geoip changed; restart the node to switch databases".into());
+            return Err(ReloadError::GeoIpChanged);
         }
         let topology = Arc::new(topology);
         self.monitor.configure(&topology).await;
         self.state
             .store(Arc::new(ServingState::new(topology, self.geoip.clone())));
         crate::warm_scopes(&self.state);
-        Ok(version_of(&bytes))
+        Ok(version_of(text.as_bytes()))
     }
 
-    /// Reloads when the topology file changes (checked every `every`) and
-    /// on SIGHUP, until `shutdown`.
-    pub async fn watch_config(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        let Some(path) = self.options.config_path.clone() else {
+    /// Reloads when the topology file changes and on SIGHUP (see
+    /// [`lifecycle::watch`]), until `shutdown`.
+    pub async fn watch_config(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(path) = &self.options.config_path else {
             return;
         };
-        let stamp = |path: &std::path::Path| {
-            std::fs::metadata(path)
-                .ok()
-                .map(|m| (m.modified().ok(), m.len()))
-        };
-        let mut last = stamp(&path);
-        let mut hangups =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(signal) => Some(signal),
-                Err(error) => {
-                    warn!("cannot listen for SIGHUP; reload with the admin API: {error}");
-                    None
-                }
-            };
-        let mut ticks = tokio::time::interval(every);
+        let mut watch = ConfigWatch::new(path, lifecycle::watch::POLL_INTERVAL);
         loop {
-            let hangup = async {
-                match &mut hangups {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                _ = ticks.tick() => {
-                    let now = stamp(&path);
-                    if now == last {
-                        continue;
-                    }
-                    last = now;
-                    info!(file = %path.display(), "topology file changed");
-                }
-                _ = hangup => info!("SIGHUP received"),
+                _ = watch.next() => {}
                 () = shutdown.cancelled() => return,
             }
+            // The outcome is logged and kept for the status.
             let _ = self.reload().await;
         }
     }

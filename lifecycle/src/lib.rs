@@ -4,7 +4,11 @@
 //! - [`init_logging`]: `tracing` to stderr, level from `RUST_LOG` (default
 //!   `info`), colour only on a terminal;
 //! - [`stop_on_signal`]: the first SIGTERM or SIGINT cancels the shutdown
-//!   token every task watches (stop accepting, drain, exit).
+//!   token every task watches (stop accepting, drain, exit);
+//! - [`watch`]: when to reload the configuration file — it changed
+//!   (mtime and length, polled every second) or SIGHUP came.
+
+pub mod watch;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};

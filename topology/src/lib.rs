@@ -101,7 +101,14 @@ pub fn load(path: &Path) -> Result<Topology, LoadError> {
         path: path.display().to_string(),
         source,
     })?;
-    let mut topology = parse(&text, &path.display().to_string())?;
+    parse_file(&text, path)
+}
+
+/// Parses and validates `text`, the contents of the topology file at
+/// `path`, exactly as [`load`] does, for a caller that needs the bytes it
+/// read as well (gslb hashes them into the config version).
+pub fn parse_file(text: &str, path: &Path) -> Result<Topology, LoadError> {
+    let mut topology = parse(text, &path.display().to_string())?;
     // A relative database path is relative to the topology file.
     if let model::GeoIpSource::File(db) = &mut topology.dns.geoip
         && db.is_relative()

@@ -3,16 +3,17 @@
 //! publishes each result to the accept path as an immutable snapshot.
 //!
 //! It rebuilds the table when a probe changes an L7 node's health and when
-//! the topology is reloaded (SIGHUP, `POST /v1/reload`, or the file's
-//! modification time or size changing, polled). A reload re-reads and
+//! the topology is reloaded (`POST /v1/reload`, or SIGHUP or the file
+//! changing, as [`lifecycle::watch`] reports them). A reload re-reads and
 //! validates the whole file first; if anything is wrong it logs why, counts
 //! it and keeps running the old configuration. Established connections
 //! never notice: they hold their own references to their L7 node.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use lifecycle::watch::ConfigWatch;
 use probe::{CheckId, Health, ProbeEvent, Prober};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -41,21 +42,29 @@ pub struct ReloadSummary {
     pub checks_removed: Vec<String>,
 }
 
+/// Why a reload was refused; the previous configuration keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The node was given its topology in memory.
+    #[error("this node was started from a topology in memory; there is no file to reload")]
+    NoFile,
+    /// The file cannot be read or is not a valid topology.
+    #[error(transparent)]
+    Topology(#[from] topology::LoadError),
+    /// The topology is valid but not for this node (it is missing, or a
+    /// weight names an unknown L7 node).
+    #[error(transparent)]
+    Plan(#[from] ConfigError),
+    /// The prober refused a health check spec; no check changed.
+    #[error(transparent)]
+    Probes(#[from] probe::ReloadError),
+    /// The controller has stopped.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
 /// A reload request and where its answer goes.
-pub(crate) type ReloadRequest = oneshot::Sender<Result<ReloadSummary, String>>;
-
-/// The topology file and what it looked like when last read.
-struct Source {
-    path: PathBuf,
-    seen: Option<(SystemTime, u64)>,
-}
-
-impl Source {
-    fn stat(&self) -> Option<(SystemTime, u64)> {
-        let meta = std::fs::metadata(&self.path).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    }
-}
+pub(crate) type ReloadRequest = oneshot::Sender<Result<ReloadSummary, ReloadError>>;
 
 pub(crate) struct Controller {
     shared: Arc<Shared>,
@@ -66,7 +75,7 @@ pub(crate) struct Controller {
     plan: Plan,
     backends: Vec<Arc<Backend>>,
     generation: u64,
-    source: Option<Source>,
+    config_path: Option<PathBuf>,
     poll: Duration,
     copy_mode: CopyMode,
 }
@@ -102,10 +111,6 @@ impl Controller {
     /// A probe spec the prober refuses (an unreadable CA file, say) is a
     /// configuration error.
     pub(crate) async fn start(plan: Plan, parts: ControllerParts) -> Result<Self, ConfigError> {
-        let mut source = parts.config_path.map(|path| Source { path, seen: None });
-        if let Some(source) = &mut source {
-            source.seen = source.stat();
-        }
         let mut controller = Self {
             shared: parts.shared,
             prober: parts.prober,
@@ -115,7 +120,7 @@ impl Controller {
             plan: plan.clone(),
             backends: Vec::new(),
             generation: 0,
-            source,
+            config_path: parts.config_path,
             poll: parts.poll,
             copy_mode: parts.copy_mode,
         };
@@ -128,23 +133,30 @@ impl Controller {
 
     /// Serves health events and reloads until `shutdown`.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        let mut poll = tokio::time::interval(self.poll);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        poll.reset();
+        let mut watch = self
+            .config_path
+            .as_ref()
+            .map(|path| ConfigWatch::new(path, self.poll));
+        let watched = async |watch: &mut Option<ConfigWatch>| match watch {
+            Some(watch) => watch.next().await,
+            None => std::future::pending().await,
+        };
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
                 Some(event) = self.events.recv() => self.on_probe(event),
                 Some(reply) = self.requests.recv() => {
+                    // Remember this version even if it is bad: the poll
+                    // reports it once, not again.
+                    if let Some(watch) = &mut watch {
+                        watch.mark_seen();
+                    }
                     let result = self.reload().await;
                     let _ = reply.send(result);
                 }
-                _ = poll.tick(), if self.source.is_some() => {
-                    if self.source_changed() {
-                        info!("topology file changed; reloading");
-                        let _ = self.reload().await;
-                    }
+                _ = watched(&mut watch) => {
+                    let _ = self.reload().await;
                 }
             }
         }
@@ -164,33 +176,18 @@ impl Controller {
         self.rebuild("health change");
     }
 
-    fn source_changed(&mut self) -> bool {
-        let Some(source) = &mut self.source else {
-            return false;
-        };
-        let now = source.stat();
-        now.is_some() && now != source.seen
-    }
-
     /// Re-reads the topology file and applies it, or keeps the running
     /// configuration and says why.
-    async fn reload(&mut self) -> Result<ReloadSummary, String> {
-        let Some(source) = &mut self.source else {
-            return Err(
-                "this node was started from a topology in memory; there is no file to reload"
-                    .to_owned(),
-            );
+    async fn reload(&mut self) -> Result<ReloadSummary, ReloadError> {
+        let Some(path) = self.config_path.clone() else {
+            return Err(ReloadError::NoFile);
         };
-        // Remember this version even if it is bad: it is reported once, not
-        // at every poll.
-        source.seen = source.stat();
-        let path = source.path.clone();
-        let loaded = topology::load(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|topology| plan::plan(&topology, &self.plan.node).map_err(|e| e.0));
-        let result = match loaded {
-            Ok(plan) => self.apply(plan).await,
-            Err(e) => Err(e),
+        let result = match topology::load(&path) {
+            Ok(topology) => match plan::plan(&topology, &self.plan.node) {
+                Ok(plan) => self.apply(plan).await,
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
         };
         match &result {
             Ok(summary) => {
@@ -214,7 +211,7 @@ impl Controller {
 
     /// Makes `plan` the running configuration: health checks first (if the
     /// prober refuses a spec nothing changes), then the table.
-    async fn apply(&mut self, plan: Plan) -> Result<ReloadSummary, String> {
+    async fn apply(&mut self, plan: Plan) -> Result<ReloadSummary, ReloadError> {
         if self.generation > 0 {
             if plan.vip != self.plan.vip {
                 warn!("the VIP changed in the topology; the listeners change only on restart");
@@ -227,7 +224,7 @@ impl Controller {
             .l7
             .iter()
             .map(|t| (CheckId::from(&*t.name), t.probe.clone()));
-        let report = self.prober.sync(specs).await.map_err(|e| e.to_string())?;
+        let report = self.prober.sync(specs).await?;
         for gone in &report.removed {
             self.shared.metrics.forget(gone.as_str());
         }

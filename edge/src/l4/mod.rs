@@ -23,7 +23,8 @@
 //! The `control` task owns the plan and the `probe` crate's [`Prober`]
 //! (HTTP GET of the L7 health path on each L7 node's HTTP port by default,
 //! or TCP, with rise/fall). Each health change and each reload (SIGHUP,
-//! `POST /v1/reload`, or the topology file's mtime/size changing) rebuilds
+//! `POST /v1/reload`, or the topology file changing, as
+//! [`lifecycle::watch`] notices) rebuilds
 //! the table over the healthy nodes and publishes a new snapshot; open
 //! connections keep their node. With no healthy node, new connections are
 //! reset, so the region's GSLB health check through the VIP fails and DNS
@@ -68,7 +69,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use control::ReloadSummary;
+pub use control::{ReloadError, ReloadSummary};
 pub use status::Status;
 
 use crate::ConfigError;
@@ -78,10 +79,6 @@ use crate::l4::metrics::Metrics;
 use crate::l4::select::Selection;
 use crate::l4::state::{Shared, Snapshot};
 use crate::relay::CopyMode;
-
-/// How often the topology file's modification time and size are checked
-/// for a reload, unless [`Options::reload_poll`] says otherwise.
-pub const DEFAULT_RELOAD_POLL: Duration = Duration::from_secs(2);
 
 /// The bound sockets an L4 node serves. The node never binds.
 #[derive(Debug)]
@@ -96,9 +93,11 @@ pub struct Listeners {
 /// How an L4 node runs, beyond the topology.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The topology file, re-read on reloads. `None`: reloads are refused.
+    /// The topology file, re-read on reloads, on SIGHUP and when it
+    /// changes. `None`: reloads are refused.
     pub config_path: Option<PathBuf>,
-    /// How often to check the file for changes.
+    /// How often to check the file for changes (default
+    /// [`lifecycle::watch::POLL_INTERVAL`]; tests pass less).
     pub reload_poll: Duration,
     /// Seeds the health checks' jitter; differ it between replicas.
     pub probe_seed: u64,
@@ -112,7 +111,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             config_path: None,
-            reload_poll: DEFAULT_RELOAD_POLL,
+            reload_poll: lifecycle::watch::POLL_INTERVAL,
             probe_seed: 0,
             admin: admin::AdminConfig::default(),
             copy_mode: CopyMode::Auto,
@@ -138,15 +137,13 @@ pub struct Reloader(mpsc::Sender<ReloadRequest>);
 impl Reloader {
     /// Reloads and reports what changed, or why the previous configuration
     /// keeps running.
-    pub async fn reload(&self) -> Result<ReloadSummary, String> {
+    pub async fn reload(&self) -> Result<ReloadSummary, ReloadError> {
         let (reply, answer) = oneshot::channel();
         self.0
             .send(reply)
             .await
-            .map_err(|_| "the node is shutting down".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the node is shutting down".to_owned())?
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        answer.await.map_err(|_| ReloadError::ShuttingDown)?
     }
 }
 
@@ -392,10 +389,7 @@ pub async fn run_node(
         ..Options::default()
     };
     let running = L4Node::start(&topology, node, listeners, options, shutdown).await?;
-    let reloader = running.reloader();
-    let hup = tokio::spawn(reload_on_sighup(reloader));
     running.wait().await;
-    hup.abort();
     Ok(())
 }
 
@@ -458,21 +452,4 @@ fn probe_seed(node: &str) -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     crate::maglev::DEFAULT_FLOW_KEY.hash(node.as_bytes()) ^ nanos ^ u64::from(std::process::id())
-}
-
-/// Reloads on every SIGHUP until aborted.
-async fn reload_on_sighup(reloader: Reloader) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(hup) => hup,
-        Err(e) => {
-            warn!("cannot install the SIGHUP handler ({e}); reload by editing the file instead");
-            return;
-        }
-    };
-    while hup.recv().await.is_some() {
-        info!("SIGHUP received: reloading the topology");
-        // The controller logs the outcome.
-        let _ = reloader.reload().await;
-    }
 }

@@ -42,12 +42,12 @@
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin endpoint.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
+use lifecycle::watch::ConfigWatch;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::error;
 
 pub mod admin;
 pub mod balance;
@@ -71,9 +71,6 @@ pub use config::NodeSpec;
 pub use node::{Handle, L7Error, L7Node, Listeners};
 
 use crate::ConfigError;
-
-/// How often the topology file is checked for changes.
-pub const CONFIG_POLL: Duration = Duration::from_secs(2);
 
 fn load_spec(config: &Path, node: &str) -> anyhow::Result<NodeSpec> {
     let topology = topology::load(config).map_err(|e| ConfigError(e.to_string()))?;
@@ -116,46 +113,19 @@ pub async fn run_node(
     result
 }
 
-/// Reloads on SIGHUP or when the topology file's modification time changes.
+/// Reloads on SIGHUP or when the topology file changes (see
+/// [`lifecycle::watch`]).
 async fn watch_config(
     config: std::path::PathBuf,
     node: String,
     handle: Handle,
     shutdown: CancellationToken,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(hup) => Some(hup),
-        Err(e) => {
-            error!("cannot install the SIGHUP handler, reload by file change only: {e}");
-            None
-        }
-    };
-    let stamp = |path: &Path| -> Option<SystemTime> {
-        std::fs::metadata(path).and_then(|m| m.modified()).ok()
-    };
-    let mut last = stamp(&config);
-    let mut tick = tokio::time::interval(CONFIG_POLL);
+    let mut watch = ConfigWatch::new(&config, lifecycle::watch::POLL_INTERVAL);
     loop {
-        let hangup = async {
-            match &mut hup {
-                Some(hup) => {
-                    hup.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = hangup => info!("SIGHUP received: reloading {}", config.display()),
-            _ = tick.tick() => {
-                let now = stamp(&config);
-                if now == last {
-                    continue;
-                }
-                last = now;
-                info!("{} changed: reloading", config.display());
-            }
+            _ = watch.next() => {}
         }
         match load_spec(&config, &node) {
             Ok(spec) => {

@@ -10,11 +10,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use lifecycle::watch::Stamp;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -84,7 +84,7 @@ impl CertSet {
 /// for the name; no SNI or no match → the first certificate.
 pub struct CertStore {
     set: ArcSwap<CertSet>,
-    files: Mutex<Vec<(PathBuf, Option<SystemTime>)>>,
+    files: Mutex<Vec<(PathBuf, Option<Stamp>)>>,
     sources: Mutex<Vec<Cert>>,
     provider: Arc<CryptoProvider>,
 }
@@ -106,10 +106,6 @@ impl ResolvesServerCert for CertStore {
             .unwrap_or(0);
         set.certs.get(index).map(|c| c.key.clone())
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn load(certs: &[Cert], provider: &CryptoProvider) -> Result<CertSet, TlsError> {
@@ -156,13 +152,15 @@ fn load(certs: &[Cert], provider: &CryptoProvider) -> Result<CertSet, TlsError> 
     })
 }
 
-fn stamps(certs: &[Cert]) -> Vec<(PathBuf, Option<SystemTime>)> {
+/// Each certificate and key file with its stamp (mtime and length, as the
+/// topology file is watched).
+fn stamps(certs: &[Cert]) -> Vec<(PathBuf, Option<Stamp>)> {
     certs
         .iter()
         .flat_map(|c| [c.cert.clone(), c.key.clone()])
         .map(|p| {
-            let m = modified(&p);
-            (p, m)
+            let stamp = Stamp::of(&p);
+            (p, stamp)
         })
         .collect()
 }
@@ -197,7 +195,7 @@ impl CertStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .any(|(path, stamp)| modified(path) != *stamp);
+            .any(|(path, stamp)| Stamp::of(path) != *stamp);
         if !changed {
             return Ok(false);
         }
@@ -246,6 +244,8 @@ impl CertStore {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn write_cert(dir: &Path, stem: &str, names: &[&str]) -> Cert {
@@ -315,7 +315,7 @@ mod tests {
         // Rewrite with another name; mtimes have a coarse resolution on
         // some filesystems, so set one explicitly.
         let _ = write_cert(&dir, "a", &["z.example.com"]);
-        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
         std::fs::File::options()
             .write(true)
             .open(&a.cert)

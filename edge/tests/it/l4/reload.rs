@@ -72,7 +72,7 @@ async fn a_bad_reload_keeps_the_running_configuration() {
         ("regions: [".to_owned(), "line 1"),
     ] {
         std::fs::write(&h.config, bad).unwrap();
-        let error = h.node().reloader().reload().await.unwrap_err();
+        let error = h.node().reloader().reload().await.unwrap_err().to_string();
         assert!(error.contains(expected), "{expected:?} not in {error}");
         assert_eq!(h.status(), before, "a refused reload changed something");
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge::backend::{Backend, Stats};
+use edge::demo_backend::{Backend, Stats};
 use edge::l7::{Handle, L7Node, Listeners, NodeSpec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
