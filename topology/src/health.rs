@@ -8,8 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::duration::parse_duration;
-use crate::raw::Scalar;
-use crate::validate::Problems;
+use crate::field::{Problems, Scalar};
 
 /// `health:` as written.
 #[derive(Debug, Default, Deserialize)]

@@ -9,12 +9,15 @@
 //! - [`health`]: health checks (region, L7 node, backend server).
 //! - [`tiers`]: a region's L4 and L7 tiers and demo backends.
 //! - [`name`], [`rdata`], [`duration`]: the value types and their parsers.
+//! - `field`: what every stage shares about one field (the written
+//!   [`Scalar`](raw::Scalar), a [`Problem`](validate::Problem) at a path).
 //! - `locate`: field path → line number, for error messages.
 //! - [`zonefile`]: a zone written out as an RFC 1035 master file.
 //!
 //! The schema is documented in `docs/topology.md` at the repository root.
 
 pub mod duration;
+mod field;
 pub mod health;
 mod locate;
 pub mod model;

@@ -15,10 +15,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::duration::parse_duration;
+use crate::field::{Problems, Scalar};
 use crate::health::{self, HealthCheck, RawHealthCheck};
-use crate::raw::Scalar;
 use crate::tiers::socket_addr;
-use crate::validate::Problems;
 
 /// The path the L7 proxies answer themselves with the region's health.
 pub const DEFAULT_HEALTH_PATH: &str = "/.well-known/gtm/health";
