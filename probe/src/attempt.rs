@@ -7,9 +7,12 @@ use std::fmt;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use topology::duration::fmt_duration;
 
+use crate::error::SpecErrors;
 use crate::http::HttpProbe;
-use crate::spec::{ProbeKind, ProbeSpec, SpecErrors};
+use crate::outcome::Outcome;
+use crate::spec::{ProbeKind, ProbeSpec};
 
 /// The outcome of one probe attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,28 +38,6 @@ impl fmt::Display for ProbeResult {
             fmt_duration(self.latency),
             self.detail
         )
-    }
-}
-
-/// The verdict of an attempt before the latency is attached.
-pub(crate) struct Outcome {
-    pub(crate) ok: bool,
-    pub(crate) detail: String,
-}
-
-impl Outcome {
-    pub(crate) fn pass(detail: impl Into<String>) -> Self {
-        Self {
-            ok: true,
-            detail: detail.into(),
-        }
-    }
-
-    pub(crate) fn fail(detail: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            detail: detail.into(),
-        }
     }
 }
 
@@ -133,38 +114,5 @@ impl Checker {
             latency: start.elapsed().min(timeout),
             detail: outcome.detail,
         }
-    }
-}
-
-/// Short human duration: `1s`, `500ms`, `1.5s`, `250us`.
-pub fn fmt_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        "0s".to_owned()
-    } else if nanos.is_multiple_of(1_000_000_000) {
-        format!("{}s", d.as_secs())
-    } else if d >= Duration::from_secs(1) {
-        format!("{}s", (d.as_secs_f64() * 1000.0).round() / 1000.0)
-    } else if nanos.is_multiple_of(1_000_000) {
-        format!("{}ms", d.as_millis())
-    } else if d >= Duration::from_millis(1) {
-        format!("{}ms", (d.as_secs_f64() * 1e6).round() / 1000.0)
-    } else {
-        format!("{}us", d.as_micros())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(fmt_duration(Duration::from_secs(1)), "1s");
-        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(fmt_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(fmt_duration(Duration::from_micros(1500)), "1.5ms");
-        assert_eq!(fmt_duration(Duration::from_micros(250)), "250us");
-        assert_eq!(fmt_duration(Duration::ZERO), "0s");
     }
 }

@@ -11,8 +11,12 @@ use std::net::IpAddr;
 use reqwest::header::{CONNECTION, HOST, HeaderValue};
 use reqwest::{Client, Url};
 
-use crate::attempt::Outcome;
-use crate::spec::{HttpCheck, MAX_BODY_BYTES, SpecError, StatusSet};
+use topology::health::{CheckError, MAX_BODY_BYTES};
+use topology::status::StatusSet;
+
+use crate::error::SpecError;
+use crate::outcome::Outcome;
+use crate::spec::HttpCheck;
 
 /// Sent as `User-Agent`, so target logs can tell probes from users.
 const USER_AGENT: &str = concat!("gtm-probe/", env!("CARGO_PKG_VERSION"));
@@ -42,11 +46,11 @@ impl HttpProbe {
             check.addr.port(),
             check.path
         ))
-        .map_err(|_| SpecError::BadPath {
+        .map_err(|_| CheckError::BadPath {
             path: check.path.clone(),
         })?;
         let host = match &check.host {
-            Some(h) => Some(HeaderValue::from_str(h).map_err(|_| SpecError::BadName {
+            Some(h) => Some(HeaderValue::from_str(h).map_err(|_| CheckError::BadName {
                 field: "host",
                 value: h.clone(),
             })?),

@@ -4,6 +4,13 @@
 
 use std::time::Duration;
 
+/// Default interval spread: each interval is drawn from ±10% around the
+/// configured one, so that many checks started together drift apart.
+pub const DEFAULT_JITTER: f64 = 0.10;
+/// Largest allowed [`ProbeSpec::jitter`](crate::ProbeSpec::jitter)
+/// (HAProxy's `spread-checks` caps at 50%).
+pub const MAX_JITTER: f64 = 0.5;
+
 /// SplitMix64: tiny, fast, statistically fine for spreading timers (not for
 /// anything security-related). Same seed, same sequence, on every platform.
 #[derive(Debug, Clone)]

@@ -10,11 +10,17 @@
 //!
 //! # Layout
 //!
-//! - [`spec`]: the validated check description the config layer builds,
-//!   with [`parse_status_set`] and the [`SpecError`] catalogue.
+//! - [`spec`]: the check description the [`Prober`] runs; the rules it
+//!   shares with the topology file (and their messages) are
+//!   `topology::health`'s, the status-set grammar ([`parse_status_set`])
+//!   is `topology::status`'s.
+//! - [`error`]: the [`SpecError`] catalogue: those shared rules, the rules of
+//!   the spec's own fields, and the failures of building a client.
+//! - [`topology`]: [`ProbeSpec`]s from the topology's validated health checks.
 //! - [`attempt`]: one probe attempt ([`Checker::probe`]) bounded by a timeout,
 //!   returning a [`ProbeResult`]; the TCP and HTTP adapters live beside it
-//!   (only `http` imports reqwest, only `tls` imports rustls).
+//!   (only `http` imports reqwest, only `tls` imports rustls, and names the
+//!   [`Trust`] modes), and report an `outcome` it times.
 //! - [`hysteresis`]: the pure Up/Down state machine ([`Hysteresis`]), no I/O
 //!   and no clock.
 //! - [`jitter`]: the seeded RNG and the pure jittered-interval function.
@@ -46,23 +52,26 @@
 //! ```
 
 pub mod attempt;
+pub mod error;
 mod http;
 pub mod hysteresis;
 pub mod jitter;
+mod outcome;
 pub mod scheduler;
 pub mod spec;
 mod tcp;
 mod tls;
 pub mod topology;
 
+pub use ::topology::status::{StatusSet, parse_status_set};
 pub use attempt::{Checker, ProbeResult};
+pub use error::{SpecError, SpecErrors};
 pub use hysteresis::{Health, Hysteresis, Transition};
 pub use scheduler::{
     CheckId, CheckStatus, ProbeEvent, Prober, ReloadError, ReloadReport, StatusHandle, Upsert,
 };
-pub use spec::{
-    HttpCheck, ProbeKind, ProbeSpec, SpecError, SpecErrors, StatusSet, Trust, parse_status_set,
-};
+pub use spec::{HttpCheck, ProbeKind, ProbeSpec};
+pub use tls::Trust;
 
 /// A reqwest client builder for plain-HTTP calls between our own daemons
 /// (admin APIs, peer views). reqwest is built here without a process-wide

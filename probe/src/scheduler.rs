@@ -39,12 +39,14 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
+use topology::duration::fmt_duration;
 use tracing::{debug, error, info, trace};
 
-use crate::attempt::{Checker, ProbeResult, fmt_duration};
+use crate::attempt::{Checker, ProbeResult};
+use crate::error::SpecErrors;
 use crate::hysteresis::{Health, Hysteresis, Transition};
 use crate::jitter::{SplitMix64, first_delay, jittered};
-use crate::spec::{ProbeSpec, SpecErrors};
+use crate::spec::ProbeSpec;
 
 /// The caller's name for a check, e.g. `eu-west/vip@ams` or `10.0.0.7:443`.
 /// Cheap to clone.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
 
-use crate::attempt::Outcome;
+use crate::outcome::Outcome;
 
 /// Connects to `addr` and closes the connection at once. The caller bounds
 /// the attempt with its timeout.

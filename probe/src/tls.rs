@@ -1,12 +1,12 @@
-//! The rustls client configuration for HTTPS checks, one per [`Trust`]
-//! mode, and the wording of TLS failures. The only module that names rustls
-//! types.
+//! Which certificates an HTTPS check trusts ([`Trust`]), the rustls client
+//! configuration for each mode, and the wording of TLS failures. The only
+//! module that names rustls types.
 //!
 //! The crypto provider is *ring*, passed explicitly: nothing here installs a
 //! process-wide default provider, so this crate cannot clash with another
 //! crate's choice.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::WebPkiServerVerifier;
@@ -18,7 +18,22 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::spec::{SpecError, Trust};
+use crate::error::SpecError;
+
+/// Which certificates an HTTPS check accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Trust {
+    /// The operating system's trust store (loaded once per process).
+    #[default]
+    SystemRoots,
+    /// Only the CA certificates in this PEM file (read when the check is
+    /// built; a reload re-reads it).
+    CaFile(PathBuf),
+    /// Skip certificate verification entirely, for self-signed lab setups.
+    /// The handshake signature is still checked, but anyone can impersonate
+    /// the target.
+    Insecure,
+}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use topology::health::{CheckKind, HealthCheck};
 
-use crate::spec::{HttpCheck, ProbeKind, ProbeSpec, StatusSet, Trust};
+use crate::spec::{HttpCheck, ProbeKind, ProbeSpec};
+use crate::tls::Trust;
 
 /// The spec for `check` against the target at `address`: on the check's
 /// own `port` if it sets one, else on `https_port` for HTTPS checks and
@@ -33,7 +34,7 @@ pub fn spec_for(
             http.path = check.path.clone();
             http.host = check.host.clone();
             http.body_contains = check.body.clone();
-            http.expect = StatusSet::from_ranges(&check.expect);
+            http.expect = check.expect.clone();
             http.trust = match (&check.ca, check.insecure) {
                 (Some(ca), _) => Trust::CaFile(ca.clone()),
                 (None, true) => Trust::Insecure,
@@ -60,7 +61,7 @@ mod tests {
             kind: CheckKind::Https,
             path: "/h".into(),
             port: None,
-            expect: vec![(200, 204)],
+            expect: "200-204".parse().unwrap(),
             host: Some("www.example.com".into()),
             body: None,
             interval: std::time::Duration::from_secs(2),

@@ -1,4 +1,5 @@
-//! Durations written with units (`"30s"`, `"5m"`, `"1h30m"`, `"250ms"`).
+//! Durations written with units (`"30s"`, `"5m"`, `"1h30m"`, `"250ms"`),
+//! and their short form in messages.
 //!
 //! Every duration in the topology carries its unit, so that `ttl: 300` can
 //! never be misread as minutes or milliseconds.
@@ -79,6 +80,25 @@ pub fn parse_ttl(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{text:?} is longer than the largest TTL, 2147483647s (~68 years)"))
 }
 
+/// Short human duration for messages and logs: `1s`, `500ms`, `1.5s`,
+/// `250us`. Not a topology spelling for every value (`1.5s` is not one).
+pub fn fmt_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        "0s".to_owned()
+    } else if nanos.is_multiple_of(1_000_000_000) {
+        format!("{}s", d.as_secs())
+    } else if d >= Duration::from_secs(1) {
+        format!("{}s", (d.as_secs_f64() * 1000.0).round() / 1000.0)
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!("{}ms", d.as_millis())
+    } else if d >= Duration::from_millis(1) {
+        format!("{}ms", (d.as_secs_f64() * 1e6).round() / 1000.0)
+    } else {
+        format!("{}us", d.as_micros())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +131,15 @@ mod tests {
         assert_eq!(parse_ttl("0s").unwrap(), 0);
         assert!(parse_ttl("1500ms").unwrap_err().contains("whole number"));
         assert!(parse_ttl("4000w").unwrap_err().contains("largest TTL"));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(fmt_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(fmt_duration(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(fmt_duration(Duration::from_micros(250)), "250us");
+        assert_eq!(fmt_duration(Duration::ZERO), "0s");
     }
 }

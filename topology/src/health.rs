@@ -1,15 +1,18 @@
 //! Health checks as the topology writes them: how the GSLB probes a
 //! region, the L4 tier its L7 nodes, and the L7 tier its backends. The
-//! `probe` crate runs them; this is only the validated description.
+//! `probe` crate runs them; this is the validated description and the one
+//! set of rules a check must meet, with their messages ([`CheckError`]),
+//! which `probe` applies to the checks it is handed as well.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::duration::parse_duration;
-use crate::raw::Scalar;
-use crate::validate::Problems;
+use crate::duration::{fmt_duration, parse_duration};
+use crate::field::{Problems, Scalar};
+use crate::status::{StatusSet, parse_status_set};
 
 /// `health:` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -73,8 +76,8 @@ pub struct HealthCheck {
     pub path: String,
     /// Port override.
     pub port: Option<u16>,
-    /// Accepted status ranges, inclusive.
-    pub expect: Vec<(u16, u16)>,
+    /// Accepted statuses.
+    pub expect: StatusSet,
     /// Host header / SNI.
     pub host: Option<String>,
     /// Required body substring.
@@ -93,34 +96,210 @@ pub struct HealthCheck {
     pub insecure: bool,
 }
 
-/// Defaults in the spirit of HAProxy (`inter 2s`, `rise 2`, `fall 3`).
+/// Default time between two probe starts (HAProxy `inter` is 2s).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
-/// Default probe timeout.
+/// Default bound on one probe attempt (connect, request and body read).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default consecutive successes needed to go Up (HAProxy `rise 2`).
+pub const DEFAULT_RISE: u32 = 2;
+/// Default consecutive failures needed to go Down (HAProxy `fall 3`).
+pub const DEFAULT_FALL: u32 = 3;
+/// Shortest allowed interval: anything faster is a load test, not a health check.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Most body bytes an HTTP probe reads when looking for the `body`
+/// substring; also the longest allowed substring.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Parses `"200,204,300-399"` into inclusive ranges.
-pub fn parse_status_set(text: &str) -> Result<Vec<(u16, u16)>, String> {
-    let mut ranges = Vec::new();
-    for part in text.split(',').map(str::trim) {
-        let (low, high) = part.split_once('-').unwrap_or((part, part));
-        let parse = |s: &str| {
-            s.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|code| (100..=599).contains(code))
-                .ok_or_else(|| {
-                    format!(
-                        "{s:?} is not an HTTP status (100-599); write e.g. \"200\" or \"200-399\""
-                    )
-                })
-        };
-        let (low, high) = (parse(low)?, parse(high)?);
-        if low > high {
-            return Err(format!("range {part:?} runs backwards; write it low-high"));
+/// One rule a health check breaks. Each message names the field, the bad
+/// value and what to write instead; the topology loader prefixes the field
+/// path (`regions.eu-west.health.`), `probe` the check's id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// An interval below [`MIN_INTERVAL`].
+    #[error("{field} {} is too short; use at least {}", fmt_duration(*value), fmt_duration(MIN_INTERVAL))]
+    IntervalTooShort {
+        /// `interval` or `fast_interval`.
+        field: &'static str,
+        /// The configured value.
+        value: Duration,
+    },
+    /// A zero timeout.
+    #[error("timeout is 0; set a timeout shorter than the interval, e.g. 1s")]
+    ZeroTimeout,
+    /// A timeout that would let probes of one check pile up.
+    #[error(
+        "timeout {} must be shorter than {field} {}; lower timeout or raise {field}",
+        fmt_duration(*timeout),
+        fmt_duration(*interval)
+    )]
+    TimeoutNotBelowInterval {
+        /// `interval` or `fast_interval`.
+        field: &'static str,
+        /// The configured timeout.
+        timeout: Duration,
+        /// The interval it collides with.
+        interval: Duration,
+    },
+    /// `rise` or `fall` is zero.
+    #[error(
+        "{field} is 0; it counts consecutive results needed to change state and must be at least 1"
+    )]
+    ZeroThreshold {
+        /// `rise` or `fall`.
+        field: &'static str,
+    },
+    /// A path that is not origin-form.
+    #[error("path {path:?} must start with '/' and contain no spaces, e.g. \"/healthz\"")]
+    BadPath {
+        /// The configured path.
+        path: String,
+    },
+    /// A `host` or `sni` that is not a valid name.
+    #[error("{field} {value:?} is not a valid name; write a DNS name like \"www.example.com\"{}", if *field == "host" { " (optionally with :port)" } else { "" })]
+    BadName {
+        /// `host` or `sni`.
+        field: &'static str,
+        /// The configured value.
+        value: String,
+    },
+    /// A CA file configured on a plain-HTTP check.
+    #[error("trust names a CA file but https is false; remove the CA file or enable https")]
+    CaFileWithoutHttps,
+    /// An empty or oversized body substring.
+    #[error(
+        "body_contains is {len} bytes; use a non-empty string of at most {MAX_BODY_BYTES} bytes"
+    )]
+    BadBodyNeedle {
+        /// Length of the configured substring.
+        len: usize,
+    },
+}
+
+impl CheckError {
+    /// The topology key the rule concerns, under `health:`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            CheckError::IntervalTooShort { field, .. } | CheckError::ZeroThreshold { field } => {
+                field
+            }
+            CheckError::BadName { field, .. } => field,
+            CheckError::ZeroTimeout | CheckError::TimeoutNotBelowInterval { .. } => "timeout",
+            CheckError::BadPath { .. } => "path",
+            CheckError::CaFileWithoutHttps => "ca",
+            CheckError::BadBodyNeedle { .. } => "body",
         }
-        ranges.push((low, high));
     }
-    Ok(ranges)
+}
+
+/// The timing rules: every interval (named, e.g. `interval`) at least
+/// [`MIN_INTERVAL`], a timeout above 0 and shorter than every interval so
+/// that probes of one check never overlap, and `rise`/`fall` at least 1.
+/// Problems are appended in that order.
+pub fn check_timing(
+    intervals: &[(&'static str, Duration)],
+    timeout: Duration,
+    rise: u32,
+    fall: u32,
+    errors: &mut Vec<CheckError>,
+) {
+    for &(field, value) in intervals {
+        if value < MIN_INTERVAL {
+            errors.push(CheckError::IntervalTooShort { field, value });
+        }
+    }
+    if timeout.is_zero() {
+        errors.push(CheckError::ZeroTimeout);
+    } else {
+        for &(field, interval) in intervals {
+            if timeout >= interval {
+                errors.push(CheckError::TimeoutNotBelowInterval {
+                    field,
+                    timeout,
+                    interval,
+                });
+            }
+        }
+    }
+    for (field, value) in [("rise", rise), ("fall", fall)] {
+        if value == 0 {
+            errors.push(CheckError::ZeroThreshold { field });
+        }
+    }
+}
+
+/// The request path rule: origin-form, starting with `/`, no whitespace or
+/// control characters (a query is fine).
+pub fn check_path(path: &str) -> Result<(), CheckError> {
+    if path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(())
+    } else {
+        Err(CheckError::BadPath {
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// The `Host` header rule: `name` or `name:port`, where name is a DNS name
+/// or an IP (v6 in brackets).
+pub fn check_host(value: &str) -> Result<(), CheckError> {
+    let (name, port) = split_host_port(value);
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
+    let name_ok = is_dns_name(name)
+        || name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .is_some_and(|n| n.parse::<std::net::Ipv6Addr>().is_ok());
+    if port_ok && name_ok {
+        Ok(())
+    } else {
+        Err(CheckError::BadName {
+            field: "host",
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// The body rule: a non-empty substring of at most [`MAX_BODY_BYTES`].
+pub fn check_body(needle: &str) -> Result<(), CheckError> {
+    if needle.is_empty() || needle.len() > MAX_BODY_BYTES {
+        Err(CheckError::BadBodyNeedle { len: needle.len() })
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits `[v6]:port`, `[v6]`, `name:port` or `name` into the name and the
+/// port as written.
+pub fn split_host_port(value: &str) -> (&str, Option<&str>) {
+    if value.starts_with('[') {
+        return match value.rfind("]:") {
+            Some(i) => (&value[..=i], Some(&value[i + 2..])),
+            None => (value, None),
+        };
+    }
+    match value.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (value, None),
+    }
+}
+
+/// A DNS name usable as a URL host and TLS server name (not an IP literal).
+pub fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.parse::<IpAddr>().is_err()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        // An all-numeric last label would be read as an IPv4 address by URL parsers.
+        && !name.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Validates `raw` (or the defaults when absent), with `default_path` for
@@ -145,15 +324,9 @@ pub(crate) fn validate(
             CheckKind::Http
         }
     };
-    let check_path = raw.path.clone().unwrap_or_else(|| default_path.to_owned());
-    if !check_path.starts_with('/') {
-        problems.add(
-            format!("{path}.path"),
-            format!("{check_path:?} must start with '/'"),
-        );
-    }
+    let request_path = raw.path.clone().unwrap_or_else(|| default_path.to_owned());
     let expect = match &raw.expect {
-        None => vec![(200, 399)],
+        None => StatusSet::default(),
         Some(text) => problems
             .check(format!("{path}.expect"), parse_status_set(&text.text()))
             .unwrap_or_default(),
@@ -166,23 +339,20 @@ pub(crate) fn validate(
     };
     let interval = duration("interval", &raw.interval, DEFAULT_INTERVAL);
     let timeout = duration("timeout", &raw.timeout, DEFAULT_TIMEOUT);
-    if interval.is_zero() {
-        problems.add(format!("{path}.interval"), "must be longer than 0s");
+    let rise = raw.rise.unwrap_or(DEFAULT_RISE);
+    let fall = raw.fall.unwrap_or(DEFAULT_FALL);
+    let mut errors = Vec::new();
+    check_timing(&[("interval", interval)], timeout, rise, fall, &mut errors);
+    errors.extend(check_path(&request_path).err());
+    errors.extend(raw.host.as_deref().and_then(|h| check_host(h).err()));
+    errors.extend(raw.body.as_deref().and_then(|b| check_body(b).err()));
+    // A TCP check ignores `ca:`; a plain-HTTP one would be handed a CA
+    // file it cannot use.
+    if kind == CheckKind::Http && raw.ca.is_some() {
+        errors.push(CheckError::CaFileWithoutHttps);
     }
-    if timeout.is_zero() || timeout >= interval {
-        problems.add(
-            format!("{path}.timeout"),
-            format!(
-                "{timeout:?} must be above 0 and shorter than the interval ({interval:?}), so probes never overlap"
-            ),
-        );
-    }
-    let rise = raw.rise.unwrap_or(2);
-    let fall = raw.fall.unwrap_or(3);
-    for (field, value) in [("rise", rise), ("fall", fall)] {
-        if value == 0 {
-            problems.add(format!("{path}.{field}"), "must be at least 1");
-        }
+    for e in errors {
+        problems.add(format!("{path}.{}", e.field()), e.to_string());
     }
     if raw.insecure && raw.ca.is_some() {
         problems.add(
@@ -192,7 +362,7 @@ pub(crate) fn validate(
     }
     HealthCheck {
         kind,
-        path: check_path,
+        path: request_path,
         port: raw.port,
         expect,
         host: raw.host.clone(),
@@ -211,17 +381,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_sets() {
-        assert_eq!(parse_status_set("200").unwrap(), [(200, 200)]);
+    fn timing_rules_report_every_problem() {
+        let mut errors = Vec::new();
+        check_timing(
+            &[("interval", Duration::from_secs(2))],
+            Duration::from_secs(2),
+            0,
+            0,
+            &mut errors,
+        );
+        let fields: Vec<_> = errors.iter().map(CheckError::field).collect();
+        assert_eq!(fields, ["timeout", "rise", "fall"]);
         assert_eq!(
-            parse_status_set("200-299, 302").unwrap(),
-            [(200, 299), (302, 302)]
+            errors[0].to_string(),
+            "timeout 2s must be shorter than interval 2s; lower timeout or raise interval"
         );
-        assert!(parse_status_set("99").unwrap_err().contains("100-599"));
-        assert!(
-            parse_status_set("300-200")
-                .unwrap_err()
-                .contains("backwards")
-        );
+    }
+
+    #[test]
+    fn names() {
+        for ok in [
+            "example.com",
+            "a-b.example",
+            "localhost",
+            "probe.test.",
+            "_svc.example",
+        ] {
+            assert!(is_dns_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "127.0.0.1",
+            "::1",
+            "a..b",
+            "-a.example",
+            "a b",
+            "example.123",
+        ] {
+            assert!(!is_dns_name(bad), "{bad}");
+        }
+        for ok in [
+            "example.com:8080",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(check_host(ok).is_ok(), "{ok}");
+        }
+        for bad in ["example.com:http", "::1", "exa mple"] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -6,21 +6,27 @@
 //! - [`raw`]: stage one, the file's shape (serde, unknown keys refused).
 //! - [`validate`]: stage two, every value checked, all problems reported.
 //! - [`model`]: the validated [`Topology`] the binaries work from.
-//! - [`health`]: health checks (region, L7 node, backend server).
+//! - [`health`]: health checks (region, L7 node, backend server) and the
+//!   rules every check meets, which `probe` applies too.
+//! - [`status`]: the HTTP status-set grammar (`"200,300-399"`).
 //! - [`tiers`]: a region's L4 and L7 tiers and demo backends.
 //! - [`name`], [`rdata`], [`duration`]: the value types and their parsers.
+//! - `field`: what every stage shares about one field (the written
+//!   [`Scalar`](raw::Scalar), a [`Problem`](validate::Problem) at a path).
 //! - `locate`: field path → line number, for error messages.
 //! - [`zonefile`]: a zone written out as an RFC 1035 master file.
 //!
 //! The schema is documented in `docs/topology.md` at the repository root.
 
 pub mod duration;
+mod field;
 pub mod health;
 mod locate;
 pub mod model;
 pub mod name;
 pub mod raw;
 pub mod rdata;
+pub mod status;
 pub mod tiers;
 pub mod validate;
 pub mod zonefile;

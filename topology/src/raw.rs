@@ -8,6 +8,8 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+pub use crate::field::Scalar;
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,31 +265,4 @@ pub struct RawPorts {
     /// HTTPS (default 443).
     #[serde(default)]
     pub https: Option<u16>,
-}
-
-/// A scalar the author may have written as a string, a number or a
-/// boolean (`value: 10` for a TXT, `ttl: 300`): kept as text for stage two.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Scalar {
-    /// Written as a string.
-    Text(String),
-    /// Written as an integer.
-    Integer(i64),
-    /// Written as a float.
-    Float(f64),
-    /// Written as a boolean.
-    Bool(bool),
-}
-
-impl Scalar {
-    /// The value as text.
-    pub fn text(&self) -> String {
-        match self {
-            Scalar::Text(text) => text.clone(),
-            Scalar::Integer(n) => n.to_string(),
-            Scalar::Float(n) => n.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        }
-    }
 }

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use crate::duration::parse_ttl;
+pub use crate::field::Problem;
+use crate::field::{Problems, Scalar};
 use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::model::{
@@ -14,40 +16,9 @@ use crate::model::{
 use crate::name::DomainName;
 use crate::raw::{
     RawAllDown, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRecord, RawRegion, RawSoa,
-    RawTopology, RawZone, Scalar,
+    RawTopology, RawZone,
 };
 use crate::rdata::{RecordData, RecordType, Soa};
-
-/// One problem found in stage two.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: `dns.zones[0].records[3].ttl`.
-    pub path: String,
-    /// What is wrong and what to write instead.
-    pub message: String,
-}
-
-/// Problems found so far; every validator adds to one list.
-#[derive(Default)]
-pub(crate) struct Problems(Vec<Problem>);
-
-impl Problems {
-    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Records the error of `result` under `path`, turning it into `None`.
-    pub(crate) fn check<T>(
-        &mut self,
-        path: impl Into<String>,
-        result: Result<T, String>,
-    ) -> Option<T> {
-        result.map_err(|message| self.add(path, message)).ok()
-    }
-}
 
 const DEFAULT_TTL: u32 = 3600;
 const DEFAULT_GEO_TTL: u32 = 30;

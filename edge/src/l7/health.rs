@@ -136,7 +136,7 @@ mod tests {
             kind: CheckKind::Http,
             path: "/healthz".into(),
             port: Some(9999),
-            expect: vec![(200, 204)],
+            expect: "200-204".parse().unwrap(),
             host: Some("www.example.com".into()),
             body: Some("ok".into()),
             interval: Duration::from_millis(500),

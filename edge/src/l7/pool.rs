@@ -617,7 +617,7 @@ mod tests {
                 kind: topology::health::CheckKind::Tcp,
                 path: "/".into(),
                 port: None,
-                expect: vec![(200, 399)],
+                expect: topology::status::StatusSet::default(),
                 host: None,
                 body: None,
                 interval: Duration::from_secs(1),

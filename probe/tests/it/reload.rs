@@ -5,6 +5,7 @@ use std::time::Duration;
 use probe::{CheckId, Health, ProbeKind, ProbeSpec, Prober, SpecError, Upsert};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use topology::health::CheckError;
 
 use crate::support::{Mode, Server, next_event, steady_http};
 
@@ -190,7 +191,7 @@ async fn sync_applies_the_whole_set_or_nothing() {
     assert_eq!(err.errors.len(), 2);
     assert!(matches!(
         err.errors[0].1.errors(),
-        [SpecError::TimeoutNotBelowInterval { .. }]
+        [SpecError::Check(CheckError::TimeoutNotBelowInterval { .. })]
     ));
     let text = err.to_string();
     assert!(

@@ -8,10 +8,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::duration::parse_duration;
+use crate::field::{Problems, Scalar};
 use crate::health::{self, HealthCheck, RawHealthCheck};
-use crate::raw::Scalar;
 use crate::tiers::socket_addr;
-use crate::validate::Problems;
 
 /// `l4:` as written.
 #[derive(Debug, Deserialize)]

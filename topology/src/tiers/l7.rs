@@ -15,10 +15,10 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::duration::parse_duration;
+use crate::field::{Problems, Scalar};
 use crate::health::{self, HealthCheck, RawHealthCheck};
-use crate::raw::Scalar;
+use crate::status::parse_status_set;
 use crate::tiers::socket_addr;
-use crate::validate::Problems;
 
 /// The path the L7 proxies answer themselves with the region's health.
 pub const DEFAULT_HEALTH_PATH: &str = "/.well-known/gtm/health";
@@ -1089,10 +1089,8 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
         let statuses = match &r.statuses {
             None => d.statuses.clone(),
             Some(text) => problems
-                .check(
-                    format!("{rpath}.statuses"),
-                    health::parse_status_set(&text.text()),
-                )
+                .check(format!("{rpath}.statuses"), parse_status_set(&text.text()))
+                .map(|set| set.ranges().to_vec())
                 .unwrap_or_default(),
         };
         let budget_percent = r.budget_percent.unwrap_or(d.budget_percent);

@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use crate::raw::Scalar;
-use crate::validate::Problems;
+use crate::field::{Problems, Scalar};
 
 /// A demo backend as written.
 #[derive(Debug, Deserialize)]
