@@ -23,8 +23,8 @@ use crate::supervise::process;
 use crate::supervise::state::{DrillRecord, StateDir};
 use crate::timeline::{Event, format_duration, now_rfc3339, offset_ms, render};
 
-use super::deployed::{Deployed, describe_answer, region_of, running};
-use super::drill::{Watch, choose, probe_after, region_views, warn_unsaved};
+use crate::deployed::{Deployed, describe_answer, region_of, running};
+use crate::drill::{Watch, choose, probe_after, region_views, warn_unsaved};
 
 /// How often DNS and the GSLB's status are read during a drill.
 pub const WATCH_EVERY: Duration = Duration::from_millis(100);

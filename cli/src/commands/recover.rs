@@ -18,9 +18,9 @@ use crate::supervise;
 use crate::supervise::state::StateDir;
 use crate::timeline::{Event, format_duration, offset_ms, render};
 
-use super::deployed::{Deployed, describe_answer, running};
-use super::drill::{Watch, choose, probe_after, region_views, warn_unsaved};
 use super::fail::WATCH_EVERY;
+use crate::deployed::{Deployed, describe_answer, running};
+use crate::drill::{Watch, choose, probe_after, region_views, warn_unsaved};
 
 /// The result of `gtm recover`.
 #[derive(Serialize)]

@@ -17,7 +17,7 @@ use crate::printer::{Printer, Style, Table};
 use crate::supervise::state::StateDir;
 use crate::timeline::now_rfc3339;
 
-use super::deployed::{Deployed, running};
+use crate::deployed::{Deployed, running};
 
 /// How long one check may take.
 const CHECK: Duration = Duration::from_millis(500);

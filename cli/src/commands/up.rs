@@ -15,9 +15,9 @@ use crate::supervise::state::{Deployment, StateDir};
 use crate::supervise::{self, Started};
 use crate::timeline::now_rfc3339;
 
-use super::deployed::{Deployed, describe_answer, running};
-use super::drill::{geo_name_for, places};
 use super::validate;
+use crate::deployed::{Deployed, describe_answer, running};
+use crate::drill::{geo_name_for, places};
 
 /// The result of `gtm up`.
 #[derive(Serialize)]

@@ -15,7 +15,7 @@ use crate::error::user;
 use crate::printer::Printer;
 use crate::timeline::offset_ms;
 
-use super::deployed::Deployed;
+use crate::deployed::Deployed;
 
 /// The question a drill keeps asking.
 #[derive(Clone, Debug, Serialize)]
@@ -123,7 +123,7 @@ pub fn choose(
                 return Err(user(format!(
                     "{} is answered {} for {}, not {}'s VIP {vip}; choose a client of {} with --from",
                     watch.name,
-                    super::deployed::describe_answer(topology, &answer),
+                    crate::deployed::describe_answer(topology, &answer),
                     watch.client_label(),
                     region.name,
                     region.name
@@ -150,7 +150,7 @@ pub fn choose(
             Ok(answer) => seen.push(format!(
                 "{} → {}",
                 network.place,
-                super::deployed::describe_answer(topology, &answer)
+                crate::deployed::describe_answer(topology, &answer)
             )),
             Err(e) => {
                 return Err(anyhow::anyhow!(
