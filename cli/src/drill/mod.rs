@@ -1,9 +1,13 @@
 //! What `gtm fail` and `gtm recover` share: the question they watch (a geo
-//! name, asked for a client of the region, of the deployed GSLB) and the
-//! GSLB nodes' view of the region, read from their admin APIs.
+//! name, asked for a client of the region, of the deployed GSLB), the GSLB
+//! nodes' view of the region, read from their admin APIs, and the polling
+//! loop that feeds both to the [`watcher`].
+
+pub mod watcher;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use topology::{Region, Topology};
@@ -13,7 +17,11 @@ use crate::clients::{Place, clients_for};
 use crate::dns::{Question, ask};
 use crate::error::user;
 use crate::printer::Printer;
-use crate::timeline::offset_ms;
+
+use watcher::Watcher;
+
+/// How often DNS and the GSLB's status are read during a drill.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 use crate::deployed::Deployed;
 
@@ -202,26 +210,32 @@ pub fn region_views(
         .collect()
 }
 
-/// The earliest probe of `view` with outcome `ok` made at or after `since`:
-/// (milliseconds after `since`, vantage node, detail).
-pub fn probe_after(
-    view: &RegionStatus,
-    ok: bool,
-    since: SystemTime,
-) -> Option<(f64, String, String)> {
-    view.vantage
-        .iter()
-        .filter_map(|v| {
-            let last = v.last.as_ref()?;
-            if last.ok != ok {
-                return None;
+/// Feeds `watcher` the answers to `watch` and the GSLB nodes' views of
+/// `region`, every [`WATCH_EVERY`] from `t0`, until it is done, `timeout`
+/// has passed or `interrupted` is raised.
+pub fn follow(
+    watcher: &mut Watcher,
+    watch: &Watch,
+    admin: &Admin,
+    gslbs: &[(String, SocketAddr)],
+    t0: Instant,
+    timeout: Duration,
+    interrupted: &AtomicBool,
+) {
+    while !interrupted.load(Ordering::Relaxed) {
+        watcher.answer(t0.elapsed(), watch.ask(Duration::from_millis(500)));
+        if watcher.wants_views() {
+            for (node, view) in region_views(admin, gslbs, watcher.region()) {
+                if let Ok(view) = view {
+                    watcher.view(t0.elapsed(), &node, &view);
+                }
             }
-            let at = offset_ms(last.time()?, since);
-            // A little slack: the GSLB's clock stamps the end of a probe
-            // that may have started just before the injection.
-            (at >= -50.0).then(|| (at, v.node.clone(), last.detail.clone().unwrap_or_default()))
-        })
-        .min_by(|a, b| a.0.total_cmp(&b.0))
+        }
+        if watcher.done() || t0.elapsed() > timeout {
+            break;
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
 }
 
 /// Warns when `node` could not save an override change to its state file.
@@ -231,51 +245,5 @@ pub(crate) fn warn_unsaved(printer: &Printer, node: &str, change: &OverrideChang
             "{node} applied the change but did not save it: {}",
             change.warning.as_deref().unwrap_or("no reason given")
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::admin::{ProbeStatus, VantageStatus};
-    use crate::timeline::rfc3339;
-
-    #[test]
-    fn the_earliest_matching_probe_after_the_start_is_found() {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let probe = |node: &str, ok, after_ms: i64| VantageStatus {
-            node: node.into(),
-            state: None,
-            fresh: Some(true),
-            last: Some(ProbeStatus {
-                ok,
-                detail: Some(if ok { "HTTP 200" } else { "connection refused" }.into()),
-                latency_ms: Some(1.0),
-                // ns3 sends RFC 3339, the others epoch milliseconds.
-                at: (node == "ns3")
-                    .then(|| rfc3339(start - Duration::from_millis(after_ms.unsigned_abs()))),
-                at_ms: (node != "ns3").then(|| {
-                    let start_ms = start
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap()
-                        .as_millis() as i64;
-                    (start_ms + after_ms) as u64
-                }),
-            }),
-        };
-        let view = RegionStatus {
-            name: "us-east".into(),
-            vantage: vec![
-                probe("ns1", false, 2000),
-                probe("ns2", false, 1000),
-                probe("ns3", false, -5000),
-                probe("ns4", true, 500),
-            ],
-            ..RegionStatus::default()
-        };
-        let (at, node, detail) = probe_after(&view, false, start).unwrap();
-        assert_eq!((at.round(), node.as_str()), (1000.0, "ns2"));
-        assert_eq!(detail, "connection refused");
-        assert_eq!(probe_after(&view, true, start).unwrap().1, "ns4");
     }
 }
