@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
@@ -18,8 +18,8 @@ use crate::admin::{Admin, AdminError, OverrideMode};
 use crate::cli::{FailArgs, FailMode};
 use crate::clients::one_per_continent;
 use crate::deployed::{Deployed, region_of, running};
-use crate::drill::watcher::{Direction, Watcher};
-use crate::drill::{Watch, choose, follow, warn_unsaved};
+use crate::drill::watcher::Direction;
+use crate::drill::{Drill, Watch, choose, warn_unsaved};
 use crate::error::{Reported, user};
 use crate::plan::Kind;
 use crate::printer::{Printer, Style};
@@ -85,51 +85,33 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
     }
     let (detection, formula) = detection(args.mode, &region);
     let timeout = args.timeout.unwrap_or(detection + Duration::from_secs(10));
-    let mode = mode_name(args.mode);
     printer.progress(format_args!(
-        "failing {} ({mode}): watching {} {} for {} at {} — answered {} now",
+        "failing {} ({}): watching {} {} for {} at {} — answered {} now",
         printer.paint_err(Style::Bold, &region.name),
+        mode_name(args.mode),
         watch.name,
         watch.rtype,
         watch.client_label(),
         watch.server,
         watch.vip
     ));
-
-    let interrupted = super::interrupt_flag();
-    let mut watcher = Watcher::new(
-        Direction::Away,
-        &region.name,
-        &watch,
-        SystemTime::now(),
-        !gslbs.is_empty(),
-        args.mode == FailMode::Kill,
-    );
-    let t0 = Instant::now();
-    let mut events = vec![inject(
-        args, &region, &victims, &watch, state, &admin, &gslbs, printer, t0,
-    )?];
-    follow(
-        &mut watcher,
-        &watch,
-        &admin,
-        &gslbs,
-        t0,
-        timeout,
-        &interrupted,
-    );
-    if interrupted.load(Ordering::Relaxed) {
+    let drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
+    let injected = inject(args, &region, &victims, &drill, state, printer)?;
+    let kill = args.mode == FailMode::Kill;
+    let watcher = drill.follow(Direction::Away, &region.name, kill, timeout);
+    if drill.interrupted.load(Ordering::Relaxed) {
         printer.warn(format_args!(
             "interrupted; {} stays failed: `gtm recover {}` brings it back",
             region.name, region.name
         ));
     }
     let topology = &deployed.topology;
+    let mut events = vec![injected];
     events.extend(watcher.events(topology, timeout));
     let now_answered = watcher.last_answer().to_vec();
     let report = Report {
         region: region.name.clone(),
-        mode,
+        mode: mode_name(args.mode),
         moved_after_ms: watcher.moved_after().map(|d| d.as_secs_f64() * 1000.0),
         now_region: now_answered
             .first()
@@ -138,23 +120,30 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
         now_answered,
         detection_ms: detection.as_secs_f64() * 1000.0,
         detection_formula: formula,
-        continents: continents(&watch, topology),
+        continents: continents(&drill.watch, topology),
         events,
-        watch,
+        watch: drill.watch,
     };
     printer.result(&report, |p| print(&report, p));
-    match report.moved_after_ms {
-        Some(_) => Ok(()),
-        None => Err(anyhow::Error::new(Reported {
+    report.outcome(timeout)
+}
+
+impl Report {
+    /// Success once the answers moved; else the error that says so.
+    fn outcome(&self, timeout: Duration) -> anyhow::Result<()> {
+        if self.moved_after_ms.is_some() {
+            return Ok(());
+        }
+        Err(anyhow::Error::new(Reported {
             user: false,
             summary: format!(
                 "the answers for {} did not move away from {} within {}; it stays failed: `gtm recover {}`",
-                report.watch.client_label(),
-                report.region,
+                self.watch.client_label(),
+                self.region,
                 format_duration(timeout),
-                report.region
+                self.region
             ),
-        })),
+        }))
     }
 }
 
@@ -253,19 +242,16 @@ fn detection(mode: FailMode, region: &Region) -> (Duration, String) {
 
 /// Takes the region out — SIGKILL to `victims`, or the drain override on
 /// every GSLB node — records the drill, and returns its first event.
-#[allow(clippy::too_many_arguments)]
 fn inject(
     args: &FailArgs,
     region: &Region,
     victims: &[(String, PidRecord)],
-    watch: &Watch,
+    drill: &Drill,
     state: &StateDir,
-    admin: &Admin,
-    gslbs: &[(String, SocketAddr)],
     printer: &Printer,
-    t0: Instant,
 ) -> anyhow::Result<Event> {
-    let mut drill = DrillRecord {
+    let watch = &drill.watch;
+    let mut recorded = DrillRecord {
         region: region.name.clone(),
         mode: mode_name(args.mode).into(),
         stopped: Vec::new(),
@@ -280,7 +266,7 @@ fn inject(
             for (name, record) in victims {
                 process::signal(record.pid, Signal::SIGKILL).map_err(anyhow::Error::msg)?;
                 killed.push(format!("{name} (pid {})", record.pid));
-                drill.stopped.push(name.clone());
+                recorded.stopped.push(name.clone());
             }
             let vip = region
                 .vip
@@ -289,7 +275,7 @@ fn inject(
                 .unwrap_or_default();
             let event = Event::at(
                 "failure injected",
-                t0.elapsed(),
+                drill.elapsed(),
                 format!("SIGKILL to {}{vip}", killed.join(", ")),
             );
             // Gone before the pid files are: a drill never leaves a pid
@@ -304,12 +290,16 @@ fn inject(
             event
         }
         FailMode::Drain => {
-            for (node, addr) in gslbs {
-                let set =
-                    admin.set_override(*addr, &region.name, OverrideMode::Drain, &args.reason);
-                if set.is_err() && !drill.overridden.is_empty() {
+            for (node, addr) in drill.gslbs {
+                let set = drill.admin.set_override(
+                    *addr,
+                    &region.name,
+                    OverrideMode::Drain,
+                    &args.reason,
+                );
+                if set.is_err() && !recorded.overridden.is_empty() {
                     // Some nodes took it: `gtm recover` must find them.
-                    state.write_drill(&drill)?;
+                    state.write_drill(&recorded)?;
                 }
                 let change = set.map_err(|e| match e {
                     AdminError::NotFound(body) => user(format!(
@@ -320,16 +310,16 @@ fn inject(
                     other => anyhow::anyhow!("{node} ({addr}): cannot set the override: {other}"),
                 })?;
                 warn_unsaved(printer, node, &change);
-                drill.overridden.push(node.clone());
+                recorded.overridden.push(node.clone());
             }
             Event::at(
                 "failure injected",
-                t0.elapsed(),
-                format!("override drain set on {}", drill.overridden.join(", ")),
+                drill.elapsed(),
+                format!("override drain set on {}", recorded.overridden.join(", ")),
             )
         }
     };
-    state.write_drill(&drill)?;
+    state.write_drill(&recorded)?;
     Ok(event)
 }
 

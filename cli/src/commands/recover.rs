@@ -5,9 +5,7 @@
 //! prints the timeline.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use topology::Region;
@@ -15,8 +13,8 @@ use topology::Region;
 use crate::admin::{Admin, AdminError};
 use crate::cli::RecoverArgs;
 use crate::deployed::{Deployed, running};
-use crate::drill::watcher::{Direction, Watcher};
-use crate::drill::{Watch, choose, follow, region_views, warn_unsaved};
+use crate::drill::watcher::Direction;
+use crate::drill::{Drill, Watch, choose, region_views, warn_unsaved};
 use crate::error::{Reported, user};
 use crate::plan::{Component, Kind};
 use crate::printer::{Printer, Style};
@@ -53,10 +51,10 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
     let _lock = state.lock()?;
     let admin = deployed.admin()?;
     let gslbs = deployed.gslb_admins();
-    let drill = state.drill(&region.name)?;
+    let record = state.drill(&region.name)?;
     let to_start = stopped(&deployed, &region, state)?;
-    let to_clear = overridden(&admin, &gslbs, &region, drill.as_ref());
-    if drill.is_none() && to_start.is_empty() && to_clear.is_empty() {
+    let to_clear = overridden(&admin, &gslbs, &region, record.as_ref());
+    if record.is_none() && to_start.is_empty() && to_clear.is_empty() {
         let report = serde_json::json!({ "region": region.name, "was_failed": false });
         printer.result(&report, |p| {
             p.line(format_args!(
@@ -67,11 +65,11 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
         });
         return Ok(());
     }
-    let from = drill
+    let from = record
         .as_ref()
         .and_then(|d| d.client.as_deref())
         .and_then(|c| c.parse().ok());
-    let name = drill.as_ref().and_then(|d| d.name.clone());
+    let name = record.as_ref().and_then(|d| d.name.clone());
     let watch = choose(&deployed, &region, from, name.as_deref(), false)?;
     let health = &region.health;
     let timeout = args
@@ -85,37 +83,12 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
         watch.client_label()
     ));
 
-    let interrupted = super::interrupt_flag();
-    let start = SystemTime::now();
-    let t0 = Instant::now();
+    let drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
     let mut events = vec![Event::at("recovery started", Duration::ZERO, "")];
-    let restarted = restart(
-        state,
-        &to_start,
-        &admin,
-        printer,
-        &interrupted,
-        t0,
-        &mut events,
-    )?;
-    let cleared = clear(&admin, &to_clear, &region.name, printer, t0, &mut events)?;
-    let mut watcher = Watcher::new(
-        Direction::Back,
-        &region.name,
-        &watch,
-        start,
-        !gslbs.is_empty(),
-        !restarted.is_empty(),
-    );
-    follow(
-        &mut watcher,
-        &watch,
-        &admin,
-        &gslbs,
-        t0,
-        timeout,
-        &interrupted,
-    );
+    let restarted = restart(state, &to_start, &drill, printer, &mut events)?;
+    let cleared = clear(&drill, &to_clear, &region.name, printer, &mut events)?;
+    let restarts = !restarted.is_empty();
+    let watcher = drill.follow(Direction::Back, &region.name, restarts, timeout);
     events.extend(watcher.events(&deployed.topology, timeout));
     let back = watcher.moved_after();
     if back.is_some() {
@@ -129,19 +102,27 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
         back_after_ms: back.map(|d| d.as_secs_f64() * 1000.0),
         now_answered: watcher.last_answer().to_vec(),
         events,
-        watch,
+        watch: drill.watch,
     };
     printer.result(&report, |p| print(&report, p));
-    match back {
-        Some(_) => Ok(()),
-        None => Err(anyhow::Error::new(Reported {
+    report.outcome(timeout)
+}
+
+impl Report {
+    /// Success once the region is answered again; else the error that
+    /// says so.
+    fn outcome(&self, timeout: Duration) -> anyhow::Result<()> {
+        if self.back_after_ms.is_some() {
+            return Ok(());
+        }
+        Err(anyhow::Error::new(Reported {
             user: false,
             summary: format!(
                 "{} was not answered again within {}; see `gtm status` and `gtm logs`",
-                report.region,
+                self.region,
                 format_duration(timeout)
             ),
-        })),
+        }))
     }
 }
 
@@ -187,12 +168,11 @@ fn overridden(
 fn restart(
     state: &StateDir,
     to_start: &[Component],
-    admin: &Admin,
+    drill: &Drill,
     printer: &Printer,
-    interrupted: &Arc<AtomicBool>,
-    t0: Instant,
     events: &mut Vec<Event>,
 ) -> anyhow::Result<Vec<String>> {
+    let (admin, interrupted) = (drill.admin, &drill.interrupted);
     if to_start.is_empty() {
         return Ok(Vec::new());
     }
@@ -210,7 +190,7 @@ fn restart(
         .collect();
     events.push(Event::at(
         "restarted",
-        t0.elapsed(),
+        drill.elapsed(),
         format!("{} ready", names.join(", ")),
     ));
     Ok(started.into_iter().map(|s| s.name).collect())
@@ -219,26 +199,28 @@ fn restart(
 /// Clears the override on `to_clear` and records the event; the nodes
 /// cleared.
 fn clear(
-    admin: &Admin,
+    drill: &Drill,
     to_clear: &[(String, SocketAddr)],
     region: &str,
     printer: &Printer,
-    t0: Instant,
     events: &mut Vec<Event>,
 ) -> anyhow::Result<Vec<String>> {
     let mut cleared = Vec::new();
     for (node, addr) in to_clear {
-        let change = admin.clear_override(*addr, region).map_err(|e| match e {
-            AdminError::Unauthorized(_) => user(e.to_string()),
-            other => anyhow::anyhow!("{node} ({addr}): cannot clear the override: {other}"),
-        })?;
+        let change = drill
+            .admin
+            .clear_override(*addr, region)
+            .map_err(|e| match e {
+                AdminError::Unauthorized(_) => user(e.to_string()),
+                other => anyhow::anyhow!("{node} ({addr}): cannot clear the override: {other}"),
+            })?;
         warn_unsaved(printer, node, &change);
         cleared.push(node.clone());
     }
     if !cleared.is_empty() {
         events.push(Event::at(
             "override cleared",
-            t0.elapsed(),
+            drill.elapsed(),
             format!("on {}", cleared.join(", ")),
         ));
     }

@@ -6,8 +6,9 @@
 pub mod watcher;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use topology::{Region, Topology};
@@ -18,7 +19,7 @@ use crate::dns::{Question, ask};
 use crate::error::user;
 use crate::printer::Printer;
 
-use watcher::Watcher;
+use watcher::{Direction, Watcher};
 
 /// How often DNS and the GSLB's status are read during a drill.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -210,31 +211,79 @@ pub fn region_views(
         .collect()
 }
 
-/// Feeds `watcher` the answers to `watch` and the GSLB nodes' views of
-/// `region`, every [`WATCH_EVERY`] from `t0`, until it is done, `timeout`
-/// has passed or `interrupted` is raised.
-pub fn follow(
-    watcher: &mut Watcher,
-    watch: &Watch,
-    admin: &Admin,
-    gslbs: &[(String, SocketAddr)],
+/// A drill under way: the question watched, the GSLB nodes asked, and
+/// when it started.
+pub struct Drill<'a> {
+    /// The question watched.
+    pub watch: Watch,
+    /// The admin API client.
+    pub admin: &'a Admin,
+    /// The GSLB nodes with an admin API.
+    pub gslbs: &'a [(String, SocketAddr)],
+    /// Raised by Ctrl-C: stop watching.
+    pub interrupted: Arc<AtomicBool>,
+    start: SystemTime,
     t0: Instant,
-    timeout: Duration,
-    interrupted: &AtomicBool,
-) {
-    while !interrupted.load(Ordering::Relaxed) {
-        watcher.answer(t0.elapsed(), watch.ask(Duration::from_millis(500)));
-        if watcher.wants_views() {
-            for (node, view) in region_views(admin, gslbs, watcher.region()) {
-                if let Ok(view) = view {
-                    watcher.view(t0.elapsed(), &node, &view);
+}
+
+impl<'a> Drill<'a> {
+    /// A drill starting now.
+    pub fn begin(
+        watch: Watch,
+        admin: &'a Admin,
+        gslbs: &'a [(String, SocketAddr)],
+        interrupted: Arc<AtomicBool>,
+    ) -> Drill<'a> {
+        Drill {
+            watch,
+            admin,
+            gslbs,
+            interrupted,
+            start: SystemTime::now(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Time since the drill began.
+    pub fn elapsed(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
+    /// Watches the answers move in `direction` (`probes`: the region's
+    /// probes must change their verdict too): feeds a [`Watcher`] the
+    /// answers and the GSLB nodes' views of `region`, every
+    /// [`WATCH_EVERY`], until it is done, `timeout` has passed since the
+    /// drill began or Ctrl-C.
+    pub fn follow(
+        &self,
+        direction: Direction,
+        region: &str,
+        probes: bool,
+        timeout: Duration,
+    ) -> Watcher {
+        let mut watcher = Watcher::new(
+            direction,
+            region,
+            &self.watch,
+            self.start,
+            !self.gslbs.is_empty(),
+            probes,
+        );
+        while !self.interrupted.load(Ordering::Relaxed) {
+            watcher.answer(self.elapsed(), self.watch.ask(Duration::from_millis(500)));
+            if watcher.wants_views() {
+                for (node, view) in region_views(self.admin, self.gslbs, region) {
+                    if let Ok(view) = view {
+                        watcher.view(self.elapsed(), &node, &view);
+                    }
                 }
             }
+            if watcher.done() || self.elapsed() > timeout {
+                break;
+            }
+            std::thread::sleep(WATCH_EVERY);
         }
-        if watcher.done() || t0.elapsed() > timeout {
-            break;
-        }
-        std::thread::sleep(WATCH_EVERY);
+        watcher
     }
 }
 

@@ -151,11 +151,6 @@ impl Watcher {
         self.moved.is_some() && (gslb_seen || (self.direction == Direction::Back && !self.probes))
     }
 
-    /// The region watched.
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
     /// How long after the start the answers moved.
     pub fn moved_after(&self) -> Option<Duration> {
         self.moved.as_ref().map(|(at, _)| *at)
