@@ -48,13 +48,16 @@
 //!
 //! # Layout
 //!
+//! - [`api`]: the JSON each daemon's admin API answers, shared by the
+//!   daemons and `gtm`.
 //! - [`router`]: the route table and its pure path matching.
 //! - [`request`] / [`response`]: what handlers receive and answer.
 //! - [`auth`]: the bearer token and its constant-time check.
 //! - [`metrics`]: the `/metrics` exposition (Prometheus text 0.0.4 or
-//!   OpenMetrics, negotiated).
+//!   OpenMetrics, negotiated), and reading a counter back from it.
 //! - `server`: the hyper adapter, the only module naming hyper types.
 
+pub mod api;
 pub mod auth;
 pub mod metrics;
 pub mod request;

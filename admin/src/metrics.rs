@@ -56,6 +56,31 @@ pub fn render(
     }
 }
 
+/// The sum of every sample of the counter `name` (its sampled name,
+/// `…_total`) in a text exposition, labels ignored; `None` if it has none.
+/// How `gtm` reads the daemons' counters.
+pub fn counter_sum(text: &str, name: &str) -> Option<f64> {
+    let mut total = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        // The name must end here: `name{…} v` or `name v`.
+        let rest = match rest.as_bytes().first() {
+            Some(b'{') => rest.rsplit_once('}').map(|(_, v)| v),
+            Some(b' ') => Some(rest),
+            _ => None,
+        };
+        let value = rest
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok());
+        if let Some(value) = value {
+            *total.get_or_insert(0.0) += value;
+        }
+    }
+    total
+}
+
 /// Rewrites OpenMetrics text as written by `prometheus_client` into the
 /// Prometheus text format 0.0.4 (see the module docs for the rules).
 pub fn openmetrics_to_prometheus(openmetrics: &str) -> String {
@@ -130,6 +155,19 @@ fn without_exemplar(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_summed_over_their_labels() {
+        let text = "# HELP edge_l7_requests_total Requests answered\n\
+                    # TYPE edge_l7_requests_total counter\n\
+                    edge_l7_requests_total{route=\"*/\",pool=\"web\",class=\"2xx\"} 10\n\
+                    edge_l7_requests_total{route=\"*/\",pool=\"web\",class=\"5xx\"} 2\n\
+                    edge_l7_requests_total_other 100\n\
+                    edge_l7_request_duration_seconds_count 7\n";
+        assert_eq!(counter_sum(text, "edge_l7_requests_total"), Some(12.0));
+        assert_eq!(counter_sum("x 1\n", "edge_l7_requests_total"), None);
+        assert_eq!(counter_sum("plain 3\n", "plain"), Some(3.0));
+    }
     use prometheus_client::encoding::EncodeLabelSet;
     use prometheus_client::metrics::counter::Counter;
     use prometheus_client::metrics::exemplar::CounterWithExemplar;

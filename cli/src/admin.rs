@@ -2,12 +2,12 @@
 //! the GSLB's status, overrides, reload and explain routes, and the edge
 //! nodes' `/healthz` and `/v1/status`. The only module naming reqwest.
 //!
-//! Response types are lenient: every field the `gtm` output can do without
-//! is optional, so a daemon that answers less than the contract still gets
-//! a status line rather than an error.
+//! The JSON is the daemons' own types (`admin::api`): a field renamed on
+//! their side fails to compile here. A daemon that answers something else
+//! (another version) is reported as an unexpected answer, naming the field.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,187 +49,13 @@ pub struct Admin {
     token: Option<String>,
 }
 
-/// `GET /v1/status` of a GSLB node.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct GslbStatus {
-    /// The node's name.
-    pub node: Option<String>,
-    /// The node's region.
-    pub region: Option<String>,
-    /// When it started (RFC 3339).
-    pub started_at: Option<String>,
-    /// When it started (ms since the epoch).
-    pub started_at_ms: Option<u64>,
-    /// The configuration it serves.
-    pub config: Option<ConfigStatus>,
-    /// Every region's view.
-    pub regions: Vec<RegionStatus>,
-    /// Query counters.
-    pub queries: Option<QueryStats>,
-}
-
-/// The configuration a GSLB node serves.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ConfigStatus {
-    /// sha256 of the file, hex.
-    pub version: Option<String>,
-    /// When it was loaded (RFC 3339).
-    pub loaded_at: Option<String>,
-    /// When it was loaded (ms since the epoch).
-    pub loaded_at_ms: Option<u64>,
-    /// The last reload attempt.
-    pub last_reload: Option<ReloadStatus>,
-}
-
-/// A reload attempt.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ReloadStatus {
-    /// Whether it took.
-    pub ok: bool,
-    /// Why not.
-    pub error: Option<String>,
-    /// When (RFC 3339).
-    pub at: Option<String>,
-    /// When (ms since the epoch).
-    pub at_ms: Option<u64>,
-}
-
-/// One region as a GSLB node sees it.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct RegionStatus {
-    /// The region.
-    pub name: String,
-    /// Its VIP.
-    pub vip: Option<serde_json::Value>,
-    /// `up` or `down`: the probes' verdict.
-    pub verdict: Option<String>,
-    /// `fail`, `drain` or none.
-    #[serde(rename = "override")]
-    pub override_: Option<String>,
-    /// Why the override was set.
-    pub override_reason: Option<String>,
-    /// Whether it is answered.
-    pub in_service: Option<bool>,
-    /// When `in_service` last changed (RFC 3339).
-    pub since: Option<String>,
-    /// When `in_service` last changed (ms since the epoch).
-    pub since_ms: Option<u64>,
-    /// Each vantage point's view.
-    pub vantage: Vec<VantageStatus>,
-}
-
-/// One vantage point's view of a region.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct VantageStatus {
-    /// The GSLB node probing.
-    pub node: String,
-    /// `up` or `down`.
-    pub state: Option<String>,
-    /// Whether the view is recent enough to count.
-    pub fresh: Option<bool>,
-    /// The last probe.
-    pub last: Option<ProbeStatus>,
-}
-
-/// One probe result.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ProbeStatus {
-    /// Whether it passed.
-    pub ok: bool,
-    /// `HTTP 200`, `connection refused`, …
-    pub detail: Option<String>,
-    /// How long it took.
-    pub latency_ms: Option<f64>,
-    /// When it finished (RFC 3339).
-    pub at: Option<String>,
-    /// When it finished (ms since the epoch).
-    pub at_ms: Option<u64>,
-}
-
-impl ProbeStatus {
-    /// When it finished.
-    pub fn time(&self) -> Option<SystemTime> {
-        stamp(self.at.as_deref(), self.at_ms)
-    }
-}
-
-impl RegionStatus {
-    /// When `in_service` last changed.
-    pub fn since_time(&self) -> Option<SystemTime> {
-        stamp(self.since.as_deref(), self.since_ms)
-    }
-}
-
-/// A time the daemons send as RFC 3339 text or as milliseconds since the
-/// Unix epoch (either is accepted; the epoch form wins when both are).
-pub fn stamp(rfc3339: Option<&str>, ms: Option<u64>) -> Option<SystemTime> {
-    match (ms, rfc3339) {
-        (Some(ms), _) if ms > 0 => Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
-        (_, Some(text)) => crate::timeline::parse_rfc3339(text),
-        _ => None,
-    }
-}
-
-/// Query counters of a GSLB node.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct QueryStats {
-    /// Since start.
-    pub total: Option<u64>,
-    /// Recent rate.
-    pub per_second: Option<f64>,
-}
-
-/// `POST /v1/regions/{region}/fail` and `/recover`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct OverrideChange {
-    /// Whether the node saved it to its state file (else it holds only
-    /// until the node restarts).
-    pub persisted: bool,
-    /// Why it was not saved.
-    pub warning: Option<String>,
-}
-
-/// `POST /v1/reload`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ReloadResult {
-    /// Whether the new configuration is served.
-    pub ok: bool,
-    /// Why not.
-    pub error: Option<String>,
-}
-
-/// `GET /v1/explain`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct Explanation {
-    /// The trace, as `gslb explain` prints it.
-    pub text: String,
-    /// The answer records.
-    pub answers: Vec<String>,
-    /// The rule that chose.
-    pub rule: Option<String>,
-    /// The ECS scope.
-    pub scope: Option<u8>,
-}
-
-/// How a region is taken out of answers by an override.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OverrideMode {
-    /// Out of answers at once, as if down.
-    Fail,
-    /// Planned maintenance.
-    Drain,
-}
+/// The GSLB's answers, as it writes them.
+pub use ::admin::api::gslb::{
+    Explanation, OverrideChange, OverrideMode, OverrideRequest, Region as RegionStatus,
+    ReloadResult, Status as GslbStatus, Vantage as VantageStatus,
+};
+/// The edge nodes' `/v1/status`, as they write it.
+pub use ::admin::api::{l4, l7};
 
 impl Admin {
     /// A client sending `token` on mutating routes.
@@ -271,9 +97,13 @@ impl Admin {
         self.get_json(addr, "/v1/status", &[])
     }
 
-    /// `GET /v1/status` of an edge node, as loose JSON (its shape is the
-    /// edge's to decide).
-    pub fn edge_status(&self, addr: SocketAddr) -> Result<serde_json::Value, AdminError> {
+    /// `GET /v1/status` of an L4 node.
+    pub fn l4_status(&self, addr: SocketAddr) -> Result<l4::Status, AdminError> {
+        self.get_json(addr, "/v1/status", &[])
+    }
+
+    /// `GET /v1/status` of an L7 node.
+    pub fn l7_status(&self, addr: SocketAddr) -> Result<l7::Status, AdminError> {
         self.get_json(addr, "/v1/status", &[])
     }
 
@@ -298,7 +128,10 @@ impl Admin {
         mode: OverrideMode,
         reason: &str,
     ) -> Result<OverrideChange, AdminError> {
-        let body = serde_json::json!({ "mode": mode, "reason": reason });
+        let body = OverrideRequest {
+            mode: Some(mode),
+            reason: Some(reason.to_owned()),
+        };
         self.post(addr, &format!("/v1/regions/{region}/fail"), Some(&body))
     }
 
@@ -308,13 +141,13 @@ impl Admin {
         addr: SocketAddr,
         region: &str,
     ) -> Result<OverrideChange, AdminError> {
-        self.post(addr, &format!("/v1/regions/{region}/recover"), None)
+        self.post::<(), _>(addr, &format!("/v1/regions/{region}/recover"), None)
     }
 
     /// `POST /v1/reload`. A refused reload (422 with `{ok, error}`) is a
     /// result, not an error.
     pub fn reload(&self, addr: SocketAddr) -> Result<ReloadResult, AdminError> {
-        match self.post(addr, "/v1/reload", None) {
+        match self.post::<(), _>(addr, "/v1/reload", None) {
             Err(AdminError::Status(422, error)) => Ok(ReloadResult {
                 ok: false,
                 error: Some(error),
@@ -357,11 +190,11 @@ impl Admin {
             .map_err(|e| AdminError::Decode(format!("{url}: {e}")))
     }
 
-    fn post<T: for<'de> Deserialize<'de>>(
+    fn post<B: Serialize, T: for<'de> Deserialize<'de>>(
         &self,
         addr: SocketAddr,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<&B>,
     ) -> Result<T, AdminError> {
         let url = format!("http://{addr}{path}");
         let mut request = self.http.post(&url);
@@ -433,19 +266,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_partial_status_still_decodes() {
+    fn a_status_from_a_newer_node_still_decodes() {
         let status: GslbStatus = serde_json::from_str(
-            r#"{ "node": "ns1", "regions": [ { "name": "us-east", "verdict": "down",
-                 "override": "drain", "in_service": false,
-                 "vantage": [ { "node": "ns1", "state": "down", "last": null } ] } ],
-                 "future_field": 1 }"#,
+            r#"{ "node": "ns1", "region": null, "started_at_ms": 1, "future_field": 1,
+                 "config": { "version": "ab", "loaded_at_ms": 1, "last_reload": null },
+                 "queries": { "total": 3, "per_second": 0.5 },
+                 "regions": [ { "name": "us-east", "verdict": "down",
+                   "vip": { "ipv4": "127.0.1.1", "ipv6": null },
+                   "override": "drain", "override_reason": null,
+                   "in_service": false, "since_ms": 5,
+                   "vantage": [ { "node": "ns1", "state": "down", "fresh": true,
+                                  "last": null } ] } ] }"#,
         )
         .unwrap();
         let region = &status.regions[0];
-        assert_eq!(region.override_.as_deref(), Some("drain"));
-        assert_eq!(region.in_service, Some(false));
+        assert_eq!(region.override_mode.as_deref(), Some("drain"));
+        assert!(!region.in_service);
         assert!(region.vantage[0].last.is_none());
-        assert!(status.queries.is_none());
+        assert_eq!(status.queries.total, 3);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! # Layout
 //! - [`cli`]: the clap definitions (every subcommand and flag, the help).
 //! - [`commands`]: one file per subcommand (`up`, `status`, `fail`, …).
+//! - [`deployed`]: the deployment a state directory records.
+//! - [`drill`]: what `fail` and `recover` share — the watched question and
+//!   the watcher that turns observations into the drill's timeline.
 //! - [`printer`]: every byte printed goes through it (`--json`, colour).
 //! - [`plan`]: the topology → the components to run, in start order, with
 //!   the addresses each binds and how its readiness is checked (pure).
@@ -23,7 +26,9 @@ mod admin;
 mod cli;
 mod clients;
 mod commands;
+mod deployed;
 mod dns;
+mod drill;
 mod error;
 mod plan;
 mod printer;

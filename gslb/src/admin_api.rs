@@ -1,5 +1,6 @@
 //! The node's admin API (on the `admin` crate's server): status, peer
-//! views, overrides, reload, explanations and metrics.
+//! views, overrides, reload, explanations and metrics. The JSON shapes
+//! are `admin::api::gslb`'s, which `gtm` reads.
 //!
 //! Routes:
 //! - `GET /v1/status`: regions with each vantage point's view, overrides,
@@ -14,14 +15,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use admin::api::gslb::{self as api, OverrideMode};
 use admin::{Request, Response, Router, StatusCode};
-use serde::{Deserialize, Serialize};
 use topology::RecordType;
 
 use crate::client::Client;
 use crate::monitor::RegionStatus;
-use crate::node::{ConfigInfo, Node};
-use crate::state_file::OverrideMode;
+use crate::node::Node;
 
 /// The routes of the admin API for `node`.
 pub fn router(node: Arc<Node>) -> Router {
@@ -60,7 +60,10 @@ pub fn router(node: Arc<Node>) -> Router {
                 };
                 Response::json(
                     status,
-                    &serde_json::json!({ "ok": outcome.is_ok(), "error": outcome.err() }),
+                    &api::ReloadResult {
+                        ok: outcome.is_ok(),
+                        error: outcome.err(),
+                    },
                 )
             }
         })
@@ -71,36 +74,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .metrics(registry)
 }
 
-#[derive(Serialize)]
-struct Status {
-    node: String,
-    region: Option<String>,
-    started_at_ms: u64,
-    config: ConfigInfo,
-    regions: Vec<RegionReport>,
-    queries: Queries,
-}
-
-#[derive(Serialize)]
-struct RegionReport {
-    vip: Vip,
-    #[serde(flatten)]
-    health: RegionStatus,
-}
-
-#[derive(Serialize)]
-struct Vip {
-    ipv4: Option<String>,
-    ipv6: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Queries {
-    total: u64,
-    per_second: f64,
-}
-
-fn status_of(node: &Node) -> Status {
+fn status_of(node: &Node) -> api::Status {
     let topology = node.topology();
     let health = node.monitor.status();
     let regions = health
@@ -110,13 +84,13 @@ fn status_of(node: &Node) -> Status {
             let vip = topology
                 .region_by_name(&status.name)
                 .map(|id| topology.region(id).vip);
-            RegionReport {
-                vip: Vip {
+            region_of(
+                status,
+                api::Vip {
                     ipv4: vip.and_then(|v| v.ipv4).map(|a| a.to_string()),
                     ipv6: vip.and_then(|v| v.ipv6).map(|a| a.to_string()),
                 },
-                health: status.clone(),
-            }
+            )
         })
         .collect();
     let region = topology
@@ -126,26 +100,54 @@ fn status_of(node: &Node) -> Status {
         .find(|n| n.name == node.options.node)
         .and_then(|n| n.region)
         .map(|id| topology.region(id).name.clone());
-    Status {
+    let config = node.config.load();
+    api::Status {
         node: node.options.node.clone(),
         region,
         started_at_ms: node.started_at_ms,
-        config: (**node.config.load()).clone(),
+        config: api::Config {
+            version: config.version.clone(),
+            loaded_at_ms: config.loaded_at_ms,
+            last_reload: config.last_reload.as_ref().map(|r| api::Reload {
+                ok: r.ok,
+                error: r.error.clone(),
+                at_ms: r.at_ms,
+            }),
+        },
         regions,
-        queries: Queries {
+        queries: api::Queries {
             total: node.metrics.queries_total(),
             per_second: node.queries_per_second(),
         },
     }
 }
 
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailBody {
-    #[serde(default)]
-    mode: Option<OverrideMode>,
-    #[serde(default)]
-    reason: Option<String>,
+/// The monitor's picture of one region, as the API spells it.
+fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
+    api::Region {
+        name: status.name.clone(),
+        vip,
+        verdict: status.verdict.to_owned(),
+        override_mode: status.override_mode.map(str::to_owned),
+        override_reason: status.override_reason.clone(),
+        in_service: status.in_service,
+        since_ms: status.since_ms,
+        vantage: status
+            .vantage
+            .iter()
+            .map(|v| api::Vantage {
+                node: v.node.clone(),
+                state: v.state.to_owned(),
+                fresh: v.fresh,
+                last: v.last.as_ref().map(|p| api::Probe {
+                    ok: p.ok,
+                    detail: p.detail.clone(),
+                    latency_ms: p.latency_ms,
+                    at_ms: p.at_ms,
+                }),
+            })
+            .collect(),
+    }
 }
 
 /// The region named in the path, or the 404 to answer.
@@ -168,8 +170,8 @@ fn fail_region(node: &Node, req: &Request) -> Response {
         Ok(region) => region,
         Err(response) => return response,
     };
-    let body: FailBody = if req.body().is_empty() {
-        FailBody::default()
+    let body: api::OverrideRequest = if req.body().is_empty() {
+        api::OverrideRequest::default()
     } else {
         match req.json() {
             Ok(body) => body,
@@ -178,12 +180,12 @@ fn fail_region(node: &Node, req: &Request) -> Response {
     };
     let mode = body.mode.unwrap_or(OverrideMode::Fail);
     let persisted = node.monitor.set_override(&region, mode, body.reason);
-    Response::ok_json(&serde_json::json!({
-        "region": region,
-        "override": mode.as_str(),
-        "persisted": persisted.is_ok(),
-        "warning": persisted.err().map(|e| e.to_string()),
-    }))
+    Response::ok_json(&api::OverrideChange {
+        region,
+        override_mode: Some(mode),
+        persisted: persisted.is_ok(),
+        warning: persisted.err().map(|e| e.to_string()),
+    })
 }
 
 fn recover_region(node: &Node, req: &Request) -> Response {
@@ -192,12 +194,12 @@ fn recover_region(node: &Node, req: &Request) -> Response {
         Err(response) => return response,
     };
     let persisted = node.monitor.clear_override(&region);
-    Response::ok_json(&serde_json::json!({
-        "region": region,
-        "override": null,
-        "persisted": persisted.is_ok(),
-        "warning": persisted.err().map(|e| e.to_string()),
-    }))
+    Response::ok_json(&api::OverrideChange {
+        region,
+        override_mode: None,
+        persisted: persisted.is_ok(),
+        warning: persisted.err().map(|e| e.to_string()),
+    })
 }
 
 fn explain_for(node: &Node, req: &Request) -> Response {
@@ -221,12 +223,12 @@ fn explain_for(node: &Node, req: &Request) -> Response {
     let state = node.state.load();
     let health = node.monitor.view.load();
     match crate::explain::explain(&state, &health, name, rtype, client) {
-        Ok(explanation) => Response::ok_json(&serde_json::json!({
-            "text": explanation.to_string(),
-            "answers": explanation.answers(),
-            "rule": explanation.rule(),
-            "scope": explanation.scope(),
-        })),
+        Ok(explanation) => Response::ok_json(&api::Explanation {
+            text: explanation.to_string(),
+            answers: explanation.answers().to_vec(),
+            rule: explanation.rule(),
+            scope: explanation.scope(),
+        }),
         Err(error) => Response::error(StatusCode::BAD_REQUEST, &error),
     }
 }

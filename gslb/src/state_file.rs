@@ -18,25 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// Why a region is held out of service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OverrideMode {
-    /// A rehearsed failure.
-    Fail,
-    /// Planned maintenance.
-    Drain,
-}
-
-impl OverrideMode {
-    /// The spelling used in the API and status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OverrideMode::Fail => "fail",
-            OverrideMode::Drain => "drain",
-        }
-    }
-}
+/// Why a region is held out of service: the admin API's spelling is the
+/// state file's.
+pub use admin::api::gslb::OverrideMode;
 
 /// One override.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

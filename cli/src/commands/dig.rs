@@ -18,8 +18,8 @@ use crate::error::user;
 use crate::printer::{Printer, Style};
 use crate::supervise::state::StateDir;
 
-use super::deployed::{Deployed, region_of};
-use super::drill::absolute;
+use crate::deployed::{Deployed, region_of};
+use crate::drill::absolute;
 
 #[derive(Serialize)]
 struct Report {

@@ -6,28 +6,26 @@
 //! answer moves, reads the GSLB's probe results and verdict meanwhile, and
 //! prints the timeline.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
+use topology::Region;
 
-use crate::admin::OverrideMode;
+use crate::admin::{Admin, AdminError, OverrideMode};
 use crate::cli::{FailArgs, FailMode};
 use crate::clients::one_per_continent;
+use crate::deployed::{Deployed, region_of, running};
+use crate::drill::watcher::Direction;
+use crate::drill::{Drill, Watch, choose, warn_unsaved};
 use crate::error::{Reported, user};
 use crate::plan::Kind;
 use crate::printer::{Printer, Style};
 use crate::supervise::process;
-use crate::supervise::state::{DrillRecord, StateDir};
-use crate::timeline::{Event, format_duration, now_rfc3339, offset_ms, render};
-
-use super::deployed::{Deployed, describe_answer, region_of, running};
-use super::drill::{Watch, choose, probe_after, region_views, warn_unsaved};
-
-/// How often DNS and the GSLB's status are read during a drill.
-pub const WATCH_EVERY: Duration = Duration::from_millis(100);
+use crate::supervise::state::{DrillRecord, PidRecord, StateDir};
+use crate::timeline::{Event, format_duration, now_rfc3339, render};
 
 /// The result of a drill.
 #[derive(Serialize)]
@@ -80,8 +78,93 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
     }
     let admin = deployed.admin()?;
     let gslbs = deployed.gslb_admins();
+    let victims = victims(args.mode, &deployed, &region, state, &gslbs)?;
+    let watch = choose(&deployed, &region, args.from, args.name.as_deref(), true)?;
+    if args.mode == FailMode::Kill {
+        warn_if_no_other_region(&admin, &gslbs, &region.name, printer);
+    }
+    let (detection, formula) = detection(args.mode, &region);
+    let timeout = args.timeout.unwrap_or(detection + Duration::from_secs(10));
+    printer.progress(format_args!(
+        "failing {} ({}): watching {} {} for {} at {} — answered {} now",
+        printer.paint_err(Style::Bold, &region.name),
+        mode_name(args.mode),
+        watch.name,
+        watch.rtype,
+        watch.client_label(),
+        watch.server,
+        watch.vip
+    ));
+    let drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
+    let injected = inject(args, &region, &victims, &drill, state, printer)?;
+    let kill = args.mode == FailMode::Kill;
+    let watcher = drill.follow(Direction::Away, &region.name, kill, timeout);
+    if drill.interrupted.load(Ordering::Relaxed) {
+        printer.warn(format_args!(
+            "interrupted; {} stays failed: `gtm recover {}` brings it back",
+            region.name, region.name
+        ));
+    }
+    let topology = &deployed.topology;
+    let mut events = vec![injected];
+    events.extend(watcher.events(topology, timeout));
+    let now_answered = watcher.last_answer().to_vec();
+    let report = Report {
+        region: region.name.clone(),
+        mode: mode_name(args.mode),
+        moved_after_ms: watcher.moved_after().map(|d| d.as_secs_f64() * 1000.0),
+        now_region: now_answered
+            .first()
+            .and_then(|ip| region_of(topology, *ip))
+            .map(str::to_owned),
+        now_answered,
+        detection_ms: detection.as_secs_f64() * 1000.0,
+        detection_formula: formula,
+        continents: continents(&drill.watch, topology),
+        events,
+        watch: drill.watch,
+    };
+    printer.result(&report, |p| print(&report, p));
+    report.outcome(timeout)
+}
+
+impl Report {
+    /// Success once the answers moved; else the error that says so.
+    fn outcome(&self, timeout: Duration) -> anyhow::Result<()> {
+        if self.moved_after_ms.is_some() {
+            return Ok(());
+        }
+        Err(anyhow::Error::new(Reported {
+            user: false,
+            summary: format!(
+                "the answers for {} did not move away from {} within {}; it stays failed: `gtm recover {}`",
+                self.watch.client_label(),
+                self.region,
+                format_duration(timeout),
+                self.region
+            ),
+        }))
+    }
+}
+
+fn mode_name(mode: FailMode) -> &'static str {
+    match mode {
+        FailMode::Kill => "kill",
+        FailMode::Drain => "drain",
+    }
+}
+
+/// The running L4 node(s) a kill stops (none for a drain), or the user
+/// error that makes the drill impossible.
+fn victims(
+    mode: FailMode,
+    deployed: &Deployed,
+    region: &Region,
+    state: &StateDir,
+    gslbs: &[(String, SocketAddr)],
+) -> anyhow::Result<Vec<(String, PidRecord)>> {
     let mut victims = Vec::new();
-    match args.mode {
+    match mode {
         FailMode::Kill => {
             let l4 = deployed.in_region(&region.name, Kind::L4);
             if l4.is_empty() {
@@ -111,226 +194,138 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
             }
         }
     }
-    let watch = choose(&deployed, &region, args.from, args.name.as_deref(), true)?;
-    // A drain holds even while failing open; a kill only moves clients if
-    // another region can take them.
-    if args.mode == FailMode::Kill
-        && let Some((_, addr)) = gslbs.first()
-        && let Ok(status) = admin.gslb_status(*addr)
-    {
-        let others_in_service = status
-            .regions
-            .iter()
-            .any(|r| r.name != region.name && r.in_service != Some(false));
-        if !others_in_service {
-            printer.warn(format_args!(
-                "no other region is in service: with every candidate down the GSLB fails open \
-                 and may keep answering {} (see `gtm status`)",
-                region.name
-            ));
-        }
-    }
-    let health = &region.health;
-    let detection = match args.mode {
-        FailMode::Kill => health.interval * health.fall + health.timeout,
-        FailMode::Drain => Duration::ZERO,
-    };
-    let formula = match args.mode {
-        FailMode::Kill => format!(
-            "interval {} × fall {} + timeout {}",
-            format_duration(health.interval),
-            health.fall,
-            format_duration(health.timeout)
-        ),
-        FailMode::Drain => "an override takes effect at once".to_owned(),
-    };
-    let timeout = args.timeout.unwrap_or(detection + Duration::from_secs(10));
-    let mode = match args.mode {
-        FailMode::Kill => "kill",
-        FailMode::Drain => "drain",
-    };
-    printer.progress(format_args!(
-        "failing {} ({mode}): watching {} {} for {} at {} — answered {} now",
-        printer.paint_err(Style::Bold, &region.name),
-        watch.name,
-        watch.rtype,
-        watch.client_label(),
-        watch.server,
-        watch.vip
-    ));
+    Ok(victims)
+}
 
-    let interrupted = super::interrupt_flag();
-    let wall0 = SystemTime::now();
-    let t0 = Instant::now();
-    let mut events = Vec::new();
-    let mut drill = DrillRecord {
+/// A drain holds even while failing open; a kill only moves clients if
+/// another region can take them.
+fn warn_if_no_other_region(
+    admin: &Admin,
+    gslbs: &[(String, SocketAddr)],
+    region: &str,
+    printer: &Printer,
+) {
+    let Some(Ok(status)) = gslbs.first().map(|(_, addr)| admin.gslb_status(*addr)) else {
+        return;
+    };
+    if !status
+        .regions
+        .iter()
+        .any(|r| r.name != region && r.in_service)
+    {
+        printer.warn(format_args!(
+            "no other region is in service: with every candidate down the GSLB fails open \
+             and may keep answering {region} (see `gtm status`)"
+        ));
+    }
+}
+
+/// The configured detection time and how it reads.
+fn detection(mode: FailMode, region: &Region) -> (Duration, String) {
+    let health = &region.health;
+    match mode {
+        FailMode::Kill => (
+            health.interval * health.fall + health.timeout,
+            format!(
+                "interval {} × fall {} + timeout {}",
+                format_duration(health.interval),
+                health.fall,
+                format_duration(health.timeout)
+            ),
+        ),
+        FailMode::Drain => (
+            Duration::ZERO,
+            "an override takes effect at once".to_owned(),
+        ),
+    }
+}
+
+/// Takes the region out — SIGKILL to `victims`, or the drain override on
+/// every GSLB node — records the drill, and returns its first event.
+fn inject(
+    args: &FailArgs,
+    region: &Region,
+    victims: &[(String, PidRecord)],
+    drill: &Drill,
+    state: &StateDir,
+    printer: &Printer,
+) -> anyhow::Result<Event> {
+    let watch = &drill.watch;
+    let mut recorded = DrillRecord {
         region: region.name.clone(),
-        mode: mode.into(),
+        mode: mode_name(args.mode).into(),
         stopped: Vec::new(),
         overridden: Vec::new(),
         client: Some(watch.client.to_string()),
         name: Some(watch.name.clone()),
         at: now_rfc3339(),
     };
-    match args.mode {
+    let event = match args.mode {
         FailMode::Kill => {
             let mut killed = Vec::new();
-            for (name, record) in &victims {
+            for (name, record) in victims {
                 process::signal(record.pid, Signal::SIGKILL).map_err(anyhow::Error::msg)?;
                 killed.push(format!("{name} (pid {})", record.pid));
-                drill.stopped.push(name.clone());
+                recorded.stopped.push(name.clone());
             }
             let vip = region
                 .vip
                 .ipv4
                 .map(|ip| format!(" — {ip}:{} stops answering", region.vip.http_port))
                 .unwrap_or_default();
-            events.push(Event::at(
+            let event = Event::at(
                 "failure injected",
-                t0.elapsed(),
+                drill.elapsed(),
                 format!("SIGKILL to {}{vip}", killed.join(", ")),
-            ));
+            );
             // Gone before the pid files are: a drill never leaves a pid
             // file naming a dead process.
             let deadline = Instant::now() + Duration::from_secs(5);
             while victims.iter().any(|(_, r)| process::is_running(r)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            for (name, _) in &victims {
+            for (name, _) in victims {
                 state.remove_record(name)?;
             }
+            event
         }
         FailMode::Drain => {
-            for (node, addr) in &gslbs {
-                let set =
-                    admin.set_override(*addr, &region.name, OverrideMode::Drain, &args.reason);
-                if set.is_err() && !drill.overridden.is_empty() {
+            for (node, addr) in drill.gslbs {
+                let set = drill.admin.set_override(
+                    *addr,
+                    &region.name,
+                    OverrideMode::Drain,
+                    &args.reason,
+                );
+                if set.is_err() && !recorded.overridden.is_empty() {
                     // Some nodes took it: `gtm recover` must find them.
-                    state.write_drill(&drill)?;
+                    state.write_drill(&recorded)?;
                 }
                 let change = set.map_err(|e| match e {
-                    crate::admin::AdminError::NotFound(body) => user(format!(
+                    AdminError::NotFound(body) => user(format!(
                         "{node} does not know region {}: {body}",
                         region.name
                     )),
-                    crate::admin::AdminError::Unauthorized(_) => user(e.to_string()),
-                    other => {
-                        anyhow::anyhow!("{node} ({addr}): cannot set the override: {other}")
-                    }
+                    AdminError::Unauthorized(_) => user(e.to_string()),
+                    other => anyhow::anyhow!("{node} ({addr}): cannot set the override: {other}"),
                 })?;
                 warn_unsaved(printer, node, &change);
-                drill.overridden.push(node.clone());
+                recorded.overridden.push(node.clone());
             }
-            events.push(Event::at(
+            Event::at(
                 "failure injected",
-                t0.elapsed(),
-                format!("override drain set on {}", drill.overridden.join(", ")),
-            ));
+                drill.elapsed(),
+                format!("override drain set on {}", recorded.overridden.join(", ")),
+            )
         }
-    }
-    state.write_drill(&drill)?;
+    };
+    state.write_drill(&recorded)?;
+    Ok(event)
+}
 
-    let mut elsewhere: Option<(Duration, Vec<IpAddr>)> = None;
-    let mut probe_failed: Option<(f64, String, String)> = None;
-    let mut marked_down: Option<(f64, String, String)> = None;
-    let mut last_error = None;
-    let mut last_answer = vec![watch.vip];
-    loop {
-        if interrupted.load(Ordering::Relaxed) {
-            printer.warn(format_args!(
-                "interrupted; {} stays failed: `gtm recover {}` brings it back",
-                region.name, region.name
-            ));
-            break;
-        }
-        match watch.ask(Duration::from_millis(500)) {
-            Ok(answer) => {
-                if elsewhere.is_none() && !answer.contains(&watch.vip) {
-                    elsewhere = Some((t0.elapsed(), answer.clone()));
-                }
-                last_answer = answer;
-            }
-            Err(e) => last_error = Some(e),
-        }
-        let want_probe = args.mode == FailMode::Kill && probe_failed.is_none();
-        if !gslbs.is_empty() && (want_probe || marked_down.is_none()) {
-            for (node, view) in region_views(&admin, &gslbs, &region.name) {
-                let Ok(view) = view else { continue };
-                if want_probe && probe_failed.is_none() {
-                    probe_failed = probe_after(&view, false, wall0);
-                }
-                if marked_down.is_none() && view.in_service == Some(false) {
-                    let at = view
-                        .since_time()
-                        .map(|t| offset_ms(t, wall0))
-                        .filter(|ms| *ms >= -50.0)
-                        .unwrap_or(t0.elapsed().as_secs_f64() * 1000.0);
-                    let why = match (&view.override_, &view.verdict) {
-                        (Some(o), _) => format!("override {o}"),
-                        (None, Some(v)) => format!("verdict {v}"),
-                        (None, None) => "out of service".into(),
-                    };
-                    marked_down = Some((at, node, why));
-                }
-            }
-        }
-        let gslb_seen = gslbs.is_empty()
-            || (marked_down.is_some() && (args.mode == FailMode::Drain || probe_failed.is_some()));
-        if elsewhere.is_some() && gslb_seen {
-            break;
-        }
-        if t0.elapsed() > timeout {
-            break;
-        }
-        std::thread::sleep(WATCH_EVERY);
-    }
-
-    let topology = &deployed.topology;
-    let no_admin = "not observed: no DNS node has an admin API (dns.nodes[].admin)";
-    if args.mode == FailMode::Kill {
-        events.push(match &probe_failed {
-            Some((at, node, detail)) => Event::at_ms(
-                "first probe failure",
-                *at,
-                format!("{node} → {}: {detail}", region.name),
-            ),
-            None if gslbs.is_empty() => Event::unseen("first probe failure", no_admin),
-            None => Event::unseen("first probe failure", "not observed in the GSLB's status"),
-        });
-    }
-    events.push(match &marked_down {
-        Some((at, node, why)) => Event::at_ms(
-            "region marked down",
-            *at,
-            format!("{node}: {} out of service ({why})", region.name),
-        ),
-        None if gslbs.is_empty() => Event::unseen("region marked down", no_admin),
-        None => Event::unseen("region marked down", "not observed in the GSLB's status"),
-    });
-    events.push(match &elsewhere {
-        Some((at, answer)) => Event::at(
-            "answered elsewhere",
-            *at,
-            format!(
-                "first answer for {} without {}: {}",
-                watch.client_label(),
-                region.name,
-                describe_answer(topology, answer)
-            ),
-        ),
-        None => Event::unseen(
-            "answered elsewhere",
-            format!(
-                "still {} after {}{}",
-                describe_answer(topology, &last_answer),
-                format_duration(timeout),
-                last_error
-                    .map(|e| format!(" (last error: {e})"))
-                    .unwrap_or_default()
-            ),
-        ),
-    });
-    let continents = one_per_continent()
+/// What a client on each continent is answered now.
+fn continents(watch: &Watch, topology: &topology::Topology) -> Vec<ContinentAnswer> {
+    one_per_continent()
         .into_iter()
         .map(|network| {
             let mut question = crate::dns::Question::new(watch.server, &watch.name, watch.rtype);
@@ -349,36 +344,7 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
                 answer,
             }
         })
-        .collect();
-    let report = Report {
-        region: region.name.clone(),
-        mode,
-        moved_after_ms: elsewhere.as_ref().map(|(d, _)| d.as_secs_f64() * 1000.0),
-        now_region: last_answer
-            .first()
-            .and_then(|ip| region_of(topology, *ip))
-            .map(str::to_owned),
-        now_answered: last_answer,
-        detection_ms: detection.as_secs_f64() * 1000.0,
-        detection_formula: formula,
-        continents,
-        events,
-        watch,
-    };
-    printer.result(&report, |p| print(&report, p));
-    match &elsewhere {
-        Some(_) => Ok(()),
-        None => Err(anyhow::Error::new(Reported {
-            user: false,
-            summary: format!(
-                "the answers for {} did not move away from {} within {}; it stays failed: `gtm recover {}`",
-                report.watch.client_label(),
-                report.region,
-                format_duration(timeout),
-                report.region
-            ),
-        })),
-    }
+        .collect()
 }
 
 fn print(report: &Report, p: &Printer) {

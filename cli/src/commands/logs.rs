@@ -12,7 +12,7 @@ use crate::error::user;
 use crate::printer::Printer;
 use crate::supervise::state::StateDir;
 
-use super::deployed::Deployed;
+use crate::deployed::Deployed;
 
 #[derive(Serialize)]
 struct Line<'a> {

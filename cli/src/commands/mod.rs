@@ -1,12 +1,9 @@
-//! One file per subcommand, plus what several share: the deployment
-//! recorded in the state directory ([`deployed`]) and the DNS watch of a
-//! drill ([`drill`]).
+//! One file per subcommand; what several share lives beside this module
+//! (`crate::deployed`, `crate::drill`).
 
 mod completions;
-mod deployed;
 mod dig;
 mod down;
-mod drill;
 mod fail;
 mod logs;
 mod recover;

@@ -17,8 +17,8 @@ use crate::printer::{Printer, Style};
 use crate::supervise::process;
 use crate::supervise::state::{Deployment, StateDir};
 
-use super::deployed::{Deployed, running};
 use super::validate;
+use crate::deployed::{Deployed, running};
 
 #[derive(Serialize)]
 struct Report {

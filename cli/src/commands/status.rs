@@ -9,22 +9,21 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::admin::{Admin, GslbStatus, RegionStatus, VantageStatus};
+use crate::admin::{Admin, GslbStatus, RegionStatus, VantageStatus, l4, l7};
 use crate::cli::StatusArgs;
 use crate::dns::{Question, ask};
 use crate::plan::{Component, Kind, Probe};
 use crate::printer::{Printer, Style, Table};
 use crate::supervise::state::StateDir;
 use crate::timeline::now_rfc3339;
+use ::admin::metrics::counter_sum;
 
-use super::deployed::{Deployed, running};
+use crate::deployed::{Deployed, running};
 
 /// How long one check may take.
 const CHECK: Duration = Duration::from_millis(500);
 /// The window over which request counters are turned into a rate.
 const RATE_WINDOW: Duration = Duration::from_millis(500);
-/// The L7 tier's request counter (Prometheus, summed over its labels).
-const L7_REQUESTS: &str = "gtm_l7_requests_total";
 
 /// The whole status.
 #[derive(Serialize)]
@@ -100,9 +99,19 @@ pub struct NodeReport {
     /// What the health check saw.
     pub detail: String,
     /// Its admin `/v1/status`, as it answered.
-    pub status: Option<serde_json::Value>,
+    pub status: Option<EdgeStatus>,
     /// Requests per second over a short window (L7 nodes).
     pub requests_per_second: Option<f64>,
+}
+
+/// An edge node's admin `/v1/status` (printed as the node wrote it).
+#[derive(Clone, Serialize)]
+#[serde(untagged)]
+pub enum EdgeStatus {
+    /// An L4 node's.
+    L4(l4::Status),
+    /// An L7 node's.
+    L7(l7::Status),
 }
 
 /// One DNS node.
@@ -203,25 +212,16 @@ pub fn gather(deployed: &Deployed, state: &StateDir, admin: &Admin) -> Status {
                 .iter()
                 .filter_map(|n| n.requests_per_second)
                 .collect();
-            let requests_per_second = if measured.is_empty() {
-                // An edge that reports a rate itself.
-                sum_numbers(
-                    l7.nodes.iter().filter_map(|n| n.status.as_ref()),
-                    &[&["requests_per_second"], &["requests", "per_second"]],
-                )
-            } else {
-                Some(measured.iter().sum())
-            };
+            let requests_per_second = (!measured.is_empty()).then(|| measured.iter().sum());
             RegionReport {
                 name: region.name.clone(),
                 ipv4: region.vip.ipv4.map(IpAddr::V4),
                 ipv6: region.vip.ipv6.map(IpAddr::V6),
-                verdict: view.and_then(|v| v.verdict.clone()),
-                in_service: view.and_then(|v| v.in_service),
-                override_: view.and_then(|v| v.override_.clone()),
+                verdict: view.map(|v| v.verdict.clone()),
+                in_service: view.map(|v| v.in_service),
+                override_: view.and_then(|v| v.override_mode.clone()),
                 since: view
-                    .and_then(|v| v.since_time())
-                    .map(crate::timeline::rfc3339),
+                    .map(|v| crate::timeline::rfc3339(crate::timeline::epoch_ms(v.since_ms))),
                 vantage: view.map(|v| v.vantage.clone()).unwrap_or_default(),
                 gslb_view_from: gslb_view.as_ref().ok().cloned(),
                 gslb_view_error: gslb_view.err(),
@@ -287,7 +287,8 @@ fn node_report(component: &Component, state: &StateDir, admin: &Admin) -> NodeRe
     let record = running(state, &component.name).ok().flatten();
     let check = crate::supervise::ready::check(&component.probe, admin);
     let status = match (component.admin, component.kind) {
-        (Some(addr), Kind::L4 | Kind::L7) if check.is_ok() => admin.edge_status(addr).ok(),
+        (Some(addr), Kind::L4) if check.is_ok() => admin.l4_status(addr).ok().map(EdgeStatus::L4),
+        (Some(addr), Kind::L7) if check.is_ok() => admin.l7_status(addr).ok().map(EdgeStatus::L7),
         _ => None,
     };
     let requests_per_second = match (component.admin, component.kind) {
@@ -318,35 +319,11 @@ fn node_report(component: &Component, state: &StateDir, admin: &Admin) -> NodeRe
 /// [`RATE_WINDOW`] apart.
 fn request_rate(admin: &Admin, addr: SocketAddr) -> Option<f64> {
     // No sample yet means no request yet.
-    let first = counter_sum(&admin.metrics(addr).ok()?, L7_REQUESTS).unwrap_or(0.0);
+    let first = counter_sum(&admin.metrics(addr).ok()?, l7::REQUESTS_TOTAL).unwrap_or(0.0);
     let begun = std::time::Instant::now();
     std::thread::sleep(RATE_WINDOW);
-    let second = counter_sum(&admin.metrics(addr).ok()?, L7_REQUESTS).unwrap_or(0.0);
+    let second = counter_sum(&admin.metrics(addr).ok()?, l7::REQUESTS_TOTAL).unwrap_or(0.0);
     Some(((second - first).max(0.0)) / begun.elapsed().as_secs_f64())
-}
-
-/// The sum of every sample of the counter `name` in Prometheus text
-/// (labels ignored); `None` if it has none.
-fn counter_sum(text: &str, name: &str) -> Option<f64> {
-    let mut total = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        // The name must end here: `name{…} v` or `name v`.
-        let rest = match rest.as_bytes().first() {
-            Some(b'{') => rest.rsplit_once('}').map(|(_, v)| v),
-            Some(b' ') => Some(rest),
-            _ => None,
-        };
-        let value = rest
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok());
-        if let Some(value) = value {
-            *total.get_or_insert(0.0) += value;
-        }
-    }
-    total
 }
 
 fn dns_report(
@@ -387,25 +364,6 @@ fn dns_report(
     }
 }
 
-/// The sum over `values` of the first number found at one of `paths`.
-fn sum_numbers<'a>(
-    values: impl Iterator<Item = &'a serde_json::Value>,
-    paths: &[&[&str]],
-) -> Option<f64> {
-    let mut total = None;
-    for value in values {
-        let found = paths.iter().find_map(|path| {
-            path.iter()
-                .try_fold(value, |v, key| v.get(key))
-                .and_then(serde_json::Value::as_f64)
-        });
-        if let Some(n) = found {
-            *total.get_or_insert(0.0) += n;
-        }
-    }
-    total
-}
-
 fn vantage_text(vantage: &[VantageStatus]) -> String {
     if vantage.is_empty() {
         return "-".into();
@@ -413,16 +371,10 @@ fn vantage_text(vantage: &[VantageStatus]) -> String {
     vantage
         .iter()
         .map(|v| {
-            let state = v.state.as_deref().unwrap_or("?");
-            let stale = if v.fresh == Some(false) { " stale" } else { "" };
+            let state = &v.state;
+            let stale = if v.fresh { "" } else { " stale" };
             match &v.last {
-                Some(last) => format!(
-                    "{} {state}{stale} ({})",
-                    v.node,
-                    last.detail
-                        .as_deref()
-                        .unwrap_or(if last.ok { "ok" } else { "failed" })
-                ),
+                Some(last) => format!("{} {state}{stale} ({})", v.node, last.detail),
                 None => format!("{} {state}{stale}", v.node),
             }
         })
@@ -482,12 +434,10 @@ fn print(status: &Status, p: &Printer) {
                 .l4
                 .iter()
                 .map(|n| {
-                    let connections = n
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.get("open_connections"))
-                        .and_then(serde_json::Value::as_u64)
-                        .map_or_else(String::new, |c| format!(" ({c} conn)"));
+                    let connections = match &n.status {
+                        Some(EdgeStatus::L4(s)) => format!(" ({} conn)", s.open_connections),
+                        _ => String::new(),
+                    };
                     format!(
                         "{} {}{connections}",
                         n.name,
@@ -556,25 +506,16 @@ fn print(status: &Status, p: &Printer) {
             }
         };
         let (qps, config) = match (&node.gslb, &node.admin_error) {
-            (Some(s), _) => (
-                s.queries
-                    .as_ref()
-                    .and_then(|q| q.per_second)
-                    .map_or_else(|| "-".into(), |q| format!("{q:.1}")),
-                s.config.as_ref().map_or_else(
-                    || "-".to_owned(),
-                    |c| {
-                        let version = c.version.as_deref().map_or("?", |v| &v[..v.len().min(12)]);
-                        match &c.last_reload {
-                            Some(r) if !r.ok => format!(
-                                "{version} (last reload failed: {})",
-                                r.error.as_deref().unwrap_or("?")
-                            ),
-                            _ => version.to_owned(),
-                        }
-                    },
-                ),
-            ),
+            (Some(s), _) => (format!("{:.1}", s.queries.per_second), {
+                let version = &s.config.version[..s.config.version.len().min(12)];
+                match &s.config.last_reload {
+                    Some(r) if !r.ok => format!(
+                        "{version} (last reload failed: {})",
+                        r.error.as_deref().unwrap_or("?")
+                    ),
+                    _ => version.to_owned(),
+                }
+            }),
             (None, Some(e)) => {
                 notes.push(format!("{} admin: {e}", node.name));
                 ("?".into(), "?".into())
@@ -602,35 +543,5 @@ fn print(status: &Status, p: &Printer) {
         for note in notes {
             p.line(p.paint(Style::Dim, note));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_are_summed_over_their_labels() {
-        let text = "# HELP gtm_l7_requests_total Requests answered\n\
-                    # TYPE gtm_l7_requests_total counter\n\
-                    gtm_l7_requests_total{route=\"*/\",pool=\"web\",class=\"2xx\"} 10\n\
-                    gtm_l7_requests_total{route=\"*/\",pool=\"web\",class=\"5xx\"} 2\n\
-                    gtm_l7_requests_total_other 100\n\
-                    gtm_l7_request_duration_seconds_count 7\n";
-        assert_eq!(counter_sum(text, "gtm_l7_requests_total"), Some(12.0));
-        assert_eq!(counter_sum("x 1\n", "gtm_l7_requests_total"), None);
-        assert_eq!(counter_sum("plain 3\n", "plain"), Some(3.0));
-    }
-
-    #[test]
-    fn request_rates_are_found_under_any_known_key() {
-        let statuses = [
-            serde_json::json!({ "requests_per_second": 2.5 }),
-            serde_json::json!({ "requests": { "per_second": 1.5 } }),
-            serde_json::json!({ "unrelated": true }),
-        ];
-        let paths: &[&[&str]] = &[&["requests_per_second"], &["requests", "per_second"]];
-        assert_eq!(sum_numbers(statuses.iter(), paths), Some(4.0));
-        assert_eq!(sum_numbers(statuses[2..].iter(), paths), None);
     }
 }

@@ -15,9 +15,9 @@ use crate::supervise::state::{Deployment, StateDir};
 use crate::supervise::{self, Started};
 use crate::timeline::now_rfc3339;
 
-use super::deployed::{Deployed, describe_answer, running};
-use super::drill::{geo_name_for, places};
 use super::validate;
+use crate::deployed::{Deployed, describe_answer, running};
+use crate::drill::{geo_name_for, places};
 
 /// The result of `gtm up`.
 #[derive(Serialize)]
@@ -210,15 +210,10 @@ fn summarize(
                 .find_map(|v| v.regions.iter().find(|r| r.name == region.name));
             let (state, detail) = match view {
                 Some(view) => {
-                    let state = match view.in_service {
-                        Some(true) => "up",
-                        Some(false) => "down",
-                        None => view.verdict.as_deref().unwrap_or("unknown"),
-                    };
-                    let detail = match (&view.override_, &view.verdict) {
-                        (Some(o), _) => format!("override {o}"),
-                        (None, Some(v)) => format!("probes say {v}"),
-                        (None, None) => String::new(),
+                    let state = if view.in_service { "up" } else { "down" };
+                    let detail = match &view.override_mode {
+                        Some(o) => format!("override {o}"),
+                        None => format!("probes say {}", view.verdict),
                     };
                     (state.to_owned(), detail)
                 }

@@ -5,6 +5,7 @@
 //! gauges are shared atomics) are resolved when a configuration is built
 //! and travel inside it.
 
+use admin::api::l7 as api;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -123,7 +124,8 @@ pub struct ServerMetrics {
 }
 
 impl Metrics {
-    /// Registers every family in `registry` under the `edge_l7` prefix.
+    /// Registers every family in `registry` under the `edge_l7` prefix
+    /// ([`api::METRICS_PREFIX`]; `gtm` reads [`api::REQUESTS_TOTAL`]).
     pub fn new(registry: &mut Registry) -> Self {
         let m = Self {
             requests: Family::default(),
@@ -140,9 +142,9 @@ impl Metrics {
             connection_errors: Family::default(),
             reloads: Family::default(),
         };
-        let r = registry.sub_registry_with_prefix("edge_l7");
+        let r = registry.sub_registry_with_prefix(api::METRICS_PREFIX);
         r.register(
-            "requests",
+            api::REQUESTS,
             "Requests answered, by route, pool and status class",
             m.requests.clone(),
         );
@@ -335,6 +337,25 @@ mod tests {
         );
         assert!(
             text.contains("edge_l7_request_duration_seconds_count{route=\"*/\",pool=\"web\"} 1")
+        );
+    }
+
+    /// `gtm status` sums this counter into a region's request rate; it once
+    /// summed `gtm_l7_requests_total`, which no node exports, and showed
+    /// no traffic.
+    #[test]
+    fn gtm_reads_the_request_counter_a_node_exports() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let route = metrics.route("*/", "web");
+        route.by_class[class_index(200)].inc_by(3);
+        route.by_class[class_index(503)].inc();
+        metrics.route("*/api", "api").by_class[class_index(200)].inc();
+        let (_, page) = admin::metrics::render(&registry, None).unwrap();
+        assert_eq!(
+            admin::metrics::counter_sum(&page, api::REQUESTS_TOTAL),
+            Some(5.0),
+            "{page}"
         );
     }
 

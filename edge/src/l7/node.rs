@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use admin::api::l7 as api;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use prometheus_client::registry::Registry;
@@ -493,54 +494,53 @@ impl Handle {
         Ok(())
     }
 
-    /// The node's state as JSON: pools, servers and their health.
-    pub fn status(&self) -> serde_json::Value {
+    /// The node's state (`GET /v1/status`): routes, pools, servers and
+    /// their health.
+    pub fn status(&self) -> api::Status {
         let shared = &self.shared;
         let snapshot = shared.snapshot.load();
         let now = shared.now_ms();
         let (code, _) = super::http::health_report(&snapshot, shared);
-        let pools: Vec<serde_json::Value> = snapshot
+        let pools = snapshot
             .pools
             .iter()
-            .map(|pool| {
-                let servers: Vec<serde_json::Value> = pool
+            .map(|pool| api::Pool {
+                name: pool.config.name.clone(),
+                algorithm: format!("{:?}", pool.config.algorithm),
+                can_serve: pool.can_serve(now),
+                servers: pool
                     .servers()
-                    .map(|s| {
-                        serde_json::json!({
-                            "addr": s.addr.to_string(),
-                            "weight": s.weight,
-                            "backup": s.backup,
-                            "health": if s.probe_up() { "up" } else { "down" },
-                            "ejected": s.ejected(now),
-                            "available": s.available(now),
-                            "in_flight": s.in_flight(),
-                            "latency_ms": s.latency_us() as f64 / 1000.0,
-                        })
+                    .map(|s| api::Server {
+                        addr: s.addr.to_string(),
+                        weight: s.weight,
+                        backup: s.backup,
+                        health: if s.probe_up() { "up" } else { "down" }.to_owned(),
+                        ejected: s.ejected(now),
+                        available: s.available(now),
+                        in_flight: s.in_flight(),
+                        latency_ms: s.latency_us() as f64 / 1000.0,
                     })
-                    .collect();
-                serde_json::json!({
-                    "name": pool.config.name,
-                    "algorithm": format!("{:?}", pool.config.algorithm),
-                    "can_serve": pool.can_serve(now),
-                    "servers": servers,
-                })
+                    .collect(),
             })
             .collect();
-        let routes: Vec<serde_json::Value> = snapshot
+        let routes = snapshot
             .router
             .rules()
             .iter()
-            .map(|r| serde_json::json!({ "rule": r.label, "pool": snapshot.spec.tier.pools[r.pool].name }))
+            .map(|r| api::Route {
+                rule: r.label.clone(),
+                pool: snapshot.spec.tier.pools[r.pool].name.clone(),
+            })
             .collect();
-        serde_json::json!({
-            "node": shared.node,
-            "region": shared.region,
-            "healthy": code.is_success(),
-            "draining": shared.draining.load(Ordering::Relaxed),
-            "accepting": shared.accepting.load(Ordering::Relaxed),
-            "routes": routes,
-            "pools": pools,
-        })
+        api::Status {
+            node: shared.node.clone(),
+            region: shared.region.clone(),
+            healthy: code.is_success(),
+            draining: shared.draining.load(Ordering::Relaxed),
+            accepting: shared.accepting.load(Ordering::Relaxed),
+            routes,
+            pools,
+        }
     }
 
     /// The region health answer (status code and JSON body), as served on

@@ -450,23 +450,18 @@ pub(crate) fn health_report(snapshot: &Snapshot, shared: &Shared) -> (StatusCode
     let now = shared.now_ms();
     let draining = shared.draining.load(Ordering::Relaxed);
     let healthy = !draining && snapshot.can_serve(now);
-    let pools: serde_json::Map<String, serde_json::Value> = snapshot
-        .pools
-        .iter()
-        .map(|p| {
-            (
-                p.config.name.clone(),
-                serde_json::Value::Bool(p.can_serve(now)),
-            )
-        })
-        .collect();
-    let body = serde_json::json!({
-        "node": shared.node,
-        "region": shared.region,
-        "healthy": healthy,
-        "draining": draining,
-        "pools": pools,
-    });
+    let body = admin::api::l7::Health {
+        node: shared.node.clone(),
+        region: shared.region.clone(),
+        healthy,
+        draining,
+        pools: snapshot
+            .pools
+            .iter()
+            .map(|p| (p.config.name.clone(), p.can_serve(now)))
+            .collect(),
+    };
+    let body = serde_json::to_string(&body).expect("plain strings and booleans serialize");
     let status = if healthy {
         StatusCode::OK
     } else {

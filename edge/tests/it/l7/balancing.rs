@@ -89,20 +89,14 @@ async fn least_conn_avoids_a_busy_server() {
         .collect();
     wait_until(|| async {
         let s = proxy.handle.status();
-        let servers = s["pools"][0]["servers"].as_array().unwrap().clone();
-        servers
-            .iter()
-            .map(|s| s["in_flight"].as_u64().unwrap())
-            .sum::<u64>()
-            == 3
+        s.pools[0].servers.iter().map(|s| s.in_flight).sum::<u32>() == 3
     })
     .await;
     let status = proxy.handle.status();
-    let in_flight: Vec<u64> = status["pools"][0]["servers"]
-        .as_array()
-        .unwrap()
+    let in_flight: Vec<u32> = status.pools[0]
+        .servers
         .iter()
-        .map(|s| s["in_flight"].as_u64().unwrap())
+        .map(|s| s.in_flight)
         .collect();
     let idle = if in_flight[0] < in_flight[1] {
         "b0"

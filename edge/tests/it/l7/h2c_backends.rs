@@ -82,8 +82,7 @@ async fn grpc_style_calls_reach_an_h2c_pool_over_http2_and_their_trailers_come_b
         })
         .collect();
     // Both count as in flight on the server, as HTTP/1 requests do.
-    wait_until(|| async { proxy.handle.status()["pools"][0]["servers"][0]["in_flight"] == 2 })
-        .await;
+    wait_until(|| async { proxy.handle.status().pools[0].servers[0].in_flight == 2 }).await;
     let mut peers = Vec::new();
     for (i, call) in calls.into_iter().enumerate() {
         let (message, trailers) = call.await.unwrap();
@@ -109,8 +108,7 @@ async fn grpc_style_calls_reach_an_h2c_pool_over_http2_and_their_trailers_come_b
     assert_eq!(&message[..], b"503 Service Unavailable\n");
     assert_eq!(trailers["grpc-status"], "2");
     assert_eq!(trailers["grpc-message"], "503");
-    wait_until(|| async { proxy.handle.status()["pools"][0]["servers"][0]["in_flight"] == 0 })
-        .await;
+    wait_until(|| async { proxy.handle.status().pools[0].servers[0].in_flight == 0 }).await;
     proxy.stop().await.unwrap();
 }
 
@@ -127,10 +125,7 @@ async fn an_h2c_pool_whose_backend_is_down_gets_502_and_its_server_ejected() {
     .await;
     let reply = get(proxy.http, "/", &[]).await;
     assert_eq!(reply.status, 502, "{reply:?}");
-    assert_eq!(
-        proxy.handle.status()["pools"][0]["servers"][0]["ejected"],
-        true
-    );
+    assert!(proxy.handle.status().pools[0].servers[0].ejected);
     assert!(proxy.handle.metrics_text().contains(&format!(
         "edge_l7_server_ejections_total{{pool=\"grpc\",server=\"{down}\"}} 1"
     )));
@@ -150,10 +145,7 @@ async fn a_client_that_stops_its_upload_to_an_h2c_pool_gets_408_and_the_server_s
     // the proxy must still know it was the client.
     let text = stalled_upload(proxy.http).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert_eq!(
-        proxy.handle.status()["pools"][0]["servers"][0]["ejected"],
-        false
-    );
+    assert!(!proxy.handle.status().pools[0].servers[0].ejected);
     assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
     proxy.stop().await.unwrap();
 }

@@ -27,8 +27,7 @@ async fn shutdown_drains_requests_in_flight_and_refuses_new_connections() {
     let in_flight: Vec<_> = (0..4)
         .map(|_| tokio::spawn(async move { get(http, "/?delay=700ms", &[]).await }))
         .collect();
-    wait_until(|| async { proxy.handle.status()["pools"][0]["servers"][0]["in_flight"] == 4 })
-        .await;
+    wait_until(|| async { proxy.handle.status().pools[0].servers[0].in_flight == 4 }).await;
     let handle = proxy.handle.clone();
     let started = std::time::Instant::now();
     proxy.shutdown.cancel();
@@ -67,7 +66,7 @@ async fn a_draining_node_serves_new_connections_while_they_keep_coming_then_refu
     wait_until(|| async { handle.health().0 == 503 }).await;
     let reply = get(http, "/", &[]).await;
     assert_eq!(reply.status, 200, "a connection arriving while draining");
-    wait_until(|| async { handle.status()["accepting"] == false }).await;
+    wait_until(|| async { !handle.status().accepting }).await;
     assert!(
         TcpStream::connect(http).await.is_err(),
         "still accepting once connections stopped coming"
@@ -93,7 +92,7 @@ async fn a_request_arriving_on_a_fresh_connection_as_the_drain_starts_is_answere
     let handle = proxy.handle.clone();
     proxy.shutdown.cancel();
     // Past the drain's first stage: the listener is closed.
-    wait_until(|| async { handle.status()["accepting"] == false }).await;
+    wait_until(|| async { !handle.status().accepting }).await;
     let raw = exchange(
         &mut stream,
         b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
@@ -136,7 +135,7 @@ async fn the_next_request_on_an_idle_kept_alive_connection_is_answered_during_a_
     let handle = proxy.handle.clone();
     proxy.shutdown.cancel();
     // Past the drain's first stage: the listener is closed.
-    wait_until(|| async { handle.status()["accepting"] == false }).await;
+    wait_until(|| async { !handle.status().accepting }).await;
     let raw = exchange(&mut stream, ask).await;
     let reply = parse(&raw).expect("an answer, not a closed connection");
     assert_eq!(reply.status, 200);
@@ -162,8 +161,7 @@ async fn the_drain_deadline_closes_what_is_left() {
         )
         .await
     });
-    wait_until(|| async { proxy.handle.status()["pools"][0]["servers"][0]["in_flight"] == 1 })
-        .await;
+    wait_until(|| async { proxy.handle.status().pools[0].servers[0].in_flight == 1 }).await;
     let started = std::time::Instant::now();
     proxy.stop().await.unwrap();
     assert!(
@@ -187,8 +185,7 @@ async fn reloads_under_traffic_fail_no_request_and_keep_health_state() {
     let proxy = Proxy::start(spec(&config(servers(&[&b[0], &b[1]])))).await;
     // b1 goes down by its health check before the reloads.
     b[1].stats.set_healthy(false);
-    wait_until(|| async { proxy.handle.status()["pools"][0]["servers"][1]["health"] == "down" })
-        .await;
+    wait_until(|| async { proxy.handle.status().pools[0].servers[1].health == "down" }).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
@@ -239,14 +236,12 @@ async fn reloads_under_traffic_fail_no_request_and_keep_health_state() {
         // b1 is in every configuration: it stays down, with no probe of
         // the new generation needed.
         let status = proxy.handle.status();
-        let b1 = status["pools"][0]["servers"]
-            .as_array()
-            .unwrap()
+        let b1 = status.pools[0]
+            .servers
             .iter()
-            .find(|s| s["addr"] == b[1].addr.to_string())
-            .unwrap()
-            .clone();
-        assert_eq!(b1["health"], "down", "{status}");
+            .find(|s| s.addr == b[1].addr.to_string())
+            .unwrap();
+        assert_eq!(b1.health, "down", "{status:?}");
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
     stop.store(true, Ordering::Relaxed);

@@ -1,9 +1,14 @@
 //! What `gtm fail` and `gtm recover` share: the question they watch (a geo
-//! name, asked for a client of the region, of the deployed GSLB) and the
-//! GSLB nodes' view of the region, read from their admin APIs.
+//! name, asked for a client of the region, of the deployed GSLB), the GSLB
+//! nodes' view of the region, read from their admin APIs, and the polling
+//! loop that feeds both to the [`watcher`].
+
+pub mod watcher;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use topology::{Region, Topology};
@@ -13,9 +18,13 @@ use crate::clients::{Place, clients_for};
 use crate::dns::{Question, ask};
 use crate::error::user;
 use crate::printer::Printer;
-use crate::timeline::offset_ms;
 
-use super::deployed::Deployed;
+use watcher::{Direction, Watcher};
+
+/// How often DNS and the GSLB's status are read during a drill.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+use crate::deployed::Deployed;
 
 /// The question a drill keeps asking.
 #[derive(Clone, Debug, Serialize)]
@@ -123,7 +132,7 @@ pub fn choose(
                 return Err(user(format!(
                     "{} is answered {} for {}, not {}'s VIP {vip}; choose a client of {} with --from",
                     watch.name,
-                    super::deployed::describe_answer(topology, &answer),
+                    crate::deployed::describe_answer(topology, &answer),
                     watch.client_label(),
                     region.name,
                     region.name
@@ -150,7 +159,7 @@ pub fn choose(
             Ok(answer) => seen.push(format!(
                 "{} → {}",
                 network.place,
-                super::deployed::describe_answer(topology, &answer)
+                crate::deployed::describe_answer(topology, &answer)
             )),
             Err(e) => {
                 return Err(anyhow::anyhow!(
@@ -202,26 +211,80 @@ pub fn region_views(
         .collect()
 }
 
-/// The earliest probe of `view` with outcome `ok` made at or after `since`:
-/// (milliseconds after `since`, vantage node, detail).
-pub fn probe_after(
-    view: &RegionStatus,
-    ok: bool,
-    since: SystemTime,
-) -> Option<(f64, String, String)> {
-    view.vantage
-        .iter()
-        .filter_map(|v| {
-            let last = v.last.as_ref()?;
-            if last.ok != ok {
-                return None;
+/// A drill under way: the question watched, the GSLB nodes asked, and
+/// when it started.
+pub struct Drill<'a> {
+    /// The question watched.
+    pub watch: Watch,
+    /// The admin API client.
+    pub admin: &'a Admin,
+    /// The GSLB nodes with an admin API.
+    pub gslbs: &'a [(String, SocketAddr)],
+    /// Raised by Ctrl-C: stop watching.
+    pub interrupted: Arc<AtomicBool>,
+    start: SystemTime,
+    t0: Instant,
+}
+
+impl<'a> Drill<'a> {
+    /// A drill starting now.
+    pub fn begin(
+        watch: Watch,
+        admin: &'a Admin,
+        gslbs: &'a [(String, SocketAddr)],
+        interrupted: Arc<AtomicBool>,
+    ) -> Drill<'a> {
+        Drill {
+            watch,
+            admin,
+            gslbs,
+            interrupted,
+            start: SystemTime::now(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// Time since the drill began.
+    pub fn elapsed(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
+    /// Watches the answers move in `direction` (`probes`: the region's
+    /// probes must change their verdict too): feeds a [`Watcher`] the
+    /// answers and the GSLB nodes' views of `region`, every
+    /// [`WATCH_EVERY`], until it is done, `timeout` has passed since the
+    /// drill began or Ctrl-C.
+    pub fn follow(
+        &self,
+        direction: Direction,
+        region: &str,
+        probes: bool,
+        timeout: Duration,
+    ) -> Watcher {
+        let mut watcher = Watcher::new(
+            direction,
+            region,
+            &self.watch,
+            self.start,
+            !self.gslbs.is_empty(),
+            probes,
+        );
+        while !self.interrupted.load(Ordering::Relaxed) {
+            watcher.answer(self.elapsed(), self.watch.ask(Duration::from_millis(500)));
+            if watcher.wants_views() {
+                for (node, view) in region_views(self.admin, self.gslbs, region) {
+                    if let Ok(view) = view {
+                        watcher.view(self.elapsed(), &node, &view);
+                    }
+                }
             }
-            let at = offset_ms(last.time()?, since);
-            // A little slack: the GSLB's clock stamps the end of a probe
-            // that may have started just before the injection.
-            (at >= -50.0).then(|| (at, v.node.clone(), last.detail.clone().unwrap_or_default()))
-        })
-        .min_by(|a, b| a.0.total_cmp(&b.0))
+            if watcher.done() || self.elapsed() > timeout {
+                break;
+            }
+            std::thread::sleep(WATCH_EVERY);
+        }
+        watcher
+    }
 }
 
 /// Warns when `node` could not save an override change to its state file.
@@ -231,51 +294,5 @@ pub(crate) fn warn_unsaved(printer: &Printer, node: &str, change: &OverrideChang
             "{node} applied the change but did not save it: {}",
             change.warning.as_deref().unwrap_or("no reason given")
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::admin::{ProbeStatus, VantageStatus};
-    use crate::timeline::rfc3339;
-
-    #[test]
-    fn the_earliest_matching_probe_after_the_start_is_found() {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let probe = |node: &str, ok, after_ms: i64| VantageStatus {
-            node: node.into(),
-            state: None,
-            fresh: Some(true),
-            last: Some(ProbeStatus {
-                ok,
-                detail: Some(if ok { "HTTP 200" } else { "connection refused" }.into()),
-                latency_ms: Some(1.0),
-                // ns3 sends RFC 3339, the others epoch milliseconds.
-                at: (node == "ns3")
-                    .then(|| rfc3339(start - Duration::from_millis(after_ms.unsigned_abs()))),
-                at_ms: (node != "ns3").then(|| {
-                    let start_ms = start
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap()
-                        .as_millis() as i64;
-                    (start_ms + after_ms) as u64
-                }),
-            }),
-        };
-        let view = RegionStatus {
-            name: "us-east".into(),
-            vantage: vec![
-                probe("ns1", false, 2000),
-                probe("ns2", false, 1000),
-                probe("ns3", false, -5000),
-                probe("ns4", true, 500),
-            ],
-            ..RegionStatus::default()
-        };
-        let (at, node, detail) = probe_after(&view, false, start).unwrap();
-        assert_eq!((at.round(), node.as_str()), (1000.0, "ns2"));
-        assert_eq!(detail, "connection refused");
-        assert_eq!(probe_after(&view, true, start).unwrap().1, "ns4");
     }
 }

@@ -1,0 +1,204 @@
+//! The GSLB node's admin API: `GET /v1/status`, `POST
+//! /v1/regions/{region}/fail` and `/recover`, `POST /v1/reload` and `GET
+//! /v1/explain`.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /v1/status`: the node, its configuration, every region's health
+/// and the query rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's name (one of the topology's `dns.nodes`).
+    pub node: String,
+    /// The region it sits in, if the topology says.
+    pub region: Option<String>,
+    /// When it started (ms since the Unix epoch).
+    pub started_at_ms: u64,
+    /// The configuration it serves.
+    pub config: Config,
+    /// Every region, in topology order.
+    pub regions: Vec<Region>,
+    /// Query counters.
+    pub queries: Queries,
+}
+
+/// Where the served configuration came from and how its last reload went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// SHA-256 of the topology file's bytes, hex.
+    pub version: String,
+    /// When it was loaded (ms since the Unix epoch).
+    pub loaded_at_ms: u64,
+    /// The latest reload attempt, if any.
+    pub last_reload: Option<Reload>,
+}
+
+/// One reload attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reload {
+    /// Whether the new configuration is served.
+    pub ok: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// One region as the node sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    /// The region's name.
+    pub name: String,
+    /// Its VIP.
+    pub vip: Vip,
+    /// `up` or `down`: the quorum of fresh vantage views.
+    pub verdict: String,
+    /// The operator's override, if any: `fail` or `drain` (an
+    /// [`OverrideMode`] spelled out).
+    #[serde(rename = "override")]
+    pub override_mode: Option<String>,
+    /// Why the override was set.
+    pub override_reason: Option<String>,
+    /// Whether answers may use it: verdict up and no override.
+    pub in_service: bool,
+    /// When `in_service` last changed (ms since the Unix epoch).
+    pub since_ms: u64,
+    /// Each vantage point's view.
+    pub vantage: Vec<Vantage>,
+}
+
+/// A region's VIP addresses, as text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Vip {
+    /// The IPv4 address.
+    pub ipv4: Option<String>,
+    /// The IPv6 address.
+    pub ipv6: Option<String>,
+}
+
+/// One vantage point's view of a region.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Vantage {
+    /// The GSLB node probing.
+    pub node: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Whether it voted (fresh enough).
+    pub fresh: bool,
+    /// Its latest probe.
+    pub last: Option<Probe>,
+}
+
+/// One probe result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// Whether it passed.
+    pub ok: bool,
+    /// `HTTP 200`, `connection refused`, …
+    pub detail: String,
+    /// How long it took.
+    pub latency_ms: f64,
+    /// When it finished (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// Query counters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Queries {
+    /// Since the node started.
+    pub total: u64,
+    /// Over the last second or so.
+    pub per_second: f64,
+}
+
+/// How an override takes a region out of answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverrideMode {
+    /// A rehearsed failure: out at once, as if down.
+    Fail,
+    /// Planned maintenance.
+    Drain,
+}
+
+impl OverrideMode {
+    /// The spelling used in the API and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideMode::Fail => "fail",
+            OverrideMode::Drain => "drain",
+        }
+    }
+}
+
+/// The body of `POST /v1/regions/{region}/fail` (an empty body means
+/// both fields absent).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    /// How to take the region out (absent: `fail`).
+    #[serde(default)]
+    pub mode: Option<OverrideMode>,
+    /// Free text kept with the override.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The answer to `POST /v1/regions/{region}/fail` and `/recover`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverrideChange {
+    /// The region.
+    pub region: String,
+    /// The override now in place (`None` after `/recover`).
+    #[serde(rename = "override")]
+    pub override_mode: Option<OverrideMode>,
+    /// Whether the node saved it to its state file (else it holds only
+    /// until the node restarts).
+    pub persisted: bool,
+    /// Why it was not saved.
+    pub warning: Option<String>,
+}
+
+/// The answer to `POST /v1/reload` (200 when `ok`, else 422).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReloadResult {
+    /// Whether the new configuration is served.
+    pub ok: bool,
+    /// Why not.
+    pub error: Option<String>,
+}
+
+/// `GET /v1/explain?name=&client=&type=`: the decision trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The trace, as `gslb explain` prints it.
+    pub text: String,
+    /// The answer records.
+    pub answers: Vec<String>,
+    /// The rule that chose, for a geo name.
+    pub rule: Option<String>,
+    /// The ECS scope prefix length.
+    pub scope: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_spelled_as_the_api_and_state_file_expect() {
+        for mode in [OverrideMode::Fail, OverrideMode::Drain] {
+            assert_eq!(
+                serde_json::to_string(&mode).unwrap(),
+                format!("\"{}\"", mode.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn an_override_request_may_be_partial_but_not_misspelled() {
+        let request: OverrideRequest = serde_json::from_str(r#"{"mode":"drain"}"#).unwrap();
+        assert_eq!(request.mode, Some(OverrideMode::Drain));
+        assert!(serde_json::from_str::<OverrideRequest>(r#"{"mdoe":"drain"}"#).is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! An L7 node's admin API: `GET /v1/status`, the body of its region health
+//! path, and the names of the metrics `gtm` reads from its `/metrics`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The prefix of every metric an L7 node exports.
+pub const METRICS_PREFIX: &str = "edge_l7";
+
+/// The name (under [`METRICS_PREFIX`]) of the counter of requests
+/// answered, labelled by route, pool and status class.
+pub const REQUESTS: &str = "requests";
+
+/// [`REQUESTS`] as it appears on the `/metrics` page: prefixed, and with the
+/// `_total` suffix of a counter. `gtm status` sums its samples into the
+/// region's request rate.
+pub const REQUESTS_TOTAL: &str = "edge_l7_requests_total";
+
+/// `GET /v1/status`: the node, its routes, and its pools with their
+/// servers' health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's name.
+    pub node: String,
+    /// Its region.
+    pub region: String,
+    /// Whether the region health path answers 200.
+    pub healthy: bool,
+    /// Whether the node is draining (shutting down).
+    pub draining: bool,
+    /// Whether it still accepts connections.
+    pub accepting: bool,
+    /// The routing rules, in match order.
+    pub routes: Vec<Route>,
+    /// Every pool, in file order.
+    pub pools: Vec<Pool>,
+}
+
+/// One routing rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// The rule as written (`*/api`, …).
+    pub rule: String,
+    /// The pool it sends to.
+    pub pool: String,
+}
+
+/// One pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    /// Its name.
+    pub name: String,
+    /// The balancing algorithm, as the node spells it.
+    pub algorithm: String,
+    /// Whether a server is available to it now.
+    pub can_serve: bool,
+    /// Its servers, in file order.
+    pub servers: Vec<Server>,
+}
+
+/// One server of a pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    /// Its address.
+    pub addr: String,
+    /// Its configured weight.
+    pub weight: u32,
+    /// Whether it serves only when no primary can.
+    pub backup: bool,
+    /// `up` or `down`, as the health checks say.
+    pub health: String,
+    /// Whether passive checks have ejected it for now.
+    pub ejected: bool,
+    /// Whether it can take a request now.
+    pub available: bool,
+    /// Requests to it in flight.
+    pub in_flight: u32,
+    /// Its smoothed response latency.
+    pub latency_ms: f64,
+}
+
+/// The body of the region health path (200 while `healthy`, else 503).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// The node's name.
+    pub node: String,
+    /// Its region.
+    pub region: String,
+    /// Every routed pool can serve and the node is not draining.
+    pub healthy: bool,
+    /// Whether the node is draining.
+    pub draining: bool,
+    /// Whether each pool can serve, by name.
+    pub pools: BTreeMap<String, bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_counter_is_spelled_from_its_parts() {
+        assert_eq!(REQUESTS_TOTAL, format!("{METRICS_PREFIX}_{REQUESTS}_total"));
+    }
+}
