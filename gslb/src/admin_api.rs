@@ -62,7 +62,7 @@ pub fn router(node: Arc<Node>) -> Router {
                     status,
                     &api::ReloadResult {
                         ok: outcome.is_ok(),
-                        error: outcome.err(),
+                        error: outcome.err().map(|e| e.to_string()),
                     },
                 )
             }

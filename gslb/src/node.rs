@@ -74,13 +74,6 @@ pub enum ReloadError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// Serialized as its message, which is what the admin API reports.
-impl Serialize for ReloadError {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
 /// The shared state of a running node.
 pub struct Node {
     /// Startup options.
