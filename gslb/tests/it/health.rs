@@ -137,6 +137,19 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The node's `/metrics` page as Prometheus text.
+async fn metrics_text(server: &TestServer) -> String {
+    http()
+        .get(format!("http://{}/metrics", server.admin))
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn status(server: &TestServer) -> serde_json::Value {
     http()
         .get(format!("http://{}/v1/status", server.admin))
@@ -184,14 +197,7 @@ async fn a_flapping_endpoint_never_changes_the_answer() {
         assert_eq!(london_answer(&server).await, "127.0.2.1");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = http()
-        .get(format!("http://{}/metrics", server.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         !metrics.contains("gslb_region_transitions_total{region=\"eu-west\""),
         "a flapping region changed state:\n{metrics}"
@@ -408,15 +414,7 @@ async fn metrics_reflect_the_traffic_and_parse() {
     // every tick: scrape until the queries sent show (or a deadline).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let (text, scrape) = loop {
-        let text = http()
-            .get(format!("http://{}/metrics", server.admin))
-            .header("accept", "text/plain")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&server).await;
         let lines = text.lines().map(|l| Ok(l.to_owned()));
         let scrape =
             prometheus_parse::Scrape::parse(lines).expect("metrics parse as Prometheus text");
