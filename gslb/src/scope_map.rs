@@ -73,26 +73,14 @@ impl ScopeMap {
     pub fn range(&self, addr: IpAddr) -> Option<(IpAddr, IpAddr, u32)> {
         match addr.to_canonical() {
             IpAddr::V4(v4) => {
-                let value = u32::from(v4);
-                let index = self.v4.partition_point(|(first, _)| *first <= value);
-                let (first, id) = *self.v4.get(index.checked_sub(1)?)?;
-                let last = self.v4.get(index).map_or(u32::MAX, |next| next.0 - 1);
-                Some((
-                    IpAddr::from(first.to_be_bytes()),
-                    IpAddr::from(last.to_be_bytes()),
-                    id,
-                ))
+                range_of(&self.v4, u32::from(v4), u32::MAX).map(|(first, last, id)| {
+                    (first.to_be_bytes().into(), last.to_be_bytes().into(), id)
+                })
             }
             IpAddr::V6(v6) => {
-                let value = u128::from(v6);
-                let index = self.v6.partition_point(|(first, _)| *first <= value);
-                let (first, id) = *self.v6.get(index.checked_sub(1)?)?;
-                let last = self.v6.get(index).map_or(u128::MAX, |next| next.0 - 1);
-                Some((
-                    IpAddr::from(first.to_be_bytes()),
-                    IpAddr::from(last.to_be_bytes()),
-                    id,
-                ))
+                range_of(&self.v6, u128::from(v6), u128::MAX).map(|(first, last, id)| {
+                    (first.to_be_bytes().into(), last.to_be_bytes().into(), id)
+                })
             }
         }
     }
@@ -182,6 +170,19 @@ impl ScopeMaps {
     pub fn widest(&self, db: &Arc<GeoDb>, name: &DomainName, addr: IpAddr) -> Option<Prefix> {
         self.map(db, name)?.widest(addr)
     }
+}
+
+/// The range of `ranges` (sorted first addresses, each range ending where
+/// the next begins, the last at `max`) that holds `value`: first, last and
+/// order id. One rule for both address families.
+fn range_of<T>(ranges: &[(T, u32)], value: T, max: T) -> Option<(T, T, u32)>
+where
+    T: Copy + Ord + std::ops::Sub<Output = T> + From<u8>,
+{
+    let index = ranges.partition_point(|(first, _)| *first <= value);
+    let (first, id) = *ranges.get(index.checked_sub(1)?)?;
+    let last = ranges.get(index).map_or(max, |next| next.0 - T::from(1));
+    Some((first, last, id))
 }
 
 #[cfg(test)]
