@@ -134,71 +134,106 @@ pub fn decide(
             healthy: health.is_up(region),
         })
         .collect();
-    let wanted = match geo.policy {
-        GeoPolicy::All => geo.max_answers,
-        _ => 1,
-    };
-    let healthy: Vec<RegionId> = ranked
-        .iter()
-        .filter(|r| r.healthy)
-        .map(|r| r.region)
-        .take(wanted)
-        .collect();
-
+    let choice = choose(geo, &order, health);
     let mut decision = Decision {
-        addresses: Vec::new(),
+        addresses: choice
+            .fallback()
+            .iter()
+            .copied()
+            .filter(|ip| {
+                matches!(
+                    (family, ip),
+                    (AddressFamily::V4, IpAddr::V4(_)) | (AddressFamily::V6, IpAddr::V6(_))
+                )
+            })
+            .collect(),
         chosen: Vec::new(),
         ttl: geo.ttl,
-        scope,
+        scope: if choice.for_everyone() { 0 } else { scope },
         rule,
         ranked,
-        all_down: None,
+        all_down: choice.all_down.cloned(),
     };
-    let chosen = if !healthy.is_empty() || order.is_empty() {
-        healthy
-    } else {
-        decision.all_down = Some(geo.all_down.clone());
-        match &geo.all_down {
-            // Failing open ignores probe verdicts but honours operator
-            // overrides while any candidate is not held.
-            AllDown::FailOpen => {
-                let not_held: Vec<RegionId> = order
-                    .iter()
-                    .copied()
-                    .filter(|id| !health.is_held(*id))
-                    .collect();
-                let pool = if not_held.is_empty() {
-                    &order
-                } else {
-                    &not_held
-                };
-                pool.iter().copied().take(wanted).collect()
-            }
-            AllDown::FailClosed => {
-                decision.scope = 0;
-                Vec::new()
-            }
-            AllDown::Fallback(addresses) => {
-                decision.scope = 0;
-                decision.addresses = addresses
-                    .iter()
-                    .copied()
-                    .filter(|ip| {
-                        matches!(
-                            (family, ip),
-                            (AddressFamily::V4, IpAddr::V4(_)) | (AddressFamily::V6, IpAddr::V6(_))
-                        )
-                    })
-                    .collect();
-                Vec::new()
-            }
-        }
-    };
+    let chosen = choice.regions;
     decision
         .addresses
         .extend(chosen.iter().filter_map(|id| address_of(*id)));
     decision.chosen = chosen;
     decision
+}
+
+/// The regions a geo name answers, picked from its preference `order`
+/// under `health`: the first healthy ones (one; up to `max_answers` for
+/// `all`), or, when none is healthy, what the name's `all_down` policy
+/// says. Both the full path ([`decide`]) and the fast path's tables pick
+/// by this one rule.
+pub fn choose<'g>(geo: &'g GeoName, order: &[RegionId], health: &RegionHealth) -> Choice<'g> {
+    let wanted = match geo.policy {
+        GeoPolicy::All => geo.max_answers,
+        _ => 1,
+    };
+    let healthy: Vec<RegionId> = order
+        .iter()
+        .copied()
+        .filter(|id| health.is_up(*id))
+        .take(wanted)
+        .collect();
+    if !healthy.is_empty() || order.is_empty() {
+        return Choice {
+            regions: healthy,
+            all_down: None,
+        };
+    }
+    let regions = match &geo.all_down {
+        // Failing open ignores probe verdicts but honours operator
+        // overrides while any candidate is not held.
+        AllDown::FailOpen => {
+            let not_held: Vec<RegionId> = order
+                .iter()
+                .copied()
+                .filter(|id| !health.is_held(*id))
+                .collect();
+            let pool = if not_held.is_empty() {
+                order
+            } else {
+                &not_held
+            };
+            pool.iter().copied().take(wanted).collect()
+        }
+        AllDown::FailClosed | AllDown::Fallback(_) => Vec::new(),
+    };
+    Choice {
+        regions,
+        all_down: Some(&geo.all_down),
+    }
+}
+
+/// What [`choose`] picked.
+#[derive(Debug, PartialEq)]
+pub struct Choice<'g> {
+    /// The regions answered, in order.
+    pub regions: Vec<RegionId>,
+    /// The policy applied because no candidate region was healthy.
+    pub all_down: Option<&'g AllDown>,
+}
+
+impl Choice<'_> {
+    /// The fixed addresses a `fallback` policy answers, of both families.
+    pub fn fallback(&self) -> &[IpAddr] {
+        match self.all_down {
+            Some(AllDown::Fallback(addresses)) => addresses,
+            _ => &[],
+        }
+    }
+
+    /// Whether the answer holds for every client (ECS scope 0): an
+    /// all-down policy that names no region.
+    pub fn for_everyone(&self) -> bool {
+        matches!(
+            self.all_down,
+            Some(AllDown::FailClosed | AllDown::Fallback(_))
+        )
+    }
 }
 
 /// The order for `nearest` and `all`: a network override if one matches,

@@ -21,12 +21,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use geo_data::{GeoDb, Location, Prefix};
-use topology::{AllDown, DomainName, GeoName, GeoPolicy, RecordType, RegionId, Topology};
+use topology::{DomainName, GeoName, GeoPolicy, RecordType, RegionId, Topology};
 
 use super::names::{Route, Statics};
 use super::template::{TemplateId, TemplateStore, Use};
 use crate::client::Client;
-use crate::decide::{by_distance, distance_from, net_override, override_order, stable_scope};
+use crate::decide::{
+    by_distance, choose, distance_from, net_override, override_order, stable_scope,
+};
 use crate::dns::canonical_reply;
 use crate::health::RegionHealth;
 use crate::resolve::GeoAnswer;
@@ -345,51 +347,15 @@ impl OutcomeBuilder<'_> {
 
     /// What `decide` answers for preference `order` under the health view.
     fn outcome(&mut self, order: &[RegionId], failover: bool) -> Outcome {
-        let wanted = match self.geo.policy {
-            GeoPolicy::All => self.geo.max_answers,
-            _ => 1,
-        };
-        let healthy: Vec<RegionId> = order
+        let choice = choose(self.geo, order, self.health);
+        let scope_zero = failover || choice.for_everyone();
+        let mut addresses: Vec<IpAddr> = choice
+            .fallback()
             .iter()
             .copied()
-            .filter(|id| self.health.is_up(*id))
-            .take(wanted)
+            .filter(|ip| ip.is_ipv6() == self.v6)
             .collect();
-        let mut scope_zero = failover;
-        let mut addresses = Vec::new();
-        let chosen = if !healthy.is_empty() || order.is_empty() {
-            healthy
-        } else {
-            match &self.geo.all_down {
-                AllDown::FailOpen => {
-                    let not_held: Vec<RegionId> = order
-                        .iter()
-                        .copied()
-                        .filter(|id| !self.health.is_held(*id))
-                        .collect();
-                    let pool = if not_held.is_empty() {
-                        order
-                    } else {
-                        &not_held
-                    };
-                    pool.iter().copied().take(wanted).collect()
-                }
-                AllDown::FailClosed => {
-                    scope_zero = true;
-                    Vec::new()
-                }
-                AllDown::Fallback(fallback) => {
-                    scope_zero = true;
-                    addresses.extend(
-                        fallback
-                            .iter()
-                            .copied()
-                            .filter(|ip| ip.is_ipv6() == self.v6),
-                    );
-                    Vec::new()
-                }
-            }
-        };
+        let chosen = choice.regions;
         addresses.extend(chosen.iter().filter_map(|id| self.address(*id)));
         let region = chosen.first().copied();
         if addresses.is_empty() {
