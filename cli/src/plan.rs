@@ -121,6 +121,8 @@ pub struct Component {
     pub kind: Kind,
     /// The region it belongs to (a DNS node's declared region).
     pub region: Option<String>,
+    /// The host it runs on (`None`: this machine).
+    pub host: Option<String>,
     /// The arguments after the binary.
     pub args: Vec<String>,
     /// Every address it binds.
@@ -142,6 +144,7 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
                 name: backend.name.clone(),
                 kind: Kind::Backend,
                 region: Some(region.name.clone()),
+                host: backend.host.clone(),
                 args: vec![
                     "backend".into(),
                     "--config".into(),
@@ -186,6 +189,7 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
                 name: node.name.clone(),
                 kind: Kind::L7,
                 region: Some(region.name.clone()),
+                host: node.host.clone(),
                 args: vec![
                     "l7".into(),
                     "--config".into(),
@@ -204,15 +208,16 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
     }
     for region in &topology.regions {
         let Some(l4) = &region.l4 else { continue };
-        // On one machine only the IPv4 VIP is on loopback; fd00:… is not.
-        let vip: Option<IpAddr> = region
-            .vip
-            .ipv4
-            .map(IpAddr::V4)
-            .or(region.vip.ipv6.map(IpAddr::V6));
+        // On one machine only the IPv4 VIP is on loopback (fd00:… is not);
+        // on real hosts the node listens on every VIP address.
+        let vips: Vec<IpAddr> = if topology.hosts.is_empty() {
+            region.vip.addresses().take(1).collect()
+        } else {
+            region.vip.addresses().collect()
+        };
         for node in &l4.nodes {
             let mut binds = Vec::new();
-            if let Some(vip) = vip {
+            for &vip in &vips {
                 binds.push(Bind {
                     addr: SocketAddr::new(vip, region.vip.http_port),
                     proto: Proto::Tcp,
@@ -233,6 +238,7 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
                 name: node.name.clone(),
                 kind: Kind::L4,
                 region: Some(region.name.clone()),
+                host: node.host.clone(),
                 args: vec![
                     "l4".into(),
                     "--config".into(),
@@ -279,6 +285,7 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
             name: node.name.clone(),
             kind: Kind::Gslb,
             region: node.region.map(|id| topology.region(id).name.clone()),
+            host: node.host.clone(),
             args: vec![
                 "--config".into(),
                 config.clone(),
@@ -296,15 +303,19 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
     components
 }
 
-/// Addresses two components would both bind, as problems in the style of
-/// the topology's validation (`a and b both bind …`). The topology checks
-/// each kind on its own; only the whole plan sees the collisions across
-/// kinds (an L7 admin port on a backend's address, say).
+/// Addresses two components on one host would both bind, as problems in
+/// the style of the topology's validation (`a and b both bind …`). The
+/// topology checks each kind on its own; only the whole plan sees the
+/// collisions across kinds (an L7 admin port on a backend's address, say).
+/// Components on different hosts never collide: L4 nodes sharing a VIP
+/// each listen on it on their own host.
 pub fn conflicts(components: &[Component]) -> Vec<String> {
-    let mut owners: BTreeMap<(SocketAddr, Proto), Vec<(&str, &str)>> = BTreeMap::new();
+    type Owners<'a> = BTreeMap<(Option<&'a str>, SocketAddr, Proto), Vec<(&'a str, &'a str)>>;
+    let mut owners: Owners = BTreeMap::new();
     for component in components {
         for bind in &component.binds {
-            let entry = owners.entry((bind.addr, bind.proto)).or_default();
+            let key = (component.host.as_deref(), bind.addr, bind.proto);
+            let entry = owners.entry(key).or_default();
             if !entry.iter().any(|(name, _)| *name == component.name) {
                 entry.push((&component.name, bind.purpose));
             }
@@ -313,7 +324,7 @@ pub fn conflicts(components: &[Component]) -> Vec<String> {
     owners
         .into_iter()
         .filter(|(_, users)| users.len() > 1)
-        .map(|((addr, proto), users)| {
+        .map(|((_, addr, proto), users)| {
             let who: Vec<String> = users
                 .iter()
                 .map(|(name, purpose)| format!("{name} ({purpose})"))

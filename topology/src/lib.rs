@@ -10,6 +10,7 @@
 //!   rules every check meets, which `probe` applies too.
 //! - [`status`]: the HTTP status-set grammar (`"200,300-399"`).
 //! - [`tiers`]: a region's L4 and L7 tiers and demo backends.
+//! - [`hosts`]: the machines components run on, and which binds where.
 //! - [`name`], [`rdata`], [`duration`]: the value types and their parsers.
 //! - `field`: what every stage shares about one field (the written
 //!   [`Scalar`](raw::Scalar), a [`Problem`](validate::Problem) at a path).
@@ -21,6 +22,7 @@
 pub mod duration;
 mod field;
 pub mod health;
+pub mod hosts;
 mod locate;
 pub mod model;
 pub mod name;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub use geo_data::Coordinates;
 
 use crate::health::HealthCheck;
+use crate::hosts::Host;
 use crate::tiers::Backend;
 use crate::tiers::l4::L4Tier;
 use crate::tiers::l7::L7Tier;
@@ -25,6 +26,8 @@ pub struct Topology {
     pub dns: Dns,
     /// Regions, in file order. Indexes into this list are [`RegionId`]s.
     pub regions: Vec<Region>,
+    /// The machines components run on, in file order; empty: this machine.
+    pub hosts: Vec<Host>,
 }
 
 /// Index of a region in [`Topology::regions`].
@@ -35,6 +38,11 @@ impl Topology {
     /// The region with this id.
     pub fn region(&self, id: RegionId) -> &Region {
         &self.regions[id.0]
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
     }
 
     /// The region named `name`.
@@ -140,6 +148,8 @@ pub struct DnsNode {
     pub listen: Vec<SocketAddr>,
     /// Admin API address, if the node serves one.
     pub admin: Option<SocketAddr>,
+    /// The host it runs on (see [`Topology::hosts`]).
+    pub host: Option<String>,
 }
 
 /// One authoritative zone.
@@ -269,4 +279,14 @@ pub struct Vip {
     pub http_port: u16,
     /// HTTPS port.
     pub https_port: u16,
+}
+
+impl Vip {
+    /// The VIP's addresses, IPv4 first.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> {
+        self.ipv4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.ipv6.map(IpAddr::V6))
+    }
 }

@@ -19,6 +19,9 @@ pub struct RawTopology {
     /// Regions by name, in file order.
     #[serde(default)]
     pub regions: IndexMap<String, RawRegion>,
+    /// The machines components run on, by name (none: this machine).
+    #[serde(default)]
+    pub hosts: IndexMap<String, crate::hosts::RawHost>,
 }
 
 /// The `dns:` block.
@@ -105,6 +108,9 @@ pub struct RawNode {
     /// Admin API address (status, overrides, reload, metrics, peer views).
     #[serde(default)]
     pub admin: Option<Scalar>,
+    /// The host it runs on (see `hosts:`).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// One zone.

@@ -115,8 +115,9 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         Some(names) => region_list(names, "dns.default_order", &mut problems, &resolve_region),
     };
 
+    let hosts = crate::hosts::validate(&raw.hosts, &mut problems);
     if problems.0.is_empty() {
-        Ok(Topology {
+        let topology = Topology {
             dns: crate::model::Dns {
                 nodes,
                 zones,
@@ -127,10 +128,15 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
                 rate_limit,
             },
             regions,
-        })
-    } else {
-        Err(problems.0)
+            hosts,
+        };
+        // Placement needs every part validated: it ties components to hosts.
+        crate::hosts::check_placement(&topology, &mut problems);
+        if problems.0.is_empty() {
+            return Ok(topology);
+        }
     }
+    Err(problems.0)
 }
 
 /// Every process `gtm` runs (name servers, L4 and L7 nodes, backends) is
@@ -501,6 +507,7 @@ fn validate_node(
         region,
         listen,
         admin,
+        host: raw.host.clone(),
     })
 }
 

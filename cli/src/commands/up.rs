@@ -79,6 +79,15 @@ pub fn run(args: &UpArgs, state: &StateDir, printer: &Printer) -> anyhow::Result
         }));
     }
     let topology = topology::load(&file)?;
+    if !topology.hosts.is_empty() {
+        return Err(user(format!(
+            "{} places its components on {} hosts (`hosts:`); deploy it there with `gtm deploy {}`, \
+             or remove `hosts:` and each `host:` to run everything on this machine",
+            file.display(),
+            topology.hosts.len(),
+            file.display()
+        )));
+    }
     let _lock = state.lock()?;
 
     let previous = Deployed::load(state).ok().flatten();

@@ -669,6 +669,7 @@ mod tests {
             name: "web1".into(),
             kind: Kind::Backend,
             region: None,
+            host: None,
             args: vec![],
             binds: vec![crate::plan::Bind {
                 addr,

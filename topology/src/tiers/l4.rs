@@ -1,7 +1,7 @@
 //! The L4 tier: TCP on the region's VIP, spread over the L7 nodes by a
 //! Maglev table.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -41,6 +41,62 @@ pub struct RawL4 {
     /// 0 drains the node: no new connections, open ones finish).
     #[serde(default)]
     pub weights: IndexMap<String, u32>,
+    /// How several L4 nodes share the VIP (needed for more than one node).
+    #[serde(default)]
+    pub ha: Option<RawHa>,
+}
+
+/// `l4.ha:` as written: `{ mode: vrrp, virtual_router_id, advert_interval }`
+/// or `{ mode: bgp, asn, peers, bfd }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHa {
+    /// `vrrp` (active-passive, keepalived) or `bgp` (active-active, BIRD).
+    pub mode: String,
+    /// VRRP: the virtual router id, 1-255, unique on the LAN.
+    #[serde(default)]
+    pub virtual_router_id: Option<u32>,
+    /// VRRP: advertisement interval (default `100ms`; VRRPv3 counts in
+    /// centiseconds).
+    #[serde(default)]
+    pub advert_interval: Option<Scalar>,
+    /// BGP: the L4 nodes' AS number.
+    #[serde(default)]
+    pub asn: Option<u32>,
+    /// BGP: the routers each L4 node peers with.
+    #[serde(default)]
+    pub peers: Vec<RawBgpPeer>,
+    /// BGP: BFD towards the routers (default on, 100ms × 3); `false` turns
+    /// it off.
+    #[serde(default)]
+    pub bfd: Option<RawBfd>,
+}
+
+/// One BGP neighbour as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBgpPeer {
+    /// The router's address.
+    pub address: Scalar,
+    /// The router's AS number.
+    pub asn: u32,
+}
+
+/// `bfd:` — `false`, or `{ interval, multiplier }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBfd {
+    /// `true` (defaults) or `false` (off).
+    Switch(bool),
+    /// Timers.
+    Timers {
+        /// Transmit interval (default `100ms`).
+        #[serde(default)]
+        interval: Option<Scalar>,
+        /// Missed packets before the session is down (default 3).
+        #[serde(default)]
+        multiplier: Option<u8>,
+    },
 }
 
 /// One L4 node as written.
@@ -51,6 +107,12 @@ pub struct RawL4Node {
     pub name: String,
     /// Admin API address (metrics, status).
     pub admin: Scalar,
+    /// The host it runs on (see `hosts:`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// VRRP priority, 1-254, distinct per node: the highest holds the VIP.
+    #[serde(default)]
+    pub priority: Option<u8>,
 }
 
 /// How connections are hashed onto L7 nodes.
@@ -82,7 +144,76 @@ pub struct L4Tier {
     /// Weight per L7 node name, for the nodes the file gives one (the others
     /// weigh [`DEFAULT_WEIGHT`]). 0 means drained by the operator.
     pub weights: IndexMap<String, u32>,
+    /// How the nodes share the VIP; `None` with a single node.
+    pub ha: Option<Ha>,
 }
+
+/// How several L4 nodes share a region's VIP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ha {
+    /// Active-passive: keepalived moves the VIP to the healthy node with
+    /// the highest priority.
+    Vrrp(Vrrp),
+    /// Active-active: every healthy node announces the VIP by BGP and the
+    /// routers spread flows over them (ECMP).
+    Bgp(Bgp),
+}
+
+impl Ha {
+    /// The spelling used in the file.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Ha::Vrrp(_) => "vrrp",
+            Ha::Bgp(_) => "bgp",
+        }
+    }
+}
+
+/// VRRP (version 3) settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vrrp {
+    /// Virtual router id, 1-255.
+    pub virtual_router_id: u8,
+    /// Advertisement interval, a multiple of 10ms.
+    pub advert_interval: Duration,
+}
+
+/// BGP settings shared by the region's L4 nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bgp {
+    /// The L4 nodes' AS number.
+    pub asn: u32,
+    /// The routers every node peers with.
+    pub peers: Vec<BgpPeer>,
+    /// BFD timers, when on.
+    pub bfd: Option<Bfd>,
+}
+
+/// One BGP neighbour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BgpPeer {
+    /// Its address.
+    pub address: IpAddr,
+    /// Its AS number.
+    pub asn: u32,
+}
+
+/// BFD timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bfd {
+    /// Transmit and receive interval.
+    pub interval: Duration,
+    /// Missed packets before the session goes down.
+    pub multiplier: u8,
+}
+
+/// Default VRRP advertisement interval: takeover in about 0.35 s.
+pub const DEFAULT_ADVERT_INTERVAL: Duration = Duration::from_millis(100);
+/// Default BFD timers: a dead node is withdrawn in about 0.3 s.
+pub const DEFAULT_BFD: Bfd = Bfd {
+    interval: Duration::from_millis(100),
+    multiplier: 3,
+};
 
 impl L4Tier {
     /// The weight of the L7 node `name`: as configured, else
@@ -109,6 +240,10 @@ pub struct L4Node {
     pub name: String,
     /// Admin API address.
     pub admin: SocketAddr,
+    /// The host it runs on.
+    pub host: Option<String>,
+    /// VRRP priority.
+    pub priority: Option<u8>,
 }
 
 pub(crate) fn validate(
@@ -137,6 +272,8 @@ pub(crate) fn validate(
             Some(L4Node {
                 name: node.name.clone(),
                 admin,
+                host: node.host.clone(),
+                priority: node.priority,
             })
         })
         .collect();
@@ -211,6 +348,241 @@ pub(crate) fn validate(
         ),
         drain_timeout,
         weights: raw.weights.clone(),
+        ha: raw
+            .ha
+            .as_ref()
+            .and_then(|ha| validate_ha(ha, &raw.nodes, path, problems)),
+    }
+}
+
+/// `l4.ha` and the nodes' priorities; `tier` is the path of `l4`.
+fn validate_ha(
+    raw: &RawHa,
+    nodes: &[RawL4Node],
+    tier: &str,
+    problems: &mut Problems,
+) -> Option<Ha> {
+    let path = format!("{tier}.ha");
+    let vrrp_only = [
+        ("virtual_router_id", raw.virtual_router_id.is_some()),
+        ("advert_interval", raw.advert_interval.is_some()),
+    ];
+    let bgp_only = [
+        ("asn", raw.asn.is_some()),
+        ("peers", !raw.peers.is_empty()),
+        ("bfd", raw.bfd.is_some()),
+    ];
+    let mut refuse = |fields: &[(&str, bool)], mode: &str| {
+        for (field, _) in fields.iter().filter(|(_, set)| *set) {
+            problems.add(
+                format!("{path}.{field}"),
+                format!("{field} does not apply to mode {mode}; remove it"),
+            );
+        }
+    };
+    match raw.mode.as_str() {
+        "vrrp" => {
+            refuse(&bgp_only, "vrrp");
+            let virtual_router_id = match raw.virtual_router_id {
+                Some(id @ 1..=255) => id as u8,
+                Some(id) => {
+                    problems.add(
+                        format!("{path}.virtual_router_id"),
+                        format!("{id} is outside 1-255"),
+                    );
+                    1
+                }
+                None => {
+                    problems.add(
+                        format!("{path}.virtual_router_id"),
+                        "missing; give the region's VRRP group an id 1-255 that no other group on its LAN uses",
+                    );
+                    1
+                }
+            };
+            let advert_interval = match &raw.advert_interval {
+                None => DEFAULT_ADVERT_INTERVAL,
+                Some(text) => problems
+                    .check(
+                        format!("{path}.advert_interval"),
+                        parse_duration(&text.text()),
+                    )
+                    .unwrap_or(DEFAULT_ADVERT_INTERVAL),
+            };
+            let centis = advert_interval.as_millis();
+            if centis % 10 != 0 || !(10..=40_950).contains(&centis) {
+                problems.add(
+                    format!("{path}.advert_interval"),
+                    "VRRPv3 counts in centiseconds: use 10ms to 40950ms in steps of 10ms, e.g. \"100ms\"",
+                );
+            }
+            let mut seen: Vec<(u8, &str)> = Vec::new();
+            for (index, node) in nodes.iter().enumerate() {
+                let field = format!("{tier}.nodes[{index}].priority");
+                match node.priority {
+                    None => problems.add(
+                        field,
+                        "missing; in VRRP mode each L4 node needs a priority 1-254 (the highest holds the VIP)",
+                    ),
+                    Some(p @ (0 | 255)) => problems.add(field, format!("{p} is reserved by VRRP; use 1-254")),
+                    Some(p) => match seen.iter().find(|(q, _)| *q == p) {
+                        Some((_, other)) => problems.add(
+                            field,
+                            format!("{:?} has the same priority {p} as {other:?}; give each node its own so one is clearly the master", node.name),
+                        ),
+                        None => seen.push((p, &node.name)),
+                    },
+                }
+            }
+            Some(Ha::Vrrp(Vrrp {
+                virtual_router_id,
+                advert_interval,
+            }))
+        }
+        "bgp" => {
+            refuse(&vrrp_only, "bgp");
+            for (index, node) in nodes.iter().enumerate() {
+                if node.priority.is_some() {
+                    let field = format!("{tier}.nodes[{index}].priority");
+                    problems.add(field, "priority applies to VRRP only; in BGP mode every healthy node carries traffic");
+                }
+            }
+            let asn = raw.asn.unwrap_or_else(|| {
+                problems.add(
+                    format!("{path}.asn"),
+                    "missing; the L4 nodes' AS number, e.g. 65001 (a private AS)",
+                );
+                0
+            });
+            if raw.peers.is_empty() {
+                problems.add(
+                    format!("{path}.peers"),
+                    "no BGP peers; add the router(s), e.g. [{ address: 198.51.100.1, asn: 64512 }]",
+                );
+            }
+            let peers = raw
+                .peers
+                .iter()
+                .enumerate()
+                .filter_map(|(index, peer)| {
+                    let text = peer.address.text();
+                    let address = problems.check(
+                        format!("{path}.peers[{index}].address"),
+                        text.parse::<IpAddr>()
+                            .map_err(|_| format!("{text:?} is not an IP address")),
+                    )?;
+                    Some(BgpPeer {
+                        address,
+                        asn: peer.asn,
+                    })
+                })
+                .collect();
+            let bfd = match &raw.bfd {
+                None | Some(RawBfd::Switch(true)) => Some(DEFAULT_BFD),
+                Some(RawBfd::Switch(false)) => None,
+                Some(RawBfd::Timers {
+                    interval,
+                    multiplier,
+                }) => {
+                    let interval = match interval {
+                        None => DEFAULT_BFD.interval,
+                        Some(text) => problems
+                            .check(format!("{path}.bfd.interval"), parse_duration(&text.text()))
+                            .unwrap_or(DEFAULT_BFD.interval),
+                    };
+                    if interval < Duration::from_millis(10) {
+                        problems.add(format!("{path}.bfd.interval"), "must be at least 10ms");
+                    }
+                    let multiplier = multiplier.unwrap_or(DEFAULT_BFD.multiplier);
+                    if multiplier == 0 {
+                        problems.add(format!("{path}.bfd.multiplier"), "must be at least 1");
+                    }
+                    Some(Bfd {
+                        interval,
+                        multiplier,
+                    })
+                }
+            };
+            Some(Ha::Bgp(Bgp { asn, peers, bfd }))
+        }
+        other => {
+            problems.add(
+                format!("{path}.mode"),
+                format!("unknown mode {other:?}; use vrrp (active-passive, keepalived) or bgp (active-active, BIRD)"),
+            );
+            None
+        }
+    }
+}
+
+/// The placement rules of an L4 tier that need the whole topology: more
+/// than one node needs `ha`, `ha` needs each node on a host of its own,
+/// and a single node without `ha` must hold the VIP itself.
+pub(crate) fn check_placement(
+    tier: &L4Tier,
+    region: &crate::model::Region,
+    topology: &crate::model::Topology,
+    problems: &mut Problems,
+) {
+    let path = format!("regions.{}.l4", region.name);
+    match &tier.ha {
+        None if tier.nodes.len() > 1 => problems.add(
+            format!("{path}.nodes"),
+            format!(
+                "{} L4 nodes share the VIP only with `ha:` (mode vrrp or bgp, each node on its own host); add ha: or keep one node",
+                tier.nodes.len()
+            ),
+        ),
+        None => {
+            // One node holds the VIP itself: it must be one of its host's addresses.
+            let Some(host) = tier.nodes.first().and_then(|n| n.host.as_deref()).and_then(|h| topology.host(h)) else {
+                return;
+            };
+            for vip in region.vip.addresses() {
+                if !host.addresses.contains(&vip) {
+                    problems.add(
+                        format!("regions.{}.vip", region.name),
+                        format!(
+                            "the VIP {vip} is on no interface: it is not an address of host {:?}, and no `l4.ha` moves it there; add it to hosts.{}.addresses or set l4.ha",
+                            host.name, host.name
+                        ),
+                    );
+                }
+            }
+        }
+        Some(ha) => {
+            if topology.hosts.is_empty() {
+                problems.add(
+                    format!("{path}.ha"),
+                    format!("{} HA needs each L4 node on a host of its own; add a `hosts:` section and `host:` to each node", ha.mode()),
+                );
+                return;
+            }
+            let mut seen: Vec<(&str, &str)> = Vec::new();
+            for (index, node) in tier.nodes.iter().enumerate() {
+                let Some(host) = node.host.as_deref() else { continue };
+                match seen.iter().find(|(h, _)| *h == host) {
+                    Some((_, other)) => problems.add(
+                        format!("{path}.nodes[{index}].host"),
+                        format!("{:?} and {other:?} are both on host {host:?}; each L4 node sharing the VIP needs its own host", node.name),
+                    ),
+                    None => seen.push((host, &node.name)),
+                }
+            }
+            if let Ha::Vrrp(vrrp) = ha {
+                for other in &topology.regions {
+                    if other.name != region.name
+                        && let Some(Ha::Vrrp(theirs)) = other.l4.as_ref().and_then(|t| t.ha.as_ref())
+                        && theirs.virtual_router_id == vrrp.virtual_router_id
+                    {
+                        problems.add(
+                            format!("{path}.ha.virtual_router_id"),
+                            format!("{} is also the VRRP id of region {:?}; give each region its own", vrrp.virtual_router_id, other.name),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

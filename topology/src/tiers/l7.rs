@@ -75,6 +75,9 @@ pub struct RawL7Node {
     pub address: Scalar,
     /// Admin API address (metrics, status).
     pub admin: Scalar,
+    /// The host it runs on (see `hosts:`).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// `tls:` as written.
@@ -348,6 +351,8 @@ pub struct L7Node {
     pub address: IpAddr,
     /// Admin API address.
     pub admin: SocketAddr,
+    /// The host it runs on.
+    pub host: Option<String>,
 }
 
 /// TLS settings of the HTTPS listener.
@@ -677,6 +682,7 @@ pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Ti
                 name: node.name.clone(),
                 address: address?,
                 admin: admin?,
+                host: node.host.clone(),
             })
         })
         .collect();

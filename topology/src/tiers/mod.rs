@@ -18,6 +18,9 @@ pub struct RawBackend {
     pub name: String,
     /// Address it serves HTTP on.
     pub listen: Scalar,
+    /// The host it runs on (see `hosts:`).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// A demo backend: a small HTTP server naming itself and its region.
@@ -27,6 +30,8 @@ pub struct Backend {
     pub name: String,
     /// Address it serves HTTP on.
     pub listen: SocketAddr,
+    /// The host it runs on.
+    pub host: Option<String>,
 }
 
 /// Parses a `host:port` field.
@@ -60,6 +65,7 @@ pub(crate) fn validate_backends(
             Some(Backend {
                 name: backend.name.clone(),
                 listen,
+                host: backend.host.clone(),
             })
         })
         .collect()

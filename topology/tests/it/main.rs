@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use topology::LoadError;
 
+mod hosts;
+
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
