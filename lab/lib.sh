@@ -104,3 +104,38 @@ lab_ssh() { # HOST CMD...
 }
 
 lab_birdc() { ip netns exec "$(lab_ns router)" birdc -s "$LAB_DIR/router/bird.ctl" "$@"; }
+
+# Checks, for lab/selftest and lab/e2e: ok/bad count and print one line each.
+checks=0 fails=0
+ok() {
+  checks=$((checks + 1))
+  echo "ok   $*"
+}
+bad() {
+  checks=$((checks + 1))
+  fails=$((fails + 1))
+  echo "FAIL $*"
+}
+check() { # DESCRIPTION CMD... : ok when CMD succeeds
+  local d="$1"
+  shift
+  if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi
+}
+check_not() { # DESCRIPTION CMD... : ok when CMD fails
+  local d="$1"
+  shift
+  if "$@" >/dev/null 2>&1; then bad "$d"; else ok "$d"; fi
+}
+# ssh from the ops host, bounded.
+tssh() { timeout 20 ip netns exec "$(lab_ns ops)" ssh -F "$LAB_DIR/ssh_config" -o BatchMode=yes "$@"; }
+# Polls CMD every 0.1 s for at most SECS seconds.
+poll() { # SECS CMD...
+  local end=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $end ] && return 1
+    sleep 0.1
+  done
+}
+# Seconds since T0 (an $EPOCHREALTIME), two decimals.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}'; }
