@@ -83,7 +83,7 @@ lab_ensure_tools() {
   local missing=() pair
   for pair in ip:iproute2 sshd:openssh-server ssh:openssh-client ssh-keygen:openssh-client \
     keepalived:keepalived bird:bird2 birdc:bird2 dig:bind9-dnsutils curl:curl \
-    ping:iputils-ping unshare:util-linux setsid:util-linux; do
+    ping:iputils-ping unshare:util-linux setsid:util-linux strip:binutils python3:python3; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
