@@ -21,6 +21,8 @@ pub struct Request {
     pub(crate) query: Vec<(String, String)>,
     pub(crate) content_type: Option<String>,
     pub(crate) accept: Option<String>,
+    /// Every header whose value is text, names lowercase.
+    pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Bytes,
     pub(crate) peer: SocketAddr,
 }
@@ -37,6 +39,7 @@ impl Request {
             query: parse_query(query)?,
             content_type: None,
             accept: None,
+            headers: Vec::new(),
             body: body.into(),
             peer: SocketAddr::from(([127, 0, 0, 1], 0)),
         })
@@ -46,6 +49,14 @@ impl Request {
     /// handlers without a server.
     pub fn with_param(mut self, name: &str, value: &str) -> Self {
         self.params.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// This request with header `name` set to `value`, for testing
+    /// handlers without a server.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -83,6 +94,14 @@ impl Request {
     /// The `Accept` header, if any.
     pub fn accept(&self) -> Option<&str> {
         self.accept.as_deref()
+    }
+
+    /// The first header called `name` (any case), if its value is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 
     /// The body bytes (at most [`crate::AdminConfig::max_body_bytes`]).
@@ -209,12 +228,15 @@ mod tests {
     fn hand_built_requests_for_handler_tests() {
         let req = Request::new(Method::GET, "/v1/explain?name=www&client=::1", "")
             .unwrap()
-            .with_param("region", "eu-west");
+            .with_param("region", "eu-west")
+            .with_header("X-Gtm-Nonce", "abc");
         assert_eq!(req.path(), "/v1/explain");
         assert_eq!(req.query("name"), Some("www"));
         assert_eq!(req.query("client"), Some("::1"));
         assert_eq!(req.query("nope"), None);
         assert_eq!(req.param("region"), Some("eu-west"));
+        assert_eq!(req.header("x-gtm-nonce"), Some("abc"));
+        assert_eq!(req.header("x-other"), None);
         let bad = Request::new(Method::POST, "/x", "{").unwrap();
         let err = bad.json::<serde_json::Value>().unwrap_err();
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);

@@ -1,4 +1,5 @@
-//! What a handler answers: a status, a content type and a body.
+//! What a handler answers: a status, a content type, extra headers and a
+//! body.
 
 use std::borrow::Cow;
 
@@ -21,6 +22,7 @@ pub struct Response {
     body: Bytes,
     allow: Option<String>,
     bearer_challenge: bool,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
@@ -36,6 +38,7 @@ impl Response {
             body: body.into(),
             allow: None,
             bearer_challenge: false,
+            headers: Vec::new(),
         }
     }
 
@@ -93,6 +96,18 @@ impl Response {
         let mut response = Self::error(StatusCode::UNAUTHORIZED, message);
         response.bearer_challenge = true;
         response
+    }
+
+    /// This response with header `name: value` added (a value a header
+    /// cannot carry makes it a 500, as a bad content type does).
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The headers added with [`Response::with_header`].
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
     }
 
     /// The status.

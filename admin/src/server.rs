@@ -286,6 +286,13 @@ impl Shared {
             query,
             content_type: header(CONTENT_TYPE),
             accept: header(ACCEPT),
+            headers: parts
+                .headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                })
+                .collect(),
             body,
             peer,
         };
@@ -302,6 +309,9 @@ fn into_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
     }
     if response.bearer_challenge() {
         builder = builder.header(WWW_AUTHENTICATE, "Bearer realm=\"gtm-admin\"");
+    }
+    for (name, value) in response.headers() {
+        builder = builder.header(*name, value.as_str());
     }
     builder
         .body(Full::new(response.body().clone()))

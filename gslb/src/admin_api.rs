@@ -5,7 +5,9 @@
 //! Routes:
 //! - `GET /v1/status`: regions with each vantage point's view, overrides,
 //!   config version and reload outcome, start time, query rate.
-//! - `GET /v1/view`: this node's own probe view, polled by its peers.
+//! - `GET /v1/view`: this node's own probe view and override slots, polled
+//!   by its peers; signed for the `x-gtm-nonce` they send when the node
+//!   has a `dns.peer_key` (see [`crate::peer`]).
 //! - `POST /v1/regions/{region}/fail` (body `{"mode": "fail"|"drain",
 //!   "reason": "…"}`, both optional) and `POST /v1/regions/{region}/recover`.
 //! - `POST /v1/reload`: re-read the topology file.
@@ -22,6 +24,7 @@ use topology::RecordType;
 use crate::client::Client;
 use crate::monitor::RegionStatus;
 use crate::node::Node;
+use crate::peer::{NONCE_HEADER, SIGNATURE_HEADER};
 
 /// The routes of the admin API for `node`.
 pub fn router(node: Arc<Node>) -> Router {
@@ -37,9 +40,16 @@ pub fn router(node: Arc<Node>) -> Router {
             let node = status.clone();
             async move { Response::ok_json(&status_of(&node)) }
         })
-        .get("/v1/view", move |_req: Request| {
+        .get("/v1/view", move |req: Request| {
             let node = view.clone();
-            async move { Response::ok_json(&node.monitor.own_view()) }
+            async move {
+                let (body, signature) = node.monitor.signed_view(req.header(NONCE_HEADER));
+                let response = Response::new(StatusCode::OK, admin::response::JSON, body);
+                match signature {
+                    Some(signature) => response.with_header(SIGNATURE_HEADER, signature),
+                    None => response,
+                }
+            }
         })
         .post("/v1/regions/{region}/fail", move |req: Request| {
             let node = fail.clone();

@@ -26,6 +26,8 @@
 //!   peers' views, combines them by [`vantage`] quorum, applies the
 //!   operator's overrides and publishes the [`health`] view; overrides and
 //!   this node's verdicts persist in the [`state_file`].
+//! - [`peer`]: the view nodes exchange, signed with `dns.peer_key`; the
+//!   [`overrides`] slots it carries converge by last-writer-wins.
 //! - [`admin_api`]: status, overrides, reload, explain, metrics ([`metrics`]).
 
 pub mod admin_api;
@@ -40,6 +42,8 @@ pub mod listen;
 pub mod metrics;
 pub mod monitor;
 pub mod node;
+pub mod overrides;
+pub mod peer;
 pub mod resolve;
 pub mod rrl;
 pub mod scope_map;
@@ -110,11 +114,15 @@ pub async fn run(
         database = geoip.current().description(),
         "GeoIP database loaded"
     );
-    let persisted = match &options.state_file {
-        Some(path) => StateStore::load(path)?,
-        None => StateStore::in_memory(),
+    let peer_key = match &topology.dns.peer_key {
+        Some(path) => Some(peer::PeerKey::load(path)?),
+        None => None,
     };
-    for (region, held) in persisted.all() {
+    let persisted = match &options.state_file {
+        Some(path) => StateStore::load(path, &options.node)?,
+        None => StateStore::in_memory(&options.node),
+    };
+    for (region, held) in persisted.overrides() {
         info!(
             region,
             mode = held.mode.as_str(),
@@ -131,6 +139,7 @@ pub async fn run(
         &topology,
         &options.node,
         persisted,
+        peer_key,
         metrics.clone(),
         &mut tasks,
         shutdown.clone(),

@@ -1,6 +1,7 @@
 //! The GSLB's Prometheus metrics: queries by type, rcode and answered
 //! region; how clients were located; probe results, latency and
-//! transitions; region service changes; config reloads.
+//! transitions; region service changes; config reloads; peer views
+//! believed and refused.
 //!
 //! One [`Metrics`] per node, shared by the query path, the monitor and the
 //! reloader, and served by the admin API.
@@ -16,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use topology::RecordType;
+
+use crate::peer::Refusal;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueryLabels {
@@ -61,6 +64,17 @@ struct TransitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    peer: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -77,6 +91,8 @@ pub struct Metrics {
     region_in_service: Family<RegionLabels, Gauge>,
     region_transitions: Family<TransitionLabels, Counter>,
     reloads: Family<OutcomeLabels, Counter>,
+    peer_views_accepted: Family<PeerLabels, Counter>,
+    peer_views_refused: Family<RefusedLabels, Counter>,
 }
 
 impl Metrics {
@@ -129,6 +145,18 @@ impl Metrics {
             "Topology reloads by outcome",
             reloads.clone(),
         );
+        let peer_views_accepted = Family::<PeerLabels, Counter>::default();
+        registry.register(
+            "peer_views_accepted",
+            "Peer views that passed the checks and were counted, by peer",
+            peer_views_accepted.clone(),
+        );
+        let peer_views_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "peer_views_refused",
+            "Peer views refused (unsigned, bad_signature, wrong_node, malformed), by peer and reason",
+            peer_views_refused.clone(),
+        );
         Arc::new(Metrics {
             registry: Arc::new(registry),
             queries_total: AtomicU64::new(0),
@@ -140,6 +168,8 @@ impl Metrics {
             region_in_service,
             region_transitions,
             reloads,
+            peer_views_accepted,
+            peer_views_refused,
         })
     }
 
@@ -221,5 +251,19 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Counts a peer view, believed (`None`) or refused.
+    pub fn record_peer_view(&self, peer: &str, refusal: Option<Refusal>) {
+        match refusal {
+            None => self.peer_views_accepted.get_or_create(&PeerLabels {
+                peer: peer.to_owned(),
+            }),
+            Some(refusal) => self.peer_views_refused.get_or_create(&RefusedLabels {
+                peer: peer.to_owned(),
+                reason: refusal.as_str(),
+            }),
+        }
+        .inc();
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use probe::{Health, ProbeEvent, ProbeResult, ProbeSpec, Prober};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -22,7 +22,9 @@ use tracing::{debug, info, warn};
 
 use crate::health::RegionHealth;
 use crate::metrics::Metrics;
-use crate::state_file::{OverrideMode, StateError, StateStore};
+use crate::overrides::OverrideMode;
+use crate::peer::{self, LastProbe, NodeView, PeerKey, Refusal, RegionOpinion};
+use crate::state_file::{StateError, StateStore};
 use crate::vantage::{Opinion, verdict};
 
 /// Views older than this many probe intervals do not vote.
@@ -31,38 +33,6 @@ const FRESHNESS_INTERVALS: u32 = 3;
 const RECOMPUTE_EVERY: Duration = Duration::from_millis(250);
 /// How long a peer may take to answer for its view.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The latest probe result, as reported to operators and peers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LastProbe {
-    /// Whether it passed.
-    pub ok: bool,
-    /// `HTTP 200`, `connection refused`, ...
-    pub detail: String,
-    /// How long it took.
-    pub latency_ms: f64,
-    /// When it finished, milliseconds since the Unix epoch.
-    pub at_ms: u64,
-}
-
-/// One node's opinion of the regions, as served to its peers
-/// (`GET /v1/view`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeView {
-    /// The node's name.
-    pub node: String,
-    /// Its opinion of each region, by name.
-    pub regions: BTreeMap<String, RegionOpinion>,
-}
-
-/// One vantage point's opinion of one region.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RegionOpinion {
-    /// Up after hysteresis.
-    pub up: bool,
-    /// The latest probe, if any yet.
-    pub last: Option<LastProbe>,
-}
 
 /// What the admin API reports about one region.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -125,6 +95,8 @@ pub struct Monitor {
     changed: Notify,
     prober: Prober,
     metrics: Arc<Metrics>,
+    /// Signs this node's view and checks the peers' (`dns.peer_key`).
+    peer_key: Option<PeerKey>,
 }
 
 #[derive(Default)]
@@ -167,12 +139,14 @@ pub fn region_probe(topology: &Topology, region: usize) -> Option<ProbeSpec> {
 
 impl Monitor {
     /// Starts probing `topology`'s regions as node `node`, with the
-    /// overrides and verdicts saved in `persisted`. Tasks run in `tasks`
+    /// overrides and verdicts saved in `persisted`, exchanging views
+    /// signed with `peer_key` (unsigned without one). Tasks run in `tasks`
     /// until `shutdown`.
     pub fn start(
         topology: &Topology,
         node: &str,
         persisted: StateStore,
+        peer_key: Option<PeerKey>,
         metrics: Arc<Metrics>,
         tasks: &mut JoinSet<()>,
         shutdown: CancellationToken,
@@ -194,6 +168,7 @@ impl Monitor {
             changed: Notify::new(),
             prober: Prober::new(events_tx, shutdown.clone(), seed),
             metrics,
+            peer_key,
         });
         tasks.spawn(monitor.clone().consume(events, shutdown.clone()));
         tasks.spawn(monitor.clone().tick(shutdown.clone()));
@@ -276,11 +251,18 @@ impl Monitor {
         self.recompute();
     }
 
-    /// This node's own opinions, for its peers.
+    /// This node's own opinions and override slots, for its peers.
     pub fn own_view(&self) -> NodeView {
+        let overrides = self
+            .persisted
+            .lock()
+            .expect("state file lock")
+            .slots()
+            .clone();
         let state = self.state.lock().expect("monitor state lock");
         NodeView {
             node: self.node.clone(),
+            overrides,
             regions: state
                 .regions
                 .iter()
@@ -298,6 +280,17 @@ impl Monitor {
         }
     }
 
+    /// This node's view as the bytes to send, and their signature for
+    /// `nonce` when this node has a key and the poller sent a nonce.
+    pub fn signed_view(&self, nonce: Option<&str>) -> (Vec<u8>, Option<String>) {
+        let body = serde_json::to_vec(&self.own_view()).expect("a view serializes");
+        let signature = match (&self.peer_key, nonce.filter(|n| peer::is_nonce(n))) {
+            (Some(key), Some(nonce)) => Some(key.sign(&self.node, nonce, &body)),
+            _ => None,
+        };
+        (body, signature)
+    }
+
     /// The health picture for the admin API.
     pub fn status(&self) -> Arc<HealthStatus> {
         self.status.load_full()
@@ -310,11 +303,12 @@ impl Monitor {
         mode: OverrideMode,
         reason: Option<String>,
     ) -> Result<(), StateError> {
-        let result = self
-            .persisted
-            .lock()
-            .expect("state file lock")
-            .set(region, mode, reason);
+        let result = self.persisted.lock().expect("state file lock").set(
+            region,
+            mode,
+            reason,
+            millis(SystemTime::now()),
+        );
         info!(region, mode = mode.as_str(), "override set");
         if let Err(error) = &result {
             warn!(region, "{error}");
@@ -329,7 +323,7 @@ impl Monitor {
             .persisted
             .lock()
             .expect("state file lock")
-            .clear(region);
+            .clear(region, millis(SystemTime::now()));
         info!(region, "override cleared");
         if let Err(error) = &result {
             warn!(region, "{error}");
@@ -401,6 +395,7 @@ impl Monitor {
             }
         };
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        let mut links = HashMap::new();
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
@@ -413,29 +408,100 @@ impl Monitor {
                 .peer_list
                 .clone();
             for peer in peers {
-                let url = format!("http://{}/v1/view", peer.admin);
-                let view = match client.get(&url).send().await {
-                    Ok(response) if response.status().is_success() => {
-                        response.json::<NodeView>().await
-                    }
-                    Ok(response) => {
-                        debug!(peer = %peer.name, status = %response.status(), "peer view refused");
-                        continue;
-                    }
-                    Err(error) => Err(error),
-                };
-                match view {
-                    Ok(view) => self.record_peer(&peer.name, view),
-                    Err(error) => {
-                        debug!(peer = %peer.name, %error, "peer view unavailable; it will go stale")
-                    }
-                }
+                let outcome = self.poll_peer(&client, &peer).await;
+                self.report_link(&peer.name, outcome, &mut links);
             }
         }
     }
 
+    /// Asks `peer` for its view and records it if it passes the checks;
+    /// `None` when the peer could not be asked (its views go stale).
+    async fn poll_peer(&self, client: &reqwest::Client, peer: &Peer) -> Option<Option<Refusal>> {
+        let nonce = match peer::nonce() {
+            Ok(nonce) => nonce,
+            Err(error) => {
+                warn!(peer = %peer.name, "no randomness for a nonce; peer view not asked: {error}");
+                return None;
+            }
+        };
+        let url = format!("http://{}/v1/view", peer.admin);
+        let response = match client
+            .get(&url)
+            .header(peer::NONCE_HEADER, &nonce)
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                debug!(peer = %peer.name, status = %response.status(), "peer view refused");
+                return None;
+            }
+            Err(error) => {
+                debug!(peer = %peer.name, %error, "peer view unavailable; it will go stale");
+                return None;
+            }
+        };
+        let signature = response
+            .headers()
+            .get(peer::SIGNATURE_HEADER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(error) => {
+                debug!(peer = %peer.name, %error, "peer view unavailable; it will go stale");
+                return None;
+            }
+        };
+        let checked = peer::check(
+            self.peer_key.as_ref(),
+            &peer.name,
+            &nonce,
+            signature.as_deref(),
+            &body,
+        );
+        self.metrics
+            .record_peer_view(&peer.name, checked.as_ref().err().copied());
+        Some(match checked {
+            Ok(view) => {
+                self.record_peer(&peer.name, view);
+                None
+            }
+            Err(refusal) => Some(refusal),
+        })
+    }
+
+    /// Logs a peer's views being refused, or believed again, once per
+    /// change rather than once per poll; `links` holds each peer's last
+    /// outcome.
+    fn report_link(
+        &self,
+        peer: &str,
+        outcome: Option<Option<Refusal>>,
+        links: &mut HashMap<String, Option<Refusal>>,
+    ) {
+        let Some(refusal) = outcome else { return };
+        let before = links.insert(peer.to_owned(), refusal);
+        if before == Some(refusal) {
+            return;
+        }
+        match refusal {
+            Some(refusal) => warn!(
+                peer,
+                reason = refusal.as_str(),
+                "peer view refused, not counted: {}",
+                refusal.explain()
+            ),
+            None if matches!(before, Some(Some(_))) => info!(peer, "peer views believed again"),
+            None => {}
+        }
+    }
+
+    /// Records a peer's believed view: its opinions vote, and its override
+    /// slots merge into this node's (regions this node knows only).
     fn record_peer(&self, peer: &str, view: NodeView) {
         {
+            // The order `recompute` takes them in.
+            let mut persisted = self.persisted.lock().expect("state file lock");
             let mut state = self.state.lock().expect("monitor state lock");
             let now = Instant::now();
             for (region, opinion) in view.regions {
@@ -450,6 +516,24 @@ impl Monitor {
                         received: now,
                     },
                 );
+            }
+            for (region, slot) in &view.overrides {
+                if !state.regions.iter().any(|(r, _)| r == region) {
+                    continue;
+                }
+                match persisted.merge(region, slot) {
+                    Ok(false) => {}
+                    Ok(true) => info!(
+                        %region,
+                        peer,
+                        mode = slot.held.as_ref().map(|h| h.mode.as_str()),
+                        written_by = %slot.node,
+                        at_ms = slot.at,
+                        "override {} by a peer's newer slot",
+                        if slot.held.is_some() { "set" } else { "cleared" }
+                    ),
+                    Err(error) => warn!(%region, "{error}"),
+                }
             }
         }
         self.changed.notify_one();

@@ -69,6 +69,9 @@ pub enum ReloadError {
     /// The GeoIP database is opened once, at start.
     #[error("dns.geoip changed; restart the node to switch databases")]
     GeoIpChanged,
+    /// The peer key is read once, at start.
+    #[error("dns.peer_key changed; restart the node to switch keys")]
+    PeerKeyChanged,
     /// The blocking read panicked or was cancelled.
     #[error("reload task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -207,6 +210,9 @@ impl Node {
         }
         if topology.dns.geoip != current.dns.geoip {
             return Err(ReloadError::GeoIpChanged);
+        }
+        if topology.dns.peer_key != current.dns.peer_key {
+            return Err(ReloadError::PeerKeyChanged);
         }
         let topology = Arc::new(topology);
         self.monitor.configure(&topology).await;

@@ -4,6 +4,7 @@ mod chaos;
 mod dns_client;
 mod docs;
 mod gslb_binary;
+mod gslb_peers;
 mod gslb_restart;
 mod gtm;
 mod knot_interop;

@@ -124,6 +124,12 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Topology, LoadError> {
     {
         *db = dir.join(&*db);
     }
+    if let Some(key) = &mut topology.dns.peer_key
+        && key.is_relative()
+        && let Some(dir) = path.parent()
+    {
+        *key = dir.join(&*key);
+    }
     Ok(topology)
 }
 

@@ -69,6 +69,9 @@ pub struct Dns {
     pub default_order: Vec<RegionId>,
     /// Bearer token for mutating admin routes.
     pub admin_token: Option<String>,
+    /// The file holding the shared secret that signs the views name
+    /// servers exchange (`None`: views travel unsigned, loopback only).
+    pub peer_key: Option<PathBuf>,
     /// Response rate limiting of UDP replies.
     pub rate_limit: RateLimit,
 }

@@ -45,6 +45,10 @@ pub struct RawDns {
     /// variable `GTM_ADMIN_TOKEN` overrides it).
     #[serde(default)]
     pub admin_token: Option<String>,
+    /// A file holding the secret the name servers sign their health views
+    /// with (relative to the topology file).
+    #[serde(default)]
+    pub peer_key: Option<String>,
     /// Response rate limiting of UDP replies (on by default).
     #[serde(default)]
     pub rate_limit: Option<RawRateLimit>,

@@ -108,6 +108,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         }
         Some(path) => GeoIpSource::File(path.into()),
     };
+    let peer_key = validate_peer_key(&raw.dns, &nodes, &mut problems);
     let overrides = validate_overrides(&raw.dns.overrides, &mut problems, &resolve_region);
     let rate_limit = validate_rate_limit(raw.dns.rate_limit.as_ref(), &mut problems);
     let default_order = match &raw.dns.default_order {
@@ -125,6 +126,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
                 overrides,
                 default_order,
                 admin_token: raw.dns.admin_token.clone().filter(|t| !t.is_empty()),
+                peer_key,
                 rate_limit,
             },
             regions,
@@ -137,6 +139,41 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
         }
     }
     Err(problems.0)
+}
+
+/// `dns.peer_key`: required once name servers exchange their health views
+/// over a network (several nodes, an admin API off loopback), because an
+/// unsigned view lets anyone who reaches an admin port vote a region down.
+fn validate_peer_key(
+    raw: &crate::raw::RawDns,
+    nodes: &[crate::model::DnsNode],
+    problems: &mut Problems,
+) -> Option<std::path::PathBuf> {
+    match raw.peer_key.as_deref() {
+        Some("") => {
+            problems.add(
+                "dns.peer_key",
+                "is empty; write the path of a file holding a shared secret",
+            );
+            None
+        }
+        Some(path) => Some(path.into()),
+        None => {
+            let networked = nodes
+                .iter()
+                .any(|n| n.admin.is_some_and(|a| !a.ip().is_loopback()));
+            if nodes.len() > 1 && networked {
+                problems.add(
+                    "dns.peer_key",
+                    format!(
+                        "{} name servers exchange health views over the network; add peer_key: FILE (a shared secret of at least 32 bytes, e.g. `head -c 32 /dev/urandom | base64 > peer.key; chmod 600 peer.key`) so that no one else can vote a region down",
+                        nodes.len()
+                    ),
+                );
+            }
+            None
+        }
+    }
 }
 
 /// Every process `gtm` runs (name servers, L4 and L7 nodes, backends) is

@@ -175,3 +175,24 @@ async fn handlers_choose_status_and_content_type() {
     assert_eq!(reply.text(), "short and stout");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn handlers_read_request_headers_and_add_response_headers() {
+    let router = Router::new().get("/v1/echo", |req: Request| async move {
+        let nonce = req.header("x-gtm-nonce").unwrap_or("none").to_owned();
+        Response::text(StatusCode::OK, "").with_header("x-gtm-echo", nonce)
+    });
+    let server = Running::start(router, AdminConfig::default()).await;
+    let reply = send(
+        server.addr,
+        "GET",
+        "/v1/echo",
+        &[("X-Gtm-Nonce", "4a")],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.header("x-gtm-echo"), Some("4a"));
+    let reply = send(server.addr, "GET", "/v1/echo", &[], b"").await;
+    assert_eq!(reply.header("x-gtm-echo"), Some("none"));
+    server.stop().await;
+}

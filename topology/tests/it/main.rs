@@ -251,3 +251,37 @@ fn l4_weights_must_name_the_regions_l7_nodes() {
         "{found}"
     );
 }
+
+#[test]
+fn name_servers_talking_over_the_network_need_a_peer_key() {
+    let networked = example_text().replacen(
+        "      admin: \"127.0.0.1:5380\"   # status, overrides, reload, metrics\n",
+        "      admin: \"192.0.2.53:5380\"\n    - { name: ns2, listen: [\"127.0.0.2:5353\"], admin: \"198.51.100.53:5380\" }\n",
+        1,
+    );
+    let found = problems(&networked).join("\n");
+    assert!(
+        found.contains("dns.peer_key: 2 name servers exchange health views over the network; add peer_key: FILE"),
+        "{found}"
+    );
+    let keyed = networked.replacen("dns:\n", "dns:\n  peer_key: secrets/peer.key\n", 1);
+    let topology = topology::parse_file(&keyed, Path::new("/etc/gtm/topology.yaml")).unwrap();
+    // Relative to the topology file, like the GeoIP database.
+    assert_eq!(
+        topology.dns.peer_key.as_deref(),
+        Some(Path::new("/etc/gtm/secrets/peer.key"))
+    );
+    // Several nodes all on loopback: one machine, no key needed.
+    let local = example_text().replacen(
+        "      admin: \"127.0.0.1:5380\"   # status, overrides, reload, metrics\n",
+        "      admin: \"127.0.0.1:5380\"\n    - { name: ns2, listen: [\"127.0.0.2:5353\"], admin: \"127.0.0.2:5380\" }\n",
+        1,
+    );
+    assert!(
+        topology::parse(&local, "local.yaml")
+            .unwrap()
+            .dns
+            .peer_key
+            .is_none()
+    );
+}
