@@ -46,23 +46,39 @@ impl Process {
         let pid = self.0.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        let deadline = Instant::now() + BOUND;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("wait") {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit within {BOUND:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let exited = poll_within_bound(
+            "exit after SIGTERM",
+            || self.0.try_wait().expect("wait"),
+            Option::is_some,
+        );
+        exited.and_then(|status| status.code())
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Runs `look` every 20 ms until `done` holds for what it saw, and
+/// returns that; fails, saying `what` and the last sight, after [`BOUND`].
+fn poll_within_bound<T: std::fmt::Debug>(
+    what: &str,
+    mut look: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let seen = look();
+        if done(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {seen:?} after {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -318,18 +334,11 @@ impl Bird {
 
     /// Polls (bounded) until the protocol is `state`.
     fn wait_for_vip(&self, state: &str) {
-        let deadline = Instant::now() + BOUND;
-        loop {
-            let now = self.vip_state();
-            if now.as_deref() == Some(state) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "BIRD's protocol vip is {now:?}, not {state:?}, after {BOUND:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_within_bound(
+            &format!("BIRD's protocol vip becoming {state:?}"),
+            || self.vip_state(),
+            |now| now.as_deref() == Some(state),
+        );
     }
 }
 
