@@ -26,6 +26,9 @@
 //!   reverse proxy with routes, balanced and health-checked pools,
 //!   retries, limits, the region health path, metrics, reload and drain
 //!   (only `l7::http` and the demo backend name hyper types).
+//! - [`ha`]: the L4 node's side of VIP high availability — `edge check`
+//!   (keepalived's track script) and `edge announce` (drives BIRD), both
+//!   polling the node's `GET /readyz`.
 //! - [`demo_backend`]: the demo backend the topology's `backends:` run.
 //!
 //! # Unsafe code
@@ -34,6 +37,7 @@
 //! safe wrappers of the `nix` crate.
 
 pub mod demo_backend;
+pub mod ha;
 pub mod l4;
 pub mod l7;
 pub mod maglev;

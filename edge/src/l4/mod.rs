@@ -40,7 +40,8 @@
 //! - `header`: the PROXY v2 header on the stack.
 //! - `listen`: the accept loop and the connection task.
 //! - `control`: health events, reloads, table publication.
-//! - [`status`]: the admin API (`/v1/status`, `/v1/reload`, `/metrics`).
+//! - [`status`]: the admin API (`/v1/status`, `/readyz`, `/v1/reload`,
+//!   `/metrics`).
 //! - `metrics`: the Prometheus metrics (names in its docs and in
 //!   `docs/topology.md`).
 
@@ -231,6 +232,7 @@ impl L4Node {
                     Arc::clone(&prober),
                     reloads.clone(),
                     Arc::new(registry),
+                    shutdown.clone(),
                 );
                 let server = admin::AdminServer::new(listener, router, options.admin)
                     .map_err(|e| ConfigError(format!("L4 node {node}: {e}")))?;
@@ -356,8 +358,8 @@ pub async fn run(
 }
 
 /// Runs the L4 node `node` of the topology at `config` until `shutdown`:
-/// binds the VIP (IPv4, and IPv6 when it is a local address) at the HTTP
-/// and HTTPS ports and the admin address, reloads on SIGHUP and when the
+/// binds the VIP (each address, held by this host or not yet; see
+/// `bind_vip`) at the HTTP and HTTPS ports and the admin address, reloads on SIGHUP and when the
 /// file changes, drains on shutdown.
 ///
 /// A bad topology or node name is a [`ConfigError`] (exit code 1); a
@@ -393,42 +395,43 @@ pub async fn run_node(
     Ok(())
 }
 
-/// The VIP listeners: every address at both ports; an IPv6 VIP that
-/// cannot be bound (not a local address) is skipped with a warning.
+/// The VIP listeners: every address at both ports.
+///
+/// An address this host does not hold (yet) is listened on all the same,
+/// with `IP_FREEBIND` / `IPV6_FREEBIND`: in a highly available region
+/// keepalived (VRRP) or BIRD (BGP, the VIP on `lo`) puts the VIP on the
+/// host when this node should serve it, and the listener then receives its
+/// connections without a restart. Each such address is logged once.
 fn bind_vip(plan: &plan::Plan) -> anyhow::Result<Vec<TcpListener>> {
     let mut ports = vec![plan.vip.http_port];
     if plan.vip.https_port != plan.vip.http_port {
         ports.push(plan.vip.https_port);
     }
     let mut listeners = Vec::new();
-    if let Some(v4) = plan.vip.ipv4 {
+    for ip in [plan.vip.ipv4.map(IpAddr::V4), plan.vip.ipv6.map(IpAddr::V6)]
+        .into_iter()
+        .flatten()
+    {
+        let mut held = true;
         for &port in &ports {
-            let addr = SocketAddr::new(IpAddr::V4(v4), port);
-            listeners.push(bind(addr).with_context(|| {
+            let addr = SocketAddr::new(ip, port);
+            let (listener, local) = bind_anywhere(addr).with_context(|| {
                 format!(
                     "cannot listen on the VIP {addr} (regions.{}.vip)",
                     plan.region
                 )
-            })?);
+            })?;
+            listeners.push(listener);
+            held &= local;
         }
-    }
-    if let Some(v6) = plan.vip.ipv6 {
-        for &port in &ports {
-            let addr = SocketAddr::new(IpAddr::V6(v6), port);
-            match bind(addr) {
-                Ok(listener) => listeners.push(listener),
-                Err(e) => warn!(
-                    %addr,
-                    "skipping the IPv6 VIP: cannot listen on it ({e}); on loopback only ::1 is local"
-                ),
-            }
+        if !held {
+            info!(
+                vip = %ip,
+                "the VIP is not on this host yet: listening with freebind; connections \
+                 arrive once keepalived (VRRP) or BIRD (BGP) puts it here (on one machine \
+                 with loopback addresses it may never be local, which is harmless)"
+            );
         }
-    }
-    if listeners.is_empty() {
-        anyhow::bail!(
-            "regions.{}.vip: no VIP address could be listened on",
-            plan.region
-        );
     }
     Ok(listeners)
 }
@@ -436,11 +439,35 @@ fn bind_vip(plan: &plan::Plan) -> anyhow::Result<Vec<TcpListener>> {
 /// A listener with `SO_REUSEADDR` (restart without waiting for TIME_WAIT)
 /// and a backlog of 4096 (bursts of new connections wait there).
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], or, when `addr` is not an address of this host
+/// (`EADDRNOTAVAIL`), the same with freebind. The flag says whether the
+/// address was local.
+fn bind_anywhere(addr: SocketAddr) -> std::io::Result<(TcpListener, bool)> {
+    match bind(addr) {
+        Ok(listener) => Ok((listener, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            bind_with(addr, true).map(|listener| (listener, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn bind_with(addr: SocketAddr, freebind: bool) -> std::io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
+    if freebind {
+        let options = socket2::SockRef::from(&socket);
+        match addr {
+            SocketAddr::V4(_) => options.set_freebind_v4(true)?,
+            SocketAddr::V6(_) => options.set_freebind_v6(true)?,
+        }
+    }
     socket.bind(addr)?;
     socket.listen(4096)
 }

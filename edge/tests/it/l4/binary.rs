@@ -1,4 +1,4 @@
-//! The one process-level test: `edge l4` exits with code 1 on a bad
+//! `edge l4` as a process: exits with code 1 on a bad
 //! configuration, naming the problem.
 
 use std::process::Command;
