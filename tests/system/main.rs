@@ -6,4 +6,5 @@ mod docs;
 mod gslb_binary;
 mod gslb_restart;
 mod gtm;
+mod gtm_render;
 mod knot_interop;

@@ -98,3 +98,46 @@ pub fn config(topology: &Topology, host: &Host) -> anyhow::Result<Option<String>
     }
     Ok(Some(conf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::{example_path, example_with};
+
+    #[test]
+    fn the_vip_is_announced_only_through_the_disabled_static_protocol() {
+        let topology = topology::load(&example_path()).unwrap();
+        let conf = config(&topology, topology.host("euw-l4b").unwrap())
+            .unwrap()
+            .expect("a BGP host");
+        for line in [
+            "router id 198.51.100.76;",
+            "protocol static vip { ipv4; disabled; route 203.0.113.2/32 via \"lo\"; }",
+            "protocol bfd { interface \"eth0\" { interval 100 ms; multiplier 3; }; }",
+            "  local as 65002;",
+            "  neighbor 198.51.100.65 as 64512;",
+            "  bfd on;",
+            "  connect retry time 2;",
+            "    import none;",
+            "    export where net = 203.0.113.2/32;",
+        ] {
+            assert!(conf.lines().any(|l| l == line), "{line:?} in\n{conf}");
+        }
+        assert_eq!(
+            config(&topology, topology.host("use-l4a").unwrap()).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn without_bfd_there_is_no_bfd_protocol() {
+        let topology = example_with(
+            "peers: [{ address: 198.51.100.65, asn: 64512 }] }",
+            "peers: [{ address: 198.51.100.65, asn: 64512 }], bfd: false }",
+        );
+        let conf = config(&topology, topology.host("euw-l4a").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(!conf.contains("bfd"), "{conf}");
+    }
+}

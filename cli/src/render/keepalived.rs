@@ -138,3 +138,71 @@ fn identifier(name: &str) -> String {
 fn seconds(duration: std::time::Duration) -> String {
     duration.as_secs_f64().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::{example_path, example_with};
+
+    #[test]
+    fn each_node_backs_up_the_vip_with_its_priority_and_unicast_peers() {
+        let topology = topology::load(&example_path()).unwrap();
+        let conf = config(&topology, topology.host("use-l4b").unwrap())
+            .unwrap()
+            .expect("a VRRP host");
+        for line in [
+            "  vrrp_version 3",
+            "  enable_script_security",
+            "  script \"/var/lib/gtm/bin/edge check --admin 198.51.100.12:9100\"",
+            "  interval 1",
+            "  fall 1",
+            "  rise 2",
+            "  timeout 2",
+            "vrrp_instance us_east {",
+            "  state BACKUP",
+            "  interface eth0",
+            "  virtual_router_id 51",
+            "  priority 100",
+            "  advert_int 0.1",
+            "  unicast_src_ip 198.51.100.12",
+            "    198.51.100.11",
+            "    203.0.113.1/32 dev eth0",
+            "    ready_us_east_l4b",
+        ] {
+            assert!(conf.lines().any(|l| l == line), "{line:?} in\n{conf}");
+        }
+        assert!(
+            !conf.contains("nopreempt"),
+            "the preferred node takes the VIP back"
+        );
+        assert!(!conf.contains("virtual_ipaddress_excluded"));
+        let bgp_host = topology.host("euw-l4a").unwrap();
+        assert_eq!(config(&topology, bgp_host).unwrap(), None);
+    }
+
+    #[test]
+    fn an_ipv6_vip_moves_with_the_instance_without_being_advertised() {
+        let topology = example_with(
+            "vip: { ipv4: 203.0.113.1,",
+            "vip: { ipv4: 203.0.113.1, ipv6: \"2001:db8:f::1\",",
+        );
+        let conf = config(&topology, topology.host("use-l4a").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(
+            conf.contains(
+                "  virtual_ipaddress {\n    203.0.113.1/32 dev eth0\n  }\n  \
+                 virtual_ipaddress_excluded {\n    2001:db8:f::1/128 dev eth0\n  }\n"
+            ),
+            "{conf}"
+        );
+    }
+
+    #[test]
+    fn advert_intervals_are_written_in_seconds_with_their_fraction() {
+        use std::time::Duration;
+        assert_eq!(seconds(Duration::from_millis(100)), "0.1");
+        assert_eq!(seconds(Duration::from_millis(250)), "0.25");
+        assert_eq!(seconds(Duration::from_secs(1)), "1");
+    }
+}

@@ -397,3 +397,223 @@ fn l4_of<'a>(topology: &'a Topology, name: &str) -> Option<(&'a Region, &'a L4Ti
 fn invariant(what: String) -> anyhow::Error {
     anyhow!("{what} (the topology's validation should have refused this; please report it)")
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The multi-host example's path.
+    pub fn example_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/multi-host.yaml")
+    }
+
+    /// The multi-host example with `from` replaced by `to` in its text.
+    pub fn example_with(from: &str, to: &str) -> Topology {
+        let text = std::fs::read_to_string(example_path()).expect("the example reads");
+        assert!(text.contains(from), "the example has {from:?}");
+        topology::parse(&text.replace(from, to), "multi-host.yaml").expect("the variant loads")
+    }
+
+    fn example_bundles() -> Vec<Bundle> {
+        let path = example_path();
+        let topology = topology::load(&path).expect("the example loads");
+        bundles(&topology, &path).expect("the example renders")
+    }
+
+    fn bundle<'a>(bundles: &'a [Bundle], host: &str) -> &'a Bundle {
+        bundles.iter().find(|b| b.host.name == host).expect(host)
+    }
+
+    fn names(bundle: &Bundle) -> Vec<&str> {
+        bundle.services.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    fn file<'a>(bundle: &'a Bundle, path: &str) -> Option<&'a BundleFile> {
+        bundle.files.iter().find(|f| f.path == Path::new(path))
+    }
+
+    #[test]
+    fn every_host_of_the_example_gets_its_services_in_start_order() {
+        let bundles = example_bundles();
+        assert_eq!(bundles.len(), 21, "one bundle per host");
+        let hosts: Vec<&str> = bundles.iter().map(|b| b.host.name.as_str()).collect();
+        assert_eq!(&hosts[..3], ["use-ns", "use-l4a", "use-l4b"], "hosts order");
+        assert_eq!(
+            names(bundle(&bundles, "use-l4a")),
+            ["gtm-l4-us-east-l4a", "gtm-keepalived"]
+        );
+        assert_eq!(
+            names(bundle(&bundles, "euw-l4b")),
+            ["gtm-l4-eu-west-l4b", "gtm-bird", "gtm-announce-eu-west-l4b"]
+        );
+        assert_eq!(
+            names(bundle(&bundles, "aps-web2")),
+            ["gtm-backend-ap-south-web2"]
+        );
+        for b in &bundles {
+            let stages: Vec<Stage> = b.services.iter().map(|s| s.stage).collect();
+            assert!(stages.is_sorted(), "{}: {stages:?}", b.host.name);
+        }
+    }
+
+    #[test]
+    fn services_run_the_planned_command_lines_from_the_host_dir() {
+        let bundles = example_bundles();
+        let web = &bundle(&bundles, "use-web1").services[0];
+        assert_eq!(
+            web.argv,
+            [
+                "/var/lib/gtm/bin/edge",
+                "backend",
+                "--config",
+                "/var/lib/gtm/topology.yaml",
+                "--name",
+                "us-east-web1"
+            ]
+        );
+        assert_eq!((web.stage, web.reload), (Stage::Backend, Reload::Restart));
+        assert_eq!(web.component.as_deref(), Some("us-east-web1"));
+        let ns = &bundle(&bundles, "euw-ns").services[0];
+        assert_eq!(ns.name, "gtm-gslb-ns2");
+        assert_eq!(
+            ns.argv[1..],
+            [
+                "--config",
+                "/var/lib/gtm/topology.yaml",
+                "--node",
+                "ns2",
+                "--state-file",
+                "/var/lib/gtm/state/ns2.json"
+            ]
+        );
+        let l4 = bundle(&bundles, "use-l4a");
+        assert_eq!(l4.services[0].reload, Reload::Sighup);
+        let keepalived = &l4.services[1];
+        assert_eq!(
+            (keepalived.stage, keepalived.component.as_deref()),
+            (Stage::Ha, None)
+        );
+        assert_eq!(
+            keepalived.argv.join(" "),
+            "keepalived --dont-fork --log-console -f /var/lib/gtm/keepalived.conf \
+             -p /var/lib/gtm/run/keepalived.pid -r /var/lib/gtm/run/vrrp.pid"
+        );
+        let bgp = bundle(&bundles, "euw-l4a");
+        assert_eq!(
+            bgp.services[1].argv.join(" "),
+            "bird -f -c /var/lib/gtm/bird.conf -s /var/lib/gtm/run/bird.ctl"
+        );
+        let announce = &bgp.services[2];
+        assert_eq!(
+            announce.argv.join(" "),
+            "/var/lib/gtm/bin/edge announce --admin 198.51.100.75:9100 \
+             --bird-socket /var/lib/gtm/run/bird.ctl --protocol vip"
+        );
+        assert_eq!(announce.reload, Reload::Restart);
+    }
+
+    #[test]
+    fn each_host_gets_the_files_its_services_read_and_keys_are_secret() {
+        let bundles = example_bundles();
+        let text = std::fs::read(example_path()).unwrap();
+        let l7 = bundle(&bundles, "use-l7a");
+        assert_eq!(file(l7, "topology.yaml").unwrap().contents, text);
+        let key = file(l7, "certs/example.com.key").expect("the L7 key");
+        assert_eq!((key.secret, key.mode), (true, 0o600));
+        let cert = file(l7, "certs/example.com.pem").expect("the L7 cert");
+        assert_eq!((cert.secret, cert.mode), (false, 0o644));
+        assert_eq!(file(l7, "gtmctl").expect("process host").mode, 0o755);
+        let web = bundle(&bundles, "use-web1");
+        assert!(
+            file(web, "certs/example.com.key").is_none(),
+            "no key where no L7 runs"
+        );
+        assert!(file(bundle(&bundles, "use-l4a"), "keepalived.conf").is_some());
+        assert!(file(bundle(&bundles, "use-l4a"), "bird.conf").is_none());
+        assert!(file(bundle(&bundles, "euw-l4a"), "bird.conf").is_some());
+        assert!(file(l7, "units/gtm-l7-us-east-l7a.service").is_none());
+    }
+
+    #[test]
+    fn systemd_hosts_get_a_unit_per_service_and_no_gtmctl() {
+        let path = example_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("init: process", "init: systemd");
+        let topology = topology::parse(&text, "multi-host.yaml").unwrap();
+        let bundles = bundles(&topology, &path).unwrap();
+        let l4 = bundle(&bundles, "euw-l4a");
+        assert!(file(l4, "gtmctl").is_none());
+        let unit = |name: &str| {
+            String::from_utf8(
+                file(l4, &format!("units/{name}.service"))
+                    .expect(name)
+                    .contents
+                    .clone(),
+            )
+            .unwrap()
+        };
+        let node = unit("gtm-l4-eu-west-l4a");
+        for line in [
+            "User=gtm",
+            "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+            "ProtectSystem=strict",
+            "ExecStart=/var/lib/gtm/bin/edge l4 --config /var/lib/gtm/topology.yaml --node eu-west-l4a",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "EnvironmentFile=-/var/lib/gtm/env",
+            // The default 30 s drain, and 5 s more.
+            "TimeoutStopSec=35",
+            "WantedBy=multi-user.target",
+        ] {
+            assert!(node.lines().any(|l| l == line), "{line} in\n{node}");
+        }
+        let bird = unit("gtm-bird");
+        assert!(!bird.contains("User="), "BIRD runs as root");
+        assert!(bird.contains("ExecStartPre=+/sbin/ip addr replace 203.0.113.2/32 dev lo\n"));
+        assert!(
+            bird.contains("After=gtm-l4-eu-west-l4a.service\n"),
+            "{bird}"
+        );
+        let announce = unit("gtm-announce-eu-west-l4a");
+        assert!(announce.contains("Wants=gtm-bird.service\n"));
+        assert!(!announce.contains("ExecReload"), "SIGHUP would end it");
+        let ns = bundle(&bundles, "use-ns");
+        let gslb = String::from_utf8(
+            file(ns, "units/gtm-gslb-ns1.service")
+                .unwrap()
+                .contents
+                .clone(),
+        )
+        .unwrap();
+        assert!(
+            gslb.contains("ReadWritePaths=/var/lib/gtm/state\n"),
+            "{gslb}"
+        );
+        assert!(gslb.contains("TimeoutStopSec=10\n"));
+    }
+
+    #[test]
+    fn a_reference_outside_the_topology_directory_is_refused() {
+        let path = example_path();
+        let text = std::fs::read_to_string(&path).unwrap().replacen(
+            "key: certs/example.com.key",
+            "key: ../secret.key",
+            1,
+        );
+        let topology = topology::parse(&text, "multi-host.yaml").unwrap();
+        let error = bundles(&topology, &path).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "regions.us-east.l7.tls.certs[0].key: ../secret.key leaves the topology's directory"
+            ),
+            "{error}"
+        );
+        let text = text.replace("../secret.key", "certs/missing.key");
+        let topology = topology::parse(&text, "multi-host.yaml").unwrap();
+        let error = bundles(&topology, &path).unwrap_err().to_string();
+        assert!(
+            error.contains("cannot read") && error.contains("missing.key"),
+            "{error}"
+        );
+    }
+}
