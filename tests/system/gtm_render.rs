@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use system_tests::{binary, examples_dir, free_port, http, output_within};
+use system_tests::{binary, examples_dir, free_port, http, output_within, temp_dir};
+
+use crate::gtm::{describe, expect};
 
 /// Longest any one command may run in these tests.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -21,10 +23,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("gtm-render-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(temp_dir(&format!("render-{name}")))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -51,21 +50,6 @@ fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
     let mut command = Command::new(program);
     command.args(args).env("NO_COLOR", "1");
     output_within(command, LIMIT)
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Asserts the exit code and returns stdout.
-fn expect(output: Output, code: i32) -> String {
-    assert_eq!(output.status.code(), Some(code), "{}", describe(&output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn render(topology: &Path, out: &Path) -> Output {
