@@ -10,6 +10,8 @@
 //! - [`drill`]: what `fail` and `recover` share — the watched question and
 //!   the watcher that turns observations into the drill's timeline.
 //! - [`printer`]: every byte printed goes through it (`--json`, colour).
+//! - [`render`]: the topology → each host's bundle (units or `gtmctl`,
+//!   keepalived/BIRD configuration), for `render` and `deploy`.
 //! - [`plan`]: the topology → the components to run, in start order, with
 //!   the addresses each binds and how its readiness is checked (pure).
 //! - [`supervise`]: processes — the state directory, pid files, spawning,
@@ -32,6 +34,7 @@ mod drill;
 mod error;
 mod plan;
 mod printer;
+mod render;
 mod supervise;
 mod timeline;
 

@@ -73,7 +73,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn describe(output: &Output) -> String {
+pub(crate) fn describe(output: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
         output.status.code(),
@@ -83,7 +83,7 @@ fn describe(output: &Output) -> String {
 }
 
 /// Asserts the exit code and returns stdout.
-fn expect(output: Output, code: i32) -> String {
+pub(crate) fn expect(output: Output, code: i32) -> String {
     assert_eq!(output.status.code(), Some(code), "{}", describe(&output));
     text(&output.stdout)
 }

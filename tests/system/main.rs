@@ -7,4 +7,5 @@ mod gslb_binary;
 mod gslb_peers;
 mod gslb_restart;
 mod gtm;
+mod gtm_render;
 mod knot_interop;
