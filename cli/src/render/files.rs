@@ -38,12 +38,15 @@ pub fn referenced(
             wanted.push((format!("{field}.key"), cert.key.clone(), true));
         }
     }
-    if topology.dns.nodes.iter().any(|node| on_host(&node.host))
-        && let GeoIpSource::File(db) = &topology.dns.geoip
-    {
-        // Loading made it relative to the topology file's directory.
-        let written = db.strip_prefix(base).unwrap_or(db);
-        wanted.push(("dns.geoip".into(), written.to_path_buf(), false));
+    if topology.dns.nodes.iter().any(|node| on_host(&node.host)) {
+        // Loading made both relative to the topology file's directory.
+        let written = |path: &Path| path.strip_prefix(base).unwrap_or(path).to_path_buf();
+        if let GeoIpSource::File(db) = &topology.dns.geoip {
+            wanted.push(("dns.geoip".into(), written(db), false));
+        }
+        if let Some(key) = &topology.dns.peer_key {
+            wanted.push(("dns.peer_key".into(), written(key), true));
+        }
     }
     let mut files: Vec<BundleFile> = Vec::new();
     for (field, path, secret) in wanted {

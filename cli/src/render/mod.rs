@@ -532,6 +532,12 @@ pub(crate) mod tests {
         assert!(file(bundle(&bundles, "use-l4a"), "bird.conf").is_none());
         assert!(file(bundle(&bundles, "euw-l4a"), "bird.conf").is_some());
         assert!(file(l7, "units/gtm-l7-us-east-l7a.service").is_none());
+        let peer_key = file(bundle(&bundles, "euw-ns"), "certs/peer.key").expect("the peer key");
+        assert_eq!((peer_key.secret, peer_key.mode), (true, 0o600));
+        assert!(
+            file(l7, "certs/peer.key").is_none(),
+            "the peer key only where a name server runs"
+        );
     }
 
     #[test]
