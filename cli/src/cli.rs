@@ -97,6 +97,10 @@ pub enum Command {
     /// Check a topology file and print every problem with its field path.
     #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
+    /// Write each host's bundle (topology, systemd units or gtmctl,
+    /// keepalived/BIRD configuration) for your own configuration management.
+    #[command(after_help = RENDER_EXAMPLES)]
+    Render(RenderArgs),
     /// Validate the deployed topology file again, then reload every running
     /// component (the GSLB through its admin API, edge nodes with SIGHUP).
     #[command(after_help = RELOAD_EXAMPLES)]
@@ -149,6 +153,15 @@ Examples:
 The drill watches the answers a client of the region gets, and prints: failure
 injected, first probe failure, region marked down, first query answered
 elsewhere, and where that traffic goes now.";
+
+const RENDER_EXAMPLES: &str = "\
+Examples:
+  gtm render examples/multi-host.yaml out/
+  gtm render my-topology.yaml out/ --json | jq '.hosts[] | {host, services}'
+
+Writes OUT/HOST/ for every host of the topology's `hosts:` section: the files
+to place under the host's `dir`, and a README listing its services in start
+order and how to install them. `gtm deploy` pushes the same files over SSH.";
 
 const RECOVER_EXAMPLES: &str = "\
 Examples:
@@ -307,6 +320,17 @@ pub struct ValidateArgs {
     /// The topology file.
     #[arg(value_name = "FILE", default_value = DEFAULT_TOPOLOGY)]
     pub file: PathBuf,
+}
+
+/// `gtm render`.
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// The topology file (with a `hosts:` section).
+    #[arg(value_name = "TOPOLOGY")]
+    pub file: PathBuf,
+    /// Where to write one directory per host.
+    #[arg(value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `gtm reload`.

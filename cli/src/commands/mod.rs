@@ -9,6 +9,7 @@ mod fail;
 mod logs;
 mod recover;
 mod reload;
+mod render;
 mod status;
 mod up;
 mod validate;
@@ -25,6 +26,7 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
     match args.command {
         Command::Validate(a) => validate::run(&a, printer),
         Command::Completions(a) => completions::run(&a, printer),
+        Command::Render(a) => render::run(&a, printer),
         command => {
             let state = StateDir::resolve(args.state_dir)?;
             match command {
@@ -37,7 +39,9 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
                 Command::Reload(a) => reload::run(&a, &state, printer),
                 Command::Logs(a) => logs::run(&a, &state, printer),
                 Command::Down(a) => down::run(&a, &state, printer),
-                Command::Validate(_) | Command::Completions(_) => unreachable!("handled above"),
+                Command::Validate(_) | Command::Completions(_) | Command::Render(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

@@ -1,15 +1,34 @@
-//! The topology → each host's bundle: the files (topology, units or
-//! `gtmctl`, keepalived/BIRD configuration) and the services, in start
-//! order, that run the host's components. Pure: no I/O beyond reading the
-//! files the topology references.
+//! The topology → each host's bundle: the files (the topology and what it
+//! references, systemd units or `gtmctl`, keepalived/BIRD configuration)
+//! and the services that run the host's components, in start order. Pure
+//! apart from reading the topology file and the files it references.
 //!
 //! `gtm render` writes the bundles out for the operator's own
 //! configuration management; `gtm deploy` pushes them over SSH.
+//!
+//! # Layout
+//! - [`files`]: the topology text and the files it references.
+//! - [`systemd`]: a unit per service (`init: systemd`).
+//! - [`gtmctl`]: the start/stop script of hosts without systemd.
+//! - [`keepalived`]: VRRP for regions in `l4.ha.mode: vrrp`.
+//! - [`bird`]: BGP for regions in `l4.ha.mode: bgp`.
+
+mod bird;
+mod files;
+mod gtmctl;
+mod keepalived;
+mod systemd;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use anyhow::anyhow;
+use topology::Region;
 use topology::Topology;
-use topology::hosts::Host;
+use topology::hosts::{Host, Init};
+use topology::tiers::l4::{Ha, L4Node, L4Tier};
+
+use crate::plan::{Kind, plan};
 
 /// Everything one host needs, as files relative to the host's `dir`.
 #[derive(Clone, Debug)]
@@ -69,6 +88,19 @@ pub enum Stage {
     Gslb,
 }
 
+impl Stage {
+    /// The spelling used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Backend => "backend",
+            Stage::L7 => "l7",
+            Stage::L4 => "l4",
+            Stage::Ha => "ha",
+            Stage::Gslb => "gslb",
+        }
+    }
+}
+
 /// How a service takes a new configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reload {
@@ -80,8 +112,288 @@ pub enum Reload {
 
 /// One bundle per host that runs something, in `topology.hosts` order.
 /// `topology_path` is the file `topology` was loaded from: its text and
-/// the files it references (relative to it) go into every bundle.
+/// the files it references (relative to it) go into the bundles of the
+/// hosts whose services read them.
 pub fn bundles(topology: &Topology, topology_path: &Path) -> anyhow::Result<Vec<Bundle>> {
-    let _ = (topology, topology_path);
-    Ok(Vec::new())
+    let text = std::fs::read(topology_path).map_err(|e| {
+        crate::error::user(format!(
+            "cannot read topology file {}: {e}",
+            topology_path.display()
+        ))
+    })?;
+    let mut bundles = Vec::new();
+    for host in &topology.hosts {
+        let units = units(topology, host)?;
+        if units.is_empty() {
+            continue;
+        }
+        let mut files = vec![BundleFile {
+            path: PathBuf::from(files::TOPOLOGY),
+            contents: text.clone(),
+            mode: 0o644,
+            secret: false,
+        }];
+        files.extend(files::referenced(topology, topology_path, host)?);
+        if let Some(conf) = keepalived::config(topology, host)? {
+            files.push(BundleFile {
+                path: PathBuf::from(keepalived::CONFIG),
+                contents: conf.into_bytes(),
+                mode: 0o644,
+                secret: false,
+            });
+        }
+        if let Some(conf) = bird::config(topology, host)? {
+            files.push(BundleFile {
+                path: PathBuf::from(bird::CONFIG),
+                contents: conf.into_bytes(),
+                mode: 0o644,
+                secret: false,
+            });
+        }
+        match host.init {
+            Init::Systemd => files.extend(units.iter().map(|unit| BundleFile {
+                path: Path::new("units").join(format!("{}.service", unit.service.name)),
+                contents: systemd::unit(host, unit, &units).into_bytes(),
+                mode: 0o644,
+                secret: false,
+            })),
+            Init::Process => files.push(BundleFile {
+                path: PathBuf::from(gtmctl::SCRIPT),
+                contents: gtmctl::script(host, &units).into_bytes(),
+                mode: 0o755,
+                secret: false,
+            }),
+        }
+        bundles.push(Bundle {
+            host: host.clone(),
+            files,
+            services: units.into_iter().map(|unit| unit.service).collect(),
+        });
+    }
+    Ok(bundles)
+}
+
+/// A service with what only the unit and `gtmctl` renderers need.
+#[derive(Clone, Debug)]
+struct Unit {
+    /// The public part.
+    service: Service,
+    /// One line for `Description=` and `gtmctl status`.
+    description: String,
+    /// Runs as root: keepalived and BIRD change addresses and routes, and
+    /// `edge announce` talks to BIRD's root-owned control socket.
+    root: bool,
+    /// Commands run as root before it starts (the VIP on `lo` for BIRD).
+    pre: Vec<Vec<String>>,
+    /// Directories it writes, created before it starts.
+    writes: Vec<PathBuf>,
+    /// Services of the same stage on this host it needs started first.
+    needs: Vec<String>,
+    /// How long it may take to stop before it is killed.
+    stop_timeout: Duration,
+}
+
+/// How long a service may take to stop when nothing says otherwise.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The host's services, in start order.
+fn units(topology: &Topology, host: &Host) -> anyhow::Result<Vec<Unit>> {
+    let bin = |binary: &str| host.dir.join("bin").join(binary).display().to_string();
+    let config = host.dir.join(files::TOPOLOGY);
+    let mut units = Vec::new();
+    for component in plan(topology, &config) {
+        if component.host.as_deref() != Some(&host.name) {
+            continue;
+        }
+        let mut argv = vec![bin(component.kind.binary())];
+        argv.extend(component.args.iter().cloned());
+        let mut writes = Vec::new();
+        if component.kind == Kind::Gslb {
+            // Operator overrides and the last verdicts survive a restart;
+            // the default (under $HOME) is not writable under systemd.
+            let state = host.dir.join("state");
+            argv.push("--state-file".into());
+            argv.push(
+                state
+                    .join(format!("{}.json", component.name))
+                    .display()
+                    .to_string(),
+            );
+            writes.push(state);
+        }
+        let stop_timeout = match component.kind {
+            // Open connections get the whole drain before a KILL.
+            Kind::L4 => l4_of(topology, &component.name).map_or(STOP_TIMEOUT, |(_, l4, _)| {
+                l4.drain_timeout + Duration::from_secs(5)
+            }),
+            _ => STOP_TIMEOUT,
+        };
+        units.push(Unit {
+            service: Service {
+                name: format!("gtm-{}-{}", component.kind.as_str(), component.name),
+                component: Some(component.name.clone()),
+                stage: match component.kind {
+                    Kind::Backend => Stage::Backend,
+                    Kind::L7 => Stage::L7,
+                    Kind::L4 => Stage::L4,
+                    Kind::Gslb => Stage::Gslb,
+                },
+                argv,
+                // The demo backend has no configuration to reload: SIGHUP
+                // would end it.
+                reload: if component.kind == Kind::Backend {
+                    Reload::Restart
+                } else {
+                    Reload::Sighup
+                },
+            },
+            description: format!("gtm {} {}", component.kind.as_str(), component.name),
+            root: false,
+            pre: Vec::new(),
+            writes,
+            needs: Vec::new(),
+            stop_timeout,
+        });
+    }
+    units.extend(ha_units(topology, host)?);
+    units.sort_by_key(|unit| unit.service.stage);
+    Ok(units)
+}
+
+/// keepalived, or BIRD and one announcer per L4 node, for the host's L4
+/// nodes in a region with `l4.ha`.
+fn ha_units(topology: &Topology, host: &Host) -> anyhow::Result<Vec<Unit>> {
+    let run = |file: &str| host.dir.join("run").join(file).display().to_string();
+    let ha_unit = |name: &str, description: String, argv: Vec<String>, pre| Unit {
+        service: Service {
+            name: name.to_owned(),
+            component: None,
+            stage: Stage::Ha,
+            argv,
+            reload: Reload::Sighup,
+        },
+        description,
+        root: true,
+        pre,
+        writes: vec![host.dir.join("run")],
+        needs: Vec::new(),
+        stop_timeout: STOP_TIMEOUT,
+    };
+    let mut units = Vec::new();
+    let nodes = l4_nodes_on(topology, host);
+    if nodes
+        .iter()
+        .any(|(_, l4, _)| matches!(l4.ha, Some(Ha::Vrrp(_))))
+    {
+        // In the foreground on both kinds of host: systemd and gtmctl both
+        // supervise the process they started, and the pid files keep two
+        // keepalived on one machine (the lab's hosts share /run) apart.
+        units.push(ha_unit(
+            keepalived::SERVICE,
+            "gtm VRRP (keepalived): moves the VIP to the ready L4 node".into(),
+            vec![
+                "keepalived".into(),
+                "--dont-fork".into(),
+                "--log-console".into(),
+                "-f".into(),
+                host.dir.join(keepalived::CONFIG).display().to_string(),
+                "-p".into(),
+                run("keepalived.pid"),
+                "-r".into(),
+                run("vrrp.pid"),
+            ],
+            Vec::new(),
+        ));
+    }
+    let bgp: Vec<_> = nodes
+        .iter()
+        .filter(|(_, l4, _)| matches!(l4.ha, Some(Ha::Bgp(_))))
+        .collect();
+    if let Some((region, _, _)) = bgp.first() {
+        // BIRD routes the VIP "via lo" and the L4 node receives it there.
+        let pre = region
+            .vip
+            .ipv4
+            .map(|vip| {
+                [
+                    "/sbin/ip",
+                    "addr",
+                    "replace",
+                    &format!("{vip}/32"),
+                    "dev",
+                    "lo",
+                ]
+                .map(String::from)
+                .to_vec()
+            })
+            .into_iter()
+            .collect();
+        units.push(ha_unit(
+            bird::SERVICE,
+            "gtm BGP (BIRD): announces the VIP while the L4 node is ready".into(),
+            vec![
+                "bird".into(),
+                "-f".into(),
+                "-c".into(),
+                host.dir.join(bird::CONFIG).display().to_string(),
+                "-s".into(),
+                run(bird::SOCKET),
+            ],
+            pre,
+        ));
+        for (_, _, node) in &bgp {
+            let mut unit = ha_unit(
+                &format!("gtm-announce-{}", node.name),
+                format!(
+                    "gtm announcer of {}: enables the VIP route while it is ready",
+                    node.name
+                ),
+                vec![
+                    host.dir.join("bin/edge").display().to_string(),
+                    "announce".into(),
+                    "--admin".into(),
+                    node.admin.to_string(),
+                    "--bird-socket".into(),
+                    run(bird::SOCKET),
+                    "--protocol".into(),
+                    bird::PROTOCOL.into(),
+                ],
+                Vec::new(),
+            );
+            unit.service.component = Some(node.name.clone());
+            unit.needs.push(bird::SERVICE.into());
+            // It reads no configuration, and SIGHUP would end it.
+            unit.service.reload = Reload::Restart;
+            units.push(unit);
+        }
+    }
+    Ok(units)
+}
+
+/// The L4 nodes on `host`, with their region and tier.
+fn l4_nodes_on<'a>(
+    topology: &'a Topology,
+    host: &Host,
+) -> Vec<(&'a Region, &'a L4Tier, &'a L4Node)> {
+    topology
+        .regions
+        .iter()
+        .filter_map(|region| region.l4.as_ref().map(|l4| (region, l4)))
+        .flat_map(|(region, l4)| l4.nodes.iter().map(move |node| (region, l4, node)))
+        .filter(|(_, _, node)| node.host.as_deref() == Some(&host.name))
+        .collect()
+}
+
+/// The L4 node named `name`, with its region and tier.
+fn l4_of<'a>(topology: &'a Topology, name: &str) -> Option<(&'a Region, &'a L4Tier, &'a L4Node)> {
+    topology.regions.iter().find_map(|region| {
+        let l4 = region.l4.as_ref()?;
+        let node = l4.nodes.iter().find(|n| n.name == name)?;
+        Some((region, l4, node))
+    })
+}
+
+/// An error for a state validation rules out.
+fn invariant(what: String) -> anyhow::Error {
+    anyhow!("{what} (the topology's validation should have refused this; please report it)")
 }
