@@ -74,6 +74,11 @@ pub enum Command {
     /// and print where to point dig and curl.
     #[command(after_help = UP_EXAMPLES)]
     Up(UpArgs),
+    /// Deploy a topology onto its hosts over SSH: check every host, push
+    /// binaries and each host's files, start everything in dependency
+    /// order across hosts and wait until it serves.
+    #[command(after_help = DEPLOY_EXAMPLES)]
+    Deploy(DeployArgs),
     /// Show each region (VIP, GSLB verdict and vantage views, override,
     /// tiers' health, traffic) and the DNS nodes.
     #[command(after_help = STATUS_EXAMPLES)]
@@ -122,6 +127,16 @@ Components start in dependency order: backends, L7 nodes, L4 nodes, then the
 GSLB nodes. `gslb` and `edge` are looked up next to gtm, then on PATH.
 Running `up` again (FILE defaults to the deployed one) starts only what is
 not running.";
+
+const DEPLOY_EXAMPLES: &str = "\
+Examples:
+  export GTM_ADMIN_TOKEN=$(openssl rand -hex 16)
+  gtm deploy examples/multi-host.yaml --ssh-config /run/gtm-lab/ssh_config
+  gtm deploy prod.yaml --bin-dir target/release --parallel 32
+
+Every host is checked first (ssh, packages, addresses, interfaces); nothing
+starts unless all pass. Deploying the same file again updates the hosts:
+changed files are pushed and the services using them reloaded or restarted.";
 
 const STATUS_EXAMPLES: &str = "\
 Examples:
@@ -193,6 +208,27 @@ pub struct UpArgs {
     pub file: Option<PathBuf>,
     /// How long each component may take to become ready.
     #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// `gtm deploy`.
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The topology file (with a `hosts:` section).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The ssh config file to use (`ssh -F FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Where the `gslb` and `edge` binaries to push are [default: next to
+    /// gtm, else on PATH].
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// How many hosts to work on at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub parallel: usize,
+    /// How long each stage may take to become ready.
+    #[arg(long, value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
     pub timeout: Duration,
 }
 

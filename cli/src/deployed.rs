@@ -1,6 +1,7 @@
 //! The deployment a state directory records: the topology as deployed (the
 //! copy, so that editing the file does not change what `gtm` believes is
-//! running), its components, and which of them run.
+//! running), its components, and which of them run — from pid files for
+//! `gtm up`, by asking each host over ssh for `gtm deploy`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +11,14 @@ use topology::{Region, Topology};
 use crate::admin::Admin;
 use crate::error::user;
 use crate::plan::{Component, Kind, plan};
+use crate::remote::{Ssh, each, services};
 use crate::supervise::process;
-use crate::supervise::state::{Deployment, PidRecord, StateDir};
+use crate::supervise::state::{Deployment, PidRecord, RemoteService, StateDir};
+
+/// How many hosts are asked at once.
+pub const PARALLEL: usize = 16;
+/// How long one host may take to say what runs.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A loaded deployment.
 pub struct Deployed {
@@ -100,6 +107,53 @@ impl Deployed {
     /// The topology file as deployed (the original path).
     pub fn file(&self) -> &PathBuf {
         &self.deployment.topology
+    }
+
+    /// The ssh client of a deployment on hosts (`gtm deploy`); `None` for
+    /// one on this machine (`gtm up`).
+    pub fn ssh(&self) -> Option<Ssh> {
+        self.deployment
+            .remote
+            .as_ref()
+            .map(|r| Ssh::new(r.ssh_config.clone()))
+    }
+
+    /// Every service of a deployment on hosts, with its host.
+    pub fn remote_services(&self) -> Vec<(&topology::hosts::Host, &RemoteService)> {
+        let Some(remote) = &self.deployment.remote else {
+            return Vec::new();
+        };
+        remote
+            .hosts
+            .iter()
+            .filter_map(|h| Some((self.topology.host(&h.name)?, &h.services)))
+            .flat_map(|(host, services)| services.iter().map(move |s| (host, s)))
+            .collect()
+    }
+
+    /// The components whose service runs, asked of every host at once
+    /// (`gtmctl status` / `systemctl is-active`); a host that does not
+    /// answer counts as running nothing. `None` for a deployment on this
+    /// machine (pid files say).
+    pub fn remote_running(&self) -> Option<Vec<String>> {
+        let ssh = self.ssh()?;
+        let remote = self.deployment.remote.as_ref()?;
+        let asked = each(&remote.hosts, PARALLEL, |h| {
+            let host = self.topology.host(&h.name)?;
+            let names: Vec<&str> = h.services.iter().map(|s| s.name.as_str()).collect();
+            let output = ssh
+                .run(&host.ssh, &services::status(host, &names), ASK_TIMEOUT)
+                .ok()?;
+            let running = services::parse_status(&output.stdout);
+            Some(
+                h.services
+                    .iter()
+                    .filter(|s| running.contains(&s.name))
+                    .filter_map(|s| s.component.clone())
+                    .collect::<Vec<_>>(),
+            )
+        });
+        Some(asked.into_iter().flatten().flatten().collect())
     }
 }
 

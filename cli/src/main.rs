@@ -16,6 +16,8 @@
 //!   the addresses each binds and how its readiness is checked (pure).
 //! - [`supervise`]: processes — the state directory, pid files, spawning,
 //!   readiness, teardown.
+//! - [`remote`]: the hosts of a multi-host deployment, over ssh (commands,
+//!   file pushes, the preflight survey, service control).
 //! - [`admin`]: the HTTP client of the daemons' admin APIs.
 //! - [`dns`]: DNS queries with EDNS Client Subnet (the only module naming
 //!   hickory types).
@@ -34,6 +36,7 @@ mod drill;
 mod error;
 mod plan;
 mod printer;
+mod remote;
 mod render;
 mod supervise;
 mod timeline;

@@ -165,6 +165,12 @@ fn victims(
 ) -> anyhow::Result<Vec<(String, PidRecord)>> {
     let mut victims = Vec::new();
     match mode {
+        FailMode::Kill if deployed.ssh().is_some() => {
+            return Err(user(format!(
+                "--mode kill stops L4 nodes through local pid files, and {} runs on hosts; use `gtm fail {} --mode drain`, or kill the L4 node on its host",
+                region.name, region.name
+            )));
+        }
         FailMode::Kill => {
             let l4 = deployed.in_region(&region.name, Kind::L4);
             if l4.is_empty() {

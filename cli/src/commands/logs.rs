@@ -1,6 +1,8 @@
 //! `gtm logs COMPONENT [-f] [-n N]`: a component's log from the state
 //! directory; `-f` keeps printing what it appends (across restarts and
 //! truncation) until interrupted. With `--json`, one object per line.
+//! For a deployment on hosts, the log is read over ssh (`gtmctl`'s log
+//! file, or the unit's journal).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use crate::printer::Printer;
 use crate::supervise::state::StateDir;
 
 use crate::deployed::Deployed;
+use crate::remote::{Ssh, services};
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -22,6 +25,11 @@ struct Line<'a> {
 
 /// Runs `gtm logs`.
 pub fn run(args: &LogsArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
+    if let Some(deployed) = Deployed::load(state).ok().flatten()
+        && let Some(ssh) = deployed.ssh()
+    {
+        return remote(args, &deployed, &ssh, printer);
+    }
     let path = state.log_path(&args.component);
     if !path.exists() {
         let known: Vec<String> = match Deployed::load(state).ok().flatten() {
@@ -105,5 +113,64 @@ fn emit(printer: &Printer, component: &str, lines: &[&str]) {
             text.push('\n');
         }
         printer.raw(text.as_bytes());
+    }
+}
+
+/// The log of a component (or any service, e.g. `gtm-keepalived`) on its
+/// host, streamed line by line.
+fn remote(
+    args: &LogsArgs,
+    deployed: &Deployed,
+    ssh: &Ssh,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let all = deployed.remote_services();
+    let matches: Vec<_> = all
+        .iter()
+        .filter(|(_, s)| {
+            s.component.as_deref() == Some(args.component.as_str()) || s.name == args.component
+        })
+        .collect();
+    let [(host, service)] = matches[..] else {
+        let known: Vec<String> = all
+            .iter()
+            .map(|(h, s)| format!("{}@{}", s.component.as_deref().unwrap_or(&s.name), h.name))
+            .collect();
+        return Err(user(if matches.is_empty() {
+            format!(
+                "unknown component {:?}; the deployment has: {}",
+                args.component,
+                known.join(", ")
+            )
+        } else {
+            format!(
+                "{:?} runs on several hosts; name its service (e.g. {}@HOST is `gtm logs SERVICE`): {}",
+                args.component,
+                args.component,
+                matches
+                    .iter()
+                    .map(|(h, s)| format!("{} on {}", s.name, h.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }));
+    };
+    let script = services::logs(host, &service.name, args.lines, args.follow);
+    let mut child = ssh.spawn(&host.ssh, &script).map_err(anyhow::Error::msg)?;
+    if let Some(stdout) = child.stdout.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            emit(printer, &args.component, &[&line]);
+        }
+    }
+    let status = child.wait()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(user(format!(
+            "cannot read the log of {} on {} (`{script}` exited {status})",
+            service.name, host.name
+        )))
     }
 }

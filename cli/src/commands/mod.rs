@@ -2,6 +2,7 @@
 //! (`crate::deployed`, `crate::drill`).
 
 mod completions;
+mod deploy;
 mod dig;
 mod down;
 mod fail;
@@ -30,6 +31,7 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
             let state = StateDir::resolve(args.state_dir)?;
             match command {
                 Command::Up(a) => up::run(&a, &state, printer),
+                Command::Deploy(a) => deploy::run(&a, &state, printer),
                 Command::Status(a) => status::run(&a, &state, printer),
                 Command::Fail(a) => fail::run(&a, &state, printer),
                 Command::Recover(a) => recover::run(&a, &state, printer),

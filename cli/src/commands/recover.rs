@@ -133,6 +133,11 @@ fn stopped(
     state: &StateDir,
 ) -> anyhow::Result<Vec<Component>> {
     let mut to_start = Vec::new();
+    // On hosts there are no local pid files, and nothing local to start:
+    // `gtm deploy` starts what does not run there.
+    if deployed.ssh().is_some() {
+        return Ok(to_start);
+    }
     for kind in [Kind::Backend, Kind::L7, Kind::L4] {
         for component in deployed.in_region(&region.name, kind) {
             if running(state, &component.name)?.is_none() {

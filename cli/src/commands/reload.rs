@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
-use crate::cli::ReloadArgs;
+use crate::cli::{DeployArgs, ReloadArgs};
 use crate::error::Reported;
 use crate::plan::{Kind, plan};
 use crate::printer::{Printer, Style};
@@ -40,6 +40,21 @@ struct Outcome {
 /// Runs `gtm reload`.
 pub fn run(_args: &ReloadArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
     let old = Deployed::require(state)?;
+    if let Some(remote) = &old.deployment.remote {
+        // On hosts, a reload is a deploy of the same file: what changed is
+        // pushed, and the services using it reloaded or restarted.
+        return super::deploy::run(
+            &DeployArgs {
+                file: old.file().clone(),
+                ssh_config: remote.ssh_config.clone(),
+                bin_dir: remote.bin_dir.clone(),
+                parallel: crate::deployed::PARALLEL,
+                timeout: Duration::from_secs(60),
+            },
+            state,
+            printer,
+        );
+    }
     let _lock = state.lock()?;
     let file = old.file().clone();
     let report = validate::check(&file);
@@ -70,6 +85,7 @@ pub fn run(_args: &ReloadArgs, state: &StateDir, printer: &Printer) -> anyhow::R
         topology: file.clone(),
         deployed_at: old.deployment.deployed_at.clone(),
         gtm_version: env!("CARGO_PKG_VERSION").to_owned(),
+        remote: None,
     })?;
     let deployed = Deployed::require(state)?;
     let admin = deployed.admin()?;

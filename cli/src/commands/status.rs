@@ -1,8 +1,9 @@
 //! `gtm status [--watch]`: per region its VIP, the GSLB's verdict and each
 //! vantage point's view, the override, the L4 node(s), L7 nodes and
 //! backends healthy/total, and requests per second; then the DNS nodes.
-//! Everything is asked live (pid files, `/healthz`, admin `/v1/status`, a
-//! DNS query), in parallel, with short timeouts.
+//! Everything is asked live (pid files, or each host over ssh for a
+//! deployment on hosts; `/healthz`, admin `/v1/status`, a DNS query), in
+//! parallel, with short timeouts.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -172,18 +173,29 @@ pub fn run(args: &StatusArgs, state: &StateDir, printer: &Printer) -> anyhow::Re
 /// Takes the status of every component, in parallel.
 pub fn gather(deployed: &Deployed, state: &StateDir, admin: &Admin) -> Status {
     let topology = &deployed.topology;
+    let remote = deployed.remote_running();
+    let running = |name: &str| -> (bool, Option<u32>) {
+        match &remote {
+            Some(names) => (names.iter().any(|n| n == name), None),
+            None => {
+                let record = running(state, name).ok().flatten();
+                (record.is_some(), record.map(|r| r.pid))
+            }
+        }
+    };
+    let running = &running;
     let (nodes, dns): (Vec<(String, NodeReport)>, Vec<DnsReport>) = std::thread::scope(|scope| {
         let node_jobs: Vec<_> = deployed
             .components
             .iter()
             .filter(|c| c.kind != Kind::Gslb)
-            .map(|c| scope.spawn(move || (c.name.clone(), node_report(c, state, admin))))
+            .map(|c| scope.spawn(move || (c.name.clone(), node_report(c, running(&c.name), admin))))
             .collect();
         let dns_jobs: Vec<_> = topology
             .dns
             .nodes
             .iter()
-            .map(|n| scope.spawn(move || dns_report(n, topology, state, admin)))
+            .map(|n| scope.spawn(move || dns_report(n, topology, running(&n.name), admin)))
             .collect();
         (
             node_jobs
@@ -283,8 +295,9 @@ fn region_view<'a>(
     (None, Err(why.join("; ")))
 }
 
-fn node_report(component: &Component, state: &StateDir, admin: &Admin) -> NodeReport {
-    let record = running(state, &component.name).ok().flatten();
+/// `process`: whether the component runs, and its pid when gtm runs it
+/// on this machine.
+fn node_report(component: &Component, process: (bool, Option<u32>), admin: &Admin) -> NodeReport {
     let check = crate::supervise::ready::check(&component.probe, admin);
     let status = match (component.admin, component.kind) {
         (Some(addr), Kind::L4) if check.is_ok() => admin.l4_status(addr).ok().map(EdgeStatus::L4),
@@ -302,10 +315,10 @@ fn node_report(component: &Component, state: &StateDir, admin: &Admin) -> NodeRe
     };
     NodeReport {
         name: component.name.clone(),
-        pid: record.as_ref().map(|r| r.pid),
-        running: record.is_some(),
+        pid: process.1,
+        running: process.0,
         healthy: check.is_ok(),
-        detail: if record.is_none() && check.is_err() {
+        detail: if !process.0 && check.is_err() {
             "not running".into()
         } else {
             detail
@@ -329,10 +342,9 @@ fn request_rate(admin: &Admin, addr: SocketAddr) -> Option<f64> {
 fn dns_report(
     node: &topology::DnsNode,
     topology: &topology::Topology,
-    state: &StateDir,
+    process: (bool, Option<u32>),
     admin: &Admin,
 ) -> DnsReport {
-    let record = running(state, &node.name).ok().flatten();
     let zone = topology
         .dns
         .zones
@@ -353,8 +365,8 @@ fn dns_report(
         name: node.name.clone(),
         region: node.region.map(|id| topology.region(id).name.clone()),
         listen: node.listen.clone(),
-        pid: record.as_ref().map(|r| r.pid),
-        running: record.is_some(),
+        pid: process.1,
+        running: process.0,
         answering: answer.is_ok(),
         answer_ms: answer.as_ref().ok().copied(),
         answer_error: answer.err(),
@@ -490,9 +502,11 @@ fn print(status: &Status, p: &Printer) {
     ]);
     for node in &status.dns {
         let listen: Vec<String> = node.listen.iter().map(ToString::to_string).collect();
-        let process = match node.pid {
-            Some(pid) => (format!("pid {pid}"), Some(Style::Good)),
-            None => ("not running".to_owned(), Some(Style::Bad)),
+        let process = match (node.pid, node.running) {
+            (Some(pid), _) => (format!("pid {pid}"), Some(Style::Good)),
+            // On a host: its service runs, no local pid to show.
+            (None, true) => ("running".to_owned(), Some(Style::Good)),
+            (None, false) => ("not running".to_owned(), Some(Style::Bad)),
         };
         let answers = match (node.answer_ms, &node.answer_error) {
             (Some(ms), _) => (format!("yes ({ms:.1} ms)"), Some(Style::Good)),

@@ -55,10 +55,11 @@ struct RegionLine {
     detail: String,
 }
 
+/// A command to try, with what it shows (also printed by `gtm deploy`).
 #[derive(Serialize)]
-struct Try {
-    command: String,
-    comment: String,
+pub(super) struct Try {
+    pub(super) command: String,
+    pub(super) comment: String,
 }
 
 /// Runs `gtm up`.
@@ -152,6 +153,7 @@ pub fn run(args: &UpArgs, state: &StateDir, printer: &Printer) -> anyhow::Result
             .as_ref()
             .map_or_else(now_rfc3339, |p| p.deployment.deployed_at.clone()),
         gtm_version: env!("CARGO_PKG_VERSION").to_owned(),
+        remote: None,
     })?;
     let deployed = Deployed::require(state)?;
     let admin = deployed.admin()?;
@@ -272,7 +274,7 @@ fn summarize(
 
 /// `dig` lines (one client per region, asked for real), `curl` lines
 /// through each VIP, and the drill commands.
-fn try_lines(deployed: &Deployed) -> Vec<Try> {
+pub(super) fn try_lines(deployed: &Deployed) -> Vec<Try> {
     let topology = &deployed.topology;
     let mut lines = Vec::new();
     let Some(server) = deployed.dns_server() else {

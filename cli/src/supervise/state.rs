@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! STATE/
-//!   deployment.json     the resolved topology path, when, by which gtm
+//!   deployment.json     the resolved topology path, when, by which gtm;
+//!                       for `gtm deploy`, the hosts and their services
 //!   topology.yaml       a copy of the file as deployed (what gtm reads)
 //!   pids/NAME.pid       one per running component (key=value lines)
 //!   logs/NAME.log       one per component, appended to across restarts
@@ -34,6 +35,44 @@ pub struct Deployment {
     pub deployed_at: String,
     /// The gtm version that did.
     pub gtm_version: String,
+    /// Set by `gtm deploy`: the components run on the topology's hosts,
+    /// reached over ssh; absent for `gtm up` (this machine, pid files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Remote>,
+}
+
+/// A deployment on hosts: how to reach them, and what runs where (so
+/// `gtm down` and `gtm logs` need not render the bundles again).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Remote {
+    /// The ssh config file deploy used (`ssh -F`), absolute.
+    pub ssh_config: Option<PathBuf>,
+    /// The `--bin-dir` deploy took the binaries from, absolute (`gtm
+    /// reload` pushes from there too).
+    #[serde(default)]
+    pub bin_dir: Option<PathBuf>,
+    /// Each host deployed to, in the topology's order.
+    pub hosts: Vec<RemoteHost>,
+}
+
+/// One host of a [`Remote`] deployment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemoteHost {
+    /// Its name in `hosts:`.
+    pub name: String,
+    /// Its services, in start order.
+    pub services: Vec<RemoteService>,
+}
+
+/// One service on a host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemoteService {
+    /// Its unit name (without `.service`).
+    pub name: String,
+    /// The component it runs, if any.
+    pub component: Option<String>,
+    /// Its start stage: `backend`, `l7`, `l4`, `ha` or `gslb`.
+    pub stage: String,
 }
 
 /// A pid file: which process runs a component, and how to recognise it
