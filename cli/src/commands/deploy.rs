@@ -574,19 +574,6 @@ fn push(ssh: &Ssh, work: &HostWork) -> Result<usize, RemoteError> {
         }
         then.push("systemctl daemon-reload".to_owned());
     }
-    // The L4 node binds its VIP before keepalived or BIRD brings the
-    // address (and a passive VRRP node never has it): allow binding an
-    // address the host does not hold yet.
-    if work.bundle.services.iter().any(|s| s.stage == Stage::Ha) {
-        let sysctl = "net.ipv4.ip_nonlocal_bind=1 net.ipv6.ip_nonlocal_bind=1";
-        then.push(format!("sysctl -q -w {sysctl}"));
-        if host.init == Init::Systemd {
-            // One setting per line, kept across reboots.
-            then.push(format!(
-                "printf '%s\\n' {sysctl} > /etc/sysctl.d/60-gtm.conf"
-            ));
-        }
-    }
     let output = ssh.push(
         &host.ssh,
         &host.dir,
