@@ -155,6 +155,44 @@ impl Deployed {
         });
         Some(asked.into_iter().flatten().flatten().collect())
     }
+
+    /// Runs `command` (one of [`services`]' builders, e.g.
+    /// [`services::kill`]) on the services that run `components`, every
+    /// host at once; each host's result names it: `Ok` with what the host
+    /// printed, or the error. A deployment on this machine has no hosts
+    /// and gets an empty list.
+    pub fn on_hosts(
+        &self,
+        components: &[String],
+        command: fn(&topology::hosts::Host, &[&str]) -> String,
+        timeout: std::time::Duration,
+    ) -> Vec<(String, Result<String, String>)> {
+        let Some(ssh) = self.ssh() else {
+            return Vec::new();
+        };
+        let mut by_host: Vec<(&topology::hosts::Host, Vec<&str>)> = Vec::new();
+        for (host, service) in self.remote_services() {
+            if !service
+                .component
+                .as_ref()
+                .is_some_and(|c| components.contains(c))
+            {
+                continue;
+            }
+            match by_host.iter_mut().find(|(h, _)| h.name == host.name) {
+                Some((_, names)) => names.push(&service.name),
+                None => by_host.push((host, vec![&service.name])),
+            }
+        }
+        each(&by_host, PARALLEL, |(host, names)| {
+            let result = match ssh.run(&host.ssh, &command(host, names), timeout) {
+                Ok(output) if output.ok() => Ok(output.stdout.trim().to_owned()),
+                Ok(output) => Err(output.last_error().to_owned()),
+                Err(error) => Err(error.to_string()),
+            };
+            (host.name.clone(), result)
+        })
+    }
 }
 
 /// The region named `name` in `topology`; a user error naming the regions

@@ -1,6 +1,7 @@
 //! `gtm fail REGION [--mode kill|drain]`: takes a region out for real and
-//! measures how the GSLB reacts. `kill` SIGKILLs the region's L4 node(s),
-//! so its VIP stops answering and the GSLB's probes must notice; `drain`
+//! measures how the GSLB reacts. `kill` SIGKILLs the region's L4 node(s)
+//! (through their pid files, or on their hosts over ssh, where they are
+//! then kept stopped until `gtm recover`), so its VIP stops answering and the GSLB's probes must notice; `drain`
 //! sets the GSLB override through the admin API (planned maintenance).
 //! Then it keeps asking DNS on behalf of a client of the region until the
 //! answer moves, reads the GSLB's probe results and verdict meanwhile, and
@@ -23,6 +24,7 @@ use crate::drill::{Drill, Watch, choose, warn_unsaved};
 use crate::error::{Reported, user};
 use crate::plan::Kind;
 use crate::printer::{Printer, Style};
+use crate::remote::services;
 use crate::supervise::process;
 use crate::supervise::state::{DrillRecord, PidRecord, StateDir};
 use crate::timeline::{Event, format_duration, now_rfc3339, render};
@@ -96,7 +98,7 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
         watch.vip
     ));
     let drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
-    let injected = inject(args, &region, &victims, &drill, state, printer)?;
+    let injected = inject(args, &region, &victims, &deployed, &drill, state, printer)?;
     let kill = args.mode == FailMode::Kill;
     let watcher = drill.follow(Direction::Away, &region.name, kill, timeout);
     if drill.interrupted.load(Ordering::Relaxed) {
@@ -154,6 +156,15 @@ fn mode_name(mode: FailMode) -> &'static str {
     }
 }
 
+/// What a kill stops: L4 nodes found by their pid files on this machine,
+/// or the services running them on their hosts.
+enum Victims {
+    /// `gtm up`: (name, pid file).
+    Local(Vec<(String, PidRecord)>),
+    /// `gtm deploy`: component names, killed over ssh.
+    Remote(Vec<String>),
+}
+
 /// The running L4 node(s) a kill stops (none for a drain), or the user
 /// error that makes the drill impossible.
 fn victims(
@@ -162,15 +173,8 @@ fn victims(
     region: &Region,
     state: &StateDir,
     gslbs: &[(String, SocketAddr)],
-) -> anyhow::Result<Vec<(String, PidRecord)>> {
-    let mut victims = Vec::new();
+) -> anyhow::Result<Victims> {
     match mode {
-        FailMode::Kill if deployed.ssh().is_some() => {
-            return Err(user(format!(
-                "--mode kill stops L4 nodes through local pid files, and {} runs on hosts; use `gtm fail {} --mode drain`, or kill the L4 node on its host",
-                region.name, region.name
-            )));
-        }
         FailMode::Kill => {
             let l4 = deployed.in_region(&region.name, Kind::L4);
             if l4.is_empty() {
@@ -179,17 +183,34 @@ fn victims(
                     region.name, region.name
                 )));
             }
-            for component in l4 {
-                if let Some(record) = running(state, &component.name)? {
-                    victims.push((component.name.clone(), record));
+            let victims = match deployed.remote_running() {
+                Some(running) => Victims::Remote(
+                    l4.iter()
+                        .filter(|c| running.contains(&c.name))
+                        .map(|c| c.name.clone())
+                        .collect(),
+                ),
+                None => {
+                    let mut local = Vec::new();
+                    for component in l4 {
+                        if let Some(record) = running(state, &component.name)? {
+                            local.push((component.name.clone(), record));
+                        }
+                    }
+                    Victims::Local(local)
                 }
-            }
-            if victims.is_empty() {
+            };
+            let none = match &victims {
+                Victims::Local(v) => v.is_empty(),
+                Victims::Remote(v) => v.is_empty(),
+            };
+            if none {
                 return Err(user(format!(
-                    "the L4 node(s) of {} are not running; `gtm up` starts them",
+                    "the L4 node(s) of {} are not running; `gtm up` (or `gtm deploy`) starts them",
                     region.name
                 )));
             }
+            Ok(victims)
         }
         FailMode::Drain => {
             if gslbs.is_empty() {
@@ -198,9 +219,10 @@ fn victims(
                      add `admin: \"127.0.0.1:5380\"` to the node in dns.nodes, then `gtm down` and `gtm up`",
                 ));
             }
+            // A drain kills nothing.
+            Ok(Victims::Remote(Vec::new()))
         }
     }
-    Ok(victims)
 }
 
 /// A drain holds even while failing open; a kill only moves clients if
@@ -248,10 +270,61 @@ fn detection(mode: FailMode, region: &Region) -> (Duration, String) {
 
 /// Takes the region out — SIGKILL to `victims`, or the drain override on
 /// every GSLB node — records the drill, and returns its first event.
+/// SIGKILLs local L4 nodes and waits until they are gone; (name, `pid N`).
+fn kill_local(
+    victims: &[(String, PidRecord)],
+    state: &StateDir,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut killed = Vec::new();
+    for (name, record) in victims {
+        process::signal(record.pid, Signal::SIGKILL).map_err(anyhow::Error::msg)?;
+        killed.push((name.clone(), format!("pid {}", record.pid)));
+    }
+    // Gone before the pid files are: a drill never leaves a pid file
+    // naming a dead process.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while victims.iter().any(|(_, r)| process::is_running(r)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (name, _) in victims {
+        state.remove_record(name)?;
+    }
+    Ok(killed)
+}
+
+/// How long a host may take to kill its L4 node.
+const REMOTE_KILL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// SIGKILLs L4 nodes on their hosts, every host at once; (name, `on HOST`).
+fn kill_remote(names: &[String], deployed: &Deployed) -> anyhow::Result<Vec<(String, String)>> {
+    let mut killed = Vec::new();
+    let mut failed = Vec::new();
+    for (host, result) in deployed.on_hosts(names, services::kill, REMOTE_KILL_TIMEOUT) {
+        match result {
+            Ok(_) => killed.extend(
+                deployed
+                    .components
+                    .iter()
+                    .filter(|c| names.contains(&c.name) && c.host.as_deref() == Some(&host))
+                    .map(|c| (c.name.clone(), format!("on {host}"))),
+            ),
+            Err(error) => failed.push(format!("{host}: {error}")),
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "could not kill the L4 node(s) on {}; check the hosts (`gtm status`)",
+            failed.join("; ")
+        );
+    }
+    Ok(killed)
+}
+
 fn inject(
     args: &FailArgs,
     region: &Region,
-    victims: &[(String, PidRecord)],
+    victims: &Victims,
+    deployed: &Deployed,
     drill: &Drill,
     state: &StateDir,
     printer: &Printer,
@@ -268,32 +341,25 @@ fn inject(
     };
     let event = match args.mode {
         FailMode::Kill => {
-            let mut killed = Vec::new();
-            for (name, record) in victims {
-                process::signal(record.pid, Signal::SIGKILL).map_err(anyhow::Error::msg)?;
-                killed.push(format!("{name} (pid {})", record.pid));
-                recorded.stopped.push(name.clone());
-            }
+            let killed = match victims {
+                Victims::Local(victims) => kill_local(victims, state)?,
+                Victims::Remote(names) => kill_remote(names, deployed)?,
+            };
+            recorded.stopped = killed.iter().map(|(name, _)| name.clone()).collect();
             let vip = region
                 .vip
                 .ipv4
                 .map(|ip| format!(" — {ip}:{} stops answering", region.vip.http_port))
                 .unwrap_or_default();
-            let event = Event::at(
+            let killed: Vec<String> = killed
+                .into_iter()
+                .map(|(name, place)| format!("{name} ({place})"))
+                .collect();
+            Event::at(
                 "failure injected",
                 drill.elapsed(),
                 format!("SIGKILL to {}{vip}", killed.join(", ")),
-            );
-            // Gone before the pid files are: a drill never leaves a pid
-            // file naming a dead process.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while victims.iter().any(|(_, r)| process::is_running(r)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            for (name, _) in victims {
-                state.remove_record(name)?;
-            }
-            event
+            )
         }
         FailMode::Drain => {
             for (node, addr) in drill.gslbs {

@@ -18,6 +18,7 @@ use crate::drill::{Drill, Watch, choose, region_views, warn_unsaved};
 use crate::error::{Reported, user};
 use crate::plan::{Component, Kind};
 use crate::printer::{Printer, Style};
+use crate::remote::services;
 use crate::supervise;
 use crate::supervise::state::{DrillRecord, StateDir};
 use crate::timeline::{Event, format_duration, render};
@@ -85,7 +86,7 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
 
     let drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
     let mut events = vec![Event::at("recovery started", Duration::ZERO, "")];
-    let restarted = restart(state, &to_start, &drill, printer, &mut events)?;
+    let restarted = restart(&deployed, state, &to_start, &drill, printer, &mut events)?;
     let cleared = clear(&drill, &to_clear, &region.name, printer, &mut events)?;
     let restarts = !restarted.is_empty();
     let watcher = drill.follow(Direction::Back, &region.name, restarts, timeout);
@@ -133,14 +134,15 @@ fn stopped(
     state: &StateDir,
 ) -> anyhow::Result<Vec<Component>> {
     let mut to_start = Vec::new();
-    // On hosts there are no local pid files, and nothing local to start:
-    // `gtm deploy` starts what does not run there.
-    if deployed.ssh().is_some() {
-        return Ok(to_start);
-    }
+    // On hosts, each host says what runs; here, the pid files.
+    let remote = deployed.remote_running();
     for kind in [Kind::Backend, Kind::L7, Kind::L4] {
         for component in deployed.in_region(&region.name, kind) {
-            if running(state, &component.name)?.is_none() {
+            let runs = match &remote {
+                Some(running) => running.contains(&component.name),
+                None => running(state, &component.name)?.is_some(),
+            };
+            if !runs {
                 to_start.push(component.clone());
             }
         }
@@ -169,8 +171,13 @@ fn overridden(
     to_clear
 }
 
-/// Starts `to_start` and records the event; the names started.
+/// How long a host may take to start a region's services again.
+const REMOTE_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starts `to_start` (here, or on their hosts over ssh) and records the
+/// event; the names started.
 fn restart(
+    deployed: &Deployed,
     state: &StateDir,
     to_start: &[Component],
     drill: &Drill,
@@ -180,6 +187,28 @@ fn restart(
     let (admin, interrupted) = (drill.admin, &drill.interrupted);
     if to_start.is_empty() {
         return Ok(Vec::new());
+    }
+    if deployed.ssh().is_some() {
+        let names: Vec<String> = to_start.iter().map(|c| c.name.clone()).collect();
+        let mut failed = Vec::new();
+        for (host, result) in deployed.on_hosts(&names, services::start, REMOTE_START_TIMEOUT) {
+            if let Err(error) = result {
+                failed.push(format!("{host}: {error}"));
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "could not start {} again: {}; see `gtm logs`",
+                names.join(", "),
+                failed.join("; ")
+            );
+        }
+        events.push(Event::at(
+            "restarted",
+            drill.elapsed(),
+            format!("{} started on their hosts", names.join(", ")),
+        ));
+        return Ok(names);
     }
     let started = supervise::start(
         state,

@@ -42,6 +42,19 @@ pub fn stop(host: &Host, services: &[&str]) -> String {
     }
 }
 
+/// Kills `services` with SIGKILL, as a crash would (`gtm fail`), and keeps
+/// them down: systemd's `Restart=` must not undo a drill, so the units are
+/// stopped right after (their processes are already gone).
+pub fn kill(host: &Host, services: &[&str]) -> String {
+    match host.init {
+        Init::Process => format!("{} kill {}", gtmctl(&host.dir), quote_all(services)),
+        Init::Systemd => format!(
+            "systemctl kill --signal=SIGKILL {0}; systemctl stop {0}",
+            units(services)
+        ),
+    }
+}
+
 /// Makes running `services` take their new files: `restart` for a new
 /// binary or unit, else each one's own way (SIGHUP or restart).
 pub fn reload(host: &Host, services: &[&str], restart: bool) -> String {

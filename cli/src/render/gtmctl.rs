@@ -204,6 +204,19 @@ stop() {
   for s in $reverse; do stop_one "$s"; done
 }
 
+# SIGKILL, as a crash would (gtm fail): no drain, no withdrawal.
+kill_services() {
+  list=$(pick "$@") || return 1
+  for s in $list; do
+    p=$(pid_of "$s")
+    if [ -z "$p" ]; then echo "$s not running"; continue; fi
+    kill -KILL "$p" 2>/dev/null && echo "$s killed ($p)"
+    n=50
+    while [ "$n" -gt 0 ] && ours "$s" "$p"; do sleep 0.1; n=$((n - 1)); done
+    rm -f "$DIR/run/$s.pid"
+  done
+}
+
 reload() {
   list=$(pick "$@") || return 1
   rc=0
@@ -245,9 +258,10 @@ case "$command" in
   __run) echo $$ >"$DIR/run/$1.pid"; run "$1" ;;
   start) start "$@" ;;
   stop) stop "$@" ;;
+  kill) kill_services "$@" ;;
   reload) reload "$@" ;;
   status) status ;;
   logs) logs "$@" ;;
-  *) echo "usage: gtmctl start|stop|reload [SERVICE...] | status | logs SERVICE [N]" >&2; exit 1 ;;
+  *) echo "usage: gtmctl start|stop|kill|reload [SERVICE...] | status | logs SERVICE [N]" >&2; exit 1 ;;
 esac
 "#;
