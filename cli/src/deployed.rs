@@ -132,13 +132,25 @@ impl Deployed {
     }
 
     /// The components whose service runs, asked of every host at once
-    /// (`gtmctl status` / `systemctl is-active`); a host that does not
-    /// answer counts as running nothing. `None` for a deployment on this
-    /// machine (pid files say).
-    pub fn remote_running(&self) -> Option<Vec<String>> {
+    /// (`gtmctl status` / `systemctl is-active`) — only the hosts of
+    /// `region`'s components when one is given, as a drill needs no more;
+    /// a host that does not answer counts as running nothing. `None` for a
+    /// deployment on this machine (pid files say).
+    pub fn remote_running(&self, region: Option<&str>) -> Option<Vec<String>> {
         let ssh = self.ssh()?;
         let remote = self.deployment.remote.as_ref()?;
-        let asked = each(&remote.hosts, PARALLEL, |h| {
+        let in_region = |component: &Option<String>| {
+            component
+                .as_deref()
+                .and_then(|name| self.component(name))
+                .is_some_and(|c| c.region.as_deref() == region)
+        };
+        let hosts: Vec<_> = remote
+            .hosts
+            .iter()
+            .filter(|h| region.is_none() || h.services.iter().any(|s| in_region(&s.component)))
+            .collect();
+        let asked = each(&hosts, PARALLEL, |h| {
             let host = self.topology.host(&h.name)?;
             let names: Vec<&str> = h.services.iter().map(|s| s.name.as_str()).collect();
             let output = ssh

@@ -183,7 +183,7 @@ fn victims(
                     region.name, region.name
                 )));
             }
-            let victims = match deployed.remote_running() {
+            let victims = match deployed.remote_running(Some(&region.name)) {
                 Some(running) => Victims::Remote(
                     l4.iter()
                         .filter(|c| running.contains(&c.name))

@@ -135,7 +135,7 @@ fn stopped(
 ) -> anyhow::Result<Vec<Component>> {
     let mut to_start = Vec::new();
     // On hosts, each host says what runs; here, the pid files.
-    let remote = deployed.remote_running();
+    let remote = deployed.remote_running(Some(&region.name));
     for kind in [Kind::Backend, Kind::L7, Kind::L4] {
         for component in deployed.in_region(&region.name, kind) {
             let runs = match &remote {

@@ -173,7 +173,7 @@ pub fn run(args: &StatusArgs, state: &StateDir, printer: &Printer) -> anyhow::Re
 /// Takes the status of every component, in parallel.
 pub fn gather(deployed: &Deployed, state: &StateDir, admin: &Admin) -> Status {
     let topology = &deployed.topology;
-    let remote = deployed.remote_running();
+    let remote = deployed.remote_running(None);
     let running = |name: &str| -> (bool, Option<u32>) {
         match &remote {
             Some(names) => (names.iter().any(|n| n == name), None),

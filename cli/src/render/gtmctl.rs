@@ -127,7 +127,8 @@ ours() {
   kill -0 "$2" 2>/dev/null || return 1
   state=$(sed 's/.*) \(.\).*/\1/' "/proc/$2/stat" 2>/dev/null) || return 1
   [ "$state" != Z ] || return 1
-  tr '\0' '\n' <"/proc/$2/environ" 2>/dev/null | grep -qx "GTM_SERVICE=$1"
+  # It may exit meanwhile: the redirection's error is not news.
+  { tr '\0' '\n' <"/proc/$2/environ"; } 2>/dev/null | grep -qx "GTM_SERVICE=$1"
 }
 
 # The pid of service $1 if it runs; nothing otherwise.
