@@ -76,7 +76,7 @@ fn example_variant(scratch: &Scratch, hosts: &str) -> PathBuf {
     let text = std::fs::read_to_string(examples_dir().join("multi-host.yaml")).unwrap();
     let certs = scratch.path("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    for file in ["example.com.pem", "example.com.key"] {
+    for file in ["example.com.pem", "example.com.key", "peer.key"] {
         std::fs::copy(examples_dir().join("certs").join(file), certs.join(file)).unwrap();
     }
     let path = scratch.path("multi-host.yaml");

@@ -153,15 +153,7 @@ pub fn run(args: &DeployArgs, state: &StateDir, printer: &Printer) -> anyhow::Re
             args.file.display()
         ))
     })?;
-    let report = validate::check(&file);
-    if !report.ok {
-        validate::print_problems(&report, printer);
-        return Err(anyhow::Error::new(Reported {
-            user: true,
-            summary: format!("{} is not valid; nothing was deployed", file.display()),
-        }));
-    }
-    let topology = topology::load(&file)?;
+    let topology = validate::load_valid(&file, printer, "nothing was deployed")?;
     if topology.hosts.is_empty() {
         return Err(user(format!(
             "{} has no `hosts:` section: everything runs on this machine; start it with `gtm up {}`",

@@ -57,18 +57,11 @@ pub fn run(_args: &ReloadArgs, state: &StateDir, printer: &Printer) -> anyhow::R
     }
     let _lock = state.lock()?;
     let file = old.file().clone();
-    let report = validate::check(&file);
-    if !report.ok {
-        validate::print_problems(&report, printer);
-        return Err(anyhow::Error::new(Reported {
-            user: true,
-            summary: format!(
-                "{} is not valid; nothing was reloaded, the deployed configuration keeps serving",
-                file.display()
-            ),
-        }));
-    }
-    let topology = topology::load(&file)?;
+    let topology = validate::load_valid(
+        &file,
+        printer,
+        "nothing was reloaded, the deployed configuration keeps serving",
+    )?;
     let new_components = plan(&topology, &file);
     let added: Vec<String> = new_components
         .iter()

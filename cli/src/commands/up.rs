@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::{DEFAULT_TOPOLOGY, UpArgs};
 use crate::clients::clients_for;
-use crate::error::{Reported, user};
+use crate::error::user;
 use crate::printer::{Printer, Style, Table};
 use crate::supervise::state::{Deployment, StateDir};
 use crate::supervise::{self, Started};
@@ -71,15 +71,7 @@ pub fn run(args: &UpArgs, state: &StateDir, printer: &Printer) -> anyhow::Result
             None => resolve_file(Path::new(DEFAULT_TOPOLOGY))?,
         },
     };
-    let report = validate::check(&file);
-    if !report.ok {
-        validate::print_problems(&report, printer);
-        return Err(anyhow::Error::new(Reported {
-            user: true,
-            summary: format!("{} is not valid; nothing was started", file.display()),
-        }));
-    }
-    let topology = topology::load(&file)?;
+    let topology = validate::load_valid(&file, printer, "nothing was started")?;
     if !topology.hosts.is_empty() {
         return Err(user(format!(
             "{} places its components on {} hosts (`hosts:`); deploy it there with `gtm deploy {}`, \

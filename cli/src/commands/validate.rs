@@ -106,6 +106,25 @@ pub fn check(path: &Path) -> Report {
     }
 }
 
+/// The topology in `file` when it is valid (as `gtm validate` judges it:
+/// the file and the plan across kinds); otherwise every problem printed and
+/// an error whose summary is `{file} is not valid; {consequence}`.
+pub fn load_valid(
+    file: &Path,
+    printer: &Printer,
+    consequence: &str,
+) -> anyhow::Result<topology::Topology> {
+    let report = check(file);
+    if !report.ok {
+        print_problems(&report, printer);
+        return Err(anyhow::Error::new(Reported {
+            user: true,
+            summary: format!("{} is not valid; {consequence}", file.display()),
+        }));
+    }
+    Ok(topology::load(file)?)
+}
+
 /// Prints `report`'s problems (text) on stderr, as errors.
 pub fn print_problems(report: &Report, printer: &Printer) {
     let count = report.problems.len();
