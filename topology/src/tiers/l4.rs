@@ -60,6 +60,10 @@ pub struct RawHa {
     /// centiseconds).
     #[serde(default)]
     pub advert_interval: Option<Scalar>,
+    /// VRRP: whether a recovered higher-priority node takes the VIP back
+    /// (default `false`: the VIP stays where it is).
+    #[serde(default)]
+    pub preempt: Option<bool>,
     /// BGP: the L4 nodes' AS number.
     #[serde(default)]
     pub asn: Option<u32>,
@@ -176,6 +180,11 @@ pub struct Vrrp {
     pub virtual_router_id: u8,
     /// Advertisement interval, a multiple of 10ms.
     pub advert_interval: Duration,
+    /// A recovered node with a higher priority takes the VIP back. Off by
+    /// default: the L4 nodes keep no shared connection state, so taking
+    /// the VIP back resets every connection opened on the standby
+    /// meanwhile (measured by lab/e2e: all of them).
+    pub preempt: bool,
 }
 
 /// BGP settings shared by the region's L4 nodes.
@@ -366,6 +375,7 @@ fn validate_ha(
     let vrrp_only = [
         ("virtual_router_id", raw.virtual_router_id.is_some()),
         ("advert_interval", raw.advert_interval.is_some()),
+        ("preempt", raw.preempt.is_some()),
     ];
     let bgp_only = [
         ("asn", raw.asn.is_some()),
@@ -437,6 +447,7 @@ fn validate_ha(
             Some(Ha::Vrrp(Vrrp {
                 virtual_router_id,
                 advert_interval,
+                preempt: raw.preempt.unwrap_or(false),
             }))
         }
         "bgp" => {
