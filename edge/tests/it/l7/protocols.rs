@@ -1,5 +1,5 @@
-//! TLS with several certificates, HTTP/2, h2c, WebSocket, and malformed
-//! requests.
+//! TLS with several certificates and resumption across nodes, HTTP/2,
+//! h2c, WebSocket, and malformed requests.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,13 +46,18 @@ fn certs(tag: &str) -> Certs {
 }
 
 fn tls_spec(certs: &Certs, backend: &TestBackend) -> edge::l7::NodeSpec {
+    tls_spec_with(certs, backend, "")
+}
+
+/// [`tls_spec`] with `extra` lines added to its `tls:` block.
+fn tls_spec_with(certs: &Certs, backend: &TestBackend, extra: &str) -> edge::l7::NodeSpec {
     let d = certs.dir.display();
     spec(&format!(
         "tls:
   certs:
     - {{ cert: {d}/a.pem, key: {d}/a.key }}
     - {{ cert: {d}/b.pem, key: {d}/b.key }}
-routes: [{{ pool: web }}]
+{extra}routes: [{{ pool: web }}]
 pools:
   web: {{ servers: {} }}
 ",
@@ -109,6 +114,44 @@ async fn tls_serves_the_certificate_for_each_sni_name_and_resumes_sessions() {
         Some(rustls::HandshakeKind::Resumed)
     );
     proxy.stop().await.unwrap();
+}
+
+/// Two nodes of one region (as the L4 tier spreads a returning client):
+/// a session made on the first resumes on the second only when both seal
+/// tickets with the region's shared key file.
+#[tokio::test]
+async fn a_session_made_on_one_node_resumes_on_another_with_shared_ticket_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let certs = certs("shared-tickets");
+    let keys = certs.dir.join("tickets.keys");
+    // TEST-ONLY keys (48 bytes each, as `openssl rand -base64 48` makes).
+    std::fs::write(&keys, format!("{}\n{}\n", "A".repeat(64), "B".repeat(64))).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let b = TestBackend::start("b0").await;
+    let shared = format!("  ticket_keys: {}\n", keys.display());
+    for (extra, expected) in [
+        (shared.as_str(), rustls::HandshakeKind::Resumed),
+        ("", rustls::HandshakeKind::Full),
+    ] {
+        let node_a = Proxy::start(tls_spec_with(&certs, &b, extra)).await;
+        let node_b = Proxy::start(tls_spec_with(&certs, &b, extra)).await;
+        let config = client_config(&certs, &[b"http/1.1"]);
+        // A request and its answer: TLS 1.3 tickets arrive after the
+        // handshake, so the client has them once it has read a reply.
+        let mut tls = tls_connect(node_a.https.unwrap(), config.clone(), "a.example.com").await;
+        let reply = exchange(&mut tls, &request("GET", "/", "a.example.com", &[])).await;
+        assert_eq!(parse(&reply).unwrap().status, 200);
+        let mut tls = tls_connect(node_b.https.unwrap(), config.clone(), "a.example.com").await;
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(expected),
+            "ticket_keys: {extra:?}"
+        );
+        let reply = exchange(&mut tls, &request("GET", "/", "a.example.com", &[])).await;
+        assert_eq!(parse(&reply).unwrap().status, 200);
+        node_a.stop().await.unwrap();
+        node_b.stop().await.unwrap();
+    }
 }
 
 #[tokio::test]
