@@ -271,7 +271,15 @@ impl CertStore {
 
 /// The shared ticket keys `tls` names, if it names a file.
 fn read_ticket_keys(tls: &Tls) -> Result<Option<KeyRing>, TlsError> {
-    tls.ticket_keys.as_deref().map(KeyRing::read).transpose()
+    let Some(path) = &tls.ticket_keys else {
+        return Ok(None);
+    };
+    KeyRing::read(path)
+        .map(Some)
+        .map_err(|problem| TlsError::File {
+            path: path.clone(),
+            problem,
+        })
 }
 
 #[cfg(test)]
@@ -382,20 +390,24 @@ mod tests {
         assert_eq!(store.set.load().lookup("z.example.com"), Some(0));
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    /// Writes a mode-600 ticket-key file, one key per seed (its bytes all
+    /// the seed, so a ticket's first byte tells which key sealed it).
     #[cfg(unix)]
     fn write_keys(path: &Path, seeds: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
         let text: String = seeds
             .iter()
             .map(|s| STANDARD.encode([*s; 48]) + "\n")
             .collect();
         std::fs::write(path, text).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 
     #[cfg(unix)]
     #[test]
     fn shared_ticket_keys_are_reloaded_with_the_certificates() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("edge-tls-keys-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -415,12 +427,41 @@ mod tests {
         assert_eq!(config.ticketer.encrypt(b"state").unwrap()[0], 3);
         assert_eq!(config.ticketer.decrypt(&by_2).unwrap(), b"state");
         // A file left readable by others is refused, the keys stay.
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
         touch_ahead(&keys, 10);
         let e = store.reload_if_changed().unwrap_err().to_string();
-        assert!(e.contains("chmod 600"), "{e}");
+        assert!(
+            e.contains("tickets.keys: mode 644") && e.contains("chmod 600"),
+            "{e}"
+        );
         assert_eq!(config.ticketer.encrypt(b"state").unwrap()[0], 3);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn ticket_keys_added_or_dropped_by_a_reload_reach_the_next_configuration() {
+        let dir = temp_dir("keys-toggle");
+        let keys = dir.join("tickets.keys");
+        write_keys(&keys, &[7]);
+        let per_node = tls(vec![write_cert(&dir, "a", &["a.example.com"])]);
+        let mut shared = per_node.clone();
+        shared.ticket_keys = Some(keys);
+        let store = CertStore::new(&per_node).unwrap();
+        let name =
+            |config: &ServerConfig| config.ticketer.encrypt(b"state").unwrap()[..16].to_vec();
+        // rustls's own keys have random names: never all sevens.
+        assert_ne!(
+            name(&store.server_config(&per_node, false).unwrap()),
+            [7; 16]
+        );
+        store.replace(&shared).unwrap();
+        assert_eq!(name(&store.server_config(&shared, false).unwrap()), [7; 16]);
+        store.replace(&per_node).unwrap();
+        assert_ne!(
+            name(&store.server_config(&per_node, false).unwrap()),
+            [7; 16]
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }
