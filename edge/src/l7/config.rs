@@ -90,3 +90,44 @@ impl NodeSpec {
             .map(|_| SocketAddr::new(self.node.address, self.https_port))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn relative_certificate_and_ticket_key_paths_are_resolved_against_the_topology() {
+        let text = "
+dns:
+  nodes: [{ name: ns1, listen: [\"127.0.0.1:5353\"] }]
+  zones:
+    - origin: example.com.
+      soa: { mname: ns1.example.com., rname: hostmaster@example.com }
+      records:
+        - { name: \"@\", type: NS, value: ns1.example.com. }
+        - { name: ns1, type: A, value: 127.0.0.1 }
+regions:
+  test:
+    location: { lat: 0, lon: 0 }
+    vip: { ipv4: 127.0.0.1 }
+    l7:
+      nodes: [{ name: l7t, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+      tls:
+        certs: [{ cert: certs/a.pem, key: /etc/gtm/a.key }]
+        ticket_keys: certs/tickets.keys
+      routes: [{ pool: web }]
+      pools: { web: { servers: [{ addr: \"127.0.0.1:9000\" }] } }
+";
+        let topology = topology::parse(text, "test.yaml").unwrap();
+        let spec = NodeSpec::from_topology(&topology, "l7t", Path::new("/srv/gtm")).unwrap();
+        let tls = spec.tier.tls.unwrap();
+        assert_eq!(tls.certs[0].cert, PathBuf::from("/srv/gtm/certs/a.pem"));
+        assert_eq!(tls.certs[0].key, PathBuf::from("/etc/gtm/a.key"));
+        assert_eq!(
+            tls.ticket_keys,
+            Some(PathBuf::from("/srv/gtm/certs/tickets.keys"))
+        );
+    }
+}
