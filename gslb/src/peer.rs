@@ -13,10 +13,10 @@
 //! API on loopback) views travel unsigned, as before.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
+use lifecycle::secret::SecretError;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -117,22 +117,10 @@ impl PeerKey {
     /// surrounding whitespace is trimmed, and readable by its owner only
     /// (as ssh refuses a private key others can read).
     pub fn load(path: &Path) -> Result<PeerKey, KeyError> {
-        let read_error = |source| KeyError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let mode = std::fs::metadata(path)
-            .map_err(read_error)?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(read_error)?;
+        let bytes = lifecycle::secret::read(path).map_err(|e| match e {
+            SecretError::Read { path, source } => KeyError::Read { path, source },
+            SecretError::Exposed { path, mode } => KeyError::Exposed { path, mode },
+        })?;
         let secret = bytes.trim_ascii();
         if secret.len() < MIN_KEY_BYTES {
             return Err(KeyError::Short {
@@ -274,6 +262,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const NONCE: &str = "00112233445566778899aabbccddeeff";
 

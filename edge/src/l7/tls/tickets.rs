@@ -16,12 +16,12 @@
 //! Key material never reaches a log line, an error or `Debug` output.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use lifecycle::secret::SecretError;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::server::ProducesTickets;
@@ -76,12 +76,16 @@ impl KeyRing {
     /// says what is wrong (naming the first malformed line) and the fix,
     /// for the caller to prefix with the path.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let unreadable = |e: std::io::Error| format!("cannot read the ticket keys: {e}");
-        let mut file = std::fs::File::open(path).map_err(unreadable)?;
-        // The mode of the file opened, not of whatever the path names next.
-        refuse_loose_mode(&file.metadata().map_err(unreadable)?, path)?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(unreadable)?;
+        let bytes = lifecycle::secret::read(path).map_err(|e| match e {
+            SecretError::Read { source, .. } => format!("cannot read the ticket keys: {source}"),
+            SecretError::Exposed { mode, .. } => format!(
+                "mode {mode:o} lets group or others at the ticket keys, which decrypt every resumed session; run `chmod 600 {}`",
+                path.display()
+            ),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            "is not text; write one `openssl rand -base64 48` key a line".to_owned()
+        })?;
         Self::parse(&text)
     }
 
@@ -134,25 +138,6 @@ impl KeyRing {
             keys,
         })
     }
-}
-
-/// Refuses a key file group or others may read or write.
-#[cfg(unix)]
-fn refuse_loose_mode(metadata: &std::fs::Metadata, path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "mode {mode:o} lets group or others at the ticket keys, which decrypt every resumed session; run `chmod 600 {}`",
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn refuse_loose_mode(_: &std::fs::Metadata, _: &Path) -> Result<(), String> {
-    Ok(())
 }
 
 /// The ticketer of a node with shared keys: the current [`KeyRing`],
