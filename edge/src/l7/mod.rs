@@ -51,7 +51,10 @@ use tracing::error;
 
 pub mod admin;
 pub mod balance;
+pub mod clock;
 pub mod config;
+pub mod context;
+pub mod drain;
 pub mod forward;
 pub mod framing;
 pub mod health;

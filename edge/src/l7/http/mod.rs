@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -43,18 +44,15 @@ use topology::tiers::l7::{BackendProtocol, HashOn, L7Tier};
 use tracing::{debug, info, warn};
 
 use super::balance::request_key;
+use super::context::{ListenerKind, Shared};
 use super::forward::{self, Forwarding};
 use super::limits::GatePass;
 use super::metrics::class_index;
-use super::node::{ListenerKind, Shared};
-use super::paced_body::{BackendBodyError, BodyWitness, ClientBodyError, PacedBody, Stopped};
+use super::paced_body::{BackendBodyError, BodyWitness, PacedBody, Stopped};
 use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState, ServerState};
 use super::state::Snapshot;
 use super::sticky;
 use upstream::{UpstreamBody, UpstreamError};
-
-/// Body of requests sent upstream: the client's, or empty (replayable).
-pub(crate) type UpBody = Either<PacedBody<Incoming, ClientBodyError>, Empty<Bytes>>;
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
@@ -144,19 +142,21 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Serves one client connection until it closes, goes idle, or the node
-/// drains (`drain`: finish what is in flight) or gives up (`force`).
+/// Serves one client connection with the current `builders` until it
+/// closes, goes idle, or the node drains (`drain`, the connection's held
+/// signal: finish what is in flight) or gives up (the drain is forced).
 pub(crate) async fn serve_connection<IO>(
     io: IO,
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
+    builders: &ArcSwap<ServerBuilders>,
     drain: CancellationToken,
-    force: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let builders = shared.builders.load_full();
+    let builders = builders.load_full();
+    let force = shared.drain.forced().clone();
     let builder = match protocol {
         Protocol::Http1 => &builders.h1,
         Protocol::Http2 => &builders.h2,
@@ -187,7 +187,7 @@ pub(crate) async fn serve_connection<IO>(
     let mut closing = false;
     loop {
         let last = activity.last_ms.load(Ordering::Relaxed);
-        let deadline = shared.instant_at(last) + idle;
+        let deadline = shared.clock.instant_at(last) + idle;
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -430,7 +430,7 @@ fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, Fault> {
 }
 
 fn health_response(snapshot: &Snapshot, shared: &Shared) -> Response<DownBody> {
-    let (status, body) = health_report(snapshot, shared);
+    let (status, body) = shared.health(snapshot);
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -441,33 +441,6 @@ fn health_response(snapshot: &Snapshot, shared: &Shared) -> Response<DownBody> {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// The region health answer: 200 while every routed pool has an
-/// available server and the node is not draining, else 503; the body says
-/// which pools can serve.
-pub(crate) fn health_report(snapshot: &Snapshot, shared: &Shared) -> (StatusCode, String) {
-    let now = shared.now_ms();
-    let draining = shared.draining.load(Ordering::Relaxed);
-    let healthy = !draining && snapshot.can_serve(now);
-    let body = admin::api::l7::Health {
-        node: shared.node.clone(),
-        region: shared.region.clone(),
-        healthy,
-        draining,
-        pools: snapshot
-            .pools
-            .iter()
-            .map(|p| (p.config.name.clone(), p.can_serve(now)))
-            .collect(),
-    };
-    let body = serde_json::to_string(&body).expect("plain strings and booleans serialize");
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, format!("{body}\n"))
 }
 
 async fn proxy(
@@ -488,7 +461,7 @@ async fn proxy(
     }
     if let Some(limiter) = &snapshot.rate_limiter {
         limiter
-            .check(info.client.ip(), shared.now_ns())
+            .check(info.client.ip(), shared.clock.now_ns())
             .map_err(Fault::RateLimited)?;
     }
     let pass = shared.gates[info.listener as usize]
@@ -839,9 +812,10 @@ fn respond(
         let Some(on_client) = on_client_upgrade else {
             return Fault::UnexpectedUpgrade.response();
         };
-        let force = shared.force.clone();
+        let force = shared.drain.forced().clone();
         shared
-            .tunnels
+            .drain
+            .tunnels()
             .spawn(tunnel(on_client, body.upgrade(), guards, force));
         return Response::from_parts(parts, Either::Right(Full::default()));
     }
