@@ -9,13 +9,14 @@
 //! function of the time, which the caller passes in milliseconds of a
 //! monotonic clock.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use http::header::{self, HeaderMap, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
-use topology::tiers::l7::{Algorithm, Outlier, Pool as PoolConfig};
+use topology::tiers::l7::{Algorithm, HashOn, Outlier, Pool as PoolConfig};
 
 use super::balance::{self, Candidates, HashPicker, SmoothWrr, SplitMix64};
 use super::fault::Fault;
@@ -380,6 +381,56 @@ pub struct Affinity<'a> {
     pub sticky: Option<&'a [u8]>,
 }
 
+/// What a request brings to the choice of its server, read from its
+/// client address and headers once and kept for every attempt (the
+/// headers are rewritten before the first).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestAffinity {
+    hash_key: u64,
+    sticky: Option<[u8; 16]>,
+}
+
+impl RequestAffinity {
+    /// The affinity of a request from `client` with `headers` to a pool
+    /// configured by `config`: the hash key of the `hash` algorithm (the
+    /// configured header or cookie, else the client's address) and the
+    /// pool's sticky cookie, when it is well-formed.
+    pub fn of(config: &PoolConfig, client: IpAddr, headers: &HeaderMap) -> Self {
+        let client_key = || match client {
+            IpAddr::V4(ip) => balance::request_key(&ip.octets()),
+            IpAddr::V6(ip) => balance::request_key(&ip.octets()),
+        };
+        let cookies = || {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes)
+        };
+        let hash_key = match &config.hash_on {
+            _ if config.algorithm != Algorithm::Hash => 0,
+            HashOn::ClientIp => client_key(),
+            HashOn::Header(name) => headers
+                .get(name.as_str())
+                .map_or_else(client_key, |v| balance::request_key(v.as_bytes())),
+            HashOn::Cookie(name) => {
+                sticky::find_cookie(cookies(), name).map_or_else(client_key, balance::request_key)
+            }
+        };
+        let sticky = config.sticky.as_ref().and_then(|s| {
+            sticky::find_cookie(cookies(), &s.cookie).and_then(|v| <[u8; 16]>::try_from(v).ok())
+        });
+        Self { hash_key, sticky }
+    }
+
+    /// As [`PoolState::pick`] takes it.
+    pub fn affinity(&self) -> Affinity<'_> {
+        Affinity {
+            hash_key: self.hash_key,
+            sticky: self.sticky.as_ref().map(|token| &token[..]),
+        }
+    }
+}
+
 /// One pool at run time.
 #[derive(Debug)]
 pub struct PoolState {
@@ -677,6 +728,56 @@ mod tests {
         );
         drop(held);
         assert!(pool.pick(Affinity::default(), &[], 0).is_ok());
+    }
+
+    #[test]
+    fn a_requests_affinity_comes_from_its_configured_source() {
+        let client: IpAddr = [192, 0, 2, 7].into();
+        let client_key = balance::request_key(&[192, 0, 2, 7]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user", HeaderValue::from_static("ann"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("u=bob; S=0123456789abcdef"),
+        );
+        let mut cfg = config(Algorithm::Hash, &[(1, 1, false)]);
+        // (hash on, hash key)
+        let cases = [
+            (HashOn::ClientIp, client_key),
+            (
+                HashOn::Header("x-user".into()),
+                balance::request_key(b"ann"),
+            ),
+            (HashOn::Header("x-none".into()), client_key),
+            (HashOn::Cookie("u".into()), balance::request_key(b"bob")),
+            (HashOn::Cookie("none".into()), client_key),
+        ];
+        for (hash_on, key) in cases {
+            cfg.hash_on = hash_on.clone();
+            let affinity = RequestAffinity::of(&cfg, client, &headers);
+            assert_eq!(affinity.affinity().hash_key, key, "{hash_on:?}");
+            assert_eq!(affinity.affinity().sticky, None, "no sticky configured");
+        }
+        cfg.algorithm = Algorithm::RoundRobin;
+        cfg.sticky = Some(Sticky {
+            cookie: "S".into(),
+            path: "/".into(),
+            max_age: None,
+            secure: false,
+            http_only: true,
+            same_site: topology::tiers::l7::SameSite::Lax,
+        });
+        let affinity = RequestAffinity::of(&cfg, client, &headers);
+        assert_eq!(
+            affinity.affinity().hash_key,
+            0,
+            "only the hash algorithm hashes"
+        );
+        assert_eq!(affinity.affinity().sticky, Some(&b"0123456789abcdef"[..]));
+        // A cookie of the wrong length names no server.
+        headers.insert(header::COOKIE, HeaderValue::from_static("S=short"));
+        let affinity = RequestAffinity::of(&cfg, client, &headers);
+        assert_eq!(affinity.affinity().sticky, None);
     }
 
     #[test]

@@ -41,17 +41,16 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::{BackendProtocol, HashOn, L7Tier};
+use topology::tiers::l7::{BackendProtocol, L7Tier};
 use tracing::{debug, info, warn};
 
-use super::balance::request_key;
 use super::context::{ListenerKind, Shared};
 use super::fault::Fault;
 use super::forward::{self, Forwarding};
 use super::limits::GatePass;
 use super::metrics::class_index;
 use super::paced_body::{BackendBodyError, BodyWitness, PacedBody, Stopped};
-use super::pool::{Affinity, InFlight, NoServer, Outcome, Pick, PoolState, ServerState};
+use super::pool::{InFlight, NoServer, Outcome, Pick, PoolState, RequestAffinity, ServerState};
 use super::retry::{self, Attempted};
 use super::state::Snapshot;
 use super::sticky;
@@ -400,36 +399,7 @@ async fn proxy(
     let pool: &Arc<PoolState> = &snapshot.pools[pool_index];
     pool.budget.deposit();
 
-    // What the request brings to the choice of server.
-    let client_key = || match info.client.ip() {
-        std::net::IpAddr::V4(ip) => request_key(&ip.octets()),
-        std::net::IpAddr::V6(ip) => request_key(&ip.octets()),
-    };
-    let cookies = || {
-        request
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .map(HeaderValue::as_bytes)
-    };
-    let hash_key = match &pool.config.hash_on {
-        _ if pool.config.algorithm != topology::tiers::l7::Algorithm::Hash => 0,
-        HashOn::ClientIp => client_key(),
-        HashOn::Header(name) => request
-            .headers()
-            .get(name.as_str())
-            .map_or_else(client_key, |v| request_key(v.as_bytes())),
-        HashOn::Cookie(name) => {
-            sticky::find_cookie(cookies(), name).map_or_else(client_key, request_key)
-        }
-    };
-    let mut sticky_token = [0u8; 16];
-    let has_sticky = pool.config.sticky.as_ref().is_some_and(|s| {
-        sticky::find_cookie(cookies(), &s.cookie)
-            .filter(|v| v.len() == 16)
-            .map(|v| sticky_token.copy_from_slice(v))
-            .is_some()
-    });
+    let affinity = RequestAffinity::of(&pool.config, info.client.ip(), request.headers());
 
     // Headers for the backend. An HTTP/2 backend takes no upgrade: the
     // request goes as a plain one, which the backend answers as such.
@@ -482,14 +452,12 @@ async fn proxy(
 
     loop {
         let now = shared.now_ms();
-        let affinity = Affinity {
-            hash_key,
-            sticky: has_sticky.then_some(&sticky_token[..]),
-        };
-        let pick = pool.pick(affinity, &tried, now).map_err(|e| match e {
-            NoServer::Full => Fault::ServerFull,
-            NoServer::Down => Fault::NoServer,
-        })?;
+        let pick = pool
+            .pick(affinity.affinity(), &tried, now)
+            .map_err(|e| match e {
+                NoServer::Full => Fault::ServerFull,
+                NoServer::Down => Fault::NoServer,
+            })?;
         record.server = Some(pick.server.addr);
         record.attempts += 1;
         record.fail_open |= pick.fail_open;
