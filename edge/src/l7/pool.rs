@@ -730,6 +730,17 @@ mod tests {
         assert!(pool.pick(Affinity::default(), &[], 0).is_ok());
     }
 
+    fn sticky_cookie(name: &str) -> Sticky {
+        Sticky {
+            cookie: name.into(),
+            path: "/".into(),
+            max_age: None,
+            secure: false,
+            http_only: true,
+            same_site: topology::tiers::l7::SameSite::Lax,
+        }
+    }
+
     #[test]
     fn a_requests_affinity_comes_from_its_configured_source() {
         let client: IpAddr = [192, 0, 2, 7].into();
@@ -759,14 +770,7 @@ mod tests {
             assert_eq!(affinity.affinity().sticky, None, "no sticky configured");
         }
         cfg.algorithm = Algorithm::RoundRobin;
-        cfg.sticky = Some(Sticky {
-            cookie: "S".into(),
-            path: "/".into(),
-            max_age: None,
-            secure: false,
-            http_only: true,
-            same_site: topology::tiers::l7::SameSite::Lax,
-        });
+        cfg.sticky = Some(sticky_cookie("S"));
         let affinity = RequestAffinity::of(&cfg, client, &headers);
         assert_eq!(
             affinity.affinity().hash_key,
@@ -783,14 +787,7 @@ mod tests {
     #[test]
     fn sticky_cookies_stick_and_are_reissued_when_their_server_is_down() {
         let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
-        cfg.sticky = Some(Sticky {
-            cookie: "S".into(),
-            path: "/".into(),
-            max_age: None,
-            secure: false,
-            http_only: true,
-            same_site: topology::tiers::l7::SameSite::Lax,
-        });
+        cfg.sticky = Some(sticky_cookie("S"));
         let pool = pool(&cfg);
         let first = pool.pick(Affinity::default(), &[], 0).unwrap();
         assert!(first.set_cookie);
