@@ -52,6 +52,7 @@ use super::metrics::class_index;
 use super::paced_body::{BackendBodyError, BodyWitness, PacedBody, Stopped};
 use super::pool::{InFlight, NoServer, Outcome, Pick, PoolState, RequestAffinity, ServerState};
 use super::retry::{self, Attempted};
+use super::route::request_host;
 use super::state::Snapshot;
 use super::sticky;
 use upstream::{UpstreamBody, UpstreamError};
@@ -314,25 +315,6 @@ async fn handle(
     response
 }
 
-/// The host the request is for: the URI's authority (absolute form,
-/// HTTP/2 `:authority`) or the single `Host` field.
-fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, Fault> {
-    let mut hosts = request.headers().get_all(header::HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return Err(Fault::BadRequest("more than one Host field"));
-    }
-    match (request.uri().authority(), first) {
-        (Some(authority), _) => HeaderValue::from_str(authority.as_str())
-            .map_err(|_| Fault::BadRequest("bad authority")),
-        (None, Some(host)) => Ok(host.clone()),
-        (None, None) if request.version() == Version::HTTP_11 => {
-            Err(Fault::BadRequest("HTTP/1.1 request without Host"))
-        }
-        (None, None) => Ok(HeaderValue::from_static("")),
-    }
-}
-
 fn health_response(snapshot: &Snapshot, shared: &Shared) -> Response<DownBody> {
     let (status, body) = shared.health(snapshot);
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
@@ -359,7 +341,7 @@ async fn proxy(
         return Err(Fault::Framing);
     }
     let tier = &snapshot.spec.tier;
-    let host = request_host(&request)?;
+    let host = request_host(request.uri(), request.version(), request.headers())?;
     if request.uri().path() == tier.health_path {
         return Ok(health_response(snapshot, shared));
     }
