@@ -1,7 +1,6 @@
-//! The machines a deployment runs on: the `hosts:` section, and the rules
-//! that tie each component to its host — every component names one when
-//! the file has hosts, and listens only on that host's addresses (or on
-//! its region's VIP, which keepalived or BIRD brings to the L4 nodes).
+//! The machines a deployment runs on: the `hosts:` section as written and
+//! validated on its own. The rules that tie components to hosts need the
+//! whole model and live in [`crate::placement`].
 //!
 //! A file without `hosts:` runs every component on this machine, as
 //! `gtm up` does.
@@ -13,7 +12,6 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::field::{Problems, Scalar};
-use crate::model::Topology;
 
 /// One `hosts:` entry as written.
 #[derive(Debug, Deserialize)]
@@ -179,101 +177,4 @@ pub(crate) fn validate(raw: &IndexMap<String, RawHost>, problems: &mut Problems)
             })
         })
         .collect()
-}
-
-/// One address a component listens on, for the placement check.
-struct Placed<'a> {
-    /// The component's `host:`.
-    host: Option<&'a str>,
-    /// The field path of `host:`'s owner (e.g. `regions.us-east.l7.nodes[0]`).
-    path: String,
-    /// Addresses it binds, with the field each comes from.
-    binds: Vec<(IpAddr, &'static str)>,
-}
-
-/// Checks the whole topology's placement: with `hosts:`, every component
-/// names a declared host and binds only that host's addresses (or an
-/// unspecified address); without it, no component names a host and no
-/// region asks for VIP high availability.
-pub(crate) fn check_placement(topology: &Topology, problems: &mut Problems) {
-    let mut placed = Vec::new();
-    for (index, node) in topology.dns.nodes.iter().enumerate() {
-        let mut binds: Vec<(IpAddr, &str)> =
-            node.listen.iter().map(|a| (a.ip(), "listen")).collect();
-        binds.extend(node.admin.map(|a| (a.ip(), "admin")));
-        placed.push(Placed {
-            host: node.host.as_deref(),
-            path: format!("dns.nodes[{index}]"),
-            binds,
-        });
-    }
-    for region in &topology.regions {
-        let path = format!("regions.{}", region.name);
-        if let Some(l4) = &region.l4 {
-            for (index, node) in l4.nodes.iter().enumerate() {
-                placed.push(Placed {
-                    host: node.host.as_deref(),
-                    path: format!("{path}.l4.nodes[{index}]"),
-                    binds: vec![(node.admin.ip(), "admin")],
-                });
-            }
-        }
-        if let Some(l7) = &region.l7 {
-            for (index, node) in l7.nodes.iter().enumerate() {
-                placed.push(Placed {
-                    host: node.host.as_deref(),
-                    path: format!("{path}.l7.nodes[{index}]"),
-                    binds: vec![(node.address, "address"), (node.admin.ip(), "admin")],
-                });
-            }
-        }
-        for (index, backend) in region.backends.iter().enumerate() {
-            placed.push(Placed {
-                host: backend.host.as_deref(),
-                path: format!("{path}.backends[{index}]"),
-                binds: vec![(backend.listen.ip(), "listen")],
-            });
-        }
-    }
-    let names: Vec<&str> = topology.hosts.iter().map(|h| h.name.as_str()).collect();
-    for component in &placed {
-        match (component.host, topology.hosts.is_empty()) {
-            (None, true) => {}
-            (None, false) => problems.add(
-                format!("{}.host", component.path),
-                format!(
-                    "no host; with a `hosts:` section every component names the host it runs on (one of: {})",
-                    names.join(", ")
-                ),
-            ),
-            (Some(name), _) => match topology.host(name) {
-                None if topology.hosts.is_empty() => problems.add(
-                    format!("{}.host", component.path),
-                    format!("host {name:?} is not declared; add a `hosts:` section with {name}: {{ ssh: …, addresses: […] }}"),
-                ),
-                None => problems.add(
-                    format!("{}.host", component.path),
-                    format!("unknown host {name:?}; declared hosts: {}", names.join(", ")),
-                ),
-                Some(host) => {
-                    for (addr, field) in &component.binds {
-                        if !addr.is_unspecified() && !host.addresses.contains(addr) {
-                            problems.add(
-                                format!("{}.{field}", component.path),
-                                format!(
-                                    "{addr} is not an address of host {name:?} ({}); use one of its addresses or add {addr} to hosts.{name}.addresses",
-                                    host.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                                ),
-                            );
-                        }
-                    }
-                }
-            },
-        }
-    }
-    for region in &topology.regions {
-        if let Some(l4) = &region.l4 {
-            crate::tiers::l4::check_placement(l4, region, topology, problems);
-        }
-    }
 }

@@ -10,7 +10,8 @@
 //!   rules every check meets, which `probe` applies too.
 //! - [`status`]: the HTTP status-set grammar (`"200,300-399"`).
 //! - [`tiers`]: a region's L4 and L7 tiers and demo backends.
-//! - [`hosts`]: the machines components run on, and which binds where.
+//! - [`hosts`]: the machines components run on; `placement`: which
+//!   component may bind what where (needs the whole model).
 //! - [`name`], [`rdata`], [`duration`]: the value types and their parsers.
 //! - `field`: what every stage shares about one field (the written
 //!   [`Scalar`](raw::Scalar), a [`Problem`](validate::Problem) at a path).
@@ -26,6 +27,7 @@ pub mod hosts;
 mod locate;
 pub mod model;
 pub mod name;
+mod placement;
 pub mod raw;
 pub mod rdata;
 pub mod status;

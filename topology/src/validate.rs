@@ -133,7 +133,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
             hosts,
         };
         // Placement needs every part validated: it ties components to hosts.
-        crate::hosts::check_placement(&topology, &mut problems);
+        crate::placement::check(&topology, &mut problems);
         if problems.0.is_empty() {
             return Ok(topology);
         }

@@ -1,5 +1,5 @@
-//! The topology text and the files it references (L7 certificates and
-//! keys, the GeoIP database), each for the hosts whose services read it,
+//! The topology text and the files it references (L7 certificates, keys
+//! and shared ticket keys, the GeoIP database), each for the hosts whose services read it,
 //! at the same path relative to the topology as on the operator's side.
 
 use std::path::{Component, Path, PathBuf};
@@ -14,7 +14,7 @@ use crate::error::user;
 pub const TOPOLOGY: &str = "topology.yaml";
 
 /// The files `host`'s services read besides the topology: its regions' L7
-/// certificates and keys (keys secret) on hosts with an L7 node, the GeoIP
+/// certificates, keys and ticket keys (keys secret) on hosts with an L7 node, the GeoIP
 /// database on hosts with a DNS node. Absolute paths are the operator's to
 /// provide on the host and are not bundled.
 pub fn referenced(
@@ -36,6 +36,10 @@ pub fn referenced(
             let field = format!("regions.{}.l7.tls.certs[{index}]", region.name);
             wanted.push((format!("{field}.cert"), cert.cert.clone(), false));
             wanted.push((format!("{field}.key"), cert.key.clone(), true));
+        }
+        if let Some(keys) = &tls.ticket_keys {
+            let field = format!("regions.{}.l7.tls.ticket_keys", region.name);
+            wanted.push((field, keys.clone(), true));
         }
     }
     if topology.dns.nodes.iter().any(|node| on_host(&node.host)) {

@@ -3,12 +3,11 @@
 //! node's `edge check` says it is ready.
 //!
 //! Every instance starts as BACKUP and the priority decides: the ready
-//! node with the highest priority becomes master. `nopreempt` is not set,
-//! so once the preferred node is ready again it takes the VIP back — the
-//! priority is the operator's stated preference (the node nearer the
-//! uplink, or with more capacity), and a VIP left on the standby after a
-//! failover would leave the region with no hot standby that the operator
-//! chose. The cost is a second, equally short, takeover on recovery.
+//! node with the highest priority becomes master. After a failover the VIP
+//! stays on the standby (`nopreempt`) unless `l4.ha.preempt` is on: the L4
+//! nodes share no connection state, so taking the VIP back resets every
+//! connection the standby carries (lab/e2e measures all of them reset) and
+//! costs a second takeover gap.
 //!
 //! Adverts go unicast to the other nodes' host addresses (`unicast_peer`):
 //! clouds and many switches filter the VRRP multicast group.
@@ -83,12 +82,13 @@ pub fn config(topology: &Topology, host: &Host) -> anyhow::Result<Option<String>
         );
         let _ = write!(
             instances,
-            "\n# Region {}: L4 node {} (priority {priority}).\nvrrp_instance {} {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id {}\n  priority {priority}\n  advert_int {}\n  unicast_src_ip {src}\n  unicast_peer {{\n",
+            "\n# Region {}: L4 node {} (priority {priority}).\nvrrp_instance {} {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id {}\n  priority {priority}\n  advert_int {}\n{}  unicast_src_ip {src}\n  unicast_peer {{\n",
             region.name,
             node.name,
             identifier(&region.name),
             vrrp.virtual_router_id,
             seconds(vrrp.advert_interval),
+            if vrrp.preempt { "" } else { "  nopreempt\n" },
         );
         for peer in &peers {
             let _ = writeln!(instances, "    {peer}");
@@ -172,9 +172,21 @@ mod tests {
             assert!(conf.lines().any(|l| l == line), "{line:?} in\n{conf}");
         }
         assert!(
-            !conf.contains("nopreempt"),
-            "the preferred node takes the VIP back"
+            conf.lines().any(|l| l == "  nopreempt"),
+            "by default the VIP stays on the node that took it over"
         );
+        let preempting = topology::parse(
+            &std::fs::read_to_string(example_path()).unwrap().replace(
+                "advert_interval: 100ms }",
+                "advert_interval: 100ms, preempt: true }",
+            ),
+            "preempt.yaml",
+        )
+        .unwrap();
+        let conf = config(&preempting, preempting.host("use-l4b").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(!conf.contains("nopreempt"), "preempt: true takes it back");
         assert!(!conf.contains("virtual_ipaddress_excluded"));
         let bgp_host = topology.host("euw-l4a").unwrap();
         assert_eq!(config(&topology, bgp_host).unwrap(), None);

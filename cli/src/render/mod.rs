@@ -599,6 +599,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn shared_ticket_keys_go_to_the_regions_l7_hosts_as_secrets() {
+        // Any file present serves: the bundle copies it, the node parses it.
+        let certs = "certs: [{ cert: certs/example.com.pem, key: certs/example.com.key }]";
+        let topology = example_with(
+            certs,
+            &format!("{certs}\n        ticket_keys: certs/ca.key"),
+        );
+        let bundles = bundles(&topology, &example_path()).unwrap();
+        let keys = file(bundle(&bundles, "use-l7a"), "certs/ca.key").expect("the ticket keys");
+        assert_eq!((keys.secret, keys.mode), (true, 0o600));
+        assert!(file(bundle(&bundles, "use-web1"), "certs/ca.key").is_none());
+    }
+
+    #[test]
     fn a_reference_outside_the_topology_directory_is_refused() {
         let path = example_path();
         let text = std::fs::read_to_string(&path).unwrap().replacen(

@@ -17,7 +17,8 @@ pub struct NodeSpec {
     pub region: String,
     /// This node.
     pub node: L7Node,
-    /// The region's L7 tier, certificate paths made absolute.
+    /// The region's L7 tier, certificate and ticket-key paths made
+    /// absolute.
     pub tier: L7Tier,
     /// Plain HTTP port (the VIP's).
     pub http_port: u16,
@@ -26,8 +27,9 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// The node called `name` in `topology`; relative certificate paths are
-    /// resolved against `base_dir` (the topology file's directory).
+    /// The node called `name` in `topology`; relative certificate and
+    /// ticket-key paths are resolved against `base_dir` (the topology
+    /// file's directory).
     pub fn from_topology(
         topology: &Topology,
         name: &str,
@@ -47,6 +49,11 @@ impl NodeSpec {
                             if cert.key.is_relative() {
                                 cert.key = base_dir.join(&cert.key);
                             }
+                        }
+                        if let Some(keys) = &mut tls.ticket_keys
+                            && keys.is_relative()
+                        {
+                            *keys = base_dir.join(&*keys);
                         }
                     }
                     return Ok(Self {

@@ -94,7 +94,7 @@ impl L7Node {
         let tls = match &spec.tier.tls {
             None => None,
             Some(tls) => {
-                let store = CertStore::new(&tls.certs)?;
+                let store = CertStore::new(tls)?;
                 let config = store.server_config(tls, spec.tier.http2)?;
                 Some(TlsState {
                     store,
@@ -281,11 +281,15 @@ impl Handle {
         }
         if let (Some(tls), Some(state)) = (&spec.tier.tls, &shared.tls) {
             let old_tls = old.spec.tier.tls.as_ref();
-            if old_tls.map(|t| &t.certs) != Some(&tls.certs) {
-                state.store.replace(&tls.certs)?;
+            if old_tls.map(|t| (&t.certs, &t.ticket_keys)) != Some((&tls.certs, &tls.ticket_keys)) {
+                state.store.replace(tls)?;
             }
-            if old_tls.map(|t| (t.min_version, t.session_tickets))
-                != Some((tls.min_version, tls.session_tickets))
+            if old_tls.map(|t| (t.min_version, t.session_tickets, t.ticket_keys.is_some()))
+                != Some((
+                    tls.min_version,
+                    tls.session_tickets,
+                    tls.ticket_keys.is_some(),
+                ))
                 || old.spec.tier.http2 != spec.tier.http2
             {
                 state

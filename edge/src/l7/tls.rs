@@ -4,16 +4,21 @@
 //! One rustls `ServerConfig` lives for the node's whole life, so its
 //! session cache and ticket keys survive certificate reloads: a reload only
 //! swaps the [`CertStore`]'s list, and connections already established
-//! keep the certificate they were handshaken with. TLS 1.2 and 1.3 only
-//! (rustls has nothing older), the *ring* provider's default cipher suites,
-//! and ALPN `h2` (when HTTP/2 is on) then `http/1.1`.
+//! keep the certificate they were handshaken with. Ticket keys are the
+//! node's own, rotated by rustls, unless the region shares a key file
+//! (`tls.ticket_keys`, see [`tickets`]), which is re-read with the
+//! certificates. TLS 1.2 and 1.3 only (rustls has nothing older), the
+//! *ring* provider's default cipher suites, and ALPN `h2` (when HTTP/2 is
+//! on) then `http/1.1`.
+
+pub mod tickets;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use lifecycle::watch::Stamp;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
@@ -23,6 +28,8 @@ use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use topology::tiers::l7::{Cert, Tls, TlsVersion};
 
+use self::tickets::{KeyRing, SharedTicketer};
+
 /// Sessions kept for resumption by session id (TLS 1.2) or stateful
 /// tickets; stateless tickets need no memory.
 const SESSION_CACHE: usize = 4096;
@@ -30,10 +37,10 @@ const SESSION_CACHE: usize = 4096;
 /// SNI names remembered per certificate set (name → certificate).
 const SNI_CACHE: usize = 1024;
 
-/// Why certificates could not be loaded.
+/// Why certificates or ticket keys could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A PEM file could not be read or holds nothing usable.
+    /// A PEM or ticket-key file could not be read or holds nothing usable.
     #[error("{path}: {problem}")]
     File {
         /// The file.
@@ -81,11 +88,15 @@ impl CertSet {
 }
 
 /// The certificate resolver: SNI → the first configured certificate valid
-/// for the name; no SNI or no match → the first certificate.
+/// for the name; no SNI or no match → the first certificate. It also holds
+/// the region's shared ticket keys, when configured, re-read with the
+/// certificates.
 pub struct CertStore {
     set: ArcSwap<CertSet>,
+    /// The shared-key ticketer, `None` without `tls.ticket_keys`.
+    tickets: ArcSwapOption<SharedTicketer>,
     files: Mutex<Vec<(PathBuf, Option<Stamp>)>>,
-    sources: Mutex<Vec<Cert>>,
+    sources: Mutex<Tls>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -152,12 +163,13 @@ fn load(certs: &[Cert], provider: &CryptoProvider) -> Result<CertSet, TlsError> 
     })
 }
 
-/// Each certificate and key file with its stamp (mtime and length, as the
-/// topology file is watched).
-fn stamps(certs: &[Cert]) -> Vec<(PathBuf, Option<Stamp>)> {
-    certs
+/// Each certificate, key and ticket-key file with its stamp (mtime and
+/// length, as the topology file is watched).
+fn stamps(tls: &Tls) -> Vec<(PathBuf, Option<Stamp>)> {
+    tls.certs
         .iter()
         .flat_map(|c| [c.cert.clone(), c.key.clone()])
+        .chain(tls.ticket_keys.clone())
         .map(|p| {
             let stamp = Stamp::of(&p);
             (p, stamp)
@@ -166,24 +178,36 @@ fn stamps(certs: &[Cert]) -> Vec<(PathBuf, Option<Stamp>)> {
 }
 
 impl CertStore {
-    /// Loads `certs` (paths already resolved).
-    pub fn new(certs: &[Cert]) -> Result<Arc<Self>, TlsError> {
+    /// Loads `tls`'s certificates and ticket keys (paths already resolved).
+    pub fn new(tls: &Tls) -> Result<Arc<Self>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let set = load(certs, &provider)?;
+        let set = load(&tls.certs, &provider)?;
+        let tickets = read_ticket_keys(tls)?.map(|ring| Arc::new(SharedTicketer::new(ring)));
         Ok(Arc::new(Self {
             set: ArcSwap::from_pointee(set),
-            files: Mutex::new(stamps(certs)),
-            sources: Mutex::new(certs.to_vec()),
+            tickets: ArcSwapOption::new(tickets),
+            files: Mutex::new(stamps(tls)),
+            sources: Mutex::new(tls.clone()),
             provider,
         }))
     }
 
-    /// Loads `certs` and swaps them in; on error the current set stays.
-    pub fn replace(&self, certs: &[Cert]) -> Result<(), TlsError> {
-        let set = load(certs, &self.provider)?;
+    /// Loads `tls`'s certificates and ticket keys and swaps them in; on
+    /// error the current ones stay. Shared keys replace those of the same
+    /// ticketer, so configurations built earlier use the new keys too; a
+    /// ticketer appearing or going needs a new [`Self::server_config`].
+    pub fn replace(&self, tls: &Tls) -> Result<(), TlsError> {
+        let set = load(&tls.certs, &self.provider)?;
+        let ring = read_ticket_keys(tls)?;
         self.set.store(Arc::new(set));
-        *self.files.lock().unwrap_or_else(PoisonError::into_inner) = stamps(certs);
-        *self.sources.lock().unwrap_or_else(PoisonError::into_inner) = certs.to_vec();
+        match (ring, self.tickets.load_full()) {
+            (Some(ring), Some(tickets)) => tickets.replace(ring),
+            (ring, _) => self
+                .tickets
+                .store(ring.map(|ring| Arc::new(SharedTicketer::new(ring)))),
+        }
+        *self.files.lock().unwrap_or_else(PoisonError::into_inner) = stamps(tls);
+        *self.sources.lock().unwrap_or_else(PoisonError::into_inner) = tls.clone();
         Ok(())
     }
 
@@ -215,7 +239,8 @@ impl CertStore {
         }
     }
 
-    /// The server configuration using this store.
+    /// The server configuration using this store, and its shared ticket
+    /// keys when there are some.
     pub fn server_config(
         self: &Arc<Self>,
         tls: &Tls,
@@ -230,7 +255,9 @@ impl CertStore {
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-        if tls.session_tickets {
+        if let Some(shared) = self.tickets.load_full() {
+            config.ticketer = shared;
+        } else if tls.session_tickets {
             config.ticketer = rustls::crypto::ring::Ticketer::new()?;
         }
         config.alpn_protocols = if http2 {
@@ -242,9 +269,25 @@ impl CertStore {
     }
 }
 
+/// The shared ticket keys `tls` names, if it names a file.
+fn read_ticket_keys(tls: &Tls) -> Result<Option<KeyRing>, TlsError> {
+    let Some(path) = &tls.ticket_keys else {
+        return Ok(None);
+    };
+    KeyRing::read(path)
+        .map(Some)
+        .map_err(|problem| TlsError::File {
+            path: path.clone(),
+            problem,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
 
     use super::*;
 
@@ -264,6 +307,28 @@ mod tests {
         }
     }
 
+    /// TLS settings serving `certs`, with per-node ticket keys.
+    fn tls(certs: Vec<Cert>) -> Tls {
+        Tls {
+            certs,
+            min_version: TlsVersion::Tls12,
+            session_tickets: true,
+            ticket_keys: None,
+        }
+    }
+
+    /// Sets `path`'s mtime `secs` ahead: mtimes have a coarse resolution on
+    /// some filesystems, so a rewrite alone may not change the stamp.
+    fn touch_ahead(path: &Path, secs: u64) {
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+    }
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("edge-tls-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -276,7 +341,7 @@ mod tests {
         let dir = temp_dir("sni");
         let a = write_cert(&dir, "a", &["a.example.com"]);
         let b = write_cert(&dir, "b", &["*.b.example.com", "b.example.com"]);
-        let store = CertStore::new(&[a, b]).unwrap();
+        let store = CertStore::new(&tls(vec![a, b])).unwrap();
         let set = store.set.load();
         assert_eq!(set.lookup("a.example.com"), Some(0));
         assert_eq!(set.lookup("x.b.example.com"), Some(1));
@@ -295,13 +360,15 @@ mod tests {
             cert: a.cert.clone(),
             key: b.key.clone(),
         };
-        let e = CertStore::new(&[mismatched]).unwrap_err().to_string();
+        let e = CertStore::new(&tls(vec![mismatched]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.key") && e.contains("does not fit"), "{e}");
         let missing = Cert {
             cert: dir.join("nope.pem"),
             key: a.key.clone(),
         };
-        let e = CertStore::new(&[missing]).unwrap_err().to_string();
+        let e = CertStore::new(&tls(vec![missing])).unwrap_err().to_string();
         assert!(e.contains("nope.pem"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -310,29 +377,91 @@ mod tests {
     fn changed_files_are_reloaded_and_broken_ones_keep_the_old_set() {
         let dir = temp_dir("reload");
         let a = write_cert(&dir, "a", &["a.example.com"]);
-        let store = CertStore::new(std::slice::from_ref(&a)).unwrap();
+        let store = CertStore::new(&tls(vec![a.clone()])).unwrap();
         assert!(!store.reload_if_changed().unwrap());
-        // Rewrite with another name; mtimes have a coarse resolution on
-        // some filesystems, so set one explicitly.
+        // Rewrite with another name.
         let _ = write_cert(&dir, "a", &["z.example.com"]);
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options()
-            .write(true)
-            .open(&a.cert)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
+        touch_ahead(&a.cert, 5);
         assert!(store.reload_if_changed().unwrap());
         assert_eq!(store.set.load().lookup("z.example.com"), Some(0));
         std::fs::write(&a.cert, "garbage").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&a.cert)
-            .unwrap()
-            .set_modified(later + std::time::Duration::from_secs(5))
-            .unwrap();
+        touch_ahead(&a.cert, 10);
         assert!(store.reload_if_changed().is_err());
         assert_eq!(store.set.load().lookup("z.example.com"), Some(0));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Writes a mode-600 ticket-key file, one key per seed (its bytes all
+    /// the seed, so a ticket's first byte tells which key sealed it).
+    #[cfg(unix)]
+    fn write_keys(path: &Path, seeds: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
+        let text: String = seeds
+            .iter()
+            .map(|s| STANDARD.encode([*s; 48]) + "\n")
+            .collect();
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn shared_ticket_keys_are_reloaded_with_the_certificates() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("edge-tls-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("tickets.keys");
+        write_keys(&keys, &[1, 2, 3]);
+        let mut settings = tls(vec![write_cert(&dir, "a", &["a.example.com"])]);
+        settings.ticket_keys = Some(keys.clone());
+        let store = CertStore::new(&settings).unwrap();
+        let config = store.server_config(&settings, false).unwrap();
+        let by_2 = config.ticketer.encrypt(b"state").unwrap();
+        assert_eq!(by_2[0], 2);
+        // Rotated on disk: the same configuration now encrypts with 3 and
+        // still opens tickets made with 2.
+        write_keys(&keys, &[2, 3, 4]);
+        touch_ahead(&keys, 5);
+        assert!(store.reload_if_changed().unwrap());
+        assert_eq!(config.ticketer.encrypt(b"state").unwrap()[0], 3);
+        assert_eq!(config.ticketer.decrypt(&by_2).unwrap(), b"state");
+        // A file left readable by others is refused, the keys stay.
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+        touch_ahead(&keys, 10);
+        let e = store.reload_if_changed().unwrap_err().to_string();
+        assert!(
+            e.contains("tickets.keys: mode 644") && e.contains("chmod 600"),
+            "{e}"
+        );
+        assert_eq!(config.ticketer.encrypt(b"state").unwrap()[0], 3);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn ticket_keys_added_or_dropped_by_a_reload_reach_the_next_configuration() {
+        let dir = temp_dir("keys-toggle");
+        let keys = dir.join("tickets.keys");
+        write_keys(&keys, &[7]);
+        let per_node = tls(vec![write_cert(&dir, "a", &["a.example.com"])]);
+        let mut shared = per_node.clone();
+        shared.ticket_keys = Some(keys);
+        let store = CertStore::new(&per_node).unwrap();
+        let name =
+            |config: &ServerConfig| config.ticketer.encrypt(b"state").unwrap()[..16].to_vec();
+        // rustls's own keys have random names: never all sevens.
+        assert_ne!(
+            name(&store.server_config(&per_node, false).unwrap()),
+            [7; 16]
+        );
+        store.replace(&shared).unwrap();
+        assert_eq!(name(&store.server_config(&shared, false).unwrap()), [7; 16]);
+        store.replace(&per_node).unwrap();
+        assert_ne!(
+            name(&store.server_config(&per_node, false).unwrap()),
+            [7; 16]
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -60,6 +60,10 @@ pub struct RawHa {
     /// centiseconds).
     #[serde(default)]
     pub advert_interval: Option<Scalar>,
+    /// VRRP: whether a recovered higher-priority node takes the VIP back
+    /// (default `false`: the VIP stays where it is).
+    #[serde(default)]
+    pub preempt: Option<bool>,
     /// BGP: the L4 nodes' AS number.
     #[serde(default)]
     pub asn: Option<u32>,
@@ -176,6 +180,11 @@ pub struct Vrrp {
     pub virtual_router_id: u8,
     /// Advertisement interval, a multiple of 10ms.
     pub advert_interval: Duration,
+    /// A recovered node with a higher priority takes the VIP back. Off by
+    /// default: the L4 nodes keep no shared connection state, so taking
+    /// the VIP back resets every connection opened on the standby
+    /// meanwhile (measured by lab/e2e: all of them).
+    pub preempt: bool,
 }
 
 /// BGP settings shared by the region's L4 nodes.
@@ -366,6 +375,7 @@ fn validate_ha(
     let vrrp_only = [
         ("virtual_router_id", raw.virtual_router_id.is_some()),
         ("advert_interval", raw.advert_interval.is_some()),
+        ("preempt", raw.preempt.is_some()),
     ];
     let bgp_only = [
         ("asn", raw.asn.is_some()),
@@ -437,6 +447,7 @@ fn validate_ha(
             Some(Ha::Vrrp(Vrrp {
                 virtual_router_id,
                 advert_interval,
+                preempt: raw.preempt.unwrap_or(false),
             }))
         }
         "bgp" => {
@@ -511,77 +522,6 @@ fn validate_ha(
                 format!("unknown mode {other:?}; use vrrp (active-passive, keepalived) or bgp (active-active, BIRD)"),
             );
             None
-        }
-    }
-}
-
-/// The placement rules of an L4 tier that need the whole topology: more
-/// than one node needs `ha`, `ha` needs each node on a host of its own,
-/// and a single node without `ha` must hold the VIP itself.
-pub(crate) fn check_placement(
-    tier: &L4Tier,
-    region: &crate::model::Region,
-    topology: &crate::model::Topology,
-    problems: &mut Problems,
-) {
-    let path = format!("regions.{}.l4", region.name);
-    match &tier.ha {
-        None if tier.nodes.len() > 1 => problems.add(
-            format!("{path}.nodes"),
-            format!(
-                "{} L4 nodes share the VIP only with `ha:` (mode vrrp or bgp, each node on its own host); add ha: or keep one node",
-                tier.nodes.len()
-            ),
-        ),
-        None => {
-            // One node holds the VIP itself: it must be one of its host's addresses.
-            let Some(host) = tier.nodes.first().and_then(|n| n.host.as_deref()).and_then(|h| topology.host(h)) else {
-                return;
-            };
-            for vip in region.vip.addresses() {
-                if !host.addresses.contains(&vip) {
-                    problems.add(
-                        format!("regions.{}.vip", region.name),
-                        format!(
-                            "the VIP {vip} is on no interface: it is not an address of host {:?}, and no `l4.ha` moves it there; add it to hosts.{}.addresses or set l4.ha",
-                            host.name, host.name
-                        ),
-                    );
-                }
-            }
-        }
-        Some(ha) => {
-            if topology.hosts.is_empty() {
-                problems.add(
-                    format!("{path}.ha"),
-                    format!("{} HA needs each L4 node on a host of its own; add a `hosts:` section and `host:` to each node", ha.mode()),
-                );
-                return;
-            }
-            let mut seen: Vec<(&str, &str)> = Vec::new();
-            for (index, node) in tier.nodes.iter().enumerate() {
-                let Some(host) = node.host.as_deref() else { continue };
-                match seen.iter().find(|(h, _)| *h == host) {
-                    Some((_, other)) => problems.add(
-                        format!("{path}.nodes[{index}].host"),
-                        format!("{:?} and {other:?} are both on host {host:?}; each L4 node sharing the VIP needs its own host", node.name),
-                    ),
-                    None => seen.push((host, &node.name)),
-                }
-            }
-            if let Ha::Vrrp(vrrp) = ha {
-                for other in &topology.regions {
-                    if other.name != region.name
-                        && let Some(Ha::Vrrp(theirs)) = other.l4.as_ref().and_then(|t| t.ha.as_ref())
-                        && theirs.virtual_router_id == vrrp.virtual_router_id
-                    {
-                        problems.add(
-                            format!("{path}.ha.virtual_router_id"),
-                            format!("{} is also the VRRP id of region {:?}; give each region its own", vrrp.virtual_router_id, other.name),
-                        );
-                    }
-                }
-            }
         }
     }
 }

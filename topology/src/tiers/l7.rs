@@ -93,6 +93,10 @@ pub struct RawTls {
     /// in-memory session cache is always on.
     #[serde(default)]
     pub session_tickets: Option<bool>,
+    /// The region's shared session-ticket keys (a file, relative to the
+    /// topology file), so a ticket made by one node resumes on another.
+    #[serde(default)]
+    pub ticket_keys: Option<PathBuf>,
 }
 
 /// One certificate as written.
@@ -365,6 +369,11 @@ pub struct Tls {
     pub min_version: TlsVersion,
     /// Session tickets on.
     pub session_tickets: bool,
+    /// The region's shared ticket-key file (relative paths are relative to
+    /// the topology file); `None`: each node makes its own rotating keys,
+    /// so a ticket resumes only on the node that made it. Only set when
+    /// `session_tickets` is on.
+    pub ticket_keys: Option<PathBuf>,
 }
 
 /// A TLS protocol version.
@@ -759,6 +768,13 @@ fn validate_tls(tls: &RawTls, path: &str, problems: &mut Problems) -> Tls {
             TlsVersion::Tls12
         }
     };
+    let session_tickets = tls.session_tickets.unwrap_or(true);
+    if tls.ticket_keys.is_some() && !session_tickets {
+        problems.add(
+            format!("{path}.ticket_keys"),
+            "shared ticket keys need session tickets; drop `session_tickets: false` or `ticket_keys`",
+        );
+    }
     Tls {
         certs: tls
             .certs
@@ -769,7 +785,8 @@ fn validate_tls(tls: &RawTls, path: &str, problems: &mut Problems) -> Tls {
             })
             .collect(),
         min_version,
-        session_tickets: tls.session_tickets.unwrap_or(true),
+        session_tickets,
+        ticket_keys: tls.ticket_keys.clone(),
     }
 }
 
@@ -1325,11 +1342,27 @@ pools:
     }
 
     #[test]
+    fn shared_ticket_keys_are_read_and_off_by_default() {
+        let tier = parse(&format!(
+            "{MINIMAL}tls: {{ certs: [{{ cert: a.pem, key: a.key }}], ticket_keys: certs/tickets.keys }}\n"
+        ))
+        .unwrap();
+        let tls = tier.tls.unwrap();
+        assert!(tls.session_tickets);
+        assert_eq!(tls.ticket_keys, Some(PathBuf::from("certs/tickets.keys")));
+        let tier = parse(&format!(
+            "{MINIMAL}tls: {{ certs: [{{ cert: a.pem, key: a.key }}] }}\n"
+        ))
+        .unwrap();
+        assert_eq!(tier.tls.unwrap().ticket_keys, None);
+    }
+
+    #[test]
     fn mistakes_are_reported_with_their_path_and_a_fix() {
         let problems = parse(
             "
 nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
-tls: { certs: [], min_version: \"1.0\" }
+tls: { certs: [], min_version: \"1.0\", session_tickets: false, ticket_keys: tickets.keys }
 timeouts: { connect: 2, idle: 0s }
 limits: { max_header_bytes: 100 }
 rate_limit: { requests: 0 }
@@ -1351,6 +1384,7 @@ pools:
         let expect = [
             "l7.tls.certs: no certificates",
             "l7.tls.min_version: \"1.0\" is not a supported TLS version; write \"1.2\" or \"1.3\"",
+            "l7.tls.ticket_keys: shared ticket keys need session tickets",
             "l7.timeouts.connect: \"2\" has no unit; write \"2s\"",
             "l7.timeouts.idle: must be longer than 0s",
             "l7.limits.max_header_bytes: 100 is too small; write at least 8192",

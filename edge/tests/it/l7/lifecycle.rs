@@ -303,6 +303,24 @@ async fn the_admin_endpoint_serves_metrics_and_status() {
     proxy.stop().await.unwrap();
 }
 
+#[test]
+fn relative_certificate_and_ticket_key_paths_are_resolved_against_the_topology() {
+    let spec = spec_at(
+        "tls:
+  certs: [{ cert: certs/a.pem, key: /etc/gtm/a.key }]
+  ticket_keys: certs/tickets.keys
+routes: [{ pool: web }]
+pools: { web: { servers: [{ addr: \"127.0.0.1:9000\" }] } }
+",
+        std::path::Path::new("/srv/gtm"),
+    );
+    let tls = spec.tier.tls.unwrap();
+    let path = std::path::PathBuf::from;
+    assert_eq!(tls.certs[0].cert, path("/srv/gtm/certs/a.pem"));
+    assert_eq!(tls.certs[0].key, path("/etc/gtm/a.key"));
+    assert_eq!(tls.ticket_keys, Some(path("/srv/gtm/certs/tickets.keys")));
+}
+
 #[tokio::test]
 async fn every_l7_node_of_the_example_topology_builds() {
     let path =

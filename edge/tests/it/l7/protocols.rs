@@ -1,5 +1,5 @@
-//! TLS with several certificates, HTTP/2, h2c, WebSocket, and malformed
-//! requests.
+//! TLS with several certificates and resumption across nodes, HTTP/2,
+//! h2c, WebSocket, and malformed requests.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,13 +46,18 @@ fn certs(tag: &str) -> Certs {
 }
 
 fn tls_spec(certs: &Certs, backend: &TestBackend) -> edge::l7::NodeSpec {
+    tls_spec_with(certs, backend, "")
+}
+
+/// [`tls_spec`] with `extra` lines added to its `tls:` block.
+fn tls_spec_with(certs: &Certs, backend: &TestBackend, extra: &str) -> edge::l7::NodeSpec {
     let d = certs.dir.display();
     spec(&format!(
         "tls:
   certs:
     - {{ cert: {d}/a.pem, key: {d}/a.key }}
     - {{ cert: {d}/b.pem, key: {d}/b.key }}
-routes: [{{ pool: web }}]
+{extra}routes: [{{ pool: web }}]
 pools:
   web: {{ servers: {} }}
 ",
@@ -61,13 +66,22 @@ pools:
 }
 
 fn client_config(certs: &Certs, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    client_config_with(certs, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`client_config`] offering only `versions`.
+fn client_config_with(
+    certs: &Certs,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certs.a.der().clone()).unwrap();
     roots.add(certs.b.der().clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
+    .with_protocol_versions(versions)
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
@@ -109,6 +123,54 @@ async fn tls_serves_the_certificate_for_each_sni_name_and_resumes_sessions() {
         Some(rustls::HandshakeKind::Resumed)
     );
     proxy.stop().await.unwrap();
+}
+
+/// Two nodes of one region (as the L4 tier spreads a returning client):
+/// a session made on the first resumes on the second, over TLS 1.3 and
+/// 1.2, only when both seal tickets with the region's shared key file.
+#[tokio::test]
+async fn a_session_made_on_one_node_resumes_on_another_with_shared_ticket_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let certs = certs("shared-tickets");
+    let keys = certs.dir.join("tickets.keys");
+    // TEST-ONLY keys (48 bytes each, as `openssl rand -base64 48` makes).
+    std::fs::write(&keys, format!("{}\n{}\n", "A".repeat(64), "B".repeat(64))).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let b = TestBackend::start("b0").await;
+    let shared = format!("  ticket_keys: {}\n", keys.display());
+    for (extra, expected, version) in [
+        (
+            shared.as_str(),
+            rustls::HandshakeKind::Resumed,
+            &rustls::version::TLS13,
+        ),
+        (
+            shared.as_str(),
+            rustls::HandshakeKind::Resumed,
+            &rustls::version::TLS12,
+        ),
+        ("", rustls::HandshakeKind::Full, &rustls::version::TLS13),
+        ("", rustls::HandshakeKind::Full, &rustls::version::TLS12),
+    ] {
+        let node_a = Proxy::start(tls_spec_with(&certs, &b, extra)).await;
+        let node_b = Proxy::start(tls_spec_with(&certs, &b, extra)).await;
+        let config = client_config_with(&certs, &[b"http/1.1"], &[version]);
+        // A request and its answer: TLS 1.3 tickets arrive after the
+        // handshake, so the client has them once it has read a reply.
+        let mut tls = tls_connect(node_a.https.unwrap(), config.clone(), "a.example.com").await;
+        let reply = exchange(&mut tls, &request("GET", "/", "a.example.com", &[])).await;
+        assert_eq!(parse(&reply).unwrap().status, 200);
+        let mut tls = tls_connect(node_b.https.unwrap(), config.clone(), "a.example.com").await;
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(expected),
+            "{version:?}, ticket_keys: {extra:?}"
+        );
+        let reply = exchange(&mut tls, &request("GET", "/", "a.example.com", &[])).await;
+        assert_eq!(parse(&reply).unwrap().status, 200);
+        node_a.stop().await.unwrap();
+        node_b.stop().await.unwrap();
+    }
 }
 
 #[tokio::test]

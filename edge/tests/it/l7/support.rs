@@ -62,6 +62,12 @@ pub fn servers(backends: &[&TestBackend]) -> String {
 
 /// A node spec from an `l7:` block (without `nodes:`, which is added).
 pub fn spec(l7_body: &str) -> NodeSpec {
+    spec_at(l7_body, std::path::Path::new("."))
+}
+
+/// [`spec`] for a topology file in `base_dir`, against which relative
+/// paths are resolved.
+pub fn spec_at(l7_body: &str, base_dir: &std::path::Path) -> NodeSpec {
     let indented: String = l7_body.lines().map(|l| format!("      {l}\n")).collect();
     let text = format!(
         "dns:
@@ -81,7 +87,7 @@ regions:
 {indented}"
     );
     let topology = topology::parse(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-    NodeSpec::from_topology(&topology, "l7t", std::path::Path::new(".")).unwrap()
+    NodeSpec::from_topology(&topology, "l7t", base_dir).unwrap()
 }
 
 /// An L7 node under test.
