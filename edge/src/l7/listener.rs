@@ -8,27 +8,29 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::context::{ListenerKind, Shared};
+use super::drain::{NEXT_REQUEST_GRACE, ReadSignal};
 use super::framing::{FramingGuard, Verdict};
-use super::http::{ConnInfo, Protocol, serve_connection};
-use super::node::{ListenerKind, Shared};
+use super::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
 use crate::proxy_protocol::{self, DecodeError, Decoded, Limits};
 
 /// Most bytes of a v2 PROXY header this listener reads: the address block
 /// and a few TLVs (the L4 tier sends its node name).
 const MAX_PROXY_V2: u16 = 1024;
 
-/// Accepts connections on `listener` until `drain` is cancelled, then
-/// drops the listener (new connections are refused).
+/// Accepts connections on `listener` until the node closes (see
+/// [`super::drain`]), then drops the listener (new connections are
+/// refused); each is served with the current `builders`.
 ///
 /// Connections the kernel has already completed but not yet handed over
 /// (the accept queue) are accepted and served before the listener closes:
@@ -38,28 +40,25 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     kind: ListenerKind,
     shared: Arc<Shared>,
+    builders: Arc<ArcSwap<ServerBuilders>>,
     tracker: TaskTracker,
-    drain: CancellationToken,
-    force: CancellationToken,
 ) {
     let spawn = |stream: TcpStream, peer| {
         // The drain keeps the listener open while connections arrive.
-        shared
-            .last_accept_ms
-            .store(shared.now_ms(), Ordering::Relaxed);
+        shared.drain.accepted(shared.now_ms());
         let _ = stream.set_nodelay(true);
         tracker.spawn(connection(
             stream,
             peer,
             kind,
             shared.clone(),
-            drain.clone(),
-            force.clone(),
+            builders.clone(),
         ));
     };
+    let closing = shared.drain.closing().clone();
     loop {
         tokio::select! {
-            () = drain.cancelled() => break,
+            () = closing.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => spawn(stream, peer),
                 Err(error) => {
@@ -135,8 +134,7 @@ async fn connection(
     peer: SocketAddr,
     kind: ListenerKind,
     shared: Arc<Shared>,
-    drain: CancellationToken,
-    force: CancellationToken,
+    builders: Arc<ArcSwap<ServerBuilders>>,
 ) {
     let (accepted, open) = shared.metrics.listener(kind.name());
     accepted.inc();
@@ -184,7 +182,7 @@ async fn connection(
     let next_request_grace = header_timeout.min(NEXT_REQUEST_GRACE);
     drop(snapshot);
     let reads = Arc::new(ReadSignal::default());
-    let drain = hold_drain(drain, reads.clone(), next_request_grace);
+    let drain = shared.drain.hold(reads.clone(), next_request_grace);
     let serve = async move {
         match (kind, &shared.tls) {
             (ListenerKind::Https, Some(tls)) => {
@@ -210,11 +208,19 @@ async fn connection(
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let stream = Tapped::new(stream, reads);
                 if h2 {
-                    serve_connection(stream, Protocol::Http2, info, shared, drain.token, force)
-                        .await;
+                    serve_connection(
+                        stream,
+                        Protocol::Http2,
+                        info,
+                        shared,
+                        &builders,
+                        drain.token,
+                    )
+                    .await;
                 } else {
                     let io = stream.with_framing_guard(framing_conflict, max_head);
-                    serve_connection(io, Protocol::Http1, info, shared, drain.token, force).await;
+                    serve_connection(io, Protocol::Http1, info, shared, &builders, drain.token)
+                        .await;
                 }
             }
             _ => {
@@ -224,7 +230,7 @@ async fn connection(
                     Protocol::Http1
                 };
                 let io = Tapped::new(stream, reads).with_framing_guard(framing_conflict, max_head);
-                serve_connection(io, protocol, info, shared, drain.token, force).await;
+                serve_connection(io, protocol, info, shared, &builders, drain.token).await;
             }
         }
     };
@@ -234,59 +240,9 @@ async fn connection(
     }
 }
 
-/// Once a drain begins, how long a connection with no request on its way
-/// is kept open for its next one (at most `timeouts.request_headers`).
-pub const NEXT_REQUEST_GRACE: Duration = Duration::from_secs(1);
-
-/// A connection's own drain signal and the future that fires it.
-struct HeldDrain<F> {
-    token: CancellationToken,
-    relay: F,
-}
-
-/// Tells a connection's drain that bytes came in.
-#[derive(Debug, Default)]
-struct ReadSignal {
-    /// Set when the drain begins; reads before it are not reported.
-    armed: AtomicBool,
-    read: Notify,
-}
-
-/// The node's `drain`, passed on to one connection only when the client's
-/// next bytes have been read after the drain began (or `grace` has
-/// passed).
-///
-/// hyper closes an HTTP/1 connection with no request in progress as soon
-/// as it is asked to shut down gracefully. A request already on its way —
-/// the first one of a connection the L4 tier has just opened, or the next
-/// one on a kept-alive connection — would meet a closed connection and get
-/// no answer. Held back, the drain reaches hyper once that request is
-/// read; hyper answers it with `Connection: close` and closes, and the
-/// client's next request opens a connection the L4 tier sends elsewhere.
-fn hold_drain(
-    drain: CancellationToken,
-    reads: Arc<ReadSignal>,
-    grace: Duration,
-) -> HeldDrain<impl std::future::Future<Output = ()>> {
-    let token = CancellationToken::new();
-    let own = token.clone();
-    let relay = async move {
-        drain.cancelled().await;
-        reads.armed.store(true, Ordering::SeqCst);
-        tokio::select! {
-            () = reads.read.notified() => {}
-            () = tokio::time::sleep(grace) => {}
-        }
-        own.cancel();
-        // The connection ends the select it runs in.
-        std::future::pending::<()>().await;
-    };
-    HeldDrain { token, relay }
-}
-
 /// A client stream whose incoming bytes are watched on their way to hyper:
-/// the first read after the drain began is reported to it
-/// ([`hold_drain`]), and on HTTP/1 every byte also passes through a
+/// every read is reported to the connection's held drain
+/// ([`super::drain::Drain::hold`]), and on HTTP/1 every byte also passes through a
 /// [`FramingGuard`] that raises the connection's framing-conflict flag.
 struct Tapped<IO> {
     inner: IO,
@@ -330,9 +286,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Tapped<IO> {
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let this = &mut *self;
         let fresh = &buf.filled()[before..];
-        if !fresh.is_empty() && this.reads.armed.load(Ordering::Relaxed) {
-            // A stored permit: the waiter may come later.
-            this.reads.read.notify_one();
+        if !fresh.is_empty() {
+            this.reads.bytes_read();
         }
         if let Some(framing) = &mut this.framing
             && !framing.guard.is_off()

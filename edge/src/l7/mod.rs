@@ -16,8 +16,9 @@
 //! - [`listener`]: accept, PROXY header, per-client connection cap, TLS
 //!   handshake and ALPN;
 //! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
-//! - [`http`]: the hyper adapter — serving connections, the request path,
-//!   retries, WebSocket tunnels, the access log;
+//! - [`http`]: the hyper adapter — serving connections, the request path
+//!   (admission, route, pick, forward, attempts), WebSocket tunnels, the
+//!   access log;
 //! - [`http::upstream`]: keep-alive HTTP/1.1 connections to backend servers,
 //!   pooled per server and driven in the task of the client connection
 //!   using them, or one multiplexed HTTP/2 connection per server (`h2c`
@@ -26,9 +27,13 @@
 //!   connection cap, concurrency gates;
 //! - [`route`]: pure — host/path/header matching and prefix rewrites;
 //! - [`pool`]: servers' live state and the choice of one (backups,
-//!   fail-open, sticky, slow start, limits, ejection back-off, retry
-//!   budget); [`balance`]: pure balancing algorithms; [`sticky`]: pure
-//!   cookie handling;
+//!   fail-open, sticky, slow start, limits, ejection back-off);
+//!   [`balance`]: pure balancing algorithms; [`sticky`]: pure cookie
+//!   handling;
+//! - [`retry`]: pure — the attempt and retry policy (which results are
+//!   retried, for which methods and bodies, the retry budget);
+//! - [`fault`]: pure — why the proxy answered itself: source (client,
+//!   proxy, backend), retryability, status and headers;
 //! - [`paced_body`]: bodies with a deadline between pieces — the
 //!   client's request body (its errors marked as the client's) and the
 //!   backend's response body (its stalls charged to the server);
@@ -36,6 +41,10 @@
 //!   `X-Request-ID`, `Via`);
 //! - [`health`]: active checks through the `probe` crate;
 //! - [`tls`]: certificates by SNI, reloaded when their files change;
+//! - [`context`]: what every connection and request of a node shares
+//!   (imported by listener, http, admin and node, importing none of
+//!   them); [`drain`]: the drain's phase machine; [`clock`]: the node's
+//!   clock;
 //! - [`state`]: the immutable snapshot requests are served from;
 //!   [`node`]: building, running, reloading and draining a node;
 //!   [`config`]: the node's slice of the topology;
@@ -51,7 +60,11 @@ use tracing::error;
 
 pub mod admin;
 pub mod balance;
+pub mod clock;
 pub mod config;
+pub mod context;
+pub mod drain;
+pub mod fault;
 pub mod forward;
 pub mod framing;
 pub mod health;
@@ -62,6 +75,7 @@ pub mod metrics;
 pub mod node;
 pub mod paced_body;
 pub mod pool;
+pub mod retry;
 pub mod route;
 pub mod state;
 pub mod sticky;

@@ -2,26 +2,21 @@
 //! reloading, and draining at shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use admin::api::l7 as api;
 use arc_swap::ArcSwap;
-use http::HeaderValue;
 use prometheus_client::registry::Registry;
-use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::balance::mix64;
 use super::config::NodeSpec;
-use super::forward::format_request_id;
+use super::context::{ListenerKind, Shared, TlsState};
 use super::health::Checks;
 use super::http::ServerBuilders;
-use super::limits::{ConnectionCap, Gate};
 use super::metrics::Metrics;
 use super::state::Snapshot;
 use super::tls::{CertStore, TlsError};
@@ -29,32 +24,6 @@ use super::tls::{CertStore, TlsError};
 /// How often certificate files are checked for changes and gauges
 /// refreshed.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// At shutdown, the listeners stay open while new connections keep
-/// arriving less than this far apart …
-pub const DRAIN_QUIET: Duration = Duration::from_millis(250);
-
-/// … for at most this long (and at most `timeouts.drain`).
-pub const DRAIN_LINGER: Duration = Duration::from_secs(5);
-
-/// The listeners of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenerKind {
-    /// Plain HTTP (and h2c).
-    Http = 0,
-    /// HTTPS.
-    Https = 1,
-}
-
-impl ListenerKind {
-    /// The metric label.
-    pub fn name(self) -> &'static str {
-        match self {
-            ListenerKind::Http => "http",
-            ListenerKind::Https => "https",
-        }
-    }
-}
 
 /// Why a node could not be built or reloaded.
 #[derive(Debug, thiserror::Error)]
@@ -68,68 +37,6 @@ pub enum L7Error {
     /// Health checks refused the new configuration.
     #[error("{0}")]
     Checks(#[from] probe::ReloadError),
-}
-
-/// TLS state kept for the node's life.
-#[derive(Debug)]
-pub(crate) struct TlsState {
-    pub store: Arc<CertStore>,
-    pub config: ArcSwap<ServerConfig>,
-}
-
-/// What every connection and request of a node shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub node: String,
-    pub region: String,
-    pub snapshot: ArcSwap<Snapshot>,
-    pub metrics: Metrics,
-    base: Instant,
-    pub gates: [Arc<Gate>; 2],
-    pub conn_cap: Arc<ConnectionCap>,
-    pub builders: ArcSwap<ServerBuilders>,
-    pub tls: Option<TlsState>,
-    pub via: HeaderValue,
-    ids: AtomicU64,
-    id_seed: u64,
-    pub draining: AtomicBool,
-    /// When the last connection was accepted ([`Shared::now_ms`]).
-    pub last_accept_ms: AtomicU64,
-    /// Whether the listeners accept connections (until the drain closes
-    /// them).
-    pub accepting: AtomicBool,
-    /// WebSocket tunnels, drained with the connections.
-    pub tunnels: TaskTracker,
-    /// Cancelled when the drain deadline passes.
-    pub force: CancellationToken,
-    seed: u64,
-    reload: tokio::sync::Mutex<()>,
-}
-
-impl Shared {
-    /// Milliseconds since the node started (tokio's clock: virtual in tests).
-    pub fn now_ms(&self) -> u64 {
-        self.base.elapsed().as_millis() as u64
-    }
-
-    /// Nanoseconds since the node started.
-    pub fn now_ns(&self) -> u64 {
-        self.base.elapsed().as_nanos() as u64
-    }
-
-    /// The instant `ms` milliseconds after the start.
-    pub fn instant_at(&self, ms: u64) -> Instant {
-        self.base + Duration::from_millis(ms)
-    }
-
-    /// A fresh request id: 128 bits, unique per node and start.
-    pub fn new_request_id(&self) -> HeaderValue {
-        let n = self.ids.fetch_add(1, Ordering::Relaxed);
-        format_request_id(
-            mix64(self.id_seed ^ n),
-            mix64(self.id_seed.rotate_left(17) ^ !n),
-        )
-    }
 }
 
 /// The listeners a node serves; bound by the caller.
@@ -146,6 +53,7 @@ pub struct Listeners {
 /// An L7 node, built and ready to [`run`](L7Node::run).
 pub struct L7Node {
     shared: Arc<Shared>,
+    builders: Arc<ArcSwap<ServerBuilders>>,
     checks: Arc<Checks>,
     events: tokio::sync::mpsc::Receiver<probe::ProbeEvent>,
     registry: Arc<Registry>,
@@ -156,6 +64,7 @@ pub struct L7Node {
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
+    builders: Arc<ArcSwap<ServerBuilders>>,
     checks: Arc<Checks>,
     registry: Arc<Registry>,
 }
@@ -195,38 +104,11 @@ impl L7Node {
         };
         let probes_stop = CancellationToken::new();
         let (checks, events) = Checks::new(probes_stop.clone(), seed);
-        let node = spec.node.name.clone();
-        let region = spec.region.clone();
-        let limits = spec.tier.limits;
-        let builders = ServerBuilders::new(&spec.tier);
-        let snapshot = Snapshot::build(spec, None, &metrics, seed);
-        let shared = Arc::new(Shared {
-            via: HeaderValue::from_str(&format!("1.1 {node}"))
-                .unwrap_or_else(|_| HeaderValue::from_static("1.1 gtm-l7")),
-            node,
-            region,
-            metrics,
-            base: Instant::now(),
-            gates: [
-                Gate::new(limits.max_requests),
-                Gate::new(limits.max_requests),
-            ],
-            conn_cap: ConnectionCap::new(limits.max_connections_per_client),
-            builders: ArcSwap::from_pointee(builders),
-            tls,
-            ids: AtomicU64::new(0),
-            id_seed: seed,
-            draining: AtomicBool::new(false),
-            last_accept_ms: AtomicU64::new(0),
-            accepting: AtomicBool::new(true),
-            tunnels: TaskTracker::new(),
-            force: CancellationToken::new(),
-            seed,
-            reload: tokio::sync::Mutex::new(()),
-            snapshot: ArcSwap::from_pointee(snapshot),
-        });
+        let builders = Arc::new(ArcSwap::from_pointee(ServerBuilders::new(&spec.tier)));
+        let shared = Arc::new(Shared::new(spec, metrics, tls, seed));
         Ok(Self {
             shared,
+            builders,
             checks,
             events,
             registry: Arc::new(registry),
@@ -238,6 +120,7 @@ impl L7Node {
     pub fn handle(&self) -> Handle {
         Handle {
             shared: self.shared.clone(),
+            builders: self.builders.clone(),
             checks: self.checks.clone(),
             registry: self.registry.clone(),
         }
@@ -245,7 +128,7 @@ impl L7Node {
 
     /// Serves `listeners` until `shutdown` is cancelled, then drains: the
     /// health path answers 503, new connections are still served while
-    /// they keep arriving (see [`DRAIN_QUIET`]), then the node stops
+    /// they keep arriving (see [`super::drain`]), then the node stops
     /// accepting, lets requests in flight finish within the tier's `drain`
     /// timeout, closes what is left and returns.
     pub async fn run(
@@ -255,22 +138,18 @@ impl L7Node {
     ) -> anyhow::Result<()> {
         let L7Node {
             shared,
+            builders,
             checks,
             events,
             registry,
             probes_stop,
         } = self;
-        let handle = Handle {
-            shared: shared.clone(),
-            checks: checks.clone(),
-            registry: registry.clone(),
-        };
         let background = TaskTracker::new();
         {
             let shared = shared.clone();
             background.spawn(checks.clone().apply(
                 events,
-                move || shared.now_ms(),
+                move || shared.clock.now_ms(),
                 probes_stop.clone(),
             ));
         }
@@ -285,10 +164,9 @@ impl L7Node {
         drop(snapshot);
         let admin_stop = CancellationToken::new();
         if let Some(listener) = listeners.admin {
-            let server = super::admin::server(listener, handle.clone())?;
+            let server = super::admin::server(listener, shared.clone(), registry.clone())?;
             background.spawn(server.run(admin_stop.clone()));
         }
-        let drain = CancellationToken::new();
         let connections = TaskTracker::new();
         for (listener, kind) in [
             (listeners.http, ListenerKind::Http),
@@ -308,38 +186,18 @@ impl L7Node {
                 listener,
                 kind,
                 shared.clone(),
+                builders.clone(),
                 connections.clone(),
-                drain.clone(),
-                shared.force.clone(),
             ));
         }
-        background.spawn(maintenance(shared.clone(), drain.clone()));
+        background.spawn(maintenance(shared.clone()));
 
         shutdown.cancelled().await;
-        shared.draining.store(true, Ordering::Relaxed);
         let grace = shared.snapshot.load().spec.tier.timeouts.drain;
-        linger(&shared, grace.min(DRAIN_LINGER)).await;
-        info!(node = %shared.node, ?grace, "draining: no new connections, finishing requests in flight");
-        shared.accepting.store(false, Ordering::Relaxed);
-        drain.cancel();
-        connections.close();
-        shared.tunnels.close();
-        let drained = tokio::time::timeout(grace, async {
-            connections.wait().await;
-            shared.tunnels.wait().await;
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                node = %shared.node,
-                connections = connections.len(),
-                tunnels = shared.tunnels.len(),
-                "drain deadline hit: closing what is left"
-            );
-            shared.force.cancel();
-            connections.wait().await;
-            shared.tunnels.wait().await;
-        }
+        shared
+            .drain
+            .run(&shared.clock, grace, &connections, &shared.node)
+            .await;
         admin_stop.cancel();
         probes_stop.cancel();
         checks.stop().await;
@@ -350,38 +208,14 @@ impl L7Node {
     }
 }
 
-/// The first stage of a drain: the health path already answers 503, so
-/// the L4 tier's checks take the node out of its table; until they do, new
-/// connections keep coming and are served. Closing the listeners while
-/// they still come would reset the ones in the kernel's accept queue —
-/// connections the L4 tier has opened and already sent a request on, which
-/// it cannot send elsewhere. So the listeners stay open until no connection
-/// has arrived for [`DRAIN_QUIET`], or `most` has passed; after that a
-/// connection is refused outright and the L4 tier tries the next node.
-async fn linger(shared: &Shared, most: Duration) {
-    let quiet = DRAIN_QUIET.as_millis() as u64;
-    let deadline = Instant::now() + most;
-    let mut told = false;
-    loop {
-        let last = shared.last_accept_ms.load(Ordering::Relaxed);
-        if shared.now_ms().saturating_sub(last) >= quiet || Instant::now() >= deadline {
-            return;
-        }
-        if !told {
-            info!(node = %shared.node, ?most, "draining: health path says 503; accepting while connections keep arriving");
-            told = true;
-        }
-        tokio::time::sleep_until(shared.instant_at(last + quiet).min(deadline)).await;
-    }
-}
-
 /// Periodic upkeep: certificate files, ejection gauges.
-async fn maintenance(shared: Arc<Shared>, stop: CancellationToken) {
+/// Stops when the node closes.
+async fn maintenance(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = shared.drain.closing().cancelled() => return,
             _ = tick.tick() => {}
         }
         if let Some(tls) = &shared.tls {
@@ -478,7 +312,7 @@ impl Handle {
             .conn_cap
             .set_max(tier.limits.max_connections_per_client);
         if old.spec.tier.limits != tier.limits || old.spec.tier.timeouts != tier.timeouts {
-            shared.builders.store(Arc::new(ServerBuilders::new(tier)));
+            self.builders.store(Arc::new(ServerBuilders::new(tier)));
         }
         // Forget the series of servers that left.
         for pool in &old.pools {
@@ -501,57 +335,14 @@ impl Handle {
     /// The node's state (`GET /v1/status`): routes, pools, servers and
     /// their health.
     pub fn status(&self) -> api::Status {
-        let shared = &self.shared;
-        let snapshot = shared.snapshot.load();
-        let now = shared.now_ms();
-        let (code, _) = super::http::health_report(&snapshot, shared);
-        let pools = snapshot
-            .pools
-            .iter()
-            .map(|pool| api::Pool {
-                name: pool.config.name.clone(),
-                algorithm: format!("{:?}", pool.config.algorithm),
-                can_serve: pool.can_serve(now),
-                servers: pool
-                    .servers()
-                    .map(|s| api::Server {
-                        addr: s.addr.to_string(),
-                        weight: s.weight,
-                        backup: s.backup,
-                        health: if s.probe_up() { "up" } else { "down" }.to_owned(),
-                        ejected: s.ejected(now),
-                        available: s.available(now),
-                        in_flight: s.in_flight(),
-                        latency_ms: s.latency_us() as f64 / 1000.0,
-                    })
-                    .collect(),
-            })
-            .collect();
-        let routes = snapshot
-            .router
-            .rules()
-            .iter()
-            .map(|r| api::Route {
-                rule: r.label.clone(),
-                pool: snapshot.spec.tier.pools[r.pool].name.clone(),
-            })
-            .collect();
-        api::Status {
-            node: shared.node.clone(),
-            region: shared.region.clone(),
-            healthy: code.is_success(),
-            draining: shared.draining.load(Ordering::Relaxed),
-            accepting: shared.accepting.load(Ordering::Relaxed),
-            routes,
-            pools,
-        }
+        super::admin::status(&self.shared)
     }
 
     /// The region health answer (status code and JSON body), as served on
     /// the health path.
     pub fn health(&self) -> (u16, String) {
         let snapshot = self.shared.snapshot.load();
-        let (code, body) = super::http::health_report(&snapshot, &self.shared);
+        let (code, body) = self.shared.health(&snapshot);
         (code.as_u16(), body)
     }
 

@@ -5,20 +5,23 @@
 //! them — backups only when no primary is available, fail-open when
 //! nothing is, sticky servers, slow start, per-server limits, exclusion of
 //! servers a retry already tried — is decided here; which eligible server
-//! wins is [`super::balance`]'s job. The ejection back-off and the retry
-//! budget are pure functions of the time, which the caller passes in
-//! milliseconds of a monotonic clock.
+//! wins is [`super::balance`]'s job. The ejection back-off is a pure
+//! function of the time, which the caller passes in milliseconds of a
+//! monotonic clock.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use http::header::{self, HeaderMap, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
-use topology::tiers::l7::{Algorithm, Outlier, Pool as PoolConfig, Retries};
+use topology::tiers::l7::{Algorithm, HashOn, Outlier, Pool as PoolConfig};
 
 use super::balance::{self, Candidates, HashPicker, SmoothWrr, SplitMix64};
+use super::fault::Fault;
 use super::metrics::{Metrics, ServerMetrics, class_index};
+use super::retry::{Attempted, RetryBudget};
 use super::sticky;
 
 /// One server's live state. Shared across configurations while the
@@ -86,6 +89,21 @@ pub enum Outcome {
     /// The response stopped mid-body (the backend stalled); its status
     /// has already been recorded.
     Aborted,
+}
+
+impl Outcome {
+    /// What an attempt charges to its server: nothing when the fault is
+    /// not the backend's (the client's request body failed, say).
+    pub fn of(attempted: Attempted) -> Option<Outcome> {
+        match attempted {
+            Attempted::Status(status) => Some(Outcome::Status(status)),
+            Attempted::Fault(Fault::ConnectFailed) => Some(Outcome::ConnectFailed),
+            Attempted::Fault(Fault::UpstreamFailed | Fault::UpstreamTimeout) => {
+                Some(Outcome::Failed)
+            }
+            Attempted::Fault(_) => None,
+        }
+    }
 }
 
 impl ServerState {
@@ -363,65 +381,52 @@ pub struct Affinity<'a> {
     pub sticky: Option<&'a [u8]>,
 }
 
-/// The retry budget of a pool: each request deposits `budget_percent`% of
-/// a retry, each retry withdraws one; `min_per_second` retries a second are
-/// always allowed. Balances are kept in thousandths of a retry.
-#[derive(Debug)]
-pub struct RetryBudget {
-    balance: AtomicI64,
-    deposit: i64,
-    min_per_second: u32,
-    /// `second << 32 | used` of the per-second allowance.
-    window: AtomicU64,
+/// What a request brings to the choice of its server, read from its
+/// client address and headers once and kept for every attempt (the
+/// headers are rewritten before the first).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestAffinity {
+    hash_key: u64,
+    sticky: Option<[u8; 16]>,
 }
 
-/// Most retries the budget banks, in thousandths.
-const BUDGET_CAP: i64 = 1_000_000;
-
-impl RetryBudget {
-    /// A budget for `config`.
-    pub fn new(config: &Retries) -> Self {
-        Self {
-            balance: AtomicI64::new(0),
-            deposit: i64::from(config.budget_percent) * 10,
-            min_per_second: config.min_per_second,
-            window: AtomicU64::new(0),
-        }
+impl RequestAffinity {
+    /// The affinity of a request from `client` with `headers` to a pool
+    /// configured by `config`: the hash key of the `hash` algorithm (the
+    /// configured header or cookie, else the client's address) and the
+    /// pool's sticky cookie, when it is well-formed.
+    pub fn of(config: &PoolConfig, client: IpAddr, headers: &HeaderMap) -> Self {
+        let client_key = || match client {
+            IpAddr::V4(ip) => balance::request_key(&ip.octets()),
+            IpAddr::V6(ip) => balance::request_key(&ip.octets()),
+        };
+        let cookies = || {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes)
+        };
+        let hash_key = match &config.hash_on {
+            _ if config.algorithm != Algorithm::Hash => 0,
+            HashOn::ClientIp => client_key(),
+            HashOn::Header(name) => headers
+                .get(name.as_str())
+                .map_or_else(client_key, |v| balance::request_key(v.as_bytes())),
+            HashOn::Cookie(name) => {
+                sticky::find_cookie(cookies(), name).map_or_else(client_key, balance::request_key)
+            }
+        };
+        let sticky = config.sticky.as_ref().and_then(|s| {
+            sticky::find_cookie(cookies(), &s.cookie).and_then(|v| <[u8; 16]>::try_from(v).ok())
+        });
+        Self { hash_key, sticky }
     }
 
-    /// Deposits one request's share.
-    pub fn deposit(&self) {
-        if self.deposit > 0 && self.balance.load(Ordering::Relaxed) < BUDGET_CAP {
-            self.balance.fetch_add(self.deposit, Ordering::Relaxed);
-        }
-    }
-
-    /// Takes one retry, if the budget allows it at `now_ms`.
-    pub fn withdraw(&self, now_ms: u64) -> bool {
-        let second = now_ms / 1000;
-        let mut current = self.window.load(Ordering::Relaxed);
-        loop {
-            let (window_second, used) = (current >> 32, current & 0xffff_ffff);
-            let used = if window_second == second { used } else { 0 };
-            if used >= u64::from(self.min_per_second) {
-                break;
-            }
-            let next = (second << 32) | (used + 1);
-            match self.window.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
-        if self.balance.fetch_sub(1000, Ordering::Relaxed) >= 1000 {
-            true
-        } else {
-            self.balance.fetch_add(1000, Ordering::Relaxed);
-            false
+    /// As [`PoolState::pick`] takes it.
+    pub fn affinity(&self) -> Affinity<'_> {
+        Affinity {
+            hash_key: self.hash_key,
+            sticky: self.sticky.as_ref().map(|token| &token[..]),
         }
     }
 }
@@ -597,7 +602,7 @@ impl PoolState {
 mod tests {
     use super::*;
     use prometheus_client::registry::Registry;
-    use topology::tiers::l7::{BackendProtocol, HashOn, Server, Sticky};
+    use topology::tiers::l7::{BackendProtocol, HashOn, Retries, Server, Sticky};
 
     fn config(algorithm: Algorithm, servers: &[(u16, u32, bool)]) -> PoolConfig {
         PoolConfig {
@@ -725,17 +730,64 @@ mod tests {
         assert!(pool.pick(Affinity::default(), &[], 0).is_ok());
     }
 
-    #[test]
-    fn sticky_cookies_stick_and_are_reissued_when_their_server_is_down() {
-        let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
-        cfg.sticky = Some(Sticky {
-            cookie: "S".into(),
+    fn sticky_cookie(name: &str) -> Sticky {
+        Sticky {
+            cookie: name.into(),
             path: "/".into(),
             max_age: None,
             secure: false,
             http_only: true,
             same_site: topology::tiers::l7::SameSite::Lax,
-        });
+        }
+    }
+
+    #[test]
+    fn a_requests_affinity_comes_from_its_configured_source() {
+        let client: IpAddr = [192, 0, 2, 7].into();
+        let client_key = balance::request_key(&[192, 0, 2, 7]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user", HeaderValue::from_static("ann"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("u=bob; S=0123456789abcdef"),
+        );
+        let mut cfg = config(Algorithm::Hash, &[(1, 1, false)]);
+        // (hash on, hash key)
+        let cases = [
+            (HashOn::ClientIp, client_key),
+            (
+                HashOn::Header("x-user".into()),
+                balance::request_key(b"ann"),
+            ),
+            (HashOn::Header("x-none".into()), client_key),
+            (HashOn::Cookie("u".into()), balance::request_key(b"bob")),
+            (HashOn::Cookie("none".into()), client_key),
+        ];
+        for (hash_on, key) in cases {
+            cfg.hash_on = hash_on.clone();
+            let affinity = RequestAffinity::of(&cfg, client, &headers);
+            assert_eq!(affinity.affinity().hash_key, key, "{hash_on:?}");
+            assert_eq!(affinity.affinity().sticky, None, "no sticky configured");
+        }
+        cfg.algorithm = Algorithm::RoundRobin;
+        cfg.sticky = Some(sticky_cookie("S"));
+        let affinity = RequestAffinity::of(&cfg, client, &headers);
+        assert_eq!(
+            affinity.affinity().hash_key,
+            0,
+            "only the hash algorithm hashes"
+        );
+        assert_eq!(affinity.affinity().sticky, Some(&b"0123456789abcdef"[..]));
+        // A cookie of the wrong length names no server.
+        headers.insert(header::COOKIE, HeaderValue::from_static("S=short"));
+        let affinity = RequestAffinity::of(&cfg, client, &headers);
+        assert_eq!(affinity.affinity().sticky, None);
+    }
+
+    #[test]
+    fn sticky_cookies_stick_and_are_reissued_when_their_server_is_down() {
+        let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
+        cfg.sticky = Some(sticky_cookie("S"));
         let pool = pool(&cfg);
         let first = pool.pick(Affinity::default(), &[], 0).unwrap();
         assert!(first.set_cookie);
@@ -844,25 +896,27 @@ mod tests {
     }
 
     #[test]
-    fn the_retry_budget_bounds_retries() {
-        let budget = RetryBudget::new(&Retries {
-            attempts: 1,
-            statuses: vec![],
-            budget_percent: 20,
-            min_per_second: 2,
-        });
-        // Two free retries in second 0, then nothing without deposits.
-        assert!(budget.withdraw(0));
-        assert!(budget.withdraw(10));
-        assert!(!budget.withdraw(20));
-        for _ in 0..10 {
-            budget.deposit();
+    fn attempts_charge_only_backend_faults() {
+        let cases = [
+            (Attempted::Status(503), Some(Outcome::Status(503))),
+            (
+                Attempted::Fault(Fault::ConnectFailed),
+                Some(Outcome::ConnectFailed),
+            ),
+            (
+                Attempted::Fault(Fault::UpstreamFailed),
+                Some(Outcome::Failed),
+            ),
+            (
+                Attempted::Fault(Fault::UpstreamTimeout),
+                Some(Outcome::Failed),
+            ),
+            (Attempted::Fault(Fault::ClientTooSlow), None),
+            (Attempted::Fault(Fault::BadRequest("body")), None),
+        ];
+        for (attempted, outcome) in cases {
+            assert_eq!(Outcome::of(attempted), outcome, "{attempted:?}");
         }
-        assert!(budget.withdraw(30));
-        assert!(budget.withdraw(40));
-        assert!(!budget.withdraw(50));
-        // A new second brings the minimum back.
-        assert!(budget.withdraw(1_000));
     }
 
     #[test]

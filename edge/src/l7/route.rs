@@ -18,11 +18,40 @@
 //! - **rewrite**: the matched prefix is replaced (`/api` → `/v2` sends
 //!   `/api/users?x=1` as `/v2/users?x=1`).
 //!
-//! A request no rule matches gets 404 from the caller.
+//! A request no rule matches gets 404 from the caller. The host it is
+//! matched on comes from [`request_host`].
 
 use std::borrow::Cow;
 
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Uri, Version};
 use topology::tiers::l7::Route as RouteConfig;
+
+use super::fault::Fault;
+
+/// The host a request is for: the URI's authority (absolute form,
+/// HTTP/2 `:authority`) or the single `Host` field; a second `Host`, a
+/// bad authority, or no host at all on HTTP/1.1 is a bad request.
+pub fn request_host(
+    uri: &Uri,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<HeaderValue, Fault> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Fault::BadRequest("more than one Host field"));
+    }
+    match (uri.authority(), first) {
+        (Some(authority), _) => HeaderValue::from_str(authority.as_str())
+            .map_err(|_| Fault::BadRequest("bad authority")),
+        (None, Some(host)) => Ok(host.clone()),
+        (None, None) if version == Version::HTTP_11 => {
+            Err(Fault::BadRequest("HTTP/1.1 request without Host"))
+        }
+        (None, None) => Ok(HeaderValue::from_static("")),
+    }
+}
 
 /// One compiled rule.
 #[derive(Debug, Clone)]
@@ -185,6 +214,60 @@ fn rewrite_prefix(prefix: &str, rewrite: &str, path_and_query: &str) -> String {
 mod tests {
     use super::*;
     use topology::tiers::l7::HeaderMatch;
+
+    #[test]
+    fn the_host_comes_from_the_authority_or_one_host_field() {
+        let host = |h: &'static str| HeaderValue::from_static(h);
+        let headers = |hosts: &[&'static str]| {
+            let mut map = HeaderMap::new();
+            for h in hosts {
+                map.append(header::HOST, HeaderValue::from_static(h));
+            }
+            map
+        };
+        let origin: Uri = "/x".parse().unwrap();
+        let absolute: Uri = "http://a.example:8080/x".parse().unwrap();
+        let cases = [
+            (
+                &origin,
+                Version::HTTP_11,
+                headers(&["b.example"]),
+                Ok(host("b.example")),
+            ),
+            (
+                &absolute,
+                Version::HTTP_11,
+                headers(&["b.example"]),
+                Ok(host("a.example:8080")),
+            ),
+            (
+                &absolute,
+                Version::HTTP_2,
+                headers(&[]),
+                Ok(host("a.example:8080")),
+            ),
+            (
+                &origin,
+                Version::HTTP_11,
+                headers(&["a.example", "b.example"]),
+                Err(Fault::BadRequest("more than one Host field")),
+            ),
+            (
+                &origin,
+                Version::HTTP_11,
+                headers(&[]),
+                Err(Fault::BadRequest("HTTP/1.1 request without Host")),
+            ),
+            (&origin, Version::HTTP_10, headers(&[]), Ok(host(""))),
+        ];
+        for (uri, version, headers, expected) in cases {
+            assert_eq!(
+                request_host(uri, version, &headers),
+                expected,
+                "{uri} {version:?} {headers:?}"
+            );
+        }
+    }
 
     fn route(host: Option<&str>, path: &str, pool: usize) -> RouteConfig {
         RouteConfig {

@@ -3,17 +3,18 @@
 //! h2c by prior knowledge), runs each request through the pure stages
 //! (admission, [`super::route`], [`super::pool`], [`super::forward`]) and
 //! sends it upstream ([`upstream`]: HTTP/1.1 keep-alive pools, or
-//! HTTP/2 for `h2c` pools), with retries, timeouts and WebSocket tunnels.
+//! HTTP/2 for `h2c` pools), with timeouts and WebSocket tunnels, retrying
+//! as [`super::retry`] decides and answering [`super::fault`]s itself.
 //!
 //! # A request's way through
 //!
 //! framing check (smuggling) → `Host` → region health path → rate limit
 //! (429) → listener concurrency gate (503) → route (404) → pool pick
 //! (503 when no server can take it) → headers rewritten → upstream attempt
-//! (connect + response timeout) → retry to another server if allowed →
-//! response headers rewritten, sticky cookie set → body streamed back
-//! with the in-flight guards inside it (a stall mid-body aborts it and
-//! counts against the server) → access log line and metrics.
+//! (connect + response timeout) → retry to another server if the policy
+//! allows → response headers rewritten, sticky cookie set → body streamed
+//! back with the in-flight guards inside it (a stall mid-body aborts it
+//! and counts against the server) → access log line and metrics.
 
 pub mod upstream;
 
@@ -26,10 +27,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
@@ -39,22 +41,21 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::{BackendProtocol, HashOn, L7Tier};
+use topology::tiers::l7::{BackendProtocol, L7Tier};
 use tracing::{debug, info, warn};
 
-use super::balance::request_key;
+use super::context::{ListenerKind, Shared};
+use super::fault::Fault;
 use super::forward::{self, Forwarding};
 use super::limits::GatePass;
 use super::metrics::class_index;
-use super::node::{ListenerKind, Shared};
-use super::paced_body::{BackendBodyError, BodyWitness, ClientBodyError, PacedBody, Stopped};
-use super::pool::{Affinity, InFlight, NoServer, Outcome, PoolState, ServerState};
+use super::paced_body::{BackendBodyError, BodyWitness, PacedBody, Stopped};
+use super::pool::{InFlight, NoServer, Outcome, Pick, PoolState, RequestAffinity, ServerState};
+use super::retry::{self, Attempted};
+use super::route::request_host;
 use super::state::Snapshot;
 use super::sticky;
 use upstream::{UpstreamBody, UpstreamError};
-
-/// Body of requests sent upstream: the client's, or empty (replayable).
-pub(crate) type UpBody = Either<PacedBody<Incoming, ClientBodyError>, Empty<Bytes>>;
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
@@ -144,19 +145,21 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Serves one client connection until it closes, goes idle, or the node
-/// drains (`drain`: finish what is in flight) or gives up (`force`).
+/// Serves one client connection with the current `builders` until it
+/// closes, goes idle, or the node drains (`drain`, the connection's held
+/// signal: finish what is in flight) or gives up (the drain is forced).
 pub(crate) async fn serve_connection<IO>(
     io: IO,
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
+    builders: &ArcSwap<ServerBuilders>,
     drain: CancellationToken,
-    force: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let builders = shared.builders.load_full();
+    let builders = builders.load_full();
+    let force = shared.drain.forced().clone();
     let builder = match protocol {
         Protocol::Http1 => &builders.h1,
         Protocol::Http2 => &builders.h2,
@@ -187,7 +190,7 @@ pub(crate) async fn serve_connection<IO>(
     let mut closing = false;
     loop {
         let last = activity.last_ms.load(Ordering::Relaxed);
-        let deadline = shared.instant_at(last) + idle;
+        let deadline = shared.clock.instant_at(last) + idle;
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -213,114 +216,26 @@ pub(crate) async fn serve_connection<IO>(
     }
 }
 
-/// Why a request was answered by the proxy itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// Both `Content-Length` and `Transfer-Encoding` (downstream).
-    Framing,
-    /// A malformed request (downstream).
-    BadRequest(&'static str),
-    /// No route matched (downstream).
-    NoRoute,
-    /// The client paused too long mid-body (downstream).
-    ClientTooSlow,
-    /// Over the client's rate (downstream).
-    RateLimited(Duration),
-    /// The listener is at its concurrency limit (internal).
-    ListenerFull,
-    /// Every usable server is at its request limit (internal).
-    ServerFull,
-    /// No server is available and the pool does not fail open (internal).
-    NoServer,
-    /// No connection to the chosen server (upstream, retryable).
-    ConnectFailed,
-    /// The server failed after the request was sent (upstream, retryable
-    /// only when idempotent).
-    UpstreamFailed,
-    /// No response headers in time (upstream, retryable only when idempotent).
-    UpstreamTimeout,
-    /// The server switched protocols when the client had not asked.
-    UnexpectedUpgrade,
-}
-
-impl Fault {
-    fn status(self) -> StatusCode {
-        match self {
-            Fault::Framing | Fault::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Fault::NoRoute => StatusCode::NOT_FOUND,
-            Fault::ClientTooSlow => StatusCode::REQUEST_TIMEOUT,
-            Fault::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Fault::ConnectFailed | Fault::UpstreamFailed | Fault::UnexpectedUpgrade => {
-                StatusCode::BAD_GATEWAY
-            }
-            Fault::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-        }
+/// The proxy's own answer to a request it could not pass on.
+fn fault_response(fault: Fault) -> Response<DownBody> {
+    let mut body = String::with_capacity(64);
+    body.push_str(fault.reason());
+    body.push('\n');
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = fault.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(secs) = fault.retry_after() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-
-    /// `downstream`, `internal` or `upstream`: where the fault came from.
-    fn source(self) -> &'static str {
-        match self {
-            Fault::Framing
-            | Fault::BadRequest(_)
-            | Fault::NoRoute
-            | Fault::ClientTooSlow
-            | Fault::RateLimited(_) => "downstream",
-            Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => "internal",
-            Fault::ConnectFailed
-            | Fault::UpstreamFailed
-            | Fault::UpstreamTimeout
-            | Fault::UnexpectedUpgrade => "upstream",
-        }
+    if fault.closes_connection() {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-
-    /// A short name for logs and the response body.
-    fn reason(self) -> &'static str {
-        match self {
-            Fault::Framing => "conflicting Content-Length and Transfer-Encoding",
-            Fault::BadRequest(why) => why,
-            Fault::NoRoute => "no route for this host and path",
-            Fault::ClientTooSlow => "the request body stopped arriving",
-            Fault::RateLimited(_) => "rate limit exceeded",
-            Fault::ListenerFull => "too many requests in flight",
-            Fault::ServerFull => "every server is at its request limit",
-            Fault::NoServer => "no healthy server",
-            Fault::ConnectFailed => "cannot connect to a backend server",
-            Fault::UpstreamFailed => "the backend server failed",
-            Fault::UpstreamTimeout => "the backend server did not answer in time",
-            Fault::UnexpectedUpgrade => "the backend switched protocols unasked",
-        }
-    }
-
-    fn response(self) -> Response<DownBody> {
-        let mut body = String::with_capacity(64);
-        body.push_str(self.reason());
-        body.push('\n');
-        let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        match self {
-            Fault::RateLimited(wait) => {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            }
-            Fault::ListenerFull | Fault::ServerFull => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            Fault::Framing => {
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            _ => {}
-        }
-        response
-    }
+    response
 }
 
 /// What the access log line and the metrics need about one request.
@@ -362,13 +277,10 @@ async fn handle(
         Ok(response) => response,
         Err(fault) => {
             record.fault = Some(fault);
-            match fault {
-                Fault::RateLimited(_) => shared.metrics.shed(info.listener.name(), "rate_limit"),
-                Fault::ListenerFull => shared.metrics.shed(info.listener.name(), "listener_limit"),
-                Fault::ServerFull => shared.metrics.shed(info.listener.name(), "server_limit"),
-                _ => {}
+            if let Some(reason) = fault.shed() {
+                shared.metrics.shed(info.listener.name(), reason);
             }
-            fault.response()
+            fault_response(fault)
         }
     };
     let status = response.status();
@@ -397,40 +309,14 @@ async fn handle(
         duration_us = elapsed.as_micros() as u64,
         request_id = record.request_id.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
         fault = record.fault.map_or("-", Fault::reason),
-        fault_source = record.fault.map_or("-", Fault::source),
+        fault_source = record.fault.map_or("-", |f| f.source().label()),
         "request"
     );
     response
 }
 
-fn idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
-/// The host the request is for: the URI's authority (absolute form,
-/// HTTP/2 `:authority`) or the single `Host` field.
-fn request_host(request: &Request<Incoming>) -> Result<HeaderValue, Fault> {
-    let mut hosts = request.headers().get_all(header::HOST).iter();
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return Err(Fault::BadRequest("more than one Host field"));
-    }
-    match (request.uri().authority(), first) {
-        (Some(authority), _) => HeaderValue::from_str(authority.as_str())
-            .map_err(|_| Fault::BadRequest("bad authority")),
-        (None, Some(host)) => Ok(host.clone()),
-        (None, None) if request.version() == Version::HTTP_11 => {
-            Err(Fault::BadRequest("HTTP/1.1 request without Host"))
-        }
-        (None, None) => Ok(HeaderValue::from_static("")),
-    }
-}
-
 fn health_response(snapshot: &Snapshot, shared: &Shared) -> Response<DownBody> {
-    let (status, body) = health_report(snapshot, shared);
+    let (status, body) = shared.health(snapshot);
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -441,33 +327,6 @@ fn health_response(snapshot: &Snapshot, shared: &Shared) -> Response<DownBody> {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// The region health answer: 200 while every routed pool has an
-/// available server and the node is not draining, else 503; the body says
-/// which pools can serve.
-pub(crate) fn health_report(snapshot: &Snapshot, shared: &Shared) -> (StatusCode, String) {
-    let now = shared.now_ms();
-    let draining = shared.draining.load(Ordering::Relaxed);
-    let healthy = !draining && snapshot.can_serve(now);
-    let body = admin::api::l7::Health {
-        node: shared.node.clone(),
-        region: shared.region.clone(),
-        healthy,
-        draining,
-        pools: snapshot
-            .pools
-            .iter()
-            .map(|p| (p.config.name.clone(), p.can_serve(now)))
-            .collect(),
-    };
-    let body = serde_json::to_string(&body).expect("plain strings and booleans serialize");
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, format!("{body}\n"))
 }
 
 async fn proxy(
@@ -482,13 +341,13 @@ async fn proxy(
         return Err(Fault::Framing);
     }
     let tier = &snapshot.spec.tier;
-    let host = request_host(&request)?;
+    let host = request_host(request.uri(), request.version(), request.headers())?;
     if request.uri().path() == tier.health_path {
         return Ok(health_response(snapshot, shared));
     }
     if let Some(limiter) = &snapshot.rate_limiter {
         limiter
-            .check(info.client.ip(), shared.now_ns())
+            .check(info.client.ip(), shared.clock.now_ns())
             .map_err(Fault::RateLimited)?;
     }
     let pass = shared.gates[info.listener as usize]
@@ -522,36 +381,7 @@ async fn proxy(
     let pool: &Arc<PoolState> = &snapshot.pools[pool_index];
     pool.budget.deposit();
 
-    // What the request brings to the choice of server.
-    let client_key = || match info.client.ip() {
-        std::net::IpAddr::V4(ip) => request_key(&ip.octets()),
-        std::net::IpAddr::V6(ip) => request_key(&ip.octets()),
-    };
-    let cookies = || {
-        request
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .map(HeaderValue::as_bytes)
-    };
-    let hash_key = match &pool.config.hash_on {
-        _ if pool.config.algorithm != topology::tiers::l7::Algorithm::Hash => 0,
-        HashOn::ClientIp => client_key(),
-        HashOn::Header(name) => request
-            .headers()
-            .get(name.as_str())
-            .map_or_else(client_key, |v| request_key(v.as_bytes())),
-        HashOn::Cookie(name) => {
-            sticky::find_cookie(cookies(), name).map_or_else(client_key, request_key)
-        }
-    };
-    let mut sticky_token = [0u8; 16];
-    let has_sticky = pool.config.sticky.as_ref().is_some_and(|s| {
-        sticky::find_cookie(cookies(), &s.cookie)
-            .filter(|v| v.len() == 16)
-            .map(|v| sticky_token.copy_from_slice(v))
-            .is_some()
-    });
+    let affinity = RequestAffinity::of(&pool.config, info.client.ip(), request.headers());
 
     // Headers for the backend. An HTTP/2 backend takes no upgrade: the
     // request goes as a plain one, which the backend answers as such.
@@ -597,25 +427,23 @@ async fn proxy(
     };
     let replayable = body.is_end_stream();
     let mut body = Some(body);
-    let retries = &pool.config.retries;
+    let policy = retry::Policy::new(&pool.config.retries, &parts.method, replayable);
     let mut tried: Vec<SocketAddr> = Vec::new();
     // Connecting (when no pooled connection is idle) counts against it too.
     let response_timeout = tier.timeouts.response;
 
     loop {
         let now = shared.now_ms();
-        let affinity = Affinity {
-            hash_key,
-            sticky: has_sticky.then_some(&sticky_token[..]),
-        };
-        let pick = pool.pick(affinity, &tried, now).map_err(|e| match e {
-            NoServer::Full => Fault::ServerFull,
-            NoServer::Down => Fault::NoServer,
-        })?;
+        let pick = pool
+            .pick(affinity.affinity(), &tried, now)
+            .map_err(|e| match e {
+                NoServer::Full => Fault::ServerFull,
+                NoServer::Down => Fault::NoServer,
+            })?;
         record.server = Some(pick.server.addr);
         record.attempts += 1;
         record.fail_open |= pick.fail_open;
-        let more = record.attempts <= retries.attempts && replayable;
+        let more = policy.may_follow(record.attempts);
         let mut witness = None;
         let up_body = match body.take() {
             Some(b) if !replayable => {
@@ -645,84 +473,67 @@ async fn proxy(
         )
         .await;
         let latency = started.elapsed();
-        let (outcome, fault) = match &result {
-            Ok(Ok(response)) => (Outcome::Status(response.status().as_u16()), None),
-            Ok(Err(UpstreamError::Connect(_))) => {
-                (Outcome::ConnectFailed, Some(Fault::ConnectFailed))
-            }
-            Ok(Err(UpstreamError::Failed(error))) => {
-                if let Some(stopped) = witness.as_ref().and_then(BodyWitness::stopped) {
-                    // Not the server's doing: not recorded, not retried.
-                    debug!(?stopped, "request body failed: {error}");
-                    return Err(match stopped {
-                        Stopped::TooSlow => Fault::ClientTooSlow,
-                        Stopped::Failed => Fault::BadRequest("the request body failed"),
-                    });
-                }
-                (Outcome::Failed, Some(Fault::UpstreamFailed))
-            }
-            Err(_) => (Outcome::Failed, Some(Fault::UpstreamTimeout)),
+        let result = match result {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(attempt_fault(&error, witness.as_ref())),
+            Err(_) => Err(Fault::UpstreamTimeout),
         };
-        record_outcome(pool, &pick.server, outcome, latency, shared.now_ms());
-        let retry_allowed = |retryable: bool| {
-            if !(more && retryable) {
-                return false;
-            }
+        let attempted = match &result {
+            Ok(response) => Attempted::Status(response.status().as_u16()),
+            Err(fault) => Attempted::Fault(*fault),
+        };
+        if let Some(outcome) = Outcome::of(attempted) {
+            record_outcome(pool, &pick.server, outcome, latency, shared.now_ms());
+        }
+        let retry = policy.retry(record.attempts, attempted, || {
             let now = shared.now_ms();
             let mut tried_now = tried.clone();
             tried_now.push(pick.server.addr);
             pool.has_alternative(&tried_now, now) && pool.budget.withdraw(now)
-        };
-        match result {
-            Ok(Ok(response)) => {
-                let status = response.status().as_u16();
-                let retryable_status = idempotent(&parts.method)
-                    && retries
-                        .statuses
-                        .iter()
-                        .any(|&(lo, hi)| (lo..=hi).contains(&status));
-                if retry_allowed(retryable_status) {
-                    debug!(server = %pick.server.addr, status, "retrying on another server");
-                    pool.retries.inc();
-                    tried.push(pick.server.addr);
-                    continue;
-                }
-                return Ok(respond(
-                    response,
-                    Guards {
-                        in_flight,
-                        _pass: pass,
-                    },
-                    pool,
-                    (now, started),
-                    &pick.server.token,
-                    pick.set_cookie,
-                    via,
-                    &request_id,
-                    on_client_upgrade,
-                    shared,
-                ));
+        });
+        if retry {
+            if let Attempted::Status(status) = attempted {
+                debug!(server = %pick.server.addr, status, "retrying on another server");
             }
-            Ok(Err(ref error)) => {
-                let fault = fault.unwrap_or(Fault::UpstreamFailed);
-                let safe = fault == Fault::ConnectFailed || idempotent(&parts.method);
-                debug!(server = %pick.server.addr, "upstream error: {error:#}");
-                if retry_allowed(safe) {
-                    pool.retries.inc();
-                    tried.push(pick.server.addr);
-                    continue;
-                }
-                return Err(fault);
-            }
-            Err(_) => {
-                if retry_allowed(idempotent(&parts.method)) {
-                    pool.retries.inc();
-                    tried.push(pick.server.addr);
-                    continue;
-                }
-                return Err(Fault::UpstreamTimeout);
-            }
+            pool.retries.inc();
+            tried.push(pick.server.addr);
+            continue;
         }
+        return Ok(respond(
+            result?,
+            Reply {
+                guards: Guards {
+                    in_flight,
+                    _pass: pass,
+                },
+                pool,
+                clock: (now, started),
+                pick: &pick,
+                via,
+                request_id: &request_id,
+                on_client_upgrade,
+            },
+            shared,
+        ));
+    }
+}
+
+/// The fault of an attempt that got no response: the client's when its
+/// request body stopped (`witness`), not the server's.
+fn attempt_fault(error: &UpstreamError, witness: Option<&BodyWitness>) -> Fault {
+    if let UpstreamError::Failed(_) = error
+        && let Some(stopped) = witness.and_then(BodyWitness::stopped)
+    {
+        debug!(?stopped, "request body failed: {error}");
+        return match stopped {
+            Stopped::TooSlow => Fault::ClientTooSlow,
+            Stopped::Failed => Fault::BadRequest("the request body failed"),
+        };
+    }
+    debug!("upstream error: {error:#}");
+    match error {
+        UpstreamError::Connect(_) => Fault::ConnectFailed,
+        UpstreamError::Failed(_) => Fault::UpstreamFailed,
     }
 }
 
@@ -813,45 +624,59 @@ impl Body for Tracked {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the answer to a proxied request is built with, besides the
+/// backend's response.
+struct Reply<'a> {
+    /// Kept alive by the response body.
+    guards: Guards,
+    /// The pool of the server that answered.
+    pool: &'a Arc<PoolState>,
+    /// The node's clock (ms) and the instant when the attempt began.
+    clock: (u64, Instant),
+    /// The server that answered, and whether to set its sticky cookie.
+    pick: &'a Pick,
+    /// The node's `Via` value, if the tier adds one.
+    via: Option<&'a HeaderValue>,
+    request_id: &'a HeaderValue,
+    /// The client's side of an upgrade it asked for.
+    on_client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// The client's answer: the backend's `response` with its headers
+/// rewritten and its body tracked, or a WebSocket tunnel started.
 fn respond(
     response: Response<UpstreamBody>,
-    guards: Guards,
-    pool: &Arc<PoolState>,
-    clock: (u64, Instant),
-    token: &str,
-    set_cookie: bool,
-    via: Option<&HeaderValue>,
-    request_id: &HeaderValue,
-    on_client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    reply: Reply<'_>,
     shared: &Shared,
 ) -> Response<DownBody> {
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let (mut parts, body) = response.into_parts();
-    forward::response_headers(&mut parts.headers, switching, via, request_id);
-    if set_cookie
-        && let Some(config) = &pool.config.sticky
-        && let Ok(value) = HeaderValue::from_str(&sticky::set_cookie(config, token))
+    forward::response_headers(&mut parts.headers, switching, reply.via, reply.request_id);
+    if reply.pick.set_cookie
+        && let Some(config) = &reply.pool.config.sticky
+        && let Ok(value) =
+            HeaderValue::from_str(&sticky::set_cookie(config, &reply.pick.server.token))
     {
         parts.headers.append(header::SET_COOKIE, value);
     }
     if switching {
-        let Some(on_client) = on_client_upgrade else {
-            return Fault::UnexpectedUpgrade.response();
+        let Some(on_client) = reply.on_client_upgrade else {
+            return fault_response(Fault::UnexpectedUpgrade);
         };
-        let force = shared.force.clone();
+        let force = shared.drain.forced().clone();
         shared
-            .tunnels
-            .spawn(tunnel(on_client, body.upgrade(), guards, force));
+            .drain
+            .tunnels()
+            .spawn(tunnel(on_client, body.upgrade(), reply.guards, force));
         return Response::from_parts(parts, Either::Right(Full::default()));
     }
     Response::from_parts(
         parts,
         Either::Left(Tracked {
             inner: body,
-            guards,
-            pool: pool.clone(),
-            clock,
+            guards: reply.guards,
+            pool: reply.pool.clone(),
+            clock: reply.clock,
         }),
     )
 }
@@ -887,19 +712,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn faults_say_where_they_came_from() {
-        assert_eq!(Fault::ConnectFailed.status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(Fault::ConnectFailed.source(), "upstream");
-        assert_eq!(Fault::ServerFull.source(), "internal");
-        assert_eq!(Fault::NoRoute.source(), "downstream");
-        let r = Fault::RateLimited(Duration::from_millis(1500)).response();
+    fn fault_answers_carry_their_headers() {
+        let r = fault_response(Fault::RateLimited(Duration::from_millis(1500)));
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
-        let r = Fault::ListenerFull.response();
+        let r = fault_response(Fault::ListenerFull);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
         assert_eq!(
-            Fault::Framing.response().headers()[header::CONNECTION],
+            fault_response(Fault::Framing).headers()[header::CONNECTION],
             "close"
+        );
+        assert_eq!(
+            fault_response(Fault::ConnectFailed).status(),
+            StatusCode::BAD_GATEWAY
         );
     }
 }

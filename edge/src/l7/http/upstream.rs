@@ -37,6 +37,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper::client::conn::http2;
@@ -47,8 +48,10 @@ use tokio::time::Instant;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
-use super::UpBody;
-use crate::l7::paced_body::{BackendBodyError, PacedBody};
+use crate::l7::paced_body::{BackendBodyError, ClientBodyError, PacedBody};
+
+/// Body of requests sent upstream: the client's, or empty (replayable).
+pub(crate) type UpBody = Either<PacedBody<Incoming, ClientBodyError>, Empty<Bytes>>;
 
 /// Most idle connections kept per server.
 const MAX_IDLE_PER_SERVER: usize = 1024;
@@ -499,7 +502,7 @@ async fn sweep(upstream: Weak<Upstream>) {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use http_body_util::{BodyExt, Either, Empty};
+    use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 

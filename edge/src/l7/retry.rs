@@ -1,0 +1,233 @@
+//! The attempt and retry policy of one request, pure and table-tested so
+//! every HTTP path retries alike: which results call for another attempt
+//! (a failed connection always; a failure after sending, a timeout or a
+//! listed status only for idempotent methods), only with a replayable
+//! (empty) body, within the pool's attempt limit, when another server is
+//! available, and within the pool's [`RetryBudget`].
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use http::Method;
+use topology::tiers::l7::Retries;
+
+use super::fault::{Fault, Retry};
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempted {
+    /// Response headers with this status.
+    Status(u16),
+    /// No response.
+    Fault(Fault),
+}
+
+/// The retry policy of one request.
+#[derive(Debug)]
+pub struct Policy<'a> {
+    retries: &'a Retries,
+    idempotent: bool,
+    replayable: bool,
+}
+
+impl<'a> Policy<'a> {
+    /// The policy of a `method` request to a pool retrying by `retries`;
+    /// `replayable` when its body is empty, so it can be sent again.
+    pub fn new(retries: &'a Retries, method: &Method, replayable: bool) -> Self {
+        Self {
+            retries,
+            idempotent: idempotent(method),
+            replayable,
+        }
+    }
+
+    /// Whether attempt number `attempt` (from 1) may be followed by
+    /// another: if not, the request need not be kept for a retry.
+    pub fn may_follow(&self, attempt: u32) -> bool {
+        attempt <= self.retries.attempts && self.replayable
+    }
+
+    /// Whether what attempt number `attempt` came to calls for another.
+    pub fn wants_retry(&self, attempt: u32, attempted: Attempted) -> bool {
+        self.may_follow(attempt)
+            && match attempted {
+                Attempted::Status(status) => {
+                    self.idempotent
+                        && self
+                            .retries
+                            .statuses
+                            .iter()
+                            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+                }
+                Attempted::Fault(fault) => match fault.retry() {
+                    Retry::Always => true,
+                    Retry::IfIdempotent => self.idempotent,
+                    Retry::Never => false,
+                },
+            }
+    }
+
+    /// Whether to retry after attempt number `attempt`: when it calls for
+    /// another and then `spare` says another server is available and the
+    /// budget grants a retry (`spare` is asked only then, as it withdraws).
+    pub fn retry(&self, attempt: u32, attempted: Attempted, spare: impl FnOnce() -> bool) -> bool {
+        self.wants_retry(attempt, attempted) && spare()
+    }
+}
+
+/// Whether a request with `method` may be sent twice.
+pub fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The retry budget of a pool: each request deposits `budget_percent`% of
+/// a retry, each retry withdraws one; `min_per_second` retries a second are
+/// always allowed. Balances are kept in thousandths of a retry.
+#[derive(Debug)]
+pub struct RetryBudget {
+    balance: AtomicI64,
+    deposit: i64,
+    min_per_second: u32,
+    /// `second << 32 | used` of the per-second allowance.
+    window: AtomicU64,
+}
+
+/// Most retries the budget banks, in thousandths.
+const BUDGET_CAP: i64 = 1_000_000;
+
+impl RetryBudget {
+    /// A budget for `config`.
+    pub fn new(config: &Retries) -> Self {
+        Self {
+            balance: AtomicI64::new(0),
+            deposit: i64::from(config.budget_percent) * 10,
+            min_per_second: config.min_per_second,
+            window: AtomicU64::new(0),
+        }
+    }
+
+    /// Deposits one request's share.
+    pub fn deposit(&self) {
+        if self.deposit > 0 && self.balance.load(Ordering::Relaxed) < BUDGET_CAP {
+            self.balance.fetch_add(self.deposit, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes one retry, if the budget allows it at `now_ms`.
+    pub fn withdraw(&self, now_ms: u64) -> bool {
+        let second = now_ms / 1000;
+        let mut current = self.window.load(Ordering::Relaxed);
+        loop {
+            let (window_second, used) = (current >> 32, current & 0xffff_ffff);
+            let used = if window_second == second { used } else { 0 };
+            if used >= u64::from(self.min_per_second) {
+                break;
+            }
+            let next = (second << 32) | (used + 1);
+            match self.window.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        if self.balance.fetch_sub(1000, Ordering::Relaxed) >= 1000 {
+            true
+        } else {
+            self.balance.fetch_add(1000, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retries(attempts: u32) -> Retries {
+        Retries {
+            attempts,
+            statuses: vec![(502, 504)],
+            budget_percent: 20,
+            min_per_second: 10,
+        }
+    }
+
+    #[test]
+    fn what_calls_for_another_attempt() {
+        use Attempted::{Fault as F, Status};
+        let one = retries(1);
+        // (method, replayable, attempt, result) → retry?
+        let cases = [
+            (Method::GET, true, 1, Status(502), true),
+            (Method::GET, true, 1, Status(504), true),
+            (Method::GET, true, 1, Status(500), false),
+            (Method::GET, true, 1, Status(200), false),
+            (Method::POST, true, 1, Status(502), false),
+            (Method::GET, true, 2, Status(502), false),
+            (Method::GET, false, 1, Status(502), false),
+            (Method::POST, true, 1, F(Fault::ConnectFailed), true),
+            (Method::POST, false, 1, F(Fault::ConnectFailed), false),
+            (Method::GET, true, 2, F(Fault::ConnectFailed), false),
+            (Method::PUT, true, 1, F(Fault::UpstreamFailed), true),
+            (Method::POST, true, 1, F(Fault::UpstreamFailed), false),
+            (Method::DELETE, true, 1, F(Fault::UpstreamTimeout), true),
+            (Method::PATCH, true, 1, F(Fault::UpstreamTimeout), false),
+            (Method::GET, true, 1, F(Fault::ClientTooSlow), false),
+            (Method::GET, true, 1, F(Fault::UnexpectedUpgrade), false),
+        ];
+        for (method, replayable, attempt, attempted, expected) in cases {
+            let policy = Policy::new(&one, &method, replayable);
+            assert_eq!(
+                policy.wants_retry(attempt, attempted),
+                expected,
+                "{method} replayable={replayable} attempt {attempt}: {attempted:?}"
+            );
+        }
+        let off = retries(0);
+        let policy = Policy::new(&off, &Method::GET, true);
+        assert!(!policy.may_follow(1));
+        assert!(!policy.wants_retry(1, F(Fault::ConnectFailed)));
+    }
+
+    #[test]
+    fn spare_capacity_is_asked_last() {
+        let one = retries(1);
+        let policy = Policy::new(&one, &Method::GET, true);
+        let mut asked = 0;
+        assert!(!policy.retry(1, Attempted::Status(200), || {
+            asked += 1;
+            true
+        }));
+        assert_eq!(asked, 0, "no withdrawal from the budget without a retry");
+        assert!(!policy.retry(1, Attempted::Status(502), || false));
+        assert!(policy.retry(1, Attempted::Status(502), || true));
+    }
+
+    #[test]
+    fn the_retry_budget_bounds_retries() {
+        let budget = RetryBudget::new(&Retries {
+            attempts: 1,
+            statuses: vec![],
+            budget_percent: 20,
+            min_per_second: 2,
+        });
+        // Two free retries in second 0, then nothing without deposits.
+        assert!(budget.withdraw(0));
+        assert!(budget.withdraw(10));
+        assert!(!budget.withdraw(20));
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        assert!(budget.withdraw(30));
+        assert!(budget.withdraw(40));
+        assert!(!budget.withdraw(50));
+        // A new second brings the minimum back.
+        assert!(budget.withdraw(1_000));
+    }
+}
