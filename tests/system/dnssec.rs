@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use system_tests::{Daemon, binary, examples_dir, free_port, start_gslb, temp_dir};
+use system_tests::{Daemon, binary, examples_dir, free_port, json, start_gslb, temp_dir};
 
 /// Whether `tool` runs; in CI it must (`.ci/run` installs it).
 fn have(tool: &str, package: &str) -> bool {
@@ -44,14 +44,8 @@ fn keygen(dir: &Path, algorithm: &str) -> (PathBuf, String, String) {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let field = |name: &str| {
-        let start = stdout
-            .find(&format!("\"{name}\":\""))
-            .unwrap_or_else(|| panic!("{stdout}"))
-            + name.len()
-            + 4;
-        stdout[start..][..stdout[start..].find('"').unwrap()].to_owned()
-    };
+    let report = json::parse(&stdout);
+    let field = |name: &str| report[name].str().to_owned();
     (PathBuf::from(field("file")), field("dnskey"), field("ds"))
 }
 
