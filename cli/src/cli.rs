@@ -115,6 +115,50 @@ pub enum Command {
     /// Print a shell completion script.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
+    /// Create a zone's DNSSEC signing key, or show the DS record for one.
+    #[command(after_help = DNSSEC_EXAMPLES)]
+    Dnssec(DnssecArgs),
+}
+
+const DNSSEC_EXAMPLES: &str = "\
+Examples:
+  gtm dnssec keygen example.com --dir keys/
+  gtm dnssec ds example.com --key keys/Kexample.com.+013+12345.pem
+
+keygen writes one key (a CSK: flags 257) as PKCS#8 PEM, readable by its
+owner only, and prints its DNSKEY and DS records. List the file under the
+zone's `dnssec.keys` in the topology, and give the DS record to the parent.";
+
+/// `gtm dnssec`.
+#[derive(Args, Debug)]
+pub struct DnssecArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DnssecCommand,
+}
+
+/// `gtm dnssec keygen | ds`.
+#[derive(Subcommand, Debug)]
+pub enum DnssecCommand {
+    /// Create a signing key for ZONE and print its DNSKEY and DS records.
+    Keygen {
+        /// The zone, e.g. `example.com`.
+        zone: String,
+        /// 13 (ECDSAP256SHA256) or 15 (ED25519).
+        #[arg(long, default_value_t = 13)]
+        algorithm: u8,
+        /// Where to write the key file.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print the DS record (SHA-256) of ZONE's key in FILE, for the parent.
+    Ds {
+        /// The zone, e.g. `example.com`.
+        zone: String,
+        /// The key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
 }
 
 const UP_EXAMPLES: &str = "\

@@ -23,7 +23,7 @@ pub fn example() -> &'static Example {
         let geoip = Arc::new(gslb::open_geoip(&topology).expect("embedded database"));
         let regions = topology.regions.len();
         Example {
-            state: Arc::new(ServingState::new(Arc::new(topology), geoip)),
+            state: Arc::new(ServingState::new(Arc::new(topology), geoip).expect("unsigned zones")),
             health: Arc::new(RegionHealth::all_up(regions)),
             metrics: Metrics::new(),
         }

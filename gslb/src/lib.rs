@@ -10,6 +10,8 @@
 //!   the [`dns`] slow path built.
 //! - [`dns`]: the hickory adapter, bytes in and bytes out (wire format,
 //!   EDNS, truncation); the only module that names hickory types.
+//! - [`dnssec`]: online signing of signed zones' answers (RRSIGs, the
+//!   signature cache, compact denial of existence), in wire bytes.
 //! - [`rrl`]: response rate limiting of UDP replies.
 //! - [`resolve`]: the authoritative lookup, a pure function over
 //!   [`zone`] data.
@@ -34,6 +36,7 @@ pub mod admin_api;
 pub mod client;
 pub mod decide;
 pub mod dns;
+pub mod dnssec;
 pub mod explain;
 pub mod fast;
 pub mod geo;
@@ -148,7 +151,7 @@ pub async fn run(
     let state = Arc::new(ArcSwap::from_pointee(ServingState::new(
         Arc::new(topology),
         geoip.clone(),
-    )));
+    )?));
     warm_scopes(&state);
     let node = Arc::new(Node::new(
         options,
@@ -239,9 +242,15 @@ async fn refresh_geoip(
                     );
                     // The scope maps are built per database.
                     let topology = state.load().topology.clone();
-                    let rebuilt = ServingState::new(topology, geoip.clone());
-                    state.store(Arc::new(rebuilt));
-                    warm_scopes(&state);
+                    match ServingState::new(topology, geoip.clone()) {
+                        Ok(rebuilt) => {
+                            state.store(Arc::new(rebuilt));
+                            warm_scopes(&state);
+                        }
+                        Err(error) => {
+                            warn!("GeoIP scopes not rebuilt, keeping the previous ones: {error}")
+                        }
+                    }
                 }
             }
             Ok(Err(error)) => {

@@ -188,7 +188,13 @@ fn explain(topology: topology::Topology, name: &str, client: IpAddr, rtype: &str
         }
     };
     let health = gslb::health::RegionHealth::all_up(topology.regions.len());
-    let state = gslb::ServingState::new(std::sync::Arc::new(topology), geoip);
+    let state = match gslb::ServingState::new(std::sync::Arc::new(topology), geoip) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("gslb: {error}");
+            return ExitCode::from(1);
+        }
+    };
     let client = gslb::client::Client::new(client, None).expect("no ECS option to reject");
     match gslb::explain::explain(&state, &health, name, rtype, client) {
         Ok(explanation) => {

@@ -72,6 +72,9 @@ pub enum ReloadError {
     /// The peer key is read once, at start.
     #[error("dns.peer_key changed; restart the node to switch keys")]
     PeerKeyChanged,
+    /// A signed zone's key file changed under the validated topology.
+    #[error(transparent)]
+    Key(#[from] topology::dnssec::KeyError),
     /// The blocking read panicked or was cancelled.
     #[error("reload task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -215,9 +218,9 @@ impl Node {
             return Err(ReloadError::PeerKeyChanged);
         }
         let topology = Arc::new(topology);
+        let state = ServingState::new(topology.clone(), self.geoip.clone())?;
         self.monitor.configure(&topology).await;
-        self.state
-            .store(Arc::new(ServingState::new(topology, self.geoip.clone())));
+        self.state.store(Arc::new(state));
         crate::warm_scopes(&self.state);
         Ok(version_of(text.as_bytes()))
     }

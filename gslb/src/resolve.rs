@@ -86,6 +86,11 @@ pub struct Resolution<'z> {
     pub additional: Vec<Part<'z>>,
     /// ECS scope when the answer depended on the client; `None` otherwise.
     pub client_scope: Option<u8>,
+    /// For a negative answer: the name found not to exist or to lack the
+    /// type, and the node that answered for it (the wildcard's, for a name
+    /// synthesized from one; `None` when the name does not exist). What a
+    /// signed zone's denial of existence is built from.
+    pub denied: Option<(DomainName, Option<&'z Node>)>,
 }
 
 impl<'z> Resolution<'z> {
@@ -98,6 +103,7 @@ impl<'z> Resolution<'z> {
             authority: Vec::new(),
             additional: Vec::new(),
             client_scope: None,
+            denied: None,
         }
     }
 }
@@ -153,7 +159,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
             return None;
         }
         if let Some(node) = self.zone.nodes.get(name) {
-            return self.answer_from(node, None);
+            return self.answer_from(name, node, None);
         }
         // The name does not exist: look for a wildcard at the closest
         // encloser (RFC 4592 §3.3.1).
@@ -166,11 +172,11 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
         match self.zone.nodes.get(wildcard.as_slice()) {
             Some(node) => {
                 let owner = DomainName::from_wire(name).expect("query names are well formed");
-                self.answer_from(node, Some(owner))
+                self.answer_from(name, node, Some(owner))
             }
             None => {
                 self.resolution.outcome = Outcome::NxDomain;
-                self.negative();
+                self.negative(name, None);
                 None
             }
         }
@@ -210,7 +216,8 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
         });
     }
 
-    fn negative(&mut self) {
+    fn negative(&mut self, name: &[u8], node: Option<&'z Node>) {
+        self.resolution.denied = DomainName::from_wire(name).map(|name| (name, node));
         self.resolution.authority.push(Part::Rrset {
             rrset: self.zones.rrset(self.zone.negative_soa),
             owner: None,
@@ -219,6 +226,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
 
     fn answer_from(
         &mut self,
+        name: &[u8],
         node: &'z Node,
         synthesized: Option<DomainName>,
     ) -> Option<DomainName> {
@@ -249,7 +257,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
             });
             match geo_part.or_else(|| rrsets().next().map(static_part)) {
                 Some(part) => self.resolution.answer.push(part),
-                None => self.negative(),
+                None => self.negative(name, Some(node)),
             }
             return None;
         }
@@ -268,7 +276,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
                 return None;
             }
         }
-        self.negative();
+        self.negative(name, Some(node));
         None
     }
 

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use geo_data::WatchedGeoDb;
 use topology::Topology;
+use topology::dnssec::KeyError;
 
 use crate::dns::records::WireRecords;
+use crate::dnssec::Signers;
 use crate::scope_map::ScopeMaps;
 use crate::zone::ZoneSet;
 
@@ -24,20 +26,28 @@ pub struct ServingState {
     pub geoip: Arc<WatchedGeoDb>,
     /// Wide ECS scopes per geo name, for the database current at build time.
     pub scopes: ScopeMaps,
+    /// Keys and signature caches of the signed zones.
+    pub signers: Signers,
 }
 
 impl ServingState {
-    /// Builds the serving state for `topology`.
-    pub fn new(topology: Arc<Topology>, geoip: Arc<WatchedGeoDb>) -> ServingState {
+    /// Builds the serving state for `topology`, reading the signed zones'
+    /// keys (a key file may have changed since the topology was validated).
+    pub fn new(
+        topology: Arc<Topology>,
+        geoip: Arc<WatchedGeoDb>,
+    ) -> Result<ServingState, KeyError> {
+        let signers = Signers::load(&topology)?;
         let zones = ZoneSet::build(&topology);
         let wire = WireRecords::build(&zones);
         let scopes = ScopeMaps::new(topology.clone(), geoip.current());
-        ServingState {
+        Ok(ServingState {
             topology,
             zones,
             wire,
             geoip,
             scopes,
-        }
+            signers,
+        })
     }
 }

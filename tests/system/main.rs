@@ -2,6 +2,7 @@
 
 mod chaos;
 mod dns_client;
+mod dnssec;
 mod docs;
 mod gslb_binary;
 mod gslb_peers;

@@ -17,9 +17,11 @@
 //!   [`Scalar`](raw::Scalar), a [`Problem`](validate::Problem) at a path).
 //! - `locate`: field path → line number, for error messages.
 //! - [`zonefile`]: a zone written out as an RFC 1035 master file.
+//! - [`dnssec`]: DNSSEC key files (read, checked, created; DNSKEY and DS).
 //!
 //! The schema is documented in `docs/topology.md` at the repository root.
 
+pub mod dnssec;
 pub mod duration;
 mod field;
 pub mod health;
@@ -39,8 +41,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    AllDown, Coordinates, Dns, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, RateLimit,
-    Record, Region, RegionId, Topology, Vip, Zone,
+    AllDown, Coordinates, Dns, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy, Overrides,
+    RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
 };
 pub use name::DomainName;
 pub use rdata::{RecordData, RecordType, Soa};
@@ -132,7 +134,44 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Topology, LoadError> {
     {
         *key = dir.join(&*key);
     }
+    check_dnssec_keys(&mut topology, text, path)?;
     Ok(topology)
+}
+
+/// Resolves each zone's key files against the topology file's folder and
+/// reads them, so a missing, loose or foreign key is refused here — by
+/// `gtm validate`, at start and on reload — with the file and the fix.
+fn check_dnssec_keys(topology: &mut Topology, text: &str, path: &Path) -> Result<(), LoadError> {
+    let mut problems = Vec::new();
+    for (zone_index, zone) in topology.dns.zones.iter_mut().enumerate() {
+        let Some(dnssec) = &mut zone.dnssec else {
+            continue;
+        };
+        for (index, key) in dnssec.keys.iter_mut().enumerate() {
+            if key.is_relative()
+                && let Some(dir) = path.parent()
+            {
+                *key = dir.join(&*key);
+            }
+            if let Err(error) = dnssec::ZoneKey::read(key) {
+                let field = format!("dns.zones[{zone_index}].dnssec.keys[{index}]");
+                problems.push(LocatedProblem {
+                    line: locate::line_of(text, &field),
+                    problem: validate::Problem {
+                        path: field,
+                        message: error.to_string(),
+                    },
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError::Invalid {
+        source_name: path.display().to_string(),
+        problems,
+    })
 }
 
 /// Parses and validates topology text; `source_name` names it in errors.

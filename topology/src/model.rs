@@ -168,6 +168,20 @@ pub struct Zone {
     pub records: Vec<Record>,
     /// Names answered per client.
     pub geo: Vec<GeoName>,
+    /// Online signing, if the zone is signed.
+    pub dnssec: Option<Dnssec>,
+}
+
+/// How a signed zone is signed (`dns.zones[].dnssec`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dnssec {
+    /// Key files, in order; each key signs every RRset. Checked when the
+    /// topology is loaded from its file ([`crate::dnssec::ZoneKey::read`]).
+    pub keys: Vec<PathBuf>,
+    /// Seconds from a signature's making to its expiry.
+    pub signature_validity: u32,
+    /// A signature with less than this many seconds left is made anew.
+    pub refresh: u32,
 }
 
 impl Zone {

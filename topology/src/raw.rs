@@ -134,6 +134,24 @@ pub struct RawZone {
     /// Names answered per client from the regions.
     #[serde(default)]
     pub geo: Vec<RawGeo>,
+    /// Online DNSSEC signing; absent: the zone is served unsigned.
+    #[serde(default)]
+    pub dnssec: Option<RawDnssec>,
+}
+
+/// The `dnssec:` block of a zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnssec {
+    /// Key files (PKCS#8 PEM, from `gtm dnssec keygen`), relative to the
+    /// topology file.
+    pub keys: Vec<String>,
+    /// How long a signature is valid (default `7d`).
+    #[serde(default)]
+    pub signature_validity: Option<Scalar>,
+    /// A signature is made anew when less than this remains (default `1d`).
+    #[serde(default)]
+    pub refresh: Option<Scalar>,
 }
 
 /// The `soa:` block; times are durations.

@@ -10,19 +10,21 @@ use crate::field::{Problems, Scalar};
 use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::model::{
-    AllDown, Coordinates, DnsNode, GeoIpSource, GeoName, GeoPolicy, Overrides, RateLimit, Record,
-    Region, RegionId, Topology, Vip, Zone,
+    AllDown, Coordinates, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy, Overrides, RateLimit,
+    Record, Region, RegionId, Topology, Vip, Zone,
 };
 use crate::name::DomainName;
 use crate::raw::{
-    RawAllDown, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRecord, RawRegion, RawSoa,
-    RawTopology, RawZone,
+    RawAllDown, RawDnssec, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRecord, RawRegion,
+    RawSoa, RawTopology, RawZone,
 };
 use crate::rdata::{RecordData, RecordType, Soa};
 
 const DEFAULT_TTL: u32 = 3600;
 const DEFAULT_GEO_TTL: u32 = 30;
 const DEFAULT_MAX_ANSWERS: u32 = 8;
+const DEFAULT_SIGNATURE_VALIDITY: u32 = 7 * 86_400;
+const DEFAULT_SIGNATURE_REFRESH: u32 = 86_400;
 
 /// Validates a parsed file, returning the model or every problem found.
 pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
@@ -589,6 +591,10 @@ fn validate_zone(
         }
     }
     check_zone_structure(&origin, &records, &geo, problems);
+    let dnssec = raw
+        .dnssec
+        .as_ref()
+        .map(|raw| validate_dnssec(raw, &format!("{path}.dnssec"), problems));
 
     (problems.0.len() == before).then(|| Zone {
         origin,
@@ -596,7 +602,58 @@ fn validate_zone(
         soa_ttl,
         records: records.into_iter().map(|(_, r)| r).collect(),
         geo: geo.into_iter().map(|(_, g)| g).collect(),
+        dnssec,
     })
+}
+
+/// A zone's `dnssec:` block. The key files themselves are read when the
+/// topology is loaded from its file (their paths are relative to it).
+fn validate_dnssec(raw: &RawDnssec, path: &str, problems: &mut Problems) -> Dnssec {
+    if raw.keys.is_empty() {
+        problems.add(
+            format!("{path}.keys"),
+            "no keys; create one with `gtm dnssec keygen ZONE` and list its file here",
+        );
+    }
+    for (index, key) in raw.keys.iter().enumerate() {
+        if key.is_empty() {
+            problems.add(
+                format!("{path}.keys[{index}]"),
+                "is empty; write the path of a key file",
+            );
+        }
+    }
+    let signature_validity = ttl_field(
+        problems,
+        format!("{path}.signature_validity"),
+        raw.signature_validity.as_ref(),
+        DEFAULT_SIGNATURE_VALIDITY,
+    );
+    let refresh = ttl_field(
+        problems,
+        format!("{path}.refresh"),
+        raw.refresh.as_ref(),
+        DEFAULT_SIGNATURE_REFRESH,
+    );
+    // A signature is made with its inception an hour back (clock skew), and
+    // must outlive its refresh point by more than the largest TTL it may be
+    // cached for; asking for at least a day keeps both simple and safe.
+    if signature_validity < 86_400 {
+        problems.add(
+            format!("{path}.signature_validity"),
+            "is shorter than a day; write at least \"1d\" (the default is \"7d\")",
+        );
+    } else if refresh >= signature_validity {
+        problems.add(
+            format!("{path}.refresh"),
+            "is not shorter than signature_validity, so every answer would be signed anew; write e.g. \"1d\" with \"7d\"",
+        );
+    }
+    Dnssec {
+        keys: raw.keys.iter().map(Into::into).collect(),
+        signature_validity,
+        refresh,
+    }
 }
 
 fn validate_soa(

@@ -4,6 +4,7 @@
 mod completions;
 mod deploy;
 mod dig;
+mod dnssec;
 mod down;
 mod fail;
 mod logs;
@@ -27,6 +28,7 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Validate(a) => validate::run(&a, printer),
         Command::Completions(a) => completions::run(&a, printer),
         Command::Render(a) => render::run(&a, printer),
+        Command::Dnssec(a) => dnssec::run(&a, printer),
         command => {
             let state = StateDir::resolve(args.state_dir)?;
             match command {
@@ -39,7 +41,10 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
                 Command::Reload(a) => reload::run(&a, &state, printer),
                 Command::Logs(a) => logs::run(&a, &state, printer),
                 Command::Down(a) => down::run(&a, &state, printer),
-                Command::Validate(_) | Command::Completions(_) | Command::Render(_) => {
+                Command::Validate(_)
+                | Command::Completions(_)
+                | Command::Render(_)
+                | Command::Dnssec(_) => {
                     unreachable!("handled above")
                 }
             }

@@ -36,7 +36,7 @@ pub(crate) struct Reply {
     pub(crate) authority: Vec<Record>,
     pub(crate) additional: Vec<Record>,
     /// A referral must carry its glue; if it cannot, it is truncated.
-    needs_additional: bool,
+    pub(crate) needs_additional: bool,
 }
 
 impl Reply {
@@ -191,11 +191,13 @@ pub(crate) fn respond(
         answer,
         authority,
         additional,
+        denied,
         ..
     } = resolution;
     reply.answer = to_records(state, answer);
     reply.authority = to_records(state, authority);
     reply.additional = to_records(state, additional);
+    super::signed::secure(state, request, qname, qtype, denied, &mut reply);
     if let [query] = request.queries.queries() {
         let asked = query.original().name();
         for section in [

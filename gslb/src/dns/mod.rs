@@ -12,6 +12,7 @@
 mod handler;
 mod raw;
 pub(crate) mod records;
+mod signed;
 mod template;
 
 pub(crate) use handler::CLASSIC_UDP_PAYLOAD;

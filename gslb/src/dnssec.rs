@@ -1,0 +1,280 @@
+//! DNSSEC online signing, in wire bytes: RRSIGs over RRsets as answered
+//! (geo answers included), cached per RRset, and compact denial of
+//! existence (RFC 9824) for negative answers. No hickory here: the DNS
+//! adapter hands RRsets over in canonical form and writes back the RDATA
+//! this module makes.
+//!
+//! Signatures are made on demand and kept per (owner, type, TTL, RDATA):
+//! a static RRset is signed once per validity period, and a geo name has
+//! only a handful of possible RRsets (one per region order). A signature
+//! starts an hour in the past (clocks are never quite in step), ends
+//! `signature_validity` after it was made, and is made anew once less than
+//! `refresh` remains.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use topology::dnssec::{KeyError, ZoneKey};
+use topology::{DomainName, Topology};
+
+/// Type code of RRSIG.
+pub const RRSIG: u16 = 46;
+/// Type code of NSEC.
+pub const NSEC: u16 = 47;
+/// Type code of DNSKEY.
+pub const DNSKEY: u16 = 48;
+/// RFC 9824's NXNAME pseudo-type, set in the NSEC of a name that does not
+/// exist so a resolver can tell NXDOMAIN from NODATA.
+pub const NXNAME: u16 = 128;
+
+/// How far back a signature's inception is set, for resolvers whose clock
+/// runs behind ours.
+const INCEPTION_SKEW: u32 = 3600;
+/// Most RRsets whose signatures are kept; past it the cache starts over
+/// (a flood of distinct names must not grow memory without bound).
+const MAX_CACHED: usize = 100_000;
+
+/// The signers of every signed zone served, by origin.
+#[derive(Default)]
+pub struct Signers {
+    by_origin: HashMap<Box<[u8]>, ZoneSigner>,
+}
+
+impl Signers {
+    /// Reads the keys of every signed zone of `topology`.
+    pub fn load(topology: &Topology) -> Result<Signers, KeyError> {
+        let mut by_origin = HashMap::new();
+        for zone in &topology.dns.zones {
+            let Some(dnssec) = &zone.dnssec else {
+                continue;
+            };
+            let keys = dnssec
+                .keys
+                .iter()
+                .map(|path| ZoneKey::read(path))
+                .collect::<Result<Vec<_>, _>>()?;
+            by_origin.insert(
+                zone.origin.wire().into(),
+                ZoneSigner {
+                    origin: zone.origin.clone(),
+                    keys,
+                    validity: dnssec.signature_validity,
+                    refresh: dnssec.refresh,
+                    cache: Mutex::default(),
+                },
+            );
+        }
+        Ok(Signers { by_origin })
+    }
+
+    /// The signer of the zone whose origin is `origin` (lowercase wire
+    /// form), if that zone is signed.
+    pub fn get(&self, origin: &[u8]) -> Option<&ZoneSigner> {
+        self.by_origin.get(origin)
+    }
+}
+
+/// One signed zone's keys and signature cache.
+pub struct ZoneSigner {
+    origin: DomainName,
+    keys: Vec<ZoneKey>,
+    validity: u32,
+    refresh: u32,
+    cache: Mutex<HashMap<Vec<u8>, Signed>>,
+}
+
+#[derive(Clone)]
+struct Signed {
+    expiration: u32,
+    rrsigs: Arc<[Vec<u8>]>,
+}
+
+/// An RRset in canonical form (RFC 4034 §6): lowercase owner in wire
+/// form, and each record's RDATA with its names lowercase and uncompressed.
+pub struct CanonicalRrset {
+    /// Owner, lowercase wire form.
+    pub owner: Vec<u8>,
+    /// Type code.
+    pub rtype: u16,
+    /// TTL shared by the records.
+    pub ttl: u32,
+    /// Each record's canonical RDATA.
+    pub rdata: Vec<Vec<u8>>,
+}
+
+impl ZoneSigner {
+    /// The zone's apex.
+    pub fn origin(&self) -> &DomainName {
+        &self.origin
+    }
+
+    /// The DNSKEY RDATA of each key, for the apex DNSKEY RRset.
+    pub fn dnskeys(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.keys.iter().map(ZoneKey::dnskey_rdata)
+    }
+
+    /// The RRSIG RDATA over `rrset`, one per key, valid at `now` (seconds
+    /// since the Unix epoch): from the cache while more than `refresh` of
+    /// its validity remains, otherwise made anew.
+    pub fn sign(&self, mut rrset: CanonicalRrset, now: u32) -> Arc<[Vec<u8>]> {
+        // RFC 4034 §6.3: the records in canonical order, duplicates dropped.
+        rrset.rdata.sort();
+        rrset.rdata.dedup();
+        let key = cache_key(&rrset);
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(signed) = cache.get(&key)
+            && signed.expiration.wrapping_sub(now) as i32 > self.refresh as i32
+        {
+            return signed.rrsigs.clone();
+        }
+        drop(cache);
+        let inception = now.wrapping_sub(INCEPTION_SKEW);
+        let expiration = now.wrapping_add(self.validity);
+        let rrsigs: Arc<[Vec<u8>]> = self
+            .keys
+            .iter()
+            .map(|key| self.rrsig(key, &rrset, inception, expiration))
+            .collect();
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            Signed {
+                expiration,
+                rrsigs: rrsigs.clone(),
+            },
+        );
+        rrsigs
+    }
+
+    /// One RRSIG's RDATA (RFC 4034 §3.1): the fields, then the signature
+    /// over those fields and the canonical RRset (§3.1.8.1).
+    fn rrsig(
+        &self,
+        key: &ZoneKey,
+        rrset: &CanonicalRrset,
+        inception: u32,
+        expiration: u32,
+    ) -> Vec<u8> {
+        let mut rdata = Vec::with_capacity(18 + self.origin.wire().len() + 64);
+        rdata.extend_from_slice(&rrset.rtype.to_be_bytes());
+        rdata.push(key.algorithm().number());
+        rdata.push(rrsig_labels(&rrset.owner));
+        rdata.extend_from_slice(&rrset.ttl.to_be_bytes());
+        rdata.extend_from_slice(&expiration.to_be_bytes());
+        rdata.extend_from_slice(&inception.to_be_bytes());
+        rdata.extend_from_slice(&key.key_tag().to_be_bytes());
+        rdata.extend_from_slice(self.origin.wire());
+        let mut signed = rdata.clone();
+        for record in &rrset.rdata {
+            signed.extend_from_slice(&rrset.owner);
+            signed.extend_from_slice(&rrset.rtype.to_be_bytes());
+            signed.extend_from_slice(&1u16.to_be_bytes());
+            signed.extend_from_slice(&rrset.ttl.to_be_bytes());
+            signed.extend_from_slice(&(record.len() as u16).to_be_bytes());
+            signed.extend_from_slice(record);
+        }
+        rdata.extend_from_slice(&key.sign(&signed));
+        rdata
+    }
+}
+
+/// The cache key: everything the signature covers but the times.
+fn cache_key(rrset: &CanonicalRrset) -> Vec<u8> {
+    let mut key = Vec::with_capacity(
+        rrset.owner.len() + 6 + rrset.rdata.iter().map(|r| r.len() + 2).sum::<usize>(),
+    );
+    key.extend_from_slice(&rrset.owner);
+    key.extend_from_slice(&rrset.rtype.to_be_bytes());
+    key.extend_from_slice(&rrset.ttl.to_be_bytes());
+    for record in &rrset.rdata {
+        key.extend_from_slice(&(record.len() as u16).to_be_bytes());
+        key.extend_from_slice(record);
+    }
+    key
+}
+
+/// RRSIG's Labels field (RFC 4034 §3.1.3): the owner's labels, root and a
+/// leading `*` not counted.
+fn rrsig_labels(owner: &[u8]) -> u8 {
+    let mut count = 0u8;
+    let mut at = 0;
+    while let Some(&len) = owner.get(at) {
+        if len == 0 {
+            break;
+        }
+        let label = owner.get(at + 1..at + 1 + usize::from(len));
+        if !(at == 0 && label == Some(b"*")) {
+            count += 1;
+        }
+        at += 1 + usize::from(len);
+    }
+    count
+}
+
+/// The RDATA of a compact-denial NSEC at `owner` (lowercase wire form)
+/// listing `types` (RFC 9824 §3): its next name is `\000.owner`, the
+/// closest name after it, so the NSEC covers nothing but `owner` itself
+/// and no other name of the zone can be learned from it.
+pub fn compact_nsec(owner: &[u8], types: &[u16]) -> Vec<u8> {
+    let mut rdata = Vec::with_capacity(owner.len() + 2 + 34);
+    rdata.extend_from_slice(&[1, 0]);
+    rdata.extend_from_slice(owner);
+    rdata.extend_from_slice(&type_bitmap(types));
+    rdata
+}
+
+/// The type bit maps field (RFC 4034 §4.1.2): one window block per high
+/// byte in use, each as long as its highest set bit needs.
+fn type_bitmap(types: &[u16]) -> Vec<u8> {
+    let mut sorted = types.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = Vec::new();
+    for window in sorted.chunk_by(|a, b| a >> 8 == b >> 8) {
+        let mut bits = [0u8; 32];
+        let mut length = 0;
+        for t in window {
+            let low = usize::from(t & 0xFF);
+            bits[low / 8] |= 0x80 >> (low % 8);
+            length = low / 8 + 1;
+        }
+        out.push((window[0] >> 8) as u8);
+        out.push(length as u8);
+        out.extend_from_slice(&bits[..length]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bitmap_matches_rfc_4034s_example() {
+        // RFC 4034 §4.3: A MX RRSIG NSEC TYPE1234.
+        let mut expected = vec![0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03, 0x04, 0x1b];
+        expected.extend([0; 26]);
+        expected.push(0x20);
+        assert_eq!(type_bitmap(&[1, 15, 46, 47, 1234]), expected);
+    }
+
+    #[test]
+    fn a_compact_nsec_covers_only_its_owner() {
+        let owner = b"\x03www\x07example\x03com\x00";
+        let rdata = compact_nsec(owner, &[RRSIG, NSEC, NXNAME]);
+        assert_eq!(&rdata[..2], &[1, 0]);
+        assert_eq!(&rdata[2..2 + owner.len()], owner);
+        // Window 0, 17 bytes up to type 128; RRSIG and NSEC in byte 5.
+        assert_eq!(&rdata[2 + owner.len()..][..3], &[0, 17, 0]);
+    }
+
+    #[test]
+    fn a_leading_wildcard_label_is_not_counted() {
+        assert_eq!(rrsig_labels(b"\x01*\x07example\x03com\x00"), 2);
+        assert_eq!(rrsig_labels(b"\x03www\x07example\x03com\x00"), 3);
+        assert_eq!(rrsig_labels(b"\x00"), 0);
+    }
+}
