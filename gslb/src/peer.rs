@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use lifecycle::secret::SecretError;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use topology::secret::SecretError;
 
 use crate::overrides::Slot;
 
@@ -117,7 +117,7 @@ impl PeerKey {
     /// surrounding whitespace is trimmed, and readable by its owner only
     /// (as ssh refuses a private key others can read).
     pub fn load(path: &Path) -> Result<PeerKey, KeyError> {
-        let bytes = lifecycle::secret::read(path).map_err(|e| match e {
+        let bytes = topology::secret::read(path).map_err(|e| match e {
             SecretError::Read { path, source } => KeyError::Read { path, source },
             SecretError::Exposed { path, mode } => KeyError::Exposed { path, mode },
         })?;

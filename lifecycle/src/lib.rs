@@ -6,10 +6,8 @@
 //! - [`stop_on_signal`]: the first SIGTERM or SIGINT cancels the shutdown
 //!   token every task watches (stop accepting, drain, exit);
 //! - [`watch`]: when to reload the configuration file — it changed
-//!   (mtime and length, polled every second) or SIGHUP came;
-//! - [`secret`]: reading a key file, refused when others can reach it.
+//!   (mtime and length, polled every second) or SIGHUP came.
 
-pub mod secret;
 pub mod watch;
 
 use tokio_util::sync::CancellationToken;

@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ring::rand::SystemRandom;
@@ -20,6 +20,7 @@ use ring::signature::{
 use sha2::{Digest, Sha256};
 
 use crate::name::DomainName;
+use crate::secret::SecretError;
 
 /// DNSKEY flags of a CSK: Zone Key (bit 7) and Secure Entry Point (bit 15).
 pub const CSK_FLAGS: u16 = 257;
@@ -122,21 +123,14 @@ impl fmt::Debug for ZoneKey {
 impl ZoneKey {
     /// Reads the key at `path`, refusing a file group or others may read.
     pub fn read(path: &Path) -> Result<ZoneKey, KeyError> {
-        let read_error = |source| KeyError::Read {
+        let bytes = crate::secret::read(path).map_err(|e| match e {
+            SecretError::Read { path, source } => KeyError::Read { path, source },
+            SecretError::Exposed { path, mode } => KeyError::Loose { path, mode },
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| KeyError::Format {
             path: path.to_owned(),
-            source,
-        };
-        let mode = std::fs::metadata(path)
-            .map_err(read_error)?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Loose {
-                path: path.to_owned(),
-                mode: mode & 0o7777,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read_error)?;
+            problem: "not text (a PEM file)",
+        })?;
         let format = |problem| KeyError::Format {
             path: path.to_owned(),
             problem,
@@ -316,6 +310,7 @@ fn pem_encode(der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir =

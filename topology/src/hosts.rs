@@ -1,6 +1,6 @@
 //! The machines a deployment runs on: the `hosts:` section as written and
 //! validated on its own. The rules that tie components to hosts need the
-//! whole model and live in [`crate::placement`].
+//! whole model and live in the private `placement` module.
 //!
 //! A file without `hosts:` runs every component on this machine, as
 //! `gtm up` does.

@@ -16,6 +16,8 @@
 //! - `field`: what every stage shares about one field (the written
 //!   [`Scalar`](raw::Scalar), a [`Problem`](validate::Problem) at a path).
 //! - `locate`: field path → line number, for error messages.
+//! - [`secret`]: reading a key file the topology names, refused when
+//!   others can reach it.
 //! - [`zonefile`]: a zone written out as an RFC 1035 master file.
 //! - [`dnssec`]: DNSSEC key files (read, checked, created; DNSKEY and DS).
 //!
@@ -32,6 +34,7 @@ pub mod name;
 mod placement;
 pub mod raw;
 pub mod rdata;
+pub mod secret;
 pub mod status;
 pub mod tiers;
 pub mod validate;

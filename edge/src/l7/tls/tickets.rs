@@ -21,10 +21,10 @@ use std::path::Path;
 use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use lifecycle::secret::SecretError;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::server::ProducesTickets;
+use topology::secret::SecretError;
 
 /// Bytes of the name that opens every ticket.
 const NAME_LEN: usize = 16;
@@ -76,7 +76,7 @@ impl KeyRing {
     /// says what is wrong (naming the first malformed line) and the fix,
     /// for the caller to prefix with the path.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let bytes = lifecycle::secret::read(path).map_err(|e| match e {
+        let bytes = topology::secret::read(path).map_err(|e| match e {
             SecretError::Read { source, .. } => format!("cannot read the ticket keys: {source}"),
             SecretError::Exposed { mode, .. } => format!(
                 "mode {mode:o} lets group or others at the ticket keys, which decrypt every resumed session; run `chmod 600 {}`",

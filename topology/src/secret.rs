@@ -54,8 +54,9 @@ mod tests {
 
     #[test]
     fn only_an_owner_only_file_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("key");
+        let dir = std::env::temp_dir().join(format!("topology-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
         std::fs::write(&path, b"secret").unwrap();
         for (mode, readable) in [(0o600, true), (0o400, true), (0o640, false), (0o604, false)] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -68,7 +69,8 @@ mod tests {
                 Err(other) => panic!("mode {mode:o}: {other}"),
             }
         }
-        let missing = read(&dir.path().join("missing")).unwrap_err().to_string();
+        let missing = read(&dir.join("missing")).unwrap_err().to_string();
         assert!(missing.starts_with("cannot read "), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
