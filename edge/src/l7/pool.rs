@@ -634,6 +634,7 @@ mod tests {
             },
             slow_start: Duration::ZERO,
             fail_open: true,
+            critical: true,
             max_requests_per_server: None,
             outlier: Outlier::default(),
             sticky: None,

@@ -233,6 +233,10 @@ pub struct RawPool {
     /// When no server is healthy, balance over all of them (default true).
     #[serde(default)]
     pub fail_open: Option<bool>,
+    /// The region health path fails while this routed pool has no
+    /// available server (default true).
+    #[serde(default)]
+    pub critical: Option<bool>,
     /// Concurrent requests per server; more get 503 (default: no limit).
     #[serde(default)]
     pub max_requests_per_server: Option<u32>,
@@ -545,6 +549,9 @@ pub struct Pool {
     pub slow_start: Duration,
     /// Balance over every server when none is healthy.
     pub fail_open: bool,
+    /// Counts for the region health path: while it is routed and has no
+    /// available server, the region is down.
+    pub critical: bool,
     /// Concurrent requests per server, if limited.
     pub max_requests_per_server: Option<u32>,
     /// Passive outlier ejection.
@@ -1149,6 +1156,7 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
         health: health::validate(health, "/", &format!("{ppath}.health"), problems),
         slow_start,
         fail_open: pool.fail_open.unwrap_or(true),
+        critical: pool.critical.unwrap_or(true),
         max_requests_per_server: pool.max_requests_per_server,
         outlier,
         sticky,
@@ -1265,6 +1273,7 @@ pools:
         assert_eq!(pool.protocol, BackendProtocol::Http1);
         assert_eq!(pool.health.kind, crate::health::CheckKind::Http);
         assert!(pool.fail_open);
+        assert!(pool.critical);
         assert_eq!(pool.outlier, Outlier::default());
         assert_eq!(pool.retries, Retries::default());
         assert_eq!(pool.slow_start, Duration::ZERO);
@@ -1296,6 +1305,7 @@ pools:
     servers: [{ addr: \"127.0.0.1:9000\", weight: 3 }, { addr: \"127.0.0.1:9001\", backup: true }]
     slow_start: 30s
     fail_open: false
+    critical: false
     max_requests_per_server: 12
     outlier: { failures: 3, ejection: 1s, max_ejection: 8s }
     sticky: { cookie: SRV, path: /app, max_age: 1h, secure: true, http_only: false, same_site: none }
@@ -1334,6 +1344,7 @@ pools:
         // An h2c server may not speak HTTP/1.1: its default check connects.
         assert_eq!(pool.health.kind, crate::health::CheckKind::Tcp);
         assert!(pool.servers[1].backup);
+        assert!(!pool.critical);
         assert_eq!(pool.outlier.max_ejection, Duration::from_secs(8));
         let sticky = pool.sticky.as_ref().unwrap();
         assert_eq!(sticky.same_site, SameSite::None);
