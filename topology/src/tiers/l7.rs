@@ -210,7 +210,8 @@ pub struct RawHeaderMatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
-    /// `p2c` (default), `round_robin`, `least_conn`, `hash`, `random`.
+    /// `p2c` (default), `round_robin`, `least_conn`, `least_time`, `hash`,
+    /// `random`.
     #[serde(default)]
     pub algorithm: Option<String>,
     /// What `hash` hashes: `client_ip` (default), `header:NAME` or
@@ -503,6 +504,8 @@ pub enum Algorithm {
     RoundRobin,
     /// Weighted least connections.
     LeastConn,
+    /// Lowest peak-EWMA latency × (in-flight + 1), weighted.
+    LeastTime,
     /// Consistent hashing.
     Hash,
     /// Uniform random.
@@ -973,13 +976,14 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
         None | Some("p2c") => Algorithm::P2c,
         Some("round_robin") => Algorithm::RoundRobin,
         Some("least_conn") => Algorithm::LeastConn,
+        Some("least_time") => Algorithm::LeastTime,
         Some("hash") => Algorithm::Hash,
         Some("random") => Algorithm::Random,
         Some(other) => {
             problems.add(
                 format!("{ppath}.algorithm"),
                 format!(
-                    "unknown algorithm {other:?}; use p2c, round_robin, least_conn, hash or random"
+                    "unknown algorithm {other:?}; use p2c, round_robin, least_conn, least_time, hash or random"
                 ),
             );
             Algorithm::P2c
@@ -1350,6 +1354,15 @@ pools:
         assert_eq!(sticky.same_site, SameSite::None);
         assert_eq!(sticky.max_age, Some(Duration::from_secs(3600)));
         assert_eq!(pool.retries.statuses, [(500, 500), (502, 504)]);
+    }
+
+    #[test]
+    fn least_time_is_an_algorithm() {
+        let yaml = MINIMAL.replace("    servers:", "    algorithm: least_time\n    servers:");
+        assert_eq!(
+            parse(&yaml).unwrap().pools[0].algorithm,
+            Algorithm::LeastTime
+        );
     }
 
     #[test]
