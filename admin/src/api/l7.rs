@@ -87,7 +87,7 @@ pub struct Health {
     pub node: String,
     /// Its region.
     pub region: String,
-    /// Every routed pool can serve and the node is not draining.
+    /// Every routed critical pool can serve and the node is not draining.
     pub healthy: bool,
     /// Whether the node is draining.
     pub draining: bool,

@@ -10,6 +10,9 @@
 //!   `sum(weights)` picks each server gets exactly its weight, interleaved.
 //! - [`least_conn`]: fewest in-flight requests per unit of weight; ties go
 //!   to a random one of the tied servers.
+//! - [`least_time`]: lowest `(in_flight + 1) × latency / weight` over every
+//!   eligible server (p2c's load, compared exhaustively); ties as for
+//!   `least_conn`.
 //! - [`p2c`]: power of two choices: two distinct eligible servers drawn at
 //!   random (weighted), the one with the lower `(in_flight + 1) × latency
 //!   EWMA / weight` wins. The default: it reacts to slow and busy servers
@@ -50,7 +53,8 @@ pub trait Candidates {
     fn weight(&self, i: usize) -> u32;
     /// Requests in flight on server `i`.
     fn in_flight(&self, i: usize) -> u32;
-    /// Latency EWMA of server `i` in microseconds; 0 when unknown.
+    /// Peak-EWMA latency of server `i` in microseconds (see
+    /// [`peak_ewma`]); 0 when unknown.
     fn latency_us(&self, i: usize) -> u64;
 }
 
@@ -115,10 +119,24 @@ pub fn random(c: &impl Candidates, rng: &mut impl Rng) -> Option<usize> {
     at_weighted(c, rng.below(total), None)
 }
 
-/// `(in_flight + 1) × latency`, the load p2c compares per unit of weight.
-/// A server never measured counts as instant, so that it is tried (and
-/// measured) as soon as it is drawn instead of starving behind a guess.
-fn p2c_load(c: &impl Candidates, i: usize) -> u128 {
+/// The latency estimate after `sample_us` when it was `old_us` (0: never
+/// measured): a peak-sensitive EWMA. A sample above the estimate replaces
+/// it at once, so a server that turns slow loses traffic on its first slow
+/// answer; below it, the estimate decays with α = 1/4, so one fast answer
+/// does not clear a slow record. Never 0 once measured.
+pub fn peak_ewma(old_us: u64, sample_us: u64) -> u64 {
+    if sample_us >= old_us {
+        sample_us.max(1)
+    } else {
+        (old_us - old_us / 4 + sample_us / 4).max(1)
+    }
+}
+
+/// `(in_flight + 1) × latency`, the load p2c and least_time compare per
+/// unit of weight. A server never measured counts as instant, so that it
+/// is tried (and measured) as soon as it is drawn instead of starving
+/// behind a guess.
+fn latency_load(c: &impl Candidates, i: usize) -> u128 {
     u128::from(c.in_flight(i) + 1) * u128::from(c.latency_us(i).max(1))
 }
 
@@ -135,13 +153,30 @@ pub fn p2c(c: &impl Candidates, rng: &mut impl Rng) -> Option<usize> {
     }
     let b = at_weighted(c, rng.below(rest), Some(a))?;
     // Compare load_a / w_a with load_b / w_b without dividing.
-    let score_a = p2c_load(c, a) * u128::from(c.weight(b).max(1));
-    let score_b = p2c_load(c, b) * u128::from(c.weight(a).max(1));
+    let score_a = latency_load(c, a) * u128::from(c.weight(b).max(1));
+    let score_b = latency_load(c, b) * u128::from(c.weight(a).max(1));
     Some(if score_b < score_a { b } else { a })
 }
 
 /// Weighted least connections; ties broken at random.
 pub fn least_conn(c: &impl Candidates, rng: &mut impl Rng) -> Option<usize> {
+    least_by(c, rng, |i| u128::from(c.in_flight(i)))
+}
+
+/// Least response time: the lowest [`latency_load`] per unit of weight;
+/// ties broken at random. Servers never measured count as instant, so
+/// each is probed as soon as it is eligible.
+pub fn least_time(c: &impl Candidates, rng: &mut impl Rng) -> Option<usize> {
+    least_by(c, rng, |i| latency_load(c, i))
+}
+
+/// The eligible server with the lowest `cost / weight`; among tied servers
+/// a random one.
+fn least_by(
+    c: &impl Candidates,
+    rng: &mut impl Rng,
+    cost: impl Fn(usize) -> u128,
+) -> Option<usize> {
     let n = c.len();
     if n == 0 {
         return None;
@@ -158,9 +193,9 @@ pub fn least_conn(c: &impl Candidates, rng: &mut impl Rng) -> Option<usize> {
         best = Some(match best {
             None => i,
             Some(b) => {
-                // in_flight_i / w_i < in_flight_b / w_b
-                let lhs = u64::from(c.in_flight(i)) * u64::from(c.weight(b).max(1));
-                let rhs = u64::from(c.in_flight(b)) * u64::from(c.weight(i).max(1));
+                // cost_i / w_i < cost_b / w_b, without dividing.
+                let lhs = cost(i) * u128::from(c.weight(b).max(1));
+                let rhs = cost(b) * u128::from(c.weight(i).max(1));
                 if lhs < rhs { i } else { b }
             }
         });
@@ -389,6 +424,119 @@ mod tests {
         let single = Fake::weights(&[4]);
         assert_eq!(p2c(&single, &mut rng), Some(0));
         assert_eq!(p2c(&Fake::weights(&[]), &mut rng), None);
+    }
+
+    #[test]
+    fn peak_ewma_jumps_up_and_decays_down() {
+        // (old, sample, new)
+        let cases = [
+            (0, 0, 1),
+            (0, 800, 800),
+            (1000, 5000, 5000),
+            (1000, 1000, 1000),
+            (4000, 0, 3000),
+            (4000, 2000, 3500),
+            (1, 0, 1),
+        ];
+        for (old, sample, new) in cases {
+            assert_eq!(peak_ewma(old, sample), new, "{old} then {sample}");
+        }
+    }
+
+    #[test]
+    fn least_time_picks_the_lowest_latency_load_per_weight() {
+        // (weights, in flight, latencies µs, eligible, pick)
+        type Case = (
+            &'static [u32],
+            &'static [u32],
+            &'static [u64],
+            &'static [bool],
+            Option<usize>,
+        );
+        let cases: [Case; 7] = [
+            // Latency alone.
+            (
+                &[1, 1, 1],
+                &[0, 0, 0],
+                &[3000, 1000, 2000],
+                &[true; 3],
+                Some(1),
+            ),
+            // In flight: 3 × 1000 > 1 × 2000.
+            (&[1, 1], &[2, 0], &[1000, 2000], &[true; 2], Some(1)),
+            // Weight divides: 2 × 2000 / 4 < 1 × 2000 / 1.
+            (&[1, 4], &[0, 1], &[2000, 2000], &[true; 2], Some(1)),
+            // Never measured counts as the best, busy or not.
+            (&[1, 1], &[0, 5], &[10, 0], &[true; 2], Some(1)),
+            // The best server not eligible.
+            (
+                &[1, 1, 1],
+                &[0, 0, 0],
+                &[3000, 1000, 2000],
+                &[true, false, true],
+                Some(2),
+            ),
+            (&[1], &[0], &[0], &[false], None),
+            (&[], &[], &[], &[], None),
+        ];
+        for (weight, in_flight, latency, eligible, pick) in cases {
+            let fake = Fake {
+                weight: weight.to_vec(),
+                in_flight: in_flight.to_vec(),
+                latency: latency.to_vec(),
+                eligible: eligible.to_vec(),
+            };
+            for seed in 0..8 {
+                let got = least_time(&fake, &mut SplitMix64(seed));
+                assert_eq!(
+                    got, pick,
+                    "{weight:?} {in_flight:?} {latency:?} {eligible:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn least_time_spreads_ties() {
+        let mut fake = Fake::weights(&[1, 1, 1, 1]);
+        fake.latency = vec![1000; 4];
+        let mut rng = SplitMix64(9);
+        let c = counts(4, (0..4000).map(|_| least_time(&fake, &mut rng)));
+        assert!(c.iter().all(|&n| (800..1200).contains(&n)), "{c:?}");
+    }
+
+    #[test]
+    fn least_time_starves_a_slow_server() {
+        // Three servers answer in 2, 2 and 20 ms; three requests arrive per
+        // millisecond. Each answer feeds the server's latency estimate, as
+        // the proxy does; in-flight counts rise and fall with the requests.
+        let service_ms = [2u64, 2, 20];
+        let mut fake = Fake::weights(&[1, 1, 1]);
+        let mut rng = SplitMix64(21);
+        // (finish time, server) of the requests in flight.
+        let mut running: Vec<(u64, usize)> = Vec::new();
+        let mut picks = [0u32; 3];
+        for now in 0..10_000u64 {
+            running.retain(|&(done, server)| {
+                if done > now {
+                    return true;
+                }
+                fake.in_flight[server] -= 1;
+                fake.latency[server] = peak_ewma(fake.latency[server], service_ms[server] * 1000);
+                false
+            });
+            for _ in 0..3 {
+                let server = least_time(&fake, &mut rng).unwrap();
+                picks[server] += 1;
+                fake.in_flight[server] += 1;
+                running.push((now + service_ms[server], server));
+            }
+        }
+        let total: u32 = picks.iter().sum();
+        let share = |i: usize| f64::from(picks[i]) / f64::from(total);
+        assert!(share(2) < 0.15, "{picks:?}");
+        assert!(share(0) > 0.35 && share(1) > 0.35, "{picks:?}");
+        assert!((share(0) - share(1)).abs() < 0.1, "{picks:?}");
     }
 
     #[test]

@@ -107,8 +107,9 @@ impl Shared {
     }
 
     /// The region health answer for `snapshot`: 200 while every routed
-    /// pool has an available server and the node is not draining, else
-    /// 503; the JSON body says which pools can serve.
+    /// critical pool has an available server (see [`Snapshot::can_serve`])
+    /// and the node is not draining, else 503; the JSON body says which
+    /// pools can serve, critical or not.
     pub fn health(&self, snapshot: &Snapshot) -> (StatusCode, String) {
         let now = self.now_ms();
         let draining = self.drain.phase().health_fails();

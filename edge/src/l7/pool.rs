@@ -155,7 +155,7 @@ impl ServerState {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Latency EWMA in microseconds (0 before the first response).
+    /// Peak-EWMA latency in microseconds (0 before the first response).
     pub fn latency_us(&self) -> u64 {
         self.latency_us.load(Ordering::Relaxed)
     }
@@ -184,7 +184,7 @@ impl ServerState {
         ((u64::from(full) * share / 1000) as u32).max(1)
     }
 
-    /// Records an attempt's outcome: status metrics, latency EWMA and
+    /// Records an attempt's outcome: status metrics, peak-EWMA latency and
     /// passive outlier detection. Returns the ejection period when this
     /// outcome ejected the server.
     pub fn record(
@@ -199,13 +199,9 @@ impl ServerState {
                 self.metrics.by_class[class_index(status)].inc();
                 let sample = latency.as_micros().min(u128::from(u32::MAX)) as u64;
                 let old = self.latency_us.load(Ordering::Relaxed);
-                // EWMA with α = 1/4; a racing update loses one sample.
-                let new = if old == 0 {
-                    sample.max(1)
-                } else {
-                    (old - old / 4 + sample / 4).max(1)
-                };
-                self.latency_us.store(new, Ordering::Relaxed);
+                // A racing update loses one sample.
+                self.latency_us
+                    .store(balance::peak_ewma(old, sample), Ordering::Relaxed);
                 status >= 500
             }
             Outcome::ConnectFailed | Outcome::Failed => {
@@ -564,6 +560,7 @@ impl PoolState {
             let chosen = match config.algorithm {
                 Algorithm::P2c => balance::p2c(&view, &mut rng),
                 Algorithm::LeastConn => balance::least_conn(&view, &mut rng),
+                Algorithm::LeastTime => balance::least_time(&view, &mut rng),
                 Algorithm::Random => balance::random(&view, &mut rng),
                 Algorithm::RoundRobin => group
                     .wrr
@@ -634,6 +631,7 @@ mod tests {
             },
             slow_start: Duration::ZERO,
             fail_open: true,
+            critical: true,
             max_requests_per_server: None,
             outlier: Outlier::default(),
             sticky: None,

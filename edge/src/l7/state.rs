@@ -85,14 +85,53 @@ impl Snapshot {
         }
     }
 
-    /// Whether every pool a route uses has an available server: what the
-    /// region health endpoint reports.
+    /// Whether the region can serve, as the region health path reports it:
+    /// some route exists and every critical pool a route uses has an
+    /// available server (see [`critical_pools_serve`]).
     pub fn can_serve(&self, now_ms: u64) -> bool {
         !self.router.rules().is_empty()
-            && self
-                .router
-                .rules()
-                .iter()
-                .all(|rule| self.pools[rule.pool].can_serve(now_ms))
+            && critical_pools_serve(self.router.rules().iter().map(|rule| {
+                let pool = &self.pools[rule.pool];
+                (pool.config.critical, pool.can_serve(now_ms))
+            }))
+    }
+}
+
+/// The region health rule over the routed pools, each given as
+/// `(critical, can_serve)`: only critical pools count, so a non-critical
+/// pool without a server degrades its routes (503s) without taking the
+/// whole region out of DNS; with no critical pool the region is healthy as
+/// long as the node runs.
+pub fn critical_pools_serve(routed: impl IntoIterator<Item = (bool, bool)>) -> bool {
+    routed
+        .into_iter()
+        .all(|(critical, can_serve)| !critical || can_serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_critical_pools_decide_the_region_health() {
+        // (routed pools as (critical, can_serve), health path status)
+        let cases: [(&[(bool, bool)], u16); 8] = [
+            (&[(true, true)], 200),
+            (&[(true, false)], 503),
+            (&[(false, false)], 200),
+            (&[(false, true)], 200),
+            (&[(true, true), (false, false)], 200),
+            (&[(true, false), (false, true)], 503),
+            (&[(true, true), (true, false)], 503),
+            (&[(false, false), (false, false)], 200),
+        ];
+        for (pools, status) in cases {
+            let got = if critical_pools_serve(pools.iter().copied()) {
+                200
+            } else {
+                503
+            };
+            assert_eq!(got, status, "{pools:?}");
+        }
     }
 }

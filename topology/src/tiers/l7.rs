@@ -210,7 +210,8 @@ pub struct RawHeaderMatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
-    /// `p2c` (default), `round_robin`, `least_conn`, `hash`, `random`.
+    /// `p2c` (default), `round_robin`, `least_conn`, `least_time`, `hash`,
+    /// `random`.
     #[serde(default)]
     pub algorithm: Option<String>,
     /// What `hash` hashes: `client_ip` (default), `header:NAME` or
@@ -233,6 +234,10 @@ pub struct RawPool {
     /// When no server is healthy, balance over all of them (default true).
     #[serde(default)]
     pub fail_open: Option<bool>,
+    /// The region health path fails while this routed pool has no
+    /// available server (default true).
+    #[serde(default)]
+    pub critical: Option<bool>,
     /// Concurrent requests per server; more get 503 (default: no limit).
     #[serde(default)]
     pub max_requests_per_server: Option<u32>,
@@ -499,6 +504,8 @@ pub enum Algorithm {
     RoundRobin,
     /// Weighted least connections.
     LeastConn,
+    /// Lowest peak-EWMA latency × (in-flight + 1), weighted.
+    LeastTime,
     /// Consistent hashing.
     Hash,
     /// Uniform random.
@@ -545,6 +552,9 @@ pub struct Pool {
     pub slow_start: Duration,
     /// Balance over every server when none is healthy.
     pub fail_open: bool,
+    /// Counts for the region health path: while it is routed and has no
+    /// available server, the region is down.
+    pub critical: bool,
     /// Concurrent requests per server, if limited.
     pub max_requests_per_server: Option<u32>,
     /// Passive outlier ejection.
@@ -966,13 +976,14 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
         None | Some("p2c") => Algorithm::P2c,
         Some("round_robin") => Algorithm::RoundRobin,
         Some("least_conn") => Algorithm::LeastConn,
+        Some("least_time") => Algorithm::LeastTime,
         Some("hash") => Algorithm::Hash,
         Some("random") => Algorithm::Random,
         Some(other) => {
             problems.add(
                 format!("{ppath}.algorithm"),
                 format!(
-                    "unknown algorithm {other:?}; use p2c, round_robin, least_conn, hash or random"
+                    "unknown algorithm {other:?}; use p2c, round_robin, least_conn, least_time, hash or random"
                 ),
             );
             Algorithm::P2c
@@ -1149,6 +1160,7 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
         health: health::validate(health, "/", &format!("{ppath}.health"), problems),
         slow_start,
         fail_open: pool.fail_open.unwrap_or(true),
+        critical: pool.critical.unwrap_or(true),
         max_requests_per_server: pool.max_requests_per_server,
         outlier,
         sticky,
@@ -1265,6 +1277,7 @@ pools:
         assert_eq!(pool.protocol, BackendProtocol::Http1);
         assert_eq!(pool.health.kind, crate::health::CheckKind::Http);
         assert!(pool.fail_open);
+        assert!(pool.critical);
         assert_eq!(pool.outlier, Outlier::default());
         assert_eq!(pool.retries, Retries::default());
         assert_eq!(pool.slow_start, Duration::ZERO);
@@ -1296,6 +1309,7 @@ pools:
     servers: [{ addr: \"127.0.0.1:9000\", weight: 3 }, { addr: \"127.0.0.1:9001\", backup: true }]
     slow_start: 30s
     fail_open: false
+    critical: false
     max_requests_per_server: 12
     outlier: { failures: 3, ejection: 1s, max_ejection: 8s }
     sticky: { cookie: SRV, path: /app, max_age: 1h, secure: true, http_only: false, same_site: none }
@@ -1334,11 +1348,21 @@ pools:
         // An h2c server may not speak HTTP/1.1: its default check connects.
         assert_eq!(pool.health.kind, crate::health::CheckKind::Tcp);
         assert!(pool.servers[1].backup);
+        assert!(!pool.critical);
         assert_eq!(pool.outlier.max_ejection, Duration::from_secs(8));
         let sticky = pool.sticky.as_ref().unwrap();
         assert_eq!(sticky.same_site, SameSite::None);
         assert_eq!(sticky.max_age, Some(Duration::from_secs(3600)));
         assert_eq!(pool.retries.statuses, [(500, 500), (502, 504)]);
+    }
+
+    #[test]
+    fn least_time_is_an_algorithm() {
+        let yaml = MINIMAL.replace("    servers:", "    algorithm: least_time\n    servers:");
+        assert_eq!(
+            parse(&yaml).unwrap().pools[0].algorithm,
+            Algorithm::LeastTime
+        );
     }
 
     #[test]

@@ -192,3 +192,40 @@ pools:
         .await;
     proxy.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn only_critical_pools_take_the_region_health_path_down() {
+    let web = TestBackend::start("web").await;
+    let extras = TestBackend::start("extras").await;
+    let check = "{ path: /healthz, interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }";
+    let proxy = Proxy::start(spec(&format!(
+        "routes: [{{ path: /extras, pool: extras }}, {{ pool: web }}]
+pools:
+  web:
+    servers: {}
+    health: {check}
+  extras:
+    servers: {}
+    health: {check}
+    critical: false
+",
+        servers(&[&web]),
+        servers(&[&extras])
+    )))
+    .await;
+    let http = proxy.http;
+    let health = move || async move { get(http, "/.well-known/gtm/health", &[]).await };
+    assert_eq!(health().await.status, 200);
+    // The non-critical pool losing every server leaves the region up.
+    extras.stats.set_healthy(false);
+    wait_until(|| async move { health().await.json()["pools"]["extras"] == false }).await;
+    let reply = health().await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["healthy"], true);
+    // The critical one losing its server takes it down.
+    web.stats.set_healthy(false);
+    wait_until(|| async move { health().await.status == 503 }).await;
+    web.stats.set_healthy(true);
+    wait_until(|| async move { health().await.status == 200 }).await;
+    proxy.stop().await.unwrap();
+}
