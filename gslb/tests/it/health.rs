@@ -423,6 +423,7 @@ async fn metrics_reflect_the_traffic_and_parse() {
             "gslb_queries_total",
             &[("region", "eu-west"), ("rcode", "NOERROR")],
         ) >= 5.0
+            && value_in(&scrape, "gslb_queries_total", &[("rcode", "NXDOMAIN")]) >= 1.0
             && value_in(&scrape, "gslb_geo_decisions_total", &[("source", "ecs")]) >= 5.0;
         if counted || tokio::time::Instant::now() >= deadline {
             break (text, scrape);
