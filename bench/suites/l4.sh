@@ -42,12 +42,19 @@ l4_bulk() { # SIDE ROUND URL PID
     "cpu_ms_per_gib=$(awk -v a="$before" -v b="$after" 'BEGIN {printf "%.0f", (b - a) * 1000 * 2}')"
 }
 
-suite_main() {
+# l4_start — installs and builds what is missing, starts the "L7 node",
+# edge l4 and HAProxy; sets L4_OURS / L4_PEER (pids) and L4_OURS_URL /
+# L4_PEER_URL (the same small page through each), L4_PORT and L4_WORK.
+# bench/profile uses it too.
+l4_start() {
   bench_install wrk:wrk haproxy:haproxy nginx:nginx
   bench_machine
-  echo "bench: building edge (dist profile)"
-  cargo build --profile dist --locked -q -p edge
-  local edge="$PWD/target/dist/edge"
+  local edge=${BENCH_EDGE:-}
+  if [ -z "$edge" ]; then
+    echo "bench: building edge (dist profile)"
+    cargo build --profile dist --locked -q -p edge
+    edge="$PWD/target/dist/edge"
+  fi
   local work="$BENCH_DIR/l4" port health_port
   mkdir -p "$work/www"
   port=$(bench_free_port)
@@ -98,8 +105,13 @@ HAPROXY
   for url in "http://127.0.8.1:$port/" "http://127.0.8.21:$port/"; do
     curl -fsS -o /dev/null "$url" || { echo "bench: $url does not answer" >&2; return 1; }
   done
+  L4_OURS=$ours L4_PEER=$haproxy L4_PORT=$port L4_WORK=$work
+  L4_OURS_URL="http://127.0.8.1:$port/" L4_PEER_URL="http://127.0.8.21:$port/"
+}
 
-  local round
+suite_main() {
+  l4_start
+  local ours=$L4_OURS haproxy=$L4_PEER port=$L4_PORT round
   for round in $(seq 1 "$BENCH_ROUNDS"); do
     l4_short short-connections ours "$round" "http://127.0.8.1:$port/"
     l4_short short-connections peer "$round" "http://127.0.8.21:$port/"
