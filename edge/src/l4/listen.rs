@@ -312,6 +312,22 @@ mod tests {
         (client.unwrap(), accepted.unwrap().0)
     }
 
+    /// `open_upstream` to a fresh L7 listener: the upstream connection, the
+    /// client's failure if any, and the L7 node's end.
+    async fn open_at_l7(
+        client: &TcpStream,
+        first: &mut Vec<u8>,
+    ) -> (TcpStream, Option<io::Error>, TcpStream) {
+        let l7 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l7.local_addr().unwrap();
+        let (opened, accepted) = tokio::join!(
+            open_upstream(addr, client, first, HEADER.len(), Duration::from_secs(5)),
+            l7.accept()
+        );
+        let (upstream, failed) = opened.unwrap();
+        (upstream, failed, accepted.unwrap().0)
+    }
+
     /// What `open_upstream` sends to a fresh L7 listener, read until `len`
     /// bytes came, and its outcome.
     async fn open_and_receive(
@@ -319,14 +335,7 @@ mod tests {
         first: &mut Vec<u8>,
         len: usize,
     ) -> (Vec<u8>, Option<io::Error>) {
-        let l7 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l7.local_addr().unwrap();
-        let (opened, accepted) = tokio::join!(
-            open_upstream(addr, client, first, HEADER.len(), Duration::from_secs(5)),
-            l7.accept()
-        );
-        let (_upstream, failed) = opened.unwrap();
-        let mut at_l7 = accepted.unwrap().0;
+        let (_upstream, failed, mut at_l7) = open_at_l7(client, first).await;
         let mut received = vec![0u8; len];
         at_l7.read_exact(&mut received).await.unwrap();
         (received, failed)
@@ -379,26 +388,13 @@ mod tests {
         client.set_zero_linger().unwrap();
         drop(client); // RST
         downstream.readable().await.unwrap();
-        let l7 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l7.local_addr().unwrap();
         let mut first = HEADER.to_vec();
-        let (opened, accepted) = tokio::join!(
-            open_upstream(
-                addr,
-                &downstream,
-                &mut first,
-                HEADER.len(),
-                Duration::from_secs(5)
-            ),
-            l7.accept()
-        );
-        let (upstream, failed) = opened.unwrap();
+        let (upstream, failed, mut at_l7) = open_at_l7(&downstream, &mut first).await;
         assert_eq!(
             failed.map(|e| e.kind()),
             Some(io::ErrorKind::ConnectionReset)
         );
         drop(upstream);
-        let mut at_l7 = accepted.unwrap().0;
         let mut rest = Vec::new();
         at_l7.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty(), "no header was sent: {rest:?}");
