@@ -90,8 +90,8 @@ profile_main() {
     l7)
       l7_start
       for round in $(seq 1 "$BENCH_ROUNDS"); do
-        profile_measure per-request keepalive ours "$round" "$L7_OURS" "http://127.0.7.11:$L7_PORT/"
-        profile_measure per-request keepalive peer "$round" "$L7_HAPROXY" "http://127.0.7.21:$L7_PORT/"
+        profile_measure per-request keepalive ours "$round" "$L7_OURS" "$L7_OURS_URL"
+        profile_measure per-request keepalive peer "$round" "$L7_HAPROXY" "$L7_HAPROXY_URL"
       done
       echo
       echo "L7 per request: edge l7 (1 worker) vs HAProxy (nbthread 1), wrk -t1 -c32 keep-alive, ${BENCH_SECONDS}s x ${BENCH_ROUNDS} rounds"

@@ -44,8 +44,8 @@ l4_bulk() { # SIDE ROUND URL PID
 
 # l4_start — installs and builds what is missing, starts the "L7 node",
 # edge l4 and HAProxy; sets L4_OURS / L4_PEER (pids) and L4_OURS_URL /
-# L4_PEER_URL (the same small page through each), L4_PORT and L4_WORK.
-# bench/profile uses it too.
+# L4_PEER_URL (the same small page through each; "big" after them is the
+# bulk file). bench/profile uses it too.
 l4_start() {
   bench_install wrk:wrk haproxy:haproxy nginx:nginx
   bench_machine
@@ -102,21 +102,21 @@ HAPROXY
   bench_spawn "$work/haproxy.log" haproxy -db -f "$work/haproxy.cfg"
   local haproxy=$BENCH_PID
   sleep 1 # HAProxy prints no readiness line; the curl checks below confirm
-  for url in "http://127.0.8.1:$port/" "http://127.0.8.21:$port/"; do
+  L4_OURS=$ours L4_PEER=$haproxy
+  L4_OURS_URL="http://127.0.8.1:$port/" L4_PEER_URL="http://127.0.8.21:$port/"
+  for url in "$L4_OURS_URL" "$L4_PEER_URL"; do
     curl -fsS -o /dev/null "$url" || { echo "bench: $url does not answer" >&2; return 1; }
   done
-  L4_OURS=$ours L4_PEER=$haproxy L4_PORT=$port L4_WORK=$work
-  L4_OURS_URL="http://127.0.8.1:$port/" L4_PEER_URL="http://127.0.8.21:$port/"
 }
 
 suite_main() {
   l4_start
-  local ours=$L4_OURS haproxy=$L4_PEER port=$L4_PORT round
+  local ours=$L4_OURS haproxy=$L4_PEER round
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    l4_short short-connections ours "$round" "http://127.0.8.1:$port/"
-    l4_short short-connections peer "$round" "http://127.0.8.21:$port/"
-    l4_bulk ours "$round" "http://127.0.8.1:$port/big" "$ours"
-    l4_bulk peer "$round" "http://127.0.8.21:$port/big" "$haproxy"
+    l4_short short-connections ours "$round" "$L4_OURS_URL"
+    l4_short short-connections peer "$round" "$L4_PEER_URL"
+    l4_bulk ours "$round" "${L4_OURS_URL}big" "$ours"
+    l4_bulk peer "$round" "${L4_PEER_URL}big" "$haproxy"
   done
   bench_record vs-haproxy-tcp rss ours 1 "rss_mib=$(($(bench_rss_kb "$ours") / 1024))"
   bench_record vs-haproxy-tcp rss peer 1 "rss_mib=$(($(bench_rss_kb "$haproxy") / 1024))"
