@@ -21,17 +21,19 @@
 //! **Zero copy.** On Linux, [`CopyMode::Auto`] moves bytes with `splice(2)`
 //! through a pipe per direction (socket → pipe → socket), so payload never
 //! enters user space. The pipes come from a per-thread pool and go back to
-//! it empty (see `pipes`), so a short connection creates none. The syscalls go through the `nix` crate's safe
-//! wrappers, so this crate keeps the workspace's `forbid(unsafe_code)`. The
-//! pipe is always drained before the next read from the socket, so a
-//! `splice` that would block always means the *socket* is not ready, and
-//! tokio's readiness for that socket is the only thing to wait on. If a
-//! pipe cannot be created (file descriptors exhausted), or on other
-//! systems, the relay falls back to a buffered copy through user space,
-//! with the same semantics; [`RelayStats::zero_copy`] tells which ran.
+//! it empty (see `pipes`), so a short connection creates none. The
+//! syscalls go through the `nix` crate's safe wrappers, so this crate
+//! keeps the workspace's `forbid(unsafe_code)`. The pipe is always drained
+//! before the next read from the socket, so a `splice` that would block
+//! always means the *socket* is not ready, and tokio's readiness for that
+//! socket is the only thing to wait on. If a pipe cannot be created (file
+//! descriptors exhausted), or on other systems, the relay falls back to a
+//! buffered copy through user space, with the same semantics;
+//! [`RelayStats::zero_copy`] tells which ran.
 //!
 //! The relay never binds or connects: it receives both connected streams,
-//! after the caller has written any PROXY protocol header upstream. It
+//! after the caller has written any PROXY protocol header upstream (with
+//! whatever client bytes it sent along: the relay moves the rest). It
 //! holds no task of its own; dropping the future closes both connections,
 //! which is how a shutdown token cancels it.
 
