@@ -42,12 +42,19 @@ l4_bulk() { # SIDE ROUND URL PID
     "cpu_ms_per_gib=$(awk -v a="$before" -v b="$after" 'BEGIN {printf "%.0f", (b - a) * 1000 * 2}')"
 }
 
-suite_main() {
+# l4_start — installs and builds what is missing, starts the "L7 node",
+# edge l4 and HAProxy; sets L4_OURS / L4_PEER (pids) and L4_OURS_URL /
+# L4_PEER_URL (the same small page through each; "big" after them is the
+# bulk file). bench/profile uses it too.
+l4_start() {
   bench_install wrk:wrk haproxy:haproxy nginx:nginx
   bench_machine
-  echo "bench: building edge (dist profile)"
-  cargo build --profile dist --locked -q -p edge
-  local edge="$PWD/target/dist/edge"
+  local edge=${BENCH_EDGE:-}
+  if [ -z "$edge" ]; then
+    echo "bench: building edge (dist profile)"
+    cargo build --profile dist --locked -q -p edge
+    edge="$PWD/target/dist/edge"
+  fi
   local work="$BENCH_DIR/l4" port health_port
   mkdir -p "$work/www"
   port=$(bench_free_port)
@@ -95,16 +102,21 @@ HAPROXY
   bench_spawn "$work/haproxy.log" haproxy -db -f "$work/haproxy.cfg"
   local haproxy=$BENCH_PID
   sleep 1 # HAProxy prints no readiness line; the curl checks below confirm
-  for url in "http://127.0.8.1:$port/" "http://127.0.8.21:$port/"; do
+  L4_OURS=$ours L4_PEER=$haproxy
+  L4_OURS_URL="http://127.0.8.1:$port/" L4_PEER_URL="http://127.0.8.21:$port/"
+  for url in "$L4_OURS_URL" "$L4_PEER_URL"; do
     curl -fsS -o /dev/null "$url" || { echo "bench: $url does not answer" >&2; return 1; }
   done
+}
 
-  local round
+suite_main() {
+  l4_start
+  local ours=$L4_OURS haproxy=$L4_PEER round
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    l4_short short-connections ours "$round" "http://127.0.8.1:$port/"
-    l4_short short-connections peer "$round" "http://127.0.8.21:$port/"
-    l4_bulk ours "$round" "http://127.0.8.1:$port/big" "$ours"
-    l4_bulk peer "$round" "http://127.0.8.21:$port/big" "$haproxy"
+    l4_short short-connections ours "$round" "$L4_OURS_URL"
+    l4_short short-connections peer "$round" "$L4_PEER_URL"
+    l4_bulk ours "$round" "${L4_OURS_URL}big" "$ours"
+    l4_bulk peer "$round" "${L4_PEER_URL}big" "$haproxy"
   done
   bench_record vs-haproxy-tcp rss ours 1 "rss_mib=$(($(bench_rss_kb "$ours") / 1024))"
   bench_record vs-haproxy-tcp rss peer 1 "rss_mib=$(($(bench_rss_kb "$haproxy") / 1024))"

@@ -35,12 +35,19 @@ l7_wrk() { # SECTION WORKLOAD SIDE ROUND URL [WRK ARGS...]
   bench_record "$section" "$workload" "$side" "$round" "qps=${rps:-0}" "p99_us=${p99:-0}"
 }
 
-suite_main() {
+# l7_start — installs and builds what is missing, starts the backend,
+# edge l7, HAProxy and nginx; sets L7_OURS / L7_HAPROXY / L7_NGINX (pids),
+# L7_OURS_URL / L7_HAPROXY_URL / L7_NGINX_URL (plain HTTP through each) and
+# L7_TLS_PORT. bench/profile uses it too.
+l7_start() {
   bench_install wrk:wrk haproxy:haproxy nginx:nginx
   bench_machine
-  echo "bench: building edge (dist profile)"
-  cargo build --profile dist --locked -q -p edge
-  local edge="$PWD/target/dist/edge"
+  local edge=${BENCH_EDGE:-}
+  if [ -z "$edge" ]; then
+    echo "bench: building edge (dist profile)"
+    cargo build --profile dist --locked -q -p edge
+    edge="$PWD/target/dist/edge"
+  fi
   local work="$BENCH_DIR/l7" port tls_port backend_port
   mkdir -p "$work"
   port=$(bench_free_port)
@@ -122,16 +129,21 @@ NGINX
   bench_spawn "$work/proxy.log" nginx -c "$work/proxy.conf" -g 'daemon off;'
   local nginx=$BENCH_PID
   sleep 1 # nginx and HAProxy print no readiness line; the curl checks below confirm
-  for url in "http://127.0.7.11:$port/" "http://127.0.7.21:$port/" "http://127.0.7.31:$port/"; do
+  L7_OURS_URL="http://127.0.7.11:$port/" L7_HAPROXY_URL="http://127.0.7.21:$port/" L7_NGINX_URL="http://127.0.7.31:$port/"
+  for url in "$L7_OURS_URL" "$L7_HAPROXY_URL" "$L7_NGINX_URL"; do
     curl -fsS -o /dev/null "$url" || { echo "bench: $url does not answer" >&2; return 1; }
   done
+  L7_OURS=$ours L7_HAPROXY=$haproxy L7_NGINX=$nginx L7_TLS_PORT=$tls_port
+}
 
-  local round
+suite_main() {
+  l7_start
+  local ours=$L7_OURS haproxy=$L7_HAPROXY nginx=$L7_NGINX tls_port=$L7_TLS_PORT round
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    l7_wrk vs-haproxy keepalive ours "$round" "http://127.0.7.11:$port/"
-    l7_wrk vs-haproxy keepalive peer "$round" "http://127.0.7.21:$port/"
-    l7_wrk vs-nginx keepalive ours "$round" "http://127.0.7.11:$port/"
-    l7_wrk vs-nginx keepalive peer "$round" "http://127.0.7.31:$port/"
+    l7_wrk vs-haproxy keepalive ours "$round" "$L7_OURS_URL"
+    l7_wrk vs-haproxy keepalive peer "$round" "$L7_HAPROXY_URL"
+    l7_wrk vs-nginx keepalive ours "$round" "$L7_OURS_URL"
+    l7_wrk vs-nginx keepalive peer "$round" "$L7_NGINX_URL"
     l7_wrk vs-haproxy tls-new-conn ours "$round" "https://127.0.7.11:$tls_port/" -H "Connection: close"
     l7_wrk vs-haproxy tls-new-conn peer "$round" "https://127.0.7.21:$tls_port/" -H "Connection: close"
   done

@@ -7,6 +7,8 @@
 //!   shuts down the write side of the other connection, forwarding the FIN,
 //!   and keeps pumping the other direction until it ends too. A client that
 //!   sends a request and `shutdown(SHUT_WR)`s still gets the whole response.
+//!   When the second direction ends the relay is over: closing both
+//!   connections sends that FIN, without a `shutdown` of its own.
 //! - **Idle timeout.** If no byte moves in either direction for
 //!   [`RelayConfig::idle_timeout`], both connections are closed and the
 //!   relay reports [`RelayEnd::IdleTimeout`].
@@ -18,23 +20,26 @@
 //!
 //! **Zero copy.** On Linux, [`CopyMode::Auto`] moves bytes with `splice(2)`
 //! through a pipe per direction (socket → pipe → socket), so payload never
-//! enters user space. The syscalls go through the `nix` crate's safe
-//! wrappers, so this crate keeps the workspace's `forbid(unsafe_code)`. The
-//! pipe is always drained before the next read from the socket, so a
-//! `splice` that would block always means the *socket* is not ready, and
-//! tokio's readiness for that socket is the only thing to wait on. If a
-//! pipe cannot be created (file descriptors exhausted), or on other
-//! systems, the relay falls back to a buffered copy through user space,
-//! with the same semantics; [`RelayStats::zero_copy`] tells which ran.
+//! enters user space. The pipes come from a per-thread pool and go back to
+//! it empty (see `pipes`), so a short connection creates none. The
+//! syscalls go through the `nix` crate's safe wrappers, so this crate
+//! keeps the workspace's `forbid(unsafe_code)`. The pipe is always drained
+//! before the next read from the socket, so a `splice` that would block
+//! always means the *socket* is not ready, and tokio's readiness for that
+//! socket is the only thing to wait on. If a pipe cannot be created (file
+//! descriptors exhausted), or on other systems, the relay falls back to a
+//! buffered copy through user space, with the same semantics;
+//! [`RelayStats::zero_copy`] tells which ran.
 //!
 //! The relay never binds or connects: it receives both connected streams,
-//! after the caller has written any PROXY protocol header upstream. It
+//! after the caller has written any PROXY protocol header upstream (with
+//! whatever client bytes it sent along: the relay moves the rest). It
 //! holds no task of its own; dropping the future closes both connections,
 //! which is how a shutdown token cancels it.
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -232,6 +237,8 @@ struct Direction<'a> {
     to_side: Side,
     delivered: &'a AtomicU64,
     activity: &'a Activity,
+    /// Set by the first direction to end.
+    one_ended: &'a AtomicBool,
 }
 
 impl Direction<'_> {
@@ -257,7 +264,14 @@ impl Direction<'_> {
     }
 
     /// Forwards the FIN: the sender is done, so the receiver gets no more.
+    /// If the other direction has ended already, the relay is over and the
+    /// close that follows sends the FIN (the receiving connection's own
+    /// direction read its EOF, so nothing unread turns the close into a
+    /// reset): one system call fewer per connection.
     fn forward_fin(&self) -> Result<(), PumpError> {
+        if self.one_ended.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
         match socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write) {
             // The receiver is already gone entirely; nothing left to tell it.
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
@@ -313,32 +327,19 @@ fn retry(e: &io::Error) -> bool {
 }
 
 #[cfg(target_os = "linux")]
+mod pipes;
+
+#[cfg(target_os = "linux")]
 mod zero_copy {
-    //! `splice(2)` through a pipe, via `nix`'s safe wrappers.
+    //! `splice(2)` through a pooled pipe, via `nix`'s safe wrappers.
 
     use std::io;
-    use std::os::fd::OwnedFd;
 
     use nix::fcntl::{SpliceFFlags, splice};
-    use nix::unistd::pipe2;
     use tokio::io::Interest;
 
+    use super::pipes::Pipe;
     use super::{Direction, PumpError, retry};
-
-    /// A pipe used as the in-kernel buffer of one direction.
-    pub(super) struct Pipe {
-        read: OwnedFd,
-        write: OwnedFd,
-    }
-
-    impl Pipe {
-        /// A non-blocking, close-on-exec pipe.
-        pub(super) fn new() -> io::Result<Self> {
-            let (read, write) =
-                pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-            Ok(Self { read, write })
-        }
-    }
 
     const FLAGS: SpliceFFlags = SpliceFFlags::SPLICE_F_NONBLOCK.union(SpliceFFlags::SPLICE_F_MOVE);
 
@@ -348,6 +349,8 @@ mod zero_copy {
         /// Invariant: the pipe is empty whenever we splice into it, so an
         /// `EAGAIN` from either splice comes from the socket, whose
         /// readiness `try_io` then clears and `readable`/`writable` await.
+        /// Every byte in and out is recorded on the pipe, and a failure
+        /// marks it, so that only an empty, sound pipe returns to the pool.
         pub(super) async fn pump_splice(
             &self,
             pipe: &Pipe,
@@ -364,12 +367,16 @@ mod zero_copy {
                     match spliced {
                         Ok(n) => break n,
                         Err(e) if retry(&e) => continue,
-                        Err(e) => return Err(self.read_error(e)),
+                        Err(e) => {
+                            pipe.failed();
+                            return Err(self.read_error(e));
+                        }
                     }
                 };
                 if n == 0 {
                     return self.forward_fin();
                 }
+                pipe.filled(n);
                 self.activity.touch();
                 let mut left = n;
                 while left > 0 {
@@ -380,14 +387,19 @@ mod zero_copy {
                     });
                     match spliced {
                         Ok(0) => {
+                            pipe.failed();
                             return Err(self.write_error(io::ErrorKind::WriteZero.into()));
                         }
                         Ok(m) => {
                             left -= m;
+                            pipe.drained(m);
                             self.delivered(m);
                         }
                         Err(e) if retry(&e) => continue,
-                        Err(e) => return Err(self.write_error(e)),
+                        Err(e) => {
+                            pipe.failed();
+                            return Err(self.write_error(e));
+                        }
                     }
                 }
             }
@@ -409,6 +421,7 @@ pub async fn relay(
     let activity = Activity::new();
     let down_to_up = AtomicU64::new(0);
     let up_to_down = AtomicU64::new(0);
+    let one_ended = AtomicBool::new(false);
     let to_upstream = Direction {
         from: &downstream,
         from_side: Side::Downstream,
@@ -416,6 +429,7 @@ pub async fn relay(
         to_side: Side::Upstream,
         delivered: &down_to_up,
         activity: &activity,
+        one_ended: &one_ended,
     };
     let to_downstream = Direction {
         from: &upstream,
@@ -424,12 +438,13 @@ pub async fn relay(
         to_side: Side::Downstream,
         delivered: &up_to_down,
         activity: &activity,
+        one_ended: &one_ended,
     };
 
     #[cfg(target_os = "linux")]
     let pipes = match config.mode {
-        CopyMode::Auto => zero_copy::Pipe::new()
-            .and_then(|a| Ok((a, zero_copy::Pipe::new()?)))
+        CopyMode::Auto => pipes::PooledPipe::take()
+            .and_then(|a| Ok((a, pipes::PooledPipe::take()?)))
             .ok(),
         CopyMode::Buffered => None,
     };

@@ -14,6 +14,7 @@
 //!            connection task (TaskTracker)
 //!              │  connect primary, else fallback        connect_timeout each
 //!              │  write PROXY v2 (client → VIP, TLV 0xE0 = node name)
+//!              │    with what the client has sent so far: one write
 //!              ▼
 //!            relay (splice(2), half-close, idle_timeout) ──► L7 node, same port
 //! ```

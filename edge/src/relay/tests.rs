@@ -323,3 +323,74 @@ fn display_and_defaults() {
         "{err}"
     );
 }
+
+/// One small exchange through `relay` as a short connection makes it: a
+/// request, a response, both sides close.
+#[cfg(target_os = "linux")]
+async fn short_exchange() -> RelayStats {
+    let s = sockets().await;
+    let relay = spawn_relay(s.downstream, s.upstream, config(CopyMode::Auto));
+    let (mut client, mut server) = (s.client, s.server);
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut request = [0u8; 18];
+    server.read_exact(&mut request).await.unwrap();
+    server.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+    drop(server);
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).await.unwrap();
+    assert_eq!(response, b"HTTP/1.1 200 OK\r\n\r\n");
+    drop(client);
+    relay.await.unwrap().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn short_connections_reuse_the_threads_pipes() {
+    // The test's current-thread runtime runs every relay on this thread,
+    // so they share its pool.
+    assert_eq!(pipes::idle(), 0);
+    let first = short_exchange().await;
+    assert!(first.zero_copy);
+    assert_eq!(pipes::idle(), 2, "both pipes went back to the pool");
+    for _ in 0..10 {
+        let stats = short_exchange().await;
+        assert!(stats.zero_copy);
+        assert_eq!(stats.end, RelayEnd::Closed);
+        assert_eq!(pipes::idle(), 2, "no pipe created, none lost");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_relay_dropped_with_bytes_in_a_pipe_does_not_pool_that_pipe() {
+    let s = sockets().await;
+    let relay = spawn_relay(s.downstream, s.upstream, config(CopyMode::Auto));
+    let (client_r, client_w) = s.client.into_split();
+    // The server never reads: the client's bytes pile up in the sockets'
+    // buffers and then in the client→server pipe.
+    let writer = tokio::spawn(send_all(client_w, pattern(3, 16 * 1024 * 1024)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    relay.abort();
+    assert!(relay.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        pipes::idle(),
+        1,
+        "only the empty server→client pipe is pooled; the one holding bytes is closed"
+    );
+    drop((client_r, s.server));
+    writer.abort();
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_pipe_whose_splice_failed_is_not_pooled() {
+    // The client resets: the splice out of its socket fails on the
+    // client→server pipe, which is closed; the other one is pooled.
+    let s = sockets().await;
+    let relay = spawn_relay(s.downstream, s.upstream, config(CopyMode::Auto));
+    s.client.set_zero_linger().unwrap();
+    drop(s.client);
+    relay.await.unwrap().unwrap_err();
+    assert_eq!(pipes::idle(), 1);
+    drop(s.server);
+}
