@@ -955,18 +955,7 @@ fn print_summary(summary: &Summary, took: Duration, p: &Printer) {
         .collect();
     p.line(format_args!("  stages ready: {}", stages.join(", ")));
     p.line("");
-    p.line("Try:");
-    for t in &summary.commands {
-        if t.comment.is_empty() {
-            p.line(format_args!("  {}", t.command));
-        } else {
-            p.line(format_args!(
-                "  {}  {}",
-                t.command,
-                p.paint(Style::Dim, format_args!("# {}", t.comment))
-            ));
-        }
-    }
+    super::up::print_try(&summary.commands, p);
 }
 
 #[cfg(test)]

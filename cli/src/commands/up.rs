@@ -434,16 +434,20 @@ fn print_summary(summary: &Summary, p: &Printer) {
         p.line(line);
     }
     p.line("");
+    print_try(&summary.commands, p);
+}
+
+/// The "Try:" block: each command with its comment, comments aligned
+/// except after a command too long to align with.
+pub(super) fn print_try(commands: &[Try], p: &Printer) {
     p.line("Try:");
-    // Comments align, except after a command too long to align with.
-    let width = summary
-        .commands
+    let width = commands
         .iter()
         .map(|t| t.command.len())
         .filter(|len| *len <= 64)
         .max()
         .unwrap_or(0);
-    for t in &summary.commands {
+    for t in commands {
         if t.comment.is_empty() {
             p.line(format_args!("  {}", t.command));
         } else {
