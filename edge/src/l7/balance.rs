@@ -163,7 +163,7 @@ pub fn least_conn(c: &impl Candidates, rng: &mut impl Rng) -> Option<usize> {
     least_by(c, rng, |i| u128::from(c.in_flight(i)))
 }
 
-/// Least response time: the lowest [`latency_load`] per unit of weight;
+/// Least response time: the lowest `latency_load` per unit of weight;
 /// ties broken at random. Servers never measured count as instant, so
 /// each is probed as soon as it is eligible.
 pub fn least_time(c: &impl Candidates, rng: &mut impl Rng) -> Option<usize> {
