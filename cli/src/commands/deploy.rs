@@ -36,7 +36,7 @@ use crate::remote::{RemoteError, Ssh, each, quote, quote_all, services, tar};
 use crate::render::{Bundle, Reload, Service, Stage, bundles};
 use crate::supervise::state::{Deployment, Remote, RemoteHost, RemoteService, StateDir};
 use crate::supervise::{find_binary, ready};
-use crate::timeline::{format_duration, now_rfc3339};
+use crate::timeline::format_duration;
 
 use super::up::{Try, try_lines};
 use super::validate;
@@ -283,14 +283,11 @@ pub fn run(args: &DeployArgs, state: &StateDir, printer: &Printer) -> anyhow::Re
         format_duration(begun.elapsed())
     ));
 
-    state.write_deployment(&Deployment {
-        topology: file.clone(),
-        deployed_at: previous
-            .as_ref()
-            .map_or_else(now_rfc3339, |p| p.deployment.deployed_at.clone()),
-        gtm_version: env!("CARGO_PKG_VERSION").to_owned(),
-        remote: Some(record(&bundles, ssh.config(), args.bin_dir.as_deref())),
-    })?;
+    state.write_deployment(&Deployment::new(
+        file.clone(),
+        previous.as_ref().map(|p| &p.deployment),
+        Some(record(&bundles, ssh.config(), args.bin_dir.as_deref())),
+    ))?;
 
     // Start, stage by stage across every host.
     let admin = Admin::new(token)?;

@@ -74,12 +74,7 @@ pub fn run(_args: &ReloadArgs, state: &StateDir, printer: &Printer) -> anyhow::R
         .filter(|c| !new_components.iter().any(|n| n.name == c.name))
         .map(|c| c.name.clone())
         .collect();
-    state.write_deployment(&Deployment {
-        topology: file.clone(),
-        deployed_at: old.deployment.deployed_at.clone(),
-        gtm_version: env!("CARGO_PKG_VERSION").to_owned(),
-        remote: None,
-    })?;
+    state.write_deployment(&Deployment::new(file.clone(), Some(&old.deployment), None))?;
     let deployed = Deployed::require(state)?;
     let admin = deployed.admin()?;
     let mut outcomes = Vec::new();

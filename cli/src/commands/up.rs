@@ -13,7 +13,6 @@ use crate::error::user;
 use crate::printer::{Printer, Style, Table};
 use crate::supervise::state::{Deployment, StateDir};
 use crate::supervise::{self, Started};
-use crate::timeline::now_rfc3339;
 
 use super::validate;
 use crate::deployed::{Deployed, describe_answer, running};
@@ -139,14 +138,11 @@ pub fn run(args: &UpArgs, state: &StateDir, printer: &Printer) -> anyhow::Result
             .collect();
         printer.progress(format_args!("already running: {}", names.join(", ")));
     }
-    state.write_deployment(&Deployment {
-        topology: file.clone(),
-        deployed_at: previous
-            .as_ref()
-            .map_or_else(now_rfc3339, |p| p.deployment.deployed_at.clone()),
-        gtm_version: env!("CARGO_PKG_VERSION").to_owned(),
-        remote: None,
-    })?;
+    state.write_deployment(&Deployment::new(
+        file.clone(),
+        previous.as_ref().map(|p| &p.deployment),
+        None,
+    ))?;
     let deployed = Deployed::require(state)?;
     let admin = deployed.admin()?;
     let interrupted = super::interrupt_flag();

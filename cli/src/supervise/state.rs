@@ -41,6 +41,21 @@ pub struct Deployment {
     pub remote: Option<Remote>,
 }
 
+impl Deployment {
+    /// The record of deploying `topology` now: it keeps the time of the
+    /// deployment it replaces (`previous`), else is stamped now, and names
+    /// this gtm's version.
+    pub fn new(topology: PathBuf, previous: Option<&Deployment>, remote: Option<Remote>) -> Self {
+        Deployment {
+            topology,
+            deployed_at: previous
+                .map_or_else(crate::timeline::now_rfc3339, |p| p.deployed_at.clone()),
+            gtm_version: env!("CARGO_PKG_VERSION").to_owned(),
+            remote,
+        }
+    }
+}
+
 /// A deployment on hosts: how to reach them, and what runs where (so
 /// `gtm down` and `gtm logs` need not render the bundles again).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
