@@ -10,3 +10,4 @@ mod gslb_restart;
 mod gtm;
 mod gtm_render;
 mod knot_interop;
+mod monitoring;
