@@ -3,17 +3,17 @@
 
 use std::process::Command;
 
-use super::support::{l7_ip, temp_file, topology_yaml};
+use super::support::{Ports, l7_ip, temp_file, topology_yaml};
 
 #[test]
 fn a_bad_configuration_exits_with_code_1_and_says_why() {
-    let good = topology_yaml(8080, 8443, &[("l7a", l7_ip(0))], "");
-    let bad_value = topology_yaml(
-        8080,
-        8443,
-        &[("l7a", l7_ip(0))],
-        "      drain_timeout: 30\n",
-    );
+    let ports = Ports {
+        http: 8080,
+        https: 8443,
+        l7_admin: 9100,
+    };
+    let good = topology_yaml(ports, &[("l7a", l7_ip(0))], "");
+    let bad_value = topology_yaml(ports, &[("l7a", l7_ip(0))], "      drain_timeout: 30\n");
     for (text, node, expected) in [
         (
             good,

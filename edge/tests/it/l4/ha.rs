@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::support::{
-    FAST_HEALTH, FakeL7, Harness, L4_NAME, Session, http_get, l7_ip, l7_name, temp_file,
+    FAST_HEALTH, FakeL7, Harness, L4_NAME, Ports, Session, http_get, l7_ip, l7_name, temp_file,
     topology_yaml,
 };
 
@@ -95,11 +95,15 @@ fn free_port() -> u16 {
 /// VIP with its admin API at `admin`, written to a file.
 async fn region(admin: SocketAddr) -> (FakeL7, PathBuf) {
     for _ in 0..20 {
-        let ports = [free_port(), free_port()];
-        let Ok(fake) = FakeL7::start(&l7_name(0), l7_ip(0), &ports).await else {
+        let ports = Ports {
+            http: free_port(),
+            https: free_port(),
+            l7_admin: free_port(),
+        };
+        let Ok(fake) = FakeL7::start(&l7_name(0), l7_ip(0), &ports.all()).await else {
             continue;
         };
-        let yaml = topology_yaml(ports[0], ports[1], &[(&l7_name(0), l7_ip(0))], FAST_HEALTH);
+        let yaml = topology_yaml(ports, &[(&l7_name(0), l7_ip(0))], FAST_HEALTH);
         let yaml = replace_once(&yaml, "ipv4: 127.0.0.1,", &format!("ipv4: {FOREIGN_VIP},"));
         let yaml = replace_once(
             &yaml,

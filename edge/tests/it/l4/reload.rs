@@ -11,13 +11,13 @@ use super::support::{FakeL7, Harness, Session, http_request, l7_ip, l7_name, top
 fn yaml(h: &Harness, nodes: usize, l4_extra: &str) -> String {
     let names: Vec<(String, IpAddr)> = (0..nodes).map(|i| (l7_name(i), l7_ip(i))).collect();
     let pairs: Vec<(&str, IpAddr)> = names.iter().map(|(n, ip)| (n.as_str(), *ip)).collect();
-    topology_yaml(h.http.port(), h.https.port(), &pairs, l4_extra)
+    topology_yaml(h.ports, &pairs, l4_extra)
 }
 
 #[tokio::test]
 async fn a_reload_under_traffic_keeps_established_connections() {
     let h = Harness::start(2, "").await;
-    let third = FakeL7::start(&l7_name(2), l7_ip(2), &[h.http.port(), h.https.port()])
+    let third = FakeL7::start(&l7_name(2), l7_ip(2), &h.ports.all())
         .await
         .expect("127.0.0.4 at the VIP's ports");
     let mut sessions = Vec::new();
