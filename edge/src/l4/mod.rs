@@ -190,9 +190,7 @@ impl L4Node {
             .vip
             .into_iter()
             .map(|l| {
-                let addr = l.local_addr().map_err(|e| {
-                    ConfigError(format!("cannot read a VIP listener's address: {e}"))
-                })?;
+                let addr = address_of("a VIP listener", l.local_addr())?;
                 Ok((l, addr))
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -200,9 +198,7 @@ impl L4Node {
             .udp
             .into_iter()
             .map(|socket| {
-                let addr = socket.local_addr().map_err(|e| {
-                    ConfigError(format!("cannot read a VIP UDP socket's address: {e}"))
-                })?;
+                let addr = address_of("a VIP UDP socket", socket.local_addr())?;
                 let service = plan.udp.iter().find(|s| s.port == addr.port()).ok_or_else(|| {
                     ConfigError(format!(
                         "the UDP socket {addr} has no service: regions.{}.l4.udp has no `port: {}`",
@@ -383,6 +379,11 @@ impl L4Node {
         );
         report
     }
+}
+
+/// The address a bound socket reports, or a [`ConfigError`] naming `what`.
+fn address_of(what: &str, addr: std::io::Result<SocketAddr>) -> Result<SocketAddr, ConfigError> {
+    addr.map_err(|e| ConfigError(format!("cannot read {what}'s address: {e}")))
 }
 
 /// Starts the node and drains it on `shutdown`; see [`L4Node`].

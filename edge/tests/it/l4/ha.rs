@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::support::{
-    FAST_HEALTH, FakeL7, Harness, L4_NAME, Ports, Session, http_get, l7_ip, l7_name, temp_file,
-    topology_yaml,
+    FAST_HEALTH, FakeL7, Harness, L4_NAME, Ports, Session, free_port, http_get, l7_ip, l7_name,
+    temp_file, topology_yaml,
 };
 
 /// A VIP on no interface of this machine.
@@ -80,15 +80,6 @@ fn poll_within_bound<T: std::fmt::Debug>(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A free port on 127.0.0.1 (bound, then released for the child to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One healthy fake L7 node and the topology of an L4 node on the foreign

@@ -431,7 +431,7 @@ pub fn l7_name(index: usize) -> String {
 }
 
 /// A port free on 127.0.0.1 now (bound, then released).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
