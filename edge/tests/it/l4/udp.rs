@@ -4,10 +4,15 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+use edge::l4::{L4Node, Listeners, Options};
 use edge::proxy_protocol::Transport;
 use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
 
-use super::support::{FAST_HEALTH, Harness, L4_NAME, PATIENCE, SeenDatagram, eventually, udp_ask};
+use super::support::{
+    FAST_HEALTH, Harness, L4_NAME, PATIENCE, Ports, SeenDatagram, eventually, l7_ip, topology_yaml,
+    udp_ask,
+};
 
 /// A client socket on 127.0.0.1: one flow.
 async fn client() -> UdpSocket {
@@ -246,4 +251,38 @@ async fn without_a_healthy_node_new_flows_are_dropped_and_counted() {
     assert_eq!(node_of(&h, &client, "now?").await, "l7a");
     let distinct: HashSet<SocketAddr> = h.echoes[0].peers().into_iter().collect();
     assert_eq!(distinct.len(), 1);
+}
+
+#[tokio::test]
+async fn a_udp_socket_without_a_service_is_refused_at_start() {
+    let ports = Ports {
+        http: 8080,
+        https: 8443,
+        l7_admin: 9100,
+    };
+    let yaml = topology_yaml(ports, &[("l7a", l7_ip(0))], "      udp: [{ port: 53 }]\n");
+    let topology = topology::parse(&yaml, "test.yaml").unwrap();
+    let socket = client().await;
+    let port = socket.local_addr().unwrap().port();
+    let refused = L4Node::start(
+        &topology,
+        L4_NAME,
+        Listeners {
+            vip: Vec::new(),
+            udp: vec![socket],
+            admin: None,
+        },
+        Options::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(
+        refused.contains(&format!(
+            "the UDP socket 127.0.0.1:{port} has no service: regions.test.l4.udp has no `port: {port}`"
+        )),
+        "{refused}"
+    );
 }
