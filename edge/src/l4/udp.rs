@@ -19,10 +19,12 @@
 //! while the node is configured and the health checks have it up (a node
 //! drained to weight 0 keeps its flows until they idle out, as TCP
 //! connections finish); when its node goes down or leaves the topology,
-//! the flow is moved at its next datagram, and no other flow moves. A node
-//! whose port stops answering while its health check passes keeps its
-//! flows (UDP has no connection to fail): the ICMP errors are counted
-//! (`l7_unreachable`) and the health check decides.
+//! the flow is moved at its next datagram, and no other flow moves. A flow
+//! whose node answers ICMP port unreachable (nothing listens at `to_port`,
+//! while the health check still passes) moves at its next datagram to the
+//! next node of the table for its key, as a TCP connection retries on a
+//! failed connect; the datagram that met the closed port is lost, as UDP
+//! allows, and counted (`l7_unreachable`).
 //!
 //! A flow ends after `idle_timeout` without a datagram either way (one
 //! sweep of the table, not a timer per flow; see `flows`). Past
@@ -35,6 +37,7 @@ mod flows;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::UdpSocket;
@@ -61,6 +64,8 @@ struct Flow {
     upstream: Arc<UdpSocket>,
     /// The snapshot generation at which `backend` was last seen up.
     generation: u64,
+    /// Set when the node answered ICMP port unreachable.
+    refused: Arc<AtomicBool>,
     open: Gauge,
     _replies: DropGuard,
 }
@@ -153,6 +158,10 @@ impl Service {
 
     /// Sends the datagram at `buf[MAX_HEADER_LEN..][..len]` from `client` to
     /// its flow's node, opening (or moving) the flow first if needed.
+    ///
+    /// A send that reports the node's port closed (the ICMP error an earlier
+    /// datagram met; the kernel then sends nothing) moves the flow to its
+    /// next node and sends there, once.
     async fn forward(
         &self,
         flows: &mut FlowTable<Flow>,
@@ -160,29 +169,6 @@ impl Service {
         len: usize,
         client: SocketAddr,
     ) {
-        let now = self.now();
-        let snapshot = self.shared.snapshot.load();
-        let stays = flows.get(&client, now).map(|flow| {
-            if flow.generation != snapshot.generation && keeps(&snapshot, &flow.backend) {
-                flow.generation = snapshot.generation;
-            }
-            flow.generation == snapshot.generation
-        });
-        if stays == Some(false)
-            && let Some(flow) = flows.remove(&client)
-        {
-            self.shared.metrics.udp_moved.inc();
-            debug!(%client, vip = %self.vip, from = %flow.backend.name, "UDP flow moves: its node left the table");
-        }
-        if stays != Some(true)
-            && let Err(reason) = self.open(flows, client, &snapshot, now).await
-        {
-            self.shared.metrics.udp_dropped.inc(reason);
-            return;
-        }
-        let Some(flow) = flows.get(&client, now) else {
-            return; // just inserted
-        };
         let start = if self.service.proxy_protocol {
             let mut header = [0u8; MAX_HEADER_LEN];
             let n = self
@@ -195,23 +181,76 @@ impl Service {
         } else {
             MAX_HEADER_LEN
         };
-        let metrics = &flow.backend.metrics.udp;
-        match send_now(&flow.upstream, &buf[start..MAX_HEADER_LEN + len], None) {
-            Ok(_) => {
-                metrics.datagrams_to_l7.inc();
-                metrics.bytes_to_l7.inc_by(len as u64);
+        let datagram = &buf[start..MAX_HEADER_LEN + len];
+        for _ in 0..2 {
+            let Some(flow) = self.flow_of(flows, client).await else {
+                return;
+            };
+            match send_now(&flow.upstream, datagram, None) {
+                Ok(_) => {
+                    let metrics = &flow.backend.metrics.udp;
+                    metrics.datagrams_to_l7.inc();
+                    metrics.bytes_to_l7.inc_by(len as u64);
+                    return;
+                }
+                Err(e) => {
+                    let reason = dropped(&e);
+                    self.shared.metrics.udp_dropped.inc(reason);
+                    if reason != UdpDrop::L7Unreachable {
+                        return;
+                    }
+                    flow.refused.store(true, Ordering::Relaxed);
+                }
             }
-            Err(e) => self.shared.metrics.udp_dropped.inc(dropped(&e)),
         }
     }
 
-    /// Opens the flow of `client` on the node the table picks, or says why
-    /// not.
+    /// The flow of `client`: the one it has if its node is still up and
+    /// has not refused, else a new one (moved off a refusing node to the
+    /// next one). `None` when the datagram is dropped (counted here).
+    async fn flow_of<'a>(
+        &self,
+        flows: &'a mut FlowTable<Flow>,
+        client: SocketAddr,
+    ) -> Option<&'a mut Flow> {
+        let now = self.now();
+        let snapshot = self.shared.snapshot.load();
+        let stays = flows.get(&client, now).map(|flow| {
+            if flow.generation != snapshot.generation && keeps(&snapshot, &flow.backend) {
+                flow.generation = snapshot.generation;
+            }
+            flow.generation == snapshot.generation && !flow.refused.load(Ordering::Relaxed)
+        });
+        let mut avoid = None;
+        if stays == Some(false)
+            && let Some(flow) = flows.remove(&client)
+        {
+            self.shared.metrics.udp_moved.inc();
+            let refused = flow.refused.load(Ordering::Relaxed);
+            debug!(%client, vip = %self.vip, from = %flow.backend.name, refused, "UDP flow moves: its node left the table or refused");
+            if refused {
+                avoid = Some(Arc::clone(&flow.backend.name));
+            }
+        }
+        if stays != Some(true)
+            && let Err(reason) = self
+                .open(flows, client, &snapshot, avoid.as_deref(), now)
+                .await
+        {
+            self.shared.metrics.udp_dropped.inc(reason);
+            return None;
+        }
+        flows.get(&client, now)
+    }
+
+    /// Opens the flow of `client` on the node the table picks (its
+    /// fallback if that is the node `avoid`), or says why not.
     async fn open(
         &self,
         flows: &mut FlowTable<Flow>,
         client: SocketAddr,
         snapshot: &Snapshot,
+        avoid: Option<&str>,
         now: u64,
     ) -> Result<(), UdpDrop> {
         if flows.is_full() {
@@ -223,9 +262,13 @@ impl Service {
             destination: self.vip,
             protocol: IpProtocol::UDP,
         });
-        let Some((backend, _)) = snapshot.selection.pick(key) else {
+        let Some((primary, fallback)) = snapshot.selection.pick(key) else {
             debug!(%client, vip = %self.vip, "UDP datagram dropped: no healthy L7 node");
             return Err(UdpDrop::NoHealthy);
+        };
+        let backend = match fallback {
+            Some(fallback) if avoid == Some(&*primary.name) => fallback,
+            _ => primary,
         };
         let target = SocketAddr::new(backend.address, self.service.to_port);
         let upstream = match connect(target).await {
@@ -236,6 +279,7 @@ impl Service {
             }
         };
         let activity = Arc::new(Activity::default());
+        let refused = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
         self.replies.spawn(
             Replies {
@@ -244,6 +288,7 @@ impl Service {
                 client,
                 backend: Arc::clone(backend),
                 activity: Arc::clone(&activity),
+                refused: Arc::clone(&refused),
                 epoch: self.epoch,
                 drops: self.shared.metrics.udp_dropped.clone(),
             }
@@ -256,6 +301,7 @@ impl Service {
             backend: Arc::clone(backend),
             upstream,
             generation: snapshot.generation,
+            refused,
             open: self.shared.metrics.udp_open.clone(),
             _replies: stop.drop_guard(),
         };
@@ -311,6 +357,7 @@ struct Replies {
     client: SocketAddr,
     backend: Arc<Backend>,
     activity: Arc<Activity>,
+    refused: Arc<AtomicBool>,
     epoch: Instant,
     drops: UdpDrops,
 }
@@ -353,7 +400,9 @@ impl Replies {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    // The ICMP error of an earlier datagram to the node.
+                    // The ICMP error of an earlier datagram to the node:
+                    // the flow moves at its next datagram.
+                    self.refused.store(true, Ordering::Relaxed);
                     self.drops.inc(UdpDrop::L7Unreachable);
                 }
                 Err(e) => return Err(e),

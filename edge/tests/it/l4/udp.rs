@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use edge::l4::{L4Node, Listeners, Options};
 use edge::proxy_protocol::Transport;
@@ -147,6 +148,58 @@ async fn a_node_going_down_moves_only_its_flows() {
             assert!(after[name] >= *count, "{name} kept its flows");
         }
     }
+}
+
+#[tokio::test]
+async fn a_closed_udp_port_moves_only_its_flows_while_the_node_stays_healthy() {
+    // Health checks far apart: only the ICMP errors can move the flows.
+    let mut h = Harness::start_udp(3, "      health: { interval: 1h, timeout: 1s }\n", "").await;
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let client = client().await;
+        let node = node_of(&h, &client, &format!("before {i}")).await;
+        clients.push((client, node));
+    }
+    let victim = clients[0].1.clone();
+    let index = h.echoes.iter().position(|e| e.name == victim).unwrap();
+    h.echoes[index].kill().await;
+
+    let vip = h.udp.unwrap();
+    let mut moved = 0;
+    for (i, (client, node)) in clients.iter().enumerate() {
+        if *node != victim {
+            assert_eq!(node_of(&h, client, &format!("after {i}")).await, *node);
+            continue;
+        }
+        moved += 1;
+        // This one meets the closed port: lost, and the port's ICMP error
+        // waits on the flow's socket.
+        client.send_to(b"lost", vip).await.unwrap();
+        // The next one moves. Loopback delivers the ICMP error before the
+        // L4 node reads this datagram; should it not, this one is lost too
+        // and the next try moves.
+        let mut answer = None;
+        for _ in 0..5 {
+            answer = udp_ask(client, vip, "after", Duration::from_secs(2)).await;
+            if answer.is_some() {
+                break;
+            }
+        }
+        let answer = answer.expect("the flow moved to another node");
+        assert!(!answer.starts_with(&format!("{victim}|")), "{answer}");
+    }
+    assert!(moved > 0);
+    assert_eq!(
+        h.metric("edge_l4_udp_moved_flows_total").await,
+        f64::from(moved)
+    );
+    assert!(
+        h.metric("edge_l4_udp_dropped_datagrams_total{reason=\"l7_unreachable\"}")
+            .await
+            >= f64::from(moved)
+    );
+    assert_eq!(h.status().l7_nodes[index].health, "up");
+    assert_eq!(h.status().l7_nodes[index].udp_flows, 0);
 }
 
 #[tokio::test]
