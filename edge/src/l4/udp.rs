@@ -5,7 +5,7 @@
 //! ```text
 //! client ──► VIP UDP socket (one loop per address and port)
 //!              │  flow of the client's address?   FlowTable, owned by the loop
-//!              │    yes: its node still configured and up?  else it moves
+//!              │    yes: its node still up, its port not refusing?  else it moves
 //!              │    no:  flows < max_flows?         else dropped and counted
 //!              │         key = SipHash(5-tuple | client IP), proto UDP
 //!              │         node = Maglev lookup      empty table → dropped
