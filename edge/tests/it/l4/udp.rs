@@ -31,6 +31,17 @@ async fn node_of(h: &Harness, client: &UdpSocket, text: &str) -> String {
     node.to_owned()
 }
 
+/// `count` flows through the VIP, each with the node that answered it.
+async fn open_flows(h: &Harness, count: usize) -> Vec<(UdpSocket, String)> {
+    let mut flows = Vec::new();
+    for i in 0..count {
+        let client = client().await;
+        let node = node_of(h, &client, &format!("before {i}")).await;
+        flows.push((client, node));
+    }
+    flows
+}
+
 /// The sum of a per-node UDP metric over the harness's nodes.
 async fn per_node_sum(h: &Harness, metric: &str, labels: &str) -> f64 {
     let mut sum = 0.0;
@@ -99,12 +110,7 @@ async fn flows_spread_over_the_nodes_and_each_sticks_to_one() {
 #[tokio::test]
 async fn a_node_going_down_moves_only_its_flows() {
     let mut h = Harness::start_udp(3, FAST_HEALTH, "idle_timeout: 5m").await;
-    let mut clients = Vec::new();
-    for i in 0..30 {
-        let client = client().await;
-        let node = node_of(&h, &client, &format!("before {i}")).await;
-        clients.push((client, node));
-    }
+    let clients = open_flows(&h, 30).await;
     let victim = clients[0].1.clone();
     let on_victim = clients.iter().filter(|(_, n)| *n == victim).count();
     let flows_before = |h: &Harness| {
@@ -154,12 +160,7 @@ async fn a_node_going_down_moves_only_its_flows() {
 async fn a_closed_udp_port_moves_only_its_flows_while_the_node_stays_healthy() {
     // Health checks far apart: only the ICMP errors can move the flows.
     let mut h = Harness::start_udp(3, "      health: { interval: 1h, timeout: 1s }\n", "").await;
-    let mut clients = Vec::new();
-    for i in 0..30 {
-        let client = client().await;
-        let node = node_of(&h, &client, &format!("before {i}")).await;
-        clients.push((client, node));
-    }
+    let clients = open_flows(&h, 30).await;
     let victim = clients[0].1.clone();
     let index = h.echoes.iter().position(|e| e.name == victim).unwrap();
     h.echoes[index].kill().await;
