@@ -274,7 +274,9 @@ impl Service {
         let upstream = match connect(target).await {
             Ok(socket) => Arc::new(socket),
             Err(e) => {
-                warn!(%client, l7_node = %backend.name, %target, source = "internal", "cannot open a UDP socket to the L7 node: {e}");
+                // Counted, not logged at warn: a flood (out of file
+                // descriptors) would flood the log too.
+                debug!(%client, l7_node = %backend.name, %target, source = "internal", "cannot open a UDP socket to the L7 node: {e}");
                 return Err(UdpDrop::UpstreamSocket);
             }
         };
@@ -308,7 +310,6 @@ impl Service {
         debug!(%client, vip = %self.vip, l7_node = %backend.name, "UDP flow opened");
         flows
             .insert(client, flow, activity, now)
-            .map(|_| ())
             .map_err(|_| UdpDrop::MaxFlows)
     }
 }
@@ -366,15 +367,12 @@ impl Replies {
     /// Relays replies until `stop` (the flow ended) or the socket fails.
     async fn run(self, stop: CancellationToken) {
         loop {
-            tokio::select! {
+            let ready = tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
-                ready = self.upstream.readable() => if let Err(e) = ready {
-                    warn!(client = %self.client, l7_node = %self.backend.name, "UDP flow socket failed: {e}; its replies stop");
-                    return;
-                },
-            }
-            if let Err(e) = self.relay_ready() {
+                ready = self.upstream.readable() => ready,
+            };
+            if let Err(e) = ready.and_then(|()| self.relay_ready()) {
                 warn!(client = %self.client, l7_node = %self.backend.name, "UDP flow socket failed: {e}; its replies stop");
                 return;
             }

@@ -74,8 +74,8 @@ impl<F> FlowTable<F> {
         self.flows.remove(client).map(|(flow, _)| flow)
     }
 
-    /// Adds the flow of `client`, active at `now`, and returns it. The caller
-    /// checked [`is_full`](Self::is_full); a flow past `max` is refused
+    /// Adds (or replaces) the flow of `client`, active at `now`. The caller
+    /// checked [`is_full`](Self::is_full); a new flow past `max` is refused
     /// (returned) all the same, so the bound holds whatever the caller does.
     pub(crate) fn insert(
         &mut self,
@@ -83,13 +83,13 @@ impl<F> FlowTable<F> {
         flow: F,
         activity: Arc<Activity>,
         now: u64,
-    ) -> Result<&mut F, F> {
+    ) -> Result<(), F> {
         if self.is_full() && !self.flows.contains_key(&client) {
             return Err(flow);
         }
         activity.touch(now);
-        let slot = self.flows.entry(client).insert_entry((flow, activity));
-        Ok(&mut slot.into_mut().0)
+        self.flows.insert(client, (flow, activity));
+        Ok(())
     }
 
     /// Removes and returns the flows idle for `idle` or longer at `now`.
