@@ -16,6 +16,7 @@ regions:
       health: { kind: tcp, port: $3, interval: 5s, timeout: 1s }
     l7:
       nodes: [{ name: bench-l7, address: 127.0.8.11, admin: "127.0.8.11:$(bench_free_port)" }]
+      proxy_protocol: true   # the nginx "L7 node" accepts PROXY v2, as the topology requires behind an L4
 YAML
 }
 

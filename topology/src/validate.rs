@@ -459,6 +459,15 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
                 "an L4 tier needs L7 nodes to send connections to; add an `l7:` block",
             );
         }
+        if l7.as_ref().is_some_and(|t| !t.proxy_protocol) {
+            // The L4 tier opens every connection to an L7 node with a PROXY
+            // v2 header; an L7 node not expecting one would read it as a
+            // broken request.
+            problems.add(
+                format!("{path}.l7.proxy_protocol"),
+                "the region's L4 tier starts every connection to the L7 nodes with a PROXY v2 header (the client's address); set `proxy_protocol: true` under `l7:`",
+            );
+        }
         let l7_nodes: Vec<&str> = l7
             .as_ref()
             .map(|t| t.nodes.iter().map(|n| n.name.as_str()).collect())

@@ -252,6 +252,25 @@ fn l4_weights_must_name_the_regions_l7_nodes() {
     );
 }
 
+/// Regression: a region with an L4 tier and the default
+/// `l7.proxy_protocol: false` validated, but every request through the VIP
+/// failed (the L4 tier always sends a PROXY v2 header).
+#[test]
+fn an_l4_tier_in_front_of_l7_nodes_without_proxy_protocol_is_refused() {
+    let text = example_text();
+    let marker = "      # The L4 tier opens every connection with a PROXY v2 header.\n      proxy_protocol: true\n";
+    assert!(
+        text.contains(marker),
+        "the example's us-east l7 block changed"
+    );
+    let found = problems(&text.replacen(marker, "", 1)).join("\n");
+    assert!(
+        found.contains("regions.us-east.l7.proxy_protocol: the region's L4 tier starts every connection to the L7 nodes with a PROXY v2 header (the client's address); set `proxy_protocol: true` under `l7:`"),
+        "{found}"
+    );
+    assert!(!found.contains("regions.eu-west"), "{found}");
+}
+
 #[test]
 fn name_servers_talking_over_the_network_need_a_peer_key() {
     let networked = example_text().replacen(
