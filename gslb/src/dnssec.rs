@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use topology::dnssec::{KeyError, ZoneKey};
 use topology::{DomainName, Topology};
@@ -33,6 +34,14 @@ const INCEPTION_SKEW: u32 = 3600;
 /// Most RRsets whose signatures are kept; past it the cache starts over
 /// (a flood of distinct names must not grow memory without bound).
 const MAX_CACHED: usize = 100_000;
+
+/// Seconds since the Unix epoch, as RRSIG times count them (RFC 4034
+/// §3.1.5: serial arithmetic, so the wrap in 2106 is harmless).
+pub fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
 
 /// The signers of every signed zone served, by origin.
 #[derive(Default)]

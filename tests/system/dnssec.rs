@@ -25,12 +25,17 @@ fn have(tool: &str, package: &str) -> bool {
 /// Runs `gtm dnssec keygen example.com` in `dir`; returns the key file
 /// and the DNSKEY and DS lines it printed.
 fn keygen(dir: &Path, algorithm: &str) -> (PathBuf, String, String) {
+    keygen_for(dir, "example.com", algorithm)
+}
+
+/// Runs `gtm dnssec keygen ZONE` in `dir`, as [`keygen`].
+fn keygen_for(dir: &Path, zone: &str, algorithm: &str) -> (PathBuf, String, String) {
     let output = Command::new(binary("gtm"))
         .args([
             "--json",
             "dnssec",
             "keygen",
-            "example.com",
+            zone,
             "--algorithm",
             algorithm,
             "--dir",
@@ -89,30 +94,90 @@ fn the_ds_of_a_generated_key_matches_ldns() {
 
 /// The example topology with its zone signed by `key`.
 fn signed_example(dir: &Path, key: &Path) -> PathBuf {
+    signed_example_with(dir, key, "", "signed.yaml")
+}
+
+/// As [`signed_example`], with `records` (YAML lines) added to the zone,
+/// written to `file` in `dir`.
+fn signed_example_with(dir: &Path, key: &Path, records: &str, file: &str) -> PathBuf {
+    example_signed_as(dir, &dnssec_block(&[key]), records, file)
+}
+
+/// The lines of a `dnssec:` block signing with `keys`.
+fn dnssec_block(keys: &[&Path]) -> String {
+    let list = |files: &[&Path]| {
+        files
+            .iter()
+            .map(|f| format!("\"{}\"", f.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("        keys: [{}]\n", list(keys))
+}
+
+/// The example topology with `dnssec` (the block's lines) and `records`
+/// added to its zone, written to `file` in `dir`.
+fn example_signed_as(dir: &Path, dnssec: &str, records: &str, file: &str) -> PathBuf {
     let example = std::fs::read_to_string(examples_dir().join("three-regions.yaml")).unwrap();
+    let example = example.replacen("      records:\n", &format!("      records:\n{records}"), 1);
     let signed = example.replacen(
         "    - origin: example.com.\n",
-        &format!(
-            "    - origin: example.com.\n      dnssec:\n        keys: [\"{}\"]\n",
-            key.display()
-        ),
+        &format!("    - origin: example.com.\n      dnssec:\n{dnssec}"),
         1,
     );
     assert_ne!(signed, example, "the example's zone moved");
-    let path = dir.join("signed.yaml");
+    let path = dir.join(file);
     std::fs::write(&path, signed).unwrap();
     path
 }
 
 /// A validating Unbound on a free port that sends example.com to `gslb`
 /// and trusts `ds`.
-fn start_unbound(dir: &Path, gslb: SocketAddr, ds: &str) -> (Daemon, u16) {
-    let port = free_port();
-    let conf = dir.join(format!("unbound-{port}.conf"));
-    std::fs::write(
-        &conf,
-        format!(
-            "server:
+fn start_unbound(dir: &Path, gslb: SocketAddr, ds: &str) -> (Unbound, u16) {
+    let unbound = Unbound::start(dir, &[("example.com.", gslb)], &[ds], "");
+    let port = unbound.port;
+    (unbound, port)
+}
+
+/// A validating Unbound on a free port, with a control port for
+/// `unbound-control`.
+struct Unbound {
+    _daemon: Daemon,
+    port: u16,
+    conf: PathBuf,
+}
+
+impl Unbound {
+    /// Sends each zone of `stubs` to its server, trusts the DS records
+    /// `anchors`, and adds `server` (indented option lines) to its
+    /// `server:` block.
+    fn start(dir: &Path, stubs: &[(&str, SocketAddr)], anchors: &[&str], server: &str) -> Unbound {
+        let port = free_port();
+        let control = free_port();
+        let conf = dir.join(format!("unbound-{port}.conf"));
+        let stubs: String = stubs
+            .iter()
+            .map(|(zone, server)| {
+                format!(
+                    "stub-zone:\n    name: \"{zone}\"\n    stub-addr: {}@{}\n",
+                    server.ip(),
+                    server.port()
+                )
+            })
+            .collect();
+        let anchors: String = anchors
+            .iter()
+            .map(|ds| format!("    trust-anchor: \"{ds}\"\n"))
+            .collect();
+        let module_config = if server.contains("module-config") {
+            ""
+        } else {
+            "    module-config: \"validator iterator\"\n"
+        };
+        std::fs::write(
+            &conf,
+            format!(
+                "server:
     interface: 127.0.0.1@{port}
     port: {port}
     do-ip6: no
@@ -126,23 +191,43 @@ fn start_unbound(dir: &Path, gslb: SocketAddr, ds: &str) -> (Daemon, u16) {
     logfile: \"\"
     verbosity: 1
     val-log-level: 2
-    module-config: \"validator iterator\"
-    trust-anchor: \"{ds}\"
-stub-zone:
-    name: \"example.com.\"
-    stub-addr: {ip}@{gslb_port}
-",
-            dir = dir.display(),
-            ip = gslb.ip(),
-            gslb_port = gslb.port(),
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new("unbound");
-    command.arg("-d").arg("-c").arg(&conf);
-    let mut daemon = Daemon::spawn(command);
-    daemon.wait_for("start of service");
-    (daemon, port)
+{module_config}{anchors}{server}remote-control:
+    control-enable: yes
+    control-interface: 127.0.0.1
+    control-port: {control}
+    control-use-cert: no
+{stubs}",
+                dir = dir.display(),
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new("unbound");
+        command.arg("-d").arg("-c").arg(&conf);
+        let mut daemon = Daemon::spawn(command);
+        daemon.wait_for("start of service");
+        Unbound {
+            _daemon: daemon,
+            port,
+            conf,
+        }
+    }
+
+    /// Forgets everything cached at or below `zone`, validated keys
+    /// included: what a resolver holds once the longest TTL has passed.
+    fn flush_zone(&self, zone: &str) {
+        let output = Command::new("unbound-control")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["flush_zone", zone])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 /// `dig +dnssec` through the resolver on `port`: the whole output.
@@ -195,13 +280,7 @@ fn unbound_validates_every_kind_of_signed_answer() {
     let mut failures = Vec::new();
     for (name, rtype, expected) in cases {
         let reply = dig(port, name, rtype);
-        let header = flags(&reply);
-        let secure = header
-            .split(';')
-            .nth(2)
-            .unwrap_or("")
-            .split_whitespace()
-            .any(|f| f == "ad");
+        let secure = is_secure(&reply);
         let status_ok = reply.contains("status: NOERROR") || reply.contains("status: NXDOMAIN");
         let data_ok = if expected.is_empty() {
             !reply.contains("ANSWER SECTION") || reply.contains("ANSWER: 0")
@@ -223,5 +302,159 @@ fn unbound_validates_every_kind_of_signed_answer() {
     let (_, _, other_ds) = keygen(&other, "13");
     let (_untrusting, bogus_port) = start_unbound(&dir, gslb, &other_ds);
     let reply = dig(bogus_port, "static.example.com.", "A");
+    assert!(reply.contains("status: SERVFAIL"), "{reply}");
+}
+
+/// The DS record's data (`tag alg type digest`) from `gtm dnssec ds` text.
+fn ds_data(ds: &str) -> String {
+    let fields: Vec<&str> = ds.split_whitespace().collect();
+    fields[fields.len() - 4..].join(" ")
+}
+
+/// A gslb topology serving the child zones `dev.example.com.` (unsigned)
+/// and `secure.example.com.` (signed by `key`), written to `dir`.
+fn child_topology(dir: &Path, key: &Path) -> PathBuf {
+    let zone = |origin: &str, host: &str, dnssec: &str| {
+        format!(
+            "    - origin: {origin}
+      soa: {{ mname: ns1.{origin}, rname: hostmaster@example.com }}
+{dnssec}      records:
+        - {{ name: \"@\", type: NS, value: ns1.{origin} }}
+        - {{ name: ns1, type: A, value: 127.0.0.53 }}
+        - {{ name: host, type: A, value: {host} }}
+"
+        )
+    };
+    let text = format!(
+        "dns:
+  nodes: [{{ name: ns1, listen: [\"127.0.0.1:53\"] }}]
+  zones:
+{}{}regions:
+  r1:
+    location: {{ lat: 39.04, lon: -77.49 }}
+    vip: {{ ipv4: 127.0.1.1 }}
+",
+        zone("dev.example.com.", "127.0.0.54", ""),
+        zone(
+            "secure.example.com.",
+            "127.0.0.55",
+            &format!("      dnssec: {{ keys: [\"{}\"] }}\n", key.display())
+        ),
+    );
+    let path = dir.join("child.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `dig +dnssec +norec` straight at an authoritative server.
+fn dig_at(server: SocketAddr, name: &str, rtype: &str) -> String {
+    let output = Command::new("dig")
+        .args([
+            &format!("@{}", server.ip()),
+            "-p",
+            &server.port().to_string(),
+            "+dnssec",
+            "+norec",
+            "+tries=1",
+            "+time=5",
+            name,
+            rtype,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The lines of `reply`'s AUTHORITY section.
+fn authority(reply: &str) -> Vec<&str> {
+    reply
+        .lines()
+        .skip_while(|l| !l.starts_with(";; AUTHORITY SECTION"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect()
+}
+
+fn is_secure(reply: &str) -> bool {
+    flags(reply)
+        .split(';')
+        .nth(2)
+        .unwrap_or("")
+        .split_whitespace()
+        .any(|f| f == "ad")
+}
+
+#[test]
+fn delegations_prove_a_signed_child_secure_and_an_unsigned_one_insecure() {
+    if !have("unbound", "unbound") || !have("dig", "bind9-dnsutils") {
+        return;
+    }
+    let dir = temp_dir("dnssec-delegation");
+    let (key, _, ds) = keygen(&dir, "13");
+    let (child_key, _, child_ds) = keygen_for(&dir, "secure.example.com", "13");
+    let (_child, child) = start_gslb(&child_topology(&dir, &child_key));
+    let delegation = |ds: &str| {
+        format!(
+            "        - {{ name: secure, type: NS, ttl: 1h, value: ns1.secure.example.com. }}
+        - {{ name: ns1.secure, type: A, ttl: 1h, value: 127.0.0.53 }}
+        - {{ name: secure, type: DS, ttl: 1h, value: \"{}\" }}
+",
+            ds_data(ds)
+        )
+    };
+    let parent_config = signed_example_with(&dir, &key, &delegation(&child_ds), "parent.yaml");
+    let (_parent, parent) = start_gslb(&parent_config);
+
+    // The referrals themselves: the DS RRset signed, or an NSEC at the
+    // cut that lists NS but not DS, signed.
+    let referral = dig_at(parent, "host.secure.example.com.", "A");
+    let lines = authority(&referral);
+    for rtype in ["\tNS\t", "\tDS\t", "\tRRSIG\tDS "] {
+        assert!(
+            lines.iter().any(|l| l.contains(rtype)),
+            "no {rtype} in the referral:\n{referral}"
+        );
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains("RRSIG\tNS ")),
+        "{referral}"
+    );
+    let referral = dig_at(parent, "host.dev.example.com.", "A");
+    let lines = authority(&referral);
+    let nsec = lines
+        .iter()
+        .find(|l| l.contains("\tNSEC\t"))
+        .unwrap_or_else(|| panic!("no NSEC in the referral:\n{referral}"));
+    assert!(nsec.starts_with("dev.example.com."), "{nsec}");
+    assert!(nsec.ends_with("NS RRSIG NSEC"), "{nsec}");
+    assert!(
+        lines.iter().any(|l| l.contains("RRSIG\tNSEC ")),
+        "{referral}"
+    );
+
+    // Through a validating resolver trusting only example.com's key: the
+    // signed child is secure, the unsigned one insecure (answered, no AD).
+    let stubs = [
+        ("example.com.", parent),
+        ("dev.example.com.", child),
+        ("secure.example.com.", child),
+    ];
+    let unbound = Unbound::start(&dir, &stubs, &[&ds], "");
+    let port = unbound.port;
+    let reply = dig(port, "host.secure.example.com.", "A");
+    assert!(is_secure(&reply) && reply.contains("127.0.0.55"), "{reply}");
+    let reply = dig(port, "host.dev.example.com.", "A");
+    assert!(
+        !is_secure(&reply) && reply.contains("status: NOERROR") && reply.contains("127.0.0.54"),
+        "{reply}"
+    );
+
+    // A DS that names another key makes the signed child bogus.
+    let (_, _, stray_ds) = keygen_for(&temp_dir("dnssec-stray"), "secure.example.com", "13");
+    let wrong_config = signed_example_with(&dir, &key, &delegation(&stray_ds), "wrong.yaml");
+    let (_wrong, wrong) = start_gslb(&wrong_config);
+    let stubs = [("example.com.", wrong), ("secure.example.com.", child)];
+    let bogus = Unbound::start(&dir, &stubs, &[&ds], "");
+    let reply = dig(bogus.port, "host.secure.example.com.", "A");
     assert!(reply.contains("status: SERVFAIL"), "{reply}");
 }

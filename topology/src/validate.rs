@@ -1011,8 +1011,17 @@ fn check_zone_structure(
                 "NS records cannot sit at a wildcard; delegate an explicit name",
             );
         }
+        if *rtype == RecordType::Ds && !cuts.contains(name) {
+            problems.add(
+                path,
+                format!(
+                    "{name} holds a DS record but is not a delegation; DS sits beside the NS records that delegate a signed child zone"
+                ),
+            );
+        }
         for cut in &cuts {
-            if name == cut && *rtype != RecordType::Ns {
+            // The DS RRset is the parent's side of a cut (RFC 4035 §2.4).
+            if name == cut && !matches!(rtype, RecordType::Ns | RecordType::Ds) {
                 problems.add(
                     path,
                     format!(

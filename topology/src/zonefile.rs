@@ -77,6 +77,15 @@ pub fn presentation(data: &RecordData) -> String {
             target,
         } => format!("{priority} {weight} {port} {target}"),
         RecordData::Caa { flags, tag, value } => format!("{flags} {tag} {}", quoted(value)),
+        RecordData::Ds {
+            key_tag,
+            algorithm,
+            digest_type,
+            digest,
+        } => format!(
+            "{key_tag} {algorithm} {digest_type} {}",
+            data_encoding::HEXUPPER.encode(digest)
+        ),
         RecordData::Soa(soa) => format!(
             "{} {} {} {} {} {} {}",
             soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum

@@ -186,18 +186,20 @@ pub(crate) fn respond(
         Outcome::NxDomain => ResponseCode::NXDomain,
         Outcome::Refused => ResponseCode::Refused,
     };
-    reply.needs_additional = resolution.referral;
+    reply.needs_additional = resolution.referral.is_some();
     let Resolution {
         answer,
         authority,
         additional,
         denied,
+        referral,
         ..
     } = resolution;
     reply.answer = to_records(state, answer);
     reply.authority = to_records(state, authority);
     reply.additional = to_records(state, additional);
-    super::signed::secure(state, request, qname, qtype, denied, &mut reply);
+    let findings = super::signed::Findings { denied, referral };
+    super::signed::secure(state, request, qname, qtype, findings, &mut reply);
     if let [query] = request.queries.queries() {
         let asked = query.original().name();
         for section in [

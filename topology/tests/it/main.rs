@@ -199,7 +199,8 @@ fn dangling_references_are_refused() {
 
 #[test]
 fn zone_structure_mistakes_are_refused() {
-    let extra = "        - { name: www, type: A, value: 127.0.0.9 }\n        - { name: api, type: TXT, value: clash }\n        - { name: x.dev, type: TXT, value: occluded }\n        - { name: static, type: A, ttl: 1h, value: 127.0.0.81 }\n        - { name: www.example.org., type: A, value: 127.0.0.1 }\n";
+    let extra = "        - { name: www, type: A, value: 127.0.0.9 }\n        - { name: api, type: TXT, value: clash }\n        - { name: x.dev, type: TXT, value: occluded }\n        - { name: static, type: A, ttl: 1h, value: 127.0.0.81 }\n        - { name: www.example.org., type: A, value: 127.0.0.1 }\n        - { name: static, type: DS, value: \"1 13 2 {digest}\" }\n        - { name: dev, type: DS, value: \"2 13 2 {digest}\" }\n";
+    let extra = extra.replace("{digest}", &"AB".repeat(32));
     let text = example_text().replacen("      records:\n", &format!("      records:\n{extra}"), 1);
     let found = problems(&text).join("\n");
     for expected in [
@@ -208,12 +209,15 @@ fn zone_structure_mistakes_are_refused() {
         "x.dev.example.com. is below the delegation at dev.example.com.",
         "differs from the 3600s of the other static.example.com. A record",
         "www.example.org. is outside zone example.com.",
+        "static.example.com. holds a DS record but is not a delegation",
     ] {
         assert!(
             found.contains(expected),
             "missing {expected:?} in:\n{found}"
         );
     }
+    // A DS beside the delegation's NS records is the parent's to hold.
+    assert!(!found.contains("dev.example.com. is delegated"), "{found}");
 }
 
 #[test]
