@@ -188,7 +188,7 @@ fn explain(topology: topology::Topology, name: &str, client: IpAddr, rtype: &str
         }
     };
     let health = gslb::health::RegionHealth::all_up(topology.regions.len());
-    let state = match gslb::ServingState::new(std::sync::Arc::new(topology), geoip) {
+    let state = match gslb::ServingState::new(std::sync::Arc::new(topology), geoip, None) {
         Ok(state) => state,
         Err(error) => {
             eprintln!("gslb: {error}");
