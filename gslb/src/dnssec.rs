@@ -302,9 +302,17 @@ fn rrsig_labels(owner: &[u8]) -> u8 {
 /// closest name after it, so the NSEC covers nothing but `owner` itself
 /// and no other name of the zone can be learned from it.
 pub fn compact_nsec(owner: &[u8], types: &[u16]) -> Vec<u8> {
-    let mut rdata = Vec::with_capacity(owner.len() + 2 + 34);
-    rdata.extend_from_slice(&[1, 0]);
-    rdata.extend_from_slice(owner);
+    let mut next = Vec::with_capacity(owner.len() + 2);
+    next.extend_from_slice(&[1, 0]);
+    next.extend_from_slice(owner);
+    nsec_rdata(&next, types)
+}
+
+/// The RDATA of an NSEC (RFC 4034 §4.1) whose next name is `next`
+/// (lowercase wire form) and which lists `types`.
+pub fn nsec_rdata(next: &[u8], types: &[u16]) -> Vec<u8> {
+    let mut rdata = Vec::with_capacity(next.len() + 34);
+    rdata.extend_from_slice(next);
     rdata.extend_from_slice(&type_bitmap(types));
     rdata
 }

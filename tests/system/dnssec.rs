@@ -458,3 +458,145 @@ fn delegations_prove_a_signed_child_secure_and_an_unsigned_one_insecure() {
     let reply = dig(bogus.port, "host.secure.example.com.", "A");
     assert!(reply.contains("status: SERVFAIL"), "{reply}");
 }
+
+#[test]
+fn the_exported_signed_zone_passes_ldns_verify_zone() {
+    if !have("ldns-verify-zone", "ldnsutils") {
+        return;
+    }
+    let dir = temp_dir("dnssec-export");
+    let (key, _, _) = keygen(&dir, "13");
+    let (_, _, child_ds) = keygen_for(&dir, "secure.example.com", "13");
+    // A signed delegation (DS) beside the example's unsigned one.
+    let records = format!(
+        "        - {{ name: secure, type: NS, ttl: 1h, value: ns1.secure.example.com. }}
+        - {{ name: ns1.secure, type: A, ttl: 1h, value: 127.0.0.53 }}
+        - {{ name: secure, type: DS, ttl: 1h, value: \"{}\" }}
+",
+        ds_data(&child_ds)
+    );
+    let config = signed_example_with(&dir, &key, &records, "export.yaml");
+    let output = Command::new(binary("gslb"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--zone-file", "example.com.", "--signed"])
+        .output()
+        .unwrap();
+    let zone = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verify = |text: &str| {
+        let file = dir.join("example.com.zone");
+        std::fs::write(&file, text).unwrap();
+        Command::new("ldns-verify-zone")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let verified = verify(&zone);
+    assert!(
+        verified.status.success(),
+        "{}{}\n{zone}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    for expected in [
+        " IN DNSKEY ",
+        " IN DS ",
+        " IN RRSIG DS ",
+        " IN RRSIG A ",
+        " IN NSEC ",
+    ] {
+        assert!(zone.contains(expected), "no {expected:?} in\n{zone}");
+    }
+    // The delegations' NS RRsets and glue go unsigned.
+    assert!(
+        !zone.contains("dev.example.com. 3600 IN RRSIG NS"),
+        "{zone}"
+    );
+    // Data changed after signing no longer verifies.
+    let tampered = zone.replacen("IN A 127.0.0.80", "IN A 127.0.0.81", 1);
+    assert_ne!(tampered, zone);
+    assert!(
+        !verify(&tampered).status.success(),
+        "tampered zone verified"
+    );
+
+    // Unsigned zones have nothing to export signed.
+    let unsigned = Command::new(binary("gslb"))
+        .arg("--config")
+        .arg(examples_dir().join("three-regions.yaml"))
+        .args(["--zone-file", "example.com.", "--signed"])
+        .output()
+        .unwrap();
+    assert_eq!(unsigned.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unsigned.stderr).contains("is not signed"),
+        "{}",
+        String::from_utf8_lossy(&unsigned.stderr)
+    );
+}
+
+#[test]
+fn delv_fully_validates_signed_answers() {
+    if !have("delv", "bind9-dnsutils") {
+        return;
+    }
+    let dir = temp_dir("dnssec-delv");
+    let (key, _, ds) = keygen(&dir, "13");
+    let (_gslb, gslb) = start_gslb(&signed_example(&dir, &key));
+    let fields: Vec<&str> = ds.split_whitespace().collect();
+    let [tag, algorithm, digest_type, digest] = fields[fields.len() - 4..] else {
+        panic!("not a DS: {ds}");
+    };
+    let anchors = dir.join("anchors.conf");
+    std::fs::write(
+        &anchors,
+        format!(
+            "trust-anchors {{\n  example.com. static-ds {tag} {algorithm} {digest_type} \"{digest}\";\n}};\n"
+        ),
+    )
+    .unwrap();
+    let delv = |name: &str, rtype: &str| {
+        let output = Command::new("delv")
+            .arg(format!("@{}", gslb.ip()))
+            .args(["-p", &gslb.port().to_string(), "-a"])
+            .arg(&anchors)
+            .args(["+root=example.com", name, rtype])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    for (name, rtype) in [
+        ("www.example.com.", "A"),
+        ("www.example.com.", "AAAA"),
+        ("static.example.com.", "A"),
+        ("api.example.com.", "A"),
+        ("shop.apps.example.com.", "A"),
+    ] {
+        let reply = delv(name, rtype);
+        assert!(
+            reply.contains("; fully validated"),
+            "{name} {rtype}:\n{reply}"
+        );
+    }
+    // The same answers against a key delv does not trust are refused.
+    let (other, _, _) = keygen(&temp_dir("dnssec-delv-other"), "13");
+    let (_untrusted, untrusted) = start_gslb(&signed_example_with(&dir, &other, "", "other.yaml"));
+    let output = Command::new("delv")
+        .arg(format!("@{}", untrusted.ip()))
+        .args(["-p", &untrusted.port().to_string(), "-a"])
+        .arg(&anchors)
+        .args(["+root=example.com", "static.example.com.", "A"])
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(!reply.contains("; fully validated"), "{reply}");
+}

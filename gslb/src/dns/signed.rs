@@ -176,7 +176,7 @@ fn signed(signer: &ZoneSigner, records: Vec<Record>, now: u32) -> Vec<Record> {
 
 /// RDATA in DNSSEC canonical form: names uncompressed, and lowercase for
 /// the types RFC 4034 §6.2 lists.
-fn canonical_rdata(data: &RData) -> Option<Vec<u8>> {
+pub(super) fn canonical_rdata(data: &RData) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(64);
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_canonical_form(true);
