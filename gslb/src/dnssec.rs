@@ -61,17 +61,19 @@ impl Signers {
             let Some(dnssec) = &zone.dnssec else {
                 continue;
             };
-            let keys = dnssec
-                .keys
-                .iter()
-                .map(|path| ZoneKey::read(path))
-                .collect::<Result<Vec<_>, _>>()?;
+            let read = |files: &[std::path::PathBuf]| {
+                files
+                    .iter()
+                    .map(|path| ZoneKey::read(path))
+                    .collect::<Result<Vec<_>, _>>()
+            };
             let mut signer = ZoneSigner::new(
                 zone.origin.clone(),
-                keys,
+                read(&dnssec.keys)?,
                 dnssec.signature_validity,
                 dnssec.refresh,
             );
+            signer.published = read(&dnssec.published)?;
             if let Some(before) = previous.and_then(|p| p.get(zone.origin.wire())) {
                 signer.adopt_cache(before);
             }
@@ -101,7 +103,11 @@ impl Signers {
 /// One signed zone's keys and signature cache.
 pub struct ZoneSigner {
     origin: DomainName,
+    /// The keys that sign.
     keys: Vec<ZoneKey>,
+    /// Keys in the DNSKEY RRset that do not sign (a rollover's next or
+    /// previous key).
+    published: Vec<ZoneKey>,
     validity: u32,
     refresh: u32,
     /// Shared with the signer of the same keys in the next state, so a
@@ -132,11 +138,12 @@ pub struct CanonicalRrset {
 
 impl ZoneSigner {
     /// A signer for the zone at `origin` signing with `keys`, with an
-    /// empty cache.
+    /// empty cache and no other key published.
     pub fn new(origin: DomainName, keys: Vec<ZoneKey>, validity: u32, refresh: u32) -> ZoneSigner {
         ZoneSigner {
             origin,
             keys,
+            published: Vec::new(),
             validity,
             refresh,
             cache: Arc::default(),
@@ -162,9 +169,13 @@ impl ZoneSigner {
         &self.origin
     }
 
-    /// The DNSKEY RDATA of each key, for the apex DNSKEY RRset.
+    /// The DNSKEY RDATA of each key, signing or only published, for the
+    /// apex DNSKEY RRset.
     pub fn dnskeys(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.keys.iter().map(ZoneKey::dnskey_rdata)
+        self.keys
+            .iter()
+            .chain(&self.published)
+            .map(ZoneKey::dnskey_rdata)
     }
 
     /// The RRSIG RDATA over `rrset`, one per key, valid at `now` (seconds

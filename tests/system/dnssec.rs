@@ -100,11 +100,12 @@ fn signed_example(dir: &Path, key: &Path) -> PathBuf {
 /// As [`signed_example`], with `records` (YAML lines) added to the zone,
 /// written to `file` in `dir`.
 fn signed_example_with(dir: &Path, key: &Path, records: &str, file: &str) -> PathBuf {
-    example_signed_as(dir, &dnssec_block(&[key]), records, file)
+    example_signed_as(dir, &dnssec_block(&[key], &[]), records, file)
 }
 
-/// The lines of a `dnssec:` block signing with `keys`.
-fn dnssec_block(keys: &[&Path]) -> String {
+/// The lines of a `dnssec:` block signing with `keys` and publishing
+/// `published` as well.
+fn dnssec_block(keys: &[&Path], published: &[&Path]) -> String {
     let list = |files: &[&Path]| {
         files
             .iter()
@@ -112,7 +113,11 @@ fn dnssec_block(keys: &[&Path]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    format!("        keys: [{}]\n", list(keys))
+    format!(
+        "        keys: [{}]\n        published: [{}]\n",
+        list(keys),
+        list(published)
+    )
 }
 
 /// The example topology with `dnssec` (the block's lines) and `records`
@@ -456,6 +461,103 @@ fn delegations_prove_a_signed_child_secure_and_an_unsigned_one_insecure() {
     let stubs = [("example.com.", wrong), ("secure.example.com.", child)];
     let bogus = Unbound::start(&dir, &stubs, &[&ds], "");
     let reply = dig(bogus.port, "host.secure.example.com.", "A");
+    assert!(reply.contains("status: SERVFAIL"), "{reply}");
+}
+
+/// The key tag a DS record names.
+fn ds_tag(ds: &str) -> String {
+    ds_data(ds).split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn unbound_keeps_validating_through_a_pre_publish_rollover() {
+    if !have("unbound", "unbound")
+        || !have("unbound-control", "unbound")
+        || !have("dig", "bind9-dnsutils")
+    {
+        return;
+    }
+    let dir = temp_dir("dnssec-rollover");
+    let (old, _, old_ds) = keygen(&dir, "13");
+    let (new, _, new_ds) = keygen(&dir, "13");
+    let config = example_signed_as(&dir, &dnssec_block(&[&old], &[]), "", "rollover.yaml");
+    let (mut gslb_daemon, gslb) = start_gslb(&config);
+    let mut reload = |keys: &[&Path], published: &[&Path]| {
+        example_signed_as(&dir, &dnssec_block(keys, published), "", "rollover.yaml");
+        gslb_daemon.wait_for("configuration reloaded");
+    };
+    // The parent holds both DS records through the rollover (a CSK's
+    // double-DS: the new one added before the new key signs).
+    let unbound = Unbound::start(&dir, &[("example.com.", gslb)], &[&old_ds, &new_ds], "");
+    let check = |step: &str, names: &[(&str, &str)]| {
+        for (name, rtype) in names {
+            let reply = dig(unbound.port, name, rtype);
+            assert!(
+                is_secure(&reply) && reply.contains("status: NOERROR"),
+                "{step}: {name} {rtype} is not secure:\n{reply}"
+            );
+        }
+    };
+    let signer_of = |name: &str| {
+        let reply = dig_at(gslb, name, "A");
+        reply
+            .lines()
+            .find(|l| l.contains("\tRRSIG\tA "))
+            .unwrap_or_else(|| panic!("no RRSIG:\n{reply}"))
+            .to_owned()
+    };
+
+    check(
+        "old key signing",
+        &[("static.example.com.", "A"), ("www.example.com.", "A")],
+    );
+
+    // 1. Publish the new key; the old one still signs.
+    reload(&[&old], &[&new]);
+    check(
+        "new key published",
+        &[("static.example.com.", "A"), ("mail.example.com.", "A")],
+    );
+    // The DNSKEY TTL passes: resolvers now hold both keys.
+    unbound.flush_zone("example.com.");
+    let keys = dig(unbound.port, "example.com.", "DNSKEY");
+    assert_eq!(keys.matches("\tDNSKEY\t257 3 13 ").count(), 2, "{keys}");
+    check("new key published", &[("www.example.com.", "A")]);
+
+    // 2. The new key signs, the old one stays published. Unbound's cached
+    // key set validates the new signatures at once, and the answers it
+    // cached under the old key stay good.
+    reload(&[&new], &[&old]);
+    assert!(
+        signer_of("static.example.com.").contains(&format!(" {} example.com. ", ds_tag(&new_ds))),
+        "the new key does not sign yet"
+    );
+    check(
+        "new key signing",
+        &[
+            ("static.example.com.", "A"),
+            ("mail.example.com.", "AAAA"),
+            ("nope.example.com.", "A"),
+            ("example.com.", "MX"),
+        ],
+    );
+
+    // 3. Once the largest TTL has passed, the old key goes.
+    reload(&[&new], &[]);
+    check("old key removed", &[("static.example.com.", "AAAA")]);
+    unbound.flush_zone("example.com.");
+    let keys = dig(unbound.port, "example.com.", "DNSKEY");
+    assert_eq!(keys.matches("\tDNSKEY\t257 3 13 ").count(), 1, "{keys}");
+    check(
+        "old key removed",
+        &[("static.example.com.", "A"), ("www.example.com.", "A")],
+    );
+
+    // What the pre-publish step prevents: switching straight to a key the
+    // resolver has not seen makes new answers bogus until its cached key
+    // set expires.
+    reload(&[&old], &[]);
+    let reply = dig(unbound.port, "mail.example.com.", "A");
     assert!(reply.contains("status: SERVFAIL"), "{reply}");
 }
 

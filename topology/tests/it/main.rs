@@ -289,3 +289,45 @@ fn name_servers_talking_over_the_network_need_a_peer_key() {
             .is_none()
     );
 }
+
+#[test]
+fn rollover_keys_are_checked_like_signing_keys() {
+    use topology::dnssec::{Algorithm, ZoneKey};
+    let dir = std::env::temp_dir().join(format!("topology-rollover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let origin = topology::DomainName::parse_absolute("example.com.").unwrap();
+    let signing = ZoneKey::generate(&origin, Algorithm::EcdsaP256Sha256, &dir).unwrap();
+    let next = ZoneKey::generate(&origin, Algorithm::EcdsaP256Sha256, &dir).unwrap();
+    let other = ZoneKey::generate(&origin, Algorithm::Ed25519, &dir).unwrap();
+    let load = |keys: &[&ZoneKey], published: &[&ZoneKey]| {
+        let list = |ks: &[&ZoneKey]| {
+            ks.iter()
+                .map(|k| format!("\"{}\"", k.path().display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let text = example_text().replacen(
+            "    - origin: example.com.\n",
+            &format!(
+                "    - origin: example.com.\n      dnssec:\n        keys: [{}]\n        published: [{}]\n",
+                list(keys),
+                list(published)
+            ),
+            1,
+        );
+        let path = dir.join("topology.yaml");
+        topology::parse_file(&text, &path)
+    };
+    let zone = load(&[&signing], &[&next]).unwrap();
+    let dnssec = zone.dns.zones[0].dnssec.as_ref().unwrap();
+    assert_eq!(dnssec.published, [next.path()]);
+
+    let message = load(&[&signing], &[&signing]).unwrap_err().to_string();
+    assert!(message.contains("dnssec.published[0]"), "{message}");
+    assert!(message.contains("listed twice"), "{message}");
+    // A published key of an algorithm that signs nothing would make
+    // strict resolvers fail the zone.
+    let message = load(&[&signing], &[&other]).unwrap_err().to_string();
+    assert!(message.contains("algorithm 15 signs nothing"), "{message}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
