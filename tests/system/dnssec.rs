@@ -1,13 +1,19 @@
 //! DNSSEC as a user meets it: a key from `gtm dnssec keygen`, its DS
 //! checked against ldns, gslb serving the example zone signed, and a real
 //! validating Unbound, with the DS as its trust anchor, resolving every
-//! kind of answer as secure — and a key it does not trust as bogus.
+//! kind of answer as secure — and a key it does not trust as bogus; signed
+//! and unsigned children below delegations; a pre-publish key rollover
+//! driven by reloads; delv's validation; the exported signed zone through
+//! ldns-verify-zone; and geo answers with ECS through Unbound's
+//! subnetcache, one upstream query per returned scope.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use system_tests::{Daemon, binary, examples_dir, free_port, json, start_gslb, temp_dir};
+use system_tests::{
+    Daemon, Gslb, binary, examples_dir, free_port, healthy_region, http, json, start_gslb, temp_dir,
+};
 
 /// Whether `tool` runs; in CI it must (`.ci/run` installs it).
 fn have(tool: &str, package: &str) -> bool {
@@ -701,4 +707,134 @@ fn delv_fully_validates_signed_answers() {
         .unwrap();
     let reply = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
     assert!(!reply.contains("; fully validated"), "{reply}");
+}
+
+/// A topology with the signed zone example.com, whose `www` is answered
+/// with the nearer of two healthy regions (us-east 127.0.1.1, eu-west
+/// 127.0.2.1), written to `dir`.
+fn two_region_topology(dir: &Path, key: &Path) -> PathBuf {
+    let mut text = format!(
+        "dns:
+  nodes: [{{ name: ns1, listen: [\"127.0.0.1:53\"] }}]
+  zones:
+    - origin: example.com.
+      soa: {{ mname: ns1.example.com., rname: hostmaster@example.com }}
+      dnssec: {{ keys: [\"{}\"] }}
+      records:
+        - {{ name: \"@\", type: NS, value: ns1.example.com. }}
+        - {{ name: ns1, type: A, value: 127.0.0.1 }}
+      geo:
+        - {{ name: www, regions: [us-east, eu-west], ttl: 60s }}
+regions:
+",
+        key.display()
+    );
+    for (name, place, ip) in [
+        ("us-east", "39.04, lon: -77.49", "127.0.1.1"),
+        ("eu-west", "53.35, lon: -6.26", "127.0.2.1"),
+    ] {
+        let health = healthy_region(ip);
+        text.push_str(&format!(
+            "  {name}:\n    location: {{ lat: {place} }}\n    vip: {{ ipv4: {ip}, ports: {{ http: {} }} }}\n    health: {{ path: /health, interval: 200ms, timeout: 150ms, rise: 1, fall: 2 }}\n",
+            health.port()
+        ));
+    }
+    let path = dir.join("two-regions.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The geo answers gslb has given (queries counted with a region).
+fn geo_answers(admin: SocketAddr) -> f64 {
+    let scrape = http::get(admin, "/metrics").unwrap().text();
+    scrape
+        .lines()
+        .filter(|l| l.starts_with("gslb_queries_total{") && !l.contains("region=\"\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The scope of the CLIENT-SUBNET option in a `dig` reply
+/// (`; CLIENT-SUBNET: 81.2.69.0/24/14`).
+fn scope_of(reply: &str) -> u8 {
+    reply
+        .lines()
+        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
+        .and_then(|ecs| ecs.rsplit('/').next()?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no client subnet scope in\n{reply}"))
+}
+
+#[test]
+fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
+    if !have("unbound", "unbound") || !have("dig", "bind9-dnsutils") {
+        return;
+    }
+    let dir = temp_dir("dnssec-subnetcache");
+    let (key, _, ds) = keygen(&dir, "13");
+    let gslb = Gslb::start(
+        &two_region_topology(&dir, &key),
+        &dir.join("state.json"),
+        &[],
+    );
+    let unbound = Unbound::start(
+        &dir,
+        &[("example.com.", gslb.dns)],
+        &[&ds],
+        "    module-config: \"subnetcache validator iterator\"
+    send-client-subnet: 127.0.0.1
+    client-subnet-always-forward: yes
+    max-client-subnet-ipv4: 24
+",
+    );
+    let ask = |subnet: &str| {
+        let output = Command::new("dig")
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &unbound.port.to_string(),
+                "+dnssec",
+                "+tries=1",
+                "+time=5",
+                &format!("+subnet={subnet}"),
+                "www.example.com.",
+                "A",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let in_region = |reply: &str, vip: &str| {
+        assert!(is_secure(reply), "not secure:\n{reply}");
+        assert!(
+            reply.contains(&format!("IN\tA\t{vip}")),
+            "not {vip}:\n{reply}"
+        );
+    };
+
+    // A client in the United Kingdom: eu-west, validated, asked upstream
+    // (once, or more if Unbound retried on a busy machine).
+    let before = geo_answers(gslb.admin);
+    let first = ask("81.2.69.0/24");
+    in_region(&first, "127.0.2.1");
+    let after_first = geo_answers(gslb.admin);
+    assert!(after_first > before, "Unbound did not ask gslb");
+
+    // Another /24 inside the scope gslb returned (81.2.68.0 shares a /23
+    // with 81.2.69.0): served from the resolver's cache.
+    let scope = scope_of(&first);
+    assert!(
+        scope <= 23,
+        "scope /{scope}: gslb's answer holds for no other /24"
+    );
+    in_region(&ask("81.2.68.0/24"), "127.0.2.1");
+    assert_eq!(
+        geo_answers(gslb.admin),
+        after_first,
+        "a client inside the returned /{scope} cost another upstream query"
+    );
+
+    // A client in the United States is outside it: its own question, its
+    // own (validated) answer.
+    in_region(&ask("8.8.8.0/24"), "127.0.1.1");
+    assert!(geo_answers(gslb.admin) > after_first, "not asked upstream");
 }
