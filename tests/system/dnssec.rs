@@ -243,17 +243,22 @@ impl Unbound {
 
 /// `dig +dnssec` through the resolver on `port`: the whole output.
 fn dig(port: u16, name: &str, rtype: &str) -> String {
+    dig_via(SocketAddr::from(([127, 0, 0, 1], port)), &[], name, rtype)
+}
+
+/// `dig +dnssec` with `options` at `server`: the whole output.
+fn dig_via(server: SocketAddr, options: &[&str], name: &str, rtype: &str) -> String {
     let output = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
         .args([
-            "@127.0.0.1",
             "-p",
-            &port.to_string(),
+            &server.port().to_string(),
             "+dnssec",
             "+tries=1",
             "+time=5",
-            name,
-            rtype,
         ])
+        .args(options)
+        .args([name, rtype])
         .output()
         .unwrap();
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -359,21 +364,7 @@ fn child_topology(dir: &Path, key: &Path) -> PathBuf {
 
 /// `dig +dnssec +norec` straight at an authoritative server.
 fn dig_at(server: SocketAddr, name: &str, rtype: &str) -> String {
-    let output = Command::new("dig")
-        .args([
-            &format!("@{}", server.ip()),
-            "-p",
-            &server.port().to_string(),
-            "+dnssec",
-            "+norec",
-            "+tries=1",
-            "+time=5",
-            name,
-            rtype,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    dig_via(server, &["+norec"], name, rtype)
 }
 
 /// The lines of `reply`'s AUTHORITY section.
@@ -786,22 +777,10 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
     max-client-subnet-ipv4: 24
 ",
     );
+    let resolver = SocketAddr::from(([127, 0, 0, 1], unbound.port));
     let ask = |subnet: &str| {
-        let output = Command::new("dig")
-            .args([
-                "@127.0.0.1",
-                "-p",
-                &unbound.port.to_string(),
-                "+dnssec",
-                "+tries=1",
-                "+time=5",
-                &format!("+subnet={subnet}"),
-                "www.example.com.",
-                "A",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        let subnet = format!("+subnet={subnet}");
+        dig_via(resolver, &[&subnet], "www.example.com.", "A")
     };
     let in_region = |reply: &str, vip: &str| {
         assert!(is_secure(reply), "not secure:\n{reply}");

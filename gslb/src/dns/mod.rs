@@ -13,6 +13,7 @@ mod export;
 mod handler;
 mod raw;
 pub(crate) mod records;
+mod reply;
 mod signed;
 mod template;
 

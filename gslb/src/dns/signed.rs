@@ -17,8 +17,8 @@ use hickory_server::server::Request;
 use topology::dnssec::DNSKEY_TTL;
 use topology::{DomainName, RecordType};
 
-use super::handler::Reply;
 use super::records::{to_name, to_wire};
+use super::reply::Reply;
 use crate::dnssec::{
     CanonicalRrset, DNSKEY, NSEC, NXNAME, RRSIG, ZoneSigner, compact_nsec, unix_now,
 };
