@@ -10,8 +10,9 @@
 //! starts an hour in the past (clocks are never quite in step), ends
 //! `signature_validity` after it was made, and is made anew once less than
 //! `refresh` remains — by the background task ([`Signers::refresh_due`])
-//! before any query finds it due, so queries rarely pay for signing. A
-//! reload that keeps a zone's keys and validity keeps its signatures.
+//! before any query finds it due, so queries rarely pay for signing (or
+//! dropped, if no query used it since it was made). A reload that keeps
+//! a zone's keys and validity keeps its signatures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -121,6 +122,9 @@ struct Signed {
     /// What was signed, to sign it anew in the background.
     rrset: Arc<CanonicalRrset>,
     rrsigs: Arc<[Vec<u8>]>,
+    /// Whether a query has used it since it was made: one nobody asked
+    /// for is dropped when it comes due instead of being made anew.
+    used: bool,
 }
 
 /// An RRset in canonical form (RFC 4034 §6): lowercase owner in wire
@@ -186,14 +190,15 @@ impl ZoneSigner {
         rrset.rdata.sort();
         rrset.rdata.dedup();
         let key = cache_key(&rrset);
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(signed) = cache.get(&key)
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(signed) = cache.get_mut(&key)
             && !self.due(signed, now)
         {
+            signed.used = true;
             return signed.rrsigs.clone();
         }
         drop(cache);
-        self.sign_anew(key, Arc::new(rrset), now)
+        self.sign_anew(key, Arc::new(rrset), now, true)
     }
 
     /// Whether `signed` has `refresh` or less left at `now`.
@@ -201,8 +206,15 @@ impl ZoneSigner {
         signed.expiration.wrapping_sub(now) as i32 <= self.refresh as i32
     }
 
-    /// Signs `rrset` (cached under `key`) at `now` and caches the result.
-    fn sign_anew(&self, key: Vec<u8>, rrset: Arc<CanonicalRrset>, now: u32) -> Arc<[Vec<u8>]> {
+    /// Signs `rrset` (cached under `key`) at `now` and caches the result,
+    /// marked `used` if a query asked for it.
+    fn sign_anew(
+        &self,
+        key: Vec<u8>,
+        rrset: Arc<CanonicalRrset>,
+        now: u32,
+        used: bool,
+    ) -> Arc<[Vec<u8>]> {
         let inception = now.wrapping_sub(INCEPTION_SKEW);
         let expiration = now.wrapping_add(self.validity);
         let rrsigs: Arc<[Vec<u8>]> = self
@@ -220,25 +232,28 @@ impl ZoneSigner {
                 expiration,
                 rrset,
                 rrsigs: rrsigs.clone(),
+                used,
             },
         );
         rrsigs
     }
 
-    /// [`Signers::refresh_due`] for this zone. The lock is held only to
-    /// list what is due, not while signing.
+    /// [`Signers::refresh_due`] for this zone: what is due is made anew
+    /// if a query used it since it was made, and dropped otherwise (an
+    /// RRset no longer answered, a geo answer no longer given). The lock
+    /// is held only to sort what is due, not while signing.
     fn refresh_due(&self, now: u32, lead: u32) -> usize {
         let at = now.wrapping_add(lead);
-        let due: Vec<(Vec<u8>, Arc<CanonicalRrset>)> = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|_, signed| signed.used || !self.due(signed, at));
+        let due: Vec<(Vec<u8>, Arc<CanonicalRrset>)> = cache
             .iter()
             .filter(|(_, signed)| self.due(signed, at))
             .map(|(key, signed)| (key.clone(), signed.rrset.clone()))
             .collect();
+        drop(cache);
         for (key, rrset) in &due {
-            self.sign_anew(key.clone(), rrset.clone(), now);
+            self.sign_anew(key.clone(), rrset.clone(), now, false);
         }
         due.len()
     }
@@ -410,6 +425,13 @@ mod tests {
         let later = signer.sign(rrset(), t1 + 3600);
         assert_eq!(expiration(&first[0]), t0 + 7 * 86_400);
         assert_eq!(expiration(&later[0]), t1 + 7 * 86_400);
+        // That query used it, so it is made anew when next due; nobody
+        // asks for it afterwards, so the time after it is dropped.
+        let t2 = t1 + 6 * 86_400 - 1800;
+        assert_eq!(signer.refresh_due(t2, 3600), 1);
+        let t3 = t2 + 6 * 86_400 - 1800;
+        assert_eq!(signer.refresh_due(t3, 3600), 0);
+        assert!(signer.cache.lock().unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
