@@ -624,12 +624,23 @@ fn validate_dnssec(raw: &RawDnssec, path: &str, problems: &mut Problems) -> Dnss
             "no keys; create one with `gtm dnssec keygen ZONE` and list its file here",
         );
     }
-    for (index, key) in raw.keys.iter().enumerate() {
-        if key.is_empty() {
-            problems.add(
-                format!("{path}.keys[{index}]"),
-                "is empty; write the path of a key file",
-            );
+    for (list, files) in [("keys", &raw.keys), ("published", &raw.published)] {
+        for (index, key) in files.iter().enumerate() {
+            if key.is_empty() {
+                problems.add(
+                    format!("{path}.{list}[{index}]"),
+                    "is empty; write the path of a key file",
+                );
+            } else if files[..index].contains(key)
+                || (list == "published" && raw.keys.contains(key))
+            {
+                problems.add(
+                    format!("{path}.{list}[{index}]"),
+                    format!(
+                        "{key:?} is listed twice; a key either signs (`keys`) or is only published (`published`)"
+                    ),
+                );
+            }
         }
     }
     let signature_validity = ttl_field(
@@ -660,6 +671,7 @@ fn validate_dnssec(raw: &RawDnssec, path: &str, problems: &mut Problems) -> Dnss
     }
     Dnssec {
         keys: raw.keys.iter().map(Into::into).collect(),
+        published: raw.published.iter().map(Into::into).collect(),
         signature_validity,
         refresh,
     }
@@ -1020,8 +1032,17 @@ fn check_zone_structure(
                 "NS records cannot sit at a wildcard; delegate an explicit name",
             );
         }
+        if *rtype == RecordType::Ds && !cuts.contains(name) {
+            problems.add(
+                path,
+                format!(
+                    "{name} holds a DS record but is not a delegation; DS sits beside the NS records that delegate a signed child zone"
+                ),
+            );
+        }
         for cut in &cuts {
-            if name == cut && *rtype != RecordType::Ns {
+            // The DS RRset is the parent's side of a cut (RFC 4035 §2.4).
+            if name == cut && !matches!(rtype, RecordType::Ns | RecordType::Ds) {
                 problems.add(
                     path,
                     format!(

@@ -46,7 +46,7 @@ impl Server {
         let topology = topology::parse(&text, "<rrl test>").expect("test topology is valid");
         let geoip = Arc::new(gslb::open_geoip(&topology).unwrap());
         let regions = topology.regions.len();
-        let state = ServingState::new(Arc::new(topology), geoip).unwrap();
+        let state = ServingState::new(Arc::new(topology), geoip, None).unwrap();
         let listeners = gslb::Listeners::bind(&["127.0.0.1:0".parse().unwrap()], None)
             .await
             .unwrap();
