@@ -38,6 +38,67 @@ impl Problems {
     }
 }
 
+/// Where a value was written, for the problems found in it: a field of
+/// the topology file, or a line of a zone file (reported under the
+/// topology field that names the file, with the file and line).
+#[derive(Clone, Debug)]
+pub(crate) enum Place {
+    /// A field path, such as `dns.zones[0].records[3]`.
+    Field(String),
+    /// A line of a zone file.
+    Line {
+        /// The topology field naming the file: `dns.zones[0].file`.
+        field: String,
+        /// The file (an included one, maybe).
+        file: String,
+        /// 1-based.
+        line: usize,
+    },
+}
+
+impl Place {
+    /// The problem path for the part `sub` of the value (`""`: the value
+    /// itself). A zone-file line has no sub-fields: its field is the path.
+    pub(crate) fn path(&self, sub: &str) -> String {
+        match self {
+            Place::Field(path) if sub.is_empty() => path.clone(),
+            Place::Field(path) => format!("{path}.{sub}"),
+            Place::Line { field, .. } => field.clone(),
+        }
+    }
+
+    /// Adds a problem with the part `sub` of the value.
+    pub(crate) fn add(&self, problems: &mut Problems, sub: &str, message: impl Into<String>) {
+        let message = message.into();
+        let message = match self {
+            Place::Field(_) => message,
+            Place::Line { file, line, .. } => format!("{file} line {line}: {message}"),
+        };
+        problems.add(self.path(sub), message);
+    }
+
+    /// Records the error of `result` as a problem with the part `sub`.
+    pub(crate) fn check<T>(
+        &self,
+        problems: &mut Problems,
+        sub: &str,
+        result: Result<T, impl fmt::Display>,
+    ) -> Option<T> {
+        result
+            .map_err(|e| self.add(problems, sub, e.to_string()))
+            .ok()
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Field(path) => f.write_str(path),
+            Place::Line { file, line, .. } => write!(f, "{file} line {line}"),
+        }
+    }
+}
+
 /// A scalar the author may have written as a string, a number or a
 /// boolean (`value: 10` for a TXT, `ttl: 300`): kept as text for stage two.
 #[derive(Debug, Clone, Deserialize)]

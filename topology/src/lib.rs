@@ -18,7 +18,8 @@
 //! - `locate`: field path → line number, for error messages.
 //! - [`secret`]: reading a key file the topology names, refused when
 //!   others can reach it.
-//! - [`zonefile`]: a zone written out as an RFC 1035 master file.
+//! - [`zonefile`]: a zone written out as an RFC 1035 master file;
+//!   [`masterfile`]: a zone's records read in from one (`file:`).
 //! - [`dnssec`]: DNSSEC key files (read, checked, created; DNSKEY and DS).
 //!
 //! The schema is documented in `docs/topology.md` at the repository root.
@@ -29,6 +30,7 @@ mod field;
 pub mod health;
 pub mod hosts;
 mod locate;
+pub mod masterfile;
 pub mod model;
 pub mod name;
 mod placement;
@@ -123,7 +125,7 @@ pub fn load(path: &Path) -> Result<Topology, LoadError> {
 /// `path`, exactly as [`load`] does, for a caller that needs the bytes it
 /// read as well (gslb hashes them into the config version).
 pub fn parse_file(text: &str, path: &Path) -> Result<Topology, LoadError> {
-    let mut topology = parse(text, &path.display().to_string())?;
+    let mut topology = parse_in(text, &path.display().to_string(), path.parent())?;
     // A relative database path is relative to the topology file.
     if let model::GeoIpSource::File(db) = &mut topology.dns.geoip
         && db.is_relative()
@@ -197,11 +199,28 @@ fn check_dnssec_keys(topology: &mut Topology, text: &str, path: &Path) -> Result
 }
 
 /// Parses and validates topology text; `source_name` names it in errors.
+/// Zone files it names (`file:`) are read relative to the current
+/// directory ([`parse_file`] reads them relative to the topology file).
 pub fn parse(text: &str, source_name: &str) -> Result<Topology, LoadError> {
-    let raw: raw::RawTopology = serde_yaml::from_str(text).map_err(|e| LoadError::Syntax {
+    parse_in(text, source_name, None)
+}
+
+/// [`parse`], with zone files read relative to `dir`.
+fn parse_in(text: &str, source_name: &str, dir: Option<&Path>) -> Result<Topology, LoadError> {
+    let mut raw: raw::RawTopology = serde_yaml::from_str(text).map_err(|e| LoadError::Syntax {
         source_name: source_name.to_owned(),
         message: e.to_string(),
     })?;
+    // Zone files are read before stage two, which checks their records
+    // with the YAML ones (a bad origin is reported there, not here).
+    for zone in &mut raw.dns.zones {
+        if let Some(file) = zone.file.as_deref().filter(|f| !f.is_empty())
+            && let Ok(origin) = DomainName::parse_absolute(&zone.origin)
+        {
+            let path = dir.map_or_else(|| file.into(), |dir| dir.join(file));
+            zone.master = Some(masterfile::read(&path, &origin));
+        }
+    }
     validate::validate(raw).map_err(|problems| LoadError::Invalid {
         source_name: source_name.to_owned(),
         problems: problems

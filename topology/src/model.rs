@@ -45,6 +45,16 @@ impl Topology {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    /// Every file besides the topology file that its contents were read
+    /// from (zone files and their includes): a change to any of them is a
+    /// change to the topology, to be reloaded like one.
+    pub fn source_files(&self) -> impl Iterator<Item = &std::path::Path> {
+        self.dns
+            .zones
+            .iter()
+            .flat_map(|zone| zone.files.iter().map(PathBuf::as_path))
+    }
+
     /// The region named `name`.
     pub fn region_by_name(&self, name: &str) -> Option<RegionId> {
         self.regions
@@ -170,6 +180,9 @@ pub struct Zone {
     pub geo: Vec<GeoName>,
     /// Online signing, if the zone is signed.
     pub dnssec: Option<Dnssec>,
+    /// The zone files its records were read from (`file:` and what it
+    /// includes); empty when all are in the topology file.
+    pub files: Vec<PathBuf>,
 }
 
 /// How a signed zone is signed (`dns.zones[].dnssec`).

@@ -126,11 +126,20 @@ pub struct RawZone {
     /// TTL for records that do not set one (default `1h`).
     #[serde(default)]
     pub default_ttl: Option<Scalar>,
-    /// The SOA fields.
-    pub soa: RawSoa,
+    /// The SOA fields; absent when the zone file holds the SOA.
+    #[serde(default)]
+    pub soa: Option<RawSoa>,
     /// Static records.
     #[serde(default)]
     pub records: Vec<RawRecord>,
+    /// A BIND-format zone file whose records join `records` (relative to
+    /// the topology file).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// That file as read (filled in by the loader before stage two, which
+    /// checks its records like `records`).
+    #[serde(skip)]
+    pub master: Option<crate::masterfile::MasterFile>,
     /// Names answered per client from the regions.
     #[serde(default)]
     pub geo: Vec<RawGeo>,

@@ -281,6 +281,23 @@ impl RecordData {
     }
 }
 
+impl RecordData {
+    /// TXT data from the character strings of a zone file's record, one
+    /// per quoted (or bare) field; a string over 255 bytes is split as a
+    /// long YAML value is.
+    pub fn txt(strings: &[Vec<u8>]) -> Result<Self, String> {
+        if strings.is_empty() {
+            return Err("TXT data needs at least one string; write e.g. \"v=spf1 -all\"".into());
+        }
+        Ok(RecordData::Txt(
+            strings
+                .iter()
+                .flat_map(|s| split_character_strings(s))
+                .collect(),
+        ))
+    }
+}
+
 fn number<T: FromStr>(text: &str, what: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("{what} {text:?} is not a number in range"))

@@ -6,17 +6,18 @@ use std::net::SocketAddr;
 
 use crate::duration::parse_ttl;
 pub use crate::field::Problem;
-use crate::field::{Problems, Scalar};
+use crate::field::{Place, Problems, Scalar};
 use geo_data::{Continent, CountryCode, Prefix};
 
+use crate::masterfile::{MasterFile, RawFileRecord, duration_text};
 use crate::model::{
     AllDown, Coordinates, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy, Overrides, RateLimit,
     Record, Region, RegionId, Topology, Vip, Zone,
 };
 use crate::name::DomainName;
 use crate::raw::{
-    RawAllDown, RawDnssec, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRecord, RawRegion,
-    RawSoa, RawTopology, RawZone,
+    RawAllDown, RawDnssec, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRegion, RawSoa,
+    RawTopology, RawZone,
 };
 use crate::rdata::{RecordData, RecordType, Soa};
 
@@ -560,9 +561,22 @@ fn validate_node(
 }
 
 fn ttl_field(problems: &mut Problems, path: String, value: Option<&Scalar>, default: u32) -> u32 {
+    place_ttl(problems, &Place::Field(path), "", value, default)
+}
+
+/// A TTL field of a value written at `place`: `default` when absent.
+fn place_ttl(
+    problems: &mut Problems,
+    place: &Place,
+    sub: &str,
+    value: Option<&Scalar>,
+    default: u32,
+) -> u32 {
     match value {
         None => default,
-        Some(value) => problems.check(path, parse_ttl(&value.text())).unwrap_or(0),
+        Some(value) => place
+            .check(problems, sub, parse_ttl(&value.text()))
+            .unwrap_or(0),
     }
 }
 
@@ -583,15 +597,65 @@ fn validate_zone(
         raw.default_ttl.as_ref(),
         DEFAULT_TTL,
     );
-    let (soa, soa_ttl) = validate_soa(&raw.soa, &origin, default_ttl, path, problems);
-
     let mut records = Vec::new();
     for (index, record) in raw.records.iter().enumerate() {
-        let rpath = format!("{path}.records[{index}]");
-        if let Some(record) = validate_record(record, &origin, default_ttl, &rpath, problems) {
-            records.push((rpath, record));
+        let place = Place::Field(format!("{path}.records[{index}]"));
+        let value = record.value.text();
+        if let Some(record) = validate_record(
+            &place,
+            &record.name,
+            record.ttl.as_ref(),
+            &record.rtype,
+            &origin,
+            default_ttl,
+            problems,
+            |rtype| RecordData::parse(rtype, &value, &origin),
+        ) {
+            records.push((place, record));
         }
     }
+    let file_soa = match (&raw.file, &raw.master) {
+        (Some(file), _) if file.is_empty() => {
+            problems.add(
+                format!("{path}.file"),
+                "is empty; write the path of a BIND-format zone file, or remove `file:`",
+            );
+            None
+        }
+        (_, Some(master)) => zone_file_records(
+            master,
+            &origin,
+            default_ttl,
+            &format!("{path}.file"),
+            &mut records,
+            problems,
+        ),
+        _ => None,
+    };
+    let (soa, soa_ttl) = match (&raw.soa, file_soa) {
+        (Some(soa), None) => validate_soa(
+            soa,
+            &origin,
+            default_ttl,
+            &Place::Field(format!("{path}.soa")),
+            problems,
+        ),
+        (None, Some(file_soa)) => file_soa,
+        (Some(_), Some(_)) => {
+            problems.add(
+                format!("{path}.soa"),
+                "the zone file has an SOA record too; keep one: remove `soa:` (the file's SOA is then served) or the file's SOA record",
+            );
+            (None, 0)
+        }
+        (None, None) => {
+            problems.add(
+                format!("{path}.soa"),
+                "the zone has no SOA; add a `soa:` block (mname, rname), or an SOA record at the apex of its zone `file:`",
+            );
+            (None, 0)
+        }
+    };
     let mut geo = Vec::new();
     for (index, name) in raw.geo.iter().enumerate() {
         let gpath = format!("{path}.geo[{index}]");
@@ -612,6 +676,11 @@ fn validate_zone(
         records: records.into_iter().map(|(_, r)| r).collect(),
         geo: geo.into_iter().map(|(_, g)| g).collect(),
         dnssec,
+        files: raw
+            .master
+            .as_ref()
+            .map(|m| m.files.clone())
+            .unwrap_or_default(),
     })
 }
 
@@ -677,16 +746,18 @@ fn validate_dnssec(raw: &RawDnssec, path: &str, problems: &mut Problems) -> Dnss
     }
 }
 
+/// The SOA written at `place`: a `soa:` block, or a zone file's SOA
+/// record turned into one (so both meet the same rules).
 fn validate_soa(
     raw: &RawSoa,
     origin: &DomainName,
     default_ttl: u32,
-    zone_path: &str,
+    place: &Place,
     problems: &mut Problems,
 ) -> (Option<Soa>, u32) {
-    let path = format!("{zone_path}.soa");
-    let mname = problems.check(
-        format!("{path}.mname"),
+    let mname = place.check(
+        problems,
+        "mname",
         DomainName::parse_in_zone(&raw.mname, origin).map_err(|e| e.to_string()),
     );
     let rname_text = match raw.rname.split_once('@') {
@@ -694,8 +765,9 @@ fn validate_soa(
             format!("{local}.{}", domain.trim_end_matches('.')) + "."
         }
         Some(_) => {
-            problems.add(
-                format!("{path}.rname"),
+            place.add(
+                problems,
+                "rname",
                 format!(
                     "{:?}: a mailbox with '.' before the '@' cannot be written here; use a mailbox without dots",
                     raw.rname
@@ -708,13 +780,14 @@ fn validate_soa(
     let rname = if rname_text.is_empty() {
         None
     } else {
-        problems.check(
-            format!("{path}.rname"),
+        place.check(
+            problems,
+            "rname",
             DomainName::parse_in_zone(&rname_text, origin).map_err(|e| e.to_string()),
         )
     };
     let mut seconds = |field: &str, value: &Option<Scalar>, default: u32| {
-        ttl_field(problems, format!("{path}.{field}"), value.as_ref(), default)
+        place_ttl(problems, place, field, value.as_ref(), default)
     };
     let refresh = seconds("refresh", &raw.refresh, 3600);
     let retry = seconds("retry", &raw.retry, 900);
@@ -736,25 +809,24 @@ fn validate_soa(
     (soa, ttl)
 }
 
+/// One static record, written in the YAML or in the zone file: its owner
+/// `name` (relative to the zone `origin`), TTL, type, and data read by
+/// `data` for the type.
+#[allow(clippy::too_many_arguments)]
 fn validate_record(
-    raw: &RawRecord,
+    place: &Place,
+    name: &str,
+    ttl: Option<&Scalar>,
+    rtype: &str,
     origin: &DomainName,
     default_ttl: u32,
-    path: &str,
     problems: &mut Problems,
+    data: impl FnOnce(RecordType) -> Result<RecordData, String>,
 ) -> Option<Record> {
-    let name = owner_name(&raw.name, origin, &format!("{path}.name"), problems);
-    let ttl = ttl_field(
-        problems,
-        format!("{path}.ttl"),
-        raw.ttl.as_ref(),
-        default_ttl,
-    );
-    let rtype = problems.check(format!("{path}.type"), raw.rtype.parse::<RecordType>())?;
-    let data = problems.check(
-        format!("{path}.value"),
-        RecordData::parse(rtype, &raw.value.text(), origin),
-    )?;
+    let name = owner_name(name, origin, place, "name", problems);
+    let ttl = place_ttl(problems, place, "ttl", ttl, default_ttl);
+    let rtype = place.check(problems, "type", rtype.parse::<RecordType>())?;
+    let data = place.check(problems, "value", data(rtype))?;
     Some(Record {
         name: name?,
         ttl,
@@ -762,19 +834,137 @@ fn validate_record(
     })
 }
 
+/// The records of a zone's file (`field`, `dns.zones[i].file`), checked
+/// like `records:` and added to `records`; its SOA, if it has one, is
+/// returned checked like a `soa:` block.
+fn zone_file_records(
+    master: &MasterFile,
+    origin: &DomainName,
+    default_ttl: u32,
+    field: &str,
+    records: &mut Vec<(Place, Record)>,
+    problems: &mut Problems,
+) -> Option<(Option<Soa>, u32)> {
+    for error in &master.errors {
+        let file = error.file.display().to_string();
+        match error.line {
+            Some(line) => Place::Line {
+                field: field.to_owned(),
+                file,
+                line,
+            }
+            .add(problems, "", &error.message),
+            None => problems.add(field, &error.message),
+        }
+    }
+    let mut soa = None;
+    for record in &master.records {
+        let place = Place::Line {
+            field: field.to_owned(),
+            file: record.file.display().to_string(),
+            line: record.line,
+        };
+        let ttl = record.ttl.clone().map(Scalar::Text);
+        if record.rtype.eq_ignore_ascii_case("SOA") {
+            let owner = owner_name(&record.owner, origin, &place, "", problems);
+            if owner.is_some_and(|owner| owner != *origin) {
+                place.add(
+                    problems,
+                    "",
+                    format!(
+                        "an SOA record belongs at the zone apex {origin} only; remove this one"
+                    ),
+                );
+            } else if soa.is_some() {
+                place.add(problems, "", "a second SOA record; a zone has one");
+            } else {
+                soa = file_soa(record, ttl, default_ttl, &place, problems);
+            }
+            continue;
+        }
+        let data = |rtype| match rtype {
+            RecordType::Txt => RecordData::txt(&record.strings),
+            _ => RecordData::parse(rtype, &record.rdata, &record.origin),
+        };
+        if let Some(checked) = validate_record(
+            &place,
+            &record.owner,
+            ttl.as_ref(),
+            &record.rtype,
+            origin,
+            default_ttl,
+            problems,
+            data,
+        ) {
+            records.push((place, checked));
+        }
+    }
+    soa
+}
+
+/// A zone file's SOA record, checked as the `soa:` block it stands for.
+fn file_soa(
+    record: &RawFileRecord,
+    ttl: Option<Scalar>,
+    default_ttl: u32,
+    place: &Place,
+    problems: &mut Problems,
+) -> Option<(Option<Soa>, u32)> {
+    let fields: Vec<&str> = record.rdata.split_whitespace().collect();
+    let [mname, rname, serial, refresh, retry, expire, minimum] = fields.as_slice() else {
+        place.add(
+            problems,
+            "",
+            format!(
+                "{:?} is not SOA data; write MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM, e.g. \"ns1 hostmaster 2026010101 1h 15m 2w 5m\"",
+                record.rdata
+            ),
+        );
+        return None;
+    };
+    let serial = place.check(
+        problems,
+        "",
+        serial
+            .parse::<u32>()
+            .map_err(|_| format!("SOA serial {serial:?} is not a number from 0 to 4294967295")),
+    )?;
+    let time = |text: &str| Some(Scalar::Text(duration_text(text)));
+    let raw = RawSoa {
+        mname: (*mname).to_owned(),
+        rname: (*rname).to_owned(),
+        serial: Some(serial),
+        refresh: time(refresh),
+        retry: time(retry),
+        expire: time(expire),
+        minimum: time(minimum),
+        ttl,
+    };
+    Some(validate_soa(
+        &raw,
+        &record.origin,
+        default_ttl,
+        place,
+        problems,
+    ))
+}
+
 fn owner_name(
     text: &str,
     origin: &DomainName,
-    path: &str,
+    place: &Place,
+    sub: &str,
     problems: &mut Problems,
 ) -> Option<DomainName> {
-    let name = problems.check(
-        path,
+    let name = place.check(
+        problems,
+        sub,
         DomainName::parse_in_zone(text, origin).map_err(|e| e.to_string()),
     )?;
     if !name.is_at_or_below(origin) {
-        problems.add(
-            path,
+        place.add(
+            problems,
+            sub,
             format!(
                 "{name} is outside zone {origin}; write a name relative to the zone (\"www\") or ending in {origin}"
             ),
@@ -792,7 +982,13 @@ fn validate_geo(
     resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
 ) -> Option<GeoName> {
     let before = problems.0.len();
-    let name = owner_name(&raw.name, origin, &format!("{path}.name"), problems);
+    let name = owner_name(
+        &raw.name,
+        origin,
+        &Place::Field(path.to_owned()),
+        "name",
+        problems,
+    );
     if name.as_ref().is_some_and(DomainName::is_wildcard) {
         problems.add(
             format!("{path}.name"),
@@ -904,24 +1100,25 @@ fn validate_geo(
 /// exclusivity, delegations and glue, the apex NS set.
 fn check_zone_structure(
     origin: &DomainName,
-    records: &[(String, Record)],
+    records: &[(Place, Record)],
     geo: &[(String, GeoName)],
     problems: &mut Problems,
 ) {
     // RRsets in file order of first appearance.
-    let mut rrsets: BTreeMap<(&DomainName, RecordType), Vec<(&str, &Record)>> = BTreeMap::new();
-    for (path, record) in records {
+    let mut rrsets: BTreeMap<(&DomainName, RecordType), Vec<(&Place, &Record)>> = BTreeMap::new();
+    for (place, record) in records {
         rrsets
             .entry((&record.name, record.record_type()))
             .or_default()
-            .push((path, record));
+            .push((place, record));
     }
     for ((name, rtype), members) in &rrsets {
         let (first_path, first) = members[0];
-        for (path, record) in &members[1..] {
+        for (place, record) in &members[1..] {
             if record.ttl != first.ttl {
-                problems.add(
-                    format!("{path}.ttl"),
+                place.add(
+                    problems,
+                    "ttl",
                     format!(
                         "TTL {}s differs from the {}s of the other {name} {rtype} record at {first_path}; records of one name and type share one TTL (RFC 2181 §5.2)",
                         record.ttl, first.ttl
@@ -929,17 +1126,19 @@ fn check_zone_structure(
                 );
             }
         }
-        for (later, (path, record)) in members.iter().enumerate() {
+        for (later, (place, record)) in members.iter().enumerate() {
             if members[..later].iter().any(|(_, r)| r.data == record.data) {
-                problems.add(
-                    *path,
+                place.add(
+                    problems,
+                    "",
                     format!("duplicate {name} {rtype} record; remove one"),
                 );
             }
         }
         if *rtype == RecordType::Cname && members.len() > 1 {
-            problems.add(
-                members[1].0,
+            members[1].0.add(
+                problems,
+                "",
                 format!("{name} has more than one CNAME; a name aliases exactly one target"),
             );
         }
@@ -962,10 +1161,11 @@ fn check_zone_structure(
         if *rtype != RecordType::Cname {
             continue;
         }
-        let path = members[0].0;
+        let place = members[0].0;
         if *name == origin {
-            problems.add(
-                path,
+            place.add(
+                problems,
+                "",
                 "a CNAME cannot sit at the zone apex (it would hide the SOA and NS); use A/AAAA or a geo name",
             );
         }
@@ -975,8 +1175,9 @@ fn check_zone_structure(
             .map(|t| t.to_string())
             .collect();
         if !others.is_empty() {
-            problems.add(
-                path,
+            place.add(
+                problems,
+                "",
                 format!(
                     "{name} has a CNAME and also {} records; a CNAME must be the only data at its name (RFC 1034 §3.6.2)",
                     others.join(", ")
@@ -984,8 +1185,9 @@ fn check_zone_structure(
             );
         }
         if geo_names.contains_key(name) {
-            problems.add(
-                path,
+            place.add(
+                problems,
+                "",
                 format!("{name} has a CNAME and is also a geo name; keep one"),
             );
         }
@@ -1025,16 +1227,18 @@ fn check_zone_structure(
         .map(|(n, _)| *n)
         .collect();
     for ((name, rtype), members) in &rrsets {
-        let path = members[0].0;
+        let place = members[0].0;
         if *rtype == RecordType::Ns && name.is_wildcard() {
-            problems.add(
-                path,
+            place.add(
+                problems,
+                "",
                 "NS records cannot sit at a wildcard; delegate an explicit name",
             );
         }
         if *rtype == RecordType::Ds && !cuts.contains(name) {
-            problems.add(
-                path,
+            place.add(
+                problems,
+                "",
                 format!(
                     "{name} holds a DS record but is not a delegation; DS sits beside the NS records that delegate a signed child zone"
                 ),
@@ -1043,8 +1247,9 @@ fn check_zone_structure(
         for cut in &cuts {
             // The DS RRset is the parent's side of a cut (RFC 4035 §2.4).
             if name == cut && !matches!(rtype, RecordType::Ns | RecordType::Ds) {
-                problems.add(
-                    path,
+                place.add(
+                    problems,
+                    "",
                     format!(
                         "{name} is delegated (it has NS records), so it cannot hold {rtype} records here; put them in the child zone"
                     ),
@@ -1053,8 +1258,9 @@ fn check_zone_structure(
                 && name.is_at_or_below(cut)
                 && !matches!(rtype, RecordType::A | RecordType::Aaaa)
             {
-                problems.add(
-                    path,
+                place.add(
+                    problems,
+                    "",
                     format!(
                         "{name} is below the delegation at {cut}; only glue A/AAAA records may sit there"
                     ),
@@ -1081,13 +1287,14 @@ fn check_zone_structure(
         if *rtype != RecordType::Ns {
             continue;
         }
-        for (path, record) in members {
+        for (place, record) in members {
             let Some(target) = record.data.target() else {
                 continue;
             };
             if target.is_at_or_below(origin) && !has_address(target) {
-                problems.add(
-                    format!("{path}.value"),
+                place.add(
+                    problems,
+                    "value",
                     format!(
                         "name server {target} is inside zone {origin} but has no A or AAAA record; add one (glue, if it is below a delegation)"
                     ),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use topology::LoadError;
 
 mod hosts;
+mod zone_file;
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
