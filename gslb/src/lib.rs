@@ -136,8 +136,8 @@ pub async fn run(
         );
     }
     let version = match &options.config_path {
-        Some(path) => node::version_of(&std::fs::read(path).unwrap_or_default()),
-        None => node::version_of(b""),
+        Some(path) => node::version_of(&std::fs::read(path).unwrap_or_default(), &topology),
+        None => node::version_of(b"", &topology),
     };
     let metrics = Metrics::new();
     let mut tasks = JoinSet::new();

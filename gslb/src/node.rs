@@ -107,13 +107,19 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The SHA-256 of `bytes`, hex.
-pub fn version_of(bytes: &[u8]) -> String {
+/// The configuration version: the SHA-256, hex, of the topology file's
+/// bytes `text` and of each file it was also read from (its zone files),
+/// so an edit to a zone file is a new version too.
+pub fn version_of(text: &[u8], topology: &Topology) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hash = sha2::Sha256::new();
+    hash.update(text);
+    for file in topology.source_files() {
+        // A file gone since the load hashes as empty: the next reload
+        // reports it.
+        hash.update(std::fs::read(file).unwrap_or_default());
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Node {
@@ -191,15 +197,17 @@ impl Node {
             .config_path
             .clone()
             .ok_or(ReloadError::NoFile)?;
-        // One read: the bytes validated are the bytes hashed.
-        let (text, topology) = tokio::task::spawn_blocking(move || {
+        // One read: the bytes validated are the bytes hashed (zone files
+        // are read again to hash; an edit in between fires the watch).
+        let (version, topology) = tokio::task::spawn_blocking(move || {
             let text =
                 std::fs::read_to_string(&path).map_err(|source| topology::LoadError::Read {
                     path: path.display().to_string(),
                     source,
                 })?;
             let topology = topology::parse_file(&text, &path)?;
-            Ok::<_, topology::LoadError>((text, topology))
+            let version = version_of(text.as_bytes(), &topology);
+            Ok::<_, topology::LoadError>((version, topology))
         })
         .await??;
         let current = self.topology();
@@ -226,7 +234,7 @@ impl Node {
         self.monitor.configure(&topology).await;
         self.state.store(Arc::new(state));
         crate::warm_scopes(&self.state);
-        Ok(version_of(text.as_bytes()))
+        Ok(version)
     }
 
     /// Reloads when the topology file changes and on SIGHUP (see
@@ -237,6 +245,8 @@ impl Node {
         };
         let mut watch = ConfigWatch::new(path, lifecycle::watch::POLL_INTERVAL);
         loop {
+            // The zone files the topology names now are part of it.
+            watch.watch_also(self.topology().source_files());
             tokio::select! {
                 _ = watch.next() => {}
                 () = shutdown.cancelled() => return,

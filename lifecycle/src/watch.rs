@@ -56,7 +56,8 @@ impl fmt::Display for Cause {
     }
 }
 
-/// Watches one configuration file and SIGHUP; [`next`](Self::next)
+/// Watches one configuration file (and the files it was also read from,
+/// [`watch_also`](Self::watch_also)) and SIGHUP; [`next`](Self::next)
 /// says when to reload.
 ///
 /// A file that cannot be `stat`ed (an editor between unlink and rename)
@@ -66,6 +67,9 @@ impl fmt::Display for Cause {
 pub struct ConfigWatch {
     path: PathBuf,
     seen: Option<Stamp>,
+    /// Files the configuration was also read from (a topology's zone
+    /// files), each with its stamp when last seen.
+    also: Vec<(PathBuf, Option<Stamp>)>,
     ticks: Interval,
     hangups: Option<Signal>,
 }
@@ -101,6 +105,7 @@ impl ConfigWatch {
         ConfigWatch {
             seen: Stamp::of(&path),
             path,
+            also: Vec::new(),
             ticks,
             hangups,
         }
@@ -116,13 +121,33 @@ impl ConfigWatch {
     /// not reload the same contents again.
     pub fn mark_seen(&mut self) {
         self.seen = Stamp::of(&self.path);
+        for (path, seen) in &mut self.also {
+            *seen = Stamp::of(path);
+        }
+    }
+
+    /// Also watches `files`, the other files the configuration was read
+    /// from, instead of the ones given before: a change to any of them
+    /// is a change to the configuration. Call it after each reload, with
+    /// the files the configuration now names. A file already watched
+    /// keeps the stamp it was last seen with, so an edit made during the
+    /// reload still fires; a new one counts as seen now.
+    pub fn watch_also<'a>(&mut self, files: impl IntoIterator<Item = &'a Path>) {
+        let before = std::mem::take(&mut self.also);
+        for file in files {
+            let seen = match before.iter().find(|(path, _)| path == file) {
+                Some((_, seen)) => *seen,
+                None => Stamp::of(file),
+            };
+            self.also.push((file.to_owned(), seen));
+        }
     }
 
     /// Waits until a reload is due and says why (and logs it). The file
     /// is marked seen first, so a write during the reload that follows is
     /// noticed at the next check. Cancel-safe: usable in `select!`.
     pub async fn next(&mut self) -> Cause {
-        let cause = loop {
+        let (cause, file) = loop {
             let hangup = async {
                 match &mut self.hangups {
                     Some(hangups) => hangups.recv().await,
@@ -130,19 +155,34 @@ impl ConfigWatch {
                 }
             };
             tokio::select! {
-                _ = hangup => break Cause::Hangup,
+                _ = hangup => break (Cause::Hangup, self.path.clone()),
                 _ = self.ticks.tick() => {
-                    let now = Stamp::of(&self.path);
-                    if now.is_some() && now != self.seen {
-                        break Cause::FileChanged;
+                    if let Some(file) = changed(&self.path, self.seen, &self.also) {
+                        break (Cause::FileChanged, file.to_owned());
                     }
                 }
             }
         };
         self.mark_seen();
-        info!(file = %self.path.display(), "{cause}: reloading");
+        info!(file = %file.display(), "{cause}: reloading");
         cause
     }
+}
+
+/// The first of the files whose stamp differs from the one last seen (a
+/// file that cannot be `stat`ed is not a change).
+fn changed<'a>(
+    path: &'a Path,
+    seen: Option<Stamp>,
+    also: &'a [(PathBuf, Option<Stamp>)],
+) -> Option<&'a Path> {
+    std::iter::once((path, seen))
+        .chain(also.iter().map(|(path, seen)| (path.as_path(), *seen)))
+        .find(|(path, seen)| {
+            let now = Stamp::of(path);
+            now.is_some() && now != *seen
+        })
+        .map(|(path, _)| path)
 }
 
 #[cfg(test)]
@@ -214,6 +254,32 @@ mod tests {
         let mut watch = ConfigWatch::watching(path.clone(), POLL_INTERVAL, None);
         std::fs::write(&path, "a: 12\n").unwrap();
         watch.mark_seen();
+        assert_eq!(fires(&mut watch).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_to_a_file_also_read_fires() {
+        let (dir, path) = temp_file("topology.yaml", "a: 1\n");
+        let zone = dir.path().join("example.com.zone");
+        std::fs::write(&zone, "@ A 192.0.2.1\n").unwrap();
+        let mut watch = ConfigWatch::watching(path.clone(), POLL_INTERVAL, None);
+        watch.watch_also([zone.as_path()]);
+        assert_eq!(fires(&mut watch).await, None);
+        std::fs::write(&zone, "@ A 192.0.2.22\n").unwrap();
+        assert_eq!(fires(&mut watch).await, Some(Cause::FileChanged));
+        assert_eq!(
+            fires(&mut watch).await,
+            None,
+            "the same contents fired again"
+        );
+        // Kept across a reload that names it again: an edit made during
+        // the reload is not lost.
+        std::fs::write(&zone, "@ A 192.0.2.3\n").unwrap();
+        watch.watch_also([zone.as_path()]);
+        assert_eq!(fires(&mut watch).await, Some(Cause::FileChanged));
+        // No longer named: no longer watched.
+        watch.watch_also([]);
+        std::fs::write(&zone, "@ A 192.0.2.44\n").unwrap();
         assert_eq!(fires(&mut watch).await, None);
     }
 

@@ -8,3 +8,4 @@ mod health;
 mod hostile_input;
 mod rrl;
 mod support;
+mod zone_file;
