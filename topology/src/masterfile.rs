@@ -466,7 +466,7 @@ mod tests {
         let text = "@ IN SOA ns1 host ( 1 ; serial\n  2 3\n 4 5 )\n\twww A 192.0.2.1 ; web\n";
         let got = lines(text);
         assert_eq!(got[0].0, 1);
-        assert_eq!(got[0].2.len(), 9);
+        assert_eq!(got[0].2.len(), 10);
         assert_eq!(
             got[1],
             (4, true, vec!["www".into(), "A".into(), "192.0.2.1".into()])

@@ -150,7 +150,7 @@ async fn metrics_text(server: &TestServer) -> String {
         .unwrap()
 }
 
-async fn status(server: &TestServer) -> serde_json::Value {
+pub(crate) async fn status(server: &TestServer) -> serde_json::Value {
     http()
         .get(format!("http://{}/v1/status", server.admin))
         .send()

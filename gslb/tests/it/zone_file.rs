@@ -85,16 +85,7 @@ async fn a_bind_zone_file_is_served_and_its_edits_are_reloaded() {
     std::fs::write(&zone, text.replace("192.0.2.80", "192.0.2.800")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status: serde_json::Value = probe::plain_http_client()
-            .build()
-            .unwrap()
-            .get(format!("http://{}/v1/status", server.admin))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = crate::health::status(&server).await;
         let error = status["config"]["last_reload"]["error"]
             .as_str()
             .unwrap_or("");

@@ -29,7 +29,12 @@ fn example_text() -> String {
 
 /// The problems reported for `text`, as `line N: path: message` strings.
 fn problems(text: &str) -> Vec<String> {
-    match topology::parse(text, "test.yaml") {
+    problems_of(topology::parse(text, "test.yaml"))
+}
+
+/// The problems a load reported, as `line N: path: message` strings.
+fn problems_of(loaded: Result<topology::Topology, LoadError>) -> Vec<String> {
+    match loaded {
         Ok(_) => panic!("expected the file to be refused"),
         Err(LoadError::Invalid { problems, .. }) => problems
             .iter()

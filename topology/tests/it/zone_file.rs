@@ -37,21 +37,7 @@ fn folder(name: &str, files: &[(&str, &str)]) -> PathBuf {
 
 /// The problems reported, as `line N: path: message` strings.
 fn refused(dir: &Path, zone: &str) -> Vec<String> {
-    match load_in(dir, zone) {
-        Ok(_) => panic!("expected the zone to be refused"),
-        Err(LoadError::Invalid { problems, .. }) => problems
-            .iter()
-            .map(|p| {
-                format!(
-                    "line {}: {}: {}",
-                    p.line.unwrap_or(0),
-                    p.problem.path,
-                    p.problem.message
-                )
-            })
-            .collect(),
-        Err(other) => panic!("not a validation error: {other}"),
-    }
+    super::problems_of(load_in(dir, zone))
 }
 
 fn record<'a>(topology: &'a Topology, name: &str, rtype: RecordType) -> Vec<&'a topology::Record> {
