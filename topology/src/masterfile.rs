@@ -138,7 +138,14 @@ impl Reader<'_> {
                 ),
             );
         }
-        let bytes = match std::fs::read(path) {
+        // Only a regular file: `/dev/zero` or a FIFO would never end.
+        let bytes = match std::fs::metadata(path).and_then(|meta| {
+            if meta.is_file() {
+                std::fs::read(path)
+            } else {
+                Err(std::io::Error::other("not a regular file"))
+            }
+        }) {
             Ok(bytes) => bytes,
             Err(e) => {
                 return here(

@@ -932,7 +932,12 @@ fn file_soa(
     let time = |text: &str| Some(Scalar::Text(duration_text(text)));
     let raw = RawSoa {
         mname: (*mname).to_owned(),
-        rname: (*rname).to_owned(),
+        // `@` is the origin here, not the `soa:` block's mailbox form.
+        rname: if *rname == "@" {
+            record.origin.to_string()
+        } else {
+            (*rname).to_owned()
+        },
         serial: Some(serial),
         refresh: time(refresh),
         retry: time(retry),

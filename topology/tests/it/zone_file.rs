@@ -242,6 +242,13 @@ fn a_missing_zone_file_and_a_second_soa_are_refused_with_the_fix() {
         ),
         "{found:?}"
     );
+    let found = refused(&dir, "      file: /dev/zero\n");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("cannot read zone file /dev/zero: not a regular file")),
+        "{found:?}"
+    );
     let dir = folder(
         "two-soa",
         &[(
