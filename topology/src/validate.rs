@@ -882,6 +882,30 @@ fn zone_file_records(
             }
             continue;
         }
+        // A signed zone's export carries its signatures and keys; gslb
+        // signs online with its own.
+        if [
+            "RRSIG",
+            "NSEC",
+            "NSEC3",
+            "NSEC3PARAM",
+            "DNSKEY",
+            "CDS",
+            "CDNSKEY",
+        ]
+        .iter()
+        .any(|t| record.rtype.eq_ignore_ascii_case(t))
+        {
+            place.add(
+                problems,
+                "",
+                format!(
+                    "{} records are made by gslb's online signing; load the unsigned zone (e.g. `named-compilezone -D`, or remove them) and sign it with the zone's `dnssec:` keys",
+                    record.rtype.to_ascii_uppercase()
+                ),
+            );
+            continue;
+        }
         let data = |rtype| match rtype {
             RecordType::Txt => RecordData::txt(&record.strings),
             _ => RecordData::parse(rtype, &record.rdata, &record.origin),

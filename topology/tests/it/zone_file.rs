@@ -187,6 +187,11 @@ fn mistakes_in_a_zone_file_name_the_file_the_line_and_the_fix() {
             &["z.zone line 4: \"300.1.1.1\" is not an IPv4 address"],
         ),
         (
+            "signed",
+            "www RRSIG A 13 3 300 20270101000000 20261201000000 1 example.com. AAAA\n",
+            &["z.zone line 4: RRSIG records are made by gslb's online signing"],
+        ),
+        (
             "class",
             "www CH A 192.0.2.1\n",
             &["z.zone line 4: class CH is not served"],
