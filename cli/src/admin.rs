@@ -51,7 +51,7 @@ pub struct Admin {
 
 /// The GSLB's answers, as it writes them.
 pub use ::admin::api::gslb::{
-    Explanation, OverrideChange, OverrideMode, OverrideRequest, Region as RegionStatus,
+    Explanation, OverrideChange, OverrideMode, OverrideRequest, Quorum, Region as RegionStatus,
     ReloadResult, Status as GslbStatus, Vantage as VantageStatus,
 };
 /// The edge nodes' `/v1/status`, as they write it.

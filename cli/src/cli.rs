@@ -186,6 +186,7 @@ const STATUS_EXAMPLES: &str = "\
 Examples:
   gtm status
   gtm status --watch --interval 1s
+  gtm status --matrix                # each vantage point's view of each region, and the quorum
   gtm status --json | jq '.regions[] | {name, in_service}'";
 
 const FAIL_EXAMPLES: &str = "\
@@ -285,6 +286,10 @@ pub struct StatusArgs {
     /// Time between refreshes with --watch.
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
     pub interval: Duration,
+    /// Only the health matrix: rows regions, columns vantage points (each
+    /// GSLB node), cells their view and probe latency, then the quorum.
+    #[arg(long)]
+    pub matrix: bool,
 }
 
 /// How `gtm fail` takes a region out.

@@ -142,6 +142,10 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
         override_reason: status.override_reason.clone(),
         in_service: status.in_service,
         since_ms: status.since_ms,
+        quorum: Some(api::Quorum {
+            up_votes: status.up_votes,
+            fresh_views: status.fresh_views,
+        }),
         vantage: status
             .vantage
             .iter()
@@ -149,12 +153,14 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
                 node: v.node.clone(),
                 state: v.state.to_owned(),
                 fresh: v.fresh,
+                abstains: v.abstains,
                 last: v.last.as_ref().map(|p| api::Probe {
                     ok: p.ok,
                     detail: p.detail.clone(),
                     latency_ms: p.latency_ms,
                     at_ms: p.at_ms,
                 }),
+                flaps_last_hour: v.flaps_last_hour,
             })
             .collect(),
     }

@@ -20,7 +20,7 @@ const FORGED_SIGNATURE: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978
 const CONVERGE: Duration = Duration::from_secs(15);
 
 /// A region's health endpoint that always answers 200.
-fn healthy_region(ip: &str) -> SocketAddr {
+pub(crate) fn healthy_region(ip: &str) -> SocketAddr {
     let listener = TcpListener::bind((ip, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     // Lives as long as the test process; each probe is one connection.

@@ -14,10 +14,10 @@ use system_tests::{binary, examples_dir, free_port, full_topology, http, json, o
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
 /// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
+    pub(crate) fn new(name: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!("gtm-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -28,11 +28,11 @@ impl Scratch {
         self.0.join(name)
     }
 
-    fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.path("state")
     }
 
-    fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, text).unwrap();
         path
@@ -65,7 +65,7 @@ fn gtm_command(state: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs gtm with `--state-dir state`.
-fn gtm(state: &Path, args: &[&str]) -> Output {
+pub(crate) fn gtm(state: &Path, args: &[&str]) -> Output {
     output_within(gtm_command(state, args), COMMAND_LIMIT)
 }
 

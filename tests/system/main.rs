@@ -7,6 +7,7 @@ mod docs;
 mod gslb_binary;
 mod gslb_peers;
 mod gslb_restart;
+mod gslb_vantage;
 mod gtm;
 mod gtm_render;
 mod knot_interop;

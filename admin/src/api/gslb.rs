@@ -63,8 +63,22 @@ pub struct Region {
     pub in_service: bool,
     /// When `in_service` last changed (ms since the Unix epoch).
     pub since_ms: u64,
+    /// How the fresh vantage views voted (absent from nodes that predate
+    /// the health matrix).
+    #[serde(default)]
+    pub quorum: Option<Quorum>,
     /// Each vantage point's view.
     pub vantage: Vec<Vantage>,
+}
+
+/// The outcome of a region's quorum: up when at least half of the fresh
+/// views say up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quorum {
+    /// Fresh views that said up.
+    pub up_votes: usize,
+    /// Fresh views counted.
+    pub fresh_views: usize,
 }
 
 /// A region's VIP addresses, as text.
@@ -85,8 +99,17 @@ pub struct Vantage {
     pub state: String,
     /// Whether it voted (fresh enough).
     pub fresh: bool,
+    /// Whether its votes are set aside: it sees nearly every region down
+    /// while other vantage points do not (false from nodes that predate
+    /// the breaker).
+    #[serde(default)]
+    pub abstains: bool,
     /// Its latest probe.
     pub last: Option<Probe>,
+    /// Changes of its view over the last hour, as the answering node saw
+    /// them (0 from nodes that predate the health matrix).
+    #[serde(default)]
+    pub flaps_last_hour: usize,
 }
 
 /// One probe result.
