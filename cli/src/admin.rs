@@ -52,7 +52,7 @@ pub struct Admin {
 /// The GSLB's answers, as it writes them.
 pub use ::admin::api::gslb::{
     Explanation, OverrideChange, OverrideMode, OverrideRequest, Quorum, Region as RegionStatus,
-    ReloadResult, Status as GslbStatus, Vantage as VantageStatus,
+    ReloadResult, Status as GslbStatus, Vantage as VantageStatus, WhatIf,
 };
 /// The edge nodes' `/v1/status`, as they write it.
 pub use ::admin::api::{l4, l7};
@@ -95,6 +95,27 @@ impl Admin {
     /// `GET /v1/status` of a GSLB node.
     pub fn gslb_status(&self, addr: SocketAddr) -> Result<GslbStatus, AdminError> {
         self.get_json(addr, "/v1/status", &[])
+    }
+
+    /// `GET /v1/what-if` of a GSLB node: the answers that would change if
+    /// `fail` were failed and `recover` recovered, for `clients` too.
+    pub fn what_if(
+        &self,
+        addr: SocketAddr,
+        fail: &[String],
+        recover: &[String],
+        clients: &[std::net::IpAddr],
+    ) -> Result<WhatIf, AdminError> {
+        let clients: Vec<String> = clients.iter().map(ToString::to_string).collect();
+        self.get_json(
+            addr,
+            "/v1/what-if",
+            &[
+                ("fail", fail.join(",").as_str()),
+                ("recover", recover.join(",").as_str()),
+                ("client", clients.join(",").as_str()),
+            ],
+        )
     }
 
     /// `GET /v1/status` of an L4 node.

@@ -12,6 +12,8 @@
 //!   "reason": "…"}`, both optional) and `POST /v1/regions/{region}/recover`.
 //! - `POST /v1/reload`: re-read the topology file.
 //! - `GET /v1/explain?name=&client=&type=`: the decision trace.
+//! - `GET /v1/what-if?fail=R1,R2&recover=R3&client=IP1,IP2`: the answers
+//!   that would change (see [`crate::what_if`]); nothing is changed.
 //! - `GET /metrics`, `GET /healthz`.
 
 use std::net::IpAddr;
@@ -19,12 +21,13 @@ use std::sync::Arc;
 
 use admin::api::gslb::{self as api, OverrideMode};
 use admin::{Request, Response, Router, StatusCode};
-use topology::RecordType;
+use topology::{RecordType, RegionId, Topology};
 
 use crate::client::Client;
 use crate::monitor::RegionStatus;
 use crate::node::Node;
 use crate::peer::{NONCE_HEADER, SIGNATURE_HEADER};
+use crate::what_if::{Scenario, what_if};
 
 /// The routes of the admin API for `node`.
 pub fn router(node: Arc<Node>) -> Router {
@@ -34,7 +37,8 @@ pub fn router(node: Arc<Node>) -> Router {
     let fail = node.clone();
     let recover = node.clone();
     let reload = node.clone();
-    let explain = node;
+    let explain = node.clone();
+    let what_if = node;
     Router::new()
         .get("/v1/status", move |_req: Request| {
             let node = status.clone();
@@ -80,6 +84,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .get("/v1/explain", move |req: Request| {
             let node = explain.clone();
             async move { explain_for(&node, &req) }
+        })
+        .get("/v1/what-if", move |req: Request| {
+            let node = what_if.clone();
+            async move { what_if_for(&node, &req) }
         })
         .metrics(registry)
 }
@@ -169,16 +177,67 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
 /// The region named in the path, or the 404 to answer.
 fn known_region(node: &Node, req: &Request) -> Result<String, Response> {
     let name = req.param("region").unwrap_or_default();
-    let topology = node.topology();
-    if topology.region_by_name(name).is_some() {
-        Ok(name.to_owned())
-    } else {
+    region_id(&node.topology(), name).map(|_| name.to_owned())
+}
+
+/// The region called `name`, or the 404 naming the regions there are.
+fn region_id(topology: &Topology, name: &str) -> Result<RegionId, Response> {
+    topology.region_by_name(name).ok_or_else(|| {
         let known: Vec<&str> = topology.regions.iter().map(|r| r.name.as_str()).collect();
-        Err(Response::error(
+        Response::error(
             StatusCode::NOT_FOUND,
             &format!("unknown region {name:?}; regions: {}", known.join(", ")),
-        ))
+        )
+    })
+}
+
+/// The comma-separated items of query parameter `name`.
+fn list<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
+    req.query(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+fn what_if_for(node: &Node, req: &Request) -> Response {
+    let topology = node.topology();
+    let mut scenario = Scenario::default();
+    for name in list(req, "fail") {
+        match region_id(&topology, name) {
+            Ok(id) => scenario.fail.push(id),
+            Err(response) => return response,
+        }
     }
+    for name in list(req, "recover") {
+        match region_id(&topology, name) {
+            Ok(id) => scenario.recover.push(id),
+            Err(response) => return response,
+        }
+    }
+    let mut clients = Vec::new();
+    for text in list(req, "client") {
+        match text.parse::<IpAddr>() {
+            Ok(ip) => clients.push(ip),
+            Err(_) => {
+                return Response::error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("client {text:?} is not an IP address; write e.g. client=203.0.113.7"),
+                );
+            }
+        }
+    }
+    let state = node.state.load();
+    let health = node.monitor.view.load();
+    let (names, clients) = what_if(&state, &health, &scenario, &clients);
+    let name_of = |id: &RegionId| topology.region(*id).name.clone();
+    Response::ok_json(&api::WhatIf {
+        node: node.options.node.clone(),
+        fail: scenario.fail.iter().map(name_of).collect(),
+        recover: scenario.recover.iter().map(name_of).collect(),
+        names,
+        clients,
+    })
 }
 
 fn fail_region(node: &Node, req: &Request) -> Response {

@@ -30,7 +30,8 @@
 //!   this node's verdicts persist in the [`state_file`].
 //! - [`peer`]: the view nodes exchange, signed with `dns.peer_key`; the
 //!   [`overrides`] slots it carries converge by last-writer-wins.
-//! - [`admin_api`]: status, overrides, reload, explain, metrics ([`metrics`]).
+//! - [`admin_api`]: status, overrides, reload, explain, what-if
+//!   ([`what_if`]), metrics ([`metrics`]).
 
 pub mod admin_api;
 pub mod client;
@@ -54,6 +55,7 @@ pub mod serve;
 pub mod state;
 pub mod state_file;
 pub mod vantage;
+pub mod what_if;
 pub mod zone;
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ use topology::Region;
 use crate::admin::{Admin, AdminError, OverrideMode};
 use crate::cli::{FailArgs, FailMode};
 use crate::clients::one_per_continent;
+use crate::commands::what_if::{self, single};
 use crate::deployed::{Deployed, region_of, running};
 use crate::drill::watcher::Direction;
 use crate::drill::{Drill, Watch, choose, warn_unsaved};
@@ -70,7 +71,10 @@ pub struct ContinentAnswer {
 /// Runs `gtm fail`.
 pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
     let deployed = Deployed::require(state)?;
-    let region = deployed.region(&args.region)?.clone();
+    if args.dry_run {
+        return what_if::run(&deployed, &args.regions, &[], &args.clients, printer);
+    }
+    let region = deployed.region(single(&args.regions)?)?.clone();
     let _lock = state.lock()?;
     if let Some(drill) = state.drill(&region.name)? {
         return Err(user(format!(
