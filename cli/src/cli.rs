@@ -311,15 +311,9 @@ pub struct FailArgs {
     /// The region to fail (several with --dry-run).
     #[arg(required = true, value_name = "REGION")]
     pub regions: Vec<String>,
-    /// Change nothing: print the answers that would change, per continent
-    /// and country and for each --client, as the GSLB's own decision gives
-    /// them.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// A client address whose answer to show before and after, with
-    /// --dry-run (repeatable).
-    #[arg(long = "client", value_name = "IP", requires = "dry_run")]
-    pub clients: Vec<IpAddr>,
+    /// What-if instead of the drill.
+    #[command(flatten)]
+    pub what_if: DryRunArgs,
     /// How to take it out.
     #[arg(long, value_enum, default_value_t = FailMode::Kill)]
     pub mode: FailMode,
@@ -339,20 +333,29 @@ pub struct FailArgs {
     pub reason: String,
 }
 
-/// `gtm recover`.
+/// `--dry-run` of `gtm fail` and `gtm recover`.
 #[derive(Args, Debug)]
-pub struct RecoverArgs {
-    /// The region to bring back (several with --dry-run).
-    #[arg(required = true, value_name = "REGION")]
-    pub regions: Vec<String>,
-    /// Change nothing: print the answers that would change once the region
-    /// is back in service (no override, probes passing).
+pub struct DryRunArgs {
+    /// Change nothing: print the answers that would change (per continent
+    /// and country, and for each --client) as the GSLB's own decision gives
+    /// them; a recovered region counts as back in service.
     #[arg(long)]
     pub dry_run: bool,
     /// A client address whose answer to show before and after, with
     /// --dry-run (repeatable).
     #[arg(long = "client", value_name = "IP", requires = "dry_run")]
     pub clients: Vec<IpAddr>,
+}
+
+/// `gtm recover`.
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// The region to bring back (several with --dry-run).
+    #[arg(required = true, value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// What-if instead of the drill.
+    #[command(flatten)]
+    pub what_if: DryRunArgs,
     /// How long to wait for the region to be answered again [default: the
     /// region's rise time plus 20s].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

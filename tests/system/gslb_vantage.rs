@@ -8,15 +8,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use system_tests::{Daemon, binary, free_port, http, json, temp_dir};
+use system_tests::{free_port, http, json, temp_dir};
 
-use crate::gslb_peers::healthy_region;
+use crate::gslb_peers::{healthy_region, start_node};
 use crate::gtm::{Scratch, expect, gtm};
 
 /// How long views may take to reach every node: a few 1 s poll rounds.
@@ -255,20 +253,6 @@ fn switched_region(ip: &str) -> (SocketAddr, Arc<AtomicBool>) {
     (addr, switch)
 }
 
-/// Starts node `name` of `config` (its admin API where the topology says,
-/// DNS on a free port, its state file in `dir`).
-fn start_node(config: &Path, dir: &Path, name: &str) -> Daemon {
-    let mut command = Command::new(binary("gslb"));
-    command
-        .arg("--config")
-        .arg(config)
-        .args(["--node", name, "--listen", "127.0.0.1:0", "--state-file"])
-        .arg(dir.join(format!("{name}.json")));
-    let mut daemon = Daemon::spawn(command);
-    daemon.wait_for("serving DNS");
-    daemon
-}
-
 /// The addresses `admin`'s node answers for `www` to a client at `client`.
 fn answers(admin: SocketAddr, client: &str) -> Vec<String> {
     let path = format!("/v1/explain?name=www.example.com&client={client}&type=A");
@@ -297,9 +281,9 @@ fn a_node_cut_off_abstains_and_a_total_outage_keeps_the_last_good_answers() {
     let cut = dir.join("cut.yaml");
     let closed = ["127.41.1.1", "127.41.2.1", "127.41.3.1"].map(closed_port);
     std::fs::write(&cut, three_nodes(&admins, closed, "last_known_good")).unwrap();
-    let mut ns1 = start_node(&config, &dir, "ns1");
-    let _ns2 = start_node(&config, &dir, "ns2");
-    let mut ns3 = start_node(&cut, &dir, "ns3");
+    let mut ns1 = start_node(&config, "ns1");
+    let _ns2 = start_node(&config, "ns2");
+    let mut ns3 = start_node(&cut, "ns3");
 
     // ns3 sees every region down; its votes are set aside everywhere.
     for region in ["us-east", "eu-west", "ap-south"] {

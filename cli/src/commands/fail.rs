@@ -71,8 +71,14 @@ pub struct ContinentAnswer {
 /// Runs `gtm fail`.
 pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
     let deployed = Deployed::require(state)?;
-    if args.dry_run {
-        return what_if::run(&deployed, &args.regions, &[], &args.clients, printer);
+    if args.what_if.dry_run {
+        return what_if::run(
+            &deployed,
+            &args.regions,
+            &[],
+            &args.what_if.clients,
+            printer,
+        );
     }
     let region = deployed.region(single(&args.regions)?)?.clone();
     let _lock = state.lock()?;
