@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::overrides::OverrideMode;
 use crate::peer::{self, LastProbe, NodeView, PeerKey, Refusal, RegionOpinion};
 use crate::state_file::{StateError, StateStore};
-use crate::vantage::{Flaps, Opinion, Sight, suspects, verdict};
+use crate::vantage::{Flaps, Opinion, Sight, ViewState, suspects, verdict};
 
 /// Views older than this many probe intervals do not vote.
 const FRESHNESS_INTERVALS: u32 = 3;
@@ -132,12 +132,16 @@ struct State {
 
 struct OwnOpinion {
     up: bool,
+    /// Whether a probe has confirmed `up` (see [`ViewState`]).
+    settled: bool,
     last: Option<LastProbe>,
     at: Instant,
 }
 
 struct PeerOpinion {
     up: bool,
+    /// Whether a probe has confirmed `up` (see [`ViewState`]).
+    settled: bool,
     last: Option<LastProbe>,
     received: Instant,
 }
@@ -258,6 +262,7 @@ impl Monitor {
                     region,
                     OwnOpinion {
                         up,
+                        settled: false,
                         last: None,
                         at: Instant::now(),
                     },
@@ -388,14 +393,13 @@ impl Monitor {
             }
             {
                 let mut state = self.state.lock().expect("monitor state lock");
-                // A flap is a change between two observed states: the
-                // probe's assumed initial state does not count.
-                let up = event.health == Health::Up;
-                if state
-                    .own
-                    .get(&region)
-                    .is_some_and(|o| o.last.is_some() && o.up != up)
-                {
+                let before = state.own.get(&region).map(|o| ViewState {
+                    up: o.up,
+                    settled: o.settled,
+                });
+                let (view, flapped) =
+                    ViewState::after(before, event.health == Health::Up, Some(event.result.ok));
+                if flapped {
                     state
                         .flaps
                         .entry((self.node.clone(), region.clone()))
@@ -405,7 +409,8 @@ impl Monitor {
                 state.own.insert(
                     region,
                     OwnOpinion {
-                        up: event.health == Health::Up,
+                        up: view.up,
+                        settled: view.settled,
                         last: Some(last_probe(&event.result)),
                         at: Instant::now(),
                     },
@@ -551,15 +556,22 @@ impl Monitor {
                     continue;
                 }
                 let key = (peer.to_owned(), region);
-                let before = state.peers.insert(
+                let before = state.peers.get(&key).map(|o| ViewState {
+                    up: o.up,
+                    settled: o.settled,
+                });
+                let (view, flapped) =
+                    ViewState::after(before, opinion.up, opinion.last.as_ref().map(|l| l.ok));
+                state.peers.insert(
                     key.clone(),
                     PeerOpinion {
-                        up: opinion.up,
+                        up: view.up,
+                        settled: view.settled,
                         last: opinion.last,
                         received: now,
                     },
                 );
-                if before.is_some_and(|b| b.last.is_some() && b.up != opinion.up) {
+                if flapped {
                     state.flaps.entry(key).or_default().record(now);
                 }
             }

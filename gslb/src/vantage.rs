@@ -85,6 +85,29 @@ pub fn suspects(sights: &[Sight], threshold: Option<usize>) -> Vec<bool> {
         .collect()
 }
 
+/// One vantage point's view of one region, for counting flaps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewState {
+    /// Up or down (after hysteresis).
+    pub up: bool,
+    /// Whether a probe has confirmed it: the assumed initial state (up
+    /// before the first probes decide) is not, so leaving it is no flap.
+    pub settled: bool,
+}
+
+impl ViewState {
+    /// The view after news of it (`up`, its latest probe passing or not)
+    /// following `before`, and whether the news is a flap: a change from a
+    /// settled state.
+    pub fn after(before: Option<ViewState>, up: bool, probe_ok: Option<bool>) -> (ViewState, bool) {
+        let flapped = before.is_some_and(|b| b.settled && b.up != up);
+        // Once settled, a change comes from enough agreeing probes
+        // (hysteresis), so the new state is settled too.
+        let settled = probe_ok == Some(up) || before.is_some_and(|b| b.settled);
+        (ViewState { up, settled }, flapped)
+    }
+}
+
 /// When one vantage point's view of one region changed (up to down or
 /// back), over the last [`FLAP_WINDOW`]: a region that flaps from one
 /// vantage point only points at that path, not at the region.
@@ -193,6 +216,26 @@ mod tests {
         let all = [o(false, 0), o(false, 0), o(true, 0)];
         assert!(!verdict(&all, FRESH).up);
         assert!(verdict(&all[1..], FRESH).up);
+    }
+
+    #[test]
+    fn leaving_the_assumed_initial_state_is_no_flap() {
+        // Up assumed; the first probe fails (fall not reached yet).
+        let (view, flapped) = ViewState::after(None, true, Some(false));
+        assert!(!flapped && !view.settled);
+        // The second failure takes it down: the first real verdict.
+        let (view, flapped) = ViewState::after(Some(view), false, Some(false));
+        assert!(!flapped && view.settled);
+        // Back up, then down again: two flaps.
+        let (view, flapped) = ViewState::after(Some(view), true, Some(true));
+        assert!(flapped && view.settled);
+        let (_, flapped) = ViewState::after(Some(view), false, Some(false));
+        assert!(flapped);
+        // A peer's view with no probe yet settles nothing.
+        let (view, _) = ViewState::after(None, true, None);
+        assert!(!view.settled);
+        let (_, flapped) = ViewState::after(Some(view), false, Some(false));
+        assert!(!flapped);
     }
 
     #[test]

@@ -149,8 +149,10 @@ fn cell_text(cell: Option<&Cell>) -> (String, Option<Style>) {
     if let Some(ms) = cell.latency_ms {
         text.push_str(&format!(" {ms:.1}ms"));
     }
-    if cell.flaps_last_hour > 0 {
-        text.push_str(&format!(", {} flaps", cell.flaps_last_hour));
+    match cell.flaps_last_hour {
+        0 => {}
+        1 => text.push_str(", 1 flap"),
+        n => text.push_str(&format!(", {n} flaps")),
     }
     if !cell.fresh {
         text.push_str(" stale");
@@ -302,7 +304,7 @@ mod tests {
         assert_eq!(text(&view("ns2", true, false, 2.0, 0)), "up 2.0ms stale");
         let mut cut_off = view("ns3", false, true, 0.1, 1);
         cut_off.abstains = true;
-        assert_eq!(text(&cut_off), "down 0.1ms, 1 flaps (set aside)");
+        assert_eq!(text(&cut_off), "down 0.1ms, 1 flap (set aside)");
         assert_eq!(cell_text(None).0, "-");
     }
 
