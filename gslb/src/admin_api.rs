@@ -87,7 +87,7 @@ pub fn router(node: Arc<Node>) -> Router {
         })
         .get("/v1/what-if", move |req: Request| {
             let node = what_if.clone();
-            async move { what_if_for(&node, &req) }
+            async move { what_if_for(&node, &req).await }
         })
         .metrics(registry)
 }
@@ -200,7 +200,10 @@ fn list<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
         .filter(|item| !item.is_empty())
 }
 
-fn what_if_for(node: &Node, req: &Request) -> Response {
+/// Parses the scenario and computes it off the runtime's threads: it
+/// decides for every location of the GeoIP database, which for a city
+/// database takes a while.
+async fn what_if_for(node: &Node, req: &Request) -> Response {
     let topology = node.topology();
     let mut scenario = Scenario::default();
     for name in list(req, "fail") {
@@ -227,9 +230,19 @@ fn what_if_for(node: &Node, req: &Request) -> Response {
             }
         }
     }
-    let state = node.state.load();
-    let health = node.monitor.view.load();
-    let (names, clients) = what_if(&state, &health, &scenario, &clients);
+    let state = node.state.load_full();
+    let health = node.monitor.view.load_full();
+    let asked = scenario.clone();
+    let computed = tokio::task::spawn_blocking(move || what_if(&state, &health, &asked, &clients));
+    let (names, clients) = match computed.await {
+        Ok(answer) => answer,
+        Err(error) => {
+            return Response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("the what-if computation failed: {error}"),
+            );
+        }
+    };
     let name_of = |id: &RegionId| topology.region(*id).name.clone();
     Response::ok_json(&api::WhatIf {
         node: node.options.node.clone(),

@@ -60,6 +60,10 @@ fn gtm_command(state: &Path, args: &[&str]) -> Command {
         .arg(state)
         .args(args)
         .env_remove("GTM_STATE_DIR")
+        // `gtm up` starts gslb without --state-file, so its overrides and
+        // verdicts go to $XDG_STATE_HOME/gslb/NODE.json: one per test, not
+        // ~/.local/state shared with every other deployment on the machine.
+        .env("XDG_STATE_HOME", state.with_file_name("xdg-state"))
         .env("NO_COLOR", "1");
     command
 }
@@ -334,6 +338,26 @@ fn up_dig_status_drain_recover_down_on_a_dns_only_topology() {
             describe(&output)
         );
     }
+    // The what-if route itself refuses bad input with what to write.
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let reply = http::get(admin, "/v1/what-if?fail=us-east,mars").unwrap();
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    assert!(
+        reply.text().contains("unknown region")
+            && reply.text().contains("mars")
+            && reply.text().contains("regions: us-east, eu-west, ap-south"),
+        "{}",
+        reply.text()
+    );
+    let reply = http::get(admin, "/v1/what-if?fail=us-east&client=8.8.8").unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply
+            .text()
+            .contains("is not an IP address; write e.g. client=203.0.113.7"),
+        "{}",
+        reply.text()
+    );
     let output = gtm(&state, &["fail", "us-east", "eu-west"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(
@@ -519,7 +543,26 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
         );
     }
     // The what-if predicts, without touching anything, where clients go;
-    // the real drill below must agree.
+    // the real drill below must agree. Both read the GSLB's health, so
+    // first wait until it has every region in service (the regions' tiers
+    // started after it, so its probes may still be rising).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let matrix = json::parse(&expect(gtm(&state, &["status", "--matrix", "--json"]), 0));
+        let rows = matrix["regions"].items();
+        if rows.len() == 3
+            && rows
+                .iter()
+                .all(|r| r["in_service"] == json::Value::Bool(true))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "regions never all in service: {matrix:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let clients = ["8.8.8.8", "200.160.0.8", "81.2.69.160", "49.44.0.1"];
     let mut args = vec!["fail", "us-east", "--dry-run", "--json"];
     for client in clients {
