@@ -418,7 +418,11 @@ fn vantage_text(vantage: &[VantageStatus]) -> String {
         .iter()
         .map(|v| {
             let state = &v.state;
-            let stale = if v.fresh { "" } else { " stale" };
+            let stale = match (v.fresh, v.abstains) {
+                (false, _) => " stale",
+                (true, true) => " set aside",
+                (true, false) => "",
+            };
             match &v.last {
                 Some(last) => format!("{} {state}{stale} ({})", v.node, last.detail),
                 None => format!("{} {state}{stale}", v.node),
@@ -591,5 +595,30 @@ fn print(status: &Status, p: &Printer) {
         for note in notes {
             p.line(p.paint(Style::Dim, note));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vantage_column_says_which_views_do_not_vote() {
+        let view = |node: &str, fresh: bool, abstains: bool| VantageStatus {
+            node: node.into(),
+            state: "down".into(),
+            fresh,
+            abstains,
+            last: None,
+            flaps_last_hour: 0,
+        };
+        assert_eq!(
+            vantage_text(&[
+                view("ns1", true, false),
+                view("ns2", false, false),
+                view("ns3", true, true)
+            ]),
+            "ns1 down, ns2 down stale, ns3 down set aside"
+        );
     }
 }
