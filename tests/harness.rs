@@ -4,7 +4,7 @@
 //! Binaries are looked up beside the test executable (`target/<profile>/`),
 //! where `cargo test --workspace` builds them.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -224,6 +224,23 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// A region's health endpoint on `ip` (any port) that always answers 200.
+pub fn healthy_region(ip: &str) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Lives as long as the test process; each probe is one connection.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            let _ = stream.read(&mut [0; 1024]);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    addr
 }
 
 /// The example topology (`examples/three-regions.yaml`) moved to the

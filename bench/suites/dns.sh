@@ -106,7 +106,7 @@ dns_measure() {
     *) echo "bench: unknown workload $workload" >&2; return 1 ;;
   esac
   local cpu_before
-  cpu_before=$(dns_cpu_ticks "$pid")
+  cpu_before=$(bench_cpu_us "$pid")
   out=$(timeout $((BENCH_SECONDS + 60)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/$file" \
     -c "$DNSPERF_CLIENTS" -q "$OUTSTANDING" -l "$BENCH_SECONDS" "${perf[@]}" 2>&1) || {
     echo "bench: dnsperf failed against $side:" >&2
@@ -114,14 +114,13 @@ dns_measure() {
     return 1
   }
   local qps lost mean completed cpu_after
-  cpu_after=$(dns_cpu_ticks "$pid")
+  cpu_after=$(bench_cpu_us "$pid")
   qps=$(awk '/Queries per second:/ {printf "%.0f", $4}' <<<"$out")
   lost=$(awk '/Queries lost:/ {print $3}' <<<"$out")
   completed=$(awk '/Queries completed:/ {print $3}' <<<"$out")
   mean=$(awk '/Average Latency \(s\):/ {printf "%.1f", $4 * 1000000}' <<<"$out")
-  # Clock ticks are 1/100 s: 10 000 us each.
   local cpu
-  cpu=$(awk -v t=$((cpu_after - cpu_before)) -v n="$completed" 'BEGIN { if (n > 0) printf "%.2f", t * 10000 / n; else print 0 }')
+  cpu=$(awk -v t=$((cpu_after - cpu_before)) -v n="$completed" 'BEGIN { if (n > 0) printf "%.2f", t / n; else print 0 }')
   local fields=("qps=$qps" "lost=$lost" "sat_mean_us=$mean" "cpu_us_per_q=$cpu")
   if [ -n "$latency" ]; then
     local line
@@ -133,11 +132,6 @@ dns_measure() {
   fields+=("rss_mib=$(($(bench_rss_kb "$pid") / 1024))")
   bench_record "$section" "$workload" "$side" "$round" "${fields[@]}"
   printf 'bench: %-8s %-22s %-5s round %s: %s\n' "$section" "$workload" "$side" "$round" "${fields[*]}"
-}
-
-# dns_cpu_ticks PID — user + system clock ticks of PID and its threads.
-dns_cpu_ticks() {
-  awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 # dns_alternate SECTION WORKLOAD ROUNDS [latency] — ours and the peer in

@@ -16,30 +16,19 @@ regions:
       health: { kind: tcp, port: $3, interval: 5s, timeout: 1s }
     l7:
       nodes: [{ name: bench-l7, address: 127.0.8.11, admin: "127.0.8.11:$(bench_free_port)" }]
+      proxy_protocol: true   # the nginx "L7 node" accepts PROXY v2, as the topology requires behind an L4
 YAML
-}
-
-# CPU seconds (user + system) a process has used.
-l4_cpu() {
-  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
-}
-
-l4_short() { # WORKLOAD SIDE ROUND URL
-  local out rps p99
-  out=$(wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency -H "Connection: close" "$4" 2>&1)
-  read -r rps p99 <<<"$(bench_wrk_figures "$out")"
-  bench_record vs-haproxy-tcp "$1" "$2" "$3" "qps=${rps:-0}" "p99_us=${p99:-0}"
 }
 
 l4_bulk() { # SIDE ROUND URL PID
   local before after speed
-  before=$(l4_cpu "$4")
+  before=$(bench_cpu_us "$4")
   speed=$(curl -fsS -o /dev/null -w '%{speed_download}' "$3")
-  after=$(l4_cpu "$4")
+  after=$(bench_cpu_us "$4")
   # MiB/s, and proxy CPU milliseconds per GiB moved.
   bench_record vs-haproxy-tcp bulk-download "$1" "$2" \
     "mib_per_s=$(awk -v s="$speed" 'BEGIN {printf "%.0f", s / 1048576}')" \
-    "cpu_ms_per_gib=$(awk -v a="$before" -v b="$after" 'BEGIN {printf "%.0f", (b - a) * 1000 * 2}')"
+    "cpu_ms_per_gib=$(awk -v a="$before" -v b="$after" 'BEGIN {printf "%.0f", (b - a) / 1000 * 2}')"
 }
 
 # l4_start — installs and builds what is missing, starts the "L7 node",
@@ -113,8 +102,8 @@ suite_main() {
   l4_start
   local ours=$L4_OURS haproxy=$L4_PEER round
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    l4_short short-connections ours "$round" "$L4_OURS_URL"
-    l4_short short-connections peer "$round" "$L4_PEER_URL"
+    bench_wrk vs-haproxy-tcp short-connections ours "$round" "$ours" "$L4_OURS_URL" -H "Connection: close"
+    bench_wrk vs-haproxy-tcp short-connections peer "$round" "$haproxy" "$L4_PEER_URL" -H "Connection: close"
     l4_bulk ours "$round" "${L4_OURS_URL}big" "$ours"
     l4_bulk peer "$round" "${L4_PEER_URL}big" "$haproxy"
   done

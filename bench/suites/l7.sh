@@ -1,8 +1,9 @@
 # The L7 suite: one `edge l7` worker thread against HAProxy (nbthread 1) and
 # nginx (worker_processes 1), each proxying to the same keep-alive backend
 # (an nginx serving a small body), measured with wrk: requests per second
-# and p99 over keep-alive connections, and new TLS connections per second
-# (one request each) against HAProxy.
+# and p99 over keep-alive connections, new TLS connections per second and
+# resumed TLS connections per second (one request each) against HAProxy;
+# the proxy's CPU microseconds per request for every workload.
 
 l7_topology() { # FILE PORT HTTPS_PORT BACKEND
   local certs="$PWD/examples/certs"
@@ -23,16 +24,28 @@ regions:
 YAML
 }
 
-l7_wrk() { # SECTION WORKLOAD SIDE ROUND URL [WRK ARGS...]
-  local section=$1 workload=$2 side=$3 round=$4 url=$5
-  shift 5
-  local out
-  out=$(wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency "$@" "$url" 2>&1)
-  local rps p99 errors
-  read -r rps p99 <<<"$(bench_wrk_figures "$out")"
-  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-  [ -n "$errors" ] && echo "bench: $section/$workload $side: $errors"
-  bench_record "$section" "$workload" "$side" "$round" "qps=${rps:-0}" "p99_us=${p99:-0}"
+# l7_resumed SIDE ROUND PID HOST:PORT — TLS connections per second that
+# resume a session (openssl s_time -reuse: a full handshake first, then
+# every connection resumes it; one request each), from two clients at
+# once, with the proxy's CPU microseconds per connection.
+l7_resumed() {
+  local side=$1 round=$2 pid=$3 target=$4 work="$BENCH_DIR/l7" before after start end i
+  before=$(bench_cpu_us "$pid")
+  start=$(date +%s.%N)
+  local clients=()
+  for i in 1 2; do
+    openssl s_time -connect "$target" -reuse -time "$BENCH_SECONDS" -www / >"$work/s_time.$i" 2>&1 &
+    clients+=($!)
+  done
+  # Only the clients: a bare `wait` would wait for the servers too.
+  wait "${clients[@]}"
+  end=$(date +%s.%N)
+  after=$(bench_cpu_us "$pid")
+  local connections
+  connections=$(awk '/connections in .*real seconds/ {n += $1} END {print n + 0}' "$work"/s_time.1 "$work"/s_time.2)
+  bench_record vs-haproxy tls-resumed "$side" "$round" \
+    "qps=$(awk -v n="$connections" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')" \
+    "cpu_us_per_req=$(awk -v t=$((after - before)) -v n="$connections" 'BEGIN { if (n > 0) printf "%.2f", t / n; else print 0 }')"
 }
 
 # l7_start — installs and builds what is missing, starts the backend,
@@ -140,12 +153,14 @@ suite_main() {
   l7_start
   local ours=$L7_OURS haproxy=$L7_HAPROXY nginx=$L7_NGINX tls_port=$L7_TLS_PORT round
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    l7_wrk vs-haproxy keepalive ours "$round" "$L7_OURS_URL"
-    l7_wrk vs-haproxy keepalive peer "$round" "$L7_HAPROXY_URL"
-    l7_wrk vs-nginx keepalive ours "$round" "$L7_OURS_URL"
-    l7_wrk vs-nginx keepalive peer "$round" "$L7_NGINX_URL"
-    l7_wrk vs-haproxy tls-new-conn ours "$round" "https://127.0.7.11:$tls_port/" -H "Connection: close"
-    l7_wrk vs-haproxy tls-new-conn peer "$round" "https://127.0.7.21:$tls_port/" -H "Connection: close"
+    bench_wrk vs-haproxy keepalive ours "$round" "$ours" "$L7_OURS_URL"
+    bench_wrk vs-haproxy keepalive peer "$round" "$haproxy" "$L7_HAPROXY_URL"
+    bench_wrk vs-nginx keepalive ours "$round" "$ours" "$L7_OURS_URL"
+    bench_wrk vs-nginx keepalive peer "$round" "$nginx" "$L7_NGINX_URL"
+    bench_wrk vs-haproxy tls-new-conn ours "$round" "$ours" "https://127.0.7.11:$tls_port/" -H "Connection: close"
+    bench_wrk vs-haproxy tls-new-conn peer "$round" "$haproxy" "https://127.0.7.21:$tls_port/" -H "Connection: close"
+    l7_resumed ours "$round" "$ours" "127.0.7.11:$tls_port"
+    l7_resumed peer "$round" "$haproxy" "127.0.7.21:$tls_port"
   done
   bench_record vs-haproxy rss ours 1 "rss_mib=$(($(bench_rss_kb "$ours") / 1024))"
   bench_record vs-haproxy rss peer 1 "rss_mib=$(($(bench_rss_kb "$haproxy") / 1024))"

@@ -101,6 +101,11 @@ pub enum Command {
     /// keepalived/BIRD configuration) for your own configuration management.
     #[command(after_help = RENDER_EXAMPLES)]
     Render(RenderArgs),
+    /// Print a Prometheus configuration that scrapes every component's
+    /// `/metrics` (jobs `gslb`, `edge-l4`, `edge-l7`; labels node, region,
+    /// host), with the alerting rules of `dashboards/alerts.yml`.
+    #[command(after_help = PROMETHEUS_EXAMPLES)]
+    Prometheus(PrometheusArgs),
     /// Validate the deployed topology file again, then reload every running
     /// component (the GSLB through its admin API, edge nodes with SIGHUP).
     #[command(after_help = RELOAD_EXAMPLES)]
@@ -404,6 +409,28 @@ pub struct RenderArgs {
     /// Where to write one directory per host.
     #[arg(value_name = "DIR")]
     pub out: PathBuf,
+}
+
+const PROMETHEUS_EXAMPLES: &str = "\
+Examples:
+  gtm prometheus > prometheus.yml
+  gtm prometheus examples/multi-host.yaml --interval 5s --rules /etc/prometheus/gtm-alerts.yml
+
+The Grafana dashboard (dashboards/gtm.json) and the alerting rules
+(dashboards/alerts.yml) query the labels this configuration sets.";
+
+/// `gtm prometheus`.
+#[derive(Args, Debug)]
+pub struct PrometheusArgs {
+    /// The topology file.
+    #[arg(value_name = "FILE", default_value = DEFAULT_TOPOLOGY)]
+    pub file: PathBuf,
+    /// How often Prometheus scrapes and evaluates the rules.
+    #[arg(long, value_parser = parse_duration, default_value = "15s", value_name = "DURATION")]
+    pub interval: Duration,
+    /// A rules file to load (repeatable), e.g. `dashboards/alerts.yml`.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
 }
 
 /// `gtm reload`.

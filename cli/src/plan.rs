@@ -228,6 +228,11 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
                     proto: Proto::Tcp,
                     purpose: "HTTPS",
                 });
+                binds.extend(l4.udp.iter().map(|service| Bind {
+                    addr: SocketAddr::new(vip, service.port),
+                    proto: Proto::Udp,
+                    purpose: "UDP service",
+                }));
             }
             binds.push(Bind {
                 addr: node.admin,
@@ -385,6 +390,28 @@ mod tests {
             }
         );
         assert!(conflicts(&components).is_empty());
+    }
+
+    #[test]
+    fn an_l4_node_binds_its_udp_services_on_the_vip() {
+        let mut topology = example();
+        let l4 = topology.regions[0].l4.as_mut().unwrap();
+        l4.udp.push(topology::tiers::l4::UdpService {
+            port: 53,
+            to_port: 5353,
+            idle_timeout: topology::tiers::l4::DEFAULT_UDP_IDLE_TIMEOUT,
+            max_flows: 10,
+            proxy_protocol: false,
+        });
+        let components = plan(&topology, Path::new("/t.yaml"));
+        let l4 = components.iter().find(|c| c.name == "us-east-l4").unwrap();
+        let udp: Vec<(SocketAddr, &str)> = l4
+            .binds
+            .iter()
+            .filter(|b| b.proto == Proto::Udp)
+            .map(|b| (b.addr, b.purpose))
+            .collect();
+        assert_eq!(udp, [("127.0.1.1:53".parse().unwrap(), "UDP service")]);
     }
 
     #[test]

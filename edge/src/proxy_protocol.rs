@@ -225,14 +225,24 @@ impl Addresses {
     /// (a dual-stack listener), both are written as IPv6, the IPv4 one
     /// mapped (`::ffff:a.b.c.d`), as HAProxy does.
     pub fn tcp(source: SocketAddr, destination: SocketAddr) -> Self {
+        Self::inet(Transport::Stream, source, destination)
+    }
+
+    /// UDP addresses for a relayed datagram; mixed families as
+    /// [`tcp`](Self::tcp).
+    pub fn udp(source: SocketAddr, destination: SocketAddr) -> Self {
+        Self::inet(Transport::Datagram, source, destination)
+    }
+
+    fn inet(transport: Transport, source: SocketAddr, destination: SocketAddr) -> Self {
         match (source, destination) {
             (SocketAddr::V4(source), SocketAddr::V4(destination)) => Self::Ipv4 {
-                transport: Transport::Stream,
+                transport,
                 source,
                 destination,
             },
             (source, destination) => Self::Ipv6 {
-                transport: Transport::Stream,
+                transport,
                 source: v6(source),
                 destination: v6(destination),
             },

@@ -23,7 +23,9 @@ pub fn example() -> &'static Example {
         let geoip = Arc::new(gslb::open_geoip(&topology).expect("embedded database"));
         let regions = topology.regions.len();
         Example {
-            state: Arc::new(ServingState::new(Arc::new(topology), geoip).expect("unsigned zones")),
+            state: Arc::new(
+                ServingState::new(Arc::new(topology), geoip, None).expect("unsigned zones"),
+            ),
             health: Arc::new(RegionHealth::all_up(regions)),
             metrics: Metrics::new(),
         }

@@ -9,10 +9,14 @@
 //! only a handful of possible RRsets (one per region order). A signature
 //! starts an hour in the past (clocks are never quite in step), ends
 //! `signature_validity` after it was made, and is made anew once less than
-//! `refresh` remains.
+//! `refresh` remains — by the background task ([`Signers::refresh_due`])
+//! before any query finds it due, so queries rarely pay for signing (or
+//! dropped, if no query used it since it was made). A reload that keeps
+//! a zone's keys and validity keeps its signatures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use topology::dnssec::{KeyError, ZoneKey};
 use topology::{DomainName, Topology};
@@ -34,6 +38,14 @@ const INCEPTION_SKEW: u32 = 3600;
 /// (a flood of distinct names must not grow memory without bound).
 const MAX_CACHED: usize = 100_000;
 
+/// Seconds since the Unix epoch, as RRSIG times count them (RFC 4034
+/// §3.1.5: serial arithmetic, so the wrap in 2106 is harmless).
+pub fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
 /// The signers of every signed zone served, by origin.
 #[derive(Default)]
 pub struct Signers {
@@ -41,30 +53,45 @@ pub struct Signers {
 }
 
 impl Signers {
-    /// Reads the keys of every signed zone of `topology`.
-    pub fn load(topology: &Topology) -> Result<Signers, KeyError> {
+    /// Reads the keys of every signed zone of `topology`. A zone that
+    /// `previous` (the state being replaced) signed with the same keys and
+    /// validity keeps its signature cache.
+    pub fn load(topology: &Topology, previous: Option<&Signers>) -> Result<Signers, KeyError> {
         let mut by_origin = HashMap::new();
         for zone in &topology.dns.zones {
             let Some(dnssec) = &zone.dnssec else {
                 continue;
             };
-            let keys = dnssec
-                .keys
-                .iter()
-                .map(|path| ZoneKey::read(path))
-                .collect::<Result<Vec<_>, _>>()?;
-            by_origin.insert(
-                zone.origin.wire().into(),
-                ZoneSigner {
-                    origin: zone.origin.clone(),
-                    keys,
-                    validity: dnssec.signature_validity,
-                    refresh: dnssec.refresh,
-                    cache: Mutex::default(),
-                },
+            let read = |files: &[std::path::PathBuf]| {
+                files
+                    .iter()
+                    .map(|path| ZoneKey::read(path))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let mut signer = ZoneSigner::new(
+                zone.origin.clone(),
+                read(&dnssec.keys)?,
+                dnssec.signature_validity,
+                dnssec.refresh,
             );
+            signer.published = read(&dnssec.published)?;
+            if let Some(before) = previous.and_then(|p| p.get(zone.origin.wire())) {
+                signer.adopt_cache(before);
+            }
+            by_origin.insert(zone.origin.wire().into(), signer);
         }
         Ok(Signers { by_origin })
+    }
+
+    /// Re-makes every cached signature that a query at `now + lead` would
+    /// find due (less than `refresh` left); returns how many RRsets were
+    /// signed anew. Run every `lead` seconds, it keeps signing off the
+    /// query path.
+    pub fn refresh_due(&self, now: u32, lead: u32) -> usize {
+        self.by_origin
+            .values()
+            .map(|signer| signer.refresh_due(now, lead))
+            .sum()
     }
 
     /// The signer of the zone whose origin is `origin` (lowercase wire
@@ -77,16 +104,27 @@ impl Signers {
 /// One signed zone's keys and signature cache.
 pub struct ZoneSigner {
     origin: DomainName,
+    /// The keys that sign.
     keys: Vec<ZoneKey>,
+    /// Keys in the DNSKEY RRset that do not sign (a rollover's next or
+    /// previous key).
+    published: Vec<ZoneKey>,
     validity: u32,
     refresh: u32,
-    cache: Mutex<HashMap<Vec<u8>, Signed>>,
+    /// Shared with the signer of the same keys in the next state, so a
+    /// reload keeps the signatures.
+    cache: Arc<Mutex<HashMap<Vec<u8>, Signed>>>,
 }
 
 #[derive(Clone)]
 struct Signed {
     expiration: u32,
+    /// What was signed, to sign it anew in the background.
+    rrset: Arc<CanonicalRrset>,
     rrsigs: Arc<[Vec<u8>]>,
+    /// Whether a query has used it since it was made: one nobody asked
+    /// for is dropped when it comes due instead of being made anew.
+    used: bool,
 }
 
 /// An RRset in canonical form (RFC 4034 §6): lowercase owner in wire
@@ -103,14 +141,45 @@ pub struct CanonicalRrset {
 }
 
 impl ZoneSigner {
+    /// A signer for the zone at `origin` signing with `keys`, with an
+    /// empty cache and no other key published.
+    pub fn new(origin: DomainName, keys: Vec<ZoneKey>, validity: u32, refresh: u32) -> ZoneSigner {
+        ZoneSigner {
+            origin,
+            keys,
+            published: Vec::new(),
+            validity,
+            refresh,
+            cache: Arc::default(),
+        }
+    }
+
+    /// Takes over `previous`'s signatures if they are still what this
+    /// signer would make: same keys (by public key) and same validity.
+    pub fn adopt_cache(&mut self, previous: &ZoneSigner) {
+        let same_keys = self.keys.len() == previous.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&previous.keys)
+                .all(|(a, b)| a.dnskey_rdata() == b.dnskey_rdata());
+        if same_keys && self.validity == previous.validity {
+            self.cache = previous.cache.clone();
+        }
+    }
+
     /// The zone's apex.
     pub fn origin(&self) -> &DomainName {
         &self.origin
     }
 
-    /// The DNSKEY RDATA of each key, for the apex DNSKEY RRset.
+    /// The DNSKEY RDATA of each key, signing or only published, for the
+    /// apex DNSKEY RRset.
     pub fn dnskeys(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.keys.iter().map(ZoneKey::dnskey_rdata)
+        self.keys
+            .iter()
+            .chain(&self.published)
+            .map(ZoneKey::dnskey_rdata)
     }
 
     /// The RRSIG RDATA over `rrset`, one per key, valid at `now` (seconds
@@ -121,13 +190,31 @@ impl ZoneSigner {
         rrset.rdata.sort();
         rrset.rdata.dedup();
         let key = cache_key(&rrset);
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(signed) = cache.get(&key)
-            && signed.expiration.wrapping_sub(now) as i32 > self.refresh as i32
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(signed) = cache.get_mut(&key)
+            && !self.due(signed, now)
         {
+            signed.used = true;
             return signed.rrsigs.clone();
         }
         drop(cache);
+        self.sign_anew(key, Arc::new(rrset), now, true)
+    }
+
+    /// Whether `signed` has `refresh` or less left at `now`.
+    fn due(&self, signed: &Signed, now: u32) -> bool {
+        signed.expiration.wrapping_sub(now) as i32 <= self.refresh as i32
+    }
+
+    /// Signs `rrset` (cached under `key`) at `now` and caches the result,
+    /// marked `used` if a query asked for it.
+    fn sign_anew(
+        &self,
+        key: Vec<u8>,
+        rrset: Arc<CanonicalRrset>,
+        now: u32,
+        used: bool,
+    ) -> Arc<[Vec<u8>]> {
         let inception = now.wrapping_sub(INCEPTION_SKEW);
         let expiration = now.wrapping_add(self.validity);
         let rrsigs: Arc<[Vec<u8>]> = self
@@ -143,10 +230,32 @@ impl ZoneSigner {
             key,
             Signed {
                 expiration,
+                rrset,
                 rrsigs: rrsigs.clone(),
+                used,
             },
         );
         rrsigs
+    }
+
+    /// [`Signers::refresh_due`] for this zone: what is due is made anew
+    /// if a query used it since it was made, and dropped otherwise (an
+    /// RRset no longer answered, a geo answer no longer given). The lock
+    /// is held only to sort what is due, not while signing.
+    fn refresh_due(&self, now: u32, lead: u32) -> usize {
+        let at = now.wrapping_add(lead);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|_, signed| signed.used || !self.due(signed, at));
+        let due: Vec<(Vec<u8>, Arc<CanonicalRrset>)> = cache
+            .iter()
+            .filter(|(_, signed)| self.due(signed, at))
+            .map(|(key, signed)| (key.clone(), signed.rrset.clone()))
+            .collect();
+        drop(cache);
+        for (key, rrset) in &due {
+            self.sign_anew(key.clone(), rrset.clone(), now, false);
+        }
+        due.len()
     }
 
     /// One RRSIG's RDATA (RFC 4034 §3.1): the fields, then the signature
@@ -219,9 +328,17 @@ fn rrsig_labels(owner: &[u8]) -> u8 {
 /// closest name after it, so the NSEC covers nothing but `owner` itself
 /// and no other name of the zone can be learned from it.
 pub fn compact_nsec(owner: &[u8], types: &[u16]) -> Vec<u8> {
-    let mut rdata = Vec::with_capacity(owner.len() + 2 + 34);
-    rdata.extend_from_slice(&[1, 0]);
-    rdata.extend_from_slice(owner);
+    let mut next = Vec::with_capacity(owner.len() + 2);
+    next.extend_from_slice(&[1, 0]);
+    next.extend_from_slice(owner);
+    nsec_rdata(&next, types)
+}
+
+/// The RDATA of an NSEC (RFC 4034 §4.1) whose next name is `next`
+/// (lowercase wire form) and which lists `types`.
+pub fn nsec_rdata(next: &[u8], types: &[u16]) -> Vec<u8> {
+    let mut rdata = Vec::with_capacity(next.len() + 34);
+    rdata.extend_from_slice(next);
     rdata.extend_from_slice(&type_bitmap(types));
     rdata
 }
@@ -269,6 +386,72 @@ mod tests {
         assert_eq!(&rdata[2..2 + owner.len()], owner);
         // Window 0, 17 bytes up to type 128; RRSIG and NSEC in byte 5.
         assert_eq!(&rdata[2 + owner.len()..][..3], &[0, 17, 0]);
+    }
+
+    fn signer(dir: &std::path::Path) -> ZoneSigner {
+        let origin = DomainName::parse_absolute("example.com.").unwrap();
+        let key = ZoneKey::generate(&origin, topology::dnssec::Algorithm::Ed25519, dir).unwrap();
+        ZoneSigner::new(origin, vec![key], 7 * 86_400, 86_400)
+    }
+
+    fn rrset() -> CanonicalRrset {
+        CanonicalRrset {
+            owner: b"\x03www\x07example\x03com\x00".to_vec(),
+            rtype: 1,
+            ttl: 300,
+            rdata: vec![vec![192, 0, 2, 1]],
+        }
+    }
+
+    /// The Signature Expiration field of an RRSIG's RDATA.
+    fn expiration(rrsig: &[u8]) -> u32 {
+        u32::from_be_bytes(rrsig[8..12].try_into().unwrap())
+    }
+
+    #[test]
+    fn the_background_refresh_re_signs_before_a_query_would() {
+        let dir = std::env::temp_dir().join(format!("gslb-dnssec-refresh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let signer = signer(&dir);
+        let t0 = 1_800_000_000;
+        let first = signer.sign(rrset(), t0);
+        // Nothing is due a day in, with an hour's lead.
+        assert_eq!(signer.refresh_due(t0 + 86_400, 3600), 0);
+        // Half an hour before the one-day refresh point, an hour's lead
+        // reaches it.
+        let t1 = t0 + 6 * 86_400 - 1800;
+        assert_eq!(signer.refresh_due(t1, 3600), 1);
+        // A query an hour later finds the new signature, made at t1.
+        let later = signer.sign(rrset(), t1 + 3600);
+        assert_eq!(expiration(&first[0]), t0 + 7 * 86_400);
+        assert_eq!(expiration(&later[0]), t1 + 7 * 86_400);
+        // That query used it, so it is made anew when next due; nobody
+        // asks for it afterwards, so the time after it is dropped.
+        let t2 = t1 + 6 * 86_400 - 1800;
+        assert_eq!(signer.refresh_due(t2, 3600), 1);
+        let t3 = t2 + 6 * 86_400 - 1800;
+        assert_eq!(signer.refresh_due(t3, 3600), 0);
+        assert!(signer.cache.lock().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reload_with_the_same_keys_keeps_the_signatures() {
+        let dir = std::env::temp_dir().join(format!("gslb-dnssec-adopt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let before = signer(&dir);
+        let made = before.sign(rrset(), 1_800_000_000);
+        let key_file = before.keys[0].path().to_owned();
+        let reread = || vec![ZoneKey::read(&key_file).unwrap()];
+        let origin = before.origin.clone();
+        let mut same = ZoneSigner::new(origin.clone(), reread(), 7 * 86_400, 86_400);
+        same.adopt_cache(&before);
+        assert!(Arc::ptr_eq(&made, &same.sign(rrset(), 1_800_000_100)));
+        // Another validity makes other signatures: start afresh.
+        let mut other = ZoneSigner::new(origin, reread(), 14 * 86_400, 86_400);
+        other.adopt_cache(&before);
+        assert!(!Arc::ptr_eq(&made, &other.sign(rrset(), 1_800_000_100)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

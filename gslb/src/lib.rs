@@ -67,7 +67,7 @@ use geo_data::{GeoDb, WatchedGeoDb};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use topology::{GeoIpSource, Topology};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use listen::Listeners;
 pub use node::Options;
@@ -80,6 +80,9 @@ pub use state::ServingState;
 
 /// How long queries in flight may take to finish after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often cached DNSSEC signatures coming due are made anew.
+pub const SIGNATURE_REFRESH_INTERVAL: Duration = Duration::from_secs(600);
 
 /// How often a GeoIP database file is checked for changes.
 pub const GEOIP_CHECK_INTERVAL: Duration = Duration::from_secs(10);
@@ -153,6 +156,7 @@ pub async fn run(
     let state = Arc::new(ArcSwap::from_pointee(ServingState::new(
         Arc::new(topology),
         geoip.clone(),
+        None,
     )?));
     warm_scopes(&state);
     let node = Arc::new(Node::new(
@@ -177,6 +181,7 @@ pub async fn run(
     if geoip.path().is_some() {
         tasks.spawn(refresh_geoip(geoip, state.clone(), shutdown.clone()));
     }
+    tasks.spawn(refresh_signatures(state.clone(), shutdown.clone()));
     // Only now is everything that can refuse to start checked: these
     // lines are what supervisors wait for.
     if let Some(admin) = admin_addr {
@@ -220,6 +225,28 @@ fn admin_token(topology: &Topology) -> anyhow::Result<Option<admin::Token>> {
     })
 }
 
+/// Every [`SIGNATURE_REFRESH_INTERVAL`], re-makes the signatures a query
+/// would find due before the next run, so signing stays off the query path.
+async fn refresh_signatures(state: Arc<ArcSwap<ServingState>>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(SIGNATURE_REFRESH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Two intervals ahead: a run that starts late still covers the gap.
+    let lead = 2 * SIGNATURE_REFRESH_INTERVAL.as_secs() as u32;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let current = state.load_full();
+        let run = move || current.signers.refresh_due(dnssec::unix_now(), lead);
+        match tokio::task::spawn_blocking(run).await {
+            Ok(0) => {}
+            Ok(count) => debug!(count, "signatures made anew before they came due"),
+            Err(error) => warn!("signature refresh task failed: {error}"),
+        }
+    }
+}
+
 /// Reopens the GeoIP file whenever it changes; a file that fails to open
 /// is logged and the previous database keeps serving.
 async fn refresh_geoip(
@@ -243,8 +270,9 @@ async fn refresh_geoip(
                         "GeoIP database reloaded"
                     );
                     // The scope maps are built per database.
-                    let topology = state.load().topology.clone();
-                    match ServingState::new(topology, geoip.clone()) {
+                    let current = state.load_full();
+                    let topology = current.topology.clone();
+                    match ServingState::new(topology, geoip.clone(), Some(&current)) {
                         Ok(rebuilt) => {
                             state.store(Arc::new(rebuilt));
                             warm_scopes(&state);

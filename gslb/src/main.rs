@@ -27,6 +27,11 @@ struct Args {
     #[arg(long, value_name = "ORIGIN")]
     zone_file: Option<String>,
 
+    /// With --zone-file, a signed zone as signed now: its DNSKEY RRset, an
+    /// RRSIG over every RRset and an NSEC chain (for ldns-verify-zone).
+    #[arg(long, requires = "zone_file")]
+    signed: bool,
+
     /// Which of the file's `dns.nodes` this process is (needed when there
     /// are several).
     #[arg(long, value_name = "NAME")]
@@ -75,6 +80,42 @@ const EXAMPLES: &str = "Examples:
   dig @127.0.0.1 -p 5353 www.example.com
 
 Logging: RUST_LOG=debug (default info).";
+
+/// The serving state of `topology`, for the commands that answer without
+/// serving; on failure, says why and gives the exit code.
+fn offline_state(topology: topology::Topology) -> Result<gslb::ServingState, ExitCode> {
+    let geoip = match gslb::open_geoip(&topology) {
+        Ok(geoip) => std::sync::Arc::new(geoip),
+        Err(error) => {
+            eprintln!("gslb: {error:#}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    gslb::ServingState::new(std::sync::Arc::new(topology), geoip, None).map_err(|error| {
+        eprintln!("gslb: {error}");
+        ExitCode::from(1)
+    })
+}
+
+/// Prints the zone at `origin` signed, or says why it cannot.
+fn signed_zone_file(topology: topology::Topology, origin: topology::DomainName) -> ExitCode {
+    let state = match offline_state(topology) {
+        Ok(state) => state,
+        Err(code) => return code,
+    };
+    match gslb::dns::signed_zone_file(&state, &origin, gslb::dnssec::unix_now()) {
+        Some(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!(
+                "gslb: zone {origin} is not signed; add a `dnssec:` block with its keys, or drop --signed"
+            );
+            ExitCode::from(1)
+        }
+    }
+}
 
 /// Exit codes: 0 ok, 1 configuration or usage error, 2 runtime failure.
 fn main() -> ExitCode {
@@ -131,8 +172,12 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(1);
         };
-        print!("{}", topology::zonefile::zone_file(&topology, zone));
-        return ExitCode::SUCCESS;
+        if !args.signed {
+            print!("{}", topology::zonefile::zone_file(&topology, zone));
+            return ExitCode::SUCCESS;
+        }
+        let origin = zone.origin.clone();
+        return signed_zone_file(topology, origin);
     }
     let node = match node_of(&topology, &args) {
         Ok(node) => node,
@@ -180,20 +225,10 @@ fn explain(topology: topology::Topology, name: &str, client: IpAddr, rtype: &str
             return ExitCode::from(1);
         }
     };
-    let geoip = match gslb::open_geoip(&topology) {
-        Ok(geoip) => std::sync::Arc::new(geoip),
-        Err(error) => {
-            eprintln!("gslb: {error:#}");
-            return ExitCode::from(1);
-        }
-    };
     let health = gslb::health::RegionHealth::all_up(topology.regions.len());
-    let state = match gslb::ServingState::new(std::sync::Arc::new(topology), geoip) {
+    let state = match offline_state(topology) {
         Ok(state) => state,
-        Err(error) => {
-            eprintln!("gslb: {error}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let client = gslb::client::Client::new(client, None).expect("no ECS option to reject");
     match gslb::explain::explain(&state, &health, name, rtype, client) {

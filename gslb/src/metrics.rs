@@ -1,7 +1,8 @@
 //! The GSLB's Prometheus metrics: queries by type, rcode and answered
 //! region; how clients were located; probe results, latency and
 //! transitions; each vantage point's view and the quorum per region;
-//! region service changes; config reloads; peer views believed and refused.
+//! region service changes; config reloads; peer views believed and refused;
+//! replies held back by rate limiting; the build.
 //!
 //! One [`Metrics`] per node, shared by the query path, the monitor and the
 //! reloader, and served by the admin API.
@@ -86,6 +87,16 @@ struct RefusedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -107,7 +118,12 @@ pub struct Metrics {
     reloads: Family<OutcomeLabels, Counter>,
     peer_views_accepted: Family<PeerLabels, Counter>,
     peer_views_refused: Family<RefusedLabels, Counter>,
+    rate_limited: Family<ActionLabels, Counter>,
 }
+
+/// What rate limiting did with a reply it held back: dropped it, or sent
+/// it truncated (a slip, so a real client retries over TCP).
+const RATE_LIMIT_ACTIONS: [&str; 2] = ["drop", "slip"];
 
 impl Metrics {
     /// A fresh set of metrics with its registry.
@@ -189,6 +205,27 @@ impl Metrics {
             "Peer views refused (unsigned, bad_signature, wrong_node, malformed), by peer and reason",
             peer_views_refused.clone(),
         );
+        let rate_limited = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "rrl_replies",
+            "Replies held back by response rate limiting, by action (drop, slip)",
+            rate_limited.clone(),
+        );
+        for action in RATE_LIMIT_ACTIONS {
+            // Present from the start, so a rate over them is 0, not absent.
+            let _ = rate_limited.get_or_create(&ActionLabels { action });
+        }
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1; the version of the running gslb",
+            build.clone(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
         Arc::new(Metrics {
             registry: Arc::new(registry),
             queries_total: AtomicU64::new(0),
@@ -205,6 +242,7 @@ impl Metrics {
             reloads,
             peer_views_accepted,
             peer_views_refused,
+            rate_limited,
         })
     }
 
@@ -323,6 +361,15 @@ impl Metrics {
                 outcome: if ok { "ok" } else { "error" },
             })
             .inc();
+    }
+
+    /// Counts replies rate limiting dropped and sent truncated (slipped).
+    pub fn record_rate_limited(&self, dropped: u64, slipped: u64) {
+        for (action, n) in RATE_LIMIT_ACTIONS.into_iter().zip([dropped, slipped]) {
+            self.rate_limited
+                .get_or_create(&ActionLabels { action })
+                .inc_by(n);
+        }
     }
 
     /// Counts a peer view, believed (`None`) or refused.

@@ -218,7 +218,11 @@ impl Node {
             return Err(ReloadError::PeerKeyChanged);
         }
         let topology = Arc::new(topology);
-        let state = ServingState::new(topology.clone(), self.geoip.clone())?;
+        let state = ServingState::new(
+            topology.clone(),
+            self.geoip.clone(),
+            Some(&self.state.load()),
+        )?;
         self.monitor.configure(&topology).await;
         self.state.store(Arc::new(state));
         crate::warm_scopes(&self.state);

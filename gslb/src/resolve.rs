@@ -76,8 +76,9 @@ pub struct Resolution<'z> {
     pub outcome: Outcome,
     /// The AA bit.
     pub authoritative: bool,
-    /// Whether this is a referral to a delegated child.
-    pub referral: bool,
+    /// For a referral to a delegated child: the delegation point's name
+    /// and node (where a signed zone finds the DS RRset to add).
+    pub referral: Option<(&'z DomainName, &'z Node)>,
     /// Answer section.
     pub answer: Vec<Part<'z>>,
     /// Authority section (SOA for negative answers, NS for referrals).
@@ -98,7 +99,7 @@ impl<'z> Resolution<'z> {
         Resolution {
             outcome,
             authoritative,
-            referral: false,
+            referral: None,
             answer: Vec::new(),
             authority: Vec::new(),
             additional: Vec::new(),
@@ -209,7 +210,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
         if self.resolution.answer.is_empty() {
             self.resolution.authoritative = false;
         }
-        self.resolution.referral = true;
+        self.resolution.referral = Some((&ns.name, cut));
         self.resolution.authority.push(Part::Rrset {
             rrset: ns,
             owner: None,

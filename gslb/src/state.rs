@@ -32,12 +32,15 @@ pub struct ServingState {
 
 impl ServingState {
     /// Builds the serving state for `topology`, reading the signed zones'
-    /// keys (a key file may have changed since the topology was validated).
+    /// keys (a key file may have changed since the topology was validated)
+    /// and keeping the signatures of `previous` (the state it replaces)
+    /// that are still good.
     pub fn new(
         topology: Arc<Topology>,
         geoip: Arc<WatchedGeoDb>,
+        previous: Option<&ServingState>,
     ) -> Result<ServingState, KeyError> {
-        let signers = Signers::load(&topology)?;
+        let signers = Signers::load(&topology, previous.map(|p| &p.signers))?;
         let zones = ZoneSet::build(&topology);
         let wire = WireRecords::build(&zones);
         let scopes = ScopeMaps::new(topology.clone(), geoip.current());

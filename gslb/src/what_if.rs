@@ -229,7 +229,12 @@ regions:
 
     fn state() -> ServingState {
         let topology = Arc::new(topology::parse(TOPOLOGY, "what-if").unwrap());
-        ServingState::new(topology, Arc::new(WatchedGeoDb::fixed(GeoDb::embedded()))).unwrap()
+        ServingState::new(
+            topology,
+            Arc::new(WatchedGeoDb::fixed(GeoDb::embedded())),
+            None,
+        )
+        .unwrap()
     }
 
     fn id(state: &ServingState, name: &str) -> RegionId {

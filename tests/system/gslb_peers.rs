@@ -11,30 +11,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use system_tests::{Daemon, binary, free_port, http, json, temp_dir};
+use system_tests::{Daemon, binary, free_port, healthy_region, http, json, temp_dir};
 
 /// 64 hex digits, shaped like a signature, made without the key.
 const FORGED_SIGNATURE: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
 /// How long a change may take to reach a node: a few 1 s poll rounds.
 const CONVERGE: Duration = Duration::from_secs(15);
-
-/// A region's health endpoint that always answers 200.
-pub(crate) fn healthy_region(ip: &str) -> SocketAddr {
-    let listener = TcpListener::bind((ip, 0)).unwrap();
-    let addr = listener.local_addr().unwrap();
-    // Lives as long as the test process; each probe is one connection.
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-            let _ = stream.read(&mut [0; 1024]);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    addr
-}
 
 /// An impostor on a peer's admin address: it answers every request with a
 /// view of `node` that forges a `fail` override on us-east far in the

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use system_tests::{free_port, http, json, temp_dir};
+use system_tests::{free_port, healthy_region, http, json, temp_dir};
 
-use crate::gslb_peers::{healthy_region, start_node};
+use crate::gslb_peers::start_node;
 use crate::gtm::{Scratch, expect, gtm};
 
 /// How long views may take to reach every node: a few 1 s poll rounds.

@@ -11,3 +11,4 @@ mod gslb_vantage;
 mod gtm;
 mod gtm_render;
 mod knot_interop;
+mod monitoring;

@@ -150,19 +150,38 @@ fn check_dnssec_keys(topology: &mut Topology, text: &str, path: &Path) -> Result
         let Some(dnssec) = &mut zone.dnssec else {
             continue;
         };
-        for (index, key) in dnssec.keys.iter_mut().enumerate() {
-            if key.is_relative()
-                && let Some(dir) = path.parent()
-            {
-                *key = dir.join(&*key);
-            }
-            if let Err(error) = dnssec::ZoneKey::read(key) {
-                let field = format!("dns.zones[{zone_index}].dnssec.keys[{index}]");
+        let mut signing = Vec::new();
+        for (list, files) in [
+            ("keys", &mut dnssec.keys),
+            ("published", &mut dnssec.published),
+        ] {
+            for (index, key) in files.iter_mut().enumerate() {
+                if key.is_relative()
+                    && let Some(dir) = path.parent()
+                {
+                    *key = dir.join(&*key);
+                }
+                let field = format!("dns.zones[{zone_index}].dnssec.{list}[{index}]");
+                let message = match dnssec::ZoneKey::read(key) {
+                    Err(error) => error.to_string(),
+                    Ok(key) if list == "keys" => {
+                        signing.push(key.algorithm());
+                        continue;
+                    }
+                    // RFC 4035 §2.2: every algorithm in the DNSKEY RRset
+                    // signs every RRset, or strict resolvers fail the zone.
+                    Ok(key) if !signing.contains(&key.algorithm()) => format!(
+                        "{}: algorithm {} signs nothing in this zone; publish only keys of an algorithm listed under `keys` (an algorithm rollover adds the new algorithm's key to `keys` first)",
+                        key.path().display(),
+                        key.algorithm().number()
+                    ),
+                    Ok(_) => continue,
+                };
                 problems.push(LocatedProblem {
                     line: locate::line_of(text, &field),
                     problem: validate::Problem {
                         path: field,
-                        message: error.to_string(),
+                        message,
                     },
                 });
             }

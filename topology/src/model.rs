@@ -223,6 +223,10 @@ pub struct Dnssec {
     /// Key files, in order; each key signs every RRset. Checked when the
     /// topology is loaded from its file ([`crate::dnssec::ZoneKey::read`]).
     pub keys: Vec<PathBuf>,
+    /// Key files published in the DNSKEY RRset but not signing (Knot's
+    /// "published" state: before a rollover's switch, or after it until
+    /// caches have dropped the old signatures). Checked like `keys`.
+    pub published: Vec<PathBuf>,
     /// Seconds from a signature's making to its expiry.
     pub signature_validity: u32,
     /// A signature with less than this many seconds left is made anew.

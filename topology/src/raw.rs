@@ -165,6 +165,11 @@ pub struct RawDnssec {
     /// Key files (PKCS#8 PEM, from `gtm dnssec keygen`), relative to the
     /// topology file.
     pub keys: Vec<String>,
+    /// Keys published in the DNSKEY RRset that do not sign: the next key
+    /// before it takes over, or the previous one until caches forget its
+    /// signatures (a pre-publish rollover).
+    #[serde(default)]
+    pub published: Vec<String>,
     /// How long a signature is valid (default `7d`).
     #[serde(default)]
     pub signature_validity: Option<Scalar>,

@@ -30,11 +30,14 @@ pub enum RecordType {
     Srv,
     /// Certification authority authorisation.
     Caa,
+    /// Delegation signer: the hash of a signed child zone's key, held at
+    /// the delegation point (RFC 4034 §5).
+    Ds,
 }
 
 impl RecordType {
     /// Every type, in the order `Display` lists them in error messages.
-    pub const ALL: [RecordType; 10] = [
+    pub const ALL: [RecordType; 11] = [
         RecordType::A,
         RecordType::Aaaa,
         RecordType::Cname,
@@ -45,6 +48,7 @@ impl RecordType {
         RecordType::Srv,
         RecordType::Txt,
         RecordType::Caa,
+        RecordType::Ds,
     ];
 
     /// The IANA type code.
@@ -60,6 +64,7 @@ impl RecordType {
             RecordType::Aaaa => 28,
             RecordType::Srv => 33,
             RecordType::Caa => 257,
+            RecordType::Ds => 43,
         }
     }
 
@@ -81,6 +86,7 @@ impl RecordType {
             RecordType::Aaaa => "AAAA",
             RecordType::Srv => "SRV",
             RecordType::Caa => "CAA",
+            RecordType::Ds => "DS",
         }
     }
 }
@@ -169,6 +175,17 @@ pub enum RecordData {
         /// Property value.
         value: Vec<u8>,
     },
+    /// Delegation signer (RFC 4034 §5.1).
+    Ds {
+        /// Key tag of the child's key.
+        key_tag: u16,
+        /// That key's algorithm number.
+        algorithm: u8,
+        /// Digest algorithm (2 = SHA-256, 4 = SHA-384).
+        digest_type: u8,
+        /// The digest, as many bytes as `digest_type` makes.
+        digest: Vec<u8>,
+    },
     /// Start of authority.
     Soa(Soa),
 }
@@ -186,6 +203,7 @@ impl RecordData {
             RecordData::Txt(_) => RecordType::Txt,
             RecordData::Srv { .. } => RecordType::Srv,
             RecordData::Caa { .. } => RecordType::Caa,
+            RecordData::Ds { .. } => RecordType::Ds,
             RecordData::Soa(_) => RecordType::Soa,
         }
     }
@@ -253,6 +271,7 @@ impl RecordData {
             }
             RecordType::Txt => RecordData::Txt(split_character_strings(value.as_bytes())),
             RecordType::Caa => parse_caa(value)?,
+            RecordType::Ds => parse_ds(value)?,
             RecordType::Soa => {
                 return Err(
                     "SOA records are not written as records; set the zone's `soa:` block".into(),
@@ -300,6 +319,44 @@ fn parse_caa(value: &str) -> Result<RecordData, String> {
     })
 }
 
+fn parse_ds(value: &str) -> Result<RecordData, String> {
+    const FORM: &str = "12345 13 2 <64 hex digits>, as `gtm dnssec ds` prints it";
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    let [key_tag, algorithm, digest_type, digest @ ..] = fields.as_slice() else {
+        return Err(format!("{value:?} is not DS data; write it as {FORM:?}"));
+    };
+    if digest.is_empty() {
+        return Err(format!("{value:?} is not DS data; write it as {FORM:?}"));
+    }
+    let digest_type: u8 = number(digest_type, "DS digest type")?;
+    // RFC 4509, RFC 6605; SHA-1 (1) is no longer to be used (RFC 9904).
+    let length = match digest_type {
+        2 => 32,
+        4 => 48,
+        other => {
+            return Err(format!(
+                "DS digest type {other} is not supported; use 2 (SHA-256) or 4 (SHA-384)"
+            ));
+        }
+    };
+    let hex: String = digest.concat();
+    let digest = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.as_bytes())
+        .map_err(|_| format!("DS digest {hex:?} is not hexadecimal"))?;
+    if digest.len() != length {
+        return Err(format!(
+            "DS digest is {} bytes; digest type {digest_type} makes {length}",
+            digest.len()
+        ));
+    }
+    Ok(RecordData::Ds {
+        key_tag: number(key_tag, "DS key tag")?,
+        algorithm: number(algorithm, "DS algorithm")?,
+        digest_type,
+        digest,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +389,31 @@ mod tests {
                 value: b"letsencrypt.org".to_vec()
             }
         );
+    }
+
+    #[test]
+    fn parses_a_ds_as_gtm_prints_it() {
+        // Written in two groups, as some tools print long digests.
+        let half = "2BB183AF5F22588179A53B0A98631FAD";
+        let text = format!("60485 13 2 {half} {}", half.to_lowercase());
+        let ds = RecordData::parse(RecordType::Ds, &text, &origin()).unwrap();
+        let RecordData::Ds {
+            key_tag,
+            algorithm,
+            digest_type,
+            digest,
+        } = ds
+        else {
+            panic!("not DS");
+        };
+        assert_eq!((key_tag, algorithm, digest_type), (60485, 13, 2));
+        assert_eq!(digest.len(), 32);
+        let err = RecordData::parse(RecordType::Ds, "60485 13 2 abcd", &origin()).unwrap_err();
+        assert!(err.contains("makes 32"), "{err}");
+        let err = RecordData::parse(RecordType::Ds, "60485 13 1 abcd", &origin()).unwrap_err();
+        assert!(err.contains("use 2 (SHA-256)"), "{err}");
+        let err = RecordData::parse(RecordType::Ds, "60485 13", &origin()).unwrap_err();
+        assert!(err.contains("gtm dnssec ds"), "{err}");
     }
 
     #[test]

@@ -491,6 +491,15 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
                 "an L4 tier needs L7 nodes to send connections to; add an `l7:` block",
             );
         }
+        if l7.as_ref().is_some_and(|t| !t.proxy_protocol) {
+            // The L4 tier opens every connection to an L7 node with a PROXY
+            // v2 header; an L7 node not expecting one would read it as a
+            // broken request.
+            problems.add(
+                format!("{path}.l7.proxy_protocol"),
+                "the region's L4 tier starts every connection to the L7 nodes with a PROXY v2 header (the client's address); set `proxy_protocol: true` under `l7:`",
+            );
+        }
         let l7_nodes: Vec<&str> = l7
             .as_ref()
             .map(|t| t.nodes.iter().map(|n| n.name.as_str()).collect())
@@ -647,12 +656,23 @@ fn validate_dnssec(raw: &RawDnssec, path: &str, problems: &mut Problems) -> Dnss
             "no keys; create one with `gtm dnssec keygen ZONE` and list its file here",
         );
     }
-    for (index, key) in raw.keys.iter().enumerate() {
-        if key.is_empty() {
-            problems.add(
-                format!("{path}.keys[{index}]"),
-                "is empty; write the path of a key file",
-            );
+    for (list, files) in [("keys", &raw.keys), ("published", &raw.published)] {
+        for (index, key) in files.iter().enumerate() {
+            if key.is_empty() {
+                problems.add(
+                    format!("{path}.{list}[{index}]"),
+                    "is empty; write the path of a key file",
+                );
+            } else if files[..index].contains(key)
+                || (list == "published" && raw.keys.contains(key))
+            {
+                problems.add(
+                    format!("{path}.{list}[{index}]"),
+                    format!(
+                        "{key:?} is listed twice; a key either signs (`keys`) or is only published (`published`)"
+                    ),
+                );
+            }
         }
     }
     let signature_validity = ttl_field(
@@ -683,6 +703,7 @@ fn validate_dnssec(raw: &RawDnssec, path: &str, problems: &mut Problems) -> Dnss
     }
     Dnssec {
         keys: raw.keys.iter().map(Into::into).collect(),
+        published: raw.published.iter().map(Into::into).collect(),
         signature_validity,
         refresh,
     }
@@ -1044,8 +1065,17 @@ fn check_zone_structure(
                 "NS records cannot sit at a wildcard; delegate an explicit name",
             );
         }
+        if *rtype == RecordType::Ds && !cuts.contains(name) {
+            problems.add(
+                path,
+                format!(
+                    "{name} holds a DS record but is not a delegation; DS sits beside the NS records that delegate a signed child zone"
+                ),
+            );
+        }
         for cut in &cuts {
-            if name == cut && *rtype != RecordType::Ns {
+            // The DS RRset is the parent's side of a cut (RFC 4035 §2.4).
+            if name == cut && !matches!(rtype, RecordType::Ns | RecordType::Ds) {
                 problems.add(
                     path,
                     format!(

@@ -3,8 +3,9 @@
 //! another authoritative server for comparison.
 
 use std::fmt::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::model::{Topology, Zone};
+use crate::model::{GeoName, Topology, Zone};
 use crate::rdata::RecordData;
 
 /// The zone's records in master-file form. Geo names, whose answers depend
@@ -44,15 +45,25 @@ pub fn zone_file(topology: &Topology, zone: &Zone) -> String {
             geo.policy.as_str(),
             geo.regions.len()
         );
-        let vips = geo.regions.iter().map(|id| topology.region(*id).vip);
-        if let Some(v4) = vips.clone().find_map(|vip| vip.ipv4) {
+        let (v4, v6) = geo_addresses(topology, geo);
+        if let Some(v4) = v4 {
             let _ = writeln!(out, "{} {} IN A {v4}", geo.name, geo.ttl);
         }
-        if let Some(v6) = vips.clone().find_map(|vip| vip.ipv6) {
+        if let Some(v6) = v6 {
             let _ = writeln!(out, "{} {} IN AAAA {v6}", geo.name, geo.ttl);
         }
     }
     out
+}
+
+/// The addresses a master file shows for a geo name: the IPv4 and the
+/// IPv6 VIP of the first listed region that has one.
+pub fn geo_addresses(topology: &Topology, geo: &GeoName) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+    let vips = geo.regions.iter().map(|id| topology.region(*id).vip);
+    (
+        vips.clone().find_map(|vip| vip.ipv4),
+        vips.clone().find_map(|vip| vip.ipv6),
+    )
 }
 
 /// Record data in presentation form.
@@ -77,6 +88,15 @@ pub fn presentation(data: &RecordData) -> String {
             target,
         } => format!("{priority} {weight} {port} {target}"),
         RecordData::Caa { flags, tag, value } => format!("{flags} {tag} {}", quoted(value)),
+        RecordData::Ds {
+            key_tag,
+            algorithm,
+            digest_type,
+            digest,
+        } => format!(
+            "{key_tag} {algorithm} {digest_type} {}",
+            data_encoding::HEXUPPER.encode(digest)
+        ),
         RecordData::Soa(soa) => format!(
             "{} {} {} {} {} {} {}",
             soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum

@@ -13,6 +13,9 @@ pub struct Status {
     pub listeners: Vec<String>,
     /// Client connections open now.
     pub open_connections: usize,
+    /// UDP flows now (`l4.udp`), all L7 nodes.
+    #[serde(default)]
+    pub udp_flows: i64,
     /// The Maglev table.
     pub table: TableStatus,
     /// Every configured L7 node, in file order.
@@ -47,6 +50,9 @@ pub struct L7Status {
     pub slots: u32,
     /// Connections to it open now.
     pub active_connections: i64,
+    /// UDP flows to it now.
+    #[serde(default)]
+    pub udp_flows: i64,
     /// The latest probe, e.g. `ok in 1ms: HTTP 200`.
     pub last_probe: Option<String>,
 }

@@ -8,6 +8,7 @@ mod dnssec;
 mod down;
 mod fail;
 mod logs;
+mod prometheus;
 mod recover;
 mod reload;
 mod render;
@@ -30,6 +31,7 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Completions(a) => completions::run(&a, printer),
         Command::Render(a) => render::run(&a, printer),
         Command::Dnssec(a) => dnssec::run(&a, printer),
+        Command::Prometheus(a) => prometheus::run(&a, printer),
         command => {
             let state = StateDir::resolve(args.state_dir)?;
             match command {
@@ -45,7 +47,8 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
                 Command::Validate(_)
                 | Command::Completions(_)
                 | Command::Render(_)
-                | Command::Dnssec(_) => {
+                | Command::Dnssec(_)
+                | Command::Prometheus(_) => {
                     unreachable!("handled above")
                 }
             }

@@ -485,6 +485,9 @@ fn print(status: &Status, p: &Printer) {
                 .iter()
                 .map(|n| {
                     let connections = match &n.status {
+                        Some(EdgeStatus::L4(s)) if s.udp_flows > 0 => {
+                            format!(" ({} conn, {} udp flows)", s.open_connections, s.udp_flows)
+                        }
                         Some(EdgeStatus::L4(s)) => format!(" ({} conn)", s.open_connections),
                         _ => String::new(),
                     };

@@ -12,11 +12,14 @@
 //! - [`gtmctl`]: the start/stop script of hosts without systemd.
 //! - [`keepalived`]: VRRP for regions in `l4.ha.mode: vrrp`.
 //! - [`bird`]: BGP for regions in `l4.ha.mode: bgp`.
+//! - [`prometheus`]: a Prometheus configuration scraping every component
+//!   (`gtm prometheus`; not part of a host's bundle).
 
 mod bird;
 mod files;
 mod gtmctl;
 mod keepalived;
+pub mod prometheus;
 mod systemd;
 
 use std::path::{Path, PathBuf};

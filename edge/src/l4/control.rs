@@ -219,6 +219,11 @@ impl Controller {
             if plan.admin != self.plan.admin {
                 warn!("the admin address changed in the topology; it changes only on restart");
             }
+            if plan.udp != self.plan.udp {
+                warn!(
+                    "the UDP services (l4.udp) changed in the topology; they change only on restart"
+                );
+            }
         }
         let specs = plan
             .l7

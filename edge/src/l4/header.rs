@@ -1,12 +1,14 @@
-//! The PROXY protocol v2 header of each upstream connection, written into a
-//! stack buffer: the same bytes as
+//! The PROXY protocol v2 header of each upstream connection (and, for a UDP
+//! service with `proxy_protocol`, of each datagram), written into a stack
+//! buffer: the same bytes as
 //! [`ProxyHeader::from_l4`](crate::proxy_protocol::ProxyHeader::from_l4)
-//! encodes (a test checks it), without its per-connection allocations.
+//! encodes (a test checks it, and its datagram form), without its
+//! per-connection allocations.
 
 use std::net::{IpAddr, SocketAddr};
 
 use crate::l4::plan::MAX_NODE_NAME;
-use crate::proxy_protocol::{V2_FIXED_LEN, V2_SIGNATURE, tlv_type};
+use crate::proxy_protocol::{Transport, V2_FIXED_LEN, V2_SIGNATURE, tlv_type};
 
 /// Room for the longest header: fixed part, IPv6 block, the TLV with the
 /// longest node name.
@@ -30,27 +32,33 @@ impl HeaderTemplate {
         Self { tlv: tlv.into() }
     }
 
-    /// Writes the header for a connection from `client` to `vip` at the
-    /// start of `out` and returns its length. Mixed families are written as
-    /// IPv6 with the IPv4 side mapped, as the codec does.
+    /// Writes the header for a connection (`transport` STREAM) or datagram
+    /// (DGRAM) from `client` to `vip` at the start of `out` and returns its
+    /// length. Mixed families are written as IPv6 with the IPv4 side
+    /// mapped, as the codec does.
     pub(crate) fn write(
         &self,
+        transport: Transport,
         client: SocketAddr,
         vip: SocketAddr,
         out: &mut [u8; MAX_HEADER_LEN],
     ) -> usize {
+        let transport = match transport {
+            Transport::Stream => 0x1,
+            Transport::Datagram => 0x2,
+        };
         out[..12].copy_from_slice(&V2_SIGNATURE);
         out[12] = 0x21; // version 2, PROXY
         let mut at = V2_FIXED_LEN;
         match (client.ip(), vip.ip()) {
             (IpAddr::V4(source), IpAddr::V4(destination)) => {
-                out[13] = 0x11; // INET, STREAM
+                out[13] = 0x10 | transport; // INET
                 out[at..at + 4].copy_from_slice(&source.octets());
                 out[at + 4..at + 8].copy_from_slice(&destination.octets());
                 at += 8;
             }
             (source, destination) => {
-                out[13] = 0x21; // INET6, STREAM
+                out[13] = 0x20 | transport; // INET6
                 out[at..at + 16].copy_from_slice(&v6(source));
                 out[at + 16..at + 32].copy_from_slice(&v6(destination));
                 at += 32;
@@ -78,7 +86,7 @@ fn v6(ip: IpAddr) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy_protocol::{Decoded, ProxyHeader, decode};
+    use crate::proxy_protocol::{Addresses, Decoded, ProxyHeader, decode};
 
     #[test]
     fn same_bytes_as_the_codec() {
@@ -96,15 +104,25 @@ mod tests {
         )]) {
             let client: SocketAddr = client.parse().unwrap();
             let vip: SocketAddr = vip.parse().unwrap();
-            let mut buf = [0u8; MAX_HEADER_LEN];
-            let n = HeaderTemplate::new(&node).write(client, vip, &mut buf);
-            let expected = ProxyHeader::from_l4(client, vip, &node).encode().unwrap();
-            assert_eq!(&buf[..n], &expected[..], "{client} -> {vip} via {node:?}");
-            let Ok(Decoded::Complete(header, len)) = decode(&buf[..n]) else {
-                panic!("does not decode");
-            };
-            assert_eq!(len, n);
-            assert_eq!(header.l4_node(), Some(node.as_bytes()));
+            for transport in [Transport::Stream, Transport::Datagram] {
+                let mut buf = [0u8; MAX_HEADER_LEN];
+                let n = HeaderTemplate::new(&node).write(transport, client, vip, &mut buf);
+                let mut expected = ProxyHeader::from_l4(client, vip, &node);
+                if transport == Transport::Datagram {
+                    expected.addresses = Addresses::udp(client, vip);
+                }
+                let expected = expected.encode().unwrap();
+                assert_eq!(
+                    &buf[..n],
+                    &expected[..],
+                    "{transport:?} {client} -> {vip} via {node:?}"
+                );
+                let Ok(Decoded::Complete(header, len)) = decode(&buf[..n]) else {
+                    panic!("does not decode");
+                };
+                assert_eq!(len, n);
+                assert_eq!(header.l4_node(), Some(node.as_bytes()));
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ use tracing::{debug, warn};
 use crate::l4::header::MAX_HEADER_LEN;
 use crate::l4::state::{Backend, Settings, Shared};
 use crate::maglev::{FiveTuple, IpProtocol};
+use crate::proxy_protocol::Transport;
 use crate::relay::{Operation, RelayEnd, RelayError, Side, Transferred, relay};
 
 /// The most client bytes sent along with the PROXY header; the rest of a
@@ -152,7 +153,9 @@ async fn serve(
     // Small request/response exchanges must not wait for Nagle.
     let _ = client.set_nodelay(true);
     let mut header = [0u8; MAX_HEADER_LEN];
-    let header_len = shared.header.write(peer, vip, &mut header);
+    let header_len = shared
+        .header
+        .write(Transport::Stream, peer, vip, &mut header);
     let mut first = Vec::with_capacity(header_len + FIRST_BYTES);
     first.extend_from_slice(&header[..header_len]);
 

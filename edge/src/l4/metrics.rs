@@ -17,6 +17,14 @@
 //! | `edge_l4_relay_errors_total` | counter | `side` (`client`, `l7`) | connections ended by an error or reset |
 //! | `edge_l4_drain_forced_closes_total` | counter | | connections closed at the drain deadline |
 //! | `edge_l4_reloads_total` | counter | `result` (`ok`, `error`) | configuration reloads |
+//! | `edge_l4_udp_flows_total` | counter | `l7_node` | UDP flows sent to the node |
+//! | `edge_l4_udp_active_flows` | gauge | `l7_node` | UDP flows to the node now |
+//! | `edge_l4_udp_datagrams_total` | counter | `l7_node`, `direction` (`to_l7`, `to_client`) | UDP datagrams relayed |
+//! | `edge_l4_udp_relayed_bytes_total` | counter | `l7_node`, `direction` | UDP payload bytes relayed (PROXY headers not counted) |
+//! | `edge_l4_udp_dropped_datagrams_total` | counter | `reason` (`max_flows`, `no_healthy_l7`, `upstream_socket`, `send_failed`, `l7_unreachable`) | UDP datagrams not delivered |
+//! | `edge_l4_udp_open_flows` | gauge | | UDP flows now, all nodes |
+//! | `edge_l4_udp_idle_timeouts_total` | counter | | UDP flows ended by their idle timeout |
+//! | `edge_l4_udp_moved_flows_total` | counter | | UDP flows moved because their node left the table |
 //!
 //! The accept path never looks a label set up: each L7 node's handles are
 //! resolved once when the plan is applied ([`NodeMetrics`]).
@@ -74,6 +82,63 @@ pub(crate) struct Metrics {
     pub(crate) drain_forced: Counter,
     pub(crate) reloads_ok: Counter,
     pub(crate) reloads_error: Counter,
+    udp_flows: Family<NodeLabel, Counter>,
+    udp_active: Family<NodeLabel, Gauge>,
+    udp_datagrams: Family<BytesLabels, Counter>,
+    udp_bytes: Family<BytesLabels, Counter>,
+    pub(crate) udp_dropped: UdpDrops,
+    pub(crate) udp_open: Gauge,
+    pub(crate) udp_idle_timeouts: Counter,
+    pub(crate) udp_moved: Counter,
+}
+
+/// Why a UDP datagram was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UdpDrop {
+    /// A new flow past `max_flows`.
+    MaxFlows,
+    /// A new flow with no healthy L7 node in the table.
+    NoHealthy,
+    /// The flow's socket to its node could not be opened.
+    UpstreamSocket,
+    /// A send (to the node, or a reply to the client) failed, e.g. a full
+    /// socket buffer.
+    SendFailed,
+    /// The node answered with ICMP port unreachable: nothing listens at
+    /// `to_port`.
+    L7Unreachable,
+}
+
+impl UdpDrop {
+    const ALL: [Self; 5] = [
+        Self::MaxFlows,
+        Self::NoHealthy,
+        Self::UpstreamSocket,
+        Self::SendFailed,
+        Self::L7Unreachable,
+    ];
+
+    /// The `reason` label.
+    fn label(self) -> &'static str {
+        match self {
+            Self::MaxFlows => "max_flows",
+            Self::NoHealthy => "no_healthy_l7",
+            Self::UpstreamSocket => "upstream_socket",
+            Self::SendFailed => "send_failed",
+            Self::L7Unreachable => "l7_unreachable",
+        }
+    }
+}
+
+/// One dropped-datagram counter per [`UdpDrop`], in its order.
+#[derive(Debug, Clone)]
+pub(crate) struct UdpDrops([Counter; 5]);
+
+impl UdpDrops {
+    /// Counts one datagram dropped for `reason`.
+    pub(crate) fn inc(&self, reason: UdpDrop) {
+        self.0[reason as usize].inc();
+    }
 }
 
 /// One L7 node's handles.
@@ -86,6 +151,18 @@ pub(crate) struct NodeMetrics {
     pub(crate) connect_failures: Counter,
     pub(crate) up: Gauge,
     pub(crate) weight: Gauge,
+    pub(crate) udp: UdpNodeMetrics,
+}
+
+/// One L7 node's UDP handles.
+#[derive(Debug, Clone)]
+pub(crate) struct UdpNodeMetrics {
+    pub(crate) flows: Counter,
+    pub(crate) active: Gauge,
+    pub(crate) datagrams_to_l7: Counter,
+    pub(crate) datagrams_to_client: Counter,
+    pub(crate) bytes_to_l7: Counter,
+    pub(crate) bytes_to_client: Counter,
 }
 
 impl Metrics {
@@ -95,6 +172,7 @@ impl Metrics {
         let refused: Family<ReasonLabel, Counter> = Family::default();
         let relay_errors: Family<SideLabel, Counter> = Family::default();
         let reloads: Family<ResultLabel, Counter> = Family::default();
+        let udp_dropped: Family<ReasonLabel, Counter> = Family::default();
         // Handles resolved now, so every series exists from the start (a
         // zero, not an absence) and counting never looks a label up.
         let refused_for = |reason| refused.get_or_create_owned(&ReasonLabel { reason });
@@ -117,6 +195,18 @@ impl Metrics {
             drain_forced: Counter::default(),
             reloads_ok: reloads.get_or_create_owned(&ResultLabel { result: "ok" }),
             reloads_error: reloads.get_or_create_owned(&ResultLabel { result: "error" }),
+            udp_flows: Family::default(),
+            udp_active: Family::default(),
+            udp_datagrams: Family::default(),
+            udp_bytes: Family::default(),
+            udp_dropped: UdpDrops(UdpDrop::ALL.map(|reason| {
+                udp_dropped.get_or_create_owned(&ReasonLabel {
+                    reason: reason.label(),
+                })
+            })),
+            udp_open: Gauge::default(),
+            udp_idle_timeouts: Counter::default(),
+            udp_moved: Counter::default(),
         };
         registry.register(
             "connections",
@@ -185,6 +275,47 @@ impl Metrics {
             metrics.drain_forced.clone(),
         );
         registry.register("reloads", "Configuration reloads, by result", reloads);
+        registry.register(
+            "udp_flows",
+            "UDP flows sent to each L7 node",
+            metrics.udp_flows.clone(),
+        );
+        registry.register(
+            "udp_active_flows",
+            "UDP flows to each L7 node now",
+            metrics.udp_active.clone(),
+        );
+        registry.register(
+            "udp_datagrams",
+            "UDP datagrams relayed per L7 node and direction",
+            metrics.udp_datagrams.clone(),
+        );
+        registry.register_with_unit(
+            "udp_relayed",
+            "UDP payload bytes relayed per L7 node and direction",
+            Unit::Bytes,
+            metrics.udp_bytes.clone(),
+        );
+        registry.register(
+            "udp_dropped_datagrams",
+            "UDP datagrams not delivered, by reason",
+            udp_dropped,
+        );
+        registry.register(
+            "udp_open_flows",
+            "UDP flows now, all L7 nodes",
+            metrics.udp_open.clone(),
+        );
+        registry.register(
+            "udp_idle_timeouts",
+            "UDP flows ended because no datagram moved for the idle timeout",
+            metrics.udp_idle_timeouts.clone(),
+        );
+        registry.register(
+            "udp_moved_flows",
+            "UDP flows moved to another L7 node because theirs left the table",
+            metrics.udp_moved.clone(),
+        );
         (metrics, registry)
     }
 
@@ -193,12 +324,13 @@ impl Metrics {
         let label = NodeLabel {
             l7_node: name.to_owned(),
         };
-        let bytes = |direction| {
-            self.bytes.get_or_create_owned(&BytesLabels {
+        let directed = |family: &Family<BytesLabels, Counter>, direction| {
+            family.get_or_create_owned(&BytesLabels {
                 l7_node: name.to_owned(),
                 direction,
             })
         };
+        let bytes = |direction| directed(&self.bytes, direction);
         NodeMetrics {
             connections: self.connections.get_or_create_owned(&label),
             active: self.active.get_or_create_owned(&label),
@@ -207,6 +339,14 @@ impl Metrics {
             connect_failures: self.connect_failures.get_or_create_owned(&label),
             up: self.up.get_or_create_owned(&label),
             weight: self.weight.get_or_create_owned(&label),
+            udp: UdpNodeMetrics {
+                flows: self.udp_flows.get_or_create_owned(&label),
+                active: self.udp_active.get_or_create_owned(&label),
+                datagrams_to_l7: directed(&self.udp_datagrams, "to_l7"),
+                datagrams_to_client: directed(&self.udp_datagrams, "to_client"),
+                bytes_to_l7: directed(&self.udp_bytes, "to_l7"),
+                bytes_to_client: directed(&self.udp_bytes, "to_client"),
+            },
         }
     }
 
@@ -232,6 +372,7 @@ mod tests {
         metrics.node("l7a").connections.inc();
         metrics.node("l7a").bytes_to_client.inc_by(5);
         metrics.refused_no_healthy.inc();
+        metrics.udp_dropped.inc(UdpDrop::L7Unreachable);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
@@ -250,6 +391,14 @@ mod tests {
         );
         assert!(
             text.contains("edge_l4_refused_connections_total{reason=\"max_connections\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_l4_udp_dropped_datagrams_total{reason=\"l7_unreachable\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("edge_l4_udp_dropped_datagrams_total{reason=\"max_flows\"} 0\n"),
             "{text}"
         );
     }

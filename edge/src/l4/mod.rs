@@ -1,6 +1,7 @@
 //! The L4 tier: TCP on the region's VIP, spread over the L7 nodes by a
 //! Maglev table, with the client's addresses announced in a PROXY v2
-//! header. TLS passes through untouched.
+//! header. TLS passes through untouched. The UDP services of `l4.udp` go
+//! over the same table, flow by flow (see `udp`).
 //!
 //! # How a connection flows
 //!
@@ -40,6 +41,7 @@
 //! - [`select`]: the Maglev selection with its fallback (pure).
 //! - `header`: the PROXY v2 header on the stack.
 //! - `listen`: the accept loop and the connection task.
+//! - `udp`: the UDP services: flows, their sockets and idle timeout.
 //! - `control`: health events, reloads, table publication.
 //! - [`status`]: the admin API (`/v1/status`, `/readyz`, `/v1/reload`,
 //!   `/metrics`).
@@ -54,6 +56,7 @@ pub mod plan;
 pub mod select;
 mod state;
 pub mod status;
+mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -64,7 +67,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use probe::Prober;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -81,6 +84,7 @@ use crate::l4::metrics::Metrics;
 use crate::l4::select::Selection;
 use crate::l4::state::{Shared, Snapshot};
 use crate::relay::CopyMode;
+use topology::tiers::l4::UdpService;
 
 /// The bound sockets an L4 node serves. The node never binds.
 #[derive(Debug)]
@@ -88,6 +92,9 @@ pub struct Listeners {
     /// The VIP listeners (each address at each port). A connection goes to
     /// its L7 node at the port it arrived on.
     pub vip: Vec<TcpListener>,
+    /// The VIP's UDP sockets (each address at each `l4.udp` port); a socket
+    /// serves the service of its port.
+    pub udp: Vec<UdpSocket>,
     /// The admin endpoint, if served.
     pub admin: Option<TcpListener>,
 }
@@ -156,6 +163,7 @@ pub struct L4Node {
     reloads: mpsc::Sender<ReloadRequest>,
     changes: watch::Receiver<u64>,
     shutdown: CancellationToken,
+    /// The TCP accept loops and the UDP services.
     accept: Vec<JoinHandle<()>>,
     controller: JoinHandle<()>,
     admin: Option<(SocketAddr, CancellationToken, JoinHandle<()>)>,
@@ -182,10 +190,23 @@ impl L4Node {
             .vip
             .into_iter()
             .map(|l| {
-                let addr = l.local_addr().map_err(|e| {
-                    ConfigError(format!("cannot read a VIP listener's address: {e}"))
-                })?;
+                let addr = address_of("a VIP listener", l.local_addr())?;
                 Ok((l, addr))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        let udp: Vec<(UdpSocket, SocketAddr, UdpService)> = listeners
+            .udp
+            .into_iter()
+            .map(|socket| {
+                let addr = address_of("a VIP UDP socket", socket.local_addr())?;
+                let service = plan.udp.iter().find(|s| s.port == addr.port()).ok_or_else(|| {
+                    ConfigError(format!(
+                        "the UDP socket {addr} has no service: regions.{}.l4.udp has no `port: {}`",
+                        plan.region,
+                        addr.port()
+                    ))
+                })?;
+                Ok((socket, addr, *service))
             })
             .collect::<Result<_, ConfigError>>()?;
         let shared = Arc::new(Shared {
@@ -202,7 +223,11 @@ impl L4Node {
             open: AtomicUsize::new(0),
             tracker: TaskTracker::new(),
             force_close: CancellationToken::new(),
-            listeners: vip.iter().map(|(_, addr)| *addr).collect(),
+            listeners: vip
+                .iter()
+                .map(|(_, addr)| *addr)
+                .chain(udp.iter().map(|(_, addr, _)| *addr))
+                .collect(),
         });
         let (events_tx, events) = mpsc::channel(1024);
         let prober = Arc::new(Prober::new(events_tx, shutdown.clone(), options.probe_seed));
@@ -254,6 +279,15 @@ impl L4Node {
                     shutdown.clone(),
                 ))
             })
+            .chain(udp.into_iter().map(|(socket, addr, service)| {
+                tokio::spawn(udp::serve(
+                    socket,
+                    addr,
+                    service,
+                    Arc::clone(&shared),
+                    shutdown.clone(),
+                ))
+            }))
             .collect();
         info!(
             node, region, l7_nodes = l7_count,
@@ -273,7 +307,7 @@ impl L4Node {
         })
     }
 
-    /// The VIP addresses served.
+    /// The VIP addresses served: TCP listeners first, then UDP sockets.
     pub fn listeners(&self) -> &[SocketAddr] {
         &self.shared.listeners
     }
@@ -300,7 +334,8 @@ impl L4Node {
     }
 
     /// Waits for the shutdown token, then drains: the listeners are closed
-    /// at once, open connections get the drain timeout to finish, the rest
+    /// at once (and the UDP services stop, ending their flows), open
+    /// connections get the drain timeout to finish, the rest
     /// are closed. Returns when everything has stopped.
     pub async fn wait(self) -> DrainReport {
         self.shutdown.cancelled().await;
@@ -346,6 +381,11 @@ impl L4Node {
     }
 }
 
+/// The address a bound socket reports, or a [`ConfigError`] naming `what`.
+fn address_of(what: &str, addr: std::io::Result<SocketAddr>) -> Result<SocketAddr, ConfigError> {
+    addr.map_err(|e| ConfigError(format!("cannot read {what}'s address: {e}")))
+}
+
 /// Starts the node and drains it on `shutdown`; see [`L4Node`].
 pub async fn run(
     topology: &topology::Topology,
@@ -360,7 +400,8 @@ pub async fn run(
 
 /// Runs the L4 node `node` of the topology at `config` until `shutdown`:
 /// binds the VIP (each address, held by this host or not yet; see
-/// `bind_vip`) at the HTTP and HTTPS ports and the admin address, reloads on SIGHUP and when the
+/// `bind_vip`) at the HTTP and HTTPS ports (TCP) and the `l4.udp` ports
+/// (UDP) and the admin address, reloads on SIGHUP and when the
 /// file changes, drains on shutdown.
 ///
 /// A bad topology or node name is a [`ConfigError`] (exit code 1); a
@@ -373,8 +414,10 @@ pub async fn run_node(
     let topology = topology::load(config).map_err(|e| ConfigError(e.to_string()))?;
     let plan = plan::plan(&topology, node)?;
     let token = admin::Token::from_env().map_err(|e| ConfigError(e.to_string()))?;
+    let (vip, udp) = bind_vip(&plan)?;
     let listeners = Listeners {
-        vip: bind_vip(&plan)?,
+        vip,
+        udp,
         admin: Some(bind(plan.admin).with_context(|| {
             format!(
                 "cannot listen on the admin address {} of L4 node {node}",
@@ -396,19 +439,21 @@ pub async fn run_node(
     Ok(())
 }
 
-/// The VIP listeners: every address at both ports.
+/// The VIP listeners: every address at both ports, and its UDP sockets:
+/// every address at each `l4.udp` port.
 ///
 /// An address this host does not hold (yet) is listened on all the same,
 /// with `IP_FREEBIND` / `IPV6_FREEBIND`: in a highly available region
 /// keepalived (VRRP) or BIRD (BGP, the VIP on `lo`) puts the VIP on the
 /// host when this node should serve it, and the listener then receives its
 /// connections without a restart. Each such address is logged once.
-fn bind_vip(plan: &plan::Plan) -> anyhow::Result<Vec<TcpListener>> {
+fn bind_vip(plan: &plan::Plan) -> anyhow::Result<(Vec<TcpListener>, Vec<UdpSocket>)> {
     let mut ports = vec![plan.vip.http_port];
     if plan.vip.https_port != plan.vip.http_port {
         ports.push(plan.vip.https_port);
     }
     let mut listeners = Vec::new();
+    let mut udp = Vec::new();
     for ip in [plan.vip.ipv4.map(IpAddr::V4), plan.vip.ipv6.map(IpAddr::V6)]
         .into_iter()
         .flatten()
@@ -425,6 +470,17 @@ fn bind_vip(plan: &plan::Plan) -> anyhow::Result<Vec<TcpListener>> {
             listeners.push(listener);
             held &= local;
         }
+        for service in &plan.udp {
+            let addr = SocketAddr::new(ip, service.port);
+            let (socket, local) = bind_udp(addr).with_context(|| {
+                format!(
+                    "cannot bind the VIP's UDP port {addr} (regions.{}.l4.udp)",
+                    plan.region
+                )
+            })?;
+            udp.push(socket);
+            held &= local;
+        }
         if !held {
             info!(
                 vip = %ip,
@@ -434,7 +490,7 @@ fn bind_vip(plan: &plan::Plan) -> anyhow::Result<Vec<TcpListener>> {
             );
         }
     }
-    Ok(listeners)
+    Ok((listeners, udp))
 }
 
 /// A listener with `SO_REUSEADDR` (restart without waiting for TIME_WAIT)
@@ -447,13 +503,52 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// (`EADDRNOTAVAIL`), the same with freebind. The flag says whether the
 /// address was local.
 fn bind_anywhere(addr: SocketAddr) -> std::io::Result<(TcpListener, bool)> {
-    match bind(addr) {
-        Ok(listener) => Ok((listener, true)),
+    or_freebind(|freebind| bind_with(addr, freebind))
+}
+
+/// `bind(false)`, or, when the address is not one of this host's
+/// (`EADDRNOTAVAIL`), `bind(true)`: with freebind. The flag says whether
+/// the address was local.
+fn or_freebind<T>(bind: impl Fn(bool) -> std::io::Result<T>) -> std::io::Result<(T, bool)> {
+    match bind(false) {
+        Ok(bound) => Ok((bound, true)),
         Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
-            bind_with(addr, true).map(|listener| (listener, false))
+            bind(true).map(|bound| (bound, false))
         }
         Err(e) => Err(e),
     }
+}
+
+/// A UDP socket on `addr`, with freebind when `addr` is not an address of
+/// this host (as [`bind_anywhere`]); the flag says whether it was local.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<(UdpSocket, bool)> {
+    or_freebind(|freebind| {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        set_freebind(&socket, addr, freebind)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        UdpSocket::from_std(socket.into())
+    })
+}
+
+/// Sets `IP_FREEBIND` / `IPV6_FREEBIND` on `socket` when `freebind`.
+fn set_freebind(
+    socket: impl std::os::fd::AsFd,
+    addr: SocketAddr,
+    freebind: bool,
+) -> std::io::Result<()> {
+    if freebind {
+        let options = socket2::SockRef::from(&socket);
+        match addr {
+            SocketAddr::V4(_) => options.set_freebind_v4(true)?,
+            SocketAddr::V6(_) => options.set_freebind_v6(true)?,
+        }
+    }
+    Ok(())
 }
 
 fn bind_with(addr: SocketAddr, freebind: bool) -> std::io::Result<TcpListener> {
@@ -462,13 +557,7 @@ fn bind_with(addr: SocketAddr, freebind: bool) -> std::io::Result<TcpListener> {
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
-    if freebind {
-        let options = socket2::SockRef::from(&socket);
-        match addr {
-            SocketAddr::V4(_) => options.set_freebind_v4(true)?,
-            SocketAddr::V6(_) => options.set_freebind_v6(true)?,
-        }
-    }
+    set_freebind(&socket, addr, freebind)?;
     socket.bind(addr)?;
     socket.listen(4096)
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use probe::ProbeSpec;
 use topology::Topology;
-use topology::tiers::l4::{FlowHash, L4Tier};
+use topology::tiers::l4::{FlowHash, L4Tier, UdpService};
 
 use crate::ConfigError;
 use crate::maglev::Affinity;
@@ -43,6 +43,8 @@ pub struct Plan {
     pub connect_timeout: Duration,
     /// Grace period of open connections on shutdown.
     pub drain_timeout: Duration,
+    /// The UDP services on the VIP.
+    pub udp: Vec<UdpService>,
 }
 
 /// One L7 node as the L4 tier sees it.
@@ -124,6 +126,7 @@ pub fn plan(topology: &Topology, node: &str) -> Result<Plan, ConfigError> {
         idle_timeout: tier.idle_timeout,
         connect_timeout: tier.connect_timeout,
         drain_timeout: tier.drain_timeout,
+        udp: tier.udp.clone(),
     })
 }
 

@@ -56,6 +56,7 @@ pub(crate) fn status(shared: &Shared, prober: &Prober) -> Status {
                 in_table: slots.is_some(),
                 slots: slots.unwrap_or(0),
                 active_connections: b.metrics.active.get(),
+                udp_flows: b.metrics.udp.active.get(),
                 last_probe: probe.and_then(|p| p.last.as_ref().map(ToString::to_string)),
             }
         })
@@ -65,6 +66,7 @@ pub(crate) fn status(shared: &Shared, prober: &Prober) -> Status {
         region: snapshot.region.to_string(),
         listeners: shared.listeners.iter().map(ToString::to_string).collect(),
         open_connections: shared.open.load(Ordering::Relaxed),
+        udp_flows: shared.metrics.udp_open.get(),
         table: TableStatus {
             generation: snapshot.generation,
             size: snapshot.selection.table_size(),

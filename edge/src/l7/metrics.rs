@@ -5,6 +5,8 @@
 //! gauges are shared atomics) are resolved when a configuration is built
 //! and travel inside it.
 
+use std::sync::{Mutex, PoisonError};
+
 use admin::api::l7 as api;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -12,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::tls::Expiry;
 
 /// Status classes, in the order of the `[Counter; 5]` arrays.
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -45,6 +49,16 @@ struct ServerClass {
 struct ServerLabels {
     pool: String,
     server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertLabels {
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -97,6 +111,9 @@ pub struct Metrics {
     open_connections: Family<ListenerLabels, Gauge>,
     connection_errors: Family<ErrorLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    certificate_expiry: Family<CertLabels, Gauge>,
+    /// What `certificate_expiry` shows, so unchanged sets are not re-set.
+    certificates: Mutex<Vec<Expiry>>,
 }
 
 /// Handles of one route (and its pool).
@@ -141,6 +158,8 @@ impl Metrics {
             open_connections: Family::default(),
             connection_errors: Family::default(),
             reloads: Family::default(),
+            certificate_expiry: Family::default(),
+            certificates: Mutex::new(Vec::new()),
         };
         let r = registry.sub_registry_with_prefix(api::METRICS_PREFIX);
         r.register(
@@ -208,7 +227,44 @@ impl Metrics {
             "Configuration reloads by result",
             m.reloads.clone(),
         );
+        r.register(
+            "certificate_expiry_timestamp_seconds",
+            "When each served certificate expires (notAfter, Unix time), by its first DNS name",
+            m.certificate_expiry.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        r.register(
+            "build_info",
+            "Always 1; the version of the running edge",
+            build.clone(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
         m
+    }
+
+    /// Sets the expiry gauges to the certificates served now (and drops
+    /// those of certificates no longer served).
+    pub fn set_certificates(&self, expiries: &[Expiry]) {
+        let mut shown = self
+            .certificates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *shown == expiries {
+            return;
+        }
+        expiries.clone_into(&mut shown);
+        self.certificate_expiry.clear();
+        for expiry in expiries {
+            self.certificate_expiry
+                .get_or_create(&CertLabels {
+                    name: expiry.name.clone(),
+                })
+                .set(expiry.not_after);
+        }
     }
 
     /// Handles for route `route` (its label) sending to pool `pool`.

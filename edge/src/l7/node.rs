@@ -208,7 +208,8 @@ impl L7Node {
     }
 }
 
-/// Periodic upkeep: certificate files, ejection gauges.
+/// Periodic upkeep: certificate files and their expiry gauges, ejection
+/// gauges.
 /// Stops when the node closes.
 async fn maintenance(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
@@ -226,6 +227,8 @@ async fn maintenance(shared: Arc<Shared>) {
                     error!(node = %shared.node, "certificate files changed but cannot be loaded, keeping the old ones: {e}")
                 }
             }
+            // Also after a reload through the topology, which swaps the set.
+            shared.metrics.set_certificates(&tls.store.expiries());
         }
         let now = shared.now_ms();
         for pool in &shared.snapshot.load().pools {

@@ -15,7 +15,7 @@ pub mod tickets;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -58,6 +58,46 @@ struct Loaded {
     key: Arc<CertifiedKey>,
     /// The leaf in DER, to match SNI names against.
     leaf: CertificateDer<'static>,
+    /// The leaf's name and expiry, for the metrics.
+    expiry: Expiry,
+}
+
+/// When a served certificate stops being valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    /// The leaf's first DNS name (else its common name, else its file).
+    pub name: String,
+    /// Its `notAfter`, in seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+/// The name and expiry of `leaf`, read from `file`.
+fn expiry(leaf: &CertificateDer<'_>, file: &Path) -> Result<Expiry, TlsError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| TlsError::File {
+        path: file.to_owned(),
+        problem: format!("the leaf certificate does not parse as X.509: {e}"),
+    })?;
+    let dns_name = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .and_then(|san| {
+            san.value.general_names.iter().find_map(|name| match name {
+                x509_parser::extensions::GeneralName::DNSName(name) => Some((*name).to_owned()),
+                _ => None,
+            })
+        });
+    let common_name = || {
+        cert.subject()
+            .iter_common_name()
+            .find_map(|cn| cn.as_str().ok().map(str::to_owned))
+    };
+    Ok(Expiry {
+        name: dns_name
+            .or_else(common_name)
+            .unwrap_or_else(|| file.display().to_string()),
+        not_after: cert.validity().not_after.timestamp(),
+    })
 }
 
 /// The certificates of one generation, in configuration order.
@@ -146,9 +186,11 @@ fn load(certs: &[Cert], provider: &CryptoProvider) -> Result<CertSet, TlsError> 
             path: cert.key.clone(),
             problem: format!("does not fit {}: {e}", cert.cert.display()),
         })?;
+        let expiry = expiry(&leaf, &cert.cert)?;
         loaded.push(Loaded {
             key: Arc::new(key),
             leaf,
+            expiry,
         });
     }
     if loaded.is_empty() {
@@ -237,6 +279,16 @@ impl CertStore {
                 Err(e)
             }
         }
+    }
+
+    /// The name and expiry of every certificate served now.
+    pub fn expiries(&self) -> Vec<Expiry> {
+        self.set
+            .load()
+            .certs
+            .iter()
+            .map(|c| c.expiry.clone())
+            .collect()
     }
 
     /// The server configuration using this store, and its shared ticket

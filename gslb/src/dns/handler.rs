@@ -5,16 +5,16 @@
 //! [`answer`]; the fast path's templates ([`super::template`]) the same
 //! [`respond`].
 
-use hickory_proto::op::{Edns, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, rdata};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::server::Request;
-use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use topology::{DomainName, RecordType};
 use tracing::debug;
 
 use super::records::{to_name, to_wire};
+use super::reply::Reply;
 use crate::client::{Client, EcsQuery};
 use crate::geo::GeoResolver;
 use crate::health::RegionHealth;
@@ -27,66 +27,6 @@ use crate::state::ServingState;
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// What a client without EDNS may receive over UDP (RFC 1035 §4.2.1).
 pub(crate) const CLASSIC_UDP_PAYLOAD: u16 = 512;
-
-/// A reply before encoding.
-pub(crate) struct Reply {
-    pub(crate) metadata: Metadata,
-    pub(crate) edns: Option<Edns>,
-    pub(crate) answer: Vec<Record>,
-    pub(crate) authority: Vec<Record>,
-    pub(crate) additional: Vec<Record>,
-    /// A referral must carry its glue; if it cannot, it is truncated.
-    pub(crate) needs_additional: bool,
-}
-
-impl Reply {
-    /// An empty reply to `request`, advertising `max_udp` when it has EDNS.
-    fn new(request: &Request, max_udp: u16) -> Reply {
-        let edns = request.edns.as_ref().map(|theirs| {
-            let mut ours = Edns::new();
-            ours.set_max_payload(max_udp);
-            ours.set_version(0);
-            // RFC 3225 §3: the DO bit is copied from the query.
-            ours.set_dnssec_ok(theirs.flags().dnssec_ok);
-            ours
-        });
-        Reply {
-            metadata: Metadata::response_from_request(&request.metadata),
-            edns,
-            answer: Vec::new(),
-            authority: Vec::new(),
-            additional: Vec::new(),
-            needs_additional: false,
-        }
-    }
-
-    fn error(request: &Request, code: ResponseCode, max_udp: u16) -> Reply {
-        let mut reply = Reply::new(request, max_udp);
-        reply.metadata.response_code = code;
-        reply
-    }
-
-    /// The reply as hickory's encoder takes it.
-    pub(crate) fn message<'a>(
-        &'a self,
-        request: &'a Request,
-    ) -> MessageResponse<
-        'a,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    > {
-        MessageResponseBuilder::new(&request.queries, self.edns.as_ref()).build(
-            self.metadata,
-            self.answer.iter(),
-            self.authority.iter(),
-            std::iter::empty(),
-            self.additional.iter(),
-        )
-    }
-}
 
 /// Decides the whole reply to `request` (counting it in `metrics`, if
 /// given); `max_udp` is the payload size the reply's OPT advertises.
@@ -186,18 +126,20 @@ pub(crate) fn respond(
         Outcome::NxDomain => ResponseCode::NXDomain,
         Outcome::Refused => ResponseCode::Refused,
     };
-    reply.needs_additional = resolution.referral;
+    reply.needs_additional = resolution.referral.is_some();
     let Resolution {
         answer,
         authority,
         additional,
         denied,
+        referral,
         ..
     } = resolution;
     reply.answer = to_records(state, answer);
     reply.authority = to_records(state, authority);
     reply.additional = to_records(state, additional);
-    super::signed::secure(state, request, qname, qtype, denied, &mut reply);
+    let findings = super::signed::Findings { denied, referral };
+    super::signed::secure(state, request, qname, qtype, findings, &mut reply);
     if let [query] = request.queries.queries() {
         let asked = query.original().name();
         for section in [

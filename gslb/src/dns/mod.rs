@@ -9,12 +9,15 @@
 //! while its server loop is not used. An upgrade of hickory touches this
 //! module and nothing else.
 
+mod export;
 mod handler;
 mod raw;
 pub(crate) mod records;
+mod reply;
 mod signed;
 mod template;
 
+pub use export::signed_zone_file;
 pub(crate) use handler::CLASSIC_UDP_PAYLOAD;
 pub use handler::MAX_UDP_PAYLOAD;
 pub use raw::{answer_bytes, answer_tcp_bytes};

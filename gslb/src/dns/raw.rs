@@ -16,7 +16,8 @@ use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use tracing::debug;
 
-use super::handler::{self, CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD, Reply};
+use super::handler::{self, CLASSIC_UDP_PAYLOAD, MAX_UDP_PAYLOAD};
+use super::reply::Reply;
 use crate::health::RegionHealth;
 use crate::metrics::Metrics;
 use crate::state::ServingState;

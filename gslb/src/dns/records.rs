@@ -64,6 +64,7 @@ fn rdata_bound(data: &[RecordData]) -> usize {
             RecordData::Srv { target, .. } => 6 + target.wire().len(),
             RecordData::Txt(strings) => strings.iter().map(|s| 1 + s.len()).sum(),
             RecordData::Caa { tag, value, .. } => 2 + tag.len() + value.len(),
+            RecordData::Ds { digest, .. } => 4 + digest.len(),
             RecordData::Soa(soa) => soa.mname.wire().len() + soa.rname.wire().len() + 20,
         })
         .sum()
@@ -118,6 +119,23 @@ fn to_rdata(data: &RecordData) -> RData {
             raw.extend_from_slice(value);
             RData::Unknown {
                 code: WireType::CAA,
+                rdata: NULL::with(raw),
+            }
+        }
+        RecordData::Ds {
+            key_tag,
+            algorithm,
+            digest_type,
+            digest,
+        } => {
+            // Raw RDATA (RFC 4034 §5.1), like CAA: no parsing on the way out.
+            let mut raw = Vec::with_capacity(4 + digest.len());
+            raw.extend_from_slice(&key_tag.to_be_bytes());
+            raw.push(*algorithm);
+            raw.push(*digest_type);
+            raw.extend_from_slice(digest);
+            RData::Unknown {
+                code: WireType::DS,
                 rdata: NULL::with(raw),
             }
         }

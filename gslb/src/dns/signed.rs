@@ -1,39 +1,53 @@
 //! Signed zones' replies: the hickory side of [`crate::dnssec`]. Adds the
 //! apex DNSKEY RRset, and for queries with DO set an RRSIG after every
-//! RRset of the answer and authority sections and, in a negative answer,
-//! compact denial's NSEC (RFC 9824).
+//! authoritative RRset of the answer and authority sections; in a negative
+//! answer, compact denial's NSEC (RFC 9824); in a referral, the child's DS
+//! RRset or, for an unsigned child, an NSEC at the delegation point that
+//! proves there is none (RFC 4035 §3.1.4).
 //!
-//! Referrals are left unsigned in this version (no DS or proof of its
-//! absence yet), and additional-section data is not signed: resolvers
+//! A referral's NS RRset and glue are the child's data and stay unsigned
+//! (RFC 4035 §2.2), and additional-section data is not signed: resolvers
 //! re-ask for the addresses they use.
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::server::Request;
-use topology::DomainName;
 use topology::dnssec::DNSKEY_TTL;
+use topology::{DomainName, RecordType};
 
-use super::handler::Reply;
 use super::records::{to_name, to_wire};
-use crate::dnssec::{CanonicalRrset, DNSKEY, NSEC, NXNAME, RRSIG, ZoneSigner, compact_nsec};
+use super::reply::Reply;
+use crate::dnssec::{
+    CanonicalRrset, DNSKEY, NSEC, NXNAME, RRSIG, ZoneSigner, compact_nsec, unix_now,
+};
 use crate::state::ServingState;
 use crate::zone::Node;
 
+/// What the lookup found that a signed reply proves or adds to beyond the
+/// RRsets it already holds.
+pub(super) struct Findings<'z> {
+    /// The negative finding ([`crate::resolve::Resolution::denied`]).
+    pub(super) denied: Option<(DomainName, Option<&'z Node>)>,
+    /// The delegation referred to ([`crate::resolve::Resolution::referral`]).
+    pub(super) referral: Option<(&'z DomainName, &'z Node)>,
+}
+
 /// Turns `reply` to `qname`/`qtype` into a signed zone's reply; leaves it
-/// alone when the zone is not signed. `denied` is the lookup's negative
-/// finding ([`crate::resolve::Resolution::denied`]).
+/// alone when the zone is not signed.
 pub(super) fn secure(
     state: &ServingState,
     request: &Request,
     qname: &DomainName,
     qtype: u16,
-    mut denied: Option<(DomainName, Option<&Node>)>,
+    findings: Findings<'_>,
     reply: &mut Reply,
 ) {
+    let Findings {
+        mut denied,
+        referral,
+    } = findings;
     let Some(zone) = state.zones.find_zone(qname.wire()) else {
         return;
     };
@@ -55,9 +69,18 @@ pub(super) fn secure(
         .edns
         .as_ref()
         .is_some_and(|edns| edns.flags().dnssec_ok);
-    if !dnssec_ok || reply.needs_additional {
+    if !dnssec_ok {
         return;
     }
+    let negative_ttl = state.zones.rrset(zone.negative_soa).ttl;
+    let nsec = |name: &DomainName, types: Vec<u16>| {
+        raw_record(
+            to_name(name),
+            negative_ttl,
+            NSEC,
+            compact_nsec(name.wire(), &types),
+        )
+    };
     if let Some((name, node)) = denied {
         let mut types = vec![RRSIG, NSEC];
         match node {
@@ -68,37 +91,59 @@ pub(super) fn secure(
                 reply.metadata.response_code = ResponseCode::NoError;
             }
             Some(node) => {
-                let mut present: Vec<u16> = node
-                    .rrsets
-                    .iter()
-                    .map(|id| state.zones.rrset(*id).rtype.code())
-                    .collect();
-                if node.geo.is_some() {
-                    present.extend([1, 28]);
-                }
-                if name.wire() == zone.origin.wire() {
-                    present.push(DNSKEY);
-                }
+                let mut present = node_types(state, &zone.origin, &name, node);
                 // The type asked for is absent here, whatever the node
                 // holds otherwise (a geo name with no healthy region).
                 present.retain(|t| *t != qtype);
                 types.extend(present);
             }
         }
-        let ttl = state.zones.rrset(zone.negative_soa).ttl;
-        let nsec = compact_nsec(name.wire(), &types);
-        reply
-            .authority
-            .push(raw_record(to_name(&name), ttl, NSEC, nsec));
+        reply.authority.push(nsec(&name, types));
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32);
+    if let Some((cut, node)) = referral {
+        let ds = node
+            .rrsets
+            .iter()
+            .find(|id| state.zones.rrset(**id).rtype == RecordType::Ds);
+        match ds {
+            Some(id) => reply.authority.extend_from_slice(state.wire.get(*id)),
+            None => {
+                // No DS: the NSEC at the cut lists NS but neither DS nor
+                // SOA, which a resolver takes as proof of an unsigned child.
+                let mut types = vec![RRSIG, NSEC];
+                types.extend(node_types(state, &zone.origin, cut, node));
+                reply.authority.push(nsec(cut, types));
+            }
+        }
+    }
+    let now = unix_now();
     reply.answer = signed(signer, std::mem::take(&mut reply.answer), now);
     reply.authority = signed(signer, std::mem::take(&mut reply.authority), now);
 }
 
-/// `records`, each RRset followed by its RRSIGs.
+/// The types present at `name`, for its NSEC's type bit map.
+fn node_types(
+    state: &ServingState,
+    origin: &DomainName,
+    name: &DomainName,
+    node: &Node,
+) -> Vec<u16> {
+    let mut present: Vec<u16> = node
+        .rrsets
+        .iter()
+        .map(|id| state.zones.rrset(*id).rtype.code())
+        .collect();
+    if node.geo.is_some() {
+        present.extend([1, 28]);
+    }
+    if name == origin {
+        present.push(DNSKEY);
+    }
+    present
+}
+
+/// `records`, each RRset the zone is authoritative for followed by its
+/// RRSIGs; NS RRsets below `signer`'s apex (a delegation's) go unsigned.
 fn signed(signer: &ZoneSigner, records: Vec<Record>, now: u32) -> Vec<Record> {
     let mut out = Vec::with_capacity(records.len() * 2);
     for rrset in records.chunk_by(|a, b| a.record_type() == b.record_type() && a.name == b.name) {
@@ -107,6 +152,9 @@ fn signed(signer: &ZoneSigner, records: Vec<Record>, now: u32) -> Vec<Record> {
         let Some(owner) = to_wire(&first.name) else {
             continue;
         };
+        if first.record_type() == WireType::NS && owner != *signer.origin() {
+            continue;
+        }
         let canonical = CanonicalRrset {
             owner: owner.wire().to_vec(),
             rtype: u16::from(first.record_type()),
@@ -128,7 +176,7 @@ fn signed(signer: &ZoneSigner, records: Vec<Record>, now: u32) -> Vec<Record> {
 
 /// RDATA in DNSSEC canonical form: names uncompressed, and lowercase for
 /// the types RFC 4034 §6.2 lists.
-fn canonical_rdata(data: &RData) -> Option<Vec<u8>> {
+pub(super) fn canonical_rdata(data: &RData) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(64);
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_canonical_form(true);

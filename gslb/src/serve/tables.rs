@@ -107,20 +107,26 @@ impl TableKeeper {
         }
     }
 
-    /// Logs what rate limiting dropped since `last` (dropped, truncated).
-    fn report_limits(&self, last: &mut (u64, u64)) {
+    /// Moves what rate limiting held back since the last call into the
+    /// metrics, and adds it to `held` (dropped, slipped) for the log.
+    fn replay_limits(&self, seen: &mut LimiterCounts, held: &mut (u64, u64)) {
         let Some(limiter) = self.limiter.load_full() else {
             return;
         };
         let now = limiter.counts();
-        let (dropped, truncated) = (now.0.wrapping_sub(last.0), now.1.wrapping_sub(last.1));
-        if dropped + truncated > 0 {
-            info!(
-                dropped,
-                truncated, "response rate limiting held back replies in the last interval"
-            );
-        }
-        *last = now;
+        // A reconfigured limiter counts from zero again.
+        let last = match &seen.limiter {
+            Some(previous) if Arc::ptr_eq(previous, &limiter) => seen.counts,
+            _ => (0, 0),
+        };
+        let (dropped, slipped) = (now.0 - last.0, now.1 - last.1);
+        *seen = LimiterCounts {
+            limiter: Some(limiter),
+            counts: now,
+        };
+        self.metrics.record_rate_limited(dropped, slipped);
+        held.0 += dropped;
+        held.1 += slipped;
     }
 
     /// The current tables, if they match `state` and `health`; otherwise
@@ -151,15 +157,25 @@ impl TableKeeper {
     /// Runs on its own thread.
     pub fn run_builder(&self) {
         *lock(&self.builder) = Some(std::thread::current());
-        let mut reported = (Instant::now(), (0, 0));
+        let mut limits = LimiterCounts::default();
+        // Replies held back since the last log line, and when that was.
+        let mut held = (0, 0);
+        let mut reported = Instant::now();
         // A state and health view whose build panicked: not retried until
         // either changes (the slow path answers meanwhile).
         let mut failed: Option<(Arc<ServingState>, Arc<RegionHealth>)> = None;
         while !self.stop.load(Ordering::Acquire) {
             self.replay_counts();
-            if reported.0.elapsed() >= RRL_REPORT {
-                self.report_limits(&mut reported.1);
-                reported.0 = Instant::now();
+            self.replay_limits(&mut limits, &mut held);
+            if reported.elapsed() >= RRL_REPORT {
+                let (dropped, truncated) = std::mem::take(&mut held);
+                if dropped + truncated > 0 {
+                    info!(
+                        dropped,
+                        truncated, "response rate limiting held back replies in the last interval"
+                    );
+                }
+                reported = Instant::now();
             }
             let state = self.state.load_full();
             self.configure_limiter(&state);
@@ -209,6 +225,7 @@ impl TableKeeper {
             std::thread::park_timeout(BUILDER_TICK);
         }
         self.replay_counts();
+        self.replay_limits(&mut limits, &mut held);
     }
 
     /// Stops the builder thread (it returns within one tick).
@@ -229,6 +246,13 @@ impl TableKeeper {
             }
         }
     }
+}
+
+/// A rate limiter's counts as last replayed into the metrics.
+#[derive(Default)]
+struct LimiterCounts {
+    limiter: Option<Arc<RateLimiter>>,
+    counts: (u64, u64),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

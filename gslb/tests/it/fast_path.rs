@@ -84,7 +84,7 @@ fn state() -> Arc<ServingState> {
     let topology =
         topology::parse(&topology_text(), "<fast-path test>").expect("test topology is valid");
     let geoip = Arc::new(gslb::open_geoip(&topology).unwrap());
-    let state = ServingState::new(Arc::new(topology), geoip).unwrap();
+    let state = ServingState::new(Arc::new(topology), geoip, None).unwrap();
     state.scopes.warm();
     Arc::new(state)
 }

@@ -27,6 +27,7 @@ use crate::support::{Ask, REPLY_TIMEOUT, read_tcp_message};
 /// and one UDP worker, so replies leave in the order queries came.
 struct Server {
     addr: SocketAddr,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -45,16 +46,17 @@ impl Server {
         let topology = topology::parse(&text, "<rrl test>").expect("test topology is valid");
         let geoip = Arc::new(gslb::open_geoip(&topology).unwrap());
         let regions = topology.regions.len();
-        let state = ServingState::new(Arc::new(topology), geoip).unwrap();
+        let state = ServingState::new(Arc::new(topology), geoip, None).unwrap();
         let listeners = gslb::Listeners::bind(&["127.0.0.1:0".parse().unwrap()], None)
             .await
             .unwrap();
         let addr = listeners.dns_addrs()[0];
         let shutdown = CancellationToken::new();
+        let metrics = Metrics::new();
         let task = tokio::spawn(gslb::serve::serve_with(
             Arc::new(ArcSwap::from_pointee(state)),
             Arc::new(ArcSwap::from_pointee(RegionHealth::all_up(regions))),
-            Metrics::new(),
+            metrics.clone(),
             listeners.dns,
             shutdown.clone(),
             Duration::from_secs(1),
@@ -68,6 +70,7 @@ impl Server {
         ));
         Server {
             addr,
+            metrics,
             shutdown,
             task,
         }
@@ -166,7 +169,19 @@ async fn a_flood_from_one_network_is_limited_on_both_paths_with_slips() {
             .any(|r| r.queries[0].query_type() == RecordType::A)
     );
     // Another network class is untouched: the marker came back.
+    let metrics = server.metrics.clone();
     server.stop().await;
+    // What was held back is in /metrics, by action.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &metrics.registry()).unwrap();
+    let held = |action: &str| {
+        admin::metrics::counter_sum(
+            &text,
+            &format!("gslb_rrl_replies_total{{action=\"{action}\"}}"),
+        )
+    };
+    assert_eq!(held("drop"), Some((40 - replies.len()) as f64), "{text}");
+    assert_eq!(held("slip"), Some(truncated.len() as f64), "{text}");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! The L4 tier: TCP on the region's VIP, spread over the L7 nodes by a
-//! Maglev table.
+//! The L4 tier: TCP (and the UDP services of `l4.udp`) on the region's
+//! VIP, spread over the L7 nodes by a Maglev table.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -44,6 +44,34 @@ pub struct RawL4 {
     /// How several L4 nodes share the VIP (needed for more than one node).
     #[serde(default)]
     pub ha: Option<RawHa>,
+    /// UDP services on the VIP (default none).
+    #[serde(default)]
+    pub udp: Vec<RawUdpService>,
+}
+
+/// One `l4.udp[]` entry as written:
+/// `{ port: 53, to_port: 5353, idle_timeout: 60s, max_flows: 10000, proxy_protocol: false }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUdpService {
+    /// The VIP's UDP port.
+    pub port: u32,
+    /// The port on each L7 node's address the datagrams go to (default
+    /// `port`).
+    #[serde(default)]
+    pub to_port: Option<u32>,
+    /// A flow with no datagram either way for this long ends (default
+    /// `60s`).
+    #[serde(default)]
+    pub idle_timeout: Option<Scalar>,
+    /// Most flows at once on each VIP address (default 10000); datagrams
+    /// of new flows past it are dropped and counted.
+    #[serde(default)]
+    pub max_flows: Option<usize>,
+    /// Prefix every datagram to a node with a PROXY v2 header (default
+    /// `false`).
+    #[serde(default)]
+    pub proxy_protocol: Option<bool>,
 }
 
 /// `l4.ha:` as written: `{ mode: vrrp, virtual_router_id, advert_interval }`
@@ -150,7 +178,48 @@ pub struct L4Tier {
     pub weights: IndexMap<String, u32>,
     /// How the nodes share the VIP; `None` with a single node.
     pub ha: Option<Ha>,
+    /// The UDP services on the VIP, in file order, each on its own port.
+    pub udp: Vec<UdpService>,
 }
+
+/// A UDP service on the VIP.
+///
+/// Datagrams arriving on the VIP at `port` are grouped into flows by the
+/// client's address and port (the VIP's side is fixed), and each flow goes
+/// to one of the region's L7 nodes — the node's `address` at `to_port` —
+/// picked by the same Maglev table as TCP connections: a flow sticks to its
+/// node, only the flows of a node that leaves the table move (at their next
+/// datagram), and a node the health checks have down gets no new flows.
+/// Replies come back on the flow's own socket and leave from the VIP.
+///
+/// As Envoy's UDP proxy (and unlike nginx's `proxy_responses`), a flow is
+/// not bounded by a count of replies: it ends after `idle_timeout` without a
+/// datagram in either direction. HAProxy has no UDP; IPVS keeps UDP
+/// "connections" the same way, with a timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpService {
+    /// The VIP's UDP port.
+    pub port: u16,
+    /// The port on the L7 nodes.
+    pub to_port: u16,
+    /// A flow idle this long in both directions ends.
+    pub idle_timeout: Duration,
+    /// Most flows at once per VIP address; new flows past it are dropped.
+    pub max_flows: usize,
+    /// Each datagram to a node starts with a PROXY v2 header (transport
+    /// DGRAM) naming the client, the VIP and the L4 node.
+    pub proxy_protocol: bool,
+}
+
+/// Default of `l4.udp[].idle_timeout` (Envoy's UDP proxy default).
+pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default of `l4.udp[].max_flows`: each flow holds a socket.
+pub const DEFAULT_MAX_FLOWS: usize = 10_000;
+
+/// Largest accepted `l4.udp[].max_flows`: each flow holds a file
+/// descriptor.
+pub const MAX_MAX_FLOWS: usize = 1_000_000;
 
 /// How several L4 nodes share a region's VIP.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -361,7 +430,72 @@ pub(crate) fn validate(
             .ha
             .as_ref()
             .and_then(|ha| validate_ha(ha, &raw.nodes, path, problems)),
+        udp: validate_udp(&raw.udp, path, problems),
     }
+}
+
+/// `l4.udp`; `tier` is the path of `l4`.
+fn validate_udp(raw: &[RawUdpService], tier: &str, problems: &mut Problems) -> Vec<UdpService> {
+    let mut services: Vec<UdpService> = Vec::new();
+    for (index, service) in raw.iter().enumerate() {
+        let path = format!("{tier}.udp[{index}]");
+        let mut port = |field: &str, value: u32| match u16::try_from(value) {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                problems.add(
+                    format!("{path}.{field}"),
+                    format!("{value} is not a port; use 1-65535"),
+                );
+                None
+            }
+        };
+        let listen = port("port", service.port);
+        let to_port = match service.to_port {
+            None => listen,
+            Some(value) => port("to_port", value),
+        };
+        let idle_timeout = match &service.idle_timeout {
+            None => DEFAULT_UDP_IDLE_TIMEOUT,
+            Some(text) => problems
+                .check(format!("{path}.idle_timeout"), parse_duration(&text.text()))
+                .unwrap_or(DEFAULT_UDP_IDLE_TIMEOUT),
+        };
+        if idle_timeout.is_zero() {
+            problems.add(
+                format!("{path}.idle_timeout"),
+                "must be longer than 0s; write e.g. \"60s\"",
+            );
+        }
+        let max_flows = service.max_flows.unwrap_or(DEFAULT_MAX_FLOWS);
+        if !(1..=MAX_MAX_FLOWS).contains(&max_flows) {
+            problems.add(
+                format!("{path}.max_flows"),
+                format!(
+                    "{max_flows} is out of range; use 1-{MAX_MAX_FLOWS} (each flow holds a socket)"
+                ),
+            );
+        }
+        let (Some(port), Some(to_port)) = (listen, to_port) else {
+            continue;
+        };
+        if let Some(other) = raw.iter().position(|s| s.port == service.port)
+            && other < index
+        {
+            problems.add(
+                format!("{path}.port"),
+                format!("UDP port {port} is already served by {tier}.udp[{other}]; give each UDP service its own port"),
+            );
+            continue;
+        }
+        services.push(UdpService {
+            port,
+            to_port,
+            idle_timeout,
+            max_flows,
+            proxy_protocol: service.proxy_protocol.unwrap_or(false),
+        });
+    }
+    services
 }
 
 /// `l4.ha` and the nodes' priorities; `tier` is the path of `l4`.
@@ -555,6 +689,54 @@ mod tests {
         assert_eq!(tier.weight("us-east-l7a"), DEFAULT_WEIGHT);
         assert_eq!(tier.hash, FlowHash::FiveTuple);
         assert_eq!(tier.max_connections, 10_000);
+        assert!(tier.udp.is_empty());
+    }
+
+    #[test]
+    fn udp_services_with_their_defaults() {
+        let topology = with_l4(
+            "      udp:\n        - { port: 53, to_port: 5353, idle_timeout: 30s, max_flows: 100, proxy_protocol: true }\n        - { port: 443 }\n",
+        )
+        .unwrap();
+        let udp = &l4(&topology).udp;
+        assert_eq!(
+            udp[0],
+            UdpService {
+                port: 53,
+                to_port: 5353,
+                idle_timeout: Duration::from_secs(30),
+                max_flows: 100,
+                proxy_protocol: true,
+            }
+        );
+        assert_eq!(
+            udp[1],
+            UdpService {
+                port: 443,
+                to_port: 443,
+                idle_timeout: DEFAULT_UDP_IDLE_TIMEOUT,
+                max_flows: DEFAULT_MAX_FLOWS,
+                proxy_protocol: false,
+            }
+        );
+    }
+
+    #[test]
+    fn bad_udp_services_are_refused_with_their_paths() {
+        let error = with_l4(
+            "      udp:\n        - { port: 0 }\n        - { port: 53, to_port: 70000, max_flows: 0 }\n        - { port: 123, idle_timeout: 0s }\n        - { port: 123 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "regions.us-east.l4.udp[0].port: 0 is not a port; use 1-65535",
+            "regions.us-east.l4.udp[1].to_port: 70000 is not a port",
+            "regions.us-east.l4.udp[1].max_flows: 0 is out of range; use 1-1000000",
+            "regions.us-east.l4.udp[2].idle_timeout: must be longer than 0s",
+            "regions.us-east.l4.udp[3].port: UDP port 123 is already served by regions.us-east.l4.udp[2]",
+        ] {
+            assert!(error.contains(expected), "{expected:?} not in:\n{error}");
+        }
     }
 
     #[test]

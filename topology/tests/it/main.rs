@@ -199,7 +199,8 @@ fn dangling_references_are_refused() {
 
 #[test]
 fn zone_structure_mistakes_are_refused() {
-    let extra = "        - { name: www, type: A, value: 127.0.0.9 }\n        - { name: api, type: TXT, value: clash }\n        - { name: x.dev, type: TXT, value: occluded }\n        - { name: static, type: A, ttl: 1h, value: 127.0.0.81 }\n        - { name: www.example.org., type: A, value: 127.0.0.1 }\n";
+    let extra = "        - { name: www, type: A, value: 127.0.0.9 }\n        - { name: api, type: TXT, value: clash }\n        - { name: x.dev, type: TXT, value: occluded }\n        - { name: static, type: A, ttl: 1h, value: 127.0.0.81 }\n        - { name: www.example.org., type: A, value: 127.0.0.1 }\n        - { name: static, type: DS, value: \"1 13 2 {digest}\" }\n        - { name: dev, type: DS, value: \"2 13 2 {digest}\" }\n";
+    let extra = extra.replace("{digest}", &"AB".repeat(32));
     let text = example_text().replacen("      records:\n", &format!("      records:\n{extra}"), 1);
     let found = problems(&text).join("\n");
     for expected in [
@@ -208,12 +209,15 @@ fn zone_structure_mistakes_are_refused() {
         "x.dev.example.com. is below the delegation at dev.example.com.",
         "differs from the 3600s of the other static.example.com. A record",
         "www.example.org. is outside zone example.com.",
+        "static.example.com. holds a DS record but is not a delegation",
     ] {
         assert!(
             found.contains(expected),
             "missing {expected:?} in:\n{found}"
         );
     }
+    // A DS beside the delegation's NS records is the parent's to hold.
+    assert!(!found.contains("dev.example.com. is delegated"), "{found}");
 }
 
 #[test]
@@ -250,6 +254,25 @@ fn l4_weights_must_name_the_regions_l7_nodes() {
         found.contains("regions.us-east.l4.weights.us-east-l7z: \"us-east-l7z\" is not an L7 node of this region; weigh one of: us-east-l7a, us-east-l7b"),
         "{found}"
     );
+}
+
+/// Regression: a region with an L4 tier and the default
+/// `l7.proxy_protocol: false` validated, but every request through the VIP
+/// failed (the L4 tier always sends a PROXY v2 header).
+#[test]
+fn an_l4_tier_in_front_of_l7_nodes_without_proxy_protocol_is_refused() {
+    let text = example_text();
+    let marker = "      # The L4 tier opens every connection with a PROXY v2 header.\n      proxy_protocol: true\n";
+    assert!(
+        text.contains(marker),
+        "the example's us-east l7 block changed"
+    );
+    let found = problems(&text.replacen(marker, "", 1)).join("\n");
+    assert!(
+        found.contains("regions.us-east.l7.proxy_protocol: the region's L4 tier starts every connection to the L7 nodes with a PROXY v2 header (the client's address); set `proxy_protocol: true` under `l7:`"),
+        "{found}"
+    );
+    assert!(!found.contains("regions.eu-west"), "{found}");
 }
 
 #[test]
@@ -351,4 +374,46 @@ fn the_breaker_and_last_known_good_are_read_and_checked() {
             .any(|p| p.contains("use fail_open, fail_closed, last_known_good")),
         "{found:?}"
     );
+}
+
+#[test]
+fn rollover_keys_are_checked_like_signing_keys() {
+    use topology::dnssec::{Algorithm, ZoneKey};
+    let dir = std::env::temp_dir().join(format!("topology-rollover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let origin = topology::DomainName::parse_absolute("example.com.").unwrap();
+    let signing = ZoneKey::generate(&origin, Algorithm::EcdsaP256Sha256, &dir).unwrap();
+    let next = ZoneKey::generate(&origin, Algorithm::EcdsaP256Sha256, &dir).unwrap();
+    let other = ZoneKey::generate(&origin, Algorithm::Ed25519, &dir).unwrap();
+    let load = |keys: &[&ZoneKey], published: &[&ZoneKey]| {
+        let list = |ks: &[&ZoneKey]| {
+            ks.iter()
+                .map(|k| format!("\"{}\"", k.path().display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let text = example_text().replacen(
+            "    - origin: example.com.\n",
+            &format!(
+                "    - origin: example.com.\n      dnssec:\n        keys: [{}]\n        published: [{}]\n",
+                list(keys),
+                list(published)
+            ),
+            1,
+        );
+        let path = dir.join("topology.yaml");
+        topology::parse_file(&text, &path)
+    };
+    let zone = load(&[&signing], &[&next]).unwrap();
+    let dnssec = zone.dns.zones[0].dnssec.as_ref().unwrap();
+    assert_eq!(dnssec.published, [next.path()]);
+
+    let message = load(&[&signing], &[&signing]).unwrap_err().to_string();
+    assert!(message.contains("dnssec.published[0]"), "{message}");
+    assert!(message.contains("listed twice"), "{message}");
+    // A published key of an algorithm that signs nothing would make
+    // strict resolvers fail the zone.
+    let message = load(&[&signing], &[&other]).unwrap_err().to_string();
+    assert!(message.contains("algorithm 15 signs nothing"), "{message}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

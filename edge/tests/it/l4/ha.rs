@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::support::{
-    FAST_HEALTH, FakeL7, Harness, L4_NAME, Session, http_get, l7_ip, l7_name, temp_file,
-    topology_yaml,
+    FAST_HEALTH, FakeL7, Harness, L4_NAME, Ports, Session, free_port, http_get, l7_ip, l7_name,
+    temp_file, topology_yaml,
 };
 
 /// A VIP on no interface of this machine.
@@ -82,24 +82,19 @@ fn poll_within_bound<T: std::fmt::Debug>(
     }
 }
 
-/// A free port on 127.0.0.1 (bound, then released for the child to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One healthy fake L7 node and the topology of an L4 node on the foreign
 /// VIP with its admin API at `admin`, written to a file.
 async fn region(admin: SocketAddr) -> (FakeL7, PathBuf) {
     for _ in 0..20 {
-        let ports = [free_port(), free_port()];
-        let Ok(fake) = FakeL7::start(&l7_name(0), l7_ip(0), &ports).await else {
+        let ports = Ports {
+            http: free_port(),
+            https: free_port(),
+            l7_admin: free_port(),
+        };
+        let Ok(fake) = FakeL7::start(&l7_name(0), l7_ip(0), &ports.all()).await else {
             continue;
         };
-        let yaml = topology_yaml(ports[0], ports[1], &[(&l7_name(0), l7_ip(0))], FAST_HEALTH);
+        let yaml = topology_yaml(ports, &[(&l7_name(0), l7_ip(0))], FAST_HEALTH);
         let yaml = replace_once(&yaml, "ipv4: 127.0.0.1,", &format!("ipv4: {FOREIGN_VIP},"));
         let yaml = replace_once(
             &yaml,

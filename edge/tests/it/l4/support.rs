@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edge::l4::{DrainReport, L4Node, Listeners, Options, Status};
-use edge::proxy_protocol::{Decoded, decode};
+use edge::proxy_protocol::{Addresses, Decoded, Transport, decode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,9 +46,10 @@ struct Inner {
     health_checks: AtomicU64,
 }
 
-/// A fake L7 node on `ip` at the VIP's ports.
+/// A fake L7 node on `ip` at the VIP's ports and at its admin port.
 ///
-/// Direct connections (the L4 node's health probes) get an HTTP answer:
+/// Direct connections (the L4 node's health probes, which go to the admin
+/// port since the L7 tier expects PROXY headers) get an HTTP answer:
 /// 200 while healthy, 503 otherwise. Connections with a PROXY v2 header
 /// are recorded, then follow a one-line command:
 ///
@@ -340,14 +341,35 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// The ports of a test region: the VIP's two, and the fake L7 nodes'
+/// admin port (where the L4 node's health checks go).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub http: u16,
+    pub https: u16,
+    pub l7_admin: u16,
+}
+
+impl Ports {
+    /// Every port a fake L7 node listens on.
+    pub fn all(&self) -> [u16; 3] {
+        [self.http, self.https, self.l7_admin]
+    }
+}
+
 /// The topology of one test region: the VIP on 127.0.0.1 at two ports, the
-/// L4 node, the fake L7 nodes. `l4_extra` is YAML added under `l4:`
-/// (indented by six spaces).
-pub fn topology_yaml(http: u16, https: u16, l7: &[(&str, IpAddr)], l4_extra: &str) -> String {
+/// L4 node, the fake L7 nodes (expecting PROXY headers, as an L4 tier
+/// needs). `l4_extra` is YAML added under `l4:` (indented by six spaces).
+pub fn topology_yaml(ports: Ports, l7: &[(&str, IpAddr)], l4_extra: &str) -> String {
+    let Ports {
+        http,
+        https,
+        l7_admin,
+    } = ports;
     let mut nodes = String::new();
     for (name, ip) in l7 {
         nodes.push_str(&format!(
-            "        - {{ name: {name}, address: {ip}, admin: \"{ip}:1\" }}\n"
+            "        - {{ name: {name}, address: {ip}, admin: \"{ip}:{l7_admin}\" }}\n"
         ));
     }
     format!(
@@ -368,7 +390,8 @@ regions:
       nodes: [{{ name: {L4_NAME}, admin: "127.0.0.1:9" }}]
 {l4_extra}    l7:
       nodes:
-{nodes}      routes:
+{nodes}      proxy_protocol: true
+      routes:
         - {{ pool: web }}
       pools:
         web:
@@ -387,8 +410,13 @@ pub struct Harness {
     pub node: Option<L4Node>,
     pub http: SocketAddr,
     pub https: SocketAddr,
+    pub ports: Ports,
     pub admin: SocketAddr,
     pub l7: Vec<FakeL7>,
+    /// The VIP's UDP address, when started with [`Harness::start_udp`].
+    pub udp: Option<SocketAddr>,
+    /// One UDP echo per fake L7 node, parallel to `l7`.
+    pub echoes: Vec<UdpEcho>,
     pub shutdown: CancellationToken,
     pub config: PathBuf,
 }
@@ -402,6 +430,15 @@ pub fn l7_name(index: usize) -> String {
     format!("l7{}", (b'a' + index as u8) as char)
 }
 
+/// A port free on 127.0.0.1 now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Harness {
     /// `count` fake L7 nodes behind an L4 node whose `l4:` block gets
     /// `l4_extra`. Retries with new ports if a fake's port is taken.
@@ -410,16 +447,33 @@ impl Harness {
     }
 
     pub async fn start_with(count: usize, l4_extra: &str, options: Options) -> Self {
+        Self::launch(count, l4_extra, None, options).await
+    }
+
+    /// As [`start`](Self::start), plus one UDP service on the VIP whose
+    /// `l4.udp` entry gets `udp_options` (e.g. `max_flows: 5`), in front of
+    /// a [`UdpEcho`] on each fake L7 node.
+    pub async fn start_udp(count: usize, l4_extra: &str, udp_options: &str) -> Self {
+        Self::launch(count, l4_extra, Some(udp_options), Options::default()).await
+    }
+
+    async fn launch(
+        count: usize,
+        l4_extra: &str,
+        udp_options: Option<&str>,
+        options: Options,
+    ) -> Self {
         for _ in 0..20 {
             let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let ports = [
-                http.local_addr().unwrap().port(),
-                https.local_addr().unwrap().port(),
-            ];
+            let ports = Ports {
+                http: http.local_addr().unwrap().port(),
+                https: https.local_addr().unwrap().port(),
+                l7_admin: free_port(),
+            };
             let mut fakes = Vec::new();
             for i in 0..count {
-                match FakeL7::start(&l7_name(i), l7_ip(i), &ports).await {
+                match FakeL7::start(&l7_name(i), l7_ip(i), &ports.all()).await {
                     Ok(fake) => fakes.push(fake),
                     Err(_) => break,
                 }
@@ -427,10 +481,34 @@ impl Harness {
             if fakes.len() < count {
                 continue; // a port was taken on 127.0.0.x: try others
             }
+            let mut l4_extra = l4_extra.to_owned();
+            let mut udp = Vec::new();
+            let mut echoes = Vec::new();
+            if let Some(udp_options) = udp_options {
+                let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let port = socket.local_addr().unwrap().port();
+                let mut to_port = 0;
+                for i in 0..count {
+                    match UdpEcho::start(&l7_name(i), SocketAddr::new(l7_ip(i), to_port)).await {
+                        Ok(echo) => {
+                            to_port = echo.addr.port();
+                            echoes.push(echo);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if echoes.len() < count {
+                    continue;
+                }
+                l4_extra.push_str(&format!(
+                    "      udp:\n        - {{ port: {port}, to_port: {to_port}, {udp_options} }}\n"
+                ));
+                udp.push(socket);
+            }
             let names: Vec<(String, IpAddr)> = (0..count).map(|i| (l7_name(i), l7_ip(i))).collect();
             let pairs: Vec<(&str, IpAddr)> =
                 names.iter().map(|(n, ip)| (n.as_str(), *ip)).collect();
-            let yaml = topology_yaml(ports[0], ports[1], &pairs, l4_extra);
+            let yaml = topology_yaml(ports, &pairs, &l4_extra);
             let config = temp_file("topology.yaml");
             std::fs::write(&config, &yaml).unwrap();
             let topology = topology::parse(&yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}"));
@@ -441,11 +519,13 @@ impl Harness {
                 config_path: Some(config.clone()),
                 ..options
             };
+            let udp_addr = udp.first().map(|s| s.local_addr().unwrap());
             let node = L4Node::start(
                 &topology,
                 L4_NAME,
                 Listeners {
                     vip: vec![http, https],
+                    udp,
                     admin: Some(admin),
                 },
                 options,
@@ -458,8 +538,11 @@ impl Harness {
                 node: Some(node),
                 http: listeners[0],
                 https: listeners[1],
+                ports,
                 admin: admin_addr,
                 l7: fakes,
+                udp: udp_addr,
+                echoes,
                 shutdown,
                 config,
             };
@@ -689,4 +772,125 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// What a [`UdpEcho`] learnt from one datagram's PROXY v2 header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenDatagram {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub l4_node: String,
+    pub transport: Transport,
+}
+
+struct EchoInner {
+    /// The L4 node's sockets (one per flow) datagrams came from, in order.
+    peers: Mutex<Vec<SocketAddr>>,
+    headers: Mutex<Vec<SeenDatagram>>,
+}
+
+/// A UDP echo server standing for an L7 node's UDP service: answers each
+/// datagram with `NAME|payload`, after stripping and recording a PROXY v2
+/// header if the datagram starts with one.
+pub struct UdpEcho {
+    pub name: String,
+    pub addr: SocketAddr,
+    inner: Arc<EchoInner>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UdpEcho {
+    /// Binds `addr` (port 0: any) and serves until [`kill`](Self::kill).
+    pub async fn start(name: &str, addr: SocketAddr) -> io::Result<Self> {
+        let socket = UdpSocket::bind(addr).await?;
+        let addr = socket.local_addr()?;
+        let inner = Arc::new(EchoInner {
+            peers: Mutex::new(Vec::new()),
+            headers: Mutex::new(Vec::new()),
+        });
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (inner, stop, name) = (Arc::clone(&inner), stop.clone(), name.to_owned());
+            async move {
+                let mut buf = vec![0u8; 65_536];
+                loop {
+                    let (len, peer) = tokio::select! {
+                        () = stop.cancelled() => return,
+                        received = socket.recv_from(&mut buf) => match received {
+                            Ok(received) => received,
+                            Err(_) => continue,
+                        },
+                    };
+                    let mut payload = &buf[..len];
+                    if let Ok(Decoded::Complete(header, used)) = decode(payload) {
+                        let transport = match header.addresses {
+                            Addresses::Ipv4 { transport, .. }
+                            | Addresses::Ipv6 { transport, .. } => transport,
+                            _ => panic!("unexpected addresses {:?}", header.addresses),
+                        };
+                        inner.headers.lock().unwrap().push(SeenDatagram {
+                            source: header.source().expect("PROXY with addresses"),
+                            destination: header.destination().expect("PROXY with addresses"),
+                            l4_node: String::from_utf8_lossy(header.l4_node().unwrap_or(b""))
+                                .into_owned(),
+                            transport,
+                        });
+                        payload = &payload[used..];
+                    }
+                    inner.peers.lock().unwrap().push(peer);
+                    let mut answer = format!("{name}|").into_bytes();
+                    answer.extend_from_slice(payload);
+                    let _ = socket.send_to(&answer, peer).await;
+                }
+            }
+        });
+        Ok(Self {
+            name: name.to_owned(),
+            addr,
+            inner,
+            stop,
+            task,
+        })
+    }
+
+    /// The L4 node's sockets datagrams came from, in arrival order.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.inner.peers.lock().unwrap().clone()
+    }
+
+    /// PROXY headers received so far.
+    pub fn headers(&self) -> Vec<SeenDatagram> {
+        self.inner.headers.lock().unwrap().clone()
+    }
+
+    /// Closes the socket: datagrams to it now get ICMP port unreachable.
+    pub async fn kill(&mut self) {
+        self.stop.cancel();
+        (&mut self.task).await.expect("echo task");
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Sends `text` from `client` to `vip` and returns the answer, or `None`
+/// if none came within `wait`.
+pub async fn udp_ask(
+    client: &UdpSocket,
+    vip: SocketAddr,
+    text: &str,
+    wait: Duration,
+) -> Option<String> {
+    client.send_to(text.as_bytes(), vip).await.unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let (len, from) = tokio::time::timeout(wait, client.recv_from(&mut buf))
+        .await
+        .ok()?
+        .unwrap();
+    assert_eq!(from, vip, "the answer comes from the VIP");
+    Some(String::from_utf8_lossy(&buf[..len]).into_owned())
 }

@@ -26,22 +26,25 @@ impl Drop for Certs {
     }
 }
 
+/// When the test certificates expire (the metrics show it).
+const A_NOT_AFTER: (i32, u8, u8) = (2031, 1, 1);
+const B_NOT_AFTER: (i32, u8, u8) = (2030, 6, 15);
+
 fn certs(tag: &str) -> Certs {
     let dir = std::env::temp_dir().join(format!("edge-l7-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let make = |stem: &str, name: &str| {
+    let make = |stem: &str, name: &str, (year, month, day)| {
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let cert = params.self_signed(&key).unwrap();
         std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
         std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
         cert
     };
-    let a = make("a", "a.example.com");
-    let b = make("b", "b.example.com");
+    let a = make("a", "a.example.com", A_NOT_AFTER);
+    let b = make("b", "b.example.com", B_NOT_AFTER);
     Certs { dir, a, b }
 }
 
@@ -122,6 +125,23 @@ async fn tls_serves_the_certificate_for_each_sni_name_and_resumes_sessions() {
         tls.get_ref().1.handshake_kind(),
         Some(rustls::HandshakeKind::Resumed)
     );
+    proxy.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn each_served_certificate_s_expiry_is_in_the_metrics() {
+    let certs = certs("expiry");
+    let b = TestBackend::start("b0").await;
+    let proxy = Proxy::start(tls_spec(&certs, &b)).await;
+    // Unix times of A_NOT_AFTER and B_NOT_AFTER at midnight UTC.
+    for line in [
+        "edge_l7_certificate_expiry_timestamp_seconds{name=\"a.example.com\"} 1924992000",
+        "edge_l7_certificate_expiry_timestamp_seconds{name=\"b.example.com\"} 1907712000",
+    ] {
+        proxy
+            .wait_for(|| async { get(proxy.admin, "/metrics", &[]).await.body.contains(line) })
+            .await;
+    }
     proxy.stop().await.unwrap();
 }
 
