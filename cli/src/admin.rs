@@ -43,6 +43,9 @@ impl std::fmt::Display for AdminError {
     }
 }
 
+/// How long a GSLB node may take to compute a what-if.
+const WHAT_IF_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to the admin APIs of one deployment.
 pub struct Admin {
     http: reqwest::blocking::Client,
@@ -107,15 +110,23 @@ impl Admin {
         clients: &[std::net::IpAddr],
     ) -> Result<WhatIf, AdminError> {
         let clients: Vec<String> = clients.iter().map(ToString::to_string).collect();
-        self.get_json(
-            addr,
-            "/v1/what-if",
-            &[
-                ("fail", fail.join(",").as_str()),
-                ("recover", recover.join(",").as_str()),
-                ("client", clients.join(",").as_str()),
-            ],
-        )
+        let url = format!("http://{addr}/v1/what-if");
+        let response = self
+            .http
+            .get(&url)
+            .query(&[
+                ("fail", fail.join(",")),
+                ("recover", recover.join(",")),
+                ("client", clients.join(",")),
+            ])
+            // It decides for every location of the GeoIP database: longer
+            // than a status read, above all with a city database.
+            .timeout(WHAT_IF_TIMEOUT)
+            .send()
+            .map_err(|e| AdminError::Unreachable(describe(&e)))?;
+        check(response, &url)?
+            .json()
+            .map_err(|e| AdminError::Decode(format!("{url}: {e}")))
     }
 
     /// `GET /v1/status` of an L4 node.
