@@ -297,7 +297,7 @@ pub(super) fn try_lines(deployed: &Deployed) -> Vec<Try> {
             Err(e) => format!("{}: {e}", network.place),
         };
         lines.push(Try {
-            command: format!("dig @{at}{port} {shown} +subnet={}", network.subnet()),
+            command: format!("dig @{at}{port} {shown} +subnet={}", crate::clients::subnet(&network)),
             comment,
         });
     }
