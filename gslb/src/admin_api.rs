@@ -13,6 +13,7 @@
 //! - `POST /v1/reload`: re-read the topology file.
 //! - `GET /v1/explain?name=&client=&type=`: the decision trace.
 //! - `GET /metrics`, `GET /healthz`.
+//! - `GET /` and `GET /v1/console`: the status page ([`crate::console`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,8 +35,8 @@ pub fn router(node: Arc<Node>) -> Router {
     let fail = node.clone();
     let recover = node.clone();
     let reload = node.clone();
-    let explain = node;
-    Router::new()
+    let explain = node.clone();
+    crate::console::routes(Router::new(), node)
         .get("/v1/status", move |_req: Request| {
             let node = status.clone();
             async move { Response::ok_json(&status_of(&node)) }

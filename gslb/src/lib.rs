@@ -31,9 +31,12 @@
 //! - [`peer`]: the view nodes exchange, signed with `dns.peer_key`; the
 //!   [`overrides`] slots it carries converge by last-writer-wins.
 //! - [`admin_api`]: status, overrides, reload, explain, metrics ([`metrics`]).
+//! - [`console`]: the status page on the admin address, and the edge
+//!   nodes' figures it gathers.
 
 pub mod admin_api;
 pub mod client;
+pub mod console;
 pub mod decide;
 pub mod dns;
 pub mod dnssec;
