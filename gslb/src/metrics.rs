@@ -284,7 +284,7 @@ impl Metrics {
     /// status page.
     pub fn record_region_transition(&self, region: &str, in_service: bool) {
         self.changes
-            .record(crate::node::now_ms(), region, in_service);
+            .record(std::time::SystemTime::now(), region, in_service);
         self.region_transitions
             .get_or_create(&TransitionLabels {
                 region: region.to_owned(),

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -30,8 +31,12 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Records a transition of `region`, dropping the oldest beyond [`KEPT`].
-    pub fn record(&self, at_ms: u64, region: &str, in_service: bool) {
+    /// Records a transition of `region` at `at`, dropping the oldest
+    /// beyond [`KEPT`].
+    pub fn record(&self, at: SystemTime, region: &str, in_service: bool) {
+        let at_ms = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         if ring.len() == KEPT {
             ring.pop_front();
@@ -58,7 +63,8 @@ mod tests {
     fn keeps_the_newest_first_and_forgets_the_oldest() {
         let changes = Changes::default();
         for i in 0..(KEPT as u64 + 3) {
-            changes.record(i, "us-east", i % 2 == 0);
+            let at = UNIX_EPOCH + std::time::Duration::from_millis(i);
+            changes.record(at, "us-east", i % 2 == 0);
         }
         let kept = changes.newest_first();
         assert_eq!(kept.len(), KEPT);
