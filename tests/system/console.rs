@@ -152,15 +152,25 @@ fn chromedriver(driver: &Path) -> (Daemon, SocketAddr) {
     (daemon, addr)
 }
 
-async fn connect(chromium: &Path, driver: SocketAddr) -> Client {
+/// A Chromium session; `dark` makes the page see `prefers-color-scheme: dark`.
+async fn connect(chromium: &Path, driver: SocketAddr, dark: bool) -> Client {
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1800",
+    ];
+    if dark {
+        args.push("--blink-settings=preferredColorScheme=0");
+    }
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": chromium,
             // Root in CI containers needs --no-sandbox; /dev/shm is small there.
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,1800"],
+            "args": args,
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -203,7 +213,7 @@ fn the_status_page_follows_a_failure_and_drains_a_region_with_the_token() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = connect(&chromium, driver_addr).await;
+        let client = connect(&chromium, driver_addr, false).await;
         client.goto(&url).await.unwrap();
         // Set once: still there later proves the page was never reloaded.
         client
@@ -351,6 +361,24 @@ fn the_status_page_follows_a_failure_and_drains_a_region_with_the_token() {
         screenshot(&client, "console-phone").await;
         assert_eq!(overflow, serde_json::Value::Bool(true), "the page is wider than a phone");
         client.close().await.unwrap();
+
+        // In a dark scheme.
+        let dark = connect(&chromium, driver_addr, true).await;
+        dark.goto(&url).await.unwrap();
+        until(
+            &dark,
+            "the dark page is drawn",
+            "matchMedia('(prefers-color-scheme: dark)').matches \
+             && document.querySelector('tr[data-region=\"ap-south\"][data-state=\"in\"]')",
+        )
+        .await;
+        let background = dark
+            .execute("return getComputedStyle(document.body).backgroundColor;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(background, serde_json::json!("rgb(13, 17, 23)"), "not dark");
+        screenshot(&dark, "console-dark").await;
+        dark.close().await.unwrap();
     });
     expect(gtm(&state, &["down"]), 0);
 }

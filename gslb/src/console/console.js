@@ -182,8 +182,9 @@ async function explain(event) {
 // The q-quantile of the requests between two cumulative histograms: the
 // upper bound of the first bucket that reaches it (a null bound is +Inf).
 function quantile(now, before, q) {
-  if (!now || !now.length) return null;
-  const delta = now.map(([le, count], i) => [le, count - (before && before[i] ? before[i][1] : 0)]);
+  // Without an earlier sample there is no interval to speak of.
+  if (!now || !now.length || !before || before.length !== now.length) return null;
+  const delta = now.map(([le, count], i) => [le, count - before[i][1]]);
   const total = delta[delta.length - 1][1];
   if (!(total > 0)) return null;
   for (const [le, count] of delta) {
