@@ -15,6 +15,7 @@
 //! - `GET /v1/what-if?fail=R1,R2&recover=R3&client=IP1,IP2`: the answers
 //!   that would change (see [`crate::what_if`]); nothing is changed.
 //! - `GET /metrics`, `GET /healthz`.
+//! - `GET /` and `GET /v1/console`: the status page ([`crate::console`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,8 +39,8 @@ pub fn router(node: Arc<Node>) -> Router {
     let recover = node.clone();
     let reload = node.clone();
     let explain = node.clone();
-    let what_if = node;
-    Router::new()
+    let what_if = node.clone();
+    crate::console::routes(Router::new(), node)
         .get("/v1/status", move |_req: Request| {
             let node = status.clone();
             async move { Response::ok_json(&status_of(&node)) }

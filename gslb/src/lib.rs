@@ -32,9 +32,12 @@
 //!   [`overrides`] slots it carries converge by last-writer-wins.
 //! - [`admin_api`]: status, overrides, reload, explain, what-if
 //!   ([`what_if`]), metrics ([`metrics`]).
+//! - [`console`]: the status page on the admin address, and the edge
+//!   nodes' figures it gathers.
 
 pub mod admin_api;
 pub mod client;
+pub mod console;
 pub mod decide;
 pub mod dns;
 pub mod dnssec;

@@ -1,8 +1,9 @@
 //! The GSLB's Prometheus metrics: queries by type, rcode and answered
 //! region; how clients were located; probe results, latency and
 //! transitions; each vantage point's view and the quorum per region;
-//! region service changes; config reloads; peer views believed and refused;
-//! replies held back by rate limiting; the build.
+//! region service changes (also kept, the latest few, for the status
+//! page); config reloads; peer views believed and refused; replies held
+//! back by rate limiting; the build.
 //!
 //! One [`Metrics`] per node, shared by the query path, the monitor and the
 //! reloader, and served by the admin API.
@@ -19,6 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use topology::RecordType;
 
+use crate::console::changes::Changes;
 use crate::peer::Refusal;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,6 +121,7 @@ pub struct Metrics {
     peer_views_accepted: Family<PeerLabels, Counter>,
     peer_views_refused: Family<RefusedLabels, Counter>,
     rate_limited: Family<ActionLabels, Counter>,
+    changes: Changes,
 }
 
 /// What rate limiting did with a reply it held back: dropped it, or sent
@@ -243,7 +246,13 @@ impl Metrics {
             peer_views_accepted,
             peer_views_refused,
             rate_limited,
+            changes: Changes::default(),
         })
+    }
+
+    /// The recent region transitions, for the status page.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// The registry, for the admin API's `/metrics`.
@@ -344,8 +353,11 @@ impl Metrics {
             .set(i64::from(suspect));
     }
 
-    /// Counts a change of a region's service state.
+    /// Counts a change of a region's service state, and keeps it for the
+    /// status page.
     pub fn record_region_transition(&self, region: &str, in_service: bool) {
+        self.changes
+            .record(std::time::SystemTime::now(), region, in_service);
         self.region_transitions
             .get_or_create(&TransitionLabels {
                 region: region.to_owned(),

@@ -129,7 +129,7 @@ regions:
 }
 
 /// `gtm dig NAME --from IP --type T --json`: the addresses answered.
-fn dig(state: &Path, from: &str, rtype: &str) -> Vec<String> {
+pub(crate) fn dig(state: &Path, from: &str, rtype: &str) -> Vec<String> {
     let out = expect(
         gtm(
             state,

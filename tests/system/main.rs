@@ -1,6 +1,7 @@
 //! End-to-end tests of the shipped binaries, run the way a user runs them.
 
 mod chaos;
+mod console;
 mod dns_client;
 mod dnssec;
 mod docs;

@@ -418,7 +418,7 @@ fn continents(watch: &Watch, topology: &topology::Topology) -> Vec<ContinentAnsw
                 .unwrap_or_default();
             ContinentAnswer {
                 place: network.place.to_owned(),
-                subnet: network.subnet(),
+                subnet: crate::clients::subnet(&network),
                 region: answer
                     .first()
                     .and_then(|ip| region_of(topology, *ip))
