@@ -115,24 +115,6 @@ async fn drain_from_the_page(client: &Client, region: &str, token: &str) {
     client.accept_alert().await.unwrap();
 }
 
-/// Where gslb keeps `node`'s overrides when not told (its default).
-fn gslb_state_file(node: &str) -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
-        .expect("HOME is set");
-    base.join("gslb").join(format!("{node}.json"))
-}
-
-/// A file removed when dropped, whatever the test's outcome.
-struct RemovedOnDrop(PathBuf);
-
-impl Drop for RemovedOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Starts chromedriver on a free port and waits until it is ready.
 fn chromedriver(driver: &Path) -> (Daemon, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -183,20 +165,13 @@ async fn connect(chromium: &Path, driver: SocketAddr, dark: bool) -> Client {
 #[test]
 fn the_status_page_follows_a_failure_and_drains_a_region_with_the_token() {
     let (chromium, driver) = browser();
-    // A node name of its own: gslb keeps overrides in
-    // ~/.local/state/gslb/NODE.json, and the drain below must not reach
-    // other tests' deployments of the example's `ns1`. Declared first, so
-    // the file goes after the deployment is down.
-    let node = format!("console-{}", std::process::id());
-    let _state_file = RemovedOnDrop(gslb_state_file(&node));
     let scratch = Scratch::new("console");
     let state = scratch.state();
     let net = 200 + (std::process::id() % 40) as u8;
     let topology = full_topology(net);
     let yaml = topology
         .yaml
-        .replacen("dns:\n", &format!("dns:\n  admin_token: \"{TOKEN}\"\n"), 1)
-        .replacen("- name: ns1\n", &format!("- name: {node}\n"), 1);
+        .replacen("dns:\n", &format!("dns:\n  admin_token: \"{TOKEN}\"\n"), 1);
     let file = scratch.write("topology.yaml", &yaml);
     let up = expect(gtm(&state, &["up", file.to_str().unwrap()]), 0);
     let url = up
@@ -312,7 +287,7 @@ fn the_status_page_follows_a_failure_and_drains_a_region_with_the_token() {
         .await;
         screenshot(&client, "console-wrong-token").await;
         assert_eq!(dig(&state, "81.2.69.160", "A"), eu, "a refused drain changed DNS");
-        let logs = expect(gtm(&state, &["logs", &node, "-n", "1000"]), 0);
+        let logs = expect(gtm(&state, &["logs", "ns1", "-n", "1000"]), 0);
         assert!(logs.contains("admin request refused"), "the refusal is logged:\n{logs}");
 
         // The right token: the drain takes effect in DNS and on the page.
@@ -335,6 +310,10 @@ fn the_status_page_follows_a_failure_and_drains_a_region_with_the_token() {
         )
         .await;
         screenshot(&client, "console-eu-west-drained").await;
+        // The override is kept with this deployment (gtm's state directory),
+        // not in a file every deployment of a node named ns1 would share.
+        let kept = std::fs::read_to_string(state.join("gslb/ns1.json")).unwrap_or_default();
+        assert!(kept.contains("eu-west"), "the drain is not in the deployment's gslb state: {kept}");
 
         let source = client.source().await.unwrap();
         assert!(!source.contains(TOKEN), "the page's source shows the token");

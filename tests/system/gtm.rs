@@ -60,10 +60,6 @@ fn gtm_command(state: &Path, args: &[&str]) -> Command {
         .arg(state)
         .args(args)
         .env_remove("GTM_STATE_DIR")
-        // `gtm up` starts gslb without --state-file, so its overrides and
-        // verdicts go to $XDG_STATE_HOME/gslb/NODE.json: one per test, not
-        // ~/.local/state shared with every other deployment on the machine.
-        .env("XDG_STATE_HOME", state.with_file_name("xdg-state"))
         .env("NO_COLOR", "1");
     command
 }
