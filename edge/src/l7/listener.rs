@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use super::context::{ListenerKind, Shared};
 use super::drain::{NEXT_REQUEST_GRACE, ReadSignal};
+use super::fast::{self, IdlePool};
 use super::framing::{FramingGuard, Verdict};
 use super::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
 use crate::proxy_protocol::{self, DecodeError, Decoded, Limits};
@@ -30,7 +31,9 @@ const MAX_PROXY_V2: u16 = 1024;
 
 /// Accepts connections on `listener` until the node closes (see
 /// [`super::drain`]), then drops the listener (new connections are
-/// refused); each is served with the current `builders`.
+/// refused); each is served with the current `builders`, HTTP/1.1 ones by
+/// the fast path (with the node's `idle` backend connections) unless the
+/// tier turns it off.
 ///
 /// Connections the kernel has already completed but not yet handed over
 /// (the accept queue) are accepted and served before the listener closes:
@@ -41,6 +44,7 @@ pub(crate) async fn accept_loop(
     kind: ListenerKind,
     shared: Arc<Shared>,
     builders: Arc<ArcSwap<ServerBuilders>>,
+    idle: Arc<IdlePool>,
     tracker: TaskTracker,
 ) {
     let spawn = |stream: TcpStream, peer| {
@@ -53,6 +57,7 @@ pub(crate) async fn accept_loop(
             kind,
             shared.clone(),
             builders.clone(),
+            idle.clone(),
         ));
     };
     let closing = shared.drain.closing().clone();
@@ -135,6 +140,7 @@ async fn connection(
     kind: ListenerKind,
     shared: Arc<Shared>,
     builders: Arc<ArcSwap<ServerBuilders>>,
+    idle: Arc<IdlePool>,
 ) {
     let (accepted, open) = shared.metrics.listener(kind.name());
     accepted.inc();
@@ -179,6 +185,7 @@ async fn connection(
     });
     let max_head = tier.limits.max_header_bytes as usize;
     let http2 = tier.http2;
+    let fast_path = tier.http1_fast_path;
     let next_request_grace = header_timeout.min(NEXT_REQUEST_GRACE);
     drop(snapshot);
     let reads = Arc::new(ReadSignal::default());
@@ -219,8 +226,12 @@ async fn connection(
                     .await;
                 } else {
                     let io = stream.with_framing_guard(framing_conflict, max_head);
-                    serve_connection(io, Protocol::Http1, info, shared, &builders, drain.token)
-                        .await;
+                    let protocol = Protocol::Http1;
+                    if fast_path {
+                        fast::serve(io, protocol, info, shared, &builders, idle, drain.token).await;
+                    } else {
+                        serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                    }
                 }
             }
             _ => {
@@ -230,7 +241,11 @@ async fn connection(
                     Protocol::Http1
                 };
                 let io = Tapped::new(stream, reads).with_framing_guard(framing_conflict, max_head);
-                serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                if fast_path {
+                    fast::serve(io, protocol, info, shared, &builders, idle, drain.token).await;
+                } else {
+                    serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                }
             }
         }
     };

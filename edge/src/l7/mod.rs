@@ -58,12 +58,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
+pub mod access;
 pub mod admin;
 pub mod balance;
 pub mod clock;
 pub mod config;
 pub mod context;
 pub mod drain;
+pub mod fast;
 pub mod fault;
 pub mod forward;
 pub mod framing;
