@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use http::header::{self, HeaderName, HeaderValue};
 use http::StatusCode;
+use http::header::{self, HeaderName, HeaderValue};
 
 /// Where a fault came from: it decides the blame (a backend's faults count
 /// against it), the log's `fault_source` and whether a retry may help.

@@ -135,11 +135,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
         // Options that are not field names (`close`) or are removed below
         // anyway (`keep-alive`, `upgrade`) are skipped: the usual
         // `Connection` value then costs no allocation.
-        let named: Vec<HeaderName> =
-            connection_options(headers.get_all(header::CONNECTION).iter().map(HeaderValue::as_bytes))
-                .filter(|token| names_field(token))
-                .filter_map(|token| HeaderName::from_bytes(token).ok())
-                .collect();
+        let named: Vec<HeaderName> = connection_options(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .filter(|token| names_field(token))
+        .filter_map(|token| HeaderName::from_bytes(token).ok())
+        .collect();
         for name in named {
             headers.remove(name);
         }
@@ -161,8 +165,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
 /// Whether the request asks for a protocol upgrade (HTTP/1.1 only).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && connection_options(headers.get_all(header::CONNECTION).iter().map(HeaderValue::as_bytes))
-            .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+        && connection_options(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// Rewrites a request's headers for the backend. Returns the request id
@@ -176,7 +185,10 @@ pub fn request_headers(
     // One X-Forwarded-For with every earlier hop, then the client.
     let mut xff = Vec::new();
     forwarded_for(
-        headers.get_all(&X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes),
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
         f.client.as_bytes(),
         &mut xff,
     );

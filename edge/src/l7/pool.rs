@@ -433,7 +433,9 @@ impl RequestAffinity {
         let hash_key = match &config.hash_on {
             _ if config.algorithm != Algorithm::Hash => 0,
             HashOn::ClientIp => client_key(),
-            HashOn::Header(name) => field(name.as_str()).map_or_else(client_key, balance::request_key),
+            HashOn::Header(name) => {
+                field(name.as_str()).map_or_else(client_key, balance::request_key)
+            }
             HashOn::Cookie(name) => {
                 sticky::find_cookie(cookies(), name).map_or_else(client_key, balance::request_key)
             }

@@ -172,7 +172,9 @@ fn plain_target(target: &[u8]) -> bool {
 
 /// What `HeaderValue::to_str` accepts.
 fn is_text(value: &[u8]) -> bool {
-    value.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 fn decimal(bytes: &[u8]) -> Option<u64> {
@@ -262,7 +264,11 @@ pub fn parse_response(
     let mut close = version == 0;
     for field in response.headers.iter() {
         let name = offset(buf, field.name.as_bytes());
-        let lf = name.end + buf[name.end..].iter().position(|&b| b == b'\n').unwrap_or(0);
+        let lf = name.end
+            + buf[name.end..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(0);
         let value = if field.value.is_empty() {
             lf..lf
         } else {
@@ -530,7 +536,12 @@ mod tests {
             b"GET / HTTP/1.1\r\nBad Name: a\r\n\r\n",
         ];
         for case in cases {
-            assert_eq!(request(case).0, Parsed::Hyper, "{}", String::from_utf8_lossy(case));
+            assert_eq!(
+                request(case).0,
+                Parsed::Hyper,
+                "{}",
+                String::from_utf8_lossy(case)
+            );
         }
     }
 
@@ -543,23 +554,80 @@ mod tests {
     #[test]
     fn response_framing_follows_rfc_9112() {
         let cases: &[(&[u8], bool, Result<(Framing, bool, u16), BadResponse>)] = &[
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false, Ok((Framing::Length(5), true, 200))),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, Ok((Framing::Empty, true, 200))),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n", false, Ok((Framing::Chunked, true, 200))),
-            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, Ok((Framing::Close, false, 200))),
-            (b"HTTP/1.1 200 OK\r\n\r\n", false, Ok((Framing::Close, false, 200))),
-            (b"HTTP/1.1 204 No Content\r\n\r\n", false, Ok((Framing::Empty, true, 204))),
-            (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, Ok((Framing::Empty, true, 304))),
-            (b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false, Ok((Framing::Empty, true, 103))),
-            (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false, Ok((Framing::Length(0), false, 200))),
-            (b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, Ok((Framing::Length(0), false, 200))),
-            (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", false, Ok((Framing::Length(0), true, 200))),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", false, Err(BadResponse::Length)),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false, Err(BadResponse::Length)),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Ok((Framing::Length(5), true, 200)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                true,
+                Ok((Framing::Empty, true, 200)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Ok((Framing::Chunked, true, 200)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                Ok((Framing::Close, false, 200)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\n",
+                false,
+                Ok((Framing::Close, false, 200)),
+            ),
+            (
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                Ok((Framing::Empty, true, 204)),
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                false,
+                Ok((Framing::Empty, true, 304)),
+            ),
+            (
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+                false,
+                Ok((Framing::Empty, true, 103)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                false,
+                Ok((Framing::Length(0), false, 200)),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                false,
+                Ok((Framing::Length(0), false, 200)),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+                false,
+                Ok((Framing::Length(0), true, 200)),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                false,
+                Err(BadResponse::Length),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                false,
+                Err(BadResponse::Length),
+            ),
             (b"SSH-2.0\r\n\r\n", false, Err(BadResponse::Malformed)),
         ];
         for (bytes, head_request, expected) in cases {
-            assert_eq!(&response(bytes, *head_request), expected, "{}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                &response(bytes, *head_request),
+                expected,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
@@ -588,7 +656,12 @@ mod tests {
             );
         }
         assert_eq!(dechunk(b"5\r\nhel", 2), Ok((b"hel".to_vec(), false)));
-        for bad in [&b"zz\r\n"[..], b"5\r\nhelloXX", b"\r\n", b"1234567890123456\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"5\r\nhelloXX",
+            b"\r\n",
+            b"1234567890123456\r\n",
+        ] {
             assert_eq!(dechunk(bad, 0), Err(BadResponse::Chunk), "{bad:?}");
         }
     }

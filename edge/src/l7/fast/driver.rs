@@ -411,7 +411,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             let in_flight = pick.server.start();
             let started = Instant::now();
             let result = self
-                .attempt(pick.server.addr, tier, started + tier.timeouts.response, head_request)
+                .attempt(
+                    pick.server.addr,
+                    tier,
+                    started + tier.timeouts.response,
+                    head_request,
+                )
                 .await;
             let latency = started.elapsed();
             let attempted = match &result {
@@ -512,7 +517,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         self.up.clear();
         loop {
             match codec::parse_response(&self.up, head_request, &mut self.response) {
-                Ok(true) if (100..200).contains(&self.response.status) && self.response.status != 101 => {
+                Ok(true)
+                    if (100..200).contains(&self.response.status)
+                        && self.response.status != 101 =>
+                {
                     // Interim responses (103 Early Hints, 100) are not passed on.
                     self.up.drain(..self.response.len);
                     continue;
@@ -639,7 +647,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             Framing::Length(length) => {
                 let buffered = (self.up.len() - body_start).min(length as usize);
                 reusable &= self.up.len() - body_start <= length as usize;
-                self.parts.push((Src::Backend, body_start..body_start + buffered));
+                self.parts
+                    .push((Src::Backend, body_start..body_start + buffered));
                 let mut remaining = length - buffered as u64;
                 let mut sent = write_parts(
                     &mut self.io,
@@ -707,7 +716,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                         break;
                     }
                     if done {
-                        self.parts.push((Src::Static(codec::LAST_CHUNK), 0..codec::LAST_CHUNK.len()));
+                        self.parts
+                            .push((Src::Static(codec::LAST_CHUNK), 0..codec::LAST_CHUNK.len()));
                         reusable &= at == self.up.len();
                     }
                     if write_parts(
@@ -746,7 +756,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                         }
                     }
                     if done {
-                        self.parts.push((Src::Static(codec::LAST_CHUNK), 0..codec::LAST_CHUNK.len()));
+                        self.parts
+                            .push((Src::Static(codec::LAST_CHUNK), 0..codec::LAST_CHUNK.len()));
                         complete = write_parts(
                             &mut self.io,
                             &self.parts,
@@ -769,13 +780,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 ?pause,
                 "the backend stalled mid-body: response aborted, connection closed"
             );
-            reply
-                .pool
-                .record_outcome(server, Outcome::Aborted, Duration::ZERO, self.shared.now_ms());
+            reply.pool.record_outcome(
+                server,
+                Outcome::Aborted,
+                Duration::ZERO,
+                self.shared.now_ms(),
+            );
         }
         if complete && reusable {
-            self.idle
-                .put(reply.pick.server.addr, backend, reply.tier.timeouts.upstream_idle);
+            self.idle.put(
+                reply.pick.server.addr,
+                backend,
+                reply.tier.timeouts.upstream_idle,
+            );
         }
         Done {
             status,
@@ -847,9 +864,17 @@ fn request_head(
     let start = out.len();
     out.extend_from_slice(forward::X_FORWARDED_FOR.as_str().as_bytes());
     out.extend_from_slice(b": ");
-    forward::forwarded_for(all(buf, &head.fields, forward::X_FORWARDED_FOR.as_str()), f.client, out);
+    forward::forwarded_for(
+        all(buf, &head.fields, forward::X_FORWARDED_FOR.as_str()),
+        f.client,
+        out,
+    );
     out.extend_from_slice(b"\r\n");
-    codec::field(out, forward::X_FORWARDED_PROTO.as_str().as_bytes(), f.proto.name().as_bytes());
+    codec::field(
+        out,
+        forward::X_FORWARDED_PROTO.as_str().as_bytes(),
+        f.proto.name().as_bytes(),
+    );
     codec::field(
         out,
         forward::X_FORWARDED_HOST.as_str().as_bytes(),
@@ -862,7 +887,11 @@ fn request_head(
         Some(id) => id,
         None => {
             let id = new_id();
-            codec::field(out, forward::X_REQUEST_ID.as_str().as_bytes(), id.as_bytes());
+            codec::field(
+                out,
+                forward::X_REQUEST_ID.as_str().as_bytes(),
+                id.as_bytes(),
+            );
             id
         }
     };
@@ -898,9 +927,9 @@ fn response_head(
     parts.push((Src::Static(b"HTTP/1.1 "), 0..9));
     parts.push((Src::Backend, response.rest_of_line.clone()));
     let connection = || all(up, &response.fields, "connection");
-    // hyper writes no Content-Length on a 204, nor one the body's
-    // framing replaces.
-    let drop_length = adds.rechunk || adds.status == 204;
+    // No Content-Length on a 204 or 304 (as the general path, where hyper
+    // drops it), nor one the body's framing replaces.
+    let drop_length = adds.rechunk || adds.status == 204 || adds.status == 304;
     keep_fields(&response.fields, parts, Src::Backend, 0, |field| {
         forward::is_hop_by_hop(&up[field.name.clone()], connection())
             || (drop_length && field.is(up, "content-length"))
@@ -909,7 +938,11 @@ fn response_head(
         codec::field(out, b"via", via);
     }
     if first(up, &response.fields, forward::X_REQUEST_ID.as_str()).is_none() {
-        codec::field(out, forward::X_REQUEST_ID.as_str().as_bytes(), adds.request_id);
+        codec::field(
+            out,
+            forward::X_REQUEST_ID.as_str().as_bytes(),
+            adds.request_id,
+        );
     }
     if let Some(cookie) = adds.set_cookie {
         codec::field(out, b"set-cookie", cookie);
@@ -980,7 +1013,11 @@ fn all<'b, 'f>(
 
 /// Runs `work` until `deadline` on the connection's one timer; `None`
 /// when the deadline came first.
-async fn before<F: Future>(timer: &mut Pin<Box<Sleep>>, deadline: Instant, work: F) -> Option<F::Output> {
+async fn before<F: Future>(
+    timer: &mut Pin<Box<Sleep>>,
+    deadline: Instant,
+    work: F,
+) -> Option<F::Output> {
     timer.as_mut().reset(deadline);
     tokio::select! {
         biased;

@@ -380,8 +380,7 @@ async fn proxy(
 
     loop {
         let now = shared.now_ms();
-        let pick = pool
-            .pick(affinity.affinity(), &tried, now)?;
+        let pick = pool.pick(affinity.affinity(), &tried, now)?;
         record.server = Some(pick.server.addr);
         record.attempts += 1;
         record.fail_open |= pick.fail_open;
