@@ -545,7 +545,10 @@ mod tests {
         }
     }
 
-    fn response(bytes: &[u8], head_request: bool) -> Result<(Framing, bool, u16), BadResponse> {
+    /// Framing, keep-alive and status of a response head.
+    type Read = Result<(Framing, bool, u16), BadResponse>;
+
+    fn response(bytes: &[u8], head_request: bool) -> Read {
         let mut head = ResponseHead::default();
         assert!(parse_response(bytes, head_request, &mut head)?);
         Ok((head.framing.unwrap(), head.keep_alive, head.status))
@@ -553,7 +556,7 @@ mod tests {
 
     #[test]
     fn response_framing_follows_rfc_9112() {
-        let cases: &[(&[u8], bool, Result<(Framing, bool, u16), BadResponse>)] = &[
+        let cases: &[(&[u8], bool, Read)] = &[
             (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
                 false,

@@ -412,7 +412,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "no route",
-            format!("GET / HTTP/1.1\r\nHost: nowhere.example.net\r\n\r\n") + &get("/cl", close),
+            "GET / HTTP/1.1\r\nHost: nowhere.example.net\r\n\r\n".to_owned() + &get("/cl", close),
         ),
         (
             "smuggling: CL and TE",
