@@ -18,7 +18,12 @@
 //! - [`listener`]: accept, PROXY header, per-client connection cap, TLS
 //!   handshake and ALPN, then the connection to [`fast`] (or to [`http`]
 //!   when the tier turns the fast path off);
+//! - [`tap`]: the client stream the HTTP layers read: reads reported to
+//!   the drain, HTTP/1 bytes through the smuggling guard, bytes replayed
+//!   at a hand-off;
 //! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
+//!   [`chunked`]: pure — chunked bodies read in any split (the guard's and
+//!   the fast path's);
 //! - [`fast`]: the HTTP/1.1 fast path — its codec ([`fast::codec`]: heads
 //!   parsed by offsets, framing, chunks) and one task per connection
 //!   driving its backend connections ([`fast::driver`]); at a request
@@ -72,6 +77,7 @@ use tracing::error;
 pub mod access;
 pub mod admin;
 pub mod balance;
+pub mod chunked;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -92,6 +98,7 @@ pub mod retry;
 pub mod route;
 pub mod state;
 pub mod sticky;
+pub mod tap;
 pub mod tls;
 
 pub use config::NodeSpec;

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use topology::tiers::l7::{BackendProtocol, L7Tier};
 use tracing::{debug, warn};
 
+use super::IdlePool;
 use super::codec::{self, Chunked, Field, Framing, Parsed, RequestHead, ResponseHead};
-use super::{IdlePool, Rewind};
 use crate::l7::access::{self, Asked, Record};
 use crate::l7::context::{ListenerKind, Shared};
 use crate::l7::fault::Fault;
@@ -40,6 +40,7 @@ use crate::l7::pool::{InFlight, Outcome, Pick, PoolState, RequestAffinity};
 use crate::l7::retry::{self, Attempted};
 use crate::l7::state::Snapshot;
 use crate::l7::sticky;
+use crate::l7::tap::Tapped;
 
 /// Room made for each read.
 const READ_SIZE: usize = 16 * 1024;
@@ -54,7 +55,7 @@ const MAX_SLICES: usize = 32;
 /// on the fast path; when a request is for hyper (see [`super`]), hyper
 /// serves the connection from that request on, as `protocol`.
 pub(crate) async fn serve<IO>(
-    io: IO,
+    io: Tapped<IO>,
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
@@ -91,8 +92,8 @@ pub(crate) async fn serve<IO>(
     };
     if end == End::Hyper {
         let Conn { io, buf, pos, .. } = conn;
-        let rewind = Rewind::new(buf[pos..].to_vec(), io);
-        serve_connection(rewind, protocol, info, shared, builders, drain).await;
+        let io = io.replay(buf[pos..].to_vec());
+        serve_connection(io, protocol, info, shared, builders, drain).await;
     }
 }
 

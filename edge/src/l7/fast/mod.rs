@@ -23,7 +23,8 @@
 //! path, a route to an `h2c` pool, a connection the framing guard flagged,
 //! anything `httparse` rejects or a head over the limits — hands the
 //! connection to hyper ([`super::http::serve_connection`]) with the bytes
-//! read so far ([`Rewind`]), and hyper serves it from then on.
+//! read so far ([`super::tap::Tapped::replay`]), and hyper serves it from
+//! then on.
 //! `regions.R.l7.http1_fast_path: false` sends every connection to hyper.
 //!
 //! This module names no hyper type.
@@ -34,85 +35,12 @@ pub mod driver;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 pub(crate) use driver::serve;
-
-/// A client stream whose first bytes were already read: they are read
-/// again first.
-pub struct Rewind<IO> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: IO,
-}
-
-impl<IO> Rewind<IO> {
-    /// `inner`, with `prefix` read first.
-    pub fn new(prefix: Vec<u8>, inner: IO) -> Self {
-        Self {
-            prefix,
-            at: 0,
-            inner,
-        }
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.at < this.prefix.len() {
-            let n = buf.remaining().min(this.prefix.len() - this.at);
-            buf.put_slice(&this.prefix[this.at..this.at + n]);
-            this.at += n;
-            if this.at == this.prefix.len() {
-                this.prefix = Vec::new();
-                this.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 /// A node's idle keep-alive connections to its backend servers, by
 /// server. A connection is put back only when its response was read to
