@@ -420,10 +420,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 )
                 .await;
             let latency = started.elapsed();
-            let attempted = match &result {
-                Ok(_) => Attempted::Status(self.response.status),
-                Err(fault) => Attempted::Fault(*fault),
-            };
+            let status = self.response.status;
+            let attempted = Attempted::from(result.as_ref().map(|_| status).map_err(|f| *f));
             if pool.settle(
                 &policy,
                 record.attempts,
@@ -592,6 +590,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         Ok(())
     }
 
+    /// Writes [`Conn::parts`] to the client.
+    async fn write_to_client(&mut self) -> io::Result<()> {
+        write_parts(
+            &mut self.io,
+            &self.parts,
+            [&self.buf, &self.up, &self.out],
+            &mut self.scratch,
+        )
+        .await
+    }
+
     /// Sends the backend's response (in [`Conn::response`] and
     /// [`Conn::up`]) to the client; the connection to the server goes back
     /// to the pool when it may.
@@ -636,14 +645,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         match framing {
             Framing::Empty => {
                 reusable &= self.up.len() == body_start;
-                complete = write_parts(
-                    &mut self.io,
-                    &self.parts,
-                    [&self.buf, &self.up, &self.out],
-                    &mut self.scratch,
-                )
-                .await
-                .is_ok();
+                complete = self.write_to_client().await.is_ok();
             }
             Framing::Length(length) => {
                 let buffered = (self.up.len() - body_start).min(length as usize);
@@ -651,14 +653,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 self.parts
                     .push((Src::Backend, body_start..body_start + buffered));
                 let mut remaining = length - buffered as u64;
-                let mut sent = write_parts(
-                    &mut self.io,
-                    &self.parts,
-                    [&self.buf, &self.up, &self.out],
-                    &mut self.scratch,
-                )
-                .await
-                .is_ok();
+                let mut sent = self.write_to_client().await.is_ok();
                 while sent && remaining > 0 {
                     self.up.clear();
                     self.up.reserve(READ_SIZE);
@@ -721,15 +716,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                             .push((Src::Static(codec::LAST_CHUNK), 0..codec::LAST_CHUNK.len()));
                         reusable &= at == self.up.len();
                     }
-                    if write_parts(
-                        &mut self.io,
-                        &self.parts,
-                        [&self.buf, &self.up, &self.out],
-                        &mut self.scratch,
-                    )
-                    .await
-                    .is_err()
-                    {
+                    if self.write_to_client().await.is_err() {
                         complete = false;
                         break;
                     }
@@ -759,14 +746,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                     if done {
                         self.parts
                             .push((Src::Static(codec::LAST_CHUNK), 0..codec::LAST_CHUNK.len()));
-                        complete = write_parts(
-                            &mut self.io,
-                            &self.parts,
-                            [&self.buf, &self.up, &self.out],
-                            &mut self.scratch,
-                        )
-                        .await
-                        .is_ok();
+                        complete = self.write_to_client().await.is_ok();
                         reusable = false;
                         break;
                     }

@@ -419,10 +419,8 @@ async fn proxy(
             Ok(Err(error)) => Err(attempt_fault(&error, witness.as_ref())),
             Err(_) => Err(Fault::UpstreamTimeout),
         };
-        let attempted = match &result {
-            Ok(response) => Attempted::Status(response.status().as_u16()),
-            Err(fault) => Attempted::Fault(*fault),
-        };
+        let attempted =
+            Attempted::from(result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f));
         if pool.settle(
             &policy,
             record.attempts,
