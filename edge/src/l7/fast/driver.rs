@@ -45,9 +45,6 @@ use crate::l7::tap::Tapped;
 /// Room made for each read.
 const READ_SIZE: usize = 16 * 1024;
 
-/// [`Conn::next`] while a request body is half sent.
-const BODY_BROKEN: usize = usize::MAX;
-
 /// Most slices in one vectored write.
 const MAX_SLICES: usize = 32;
 
@@ -71,6 +68,7 @@ pub(crate) async fn serve<IO>(
         buf: Vec::with_capacity(READ_SIZE),
         pos: 0,
         next: 0,
+        body: Body::Unread,
         head: RequestHead::default(),
         up: Vec::new(),
         response: ResponseHead::default(),
@@ -127,6 +125,17 @@ struct Route {
     rewritten: Option<String>,
 }
 
+/// How far a request's body was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Not read (none, or not sent anywhere).
+    Unread,
+    /// Read to its end and sent.
+    Read,
+    /// Read in part: the connection cannot serve another request.
+    Broken,
+}
+
 /// How an exchange ended, for the log and the connection.
 struct Done {
     status: u16,
@@ -149,6 +158,8 @@ struct Conn<IO> {
     pos: usize,
     /// Where the next request starts, once the body has been read.
     next: usize,
+    /// How far the request's body was read.
+    body: Body,
     head: RequestHead,
     /// The backend's bytes.
     up: Vec<u8>,
@@ -279,6 +290,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         let mut record = Record::start();
         let body_start = self.pos + self.head.len;
         self.next = body_start;
+        self.body = Body::Unread;
         let (status, mut keep) = match self.proxy(snapshot, route, &mut record).await {
             Ok(done) => (done.status, done.keep),
             Err(fault) => {
@@ -287,9 +299,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 (fault.status().as_u16(), keep)
             }
         };
-        if self.next == BODY_BROKEN {
+        if self.body == Body::Broken {
             keep = false;
-        } else if self.next == body_start && self.head.content_length > 0 {
+        } else if self.body == Body::Unread && self.head.content_length > 0 {
             // The body was not read: skip it if it is all here, else close.
             let end = body_start as u64 + self.head.content_length;
             if end <= self.buf.len() as u64 {
@@ -319,8 +331,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         let body_end = self.pos as u64 + self.head.len as u64 + self.head.content_length;
         self.head.close
             || self.drain.is_cancelled()
-            || self.next == BODY_BROKEN
-            || (self.next == self.pos + self.head.len
+            || self.body == Body::Broken
+            || (self.body == Body::Unread
                 && self.head.content_length > 0
                 && body_end > self.buf.len() as u64)
     }
@@ -557,11 +569,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         let mut remaining = length - buffered as u64;
         if remaining == 0 {
             self.next = body_start + buffered;
+            self.body = Body::Read;
             return Ok(());
         }
         self.buf.truncate(body_start);
         // Until the body is through, the connection cannot be reused.
-        self.next = BODY_BROKEN;
+        self.body = Body::Broken;
         while remaining > 0 {
             self.buf.reserve(READ_SIZE);
             let pause = (Instant::now() + tier.timeouts.request_body).min(deadline);
@@ -587,6 +600,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             self.buf.drain(body_start..body_start + piece);
         }
         self.next = body_start;
+        self.body = Body::Read;
         Ok(())
     }
 
