@@ -356,6 +356,19 @@ pub enum NoServer {
     Full,
 }
 
+/// One attempt of a request, as [`PoolState::settle`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// Its number, from 1.
+    pub number: u32,
+    /// The server it went to.
+    pub server: &'a ServerState,
+    /// What it came to.
+    pub attempted: Attempted,
+    /// How long it took.
+    pub latency: Duration,
+}
+
 impl From<NoServer> for Fault {
     fn from(no: NoServer) -> Self {
         match no {
@@ -517,25 +530,26 @@ impl PoolState {
         }
     }
 
-    /// Settles attempt number `attempt` of a request on `server`, which
-    /// came to `attempted` after `latency`: records its outcome, and
-    /// returns whether to retry on another server than those `tried` (as
-    /// `policy` and the budget allow; `server` is then added to `tried`).
-    #[allow(clippy::too_many_arguments)]
+    /// Settles an `attempt`: records its outcome, and returns whether to
+    /// retry on another server than those `tried` (as `policy` and the
+    /// budget allow; the attempt's server is then added to `tried`).
     pub fn settle(
         &self,
         policy: &Policy<'_>,
-        attempt: u32,
-        server: &ServerState,
-        attempted: Attempted,
-        latency: Duration,
+        attempt: Attempt<'_>,
         tried: &mut Vec<SocketAddr>,
         now_ms: impl Fn() -> u64,
     ) -> bool {
+        let Attempt {
+            number,
+            server,
+            attempted,
+            latency,
+        } = attempt;
         if let Some(outcome) = Outcome::of(attempted) {
             self.record_outcome(server, outcome, latency, now_ms());
         }
-        let retry = policy.retry(attempt, attempted, || {
+        let retry = policy.retry(number, attempted, || {
             let now = now_ms();
             let mut tried_now = tried.clone();
             tried_now.push(server.addr);

@@ -36,7 +36,7 @@ use crate::l7::forward;
 use crate::l7::http::upstream::connect_tcp;
 use crate::l7::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
 use crate::l7::limits::GatePass;
-use crate::l7::pool::{InFlight, Outcome, Pick, PoolState, RequestAffinity};
+use crate::l7::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity};
 use crate::l7::retry::{self, Attempted};
 use crate::l7::state::Snapshot;
 use crate::l7::sticky;
@@ -395,8 +395,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             buf,
             self.pos,
             head,
-            route.rewritten.as_deref(),
             &Forwarding {
+                rewritten: route.rewritten.as_deref(),
                 client: self.client_ip.as_bytes(),
                 proto: self.info.listener,
                 via: tier.via.then_some(self.shared.via.as_bytes()),
@@ -434,15 +434,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             let latency = started.elapsed();
             let status = self.response.status;
             let attempted = Attempted::from(result.as_ref().map(|_| status).map_err(|f| *f));
-            if pool.settle(
-                &policy,
-                record.attempts,
-                &pick.server,
+            let attempt = Attempt {
+                number: record.attempts,
+                server: &pick.server,
                 attempted,
                 latency,
-                &mut tried,
-                || self.shared.now_ms(),
-            ) {
+            };
+            if pool.settle(&policy, attempt, &mut tried, || self.shared.now_ms()) {
                 continue;
             }
             let backend = result?;
@@ -810,6 +808,8 @@ struct Reply<'a> {
 
 /// What [`request_head`] adds besides the client's fields.
 struct Forwarding<'a> {
+    /// The path the route rewrote the target to, if it did.
+    rewritten: Option<&'a str>,
     client: &'a [u8],
     proto: ListenerKind,
     via: Option<&'a [u8]>,
@@ -819,12 +819,10 @@ struct Forwarding<'a> {
 /// its rewrite), the client's fields [`forward`] keeps, as slices of
 /// `buf` (which starts at `base` of the client's buffer), then the fields
 /// it adds, written to `out`. Returns the request id.
-#[allow(clippy::too_many_arguments)]
 fn request_head(
     buf: &[u8],
     base: usize,
     head: &RequestHead,
-    rewritten: Option<&str>,
     f: &Forwarding<'_>,
     new_id: impl FnOnce() -> HeaderValue,
     out: &mut Vec<u8>,
@@ -833,7 +831,7 @@ fn request_head(
     out.clear();
     parts.clear();
     let at = |range: Range<usize>| base + range.start..base + range.end;
-    match rewritten {
+    match f.rewritten {
         None => parts.push((Src::Client, at(head.line.clone()))),
         Some(path) => {
             out.extend_from_slice(&buf[head.method.clone()]);

@@ -50,7 +50,7 @@ use super::fault::Fault;
 use super::forward::{self, Forwarding};
 use super::limits::GatePass;
 use super::paced_body::{BackendBodyError, BodyWitness, PacedBody, Stopped};
-use super::pool::{InFlight, Outcome, Pick, PoolState, RequestAffinity};
+use super::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity};
 use super::retry::{self, Attempted};
 use super::route::request_host;
 use super::state::Snapshot;
@@ -421,15 +421,13 @@ async fn proxy(
         };
         let attempted =
             Attempted::from(result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f));
-        if pool.settle(
-            &policy,
-            record.attempts,
-            &pick.server,
+        let attempt = Attempt {
+            number: record.attempts,
+            server: &pick.server,
             attempted,
             latency,
-            &mut tried,
-            || shared.now_ms(),
-        ) {
+        };
+        if pool.settle(&policy, attempt, &mut tried, || shared.now_ms()) {
             continue;
         }
         return Ok(respond(
