@@ -1277,6 +1277,7 @@ pools:
         let tier = parse(MINIMAL).unwrap();
         assert!(!tier.proxy_protocol);
         assert!(tier.http2);
+        assert!(tier.http1_fast_path);
         assert_eq!(tier.timeouts, Timeouts::default());
         assert_eq!(tier.limits, Limits::default());
         assert_eq!(tier.rate_limit, None);
@@ -1301,6 +1302,7 @@ nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
 proxy_protocol: true
 http2: false
 via: true
+http1_fast_path: false
 tls:
   certs: [{ cert: a.pem, key: a.key }]
   min_version: \"1.3\"
@@ -1326,7 +1328,7 @@ pools:
 ",
         )
         .unwrap();
-        assert!(tier.proxy_protocol && !tier.http2 && tier.via);
+        assert!(tier.proxy_protocol && !tier.http2 && tier.via && !tier.http1_fast_path);
         let tls = tier.tls.unwrap();
         assert_eq!(tls.min_version, TlsVersion::Tls13);
         assert!(!tls.session_tickets);
