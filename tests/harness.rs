@@ -878,3 +878,32 @@ pub mod json {
         assert_eq!(value["missing"], Value::Null);
     }
 }
+
+/// `promtool check metrics` over `body`: `Some((passed, output))`, or
+/// `None` (with a note) when promtool is not installed — outside CI, where
+/// `.ci/run` installs it and the lint must run.
+pub fn promtool_check(body: &[u8]) -> Option<(bool, String)> {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool must be installed in CI (apt-get install prometheus)"
+        );
+        eprintln!("promtool not installed; skipping the lint (apt-get install prometheus)");
+        return None;
+    };
+    child.stdin.take()?.write_all(body).ok()?;
+    let output = child.wait_with_output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some((output.status.success(), text))
+}

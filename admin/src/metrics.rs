@@ -60,25 +60,72 @@ pub fn render(
 /// `…_total`) in a text exposition, labels ignored; `None` if it has none.
 /// How `gtm` reads the daemons' counters.
 pub fn counter_sum(text: &str, name: &str) -> Option<f64> {
-    let mut total = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        // The name must end here: `name{…} v` or `name v`.
-        let rest = match rest.as_bytes().first() {
-            Some(b'{') => rest.rsplit_once('}').map(|(_, v)| v),
-            Some(b' ') => Some(rest),
-            _ => None,
-        };
-        let value = rest
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok());
-        if let Some(value) = value {
-            *total.get_or_insert(0.0) += value;
-        }
+    samples(text, name).fold(None, |total, sample| {
+        Some(total.unwrap_or(0.0) + sample.value)
+    })
+}
+
+/// One sample line of a text exposition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Its labels, in the order written, values unescaped.
+    pub labels: Vec<(String, String)>,
+    /// Its value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `name`, if the sample has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
-    total
+}
+
+/// Every sample of the series `name` (as sampled: `…_total`, `…_bucket`)
+/// in a text exposition (Prometheus 0.0.4 or OpenMetrics). Lines that do
+/// not parse are skipped: a scrape of another version's daemon should
+/// still show what it can.
+pub fn samples<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = Sample> + 't {
+    text.lines().filter_map(move |line| {
+        let rest = line.strip_prefix(name)?;
+        // The name must end here: `name{…} v` or `name v`.
+        let (labels, rest) = match rest.as_bytes().first() {
+            Some(b'{') => parse_labels(&rest[1..])?,
+            Some(b' ') => (Vec::new(), rest),
+            _ => return None,
+        };
+        let value = rest.split_whitespace().next()?.parse::<f64>().ok()?;
+        Some(Sample { labels, value })
+    })
+}
+
+/// `a="x",b="y\"z"} rest` → the labels and ` rest`.
+fn parse_labels(mut text: &str) -> Option<(Vec<(String, String)>, &str)> {
+    let mut labels = Vec::new();
+    loop {
+        text = text.trim_start_matches([',', ' ']);
+        if let Some(rest) = text.strip_prefix('}') {
+            return Some((labels, rest));
+        }
+        let (name, rest) = text.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.push((name.trim().to_owned(), value));
+        text = &rest[end + 1..];
+    }
 }
 
 /// Rewrites OpenMetrics text as written by `prometheus_client` into the
@@ -167,6 +214,17 @@ mod tests {
         assert_eq!(counter_sum(text, "edge_l7_requests_total"), Some(12.0));
         assert_eq!(counter_sum("x 1\n", "edge_l7_requests_total"), None);
         assert_eq!(counter_sum("plain 3\n", "plain"), Some(3.0));
+    }
+
+    #[test]
+    fn samples_carry_their_labels_unescaped() {
+        let text = "# TYPE x counter\nx_total{name=\"a\\\"b\",le=\"0.5\"} 4\nx_total 2\nx_totals 9\nx_total{bad 1\n";
+        let all: Vec<Sample> = samples(text, "x_total").collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[0].label("name"), Some("a\"b"));
+        assert_eq!(all[0].label("le"), Some("0.5"));
+        assert_eq!(all[0].value, 4.0);
+        assert_eq!((all[1].labels.len(), all[1].value), (0, 2.0));
     }
     use prometheus_client::encoding::EncodeLabelSet;
     use prometheus_client::metrics::counter::Counter;

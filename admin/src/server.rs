@@ -230,6 +230,8 @@ impl Shared {
             && let Some(token) = &self.token
             && !token.verify(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))
         {
+            // Logged: a refused change is what an operator audits.
+            warn!(%peer, method = %parts.method, path = raw_path, "admin request refused: missing or wrong bearer token");
             return Response::unauthorized(
                 "this route changes state: send `Authorization: Bearer <token>` with the admin token",
             );

@@ -43,6 +43,9 @@ impl std::fmt::Display for AdminError {
     }
 }
 
+/// How long a GSLB node may take to compute a what-if.
+const WHAT_IF_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to the admin APIs of one deployment.
 pub struct Admin {
     http: reqwest::blocking::Client,
@@ -51,8 +54,8 @@ pub struct Admin {
 
 /// The GSLB's answers, as it writes them.
 pub use ::admin::api::gslb::{
-    Explanation, OverrideChange, OverrideMode, OverrideRequest, Region as RegionStatus,
-    ReloadResult, Status as GslbStatus, Vantage as VantageStatus,
+    Explanation, OverrideChange, OverrideMode, OverrideRequest, Quorum, Region as RegionStatus,
+    ReloadResult, Status as GslbStatus, Vantage as VantageStatus, WhatIf,
 };
 /// The edge nodes' `/v1/status`, as they write it.
 pub use ::admin::api::{l4, l7};
@@ -95,6 +98,35 @@ impl Admin {
     /// `GET /v1/status` of a GSLB node.
     pub fn gslb_status(&self, addr: SocketAddr) -> Result<GslbStatus, AdminError> {
         self.get_json(addr, "/v1/status", &[])
+    }
+
+    /// `GET /v1/what-if` of a GSLB node: the answers that would change if
+    /// `fail` were failed and `recover` recovered, for `clients` too.
+    pub fn what_if(
+        &self,
+        addr: SocketAddr,
+        fail: &[String],
+        recover: &[String],
+        clients: &[std::net::IpAddr],
+    ) -> Result<WhatIf, AdminError> {
+        let clients: Vec<String> = clients.iter().map(ToString::to_string).collect();
+        let url = format!("http://{addr}/v1/what-if");
+        let response = self
+            .http
+            .get(&url)
+            .query(&[
+                ("fail", fail.join(",")),
+                ("recover", recover.join(",")),
+                ("client", clients.join(",")),
+            ])
+            // It decides for every location of the GeoIP database: longer
+            // than a status read, above all with a city database.
+            .timeout(WHAT_IF_TIMEOUT)
+            .send()
+            .map_err(|e| AdminError::Unreachable(describe(&e)))?;
+        check(response, &url)?
+            .json()
+            .map_err(|e| AdminError::Decode(format!("{url}: {e}")))
     }
 
     /// `GET /v1/status` of an L4 node.

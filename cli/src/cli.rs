@@ -191,6 +191,7 @@ const STATUS_EXAMPLES: &str = "\
 Examples:
   gtm status
   gtm status --watch --interval 1s
+  gtm status --matrix                # each vantage point's view of each region, and the quorum
   gtm status --json | jq '.regions[] | {name, in_service}'";
 
 const FAIL_EXAMPLES: &str = "\
@@ -198,6 +199,7 @@ Examples:
   gtm fail us-east                   # SIGKILL its L4 node(s): the VIP stops answering
   gtm fail us-east --mode drain      # planned maintenance: GSLB override, nothing killed
   gtm fail eu-west --from 81.2.69.160 --name www.example.com
+  gtm fail us-east eu-west --dry-run --client 203.0.113.7   # what would move; nothing changed
 
 The drill watches the answers a client of the region gets, and prints: failure
 injected, first probe failure, region marked down, first query answered
@@ -214,7 +216,8 @@ order and how to install them. `gtm deploy` pushes the same files over SSH.";
 
 const RECOVER_EXAMPLES: &str = "\
 Examples:
-  gtm recover us-east";
+  gtm recover us-east
+  gtm recover us-east --dry-run --client 8.8.8.8 --json";
 
 const DIG_EXAMPLES: &str = "\
 Examples:
@@ -290,6 +293,10 @@ pub struct StatusArgs {
     /// Time between refreshes with --watch.
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
     pub interval: Duration,
+    /// Only the health matrix: rows regions, columns vantage points (each
+    /// GSLB node), cells their view and probe latency, then the quorum.
+    #[arg(long)]
+    pub matrix: bool,
 }
 
 /// How `gtm fail` takes a region out.
@@ -306,8 +313,12 @@ pub enum FailMode {
 /// `gtm fail`.
 #[derive(Args, Debug)]
 pub struct FailArgs {
-    /// The region to fail.
-    pub region: String,
+    /// The region to fail (several with --dry-run).
+    #[arg(required = true, value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// What-if instead of the drill.
+    #[command(flatten)]
+    pub what_if: DryRunArgs,
     /// How to take it out.
     #[arg(long, value_enum, default_value_t = FailMode::Kill)]
     pub mode: FailMode,
@@ -327,11 +338,29 @@ pub struct FailArgs {
     pub reason: String,
 }
 
+/// `--dry-run` of `gtm fail` and `gtm recover`.
+#[derive(Args, Debug)]
+pub struct DryRunArgs {
+    /// Change nothing: print the answers that would change (per continent
+    /// and country, and for each --client) as the GSLB's own decision gives
+    /// them; a recovered region counts as back in service.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A client address whose answer to show before and after, with
+    /// --dry-run (repeatable).
+    #[arg(long = "client", value_name = "IP", requires = "dry_run")]
+    pub clients: Vec<IpAddr>,
+}
+
 /// `gtm recover`.
 #[derive(Args, Debug)]
 pub struct RecoverArgs {
-    /// The region to bring back.
-    pub region: String,
+    /// The region to bring back (several with --dry-run).
+    #[arg(required = true, value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// What-if instead of the drill.
+    #[command(flatten)]
+    pub what_if: DryRunArgs,
     /// How long to wait for the region to be answered again [default: the
     /// region's rise time plus 20s].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

@@ -1,72 +1,15 @@
-//! Well-known client networks on every continent, placed where the GSLB's
-//! embedded country database places them, and the choice of one a region
-//! serves — the client `gtm fail` watches and `gtm up` suggests to `dig`.
+//! The choice, among the well-known client networks of
+//! [`geo_data::samples`], of one a region serves — the client `gtm fail`
+//! watches and `gtm up` suggests to `dig`.
 //! Pure: the caller checks the choice against a real answer.
 
-use std::net::IpAddr;
+use geo_data::samples::NETWORKS;
+pub use geo_data::samples::{Network, one_per_continent};
 
-use serde::Serialize;
-
-/// A network whose location is well known.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Network {
-    /// An address inside it (sent as ECS /24 or /56).
-    pub address: &'static str,
-    /// The country.
-    pub place: &'static str,
-    /// The continent code.
-    pub continent: &'static str,
-    /// Latitude of the country, as the embedded database has it.
-    pub lat: f64,
-    /// Longitude.
-    pub lon: f64,
-}
-
-impl Network {
-    /// The address.
-    pub fn ip(&self) -> IpAddr {
-        self.address.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
-    }
-
-    /// `8.8.8.0/24`: the network as `dig +subnet=` takes it.
-    pub fn subnet(&self) -> String {
-        let (address, prefix) = crate::dns::client_subnet(self.ip());
-        format!("{address}/{prefix}")
-    }
-}
-
-/// The networks, a few per continent. Coordinates are the embedded country
-/// database's (`gslb explain` prints them), so that distances computed here
-/// agree with the GSLB's.
-pub const NETWORKS: &[Network] = &[
-    net("8.8.8.8", "United States", "NA", 39.76, -98.5),
-    net("24.48.0.1", "Canada", "NA", 60.1087, -113.643),
-    net("200.160.0.8", "Brazil", "SA", -10.0, -55.0),
-    net("81.2.69.160", "United Kingdom", "EU", 54.7584, -2.6953),
-    net("193.0.6.139", "Netherlands", "EU", 52.25, 5.75),
-    net("85.214.0.1", "Germany", "EU", 51.5, 10.5),
-    net("62.4.0.1", "France", "EU", 46.0, 2.0),
-    net("49.44.0.1", "India", "AS", 22.0, 79.0),
-    net("133.11.0.1", "Japan", "AS", 35.6854, 139.753),
-    net("1.1.1.1", "Australia", "OC", -25.0, 135.0),
-    net("41.0.0.1", "South Africa", "AF", -29.0, 24.0),
-    net("2a02:8800::1", "United Kingdom", "EU", 54.7584, -2.6953),
-];
-
-const fn net(
-    address: &'static str,
-    place: &'static str,
-    continent: &'static str,
-    lat: f64,
-    lon: f64,
-) -> Network {
-    Network {
-        address,
-        place,
-        continent,
-        lat,
-        lon,
-    }
+/// `8.8.8.0/24`: the network as `dig +subnet=` takes it.
+pub fn subnet(network: &Network) -> String {
+    let (address, prefix) = crate::dns::client_subnet(network.ip());
+    format!("{address}/{prefix}")
 }
 
 /// A region as this module needs it.
@@ -120,21 +63,6 @@ pub fn clients_for(target: usize, regions: &[Place], ipv6: bool) -> Vec<Network>
         .collect();
     ranked.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
     ranked.into_iter().map(|(_, _, n)| n).collect()
-}
-
-/// One network per continent (IPv4), for the `dig` lines `gtm up` prints.
-pub fn one_per_continent() -> Vec<Network> {
-    let mut seen: Vec<&str> = Vec::new();
-    NETWORKS
-        .iter()
-        .filter(|n| n.ip().is_ipv4())
-        .filter(|n| {
-            let new = !seen.contains(&n.continent);
-            seen.push(n.continent);
-            new
-        })
-        .copied()
-        .collect()
 }
 
 #[cfg(test)]
@@ -203,10 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn every_continent_has_a_network_and_subnets_are_networks() {
-        let continents: Vec<&str> = one_per_continent().iter().map(|n| n.continent).collect();
-        assert_eq!(continents, ["NA", "SA", "EU", "AS", "OC", "AF"]);
-        assert_eq!(NETWORKS[0].subnet(), "8.8.8.0/24");
-        assert!(NETWORKS.iter().all(|n| n.address.parse::<IpAddr>().is_ok()));
+    fn subnets_are_networks() {
+        assert_eq!(subnet(&NETWORKS[0]), "8.8.8.0/24");
     }
 }

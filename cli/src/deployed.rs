@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use topology::{Region, Topology};
 
-use crate::admin::Admin;
+use crate::admin::{Admin, AdminError};
 use crate::error::user;
 use crate::plan::{Component, Kind, plan};
 use crate::remote::{Ssh, each, services};
@@ -80,6 +80,32 @@ impl Deployed {
             .iter()
             .filter_map(|n| n.admin.map(|a| (n.name.clone(), a)))
             .collect()
+    }
+
+    /// The first answer of the DNS nodes' admin APIs to `ask`, asked in
+    /// turn; a user error naming each node's failure when none answers.
+    /// `what` says what was asked for.
+    pub fn ask_gslb<T>(
+        &self,
+        what: &str,
+        ask: impl Fn(SocketAddr) -> Result<T, AdminError>,
+    ) -> anyhow::Result<T> {
+        let mut why = Vec::new();
+        for (name, addr) in self.gslb_admins() {
+            match ask(addr) {
+                Ok(answer) => return Ok(answer),
+                Err(e) => why.push(format!("{name} ({addr}): {e}")),
+            }
+        }
+        if why.is_empty() {
+            why.push(
+                "no DNS node has an admin API; give one an `admin:` address in dns.nodes".into(),
+            );
+        }
+        Err(user(format!(
+            "no GSLB node answered for {what}: {}",
+            why.join("; ")
+        )))
     }
 
     /// The first DNS address of the first DNS node.

@@ -31,6 +31,7 @@
 //! - `compiled`: the compiled range file format (the embedded database is one).
 //! - `db`: [`GeoDb`] and [`Lookup`].
 //! - `watch`: [`WatchedGeoDb`].
+//! - [`samples`]: well-known client networks per continent.
 //! - `error`: [`GeoError`], [`ParseError`].
 //!
 //! Data files and their provenance live in `data/` (`data/PROVENANCE.md`);
@@ -44,6 +45,7 @@ mod error;
 mod location;
 mod mmdb;
 mod prefix;
+pub mod samples;
 mod table;
 mod watch;
 

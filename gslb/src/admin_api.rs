@@ -12,19 +12,23 @@
 //!   "reason": "…"}`, both optional) and `POST /v1/regions/{region}/recover`.
 //! - `POST /v1/reload`: re-read the topology file.
 //! - `GET /v1/explain?name=&client=&type=`: the decision trace.
+//! - `GET /v1/what-if?fail=R1,R2&recover=R3&client=IP1,IP2`: the answers
+//!   that would change (see [`crate::what_if`]); nothing is changed.
 //! - `GET /metrics`, `GET /healthz`.
+//! - `GET /` and `GET /v1/console`: the status page ([`crate::console`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use admin::api::gslb::{self as api, OverrideMode};
 use admin::{Request, Response, Router, StatusCode};
-use topology::RecordType;
+use topology::{RecordType, RegionId, Topology};
 
 use crate::client::Client;
 use crate::monitor::RegionStatus;
 use crate::node::Node;
 use crate::peer::{NONCE_HEADER, SIGNATURE_HEADER};
+use crate::what_if::{Scenario, what_if};
 
 /// The routes of the admin API for `node`.
 pub fn router(node: Arc<Node>) -> Router {
@@ -34,8 +38,9 @@ pub fn router(node: Arc<Node>) -> Router {
     let fail = node.clone();
     let recover = node.clone();
     let reload = node.clone();
-    let explain = node;
-    Router::new()
+    let explain = node.clone();
+    let what_if = node.clone();
+    crate::console::routes(Router::new(), node)
         .get("/v1/status", move |_req: Request| {
             let node = status.clone();
             async move { Response::ok_json(&status_of(&node)) }
@@ -80,6 +85,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .get("/v1/explain", move |req: Request| {
             let node = explain.clone();
             async move { explain_for(&node, &req) }
+        })
+        .get("/v1/what-if", move |req: Request| {
+            let node = what_if.clone();
+            async move { what_if_for(&node, &req).await }
         })
         .metrics(registry)
 }
@@ -142,6 +151,10 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
         override_reason: status.override_reason.clone(),
         in_service: status.in_service,
         since_ms: status.since_ms,
+        quorum: Some(api::Quorum {
+            up_votes: status.up_votes,
+            fresh_views: status.fresh_views,
+        }),
         vantage: status
             .vantage
             .iter()
@@ -149,12 +162,14 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
                 node: v.node.clone(),
                 state: v.state.to_owned(),
                 fresh: v.fresh,
+                abstains: v.abstains,
                 last: v.last.as_ref().map(|p| api::Probe {
                     ok: p.ok,
                     detail: p.detail.clone(),
                     latency_ms: p.latency_ms,
                     at_ms: p.at_ms,
                 }),
+                flaps_last_hour: v.flaps_last_hour,
             })
             .collect(),
     }
@@ -163,16 +178,80 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
 /// The region named in the path, or the 404 to answer.
 fn known_region(node: &Node, req: &Request) -> Result<String, Response> {
     let name = req.param("region").unwrap_or_default();
-    let topology = node.topology();
-    if topology.region_by_name(name).is_some() {
-        Ok(name.to_owned())
-    } else {
+    region_id(&node.topology(), name).map(|_| name.to_owned())
+}
+
+/// The region called `name`, or the 404 naming the regions there are.
+fn region_id(topology: &Topology, name: &str) -> Result<RegionId, Response> {
+    topology.region_by_name(name).ok_or_else(|| {
         let known: Vec<&str> = topology.regions.iter().map(|r| r.name.as_str()).collect();
-        Err(Response::error(
+        Response::error(
             StatusCode::NOT_FOUND,
             &format!("unknown region {name:?}; regions: {}", known.join(", ")),
-        ))
+        )
+    })
+}
+
+/// The comma-separated items of query parameter `name`.
+fn list<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
+    req.query(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// Parses the scenario and computes it off the runtime's threads: it
+/// decides for every location of the GeoIP database, which for a city
+/// database takes a while.
+async fn what_if_for(node: &Node, req: &Request) -> Response {
+    let topology = node.topology();
+    let mut scenario = Scenario::default();
+    for name in list(req, "fail") {
+        match region_id(&topology, name) {
+            Ok(id) => scenario.fail.push(id),
+            Err(response) => return response,
+        }
     }
+    for name in list(req, "recover") {
+        match region_id(&topology, name) {
+            Ok(id) => scenario.recover.push(id),
+            Err(response) => return response,
+        }
+    }
+    let mut clients = Vec::new();
+    for text in list(req, "client") {
+        match text.parse::<IpAddr>() {
+            Ok(ip) => clients.push(ip),
+            Err(_) => {
+                return Response::error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("client {text:?} is not an IP address; write e.g. client=203.0.113.7"),
+                );
+            }
+        }
+    }
+    let state = node.state.load_full();
+    let health = node.monitor.view.load_full();
+    let asked = scenario.clone();
+    let computed = tokio::task::spawn_blocking(move || what_if(&state, &health, &asked, &clients));
+    let (names, clients) = match computed.await {
+        Ok(answer) => answer,
+        Err(error) => {
+            return Response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("the what-if computation failed: {error}"),
+            );
+        }
+    };
+    let name_of = |id: &RegionId| topology.region(*id).name.clone();
+    Response::ok_json(&api::WhatIf {
+        node: node.options.node.clone(),
+        fail: scenario.fail.iter().map(name_of).collect(),
+        recover: scenario.recover.iter().map(name_of).collect(),
+        names,
+        clients,
+    })
 }
 
 fn fail_region(node: &Node, req: &Request) -> Response {

@@ -184,21 +184,31 @@ pub fn choose<'g>(geo: &'g GeoName, order: &[RegionId], health: &RegionHealth) -
             all_down: None,
         };
     }
+    // Failing open ignores probe verdicts but honours operator overrides
+    // while any candidate is not held; so does failing static.
+    let not_held: Vec<RegionId> = order
+        .iter()
+        .copied()
+        .filter(|id| !health.is_held(*id))
+        .collect();
+    let pool = if not_held.is_empty() {
+        order
+    } else {
+        &not_held
+    };
     let regions = match &geo.all_down {
-        // Failing open ignores probe verdicts but honours operator
-        // overrides while any candidate is not held.
-        AllDown::FailOpen => {
-            let not_held: Vec<RegionId> = order
-                .iter()
+        AllDown::FailOpen => pool.iter().copied().take(wanted).collect(),
+        AllDown::LastKnownGood => {
+            // The candidates that went out last went out together: they
+            // were the ones in service just before, so answering the first
+            // of them in this client's order is the answer it had then.
+            // With no memory (all 0) every candidate qualifies: fail open.
+            let last = pool.iter().map(|id| health.went_out(*id)).max();
+            pool.iter()
                 .copied()
-                .filter(|id| !health.is_held(*id))
-                .collect();
-            let pool = if not_held.is_empty() {
-                order
-            } else {
-                &not_held
-            };
-            pool.iter().copied().take(wanted).collect()
+                .filter(|id| Some(health.went_out(*id)) == last)
+                .take(wanted)
+                .collect()
         }
         AllDown::FailClosed | AllDown::Fallback(_) => Vec::new(),
     };

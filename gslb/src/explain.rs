@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use topology::{DomainName, RecordType, Topology};
+use topology::{AllDown, DomainName, RecordType, Topology};
 
 use crate::client::Client;
 use crate::decide::{ClientLocation, Decision};
@@ -161,9 +161,17 @@ impl fmt::Display for Explanation {
                 )?;
             }
             if let Some(all_down) = &decision.all_down {
+                let how = match all_down {
+                    AllDown::FailOpen => "answered as if up, operator overrides still honoured",
+                    AllDown::LastKnownGood => {
+                        "answered with the regions in service last (fail static), operator overrides still honoured"
+                    }
+                    AllDown::FailClosed => "no address answered",
+                    AllDown::Fallback(_) => "answered with the fixed fallback addresses",
+                };
                 writeln!(
                     f,
-                    "every candidate is down: all_down = {all_down:?} (answered as if up, operator overrides still honoured)"
+                    "every candidate is down: all_down = {all_down:?} ({how})"
                 )?;
             }
         }

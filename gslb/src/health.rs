@@ -5,6 +5,12 @@
 
 use topology::RegionId;
 
+/// Whether a region may be answered: its probe verdict (the quorum) says
+/// up and no operator override holds it out.
+pub fn in_service(verdict_up: bool, held: bool) -> bool {
+    verdict_up && !held
+}
+
 /// Whether each region is in service, indexed by [`RegionId`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionHealth {
@@ -12,6 +18,11 @@ pub struct RegionHealth {
     /// Regions an operator took out (`fail`/`drain`): never answered while
     /// any other candidate remains, even when failing open.
     held: Vec<bool>,
+    /// When each region last went out of service, as a count of the
+    /// monitor's changes (0: not since the node started). Regions that
+    /// went out together share the count; the `last_known_good` policy
+    /// answers those that went out last.
+    went_out: Vec<u64>,
 }
 
 impl RegionHealth {
@@ -23,13 +34,48 @@ impl RegionHealth {
     /// A view with the given states and no overrides.
     pub fn from_states(up: Vec<bool>) -> RegionHealth {
         let held = vec![false; up.len()];
-        RegionHealth { up, held }
+        RegionHealth::with_overrides(up, held)
     }
 
     /// A view with the given states, `held` marking regions out by operator
     /// override (which are never `up`).
     pub fn with_overrides(up: Vec<bool>, held: Vec<bool>) -> RegionHealth {
-        RegionHealth { up, held }
+        let went_out = vec![0; up.len()];
+        RegionHealth { up, held, went_out }
+    }
+
+    /// This view with when each region last went out of service (see
+    /// [`RegionHealth::went_out`]), indexed by [`RegionId`].
+    pub fn with_went_out(mut self, went_out: Vec<u64>) -> RegionHealth {
+        self.went_out = went_out;
+        self
+    }
+
+    /// When `region` last went out of service, as a count of changes that
+    /// only grows; 0 when it has not since the node started.
+    pub fn went_out(&self, region: RegionId) -> u64 {
+        self.went_out.get(region.0).copied().unwrap_or(0)
+    }
+
+    /// This view with `region` held out by an operator (`held`) or not,
+    /// its probe verdict being `verdict_up`: in service only when up and
+    /// not held ([`in_service`]). A region this takes out of service went
+    /// out after every other.
+    pub fn with_held(&self, region: RegionId, held: bool, verdict_up: bool) -> RegionHealth {
+        let mut after = self.clone();
+        let Some(slot) = after.up.get_mut(region.0) else {
+            return after;
+        };
+        let was = *slot;
+        *slot = in_service(verdict_up, held);
+        after.held[region.0] = held;
+        if was && !*slot {
+            let last = self.went_out.iter().copied().max().unwrap_or(0);
+            if let Some(stamp) = after.went_out.get_mut(region.0) {
+                *stamp = last + 1;
+            }
+        }
+        after
     }
 
     /// Whether an operator took `region` out of service.

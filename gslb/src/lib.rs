@@ -30,10 +30,14 @@
 //!   this node's verdicts persist in the [`state_file`].
 //! - [`peer`]: the view nodes exchange, signed with `dns.peer_key`; the
 //!   [`overrides`] slots it carries converge by last-writer-wins.
-//! - [`admin_api`]: status, overrides, reload, explain, metrics ([`metrics`]).
+//! - [`admin_api`]: status, overrides, reload, explain, what-if
+//!   ([`what_if`]), metrics ([`metrics`]).
+//! - [`console`]: the status page on the admin address, and the edge
+//!   nodes' figures it gathers.
 
 pub mod admin_api;
 pub mod client;
+pub mod console;
 pub mod decide;
 pub mod dns;
 pub mod dnssec;
@@ -54,6 +58,7 @@ pub mod serve;
 pub mod state;
 pub mod state_file;
 pub mod vantage;
+pub mod what_if;
 pub mod zone;
 
 use std::sync::Arc;

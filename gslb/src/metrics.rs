@@ -1,7 +1,9 @@
 //! The GSLB's Prometheus metrics: queries by type, rcode and answered
 //! region; how clients were located; probe results, latency and
-//! transitions; region service changes; config reloads; peer views
-//! believed and refused; replies held back by rate limiting; the build.
+//! transitions; each vantage point's view and the quorum per region;
+//! region service changes (also kept, the latest few, for the status
+//! page); config reloads; peer views believed and refused; replies held
+//! back by rate limiting; the build.
 //!
 //! One [`Metrics`] per node, shared by the query path, the monitor and the
 //! reloader, and served by the admin API.
@@ -18,6 +20,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use topology::RecordType;
 
+use crate::console::changes::Changes;
 use crate::peer::Refusal;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,6 +51,17 @@ struct SourceLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RegionLabels {
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VantageLabels {
+    vantage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VantageRegionLabels {
+    vantage: String,
     region: String,
 }
 
@@ -99,11 +113,15 @@ pub struct Metrics {
     probe_latency: Family<RegionLabels, Histogram>,
     probe_transitions: Family<RegionLabels, Counter>,
     region_in_service: Family<RegionLabels, Gauge>,
+    vantage_region_up: Family<VantageRegionLabels, Gauge>,
+    region_up: Family<RegionLabels, Gauge>,
+    vantage_suspect: Family<VantageLabels, Gauge>,
     region_transitions: Family<TransitionLabels, Counter>,
     reloads: Family<OutcomeLabels, Counter>,
     peer_views_accepted: Family<PeerLabels, Counter>,
     peer_views_refused: Family<RefusedLabels, Counter>,
     rate_limited: Family<ActionLabels, Counter>,
+    changes: Changes,
 }
 
 /// What rate limiting did with a reply it held back: dropped it, or sent
@@ -147,6 +165,24 @@ impl Metrics {
             "region_in_service",
             "1 when the region may be answered (quorum up and no override), else 0",
             region_in_service.clone(),
+        );
+        let vantage_region_up = Family::<VantageRegionLabels, Gauge>::default();
+        registry.register(
+            "vantage_region_up",
+            "1 when the vantage point (this node or a peer) sees the region up, else 0; only fresh views, which vote",
+            vantage_region_up.clone(),
+        );
+        let region_up = Family::<RegionLabels, Gauge>::default();
+        registry.register(
+            "region_up",
+            "1 when the quorum of fresh vantage views says the region is up, else 0 (overrides aside: see region_in_service)",
+            region_up.clone(),
+        );
+        let vantage_suspect = Family::<VantageLabels, Gauge>::default();
+        registry.register(
+            "vantage_suspect",
+            "1 while the vantage point's votes are set aside: it sees nearly every region down while others do not (dns.breaker)",
+            vantage_suspect.clone(),
         );
         let region_transitions = Family::<TransitionLabels, Counter>::default();
         registry.register(
@@ -202,12 +238,21 @@ impl Metrics {
             probe_latency,
             probe_transitions,
             region_in_service,
+            vantage_region_up,
+            region_up,
+            vantage_suspect,
             region_transitions,
             reloads,
             peer_views_accepted,
             peer_views_refused,
             rate_limited,
+            changes: Changes::default(),
         })
+    }
+
+    /// The recent region transitions, for the status page.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// The registry, for the admin API's `/metrics`.
@@ -271,8 +316,48 @@ impl Metrics {
             .set(i64::from(in_service));
     }
 
-    /// Counts a change of a region's service state.
+    /// Records what `vantage` says of `region`: `None` when its view is
+    /// stale and does not vote (the series goes away).
+    pub fn set_vantage_region_up(&self, vantage: &str, region: &str, up: Option<bool>) {
+        let labels = VantageRegionLabels {
+            vantage: vantage.to_owned(),
+            region: region.to_owned(),
+        };
+        match up {
+            Some(up) => {
+                self.vantage_region_up
+                    .get_or_create(&labels)
+                    .set(i64::from(up));
+            }
+            None => {
+                self.vantage_region_up.remove(&labels);
+            }
+        }
+    }
+
+    /// Records the quorum's verdict on `region`.
+    pub fn set_region_up(&self, region: &str, up: bool) {
+        self.region_up
+            .get_or_create(&RegionLabels {
+                region: region.to_owned(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Records whether `vantage`'s votes are set aside.
+    pub fn set_vantage_suspect(&self, vantage: &str, suspect: bool) {
+        self.vantage_suspect
+            .get_or_create(&VantageLabels {
+                vantage: vantage.to_owned(),
+            })
+            .set(i64::from(suspect));
+    }
+
+    /// Counts a change of a region's service state, and keeps it for the
+    /// status page.
     pub fn record_region_transition(&self, region: &str, in_service: bool) {
+        self.changes
+            .record(std::time::SystemTime::now(), region, in_service);
         self.region_transitions
             .get_or_create(&TransitionLabels {
                 region: region.to_owned(),

@@ -5,7 +5,7 @@
 //!
 //! One owner mutates the state; readers only load snapshots.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use topology::Topology;
+use topology::{Breaker, Topology};
 use tracing::{debug, info, warn};
 
 use crate::health::RegionHealth;
@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::overrides::OverrideMode;
 use crate::peer::{self, LastProbe, NodeView, PeerKey, Refusal, RegionOpinion};
 use crate::state_file::{StateError, StateStore};
-use crate::vantage::{Opinion, verdict};
+use crate::vantage::{Flaps, Opinion, Sight, ViewState, suspects, verdict};
 
 /// Views older than this many probe intervals do not vote.
 const FRESHNESS_INTERVALS: u32 = 3;
@@ -50,6 +50,10 @@ pub struct RegionStatus {
     pub in_service: bool,
     /// When `in_service` last changed (ms since the epoch).
     pub since_ms: u64,
+    /// Fresh views that said up (the quorum's outcome with `fresh_views`).
+    pub up_votes: usize,
+    /// Fresh views counted.
+    pub fresh_views: usize,
     /// Each vantage point's view.
     pub vantage: Vec<VantageStatus>,
 }
@@ -63,8 +67,14 @@ pub struct VantageStatus {
     pub state: &'static str,
     /// Whether it voted (fresh enough).
     pub fresh: bool,
+    /// Whether its votes are set aside: it sees nearly every region down
+    /// while other vantage points do not (`dns.breaker`).
+    pub abstains: bool,
     /// Its latest probe.
     pub last: Option<LastProbe>,
+    /// Changes of its view of the region over the last hour, as this node
+    /// saw them.
+    pub flaps_last_hour: usize,
 }
 
 /// The whole health picture.
@@ -107,16 +117,31 @@ struct State {
     peers: HashMap<(String, String), PeerOpinion>,
     in_service: HashMap<String, (bool, SystemTime)>,
     peer_list: Vec<Peer>,
+    /// Changes of each (vantage point, region) view.
+    flaps: HashMap<(String, String), Flaps>,
+    /// `dns.breaker`.
+    breaker: Breaker,
+    /// Vantage points whose votes are set aside.
+    suspects: HashSet<String>,
+    /// How many times regions went out of service (all at once counting
+    /// once): the clock of `went_out`.
+    changes: u64,
+    /// The value of `changes` when each region last went out.
+    went_out: HashMap<String, u64>,
 }
 
 struct OwnOpinion {
     up: bool,
+    /// Whether a probe has confirmed `up` (see [`ViewState`]).
+    settled: bool,
     last: Option<LastProbe>,
     at: Instant,
 }
 
 struct PeerOpinion {
     up: bool,
+    /// Whether a probe has confirmed `up` (see [`ViewState`]).
+    settled: bool,
     last: Option<LastProbe>,
     received: Instant,
 }
@@ -237,16 +262,24 @@ impl Monitor {
                     region,
                     OwnOpinion {
                         up,
+                        settled: false,
                         last: None,
                         at: Instant::now(),
                     },
                 );
             }
-            state.peers.retain(|(node, region), _| {
-                peers.iter().any(|p| &p.name == node) && regions.iter().any(|(r, _)| r == region)
-            });
+            let known = |node: &String, region: &String| {
+                (*node == self.node || peers.iter().any(|p| &p.name == node))
+                    && regions.iter().any(|(r, _)| r == region)
+            };
+            state.peers.retain(|(node, region), _| known(node, region));
+            state.flaps.retain(|(node, region), _| known(node, region));
+            state
+                .went_out
+                .retain(|region, _| regions.iter().any(|(r, _)| r == region));
             state.regions = regions;
             state.peer_list = peers;
+            state.breaker = topology.dns.breaker.clone();
         }
         self.recompute();
     }
@@ -360,10 +393,24 @@ impl Monitor {
             }
             {
                 let mut state = self.state.lock().expect("monitor state lock");
+                let before = state.own.get(&region).map(|o| ViewState {
+                    up: o.up,
+                    settled: o.settled,
+                });
+                let (view, flapped) =
+                    ViewState::after(before, event.health == Health::Up, Some(event.result.ok));
+                if flapped {
+                    state
+                        .flaps
+                        .entry((self.node.clone(), region.clone()))
+                        .or_default()
+                        .record(Instant::now());
+                }
                 state.own.insert(
                     region,
                     OwnOpinion {
-                        up: event.health == Health::Up,
+                        up: view.up,
+                        settled: view.settled,
                         last: Some(last_probe(&event.result)),
                         at: Instant::now(),
                     },
@@ -508,14 +555,25 @@ impl Monitor {
                 if !state.regions.iter().any(|(r, _)| *r == region) {
                     continue;
                 }
+                let key = (peer.to_owned(), region);
+                let before = state.peers.get(&key).map(|o| ViewState {
+                    up: o.up,
+                    settled: o.settled,
+                });
+                let (view, flapped) =
+                    ViewState::after(before, opinion.up, opinion.last.as_ref().map(|l| l.ok));
                 state.peers.insert(
-                    (peer.to_owned(), region),
+                    key.clone(),
                     PeerOpinion {
-                        up: opinion.up,
+                        up: view.up,
+                        settled: view.settled,
                         last: opinion.last,
                         received: now,
                     },
                 );
+                if flapped {
+                    state.flaps.entry(key).or_default().record(now);
+                }
             }
             for (region, slot) in &view.overrides {
                 if !state.regions.iter().any(|(r, _)| r == region) {
@@ -543,49 +601,78 @@ impl Monitor {
     fn recompute(&self) {
         let now = Instant::now();
         let persisted = self.persisted.lock().expect("state file lock");
-        let mut state = self.state.lock().expect("monitor state lock");
-        let mut up = Vec::with_capacity(state.regions.len());
-        let mut held_list = Vec::with_capacity(state.regions.len());
-        let mut regions = Vec::with_capacity(state.regions.len());
+        let mut guard = self.state.lock().expect("monitor state lock");
+        // Borrow the fields apart: the flap counters change while the peer
+        // list is read.
+        let state = &mut *guard;
         let region_list = state.regions.clone();
+        // Every vantage point's view of every region; `opinions[i]` is
+        // `vantage[i]`'s.
+        let mut views: Vec<(Vec<VantageStatus>, Vec<Opinion>, Duration)> =
+            Vec::with_capacity(region_list.len());
         for (name, interval) in &region_list {
             let max_age = *interval * FRESHNESS_INTERVALS;
-            let mut vantage = Vec::new();
-            let mut opinions = Vec::new();
             let own = state.own.get(name);
             // Before its first probe completes, this node's own view is the
             // probe's initial state (up), and fresh.
             let own_age = own.map_or(Duration::ZERO, |o| now.duration_since(o.at));
             let own_up = own.is_none_or(|o| o.up);
-            opinions.push(Opinion {
+            let own_last = own.and_then(|o| o.last.clone());
+            let mut opinions = vec![Opinion {
                 up: own_up,
                 age: own_age.min(max_age),
-            });
-            vantage.push(VantageStatus {
+            }];
+            let mut vantage = vec![VantageStatus {
                 node: self.node.clone(),
                 state: if own_up { "up" } else { "down" },
                 fresh: true,
-                last: own.and_then(|o| o.last.clone()),
-            });
+                abstains: false,
+                last: own_last,
+                flaps_last_hour: flap_count(&mut state.flaps, &self.node, name, now),
+            }];
             for peer in &state.peer_list {
                 let Some(opinion) = state.peers.get(&(peer.name.clone(), name.clone())) else {
                     continue;
                 };
                 let age = now.duration_since(opinion.received);
-                opinions.push(Opinion {
-                    up: opinion.up,
-                    age,
-                });
+                let (up, last) = (opinion.up, opinion.last.clone());
+                opinions.push(Opinion { up, age });
                 vantage.push(VantageStatus {
                     node: peer.name.clone(),
-                    state: if opinion.up { "up" } else { "down" },
+                    state: if up { "up" } else { "down" },
                     fresh: age <= max_age,
-                    last: opinion.last.clone(),
+                    abstains: false,
+                    last,
+                    flaps_last_hour: flap_count(&mut state.flaps, &peer.name, name, now),
                 });
             }
-            let verdict = verdict(&opinions, max_age);
+            views.push((vantage, opinions, max_age));
+        }
+        let suspects = self.breaker(state, &views);
+
+        let mut up = Vec::with_capacity(region_list.len());
+        let mut held_list = Vec::with_capacity(region_list.len());
+        let mut went_out = Vec::with_capacity(region_list.len());
+        let mut regions = Vec::with_capacity(region_list.len());
+        // The count regions going out now are stamped with.
+        let going_out = state.changes + 1;
+        for ((name, _), (mut vantage, opinions, max_age)) in region_list.iter().zip(views) {
+            let mut counted = Vec::with_capacity(opinions.len());
+            for (view, opinion) in vantage.iter_mut().zip(opinions) {
+                view.abstains = suspects.contains(&view.node);
+                self.metrics.set_vantage_region_up(
+                    &view.node,
+                    name,
+                    view.fresh.then_some(view.state == "up"),
+                );
+                if !view.abstains {
+                    counted.push(opinion);
+                }
+            }
+            let verdict = verdict(&counted, max_age);
+            self.metrics.set_region_up(name, verdict.up);
             let held = persisted.get(name);
-            let in_service = verdict.up && held.is_none();
+            let in_service = crate::health::in_service(verdict.up, held.is_some());
             let since = match state.in_service.get(name) {
                 Some((was, since)) if *was == in_service => *since,
                 previous => {
@@ -599,6 +686,9 @@ impl Monitor {
                             "region {}", if in_service { "back in service" } else { "out of service" }
                         );
                         self.metrics.record_region_transition(name, in_service);
+                        if !in_service {
+                            state.went_out.insert(name.clone(), going_out);
+                        }
                     }
                     SystemTime::now()
                 }
@@ -607,6 +697,7 @@ impl Monitor {
             self.metrics.set_region_in_service(name, in_service);
             up.push(in_service);
             held_list.push(held.is_some());
+            went_out.push(state.went_out.get(name).copied().unwrap_or(0));
             regions.push(RegionStatus {
                 name: name.clone(),
                 verdict: if verdict.up { "up" } else { "down" },
@@ -614,15 +705,76 @@ impl Monitor {
                 override_reason: held.and_then(|o| o.reason.clone()),
                 in_service,
                 since_ms: millis(since),
+                up_votes: verdict.up_votes,
+                fresh_views: verdict.fresh,
                 vantage,
             });
         }
-        let view = RegionHealth::with_overrides(up, held_list);
+        if went_out.contains(&going_out) {
+            state.changes = going_out;
+        }
+        let view = RegionHealth::with_overrides(up, held_list).with_went_out(went_out);
         if **self.view.load() != view {
             self.view.store(Arc::new(view));
         }
         self.status.store(Arc::new(HealthStatus { regions }));
     }
+
+    /// The vantage points whose votes are set aside now ([`suspects`]
+    /// under `dns.breaker`), warning and counting when that changes.
+    fn breaker(
+        &self,
+        state: &mut State,
+        views: &[(Vec<VantageStatus>, Vec<Opinion>, Duration)],
+    ) -> HashSet<String> {
+        let mut nodes: Vec<&str> = vec![&self.node];
+        nodes.extend(state.peer_list.iter().map(|p| p.name.as_str()));
+        let mut sights = vec![Sight::default(); nodes.len()];
+        for view in views.iter().flat_map(|(vantage, _, _)| vantage) {
+            if let Some(index) = nodes.iter().position(|n| *n == view.node)
+                && view.fresh
+            {
+                sights[index].fresh += 1;
+                sights[index].down += usize::from(view.state != "up");
+            }
+        }
+        let threshold = state.breaker.threshold(views.len());
+        let flags = suspects(&sights, threshold);
+        let mut now_suspect = HashSet::new();
+        for ((node, sight), suspect) in nodes.iter().zip(&sights).zip(flags) {
+            self.metrics.set_vantage_suspect(node, suspect);
+            let was = state.suspects.contains(*node);
+            if suspect && !was {
+                warn!(
+                    vantage = %node,
+                    down = sight.down,
+                    regions = sight.fresh,
+                    "vantage point sees {} of {} regions down while others do not: likelier its own network; its votes are set aside (fail static)",
+                    sight.down,
+                    sight.fresh
+                );
+            } else if !suspect && was {
+                info!(vantage = %node, "vantage point's votes counted again");
+            }
+            if suspect {
+                now_suspect.insert((*node).to_owned());
+            }
+        }
+        state.suspects = now_suspect.clone();
+        now_suspect
+    }
+}
+
+/// Changes of `vantage`'s view of `region` within the last hour.
+fn flap_count(
+    flaps: &mut HashMap<(String, String), Flaps>,
+    vantage: &str,
+    region: &str,
+    now: Instant,
+) -> usize {
+    flaps
+        .get_mut(&(vantage.to_owned(), region.to_owned()))
+        .map_or(0, |f| f.count(now))
 }
 
 fn millis(at: SystemTime) -> u64 {

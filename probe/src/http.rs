@@ -137,7 +137,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The short detail for a request error: the TLS reason or the socket error
 /// in plain words if there is one in the chain, else the innermost message.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     if let Some(d) = describe_chain(e) {
         return d;
     }

@@ -73,6 +73,13 @@ pub use scheduler::{
 pub use spec::{HttpCheck, ProbeKind, ProbeSpec};
 pub use tls::Trust;
 
+/// A request error in a few plain words (`connection refused`, the TLS
+/// reason), as probe results say it; for callers of
+/// [`plain_http_client`] that show why a daemon did not answer.
+pub fn request_error(e: &reqwest::Error) -> String {
+    http::describe(e)
+}
+
 /// A reqwest client builder for plain-HTTP calls between our own daemons
 /// (admin APIs, peer views). reqwest is built here without a process-wide
 /// crypto provider, so its `build()` panics unless a TLS configuration is

@@ -137,7 +137,7 @@ fn node_command(config: &Path, name: &str) -> Command {
 
 /// Starts node `name` of `config` (its admin API where the topology says,
 /// DNS on a free port); returns once it serves DNS.
-fn start_node(config: &Path, name: &str) -> Daemon {
+pub(crate) fn start_node(config: &Path, name: &str) -> Daemon {
     let mut daemon = Daemon::spawn(node_command(config, name));
     daemon.wait_for("serving DNS");
     daemon

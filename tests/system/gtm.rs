@@ -125,7 +125,7 @@ regions:
 }
 
 /// `gtm dig NAME --from IP --type T --json`: the addresses answered.
-fn dig(state: &Path, from: &str, rtype: &str) -> Vec<String> {
+pub(crate) fn dig(state: &Path, from: &str, rtype: &str) -> Vec<String> {
     let out = expect(
         gtm(
             state,
@@ -318,12 +318,46 @@ fn up_dig_status_drain_recover_down_on_a_dns_only_topology() {
         "{human}"
     );
 
-    // Drills: an unknown region, a kill without an L4 tier, then a drain.
-    let output = gtm(&state, &["fail", "mars"]);
+    // Drills and what-ifs: an unknown region, a kill without an L4 tier,
+    // then a drain.
+    for args in [
+        &["fail", "mars"][..],
+        &["fail", "us-east", "mars", "--dry-run"],
+        &["recover", "mars", "--dry-run"],
+    ] {
+        let output = gtm(&state, args);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        assert!(
+            text(&output.stderr)
+                .contains("unknown region \"mars\"; the topology has: us-east, eu-west, ap-south"),
+            "{args:?}: {}",
+            describe(&output)
+        );
+    }
+    // The what-if route itself refuses bad input with what to write.
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let reply = http::get(admin, "/v1/what-if?fail=us-east,mars").unwrap();
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    assert!(
+        reply.text().contains("unknown region")
+            && reply.text().contains("mars")
+            && reply.text().contains("regions: us-east, eu-west, ap-south"),
+        "{}",
+        reply.text()
+    );
+    let reply = http::get(admin, "/v1/what-if?fail=us-east&client=8.8.8").unwrap();
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply
+            .text()
+            .contains("is not an IP address; write e.g. client=203.0.113.7"),
+        "{}",
+        reply.text()
+    );
+    let output = gtm(&state, &["fail", "us-east", "eu-west"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(
-        text(&output.stderr)
-            .contains("unknown region \"mars\"; the topology has: us-east, eu-west, ap-south"),
+        text(&output.stderr).contains("add --dry-run"),
         "{}",
         describe(&output)
     );
@@ -504,6 +538,64 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
             response.text()
         );
     }
+    // The what-if predicts, without touching anything, where clients go;
+    // the real drill below must agree. Both read the GSLB's health, so
+    // first wait until it has every region in service (the regions' tiers
+    // started after it, so its probes may still be rising).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let matrix = json::parse(&expect(gtm(&state, &["status", "--matrix", "--json"]), 0));
+        let rows = matrix["regions"].items();
+        if rows.len() == 3
+            && rows
+                .iter()
+                .all(|r| r["in_service"] == json::Value::Bool(true))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "regions never all in service: {matrix:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let clients = ["8.8.8.8", "200.160.0.8", "81.2.69.160", "49.44.0.1"];
+    let mut args = vec!["fail", "us-east", "--dry-run", "--json"];
+    for client in clients {
+        args.extend(["--client", client]);
+    }
+    let prediction = json::parse(&expect(gtm(&state, &args), 0));
+    let predicted = |report: &json::Value, client: &str| -> Vec<String> {
+        report["clients"]
+            .items()
+            .iter()
+            .find(|m| m["client"].str() == client && m["name"].str() == "www.example.com.")
+            .unwrap_or_else(|| panic!("no prediction for {client}: {report:?}"))["after_addresses"]
+            .items()
+            .iter()
+            .map(|a| a.str().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        predicted(&prediction, "8.8.8.8"),
+        [format!("127.{net}.2.1")],
+        "the US moves to eu-west"
+    );
+    let us = prediction["names"][0]["places"]
+        .items()
+        .iter()
+        .find(|p| p["country"].str() == "US")
+        .cloned()
+        .expect("the US in the per-country changes");
+    assert_eq!(us["after"][0].str(), "eu-west");
+    for client in clients {
+        assert_eq!(dig(&state, client, "A").len(), 1, "dry run changed nothing");
+    }
+    assert_eq!(dig(&state, "8.8.8.8", "A"), [format!("127.{net}.1.1")]);
+    let human = expect(gtm(&state, &["fail", "us-east", "--dry-run"]), 0);
+    assert!(human.contains("What if us-east failed"), "{human}");
+    assert!(human.contains("us-east  →  eu-west"), "{human}");
+
     let started = Instant::now();
     let out = expect(gtm(&state, &["fail", "us-east", "--json"]), 0);
     let report = json::parse(&out);
@@ -537,8 +629,27 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
     ] {
         assert!(labels.contains(&step), "{step}: {out}");
     }
+    for client in clients {
+        assert_eq!(
+            dig(&state, client, "A"),
+            predicted(&prediction, client),
+            "{client}: the drill went where the what-if said"
+        );
+    }
+    let mut args = vec!["recover", "us-east", "--dry-run", "--json"];
+    for client in clients {
+        args.extend(["--client", client]);
+    }
+    let comeback = json::parse(&expect(gtm(&state, &args), 0));
     expect(gtm(&state, &["recover", "us-east"]), 0);
     assert_eq!(dig(&state, "8.8.8.8", "A"), [format!("127.{net}.1.1")]);
+    for client in clients {
+        assert_eq!(
+            dig(&state, client, "A"),
+            predicted(&comeback, client),
+            "{client}: the recovery went where the what-if said"
+        );
+    }
     eprintln!("fail + recover took {:?}", started.elapsed());
     let pids: Vec<u32> = ["ns1", "us-east-l4", "us-east-l7a", "us-east-web1"]
         .iter()

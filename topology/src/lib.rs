@@ -46,8 +46,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    AllDown, Coordinates, Dns, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy, Overrides,
-    RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
+    AllDown, Breaker, Coordinates, Dns, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy,
+    Overrides, RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
 };
 pub use name::DomainName;
 pub use rdata::{RecordData, RecordType, Soa};

@@ -84,6 +84,51 @@ pub struct Dns {
     pub peer_key: Option<PathBuf>,
     /// Response rate limiting of UDP replies.
     pub rate_limit: RateLimit,
+    /// When a vantage point's probe votes are set aside.
+    pub breaker: Breaker,
+}
+
+/// The fail-static breaker on correlated failure: a vantage point (a GSLB
+/// node) that sees nearly every region down at once while another vantage
+/// point does not is likelier cut off itself than looking at a worldwide
+/// outage, so its votes are set aside (it abstains) instead of pulling
+/// regions out everywhere.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Breaker {
+    /// Whether votes are ever set aside.
+    pub enabled: bool,
+    /// The share of regions a vantage point must see down to be suspect;
+    /// `None`: all regions but one.
+    pub down_fraction: Option<f64>,
+    /// With fewer regions the breaker stays off: one or two regions down
+    /// is no evidence against the vantage point.
+    pub min_regions: usize,
+}
+
+impl Default for Breaker {
+    /// On: suspect when seeing all regions but one down, from 3 regions.
+    fn default() -> Breaker {
+        Breaker {
+            enabled: true,
+            down_fraction: None,
+            min_regions: 3,
+        }
+    }
+}
+
+impl Breaker {
+    /// How many of `regions` regions a vantage point must see down to be
+    /// suspect; `None` when the breaker does not apply.
+    pub fn threshold(&self, regions: usize) -> Option<usize> {
+        if !self.enabled || regions < self.min_regions.max(2) {
+            return None;
+        }
+        let down = match self.down_fraction {
+            None => regions - 1,
+            Some(fraction) => (fraction * regions as f64).ceil() as usize,
+        };
+        Some(down.clamp(1, regions))
+    }
 }
 
 /// Response rate limiting (RRL) of UDP replies, in the style of Knot and
@@ -256,6 +301,12 @@ pub enum AllDown {
     FailClosed,
     /// Answer these fixed addresses.
     Fallback(Vec<IpAddr>),
+    /// Keep answering the regions that were answered last, before the
+    /// last candidate went out (fail static): when every vantage point
+    /// sees every region down at once, the likelier fault is in the
+    /// monitoring. Without a memory of any candidate in service (since
+    /// the node started), as `FailOpen`.
+    LastKnownGood,
 }
 
 /// How a geo name picks its answer.

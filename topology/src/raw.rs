@@ -52,6 +52,25 @@ pub struct RawDns {
     /// Response rate limiting of UDP replies (on by default).
     #[serde(default)]
     pub rate_limit: Option<RawRateLimit>,
+    /// The fail-static breaker on correlated failure (on by default).
+    #[serde(default)]
+    pub breaker: Option<RawBreaker>,
+}
+
+/// The `dns.breaker` block. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// `false` never sets votes aside (default `true`).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Share of regions a vantage point must see down to be suspect, in
+    /// (0, 1] (default: all regions but one).
+    #[serde(default)]
+    pub down_fraction: Option<f64>,
+    /// Fewest regions for the breaker to apply (default 3, at least 2).
+    #[serde(default)]
+    pub min_regions: Option<u32>,
 }
 
 /// The `dns.rate_limit` block: response rate limiting (RRL) of UDP replies,
@@ -237,11 +256,12 @@ pub struct RawGeo {
     pub all_down: Option<RawAllDown>,
 }
 
-/// `all_down:` — `fail_open`, `fail_closed` or `{ fallback: [addresses] }`.
+/// `all_down:` — `fail_open`, `fail_closed`, `last_known_good` or
+/// `{ fallback: [addresses] }`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum RawAllDown {
-    /// `fail_open` or `fail_closed`.
+    /// `fail_open`, `fail_closed` or `last_known_good`.
     Mode(String),
     /// Fixed addresses to answer with.
     Fallback {

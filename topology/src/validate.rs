@@ -11,13 +11,13 @@ use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::masterfile::{MasterFile, RawFileRecord, duration_text};
 use crate::model::{
-    AllDown, Coordinates, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy, Overrides, RateLimit,
-    Record, Region, RegionId, Topology, Vip, Zone,
+    AllDown, Breaker, Coordinates, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy, Overrides,
+    RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
 };
 use crate::name::DomainName;
 use crate::raw::{
-    RawAllDown, RawDnssec, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRegion, RawSoa,
-    RawTopology, RawZone,
+    RawAllDown, RawBreaker, RawDnssec, RawGeo, RawNode, RawOverrides, RawRateLimit, RawRegion,
+    RawSoa, RawTopology, RawZone,
 };
 use crate::rdata::{RecordData, RecordType, Soa};
 
@@ -114,6 +114,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
     let peer_key = validate_peer_key(&raw.dns, &nodes, &mut problems);
     let overrides = validate_overrides(&raw.dns.overrides, &mut problems, &resolve_region);
     let rate_limit = validate_rate_limit(raw.dns.rate_limit.as_ref(), &mut problems);
+    let breaker = validate_breaker(raw.dns.breaker.as_ref(), &mut problems);
     let default_order = match &raw.dns.default_order {
         None => (0..regions.len()).map(RegionId).collect(),
         Some(names) => region_list(names, "dns.default_order", &mut problems, &resolve_region),
@@ -131,6 +132,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
                 admin_token: raw.dns.admin_token.clone().filter(|t| !t.is_empty()),
                 peer_key,
                 rate_limit,
+                breaker,
             },
             regions,
             hosts,
@@ -318,6 +320,36 @@ fn validate_rate_limit(raw: Option<&RawRateLimit>, problems: &mut Problems) -> R
             .collect();
     }
     limit
+}
+
+fn validate_breaker(raw: Option<&RawBreaker>, problems: &mut Problems) -> Breaker {
+    let mut breaker = Breaker::default();
+    let Some(raw) = raw else {
+        return breaker;
+    };
+    breaker.enabled = raw.enabled.unwrap_or(true);
+    if let Some(fraction) = raw.down_fraction {
+        if fraction > 0.0 && fraction <= 1.0 {
+            breaker.down_fraction = Some(fraction);
+        } else {
+            problems.add(
+                "dns.breaker.down_fraction",
+                format!(
+                    "{fraction} is not a share of the regions; write a number in (0, 1], e.g. 0.75"
+                ),
+            );
+        }
+    }
+    if let Some(min) = raw.min_regions {
+        if min < 2 {
+            problems.add(
+                "dns.breaker.min_regions",
+                format!("{min} would judge a vantage point by a single region; write 2 or more (default 3)"),
+            );
+        }
+        breaker.min_regions = min.max(2) as usize;
+    }
+    breaker
 }
 
 fn validate_overrides(
@@ -1083,11 +1115,12 @@ fn validate_geo(
         Some(RawAllDown::Mode(mode)) => match mode.as_str() {
             "fail_open" => AllDown::FailOpen,
             "fail_closed" => AllDown::FailClosed,
+            "last_known_good" => AllDown::LastKnownGood,
             other => {
                 problems.add(
                     format!("{path}.all_down"),
                     format!(
-                        "unknown mode {other:?}; use fail_open, fail_closed or {{ fallback: [192.0.2.1] }}"
+                        "unknown mode {other:?}; use fail_open, fail_closed, last_known_good or {{ fallback: [192.0.2.1] }}"
                     ),
                 );
                 AllDown::FailOpen

@@ -1,6 +1,6 @@
 //! The GSLB node's admin API: `GET /v1/status`, `POST
-//! /v1/regions/{region}/fail` and `/recover`, `POST /v1/reload` and `GET
-//! /v1/explain`.
+//! /v1/regions/{region}/fail` and `/recover`, `POST /v1/reload`, `GET
+//! /v1/explain` and `GET /v1/what-if`.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,8 +63,22 @@ pub struct Region {
     pub in_service: bool,
     /// When `in_service` last changed (ms since the Unix epoch).
     pub since_ms: u64,
+    /// How the fresh vantage views voted (absent from nodes that predate
+    /// the health matrix).
+    #[serde(default)]
+    pub quorum: Option<Quorum>,
     /// Each vantage point's view.
     pub vantage: Vec<Vantage>,
+}
+
+/// The outcome of a region's quorum: up when at least half of the fresh
+/// views say up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quorum {
+    /// Fresh views that said up.
+    pub up_votes: usize,
+    /// Fresh views counted.
+    pub fresh_views: usize,
 }
 
 /// A region's VIP addresses, as text.
@@ -85,8 +99,17 @@ pub struct Vantage {
     pub state: String,
     /// Whether it voted (fresh enough).
     pub fresh: bool,
+    /// Whether its votes are set aside: it sees nearly every region down
+    /// while other vantage points do not (false from nodes that predate
+    /// the breaker).
+    #[serde(default)]
+    pub abstains: bool,
     /// Its latest probe.
     pub last: Option<Probe>,
+    /// Changes of its view over the last hour, as the answering node saw
+    /// them (0 from nodes that predate the health matrix).
+    #[serde(default)]
+    pub flaps_last_hour: usize,
 }
 
 /// One probe result.
@@ -179,6 +202,74 @@ pub struct Explanation {
     pub rule: Option<String>,
     /// The ECS scope prefix length.
     pub scope: u8,
+}
+
+/// `GET /v1/what-if?fail=R1,R2&recover=R3&client=IP1,IP2`: the answers
+/// that would change if those regions were failed (held out, as a drain)
+/// or recovered (back in service: no override, probes passing). Nothing
+/// is changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhatIf {
+    /// The node that computed it, with its current health view.
+    pub node: String,
+    /// Regions failed in the scenario.
+    pub fail: Vec<String>,
+    /// Regions recovered in the scenario.
+    pub recover: Vec<String>,
+    /// Per geo name, the places whose answer changes.
+    pub names: Vec<NameChanges>,
+    /// Per client asked for and geo name, its answer before and after.
+    pub clients: Vec<ClientMove>,
+}
+
+/// The places whose answer for one geo name changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NameChanges {
+    /// The geo name.
+    pub name: String,
+    /// One entry per country and move, by continent then country (empty:
+    /// nothing changes).
+    pub places: Vec<PlaceChange>,
+}
+
+/// Clients of one country whose answer moves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlaceChange {
+    /// Continent code (`EU`, `NA`, …; `-` when unknown).
+    pub continent: String,
+    /// Country code (`-` when unknown).
+    pub country: String,
+    /// Regions answered now.
+    pub before: Vec<String>,
+    /// Regions that would be answered.
+    pub after: Vec<String>,
+    /// GeoIP locations of the country that move this way…
+    pub locations: usize,
+    /// …out of this many.
+    pub of_locations: usize,
+}
+
+/// One client's answer for one geo name, now and in the scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientMove {
+    /// The client address.
+    pub client: String,
+    /// Its continent code (`-` when unknown).
+    pub continent: String,
+    /// Its country code (`-` when unknown).
+    pub country: String,
+    /// The geo name.
+    pub name: String,
+    /// Whether the answer changes.
+    pub changed: bool,
+    /// Regions answered now.
+    pub before: Vec<String>,
+    /// Addresses answered now.
+    pub before_addresses: Vec<String>,
+    /// Regions that would be answered.
+    pub after: Vec<String>,
+    /// Addresses that would be answered.
+    pub after_addresses: Vec<String>,
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use topology::Region;
 use crate::admin::{Admin, AdminError, OverrideMode};
 use crate::cli::{FailArgs, FailMode};
 use crate::clients::one_per_continent;
+use crate::commands::what_if::{self, single};
 use crate::deployed::{Deployed, region_of, running};
 use crate::drill::watcher::Direction;
 use crate::drill::{Drill, Watch, choose, warn_unsaved};
@@ -70,7 +71,16 @@ pub struct ContinentAnswer {
 /// Runs `gtm fail`.
 pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
     let deployed = Deployed::require(state)?;
-    let region = deployed.region(&args.region)?.clone();
+    if args.what_if.dry_run {
+        return what_if::run(
+            &deployed,
+            &args.regions,
+            &[],
+            &args.what_if.clients,
+            printer,
+        );
+    }
+    let region = deployed.region(single(&args.regions)?)?.clone();
     let _lock = state.lock()?;
     if let Some(drill) = state.drill(&region.name)? {
         return Err(user(format!(
@@ -408,7 +418,7 @@ fn continents(watch: &Watch, topology: &topology::Topology) -> Vec<ContinentAnsw
                 .unwrap_or_default();
             ContinentAnswer {
                 place: network.place.to_owned(),
-                subnet: network.subnet(),
+                subnet: crate::clients::subnet(&network),
                 region: answer
                     .first()
                     .and_then(|ip| region_of(topology, *ip))

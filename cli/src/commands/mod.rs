@@ -15,6 +15,7 @@ mod render;
 mod status;
 mod up;
 mod validate;
+mod what_if;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -12,6 +12,7 @@ use topology::Region;
 
 use crate::admin::{Admin, AdminError};
 use crate::cli::RecoverArgs;
+use crate::commands::what_if::{self, single};
 use crate::deployed::{Deployed, running};
 use crate::drill::watcher::Direction;
 use crate::drill::{Drill, Watch, choose, region_views, warn_unsaved};
@@ -48,7 +49,16 @@ pub struct Report {
 /// Runs `gtm recover`.
 pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
     let deployed = Deployed::require(state)?;
-    let region = deployed.region(&args.region)?.clone();
+    if args.what_if.dry_run {
+        return what_if::run(
+            &deployed,
+            &[],
+            &args.regions,
+            &args.what_if.clients,
+            printer,
+        );
+    }
+    let region = deployed.region(single(&args.regions)?)?.clone();
     let _lock = state.lock()?;
     let admin = deployed.admin()?;
     let gslbs = deployed.gslb_admins();

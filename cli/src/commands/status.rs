@@ -3,7 +3,10 @@
 //! backends healthy/total, and requests per second; then the DNS nodes.
 //! Everything is asked live (pid files, or each host over ssh for a
 //! deployment on hosts; `/healthz`, admin `/v1/status`, a DNS query), in
-//! parallel, with short timeouts.
+//! parallel, with short timeouts. `--matrix` prints the health matrix
+//! instead ([`matrix`]).
+
+mod matrix;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -20,6 +23,7 @@ use crate::timeline::now_rfc3339;
 use ::admin::metrics::counter_sum;
 
 use crate::deployed::{Deployed, running};
+use matrix::Matrix;
 
 /// How long one check may take.
 const CHECK: Duration = Duration::from_millis(500);
@@ -146,28 +150,58 @@ pub struct DnsReport {
 pub fn run(args: &StatusArgs, state: &StateDir, printer: &Printer) -> anyhow::Result<()> {
     let deployed = Deployed::require(state)?;
     let admin = deployed.admin()?;
+    if args.matrix {
+        return show(
+            args,
+            printer,
+            || health_matrix(&deployed, &admin),
+            Matrix::print,
+        );
+    }
+    show(
+        args,
+        printer,
+        || Ok(gather(&deployed, state, &admin)),
+        print,
+    )
+}
+
+/// Takes a report with `take` and prints it once, or again and again with
+/// `--watch`.
+fn show<T: Serialize>(
+    args: &StatusArgs,
+    printer: &Printer,
+    mut take: impl FnMut() -> anyhow::Result<T>,
+    human: impl Fn(&T, &Printer),
+) -> anyhow::Result<()> {
     loop {
-        let status = gather(&deployed, state, &admin);
-        if args.watch {
-            if printer.json() {
-                printer.json_line(&status);
-            } else {
-                printer.clear_screen();
-                print(&status, printer);
-                printer.line(printer.paint(
-                    Style::Dim,
-                    format_args!(
-                        "(every {}; Ctrl-C to stop)",
-                        crate::timeline::format_duration(args.interval)
-                    ),
-                ));
-            }
-            std::thread::sleep(args.interval);
-        } else {
-            printer.result(&status, |p| print(&status, p));
+        let report = take()?;
+        if !args.watch {
+            printer.result(&report, |p| human(&report, p));
             return Ok(());
         }
+        if printer.json() {
+            printer.json_line(&report);
+        } else {
+            printer.clear_screen();
+            human(&report, printer);
+            printer.line(printer.paint(
+                Style::Dim,
+                format_args!(
+                    "(every {}; Ctrl-C to stop)",
+                    crate::timeline::format_duration(args.interval)
+                ),
+            ));
+        }
+        std::thread::sleep(args.interval);
     }
+}
+
+/// The health matrix as the first GSLB node that answers sees it.
+fn health_matrix(deployed: &Deployed, admin: &Admin) -> anyhow::Result<Matrix> {
+    deployed
+        .ask_gslb("its health matrix", |addr| admin.gslb_status(addr))
+        .map(|status| Matrix::of(&status))
 }
 
 /// Takes the status of every component, in parallel.
@@ -384,7 +418,11 @@ fn vantage_text(vantage: &[VantageStatus]) -> String {
         .iter()
         .map(|v| {
             let state = &v.state;
-            let stale = if v.fresh { "" } else { " stale" };
+            let stale = match (v.fresh, v.abstains) {
+                (false, _) => " stale",
+                (true, true) => " set aside",
+                (true, false) => "",
+            };
             match &v.last {
                 Some(last) => format!("{} {state}{stale} ({})", v.node, last.detail),
                 None => format!("{} {state}{stale}", v.node),
@@ -560,5 +598,30 @@ fn print(status: &Status, p: &Printer) {
         for note in notes {
             p.line(p.paint(Style::Dim, note));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vantage_column_says_which_views_do_not_vote() {
+        let view = |node: &str, fresh: bool, abstains: bool| VantageStatus {
+            node: node.into(),
+            state: "down".into(),
+            fresh,
+            abstains,
+            last: None,
+            flaps_last_hour: 0,
+        };
+        assert_eq!(
+            vantage_text(&[
+                view("ns1", true, false),
+                view("ns2", false, false),
+                view("ns3", true, true)
+            ]),
+            "ns1 down, ns2 down stale, ns3 down set aside"
+        );
     }
 }

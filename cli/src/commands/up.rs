@@ -1,6 +1,7 @@
 //! `gtm up [FILE]`: validate, check that nothing else holds the addresses,
 //! start what is not running yet (backends, L7, L4, then DNS), wait for
-//! each to be ready, and print where to point `dig` and `curl`.
+//! each to be ready, and print where to point `dig`, `curl` and a browser
+//! (the status page).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ struct DnsNode {
     name: String,
     listen: Vec<SocketAddr>,
     admin: Option<SocketAddr>,
+    /// The status page on its admin address.
+    console: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -253,6 +256,7 @@ fn summarize(
                 name: n.name.clone(),
                 listen: n.listen.clone(),
                 admin: n.admin,
+                console: n.admin.map(|a| format!("http://{a}/")),
             })
             .collect(),
         regions,
@@ -297,7 +301,10 @@ pub(super) fn try_lines(deployed: &Deployed) -> Vec<Try> {
             Err(e) => format!("{}: {e}", network.place),
         };
         lines.push(Try {
-            command: format!("dig @{at}{port} {shown} +subnet={}", network.subnet()),
+            command: format!(
+                "dig @{at}{port} {shown} +subnet={}",
+                crate::clients::subnet(&network)
+            ),
             comment,
         });
     }
@@ -405,6 +412,11 @@ fn print_summary(summary: &Summary, p: &Printer) {
             p.paint(Style::Bold, &node.name),
             listen.join(", ")
         ));
+    }
+    for node in &summary.dns {
+        if let Some(console) = &node.console {
+            p.line(format_args!("console  {console}"));
+        }
     }
     p.line("");
     let mut table = Table::new(&["REGION", "VIP", "STATE", ""]);

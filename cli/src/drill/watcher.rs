@@ -296,12 +296,14 @@ mod tests {
             node: node.into(),
             state: if ok { "up" } else { "down" }.into(),
             fresh: true,
+            abstains: false,
             last: Some(Probe {
                 ok,
                 detail: if ok { "HTTP 200" } else { "connection refused" }.into(),
                 latency_ms: 1.0,
                 at_ms: START_MS.saturating_add_signed(after_ms),
             }),
+            flaps_last_hour: 0,
         }
     }
 
@@ -317,6 +319,7 @@ mod tests {
             override_reason: None,
             in_service,
             since_ms: START_MS.saturating_add_signed(since_after_ms),
+            quorum: None,
             vantage,
         }
     }

@@ -207,6 +207,11 @@ pub struct Started {
 /// its pid file.
 pub fn spawn(state: &StateDir, component: &Component, binary: &Path) -> anyhow::Result<Spawned> {
     let begun = Instant::now();
+    let mut args = component.args.clone();
+    if component.kind == Kind::Gslb {
+        let path = state.gslb_state_path(&component.name);
+        args.extend(["--state-file".to_owned(), path.display().to_string()]);
+    }
     let log_path = state.log_path(&component.name);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -221,13 +226,13 @@ pub fn spawn(state: &StateDir, component: &Component, binary: &Path) -> anyhow::
         component.name,
         component.kind.as_str(),
         binary.display(),
-        component.args.join(" ")
+        args.join(" ")
     );
     let stdout = log
         .try_clone()
         .map_err(|e| anyhow::anyhow!("cannot share {}: {e}", log_path.display()))?;
     let child = Command::new(binary)
-        .args(&component.args)
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(log)

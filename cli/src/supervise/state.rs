@@ -263,6 +263,13 @@ impl StateDir {
         self.root.join("logs").join(format!("{name}.log"))
     }
 
+    /// `gslb/NODE.json`: a name server's overrides and probe verdicts, kept
+    /// with the deployment rather than in the user's shared default (two
+    /// deployments with a node of the same name would share it).
+    pub fn gslb_state_path(&self, node: &str) -> PathBuf {
+        self.root.join("gslb").join(format!("{node}.json"))
+    }
+
     /// `drills/REGION.json`.
     pub fn drill_path(&self, region: &str) -> PathBuf {
         self.root.join("drills").join(format!("{region}.json"))

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
+use http::header::{self, HeaderName, HeaderValue};
 
 /// Where a fault came from: it decides the blame (a backend's faults count
 /// against it), the log's `fault_source` and whether a retry may help.
@@ -148,6 +149,29 @@ impl Fault {
     /// the rest of the bytes cannot be trusted to be the next request.
     pub fn closes_connection(self) -> bool {
         self == Fault::Framing
+    }
+
+    /// The body of the answer: the reason and a newline.
+    pub fn body(self) -> String {
+        let mut body = String::with_capacity(64);
+        body.push_str(self.reason());
+        body.push('\n');
+        body
+    }
+
+    /// The fields of the answer besides its framing and `Date`, in order.
+    pub fn fields(self, mut field: impl FnMut(HeaderName, HeaderValue)) {
+        field(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        field(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after() {
+            field(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.closes_connection() {
+            field(header::CONNECTION, HeaderValue::from_static("close"));
+        }
     }
 
     /// The `reason` label of the shed-load metric, for faults that shed.

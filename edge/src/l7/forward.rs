@@ -51,6 +51,71 @@ pub struct Forwarding<'a> {
     pub http2: bool,
 }
 
+/// The options of `Connection` field values (`close`, field names, …),
+/// trimmed; values that are not text are skipped.
+pub fn connection_options<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = &'a [u8]> {
+    values
+        .into_iter()
+        .filter_map(text)
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+}
+
+/// Whether `name` is one of the standard hop-by-hop fields (whatever
+/// `Connection` names besides).
+pub fn is_standard_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+}
+
+/// Whether a field `name` is not forwarded: a standard hop-by-hop field, or
+/// one the message's `Connection` values (`connection`) name.
+pub fn is_hop_by_hop<'a>(name: &[u8], connection: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    is_standard_hop_by_hop(name)
+        || connection_options(connection)
+            .any(|option| names_field(option) && option.eq_ignore_ascii_case(name))
+}
+
+/// Whether a `Connection` option names a field to remove besides the
+/// standard ones (`close` names none).
+fn names_field(option: &[u8]) -> bool {
+    !option.eq_ignore_ascii_case(b"close") && !is_standard_hop_by_hop(option)
+}
+
+/// A field value as text (what `HeaderValue::to_str` accepts), else `None`.
+fn text(value: &[u8]) -> Option<&[u8]> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        .then_some(value)
+}
+
+/// Writes the `X-Forwarded-For` value to `out`: every earlier hop (the
+/// `earlier` values, as text, non-empty) then the client.
+pub fn forwarded_for<'a>(
+    earlier: impl IntoIterator<Item = &'a [u8]>,
+    client: &[u8],
+    out: &mut Vec<u8>,
+) {
+    for value in earlier.into_iter().filter_map(text) {
+        let value = value.trim_ascii();
+        if !value.is_empty() {
+            out.extend_from_slice(value);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(client);
+}
+
+/// Whether a client's `X-Request-ID` value is kept (else a new id
+/// replaces it).
+pub fn keeps_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 200
+}
+
 /// Removes hop-by-hop fields and those the `Connection` field names;
 /// `keep_upgrade` keeps `Upgrade` and sets `Connection: upgrade`;
 /// `keep_te_trailers` keeps `TE: trailers` when the `TE` field offers
@@ -70,20 +135,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
         // Options that are not field names (`close`) or are removed below
         // anyway (`keep-alive`, `upgrade`) are skipped: the usual
         // `Connection` value then costs no allocation.
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|token| {
-                !token.eq_ignore_ascii_case("close")
-                    && !HOP_BY_HOP
-                        .iter()
-                        .any(|h| token.eq_ignore_ascii_case(h.as_str()))
-            })
-            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-            .collect();
+        let named: Vec<HeaderName> = connection_options(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .filter(|token| names_field(token))
+        .filter_map(|token| HeaderName::from_bytes(token).ok())
+        .collect();
         for name in named {
             headers.remove(name);
         }
@@ -105,12 +165,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tra
 /// Whether the request asks for a protocol upgrade (HTTP/1.1 only).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && connection_options(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        )
+        .any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// Rewrites a request's headers for the backend. Returns the request id
@@ -122,23 +183,17 @@ pub fn request_headers(
 ) -> HeaderValue {
     strip_hop_by_hop(headers, f.upgrade, f.http2);
     // One X-Forwarded-For with every earlier hop, then the client.
-    let mut xff = String::new();
-    for v in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(v) = v.to_str() {
-            let v = v.trim();
-            if !v.is_empty() {
-                xff.push_str(v);
-                xff.push_str(", ");
-            }
-        }
-    }
-    let xff_value = if xff.is_empty() {
-        Some(f.client.clone())
-    } else {
-        xff.push_str(f.client.to_str().unwrap_or_default());
-        HeaderValue::from_str(&xff).ok()
-    };
-    if let Some(value) = xff_value {
+    let mut xff = Vec::new();
+    forwarded_for(
+        headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        f.client.as_bytes(),
+        &mut xff,
+    );
+    // Text joined by ", " is always a valid value.
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
@@ -150,7 +205,7 @@ pub fn request_headers(
         headers.append(header::VIA, via.clone());
     }
     match headers.get(&X_REQUEST_ID) {
-        Some(id) if !id.is_empty() && id.len() <= 200 => id.clone(),
+        Some(id) if keeps_request_id(id.as_bytes()) => id.clone(),
         _ => {
             let id = new_id();
             headers.insert(X_REQUEST_ID.clone(), id.clone());

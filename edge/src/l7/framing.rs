@@ -16,6 +16,8 @@
 //! switches itself off and leaves the verdict to hyper's parser, which
 //! rejects malformed input anyway.
 
+use super::chunked::Chunked;
+
 /// What the guard has concluded so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -25,28 +27,15 @@ pub enum Verdict {
     Conflict,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     /// Between messages or inside a head.
     Head,
     /// A body of known length.
     Body(u64),
-    Chunked(Chunk),
+    Chunked(Chunked),
     /// Not tracking any more.
     Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    Size { value: u64, digits: u8 },
-    Extension,
-    SizeLf { value: u64 },
-    Data(u64),
-    DataCr,
-    DataLf,
-    TrailerStart,
-    TrailerLine,
-    TrailerEndLf,
 }
 
 /// What the lines of the current head said so far.
@@ -97,13 +86,13 @@ impl FramingGuard {
 
     /// Whether the guard stopped tracking.
     pub fn is_off(&self) -> bool {
-        self.state == State::Off
+        matches!(self.state, State::Off)
     }
 
     /// Feeds the next bytes read from the connection.
     pub fn feed(&mut self, mut bytes: &[u8]) -> Verdict {
         while !bytes.is_empty() {
-            match self.state {
+            match &mut self.state {
                 State::Off => break,
                 State::Head => {
                     if self.head.len == 0 {
@@ -134,7 +123,7 @@ impl FramingGuard {
                         self.line_len = 0;
                     }
                 }
-                State::Body(remaining) => {
+                &mut State::Body(remaining) => {
                     let take = remaining.min(bytes.len() as u64);
                     bytes = &bytes[take as usize..];
                     self.state = if take == remaining {
@@ -143,19 +132,15 @@ impl FramingGuard {
                         State::Body(remaining - take)
                     };
                 }
-                State::Chunked(Chunk::Data(remaining)) => {
-                    let take = remaining.min(bytes.len() as u64);
-                    bytes = &bytes[take as usize..];
-                    self.state = State::Chunked(if take == remaining {
-                        Chunk::DataCr
-                    } else {
-                        Chunk::Data(remaining - take)
-                    });
-                }
-                State::Chunked(chunk) => {
-                    self.state = chunk_step(chunk, bytes[0]);
-                    bytes = &bytes[1..];
-                }
+                State::Chunked(decoder) => match decoder.decode(bytes) {
+                    Ok(piece) => {
+                        bytes = &bytes[piece.used..];
+                        if decoder.done() {
+                            self.state = State::Head;
+                        }
+                    }
+                    Err(_) => self.state = State::Off,
+                },
             }
         }
         self.verdict
@@ -215,10 +200,7 @@ impl FramingGuard {
         }
         if head.transfer_encoding {
             return if head.chunked {
-                State::Chunked(Chunk::Size {
-                    value: 0,
-                    digits: 0,
-                })
+                State::Chunked(Chunked::default())
             } else {
                 State::Off
             };
@@ -228,45 +210,6 @@ impl FramingGuard {
             Some(n) => State::Body(n),
         }
     }
-}
-
-fn chunk_step(chunk: Chunk, b: u8) -> State {
-    let next = match (chunk, b) {
-        (Chunk::Size { value, digits }, _) if b.is_ascii_hexdigit() => {
-            if digits >= 16 {
-                return State::Off;
-            }
-            let digit = (b as char).to_digit(16).unwrap_or(0);
-            Chunk::Size {
-                value: (value << 4) | u64::from(digit),
-                digits: digits + 1,
-            }
-        }
-        (Chunk::Size { digits: 0, .. }, _) => return State::Off,
-        (Chunk::Size { value, .. }, b'\r') => Chunk::SizeLf { value },
-        (Chunk::Size { .. }, b';' | b' ' | b'\t') => Chunk::Extension,
-        (Chunk::Extension, b'\n') | (Chunk::SizeLf { .. }, b'\n') => {
-            // The size is lost when an extension follows; extensions are
-            // rare and hyper limits them, so stop tracking instead.
-            match chunk {
-                Chunk::SizeLf { value: 0 } => Chunk::TrailerStart,
-                Chunk::SizeLf { value } => Chunk::Data(value),
-                _ => return State::Off,
-            }
-        }
-        (Chunk::Extension, _) => Chunk::Extension,
-        (Chunk::DataCr, b'\r') => Chunk::DataLf,
-        (Chunk::DataLf, b'\n') => Chunk::Size {
-            value: 0,
-            digits: 0,
-        },
-        (Chunk::TrailerStart, b'\r') => Chunk::TrailerEndLf,
-        (Chunk::TrailerStart | Chunk::TrailerLine, b'\n') => Chunk::TrailerStart,
-        (Chunk::TrailerStart | Chunk::TrailerLine, _) => Chunk::TrailerLine,
-        (Chunk::TrailerEndLf, b'\n') => return State::Head,
-        _ => return State::Off,
-    };
-    State::Chunked(next)
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

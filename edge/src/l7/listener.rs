@@ -5,23 +5,22 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use arc_swap::ArcSwap;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::context::{ListenerKind, Shared};
 use super::drain::{NEXT_REQUEST_GRACE, ReadSignal};
-use super::framing::{FramingGuard, Verdict};
+use super::fast::{self, IdlePool};
 use super::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
+use super::tap::Tapped;
 use crate::proxy_protocol::{self, DecodeError, Decoded, Limits};
 
 /// Most bytes of a v2 PROXY header this listener reads: the address block
@@ -30,7 +29,9 @@ const MAX_PROXY_V2: u16 = 1024;
 
 /// Accepts connections on `listener` until the node closes (see
 /// [`super::drain`]), then drops the listener (new connections are
-/// refused); each is served with the current `builders`.
+/// refused); each is served with the current `builders`, HTTP/1.1 ones by
+/// the fast path (with the node's `idle` backend connections) unless the
+/// tier turns it off.
 ///
 /// Connections the kernel has already completed but not yet handed over
 /// (the accept queue) are accepted and served before the listener closes:
@@ -41,6 +42,7 @@ pub(crate) async fn accept_loop(
     kind: ListenerKind,
     shared: Arc<Shared>,
     builders: Arc<ArcSwap<ServerBuilders>>,
+    idle: Arc<IdlePool>,
     tracker: TaskTracker,
 ) {
     let spawn = |stream: TcpStream, peer| {
@@ -53,6 +55,7 @@ pub(crate) async fn accept_loop(
             kind,
             shared.clone(),
             builders.clone(),
+            idle.clone(),
         ));
     };
     let closing = shared.drain.closing().clone();
@@ -135,6 +138,7 @@ async fn connection(
     kind: ListenerKind,
     shared: Arc<Shared>,
     builders: Arc<ArcSwap<ServerBuilders>>,
+    idle: Arc<IdlePool>,
 ) {
     let (accepted, open) = shared.metrics.listener(kind.name());
     accepted.inc();
@@ -179,6 +183,7 @@ async fn connection(
     });
     let max_head = tier.limits.max_header_bytes as usize;
     let http2 = tier.http2;
+    let fast_path = tier.http1_fast_path;
     let next_request_grace = header_timeout.min(NEXT_REQUEST_GRACE);
     drop(snapshot);
     let reads = Arc::new(ReadSignal::default());
@@ -219,8 +224,12 @@ async fn connection(
                     .await;
                 } else {
                     let io = stream.with_framing_guard(framing_conflict, max_head);
-                    serve_connection(io, Protocol::Http1, info, shared, &builders, drain.token)
-                        .await;
+                    let protocol = Protocol::Http1;
+                    if fast_path {
+                        fast::serve(io, protocol, info, shared, &builders, idle, drain.token).await;
+                    } else {
+                        serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                    }
                 }
             }
             _ => {
@@ -230,101 +239,16 @@ async fn connection(
                     Protocol::Http1
                 };
                 let io = Tapped::new(stream, reads).with_framing_guard(framing_conflict, max_head);
-                serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                if fast_path {
+                    fast::serve(io, protocol, info, shared, &builders, idle, drain.token).await;
+                } else {
+                    serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                }
             }
         }
     };
     tokio::select! {
         () = serve => {}
         () = drain.relay => {}
-    }
-}
-
-/// A client stream whose incoming bytes are watched on their way to hyper:
-/// every read is reported to the connection's held drain
-/// ([`super::drain::Drain::hold`]), and on HTTP/1 every byte also passes through a
-/// [`FramingGuard`] that raises the connection's framing-conflict flag.
-struct Tapped<IO> {
-    inner: IO,
-    reads: Arc<ReadSignal>,
-    framing: Option<Framing>,
-}
-
-/// The request-smuggling guard of an HTTP/1 connection and its flag.
-struct Framing {
-    guard: FramingGuard,
-    conflict: Arc<AtomicBool>,
-}
-
-impl<IO> Tapped<IO> {
-    fn new(inner: IO, reads: Arc<ReadSignal>) -> Self {
-        Self {
-            inner,
-            reads,
-            framing: None,
-        }
-    }
-
-    /// Also feeds the bytes to a [`FramingGuard`]; `conflict` is set on a
-    /// framing conflict.
-    fn with_framing_guard(mut self, conflict: Arc<AtomicBool>, max_head: usize) -> Self {
-        self.framing = Some(Framing {
-            guard: FramingGuard::new(max_head),
-            conflict,
-        });
-        self
-    }
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Tapped<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let this = &mut *self;
-        let fresh = &buf.filled()[before..];
-        if !fresh.is_empty() {
-            this.reads.bytes_read();
-        }
-        if let Some(framing) = &mut this.framing
-            && !framing.guard.is_off()
-            && framing.guard.feed(fresh) == Verdict::Conflict
-        {
-            framing.conflict.store(true, Ordering::Relaxed);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Tapped<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

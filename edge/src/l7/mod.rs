@@ -12,10 +12,24 @@
 //! Modules follow a request's way through the node. The pure decisions
 //! take time and randomness as arguments and are table-tested; only
 //! [`http`] (with its backend half, [`http::upstream`]) names hyper types.
+//! Two HTTP paths call the same decisions: [`fast`] for the common
+//! HTTP/1.1 request, [`http`] (hyper) for the rest.
 //!
 //! - [`listener`]: accept, PROXY header, per-client connection cap, TLS
-//!   handshake and ALPN;
+//!   handshake and ALPN, then the connection to [`fast`] (or to [`http`]
+//!   when the tier turns the fast path off);
+//! - [`tap`]: the client stream the HTTP layers read: reads reported to
+//!   the drain, HTTP/1 bytes through the smuggling guard, bytes replayed
+//!   at a hand-off;
 //! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
+//!   [`chunked`]: pure — chunked bodies read in any split (the guard's and
+//!   the fast path's);
+//! - [`fast`]: the HTTP/1.1 fast path — its codec ([`fast::codec`]: heads
+//!   parsed by offsets, framing, chunks) and one task per connection
+//!   driving its backend connections ([`fast::driver`]); at a request
+//!   boundary it hands what it does not serve (HTTP/2, HTTP/1.0, upgrades,
+//!   `Expect`, chunked request bodies, `h2c` pools, the health path,
+//!   anything odd) to [`http`] with the bytes read so far, for good;
 //! - [`http`]: the hyper adapter — serving connections, the request path
 //!   (admission, route, pick, forward, attempts), WebSocket tunnels, the
 //!   access log;
@@ -38,7 +52,9 @@
 //!   client's request body (its errors marked as the client's) and the
 //!   backend's response body (its stalls charged to the server);
 //! - [`forward`]: pure header rewriting (hop-by-hop, `X-Forwarded-*`,
-//!   `X-Request-ID`, `Via`);
+//!   `X-Request-ID`, `Via`), over a `HeaderMap` or field by field;
+//! - [`access`]: the end of a request on either path — its access log line
+//!   and route metrics;
 //! - [`health`]: active checks through the `probe` crate;
 //! - [`tls`]: certificates by SNI, reloaded when their files change;
 //! - [`context`]: what every connection and request of a node shares
@@ -58,12 +74,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
+pub mod access;
 pub mod admin;
 pub mod balance;
+pub mod chunked;
 pub mod clock;
 pub mod config;
 pub mod context;
 pub mod drain;
+pub mod fast;
 pub mod fault;
 pub mod forward;
 pub mod framing;
@@ -79,6 +98,7 @@ pub mod retry;
 pub mod route;
 pub mod state;
 pub mod sticky;
+pub mod tap;
 pub mod tls;
 
 pub use config::NodeSpec;

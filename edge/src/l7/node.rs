@@ -15,6 +15,7 @@ use tracing::{error, info};
 use super::balance::mix64;
 use super::config::NodeSpec;
 use super::context::{ListenerKind, Shared, TlsState};
+use super::fast::IdlePool;
 use super::health::Checks;
 use super::http::ServerBuilders;
 use super::metrics::Metrics;
@@ -168,6 +169,7 @@ impl L7Node {
             background.spawn(server.run(admin_stop.clone()));
         }
         let connections = TaskTracker::new();
+        let idle = Arc::new(IdlePool::default());
         for (listener, kind) in [
             (listeners.http, ListenerKind::Http),
             (listeners.https, ListenerKind::Https),
@@ -187,6 +189,7 @@ impl L7Node {
                 kind,
                 shared.clone(),
                 builders.clone(),
+                idle.clone(),
                 connections.clone(),
             ));
         }

@@ -21,7 +21,7 @@ use topology::tiers::l7::{Algorithm, HashOn, Outlier, Pool as PoolConfig};
 use super::balance::{self, Candidates, HashPicker, SmoothWrr, SplitMix64};
 use super::fault::Fault;
 use super::metrics::{Metrics, ServerMetrics, class_index};
-use super::retry::{Attempted, RetryBudget};
+use super::retry::{Attempted, Policy, RetryBudget};
 use super::sticky;
 
 /// One server's live state. Shared across configurations while the
@@ -356,6 +356,28 @@ pub enum NoServer {
     Full,
 }
 
+/// One attempt of a request, as [`PoolState::settle`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// Its number, from 1.
+    pub number: u32,
+    /// The server it went to.
+    pub server: &'a ServerState,
+    /// What it came to.
+    pub attempted: Attempted,
+    /// How long it took.
+    pub latency: Duration,
+}
+
+impl From<NoServer> for Fault {
+    fn from(no: NoServer) -> Self {
+        match no {
+            NoServer::Full => Fault::ServerFull,
+            NoServer::Down => Fault::NoServer,
+        }
+    }
+}
+
 /// A chosen server.
 #[derive(Debug)]
 pub struct Pick {
@@ -392,22 +414,41 @@ impl RequestAffinity {
     /// configured header or cookie, else the client's address) and the
     /// pool's sticky cookie, when it is well-formed.
     pub fn of(config: &PoolConfig, client: IpAddr, headers: &HeaderMap) -> Self {
+        Self::of_fields(
+            config,
+            client,
+            |name| headers.get(name).map(HeaderValue::as_bytes),
+            || {
+                headers
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+            },
+        )
+    }
+
+    /// As [`RequestAffinity::of`], with the request's fields read by
+    /// `field` (the first value of a lowercase name) and `cookies` (every
+    /// `Cookie` value).
+    pub fn of_fields<'h, C>(
+        config: &PoolConfig,
+        client: IpAddr,
+        field: impl Fn(&str) -> Option<&'h [u8]>,
+        cookies: impl Fn() -> C,
+    ) -> Self
+    where
+        C: Iterator<Item = &'h [u8]>,
+    {
         let client_key = || match client {
             IpAddr::V4(ip) => balance::request_key(&ip.octets()),
             IpAddr::V6(ip) => balance::request_key(&ip.octets()),
         };
-        let cookies = || {
-            headers
-                .get_all(header::COOKIE)
-                .iter()
-                .map(HeaderValue::as_bytes)
-        };
         let hash_key = match &config.hash_on {
             _ if config.algorithm != Algorithm::Hash => 0,
             HashOn::ClientIp => client_key(),
-            HashOn::Header(name) => headers
-                .get(name.as_str())
-                .map_or_else(client_key, |v| balance::request_key(v.as_bytes())),
+            HashOn::Header(name) => {
+                field(name.as_str()).map_or_else(client_key, balance::request_key)
+            }
             HashOn::Cookie(name) => {
                 sticky::find_cookie(cookies(), name).map_or_else(client_key, balance::request_key)
             }
@@ -486,6 +527,60 @@ impl PoolState {
             retries: metrics.retries(&config.name),
             rng: AtomicU64::new(seed),
             config: config.clone(),
+        }
+    }
+
+    /// Settles an `attempt`: records its outcome, and returns whether to
+    /// retry on another server than those `tried` (as `policy` and the
+    /// budget allow; the attempt's server is then added to `tried`).
+    pub fn settle(
+        &self,
+        policy: &Policy<'_>,
+        attempt: Attempt<'_>,
+        tried: &mut Vec<SocketAddr>,
+        now_ms: impl Fn() -> u64,
+    ) -> bool {
+        let Attempt {
+            number,
+            server,
+            attempted,
+            latency,
+        } = attempt;
+        if let Some(outcome) = Outcome::of(attempted) {
+            self.record_outcome(server, outcome, latency, now_ms());
+        }
+        let retry = policy.retry(number, attempted, || {
+            let now = now_ms();
+            let mut tried_now = tried.clone();
+            tried_now.push(server.addr);
+            self.has_alternative(&tried_now, now) && self.budget.withdraw(now)
+        });
+        if retry {
+            if let Attempted::Status(status) = attempted {
+                tracing::debug!(server = %server.addr, status, "retrying on another server");
+            }
+            self.retries.inc();
+            tried.push(server.addr);
+        }
+        retry
+    }
+
+    /// Records an attempt's outcome on `server` at `now_ms`, and logs the
+    /// server's ejection when this outcome caused one.
+    pub fn record_outcome(
+        &self,
+        server: &ServerState,
+        outcome: Outcome,
+        latency: Duration,
+        now_ms: u64,
+    ) {
+        if let Some(period) = server.record(outcome, latency, &self.config.outlier, now_ms) {
+            tracing::warn!(
+                pool = %self.config.name,
+                server = %server.addr,
+                ejected_for = ?period,
+                "backend server ejected after consecutive failures"
+            );
         }
     }
 

@@ -21,6 +21,16 @@ pub enum Attempted {
     Fault(Fault),
 }
 
+impl From<Result<u16, Fault>> for Attempted {
+    /// A response's status, or the fault of an attempt that got none.
+    fn from(result: Result<u16, Fault>) -> Self {
+        match result {
+            Ok(status) => Attempted::Status(status),
+            Err(fault) => Attempted::Fault(fault),
+        }
+    }
+}
+
 /// The retry policy of one request.
 #[derive(Debug)]
 pub struct Policy<'a> {

@@ -13,6 +13,7 @@
 
 mod dns;
 mod ecs;
+mod http1;
 mod proxy_protocol;
 mod route;
 mod topology;
@@ -33,6 +34,7 @@ fn main() -> io::Result<()> {
         ("dns_request", dns.clone()),
         ("fast_slow_equivalence", dns),
         ("ecs_option", ecs::seeds()),
+        ("http1_codec", http1::seeds()),
         ("proxy_protocol", proxy_protocol::seeds()),
         ("route_matcher", route::seeds()),
         ("topology_loader", topology::seeds(&repo)?),

@@ -37,6 +37,8 @@ dns:
         - { name: closed, regions: [us-east, eu-west], all_down: fail_closed }
         - { name: fallback, regions: [us-east, eu-west], all_down: { fallback: [192.0.2.10, "2001:db8::10"] } }
         - { name: v4only, regions: [us-west] }
+        - { name: static, regions: [us-east, eu-west, ap-south, us-west], all_down: last_known_good }
+        - { name: static-all, policy: all, max_answers: 2, regions: [us-east, eu-west, ap-south, us-west], all_down: last_known_good }
 regions:
   us-east:  { location: { lat: 39.04, lon: -77.49 }, vip: { ipv4: 127.0.1.1, ipv6: "fd00:1::1" } }
   eu-west:  { location: { lat: 53.35, lon: -6.26 },  vip: { ipv4: 127.0.2.1, ipv6: "fd00:2::1" } }
@@ -379,6 +381,90 @@ fn all_down_policies() {
         ["2001:db8::10".parse::<IpAddr>().unwrap()]
     );
     assert_eq!(fallback.scope, 0);
+}
+
+#[test]
+fn last_known_good_answers_what_went_out_last() {
+    let t = topology();
+    let london = place(51.51, -0.13, "GB", Continent::Europe);
+    // Regions: us-east, eu-west, ap-south, us-west. `went_out` counts when
+    // each left service; `held` marks operator overrides.
+    // (name, went_out, held, expected, why)
+    type Case<'a> = (&'a str, [u64; 4], [bool; 4], &'a [&'a str], &'a str);
+    let cases: [Case; 6] = [
+        (
+            "static",
+            [0; 4],
+            [false; 4],
+            &["eu-west"],
+            "no memory: as fail_open",
+        ),
+        (
+            "static",
+            [3, 2, 3, 1],
+            [false; 4],
+            &["us-east"],
+            "us-east and ap-south were last; us-east is nearer",
+        ),
+        (
+            "static",
+            [1, 5, 2, 1],
+            [false; 4],
+            &["eu-west"],
+            "eu-west was last",
+        ),
+        (
+            "static",
+            [3, 2, 3, 1],
+            [true, false, false, false],
+            &["ap-south"],
+            "a held region is not answered",
+        ),
+        (
+            "static",
+            [3, 2, 3, 1],
+            [true; 4],
+            &["us-east"],
+            "all held: as if none were",
+        ),
+        (
+            "static-all",
+            [4, 4, 4, 1],
+            [false; 4],
+            &["eu-west", "us-east"],
+            "up to max_answers of the last set",
+        ),
+    ];
+    for (name, went_out, held, expected, why) in cases {
+        let health = RegionHealth::with_overrides(vec![false; 4], held.to_vec())
+            .with_went_out(went_out.to_vec());
+        let d = run(
+            &t,
+            name,
+            AddressFamily::V4,
+            "192.0.2.1",
+            Some(&london),
+            "192.0.0.0/16",
+            &health,
+        );
+        assert_eq!(chosen_names(&t, &d), expected, "{why}");
+        assert_eq!(d.all_down, Some(AllDown::LastKnownGood), "{why}");
+        assert_ne!(d.scope, 0, "{why}: the answer depends on the client");
+    }
+    // While any candidate is in service the policy plays no part.
+    let health =
+        RegionHealth::from_states(vec![false, false, true, false]).with_went_out(vec![9, 9, 0, 9]);
+    let d = run(
+        &t,
+        "static",
+        AddressFamily::V4,
+        "192.0.2.1",
+        Some(&london),
+        "192.0.0.0/16",
+        &health,
+    );
+    assert_eq!(chosen_names(&t, &d), ["ap-south"]);
+    assert_eq!(d.all_down, None);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Integration tests of the `gslb` server over real sockets on loopback.
 
 mod authoritative;
+mod console;
 mod edns;
 mod fast_path;
 mod geo_answers;

@@ -45,6 +45,11 @@ pub struct RawL7 {
     /// Add `Via: 1.1 NODE` to requests and responses.
     #[serde(default)]
     pub via: bool,
+    /// Serve plain HTTP/1.1 requests with the proxy's own HTTP/1.1 path
+    /// (default on); `false` sends every request through hyper, for
+    /// comparison or as an escape hatch.
+    #[serde(default)]
+    pub http1_fast_path: Option<bool>,
     /// Certificates for the HTTPS port.
     #[serde(default)]
     pub tls: Option<RawTls>,
@@ -337,6 +342,9 @@ pub struct L7Tier {
     pub http2: bool,
     /// `Via` added.
     pub via: bool,
+    /// HTTP/1.1 requests served by the proxy's own fast path (hyper
+    /// serves the rest, and everything when this is off).
+    pub http1_fast_path: bool,
     /// TLS, when the HTTPS port is served.
     pub tls: Option<Tls>,
     /// Timeouts.
@@ -749,6 +757,7 @@ pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Ti
         proxy_protocol: raw.proxy_protocol,
         http2: raw.http2.unwrap_or(true),
         via: raw.via,
+        http1_fast_path: raw.http1_fast_path.unwrap_or(true),
         tls,
         timeouts,
         limits,
@@ -1268,6 +1277,7 @@ pools:
         let tier = parse(MINIMAL).unwrap();
         assert!(!tier.proxy_protocol);
         assert!(tier.http2);
+        assert!(tier.http1_fast_path);
         assert_eq!(tier.timeouts, Timeouts::default());
         assert_eq!(tier.limits, Limits::default());
         assert_eq!(tier.rate_limit, None);
@@ -1292,6 +1302,7 @@ nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
 proxy_protocol: true
 http2: false
 via: true
+http1_fast_path: false
 tls:
   certs: [{ cert: a.pem, key: a.key }]
   min_version: \"1.3\"
@@ -1317,7 +1328,7 @@ pools:
 ",
         )
         .unwrap();
-        assert!(tier.proxy_protocol && !tier.http2 && tier.via);
+        assert!(tier.proxy_protocol && !tier.http2 && tier.via && !tier.http1_fast_path);
         let tls = tier.tls.unwrap();
         assert_eq!(tls.min_version, TlsVersion::Tls13);
         assert!(!tls.session_tickets);

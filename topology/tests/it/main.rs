@@ -316,6 +316,73 @@ fn name_servers_talking_over_the_network_need_a_peer_key() {
 }
 
 #[test]
+fn the_breaker_and_last_known_good_are_read_and_checked() {
+    let text = example_text();
+    let topology = topology::parse(&text, "t.yaml").unwrap();
+    // Default: all regions but one, from three regions on.
+    let breaker = &topology.dns.breaker;
+    assert_eq!(breaker.threshold(3), Some(2));
+    assert_eq!(breaker.threshold(5), Some(4));
+    assert_eq!(breaker.threshold(2), None);
+
+    let tuned = text.replacen(
+        "dns:\n",
+        "dns:\n  breaker: { down_fraction: 0.5, min_regions: 2 }\n",
+        1,
+    );
+    let breaker = topology::parse(&tuned, "t.yaml").unwrap().dns.breaker;
+    assert_eq!(breaker.threshold(2), Some(1));
+    assert_eq!(breaker.threshold(5), Some(3));
+    let off = text.replacen("dns:\n", "dns:\n  breaker: { enabled: false }\n", 1);
+    assert_eq!(
+        topology::parse(&off, "t.yaml")
+            .unwrap()
+            .dns
+            .breaker
+            .threshold(9),
+        None
+    );
+
+    let bad = text.replacen(
+        "dns:\n",
+        "dns:\n  breaker: { down_fraction: 1.5, min_regions: 1 }\n",
+        1,
+    );
+    let found = problems(&bad);
+    for want in [
+        "dns.breaker.down_fraction: 1.5 is not a share of the regions; write a number in (0, 1]",
+        "dns.breaker.min_regions: 1 would judge a vantage point by a single region",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(want)),
+            "{want:?} not among {found:?}"
+        );
+    }
+
+    let lkg = text.replacen(
+        "policy: nearest",
+        "policy: nearest\n          all_down: last_known_good",
+        1,
+    );
+    let topology = topology::parse(&lkg, "t.yaml").unwrap();
+    assert_eq!(
+        topology.dns.zones[0].geo[0].all_down,
+        topology::AllDown::LastKnownGood
+    );
+    let found = problems(&text.replacen(
+        "policy: nearest",
+        "policy: nearest\n          all_down: keep",
+        1,
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("use fail_open, fail_closed, last_known_good")),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn rollover_keys_are_checked_like_signing_keys() {
     use topology::dnssec::{Algorithm, ZoneKey};
     let dir = std::env::temp_dir().join(format!("topology-rollover-{}", std::process::id()));

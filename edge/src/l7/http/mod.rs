@@ -42,15 +42,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use topology::tiers::l7::{BackendProtocol, L7Tier};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+use super::access::{self, Asked, Record};
 use super::context::{ListenerKind, Shared};
 use super::fault::Fault;
 use super::forward::{self, Forwarding};
 use super::limits::GatePass;
-use super::metrics::class_index;
 use super::paced_body::{BackendBodyError, BodyWitness, PacedBody, Stopped};
-use super::pool::{InFlight, NoServer, Outcome, Pick, PoolState, RequestAffinity, ServerState};
+use super::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity};
 use super::retry::{self, Attempted};
 use super::route::request_host;
 use super::state::Snapshot;
@@ -60,9 +60,7 @@ use upstream::{UpstreamBody, UpstreamError};
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
 
-/// Target of the access log: one line per request at `info`, so it can be
-/// filtered (`RUST_LOG=info,gtm::access=off`) or routed on its own.
-pub const ACCESS_LOG: &str = "gtm::access";
+pub use super::access::ACCESS_LOG;
 
 /// hyper's connection builders for one configuration.
 pub struct ServerBuilders {
@@ -218,36 +216,13 @@ pub(crate) async fn serve_connection<IO>(
 
 /// The proxy's own answer to a request it could not pass on.
 fn fault_response(fault: Fault) -> Response<DownBody> {
-    let mut body = String::with_capacity(64);
-    body.push_str(fault.reason());
-    body.push('\n');
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(fault.body()))));
     *response.status_mut() = fault.status();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(secs) = fault.retry_after() {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    if fault.closes_connection() {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    fault.fields(|name, value| {
+        headers.insert(name, value);
+    });
     response
-}
-
-/// What the access log line and the metrics need about one request.
-struct Record {
-    started: Instant,
-    route: Option<usize>,
-    pool: Option<usize>,
-    server: Option<SocketAddr>,
-    attempts: u32,
-    request_id: Option<HeaderValue>,
-    fault: Option<Fault>,
-    fail_open: bool,
 }
 
 /// Answers one request; `client_ip` is the client's address as a header
@@ -259,16 +234,7 @@ async fn handle(
     shared: &Shared,
 ) -> Response<DownBody> {
     let snapshot = shared.snapshot.load_full();
-    let mut record = Record {
-        started: Instant::now(),
-        route: None,
-        pool: None,
-        server: None,
-        attempts: 0,
-        request_id: None,
-        fault: None,
-        fail_open: false,
-    };
+    let mut record = Record::start();
     let method = request.method().clone();
     let version = request.version();
     let uri = request.uri().clone();
@@ -276,42 +242,22 @@ async fn handle(
     let response = match proxy(request, info, client_ip, shared, &snapshot, &mut record).await {
         Ok(response) => response,
         Err(fault) => {
-            record.fault = Some(fault);
-            if let Some(reason) = fault.shed() {
-                shared.metrics.shed(info.listener.name(), reason);
-            }
+            record.fault(fault, shared, info.listener);
             fault_response(fault)
         }
     };
-    let status = response.status();
-    let elapsed = record.started.elapsed();
-    let route_metrics = record
-        .route
-        .and_then(|r| snapshot.routes.get(r))
-        .unwrap_or(&snapshot.unrouted);
-    route_metrics.by_class[class_index(status.as_u16())].inc();
-    route_metrics.duration.observe(elapsed.as_secs_f64());
-    let tier = &snapshot.spec.tier;
-    info!(
-        target: ACCESS_LOG,
-        client = %info.client,
-        listener = info.listener.name(),
-        method = %method,
-        host = host.as_ref().and_then(|h| h.to_str().ok()).or(uri.authority().map(Authority::as_str)).unwrap_or("-"),
-        uri = %uri.path_and_query().map_or("/", PathAndQuery::as_str),
-        version = ?version,
-        status = status.as_u16(),
-        route = record.route.and_then(|r| snapshot.router.rules().get(r)).map_or("-", |r| r.label.as_str()),
-        pool = record.pool.and_then(|p| tier.pools.get(p)).map_or("-", |p| p.name.as_str()),
-        server = %record.server.map_or_else(|| "-".to_owned(), |s| s.to_string()),
-        attempts = record.attempts,
-        fail_open = record.fail_open,
-        duration_us = elapsed.as_micros() as u64,
-        request_id = record.request_id.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
-        fault = record.fault.map_or("-", Fault::reason),
-        fault_source = record.fault.map_or("-", |f| f.source().label()),
-        "request"
-    );
+    let asked = Asked {
+        client: info.client,
+        listener: info.listener,
+        method: method.as_str(),
+        host: host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .or(uri.authority().map(Authority::as_str)),
+        path_and_query: uri.path_and_query().map_or("/", PathAndQuery::as_str),
+        version,
+    };
+    access::finish(&record, &asked, response.status().as_u16(), &snapshot);
     response
 }
 
@@ -434,12 +380,7 @@ async fn proxy(
 
     loop {
         let now = shared.now_ms();
-        let pick = pool
-            .pick(affinity.affinity(), &tried, now)
-            .map_err(|e| match e {
-                NoServer::Full => Fault::ServerFull,
-                NoServer::Down => Fault::NoServer,
-            })?;
+        let pick = pool.pick(affinity.affinity(), &tried, now)?;
         record.server = Some(pick.server.addr);
         record.attempts += 1;
         record.fail_open |= pick.fail_open;
@@ -478,25 +419,15 @@ async fn proxy(
             Ok(Err(error)) => Err(attempt_fault(&error, witness.as_ref())),
             Err(_) => Err(Fault::UpstreamTimeout),
         };
-        let attempted = match &result {
-            Ok(response) => Attempted::Status(response.status().as_u16()),
-            Err(fault) => Attempted::Fault(*fault),
+        let attempted =
+            Attempted::from(result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f));
+        let attempt = Attempt {
+            number: record.attempts,
+            server: &pick.server,
+            attempted,
+            latency,
         };
-        if let Some(outcome) = Outcome::of(attempted) {
-            record_outcome(pool, &pick.server, outcome, latency, shared.now_ms());
-        }
-        let retry = policy.retry(record.attempts, attempted, || {
-            let now = shared.now_ms();
-            let mut tried_now = tried.clone();
-            tried_now.push(pick.server.addr);
-            pool.has_alternative(&tried_now, now) && pool.budget.withdraw(now)
-        });
-        if retry {
-            if let Attempted::Status(status) = attempted {
-                debug!(server = %pick.server.addr, status, "retrying on another server");
-            }
-            pool.retries.inc();
-            tried.push(pick.server.addr);
+        if pool.settle(&policy, attempt, &mut tried, || shared.now_ms()) {
             continue;
         }
         return Ok(respond(
@@ -551,25 +482,6 @@ fn h2_target(headers: &mut HeaderMap, path_and_query: PathAndQuery) -> Result<Ur
         .map_err(|_| bad())
 }
 
-/// Records an attempt's outcome on `server` of `pool` at `now_ms`, and
-/// logs the server's ejection when this outcome caused one.
-fn record_outcome(
-    pool: &PoolState,
-    server: &ServerState,
-    outcome: Outcome,
-    latency: Duration,
-    now_ms: u64,
-) {
-    if let Some(period) = server.record(outcome, latency, &pool.config.outlier, now_ms) {
-        warn!(
-            pool = %pool.config.name,
-            server = %server.addr,
-            ejected_for = ?period,
-            "backend server ejected after consecutive failures"
-        );
-    }
-}
-
 /// What a response body keeps alive until it is sent.
 struct Guards {
     in_flight: InFlight,
@@ -610,7 +522,8 @@ impl Body for Tracked {
             );
             let (ms, at) = this.clock;
             let now_ms = ms + at.elapsed().as_millis() as u64;
-            record_outcome(&this.pool, server, Outcome::Aborted, Duration::ZERO, now_ms);
+            this.pool
+                .record_outcome(server, Outcome::Aborted, Duration::ZERO, now_ms);
         }
         Poll::Ready(frame)
     }

@@ -375,20 +375,23 @@ impl Upstream {
         })
     }
 
-    /// A TCP connection to `addr` within the connect timeout, with
-    /// `TCP_NODELAY` and keep-alive set.
     async fn connect_tcp(&self, addr: SocketAddr) -> Result<TcpStream, UpstreamError> {
-        let stream = tokio::time::timeout(self.connect, TcpStream::connect(addr))
+        connect_tcp(addr, self.connect)
             .await
-            .map_err(|_| UpstreamError::Connect(std::io::ErrorKind::TimedOut.into()))?
-            .map_err(UpstreamError::Connect)?;
-        stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
-        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
-        socket2::SockRef::from(&stream)
-            .set_tcp_keepalive(&keepalive)
-            .map_err(UpstreamError::Connect)?;
-        Ok(stream)
+            .map_err(UpstreamError::Connect)
     }
+}
+
+/// A TCP connection to the backend server at `addr` within `timeout`,
+/// with `TCP_NODELAY` and keep-alive set (either HTTP path).
+pub(crate) async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    stream.set_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+    socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+    Ok(stream)
 }
 
 /// A backend's response body. It drives its connection while it streams,

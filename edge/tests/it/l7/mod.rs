@@ -4,6 +4,7 @@
 
 mod abuse;
 mod balancing;
+mod fast_path;
 mod h2c_backends;
 mod lifecycle;
 mod protocols;
