@@ -105,6 +105,7 @@ pub struct Metrics {
     server_up: Family<ServerLabels, Gauge>,
     server_ejected: Family<ServerLabels, Gauge>,
     server_ejections: Family<ServerLabels, Counter>,
+    server_duration: HistogramFamily<ServerLabels>,
     retries: Family<PoolLabels, Counter>,
     shed: Family<ShedLabels, Counter>,
     connections: Family<ListenerLabels, Counter>,
@@ -138,6 +139,8 @@ pub struct ServerMetrics {
     pub ejected: Gauge,
     /// Ejections so far.
     pub ejections: Counter,
+    /// Time to the server's response headers, seconds.
+    pub duration: Histogram,
 }
 
 impl Metrics {
@@ -152,6 +155,7 @@ impl Metrics {
             server_up: Family::default(),
             server_ejected: Family::default(),
             server_ejections: Family::default(),
+            server_duration: Family::new_with_constructor(latency_histogram),
             retries: Family::default(),
             shed: Family::default(),
             connections: Family::default(),
@@ -196,6 +200,11 @@ impl Metrics {
             "server_ejections",
             "Passive outlier ejections per server",
             m.server_ejections.clone(),
+        );
+        r.register(
+            "server_response_duration_seconds",
+            "Time from sending a request to the server to its response headers, per server",
+            m.server_duration.clone(),
         );
         r.register(
             "retries",
@@ -302,6 +311,7 @@ impl Metrics {
             up: self.server_up.get_or_create_owned(&labels),
             ejected: self.server_ejected.get_or_create_owned(&labels),
             ejections: self.server_ejections.get_or_create_owned(&labels),
+            duration: self.server_duration.get_or_create_owned(&labels),
         }
     }
 
@@ -322,6 +332,7 @@ impl Metrics {
         self.server_up.remove(&labels);
         self.server_ejected.remove(&labels);
         self.server_ejections.remove(&labels);
+        self.server_duration.remove(&labels);
     }
 
     /// The retry counter of `pool`.

@@ -197,6 +197,7 @@ impl ServerState {
         let failed = match outcome {
             Outcome::Status(status) => {
                 self.metrics.by_class[class_index(status)].inc();
+                self.metrics.duration.observe(latency.as_secs_f64());
                 let sample = latency.as_micros().min(u128::from(u32::MAX)) as u64;
                 let old = self.latency_us.load(Ordering::Relaxed);
                 // A racing update loses one sample.

@@ -288,6 +288,11 @@ async fn the_admin_endpoint_serves_metrics_and_status() {
             b.addr
         ),
         &format!("edge_l7_server_up{{pool=\"web\",server=\"{}\"}} 1", b.addr),
+        // One observation per request the server answered.
+        &format!(
+            "edge_l7_server_response_duration_seconds_count{{pool=\"web\",server=\"{}\"}} 4",
+            b.addr
+        ),
         "edge_l7_connections_total{listener=\"http\"}",
     ] {
         assert!(
