@@ -22,7 +22,7 @@
 //! several `Content-Length`s, `Upgrade`, `Expect`, `TE`, the region health
 //! path, a route to an `h2c` pool, a connection the framing guard flagged,
 //! anything `httparse` rejects or a head over the limits — hands the
-//! connection to hyper ([`super::http::serve_connection`]) with the bytes
+//! connection to hyper (`l7::http::serve_connection`) with the bytes
 //! read so far ([`super::tap::Tapped::replay`]), and hyper serves it from
 //! then on.
 //! `regions.R.l7.http1_fast_path: false` sends every connection to hyper.
