@@ -219,7 +219,7 @@ fn prometheus_scrapes_the_example_and_every_dashboard_panel_and_the_region_alert
             .iter()
             .flat_map(|group| group["rules"].items().to_vec())
             .collect();
-        assert_eq!(rules.len(), 11, "{rules:?}");
+        assert_eq!(rules.len(), 13, "{rules:?}");
         for rule in &rules {
             assert_ne!(rule["health"].str(), "err", "{rule:?}");
         }
