@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use system_tests::{Daemon, free_port, full_topology};
+use system_tests::{Daemon, free_port, full_topology, http};
 
 use super::gtm::{Scratch, dig, expect, gtm};
 
@@ -219,6 +219,23 @@ fn the_status_page_follows_a_failure_and_drains_a_region_with_the_token() {
              && [...document.querySelectorAll('#edges td.num')].some(td => /^\\d+\\.\\d$/.test(td.textContent))",
         )
         .await;
+        // Requests through us-east's VIP while the page samples: each
+        // backend server's p50/p99 over the interval is shown (bounded load:
+        // at most 300 requests, 20 ms apart).
+        let vip = std::net::SocketAddr::new(format!("127.{net}.1.1").parse().unwrap(), topology.http_port);
+        let load = std::thread::spawn(move || {
+            for _ in 0..300 {
+                let _ = http::get(vip, "/");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        until(
+            &client,
+            "a backend server's p99 is shown",
+            "[...document.querySelectorAll('#servers td.num')].some(td => td.textContent.startsWith('≤ '))",
+        )
+        .await;
+        load.join().unwrap();
         assert!(
             text(&client, "#certs tbody").await.contains("example.com"),
             "the certificate's expiry is shown"

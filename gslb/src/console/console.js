@@ -248,7 +248,8 @@ function drawEdges(consoleView, before) {
           el("td", {}, health), el("td", { class: "num" }, server.in_flight),
           el("td", { class: "num" }, fixed(c && cb ? rate(c.responses_total, cb.responses_total) : null, 1)),
           el("td", { class: "num" }, percent(failed, done)),
-          el("td", { class: "num" }, fixed(server.latency_ms, 1) + " ms")));
+          el("td", { class: "num" }, latency(quantile(c && c.latency_buckets, cb && cb.latency_buckets, 0.5))),
+          el("td", { class: "num" }, latency(quantile(c && c.latency_buckets, cb && cb.latency_buckets, 0.99)))));
       }
     }
     for (const cert of m.certificates || []) {

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use admin::metrics::samples;
+use admin::metrics::{Sample, samples};
 use serde::Serialize;
 use tokio::task::JoinSet;
 use topology::Topology;
@@ -79,6 +79,26 @@ pub struct ServerFigures {
     pub responses_total: f64,
     /// Of those, 5xx.
     pub responses_5xx_total: f64,
+    /// Its response-time histogram: `(le, count)`, cumulative, in bucket
+    /// order.
+    pub latency_buckets: Vec<(f64, f64)>,
+}
+
+/// The histogram `name`'s buckets summed over every series `keep` accepts:
+/// `(le, count)`, cumulative, in bucket order.
+fn buckets(text: &str, name: &str, keep: impl Fn(&Sample) -> bool) -> Vec<(f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for sample in samples(text, name).filter(|s| keep(s)) {
+        let Some(le) = sample.label("le").and_then(|le| le.parse::<f64>().ok()) else {
+            continue;
+        };
+        match buckets.iter_mut().find(|(bound, _)| *bound == le) {
+            Some((_, count)) => *count += sample.value,
+            None => buckets.push((le, sample.value)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
 }
 
 /// A served certificate.
@@ -172,17 +192,6 @@ pub fn figures(kind: Kind, text: &str) -> Figures {
             ..Figures::default()
         },
         Kind::L7 => {
-            let mut buckets: Vec<(f64, f64)> = Vec::new();
-            for sample in samples(text, "edge_l7_request_duration_seconds_bucket") {
-                let Some(le) = sample.label("le").and_then(|le| le.parse::<f64>().ok()) else {
-                    continue;
-                };
-                match buckets.iter_mut().find(|(bound, _)| *bound == le) {
-                    Some((_, count)) => *count += sample.value,
-                    None => buckets.push((le, sample.value)),
-                }
-            }
-            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
             let mut servers: Vec<ServerFigures> = Vec::new();
             for sample in samples(text, "edge_l7_server_responses_total") {
                 let (Some(pool), Some(server)) = (sample.label("pool"), sample.label("server"))
@@ -207,8 +216,16 @@ pub fn figures(kind: Kind, text: &str) -> Figures {
                         server: server.to_owned(),
                         responses_total: sample.value,
                         responses_5xx_total: five,
+                        latency_buckets: Vec::new(),
                     }),
                 }
+            }
+            for s in &mut servers {
+                s.latency_buckets = buckets(
+                    text,
+                    "edge_l7_server_response_duration_seconds_bucket",
+                    |x| x.label("pool") == Some(&s.pool) && x.label("server") == Some(&s.server),
+                );
             }
             Figures {
                 open_connections: sum("edge_l7_open_connections"),
@@ -218,7 +235,7 @@ pub fn figures(kind: Kind, text: &str) -> Figures {
                     .filter(|s| s.label("class") == Some("5xx"))
                     .map(|s| s.value)
                     .sum(),
-                latency_buckets: buckets,
+                latency_buckets: buckets(text, "edge_l7_request_duration_seconds_bucket", |_| true),
                 servers,
                 certificates: samples(text, "edge_l7_certificate_expiry_timestamp_seconds")
                     .filter_map(|s| {
@@ -248,6 +265,9 @@ edge_l7_request_duration_seconds_bucket{route=\"a\",pool=\"web\",le=\"+Inf\"} 10
 edge_l7_request_duration_seconds_bucket{route=\"b\",pool=\"web\",le=\"+Inf\"} 2
 edge_l7_server_responses_total{pool=\"web\",server=\"10.0.0.1:80\",class=\"2xx\"} 7
 edge_l7_server_responses_total{pool=\"web\",server=\"10.0.0.1:80\",class=\"5xx\"} 1
+edge_l7_server_response_duration_seconds_bucket{pool=\"web\",server=\"10.0.0.1:80\",le=\"0.01\"} 6
+edge_l7_server_response_duration_seconds_bucket{pool=\"web\",server=\"10.0.0.1:80\",le=\"+Inf\"} 8
+edge_l7_server_response_duration_seconds_bucket{pool=\"web\",server=\"10.0.0.2:80\",le=\"+Inf\"} 5
 edge_l7_open_connections{listener=\"http\"} 4
 edge_l7_certificate_expiry_timestamp_seconds{name=\"example.com\"} 1900000000
 ";
@@ -261,6 +281,11 @@ edge_l7_certificate_expiry_timestamp_seconds{name=\"example.com\"} 1900000000
                 f.servers[0].responses_5xx_total
             ),
             (8.0, 1.0)
+        );
+        // Each server's own histogram, not another server's.
+        assert_eq!(
+            f.servers[0].latency_buckets,
+            [(0.01, 6.0), (f64::INFINITY, 8.0)]
         );
         assert_eq!(f.open_connections, 4.0);
         assert_eq!(f.certificates[0].name, "example.com");
