@@ -45,41 +45,9 @@ async fn metrics_are_served_live_in_both_formats() {
     assert!(reply.text().ends_with("# EOF\n"));
 
     if let Some(verdict) =
-        promtool_check(&send(server.addr, "GET", "/metrics", &[], b"").await.body)
+        system_tests::promtool_check(&send(server.addr, "GET", "/metrics", &[], b"").await.body)
     {
         assert!(verdict.0, "promtool check metrics failed: {}", verdict.1);
     }
     server.stop().await;
-}
-
-/// `promtool check metrics` over `body`: `Some((passed, output))`, or `None`
-/// (with a note) when promtool is not installed.
-fn promtool_check(body: &[u8]) -> Option<(bool, String)> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        // CI installs it (.ci/run); there the lint must run.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool must be installed in CI (apt-get install prometheus)"
-        );
-        eprintln!("promtool not installed; skipping the lint (apt-get install prometheus)");
-        return None;
-    };
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let output = child.wait_with_output().unwrap();
-    Some((
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    ))
 }
