@@ -84,21 +84,38 @@ pub struct ServerFigures {
     pub latency_buckets: Vec<(f64, f64)>,
 }
 
-/// The histogram `name`'s buckets summed over every series `keep` accepts:
-/// `(le, count)`, cumulative, in bucket order.
-fn buckets(text: &str, name: &str, keep: impl Fn(&Sample) -> bool) -> Vec<(f64, f64)> {
-    let mut buckets: Vec<(f64, f64)> = Vec::new();
-    for sample in samples(text, name).filter(|s| keep(s)) {
-        let Some(le) = sample.label("le").and_then(|le| le.parse::<f64>().ok()) else {
+/// The histogram `name`'s buckets in one pass over `text`, summed per key
+/// that `key` gives a series (series without one are skipped): each
+/// `(le, count)` list cumulative, in bucket order.
+fn histograms<K: PartialEq>(
+    text: &str,
+    name: &str,
+    key: impl Fn(&Sample) -> Option<K>,
+) -> Vec<(K, Vec<(f64, f64)>)> {
+    let mut histograms: Vec<(K, Vec<(f64, f64)>)> = Vec::new();
+    for sample in samples(text, name) {
+        let (Some(key), Some(le)) = (
+            key(&sample),
+            sample.label("le").and_then(|le| le.parse::<f64>().ok()),
+        ) else {
             continue;
+        };
+        let buckets = match histograms.iter().position(|(k, _)| *k == key) {
+            Some(at) => &mut histograms[at].1,
+            None => {
+                histograms.push((key, Vec::new()));
+                &mut histograms.last_mut().expect("just pushed").1
+            }
         };
         match buckets.iter_mut().find(|(bound, _)| *bound == le) {
             Some((_, count)) => *count += sample.value,
             None => buckets.push((le, sample.value)),
         }
     }
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    buckets
+    for (_, buckets) in &mut histograms {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    histograms
 }
 
 /// A served certificate.
@@ -220,12 +237,18 @@ pub fn figures(kind: Kind, text: &str) -> Figures {
                     }),
                 }
             }
-            for s in &mut servers {
-                s.latency_buckets = buckets(
-                    text,
-                    "edge_l7_server_response_duration_seconds_bucket",
-                    |x| x.label("pool") == Some(&s.pool) && x.label("server") == Some(&s.server),
-                );
+            let by_server = histograms(
+                text,
+                "edge_l7_server_response_duration_seconds_bucket",
+                |x| Some((x.label("pool")?.to_owned(), x.label("server")?.to_owned())),
+            );
+            for ((pool, server), buckets) in by_server {
+                if let Some(s) = servers
+                    .iter_mut()
+                    .find(|s| s.pool == pool && s.server == server)
+                {
+                    s.latency_buckets = buckets;
+                }
             }
             Figures {
                 open_connections: sum("edge_l7_open_connections"),
@@ -235,7 +258,14 @@ pub fn figures(kind: Kind, text: &str) -> Figures {
                     .filter(|s| s.label("class") == Some("5xx"))
                     .map(|s| s.value)
                     .sum(),
-                latency_buckets: buckets(text, "edge_l7_request_duration_seconds_bucket", |_| true),
+                latency_buckets: histograms(
+                    text,
+                    "edge_l7_request_duration_seconds_bucket",
+                    |_| Some(()),
+                )
+                .pop()
+                .map(|(_, buckets)| buckets)
+                .unwrap_or_default(),
                 servers,
                 certificates: samples(text, "edge_l7_certificate_expiry_timestamp_seconds")
                     .filter_map(|s| {
