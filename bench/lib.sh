@@ -171,6 +171,13 @@ bench_wrk() {
     "cpu_us_per_req=$(awk -v t=$((after - before)) -v n="${requests:-0}" 'BEGIN { if (n > 0) printf "%.2f", t / n; else print 0 }')"
 }
 
+# bench_order ROUND — the two sides in the order they run in ROUND: ours
+# first in odd rounds, the peer first in even ones, so neither always runs
+# on a machine the other has just warmed (or heated).
+bench_order() {
+  if [ $(($1 % 2)) = 1 ]; then echo "ours peer"; else echo "peer ours"; fi
+}
+
 # bench_record SECTION WORKLOAD SIDE ROUND KEY=VALUE...
 bench_record() {
   local IFS=$'\t'

@@ -138,14 +138,11 @@ dns_measure() {
 # turn, the first to go alternating between rounds.
 dns_alternate() {
   local section=$1 workload=$2 rounds=$3 latency=${4:-} round
+  local side
   for round in $(seq 1 "$rounds"); do
-    if [ $((round % 2)) = 1 ]; then
-      dns_measure "$section" "$workload" "$round" ours "$latency"
-      dns_measure "$section" "$workload" "$round" peer "$latency"
-    else
-      dns_measure "$section" "$workload" "$round" peer "$latency"
-      dns_measure "$section" "$workload" "$round" ours "$latency"
-    fi
+    for side in $(bench_order "$round"); do
+      dns_measure "$section" "$workload" "$round" "$side" "$latency"
+    done
   done
 }
 

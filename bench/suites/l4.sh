@@ -100,12 +100,15 @@ HAPROXY
 
 suite_main() {
   l4_start
-  local ours=$L4_OURS haproxy=$L4_PEER round
+  local ours=$L4_OURS haproxy=$L4_PEER round side
+  local -A pid=([ours]=$ours [peer]=$haproxy) url=([ours]=$L4_OURS_URL [peer]=$L4_PEER_URL)
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    bench_wrk vs-haproxy-tcp short-connections ours "$round" "$ours" "$L4_OURS_URL" -H "Connection: close"
-    bench_wrk vs-haproxy-tcp short-connections peer "$round" "$haproxy" "$L4_PEER_URL" -H "Connection: close"
-    l4_bulk ours "$round" "${L4_OURS_URL}big" "$ours"
-    l4_bulk peer "$round" "${L4_PEER_URL}big" "$haproxy"
+    for side in $(bench_order "$round"); do
+      bench_wrk vs-haproxy-tcp short-connections "$side" "$round" "${pid[$side]}" "${url[$side]}" -H "Connection: close"
+    done
+    for side in $(bench_order "$round"); do
+      l4_bulk "$side" "$round" "${url[$side]}big" "${pid[$side]}"
+    done
   done
   bench_record vs-haproxy-tcp rss ours 1 "rss_mib=$(($(bench_rss_kb "$ours") / 1024))"
   bench_record vs-haproxy-tcp rss peer 1 "rss_mib=$(($(bench_rss_kb "$haproxy") / 1024))"

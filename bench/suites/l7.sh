@@ -152,15 +152,24 @@ NGINX
 suite_main() {
   l7_start
   local ours=$L7_OURS haproxy=$L7_HAPROXY nginx=$L7_NGINX tls_port=$L7_TLS_PORT round
+  local side
+  # Per side: the pid and the address, against HAProxy (h) and nginx (n).
+  local -A h_pid=([ours]=$ours [peer]=$haproxy) n_pid=([ours]=$ours [peer]=$nginx)
+  local -A h_url=([ours]=$L7_OURS_URL [peer]=$L7_HAPROXY_URL) n_url=([ours]=$L7_OURS_URL [peer]=$L7_NGINX_URL)
+  local -A tls=([ours]=127.0.7.11:$tls_port [peer]=127.0.7.21:$tls_port)
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    bench_wrk vs-haproxy keepalive ours "$round" "$ours" "$L7_OURS_URL"
-    bench_wrk vs-haproxy keepalive peer "$round" "$haproxy" "$L7_HAPROXY_URL"
-    bench_wrk vs-nginx keepalive ours "$round" "$ours" "$L7_OURS_URL"
-    bench_wrk vs-nginx keepalive peer "$round" "$nginx" "$L7_NGINX_URL"
-    bench_wrk vs-haproxy tls-new-conn ours "$round" "$ours" "https://127.0.7.11:$tls_port/" -H "Connection: close"
-    bench_wrk vs-haproxy tls-new-conn peer "$round" "$haproxy" "https://127.0.7.21:$tls_port/" -H "Connection: close"
-    l7_resumed ours "$round" "$ours" "127.0.7.11:$tls_port"
-    l7_resumed peer "$round" "$haproxy" "127.0.7.21:$tls_port"
+    for side in $(bench_order "$round"); do
+      bench_wrk vs-haproxy keepalive "$side" "$round" "${h_pid[$side]}" "${h_url[$side]}"
+    done
+    for side in $(bench_order "$round"); do
+      bench_wrk vs-nginx keepalive "$side" "$round" "${n_pid[$side]}" "${n_url[$side]}"
+    done
+    for side in $(bench_order "$round"); do
+      bench_wrk vs-haproxy tls-new-conn "$side" "$round" "${h_pid[$side]}" "https://${tls[$side]}/" -H "Connection: close"
+    done
+    for side in $(bench_order "$round"); do
+      l7_resumed "$side" "$round" "${h_pid[$side]}" "${tls[$side]}"
+    done
   done
   bench_record vs-haproxy rss ours 1 "rss_mib=$(($(bench_rss_kb "$ours") / 1024))"
   bench_record vs-haproxy rss peer 1 "rss_mib=$(($(bench_rss_kb "$haproxy") / 1024))"
