@@ -336,6 +336,12 @@ pub struct FailArgs {
     /// Reason recorded with a drain override.
     #[arg(long, default_value = "gtm fail")]
     pub reason: String,
+    /// Watch DNS only: send no HTTP requests. By default a client of the
+    /// watched network also sends one every 200 ms to the address it holds
+    /// (re-resolved when the answer's TTL runs out, as a caching resolver
+    /// does), and the drill waits until they land in the new region.
+    #[arg(long)]
+    pub dns_only: bool,
 }
 
 /// `--dry-run` of `gtm fail` and `gtm recover`.
@@ -365,6 +371,12 @@ pub struct RecoverArgs {
     /// region's rise time plus 20s].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
+    /// Watch DNS only: send no HTTP requests. By default a client of the
+    /// watched network also sends one every 200 ms to the address it holds
+    /// (re-resolved when the answer's TTL runs out, as a caching resolver
+    /// does), and the drill waits until they land in the new region.
+    #[arg(long)]
+    pub dns_only: bool,
 }
 
 /// `gtm dig`.

@@ -626,9 +626,21 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
         "first probe failure",
         "region marked down",
         "answered elsewhere",
+        "traffic moved",
     ] {
         assert!(labels.contains(&step), "{step}: {out}");
     }
+    // The client's requests, through a resolver keeping the 30 s TTL,
+    // land in eu-west after DNS moved and within the bar plus the TTL.
+    let traffic = &report["traffic"];
+    assert_eq!(traffic["now_region"].str(), "eu-west", "{out}");
+    let landed = traffic["moved_after_ms"].num();
+    let ttl_ms = traffic["ttl"].num() * 1000.0;
+    assert!(ttl_ms > 0.0, "{out}");
+    assert!(
+        landed >= moved - 250.0 && landed <= detection + ttl_ms + 2000.0,
+        "traffic moved after {landed} ms, DNS after {moved} ms: {out}"
+    );
     for client in clients {
         assert_eq!(
             dig(&state, client, "A"),
@@ -641,7 +653,10 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
         args.extend(["--client", client]);
     }
     let comeback = json::parse(&expect(gtm(&state, &args), 0));
-    expect(gtm(&state, &["recover", "us-east"]), 0);
+    let out = expect(gtm(&state, &["recover", "us-east", "--json"]), 0);
+    let recovered = json::parse(&out);
+    assert_eq!(recovered["traffic"]["now_region"].str(), "us-east", "{out}");
+    assert!(recovered["traffic"]["moved_after_ms"].num() > 0.0, "{out}");
     assert_eq!(dig(&state, "8.8.8.8", "A"), [format!("127.{net}.1.1")]);
     for client in clients {
         assert_eq!(

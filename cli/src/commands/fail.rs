@@ -4,8 +4,9 @@
 //! then kept stopped until `gtm recover`), so its VIP stops answering and the GSLB's probes must notice; `drain`
 //! sets the GSLB override through the admin API (planned maintenance).
 //! Then it keeps asking DNS on behalf of a client of the region until the
-//! answer moves, reads the GSLB's probe results and verdict meanwhile, and
-//! prints the timeline.
+//! answer moves, reads the GSLB's probe results and verdict meanwhile,
+//! sends HTTP requests as that client would (through a caching resolver)
+//! until they land elsewhere, and prints the timeline.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -20,6 +21,7 @@ use crate::cli::{FailArgs, FailMode};
 use crate::clients::one_per_continent;
 use crate::commands::what_if::{self, single};
 use crate::deployed::{Deployed, region_of, running};
+use crate::drill::traffic::Summary;
 use crate::drill::watcher::Direction;
 use crate::drill::{Drill, Watch, choose, warn_unsaved};
 use crate::error::{Reported, user};
@@ -53,6 +55,8 @@ pub struct Report {
     pub detection_formula: String,
     /// Clients on each continent and what they get now.
     pub continents: Vec<ContinentAnswer>,
+    /// The watched client's HTTP requests, when the region serves HTTP.
+    pub traffic: Option<Summary>,
 }
 
 /// What a client on one continent gets.
@@ -107,7 +111,10 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
         watch.server,
         watch.vip
     ));
-    let drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
+    let mut drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
+    if !args.dns_only {
+        drill = drill.with_traffic(&deployed.topology, &region);
+    }
     let injected = inject(args, &region, &victims, &deployed, &drill, state, printer)?;
     let kill = args.mode == FailMode::Kill;
     let watcher = drill.follow(Direction::Away, &region.name, kill, timeout);
@@ -120,6 +127,8 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
     let topology = &deployed.topology;
     let mut events = vec![injected];
     events.extend(watcher.events(topology, timeout));
+    let traffic = drill.traffic(Direction::Away, &region.name);
+    events.extend(traffic.as_ref().map(|t| t.event.clone()));
     let now_answered = watcher.last_answer().to_vec();
     let report = Report {
         region: region.name.clone(),
@@ -134,6 +143,7 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
         detection_formula: formula,
         continents: continents(&drill.watch, topology),
         events,
+        traffic,
         watch: drill.watch,
     };
     printer.result(&report, |p| print(&report, p));
@@ -141,21 +151,34 @@ pub fn run(args: &FailArgs, state: &StateDir, printer: &Printer) -> anyhow::Resu
 }
 
 impl Report {
-    /// Success once the answers moved; else the error that says so.
+    /// Success once the answers moved, and the requests too when they
+    /// were answered at all; else the error that says so.
     fn outcome(&self, timeout: Duration) -> anyhow::Result<()> {
-        if self.moved_after_ms.is_some() {
-            return Ok(());
-        }
-        Err(anyhow::Error::new(Reported {
-            user: false,
-            summary: format!(
+        let failed = |summary: String| {
+            Err(anyhow::Error::new(Reported {
+                user: false,
+                summary,
+            }))
+        };
+        if self.moved_after_ms.is_none() {
+            return failed(format!(
                 "the answers for {} did not move away from {} within {}; it stays failed: `gtm recover {}`",
                 self.watch.client_label(),
                 self.region,
                 format_duration(timeout),
                 self.region
-            ),
-        }))
+            ));
+        }
+        match &self.traffic {
+            Some(t) if t.moved_after_ms.is_none() && t.now_region.is_some() => failed(format!(
+                "DNS moved, but the requests of {} still land in {}: {}; it stays failed: `gtm recover {}`",
+                self.watch.client_label(),
+                self.region,
+                t.event.detail,
+                self.region
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -471,6 +494,12 @@ fn print(report: &Report, p: &Printer) {
             .iter()
             .map(ToString::to_string)
             .collect();
+        if let Some(traffic) = &report.traffic {
+            p.line(format_args!(
+                "  {}",
+                traffic.describe(Duration::from_secs_f64(report.detection_ms / 1000.0))
+            ));
+        }
         p.line(format_args!(
             "  that traffic now goes to {} ({})",
             p.paint(

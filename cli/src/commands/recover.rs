@@ -1,8 +1,8 @@
 //! `gtm recover REGION`: reverses `gtm fail` — restarts the region's
 //! components that are not running (the L4 node(s) a kill stopped, or
 //! anything else of the region that died) and clears any GSLB override on
-//! it — then watches DNS until the region's clients get it again, and
-//! prints the timeline.
+//! it — then watches DNS until the region's clients get it again (and their
+//! HTTP requests land in it again), and prints the timeline.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -14,6 +14,7 @@ use crate::admin::{Admin, AdminError};
 use crate::cli::RecoverArgs;
 use crate::commands::what_if::{self, single};
 use crate::deployed::{Deployed, running};
+use crate::drill::traffic::Summary;
 use crate::drill::watcher::Direction;
 use crate::drill::{Drill, Watch, choose, region_views, warn_unsaved};
 use crate::error::{Reported, user};
@@ -44,6 +45,11 @@ pub struct Report {
     pub back_after_ms: Option<f64>,
     /// What the watched client gets now.
     pub now_answered: Vec<IpAddr>,
+    /// The watched client's HTTP requests, when the region serves HTTP.
+    pub traffic: Option<Summary>,
+    /// How long the GSLB takes to see the region up again (interval ×
+    /// rise + timeout), ms.
+    pub detection_ms: f64,
 }
 
 /// Runs `gtm recover`.
@@ -83,9 +89,8 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
     let name = record.as_ref().and_then(|d| d.name.clone());
     let watch = choose(&deployed, &region, from, name.as_deref(), false)?;
     let health = &region.health;
-    let timeout = args
-        .timeout
-        .unwrap_or(health.interval * health.rise + health.timeout + Duration::from_secs(20));
+    let detection = health.interval * health.rise + health.timeout;
+    let timeout = args.timeout.unwrap_or(detection + Duration::from_secs(20));
     printer.progress(format_args!(
         "recovering {}: watching {} {} for {}",
         printer.paint_err(Style::Bold, &region.name),
@@ -94,13 +99,18 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
         watch.client_label()
     ));
 
-    let drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
+    let mut drill = Drill::begin(watch, &admin, &gslbs, super::interrupt_flag());
+    if !args.dns_only {
+        drill = drill.with_traffic(&deployed.topology, &region);
+    }
     let mut events = vec![Event::at("recovery started", Duration::ZERO, "")];
     let restarted = restart(&deployed, state, &to_start, &drill, printer, &mut events)?;
     let cleared = clear(&drill, &to_clear, &region.name, printer, &mut events)?;
     let restarts = !restarted.is_empty();
     let watcher = drill.follow(Direction::Back, &region.name, restarts, timeout);
     events.extend(watcher.events(&deployed.topology, timeout));
+    let traffic = drill.traffic(Direction::Back, &region.name);
+    events.extend(traffic.as_ref().map(|t| t.event.clone()));
     let back = watcher.moved_after();
     if back.is_some() {
         state.remove_drill(&region.name)?;
@@ -113,6 +123,8 @@ pub fn run(args: &RecoverArgs, state: &StateDir, printer: &Printer) -> anyhow::R
         back_after_ms: back.map(|d| d.as_secs_f64() * 1000.0),
         now_answered: watcher.last_answer().to_vec(),
         events,
+        traffic,
+        detection_ms: detection.as_secs_f64() * 1000.0,
         watch: drill.watch,
     };
     printer.result(&report, |p| print(&report, p));
@@ -289,6 +301,12 @@ fn print(report: &Report, p: &Printer) {
             report.region,
             report.watch.client_label(),
             crate::timeline::format_offset(Some(ms)).trim_start_matches('+')
+        ));
+    }
+    if let Some(traffic) = &report.traffic {
+        p.line(format_args!(
+            "  {}",
+            traffic.describe(Duration::from_secs_f64(report.detection_ms / 1000.0))
         ));
     }
 }

@@ -1,8 +1,10 @@
 //! What `gtm fail` and `gtm recover` share: the question they watch (a geo
 //! name, asked for a client of the region, of the deployed GSLB), the GSLB
-//! nodes' view of the region, read from their admin APIs, and the polling
-//! loop that feeds both to the [`watcher`].
+//! nodes' view of the region, read from their admin APIs, the polling
+//! loop that feeds both to the [`watcher`], and the [`traffic`] of a client
+//! of that network, whose requests show when traffic moved.
 
+pub mod traffic;
 pub mod watcher;
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +21,7 @@ use crate::dns::{Question, ask};
 use crate::error::user;
 use crate::printer::Printer;
 
+use traffic::{Summary, Traffic};
 use watcher::{Direction, Watcher};
 
 /// How often DNS and the GSLB's status are read during a drill.
@@ -222,6 +225,9 @@ pub struct Drill<'a> {
     pub gslbs: &'a [(String, SocketAddr)],
     /// Raised by Ctrl-C: stop watching.
     pub interrupted: Arc<AtomicBool>,
+    /// The watched network's client sending requests, when the region
+    /// serves HTTP.
+    traffic: Option<Traffic>,
     start: SystemTime,
     t0: Instant,
 }
@@ -239,9 +245,28 @@ impl<'a> Drill<'a> {
             admin,
             gslbs,
             interrupted,
+            traffic: None,
             start: SystemTime::now(),
             t0: Instant::now(),
         }
+    }
+
+    /// Also sends HTTP requests as a client of the watched network, from
+    /// now on, when `region` has an L7 tier to answer them.
+    pub fn with_traffic(mut self, topology: &Topology, region: &Region) -> Drill<'a> {
+        if region.l7.is_some() {
+            self.traffic = Some(Traffic::start(&self.watch, topology, self.t0));
+        }
+        self
+    }
+
+    /// What the client's requests did, for a drill moving clients
+    /// `direction` from or to `region`.
+    pub fn traffic(&self, direction: Direction, region: &str) -> Option<Summary> {
+        let client = self.watch.client_label();
+        self.traffic
+            .as_ref()
+            .map(|t| t.summary(direction, region, &client))
     }
 
     /// Time since the drill began.
@@ -252,8 +277,10 @@ impl<'a> Drill<'a> {
     /// Watches the answers move in `direction` (`probes`: the region's
     /// probes must change their verdict too): feeds a [`Watcher`] the
     /// answers and the GSLB nodes' views of `region`, every
-    /// [`WATCH_EVERY`], until it is done, `timeout` has passed since the
-    /// drill began or Ctrl-C.
+    /// [`WATCH_EVERY`], until it is done and the traffic (if any) moved
+    /// too, or Ctrl-C. Bounded: `timeout` after the drill began when the
+    /// answers have not moved, that plus the longest TTL the client held
+    /// when only its traffic has not.
     pub fn follow(
         &self,
         direction: Direction,
@@ -278,7 +305,18 @@ impl<'a> Drill<'a> {
                     }
                 }
             }
-            if watcher.done() || self.elapsed() > timeout {
+            let traffic = self.traffic.as_ref();
+            let moved = |t: &Traffic| t.summary(direction, region, "").moved_after_ms.is_some();
+            if watcher.done() && traffic.is_none_or(moved) {
+                break;
+            }
+            let ttl = traffic.and_then(Traffic::ttl).unwrap_or(0);
+            let bound = if watcher.done() {
+                timeout + Duration::from_secs(ttl.into())
+            } else {
+                timeout
+            };
+            if self.elapsed() > bound {
                 break;
             }
             std::thread::sleep(WATCH_EVERY);
