@@ -249,3 +249,34 @@ async fn a_backends_grpc_status_and_message_reach_the_client_unchanged() {
     assert_eq!(r["details"], "no such thing: Zürich %20 ✓", "{r}");
     proxy.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn grpc_calls_the_proxy_cannot_pass_on_fail_with_grpc_statuses() {
+    let mut a = GrpcBackend::start("a").await;
+    let mut spec = grpc_spec(
+        &[&a],
+        "    health: { kind: tcp, interval: 100ms, timeout: 50ms, rise: 1, fall: 1 }\n    fail_open: false\n    retries: { attempts: 0 }\n",
+    );
+    spec.tier.timeouts.response = std::time::Duration::from_millis(300);
+    let proxy = Proxy::start(spec).await;
+    // The backend does not answer in time: the proxy's deadline, as
+    // current Envoy says it.
+    let r = call(proxy.http, "Slow", "2", 0.0).await;
+    assert_eq!(r["code"], "DEADLINE_EXCEEDED", "{r}");
+    assert_eq!(
+        r["details"], "the backend server did not answer in time",
+        "{r}"
+    );
+    // The backend is gone: refused, then no healthy server — UNAVAILABLE
+    // with the proxy's reason, not grpcio's reading of a bare HTTP status.
+    a.stop();
+    let r = call(proxy.http, "Who", "", 0.0).await;
+    assert_eq!(r["code"], "UNAVAILABLE", "{r}");
+    proxy
+        .wait_for(|| async { proxy.handle.status().pools[0].servers[0].health == "down" })
+        .await;
+    let r = call(proxy.http, "Who", "", 0.0).await;
+    assert_eq!(r["code"], "UNAVAILABLE", "{r}");
+    assert_eq!(r["details"], "no healthy server", "{r}");
+    proxy.stop().await.unwrap();
+}
