@@ -16,6 +16,7 @@
 //! back with the in-flight guards inside it (a stall mid-body aborts it
 //! and counts against the server) → access log line and metrics.
 
+pub mod grpc_health;
 pub mod upstream;
 
 use std::borrow::Cow;

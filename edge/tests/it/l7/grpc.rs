@@ -280,3 +280,53 @@ async fn grpc_calls_the_proxy_cannot_pass_on_fail_with_grpc_statuses() {
     assert_eq!(r["details"], "no healthy server", "{r}");
     proxy.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_grpc_health_check_takes_a_not_serving_backend_out_and_brings_it_back() {
+    let a = GrpcBackend::start("a").await;
+    let mut b = GrpcBackend::start("b").await;
+    let proxy = Proxy::start(grpc_spec(
+        &[&a, &b],
+        "    algorithm: round_robin
+    health: { kind: grpc, interval: 100ms, timeout: 90ms, rise: 1, fall: 1 }
+",
+    ))
+    .await;
+    let health = |i: usize| proxy.handle.status().pools[0].servers[i].health.clone();
+    let both = |results: &[Value]| by_backend(results).len() == 2;
+    proxy
+        .wait_for(|| async { health(0) == "up" && health(1) == "up" })
+        .await;
+    assert!(both(&calls(proxy.http, "Who", "", 10, 5.0).await));
+
+    // b says NOT_SERVING: it leaves the pool and gets no calls.
+    b.set_health("NOT_SERVING").await;
+    proxy.wait_for(|| async { health(1) == "down" }).await;
+    assert_eq!(health(0), "up");
+    let counts = by_backend(&calls(proxy.http, "Who", "", 10, 5.0).await);
+    assert_eq!(counts.keys().collect::<Vec<_>>(), ["a"], "{counts:?}");
+
+    // SERVING again: it comes back and gets calls.
+    b.set_health("SERVING").await;
+    proxy.wait_for(|| async { health(1) == "up" }).await;
+    assert!(both(&calls(proxy.http, "Who", "", 10, 5.0).await));
+    proxy.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_grpc_health_check_of_a_service_the_server_does_not_know_is_down() {
+    let a = GrpcBackend::start("a").await;
+    let proxy = Proxy::start(grpc_spec(
+        &[&a],
+        "    health: { kind: grpc, service: demo.Unknown, interval: 100ms, timeout: 90ms, rise: 1, fall: 1 }
+    fail_open: false
+",
+    ))
+    .await;
+    proxy
+        .wait_for(|| async { proxy.handle.status().pools[0].servers[0].health == "down" })
+        .await;
+    let r = call(proxy.http, "Who", "", 5.0).await;
+    assert_eq!(r["code"], "UNAVAILABLE", "{r}");
+    proxy.stop().await.unwrap();
+}
