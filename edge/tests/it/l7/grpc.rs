@@ -194,6 +194,13 @@ async fn calls_on_one_grpc_channel_spread_over_the_backends_and_streams_pass_int
         "{counts:?}"
     );
     assert!(results.iter().all(|r| r["reply"]["request"] == "hello"));
+    assert!(
+        proxy
+            .handle
+            .metrics_text()
+            .contains("edge_l7_connections_total{listener=\"http\"} 1\n"),
+        "the 40 calls came on one client connection"
+    );
 
     let streams = client(vec!["streams".into(), proxy.http.to_string()]).await;
     // Server streaming: 50 messages, in order, from one backend.
