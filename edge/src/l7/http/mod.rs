@@ -215,8 +215,9 @@ pub(crate) async fn serve_connection<IO>(
     }
 }
 
-/// Whether a request is a gRPC call (`application/grpc`, `+proto`,
-/// `-web`...): the proxy answers its faults in gRPC's terms.
+/// Whether a request is a gRPC call (`application/grpc`, `+proto`...): the
+/// proxy answers its faults in gRPC's terms. gRPC rides on HTTP/2, which
+/// only this path serves (the HTTP/1.1 fast path never sees a call).
 fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
