@@ -12,7 +12,7 @@ use topology::duration::fmt_duration;
 use crate::error::SpecErrors;
 use crate::http::HttpProbe;
 use crate::outcome::Outcome;
-use crate::spec::{ProbeKind, ProbeSpec};
+use crate::spec::{CustomCheck, ProbeKind, ProbeSpec};
 
 /// The outcome of one probe attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,7 @@ pub struct Checker {
 enum Inner {
     Tcp(std::net::SocketAddr),
     Http(Box<HttpProbe>),
+    Custom(CustomCheck),
 }
 
 impl Checker {
@@ -90,6 +91,7 @@ impl Checker {
                 }
                 Inner::Http(Box::new(HttpProbe::new(check)?))
             }
+            ProbeKind::Custom(check) => Inner::Custom(check.clone()),
         };
         Ok(Self { inner })
     }
@@ -103,6 +105,10 @@ impl Checker {
             match &self.inner {
                 Inner::Tcp(addr) => crate::tcp::attempt(*addr).await,
                 Inner::Http(http) => http.attempt().await,
+                Inner::Custom(check) => match check.attempt().await {
+                    Ok(detail) => Outcome::pass(detail),
+                    Err(detail) => Outcome::fail(detail),
+                },
             }
         };
         let outcome = match tokio::time::timeout(timeout, attempt).await {

@@ -18,7 +18,9 @@
 //!   the spec's own fields, and the failures of building a client.
 //! - [`topology`]: [`ProbeSpec`]s from the topology's validated health checks.
 //! - [`attempt`]: one probe attempt ([`Checker::probe`]) bounded by a timeout,
-//!   returning a [`ProbeResult`]; the TCP and HTTP adapters live beside it
+//!   returning a [`ProbeResult`] (or the caller's own attempt, a
+//!   [`CustomCheck`], for protocols spoken elsewhere: the L7 tier's gRPC
+//!   health check); the TCP and HTTP adapters live beside it
 //!   (only `http` imports reqwest, only `tls` imports rustls, and names the
 //!   [`Trust`] modes), and report an `outcome` it times.
 //! - [`hysteresis`]: the pure Up/Down state machine ([`Hysteresis`]), no I/O
@@ -70,7 +72,7 @@ pub use hysteresis::{Health, Hysteresis, Transition};
 pub use scheduler::{
     CheckId, CheckStatus, ProbeEvent, Prober, ReloadError, ReloadReport, StatusHandle, Upsert,
 };
-pub use spec::{HttpCheck, ProbeKind, ProbeSpec};
+pub use spec::{CustomAttempt, CustomCheck, HttpCheck, ProbeKind, ProbeSpec};
 pub use tls::Trust;
 
 /// A request error in a few plain words (`connection refused`, the TLS

@@ -10,7 +10,10 @@
 //! and the CA file read.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use topology::health::{
@@ -118,7 +121,58 @@ pub enum ProbeKind {
     },
     /// One HTTP or HTTPS GET, judged by status code and optionally body.
     Http(HttpCheck),
+    /// An attempt the caller runs itself ([`CustomCheck`]).
+    Custom(CustomCheck),
 }
+
+/// What a [`CustomCheck`] runs once per probe: `Ok(detail)` passes,
+/// `Err(detail)` fails; the [`Checker`](crate::Checker) bounds it by the
+/// spec's timeout and times it.
+pub type CustomAttempt =
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync;
+
+/// A probe attempt for a protocol this crate does not speak, run by its
+/// caller: the L7 tier's gRPC health check goes over its pool's own
+/// HTTP/2 connections. The scheduler, hysteresis and timeout are this
+/// crate's as for every kind.
+///
+/// Two compare equal when their targets do, so the target must name
+/// everything that decides the attempt (a reload keeps a check whose
+/// target is unchanged).
+#[derive(Clone)]
+pub struct CustomCheck {
+    target: String,
+    attempt: Arc<CustomAttempt>,
+}
+
+impl CustomCheck {
+    /// A check described in logs as `target` that runs `attempt`.
+    pub fn new(target: impl Into<String>, attempt: Arc<CustomAttempt>) -> Self {
+        Self {
+            target: target.into(),
+            attempt,
+        }
+    }
+
+    /// Runs one attempt.
+    pub(crate) async fn attempt(&self) -> Result<String, String> {
+        (self.attempt)().await
+    }
+}
+
+impl fmt::Debug for CustomCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CustomCheck").field(&self.target).finish()
+    }
+}
+
+impl PartialEq for CustomCheck {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target
+    }
+}
+
+impl Eq for CustomCheck {}
 
 impl fmt::Display for ProbeKind {
     /// A short target description for logs: `tcp 10.0.0.1:443`,
@@ -130,6 +184,7 @@ impl fmt::Display for ProbeKind {
                 let scheme = if c.https { "https" } else { "http" };
                 write!(f, "{scheme} {} {}", c.addr, c.path)
             }
+            ProbeKind::Custom(c) => f.write_str(&c.target),
         }
     }
 }

@@ -11,7 +11,11 @@ use crate::tls::Trust;
 
 /// The spec for `check` against the target at `address`: on the check's
 /// own `port` if it sets one, else on `https_port` for HTTPS checks and
-/// `http_port` for HTTP and TCP checks.
+/// `http_port` for the others.
+///
+/// A `grpc` check needs its pool's connections: the L7 tier builds it as a
+/// [`CustomCheck`](crate::CustomCheck) with [`timed`]. Validation allows the
+/// kind nowhere else, so one handed here is a connect to the port.
 pub fn spec_for(
     check: &HealthCheck,
     address: IpAddr,
@@ -20,11 +24,11 @@ pub fn spec_for(
 ) -> ProbeSpec {
     let port = check.port.unwrap_or(match check.kind {
         CheckKind::Https => https_port,
-        CheckKind::Http | CheckKind::Tcp => http_port,
+        CheckKind::Http | CheckKind::Tcp | CheckKind::Grpc => http_port,
     });
     let addr = SocketAddr::new(address, port);
     let kind = match check.kind {
-        CheckKind::Tcp => ProbeKind::Tcp { addr },
+        CheckKind::Tcp | CheckKind::Grpc => ProbeKind::Tcp { addr },
         CheckKind::Http | CheckKind::Https => {
             let mut http = if check.kind == CheckKind::Https {
                 HttpCheck::https(addr)
@@ -43,6 +47,11 @@ pub fn spec_for(
             ProbeKind::Http(http)
         }
     };
+    timed(check, kind)
+}
+
+/// A spec running `kind` with `check`'s interval, timeout, rise and fall.
+pub fn timed(check: &HealthCheck, kind: ProbeKind) -> ProbeSpec {
     let mut spec = ProbeSpec::new(kind);
     spec.interval = check.interval;
     spec.timeout = check.timeout;
@@ -70,6 +79,7 @@ mod tests {
             fall: 3,
             ca: None,
             insecure: true,
+            service: None,
         };
         let spec = spec_for(&check, "127.0.0.1".parse().unwrap(), 8080, 8443);
         let ProbeKind::Http(http) = &spec.kind else {

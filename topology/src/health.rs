@@ -18,9 +18,14 @@ use crate::status::{StatusSet, parse_status_set};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
-    /// `http` (default), `https` or `tcp`.
+    /// `http` (default), `https`, `tcp`, or `grpc` (L7 pools speaking
+    /// HTTP/2 only: `grpc.health.v1.Health/Check`).
     #[serde(default)]
     pub kind: Option<String>,
+    /// The service a `grpc` check asks about (default `""`: the server as
+    /// a whole).
+    #[serde(default)]
+    pub service: Option<String>,
     /// Request path for HTTP(S) checks.
     #[serde(default)]
     pub path: Option<String>,
@@ -65,6 +70,10 @@ pub enum CheckKind {
     Https,
     /// TCP connect.
     Tcp,
+    /// `grpc.health.v1.Health/Check` over the pool's own HTTP/2
+    /// connections: up when it answers SERVING. Only an L7 pool's servers
+    /// are checked so (its node runs the check with the pool's connector).
+    Grpc,
 }
 
 /// A validated health check.
@@ -94,6 +103,8 @@ pub struct HealthCheck {
     pub ca: Option<PathBuf>,
     /// Skip certificate verification.
     pub insecure: bool,
+    /// The service a gRPC check asks about (`None`: the whole server).
+    pub service: Option<String>,
 }
 
 /// Default time between two probe starts (HAProxy `inter` is 2s).
@@ -302,11 +313,20 @@ pub fn is_dns_name(name: &str) -> bool {
         && !name.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Why `kind: grpc` is refused outside L7 pools.
+pub const GRPC_CHECKS_POOLS_ONLY: &str =
+    "a grpc check runs only on an L7 pool's servers; use http, https or tcp here";
+
+/// Longest `service` of a gRPC check (gRPC service names are short).
+pub const MAX_SERVICE_BYTES: usize = 1024;
+
 /// Validates `raw` (or the defaults when absent), with `default_path` for
-/// HTTP checks that name none.
+/// HTTP checks that name none. `grpc_refused` is `None` where a `grpc`
+/// check may run, else the message refusing one (why, and the fix).
 pub(crate) fn validate(
     raw: Option<&RawHealthCheck>,
     default_path: &str,
+    grpc_refused: Option<&str>,
     path: &str,
     problems: &mut Problems,
 ) -> HealthCheck {
@@ -316,14 +336,37 @@ pub(crate) fn validate(
         None | Some("http") => CheckKind::Http,
         Some("https") => CheckKind::Https,
         Some("tcp") => CheckKind::Tcp,
+        Some("grpc") => {
+            if let Some(why) = grpc_refused {
+                problems.add(format!("{path}.kind"), why);
+            }
+            CheckKind::Grpc
+        }
         Some(other) => {
             problems.add(
                 format!("{path}.kind"),
-                format!("unknown check kind {other:?}; use http, https or tcp"),
+                format!("unknown check kind {other:?}; use http, https, tcp or grpc"),
             );
             CheckKind::Http
         }
     };
+    match &raw.service {
+        Some(_) if kind != CheckKind::Grpc => problems.add(
+            format!("{path}.service"),
+            "only a grpc check asks about a service; set `kind: grpc` or remove `service:`",
+        ),
+        Some(service)
+            if service.len() > MAX_SERVICE_BYTES || service.chars().any(char::is_control) =>
+        {
+            problems.add(
+                format!("{path}.service"),
+                format!(
+                    "{service:?} is not a gRPC service name; write one like \"demo.Echo\" (at most {MAX_SERVICE_BYTES} bytes)"
+                ),
+            );
+        }
+        _ => {}
+    }
     let request_path = raw.path.clone().unwrap_or_else(|| default_path.to_owned());
     let expect = match &raw.expect {
         None => StatusSet::default(),
@@ -373,6 +416,7 @@ pub(crate) fn validate(
         fall,
         ca: raw.ca.clone(),
         insecure: raw.insecure,
+        service: raw.service.clone(),
     }
 }
 
@@ -396,6 +440,29 @@ mod tests {
             errors[0].to_string(),
             "timeout 2s must be shorter than interval 2s; lower timeout or raise interval"
         );
+    }
+
+    #[test]
+    fn grpc_checks_are_refused_where_the_caller_says() {
+        let raw = RawHealthCheck {
+            kind: Some("grpc".into()),
+            ..RawHealthCheck::default()
+        };
+        let mut problems = Problems::default();
+        let check = validate(
+            Some(&raw),
+            "/",
+            Some(GRPC_CHECKS_POOLS_ONLY),
+            "regions.r.health",
+            &mut problems,
+        );
+        assert_eq!(check.kind, CheckKind::Grpc);
+        assert_eq!(problems.0.len(), 1);
+        assert_eq!(problems.0[0].path, "regions.r.health.kind");
+        assert_eq!(problems.0[0].message, GRPC_CHECKS_POOLS_ONLY);
+        let mut problems = Problems::default();
+        validate(Some(&raw), "/", None, "p.health", &mut problems);
+        assert!(problems.0.is_empty());
     }
 
     #[test]

@@ -516,6 +516,7 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
     let health = crate::health::validate(
         health.as_ref(),
         &l7_health_path,
+        Some(crate::health::GRPC_CHECKS_POOLS_ONLY),
         &format!("{path}.health"),
         problems,
     );

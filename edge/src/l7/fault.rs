@@ -174,6 +174,38 @@ impl Fault {
         }
     }
 
+    /// The `grpc-status` of the answer to a gRPC request, which the proxy
+    /// gives as a trailers-only response (HTTP 200) so that a gRPC client
+    /// reads the proxy's code and reason rather than guessing from a bare
+    /// HTTP status. gRPC's own HTTP-to-gRPC table
+    /// (`doc/http-grpc-status-mapping.md`) applied to [`Fault::status`] —
+    /// 400 INTERNAL, 404 UNIMPLEMENTED, 429/502/503/504 UNAVAILABLE, the
+    /// rest UNKNOWN — except that a backend that did not answer in time is
+    /// DEADLINE_EXCEEDED, as Envoy answers since envoyproxy/envoy#44479:
+    /// UNAVAILABLE would tell the client to retry a call whose time has run
+    /// out. The reason goes in `grpc-message` as it is: every
+    /// [`Fault::reason`] is printable ASCII without `%`, which gRPC's
+    /// percent-encoding leaves alone.
+    pub fn grpc_status(self) -> u8 {
+        const UNKNOWN: u8 = 2;
+        const DEADLINE_EXCEEDED: u8 = 4;
+        const UNIMPLEMENTED: u8 = 12;
+        const INTERNAL: u8 = 13;
+        const UNAVAILABLE: u8 = 14;
+        if self == Fault::UpstreamTimeout {
+            return DEADLINE_EXCEEDED;
+        }
+        match self.status() {
+            StatusCode::BAD_REQUEST => INTERNAL,
+            StatusCode::NOT_FOUND => UNIMPLEMENTED,
+            StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => UNAVAILABLE,
+            _ => UNKNOWN,
+        }
+    }
+
     /// The `reason` label of the shed-load metric, for faults that shed.
     pub fn shed(self) -> Option<&'static str> {
         match self {
@@ -200,6 +232,24 @@ mod tests {
         assert_eq!(rate.retry_after(), Some(2));
         assert_eq!(Fault::ListenerFull.retry_after(), Some(1));
         assert!(Fault::Framing.closes_connection());
+    }
+
+    #[test]
+    fn grpc_requests_get_grpc_statuses() {
+        let cases = [
+            (Fault::ConnectFailed, 14),
+            (Fault::UpstreamFailed, 14),
+            (Fault::NoServer, 14),
+            (Fault::ServerFull, 14),
+            (Fault::RateLimited(Duration::from_secs(1)), 14),
+            (Fault::UpstreamTimeout, 4),
+            (Fault::NoRoute, 12),
+            (Fault::BadRequest("x"), 13),
+            (Fault::ClientTooSlow, 2),
+        ];
+        for (fault, code) in cases {
+            assert_eq!(fault.grpc_status(), code, "{fault:?}");
+        }
     }
 
     #[test]

@@ -11,19 +11,30 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use probe::{CheckId, Health, ProbeEvent, ProbeSpec, Prober};
+use probe::{CheckId, Health, ProbeEvent, ProbeKind, ProbeSpec, Prober};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use topology::health::HealthCheck;
+use topology::health::{CheckKind, HealthCheck};
 use tracing::{info, warn};
 
+use super::http::grpc_health;
 use super::pool::ServerState;
 use super::state::Snapshot;
 
 /// The probe spec checking `server` as `check` describes (the conversion
 /// the GSLB and the L4 tier use too): on the check's `port` if it sets
-/// one, else on the server's own.
+/// one, else on the server's own. A `grpc` check is the pool's own
+/// ([`grpc_health`]), over the connections its requests use.
 pub fn probe_spec(check: &HealthCheck, server: SocketAddr) -> ProbeSpec {
+    if check.kind == CheckKind::Grpc {
+        let addr = SocketAddr::new(server.ip(), check.port.unwrap_or(server.port()));
+        let kind = ProbeKind::Custom(grpc_health::check(
+            addr,
+            check.service.as_deref(),
+            check.timeout,
+        ));
+        return probe::topology::timed(check, kind);
+    }
     probe::topology::spec_for(check, server.ip(), server.port(), server.port())
 }
 
@@ -126,9 +137,7 @@ impl Checks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe::ProbeKind;
     use std::time::Duration;
-    use topology::health::CheckKind;
 
     #[test]
     fn checks_translate_to_probe_specs() {
@@ -145,6 +154,7 @@ mod tests {
             fall: 2,
             ca: None,
             insecure: false,
+            service: None,
         };
         let spec = probe_spec(&check, "127.0.0.1:9000".parse().unwrap());
         assert!(spec.validate().is_ok());

@@ -724,6 +724,7 @@ mod tests {
                 fall: 1,
                 ca: None,
                 insecure: false,
+                service: None,
             },
             slow_start: Duration::ZERO,
             fail_open: true,

@@ -421,6 +421,7 @@ pub(crate) fn validate(
         health: health::validate(
             raw.health.as_ref(),
             l7_health_path,
+            Some(health::GRPC_CHECKS_POOLS_ONLY),
             &format!("{path}.health"),
             problems,
         ),

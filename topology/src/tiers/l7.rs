@@ -1166,7 +1166,15 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
         hash_on,
         protocol,
         servers,
-        health: health::validate(health, "/", &format!("{ppath}.health"), problems),
+        health: health::validate(
+            health,
+            "/",
+            (protocol != BackendProtocol::H2c).then_some(
+                "a grpc check speaks HTTP/2 to the servers; set the pool's `protocol: h2c`",
+            ),
+            &format!("{ppath}.health"),
+            problems,
+        ),
         slow_start,
         fail_open: pool.fail_open.unwrap_or(true),
         critical: pool.critical.unwrap_or(true),
@@ -1365,6 +1373,34 @@ pools:
         assert_eq!(sticky.same_site, SameSite::None);
         assert_eq!(sticky.max_age, Some(Duration::from_secs(3600)));
         assert_eq!(pool.retries.statuses, [(500, 500), (502, 504)]);
+    }
+
+    #[test]
+    fn a_grpc_check_asks_h2c_servers_about_a_service() {
+        let yaml = MINIMAL.replace(
+            "    servers:",
+            "    protocol: h2c\n    health: { kind: grpc, service: demo.Echo }\n    servers:",
+        );
+        let health = &parse(&yaml).unwrap().pools[0].health;
+        assert_eq!(health.kind, crate::health::CheckKind::Grpc);
+        assert_eq!(health.service.as_deref(), Some("demo.Echo"));
+        let http1 = MINIMAL.replace("    servers:", "    health: { kind: grpc }\n    servers:");
+        assert_eq!(
+            parse(&http1).unwrap_err(),
+            [
+                "l7.pools.web.health.kind: a grpc check speaks HTTP/2 to the servers; set the pool's `protocol: h2c`"
+            ]
+        );
+        let stray = MINIMAL.replace(
+            "    servers:",
+            "    health: { service: demo.Echo }\n    servers:",
+        );
+        assert_eq!(
+            parse(&stray).unwrap_err(),
+            [
+                "l7.pools.web.health.service: only a grpc check asks about a service; set `kind: grpc` or remove `service:`"
+            ]
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! back with the in-flight guards inside it (a stall mid-body aborts it
 //! and counts against the server) → access log line and metrics.
 
+pub mod grpc_health;
 pub mod upstream;
 
 use std::borrow::Cow;
@@ -214,8 +215,33 @@ pub(crate) async fn serve_connection<IO>(
     }
 }
 
-/// The proxy's own answer to a request it could not pass on.
-fn fault_response(fault: Fault) -> Response<DownBody> {
+/// Whether a request is a gRPC call (`application/grpc`, `+proto`...): the
+/// proxy answers its faults in gRPC's terms. gRPC rides on HTTP/2, which
+/// only this path serves (the HTTP/1.1 fast path never sees a call).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The proxy's own answer to a request it could not pass on: for a gRPC
+/// call a trailers-only response (200, no body) carrying
+/// [`Fault::grpc_status`] and the reason, else the fault's status and body.
+fn fault_response(fault: Fault, grpc: bool) -> Response<DownBody> {
+    if grpc {
+        let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(
+            "grpc-status",
+            HeaderValue::from(u16::from(fault.grpc_status())),
+        );
+        headers.insert("grpc-message", HeaderValue::from_static(fault.reason()));
+        return response;
+    }
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(fault.body()))));
     *response.status_mut() = fault.status();
     let headers = response.headers_mut();
@@ -239,13 +265,20 @@ async fn handle(
     let version = request.version();
     let uri = request.uri().clone();
     let host = request.headers().get(header::HOST).cloned();
-    let response = match proxy(request, info, client_ip, shared, &snapshot, &mut record).await {
-        Ok(response) => response,
-        Err(fault) => {
-            record.fault(fault, shared, info.listener);
-            fault_response(fault)
-        }
-    };
+    let grpc = is_grpc(request.headers());
+    // The log keeps the fault's HTTP status, also when a gRPC call was
+    // answered with a 200 that carries it as a grpc-status.
+    let (response, status) =
+        match proxy(request, info, client_ip, shared, &snapshot, &mut record).await {
+            Ok(response) => {
+                let status = response.status();
+                (response, status)
+            }
+            Err(fault) => {
+                record.fault(fault, shared, info.listener);
+                (fault_response(fault, grpc), fault.status())
+            }
+        };
     let asked = Asked {
         client: info.client,
         listener: info.listener,
@@ -257,7 +290,7 @@ async fn handle(
         path_and_query: uri.path_and_query().map_or("/", PathAndQuery::as_str),
         version,
     };
-    access::finish(&record, &asked, response.status().as_u16(), &snapshot);
+    access::finish(&record, &asked, status.as_u16(), &snapshot);
     response
 }
 
@@ -574,7 +607,8 @@ fn respond(
     }
     if switching {
         let Some(on_client) = reply.on_client_upgrade else {
-            return fault_response(Fault::UnexpectedUpgrade);
+            // A 101 is HTTP/1.1's, never an answer to a gRPC call.
+            return fault_response(Fault::UnexpectedUpgrade, false);
         };
         let force = shared.drain.forced().clone();
         shared
@@ -626,18 +660,37 @@ mod tests {
 
     #[test]
     fn fault_answers_carry_their_headers() {
-        let r = fault_response(Fault::RateLimited(Duration::from_millis(1500)));
+        let r = fault_response(Fault::RateLimited(Duration::from_millis(1500)), false);
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
-        let r = fault_response(Fault::ListenerFull);
+        let r = fault_response(Fault::ListenerFull, false);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
         assert_eq!(
-            fault_response(Fault::Framing).headers()[header::CONNECTION],
+            fault_response(Fault::Framing, false).headers()[header::CONNECTION],
             "close"
         );
         assert_eq!(
-            fault_response(Fault::ConnectFailed).status(),
+            fault_response(Fault::ConnectFailed, false).status(),
             StatusCode::BAD_GATEWAY
         );
+    }
+
+    #[test]
+    fn grpc_calls_get_trailers_only_fault_answers() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_grpc(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert!(is_grpc(&headers));
+        let r = fault_response(Fault::UpstreamTimeout, true);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "4");
+        assert_eq!(
+            r.headers()["grpc-message"],
+            "the backend server did not answer in time"
+        );
+        assert!(r.body().is_end_stream(), "trailers-only: no body");
     }
 }

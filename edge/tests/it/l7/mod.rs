@@ -5,6 +5,7 @@
 mod abuse;
 mod balancing;
 mod fast_path;
+mod grpc;
 mod h2c_backends;
 mod lifecycle;
 mod protocols;
