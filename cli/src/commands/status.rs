@@ -410,6 +410,40 @@ fn dns_report(
     }
 }
 
+/// The servers an operator drained or re-weighted on an L7 node, one
+/// note each (`gtm server`).
+fn operator_changes(node: &NodeReport) -> Vec<String> {
+    let Some(EdgeStatus::L7(status)) = &node.status else {
+        return Vec::new();
+    };
+    status
+        .pools
+        .iter()
+        .flat_map(|pool| pool.servers.iter().map(move |s| (pool, s)))
+        .filter(|(_, s)| s.drained || s.weight != s.configured_weight)
+        .map(|(pool, s)| {
+            let mut what = Vec::new();
+            if s.drained {
+                what.push(format!("drained ({} in flight)", s.in_flight));
+            }
+            if s.weight != s.configured_weight {
+                what.push(format!(
+                    "weight {} (configured {})",
+                    s.weight, s.configured_weight
+                ));
+            }
+            format!(
+                "{}: server {}/{} {}, {} connections",
+                node.name,
+                pool.name,
+                s.addr,
+                what.join(", "),
+                s.connections
+            )
+        })
+        .collect()
+}
+
 fn vantage_text(vantage: &[VantageStatus]) -> String {
     if vantage.is_empty() {
         return "-".into();
@@ -514,6 +548,7 @@ fn print(status: &Status, p: &Printer) {
         {
             notes.push(format!("{}: {}", node.name, node.detail));
         }
+        notes.extend(region.l7.nodes.iter().flat_map(operator_changes));
         table.styled_row(vec![
             (region.name.clone(), Some(Style::Bold)),
             (vip.join(" "), None),

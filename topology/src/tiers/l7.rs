@@ -236,9 +236,11 @@ pub struct RawPool {
     /// (default `0s`: off).
     #[serde(default)]
     pub slow_start: Option<Scalar>,
-    /// When no server is healthy, balance over all of them (default true).
+    /// When to stop trusting health and balance over every primary:
+    /// `true` (default) when none is available, `"50%"` when fewer than
+    /// that share are (Envoy's panic threshold), `false` never.
     #[serde(default)]
-    pub fail_open: Option<bool>,
+    pub fail_open: Option<Scalar>,
     /// The region health path fails while this routed pool has no
     /// available server (default true).
     #[serde(default)]
@@ -327,6 +329,12 @@ pub struct RawRetries {
     /// Retries always allowed per second, whatever the budget (default 10).
     #[serde(default)]
     pub min_per_second: Option<u32>,
+    /// The first back-off before a retry (default `25ms`; `0s` is off).
+    #[serde(default)]
+    pub backoff: Option<Scalar>,
+    /// The longest back-off (default `250ms`).
+    #[serde(default)]
+    pub max_backoff: Option<Scalar>,
 }
 
 /// The validated L7 tier.
@@ -558,8 +566,8 @@ pub struct Pool {
     pub health: HealthCheck,
     /// Slow-start ramp; zero is off.
     pub slow_start: Duration,
-    /// Balance over every server when none is healthy.
-    pub fail_open: bool,
+    /// When the pool balances over every primary, available or not.
+    pub fail_open: FailOpen,
     /// Counts for the region health path: while it is routed and has no
     /// available server, the region is down.
     pub critical: bool,
@@ -571,6 +579,30 @@ pub struct Pool {
     pub sticky: Option<Sticky>,
     /// Retry policy.
     pub retries: Retries,
+}
+
+/// When a pool stops trusting health and balances over every primary
+/// (fails open, Envoy's "panic mode").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOpen {
+    /// Never: with no server available, requests get 503.
+    Off,
+    /// When fewer than this percentage (0–100) of the primaries are
+    /// available, and always when none is; `fail_open: true` is 0.
+    Below(u8),
+}
+
+impl FailOpen {
+    /// Whether a pool with `available` of its `total` primaries available
+    /// fails open: the one rule of both `fail_open: true` and a threshold.
+    pub fn panics(self, available: usize, total: usize) -> bool {
+        match self {
+            FailOpen::Off => false,
+            FailOpen::Below(percent) => {
+                available == 0 || available * 100 < usize::from(percent) * total
+            }
+        }
+    }
 }
 
 /// A pool member.
@@ -644,6 +676,11 @@ pub struct Retries {
     pub budget_percent: u32,
     /// Retries always allowed per second.
     pub min_per_second: u32,
+    /// The back-off before the first retry; zero is off. Retry `n` waits
+    /// a random time up to `backoff × 2^(n-1)`, at most `max_backoff`.
+    pub backoff: Duration,
+    /// The longest back-off.
+    pub max_backoff: Duration,
 }
 
 impl Default for Retries {
@@ -653,6 +690,8 @@ impl Default for Retries {
             statuses: vec![(502, 504)],
             budget_percent: 20,
             min_per_second: 10,
+            backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_millis(250),
         }
     }
 }
@@ -1143,11 +1182,33 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
                 format!("{budget_percent} is over 100; write a percentage such as 20"),
             );
         }
+        let backoff = duration_field(
+            problems,
+            format!("{rpath}.backoff"),
+            r.backoff.as_ref(),
+            d.backoff,
+        );
+        let max_backoff = duration_field(
+            problems,
+            format!("{rpath}.max_backoff"),
+            r.max_backoff.as_ref(),
+            d.max_backoff.max(backoff),
+        );
+        if max_backoff < backoff {
+            problems.add(
+                format!("{rpath}.max_backoff"),
+                format!(
+                    "{max_backoff:?} is shorter than backoff ({backoff:?}); raise it or lower backoff"
+                ),
+            );
+        }
         Retries {
             attempts: r.attempts.unwrap_or(d.attempts),
             statuses,
             budget_percent,
             min_per_second: r.min_per_second.unwrap_or(d.min_per_second),
+            backoff,
+            max_backoff,
         }
     });
     // An h2c server may speak no HTTP/1.1 (gRPC servers do not), so its
@@ -1168,13 +1229,41 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
         servers,
         health: health::validate(health, "/", &format!("{ppath}.health"), problems),
         slow_start,
-        fail_open: pool.fail_open.unwrap_or(true),
+        fail_open: fail_open(
+            pool.fail_open.as_ref(),
+            &format!("{ppath}.fail_open"),
+            problems,
+        ),
         critical: pool.critical.unwrap_or(true),
         max_requests_per_server: pool.max_requests_per_server,
         outlier,
         sticky,
         retries,
     }
+}
+
+/// `fail_open:` — `true` (default), `false` or a percentage `"N%"`.
+fn fail_open(raw: Option<&Scalar>, path: &str, problems: &mut Problems) -> FailOpen {
+    let parsed = match raw {
+        None | Some(Scalar::Bool(true)) => Some(FailOpen::Below(0)),
+        Some(Scalar::Bool(false)) => Some(FailOpen::Off),
+        Some(Scalar::Text(text)) => text
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u8>().ok())
+            .filter(|&n| n <= 100)
+            .map(FailOpen::Below),
+        Some(_) => None,
+    };
+    parsed.unwrap_or_else(|| {
+        problems.add(
+            path.to_owned(),
+            format!(
+                "{:?} is not true, false or a percentage from 0% to 100%; write \"50%\" to balance over every server when fewer than half are healthy",
+                raw.map(Scalar::text).unwrap_or_default()
+            ),
+        );
+        FailOpen::Below(0)
+    })
 }
 
 fn validate_sticky(raw: &RawSticky, path: &str, problems: &mut Problems) -> Sticky {
@@ -1286,7 +1375,7 @@ pools:
         assert_eq!(pool.hash_on, HashOn::ClientIp);
         assert_eq!(pool.protocol, BackendProtocol::Http1);
         assert_eq!(pool.health.kind, crate::health::CheckKind::Http);
-        assert!(pool.fail_open);
+        assert_eq!(pool.fail_open, FailOpen::Below(0));
         assert!(pool.critical);
         assert_eq!(pool.outlier, Outlier::default());
         assert_eq!(pool.retries, Retries::default());
@@ -1324,7 +1413,7 @@ pools:
     max_requests_per_server: 12
     outlier: { failures: 3, ejection: 1s, max_ejection: 8s }
     sticky: { cookie: SRV, path: /app, max_age: 1h, secure: true, http_only: false, same_site: none }
-    retries: { attempts: 2, statuses: \"500,502-504\", budget_percent: 50, min_per_second: 1 }
+    retries: { attempts: 2, statuses: \"500,502-504\", budget_percent: 50, min_per_second: 1, backoff: 10ms, max_backoff: 1s }
 ",
         )
         .unwrap();
@@ -1365,6 +1454,86 @@ pools:
         assert_eq!(sticky.same_site, SameSite::None);
         assert_eq!(sticky.max_age, Some(Duration::from_secs(3600)));
         assert_eq!(pool.retries.statuses, [(500, 500), (502, 504)]);
+        assert_eq!(pool.fail_open, FailOpen::Off);
+        assert_eq!(
+            (pool.retries.backoff, pool.retries.max_backoff),
+            (Duration::from_millis(10), Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn fail_open_is_on_off_or_a_panic_threshold() {
+        let pool_with = |value: &str| {
+            parse(&format!(
+                "nodes: [{{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }}]
+routes: [{{ pool: web }}]
+pools:
+  web: {{ servers: [{{ addr: \"127.0.0.1:9000\" }}], fail_open: {value} }}
+"
+            ))
+            .map(|tier| tier.pools[0].fail_open)
+        };
+        // (written, parsed)
+        let good = [
+            ("true", FailOpen::Below(0)),
+            ("false", FailOpen::Off),
+            ("\"50%\"", FailOpen::Below(50)),
+            ("\"0%\"", FailOpen::Below(0)),
+            ("\"100%\"", FailOpen::Below(100)),
+        ];
+        for (written, parsed) in good {
+            assert_eq!(pool_with(written), Ok(parsed), "{written}");
+        }
+        for bad in ["\"101%\"", "50", "\"half\"", "\"-5%\""] {
+            let problems = pool_with(bad).unwrap_err();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("l7.pools.web.fail_open: ") && p.contains("\"50%\"")),
+                "{bad}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_panic_rule_counts_available_primaries() {
+        // (fail_open, available, total, panics)
+        let cases = [
+            (FailOpen::Off, 0, 3, false),
+            (FailOpen::Below(0), 0, 3, true),
+            (FailOpen::Below(0), 1, 3, false),
+            (FailOpen::Below(50), 1, 3, true),
+            (FailOpen::Below(50), 2, 4, false),
+            (FailOpen::Below(50), 2, 3, false),
+            (FailOpen::Below(100), 2, 3, true),
+            (FailOpen::Below(100), 3, 3, false),
+            (FailOpen::Below(50), 0, 0, true),
+        ];
+        for (fail_open, available, total, panics) in cases {
+            assert_eq!(
+                fail_open.panics(available, total),
+                panics,
+                "{fail_open:?} {available}/{total}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_back_off_longer_than_its_maximum_is_refused() {
+        let problems = parse(
+            "nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+routes: [{ pool: web }]
+pools:
+  web: { servers: [{ addr: \"127.0.0.1:9000\" }], retries: { backoff: 2s, max_backoff: 1s } }
+",
+        )
+        .unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("l7.pools.web.retries.max_backoff: ")),
+            "{problems:?}"
+        );
     }
 
     #[test]
