@@ -50,6 +50,9 @@ pub struct RawL7 {
     /// comparison or as an escape hatch.
     #[serde(default)]
     pub http1_fast_path: Option<bool>,
+    /// How each request is logged.
+    #[serde(default)]
+    pub access_log: Option<RawAccessLog>,
     /// Certificates for the HTTPS port.
     #[serde(default)]
     pub tls: Option<RawTls>,
@@ -68,6 +71,16 @@ pub struct RawL7 {
     /// Backend pools by name.
     #[serde(default)]
     pub pools: IndexMap<String, RawPool>,
+}
+
+/// `access_log:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// `text` (default: a log line at target `gtm::access` on stderr) or
+    /// `json` (one JSON object per request on stdout).
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// One L7 node as written.
@@ -353,6 +366,8 @@ pub struct L7Tier {
     /// HTTP/1.1 requests served by the proxy's own fast path (hyper
     /// serves the rest, and everything when this is off).
     pub http1_fast_path: bool,
+    /// How each request is logged.
+    pub access_log: AccessLogFormat,
     /// TLS, when the HTTPS port is served.
     pub tls: Option<Tls>,
     /// Timeouts.
@@ -581,6 +596,16 @@ pub struct Pool {
     pub retries: Retries,
 }
 
+/// How the access log is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// A `tracing` line at target `gtm::access` (stderr, with the log).
+    #[default]
+    Text,
+    /// One JSON object per request and line, on stdout.
+    Json,
+}
+
 /// When a pool stops trusting health and balances over every primary
 /// (fails open, Envoy's "panic mode").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -797,6 +822,7 @@ pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Ti
         http2: raw.http2.unwrap_or(true),
         via: raw.via,
         http1_fast_path: raw.http1_fast_path.unwrap_or(true),
+        access_log: access_log_format(raw.access_log.as_ref(), path, problems),
         tls,
         timeouts,
         limits,
@@ -1242,6 +1268,25 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
     }
 }
 
+/// `access_log.format:` — `text` (default) or `json`.
+fn access_log_format(
+    raw: Option<&RawAccessLog>,
+    path: &str,
+    problems: &mut Problems,
+) -> AccessLogFormat {
+    match raw.and_then(|r| r.format.as_deref()) {
+        None | Some("text") => AccessLogFormat::Text,
+        Some("json") => AccessLogFormat::Json,
+        Some(other) => {
+            problems.add(
+                format!("{path}.access_log.format"),
+                format!("unknown format {other:?}; write text or json"),
+            );
+            AccessLogFormat::Text
+        }
+    }
+}
+
 /// `fail_open:` — `true` (default), `false` or a percentage `"N%"`.
 fn fail_open(raw: Option<&Scalar>, path: &str, problems: &mut Problems) -> FailOpen {
     let parsed = match raw {
@@ -1392,6 +1437,7 @@ proxy_protocol: true
 http2: false
 via: true
 http1_fast_path: false
+access_log: { format: json }
 tls:
   certs: [{ cert: a.pem, key: a.key }]
   min_version: \"1.3\"
@@ -1418,6 +1464,7 @@ pools:
         )
         .unwrap();
         assert!(tier.proxy_protocol && !tier.http2 && tier.via && !tier.http1_fast_path);
+        assert_eq!(tier.access_log, AccessLogFormat::Json);
         let tls = tier.tls.unwrap();
         assert_eq!(tls.min_version, TlsVersion::Tls13);
         assert!(!tls.session_tickets);
@@ -1533,6 +1580,15 @@ pools:
                 .iter()
                 .any(|p| p.starts_with("l7.pools.web.retries.max_backoff: ")),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_access_log_format_is_refused() {
+        let problems = parse(&format!("{MINIMAL}access_log: {{ format: xml }}\n")).unwrap_err();
+        assert_eq!(
+            problems,
+            ["l7.access_log.format: unknown format \"xml\"; write text or json"]
         );
     }
 

@@ -7,6 +7,7 @@ mod balancing;
 mod fast_path;
 mod h2c_backends;
 mod lifecycle;
+mod operator;
 mod protocols;
 mod resilience;
 mod routing;
