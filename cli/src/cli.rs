@@ -132,10 +132,10 @@ pub enum Command {
 
 const SERVER_EXAMPLES: &str = "\
 Examples:
-  gtm server drain us-east web 127.0.1.21:8080     # no new requests; in-flight ones finish
-  gtm server undrain us-east web 127.0.1.21:8080
-  gtm server weight us-east web 127.0.1.21:8080 5  # balance with weight 5 from now on
-  gtm server weight us-east web 127.0.1.21:8080 --reset
+  gtm server drain us-east web 127.0.1.101:9000     # no new requests; in-flight ones finish
+  gtm server undrain us-east web 127.0.1.101:9000
+  gtm server weight us-east web 127.0.1.101:9000 5  # balance with weight 5 from now on
+  gtm server weight us-east web 127.0.1.101:9000 --reset
 
 Applied through each L7 node's admin API (GTM_ADMIN_TOKEN); shown by `gtm
 status`. Kept across reloads, not across a node's restart.";
@@ -559,5 +559,54 @@ mod tests {
             panic!("up")
         };
         assert_eq!(args.file, None);
+    }
+
+    #[test]
+    fn a_server_weight_is_a_number_from_1_or_a_reset() {
+        let weight = |args: &[&str]| {
+            let mut all = vec![
+                "gtm",
+                "server",
+                "weight",
+                "us-east",
+                "web",
+                "127.0.1.101:9000",
+            ];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|cli| match cli.command {
+                Command::Server(ServerArgs {
+                    command: ServerCommand::Weight { weight, reset, .. },
+                }) => (weight, reset),
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(weight(&["5"]).unwrap(), (Some(5), false));
+        assert_eq!(weight(&["--reset"]).unwrap(), (None, true));
+        for refused in [&["0"][..], &[], &["5", "--reset"], &["-1"]] {
+            assert!(weight(refused).is_err(), "{refused:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "gtm",
+            "server",
+            "drain",
+            "us-east",
+            "web",
+            "127.0.1.101:9000",
+        ])
+        .unwrap();
+        let Command::Server(ServerArgs {
+            command: ServerCommand::Drain(target),
+        }) = cli.command
+        else {
+            panic!("drain")
+        };
+        assert_eq!(
+            (
+                target.region.as_str(),
+                target.pool.as_str(),
+                target.server.as_str()
+            ),
+            ("us-east", "web", "127.0.1.101:9000")
+        );
     }
 }
