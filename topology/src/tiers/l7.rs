@@ -736,6 +736,41 @@ fn duration_field(
     }
 }
 
+/// A period that grows up to a ceiling (`ejection` and `max_ejection`,
+/// `backoff` and `max_backoff`), the fields `names` under `path`: each its
+/// default when absent — the ceiling's at least the start — and a
+/// ceiling written shorter than the start refused.
+fn start_and_ceiling(
+    problems: &mut Problems,
+    path: &str,
+    names: [&str; 2],
+    values: [Option<&Scalar>; 2],
+    defaults: [Duration; 2],
+) -> (Duration, Duration) {
+    let start = duration_field(
+        problems,
+        format!("{path}.{}", names[0]),
+        values[0],
+        defaults[0],
+    );
+    let ceiling = duration_field(
+        problems,
+        format!("{path}.{}", names[1]),
+        values[1],
+        defaults[1].max(start),
+    );
+    if ceiling < start {
+        problems.add(
+            format!("{path}.{}", names[1]),
+            format!(
+                "{ceiling:?} is shorter than `{}` ({start:?}); write at least that",
+                names[0]
+            ),
+        );
+    }
+    (start, ceiling)
+}
+
 /// Checks an HTTP header name: an RFC 9110 token.
 fn is_token(name: &str) -> bool {
     !name.is_empty()
@@ -1157,28 +1192,17 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
     let outlier = pool.outlier.as_ref().map_or_else(Outlier::default, |o| {
         let d = Outlier::default();
         let opath = format!("{ppath}.outlier");
-        let ejection = duration_field(
+        let (ejection, max_ejection) = start_and_ceiling(
             problems,
-            format!("{opath}.ejection"),
-            o.ejection.as_ref(),
-            d.ejection,
-        );
-        let max_ejection = duration_field(
-            problems,
-            format!("{opath}.max_ejection"),
-            o.max_ejection.as_ref(),
-            d.max_ejection.max(ejection),
+            &opath,
+            ["ejection", "max_ejection"],
+            [o.ejection.as_ref(), o.max_ejection.as_ref()],
+            [d.ejection, d.max_ejection],
         );
         if ejection.is_zero() {
             problems.add(
                 format!("{opath}.ejection"),
                 "must be longer than 0s; set `failures: 0` to turn ejection off",
-            );
-        }
-        if max_ejection < ejection {
-            problems.add(
-                format!("{opath}.max_ejection"),
-                format!("{max_ejection:?} is shorter than `ejection` ({ejection:?}); write at least that"),
             );
         }
         Outlier {
@@ -1208,26 +1232,13 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
                 format!("{budget_percent} is over 100; write a percentage such as 20"),
             );
         }
-        let backoff = duration_field(
+        let (backoff, max_backoff) = start_and_ceiling(
             problems,
-            format!("{rpath}.backoff"),
-            r.backoff.as_ref(),
-            d.backoff,
+            &rpath,
+            ["backoff", "max_backoff"],
+            [r.backoff.as_ref(), r.max_backoff.as_ref()],
+            [d.backoff, d.max_backoff],
         );
-        let max_backoff = duration_field(
-            problems,
-            format!("{rpath}.max_backoff"),
-            r.max_backoff.as_ref(),
-            d.max_backoff.max(backoff),
-        );
-        if max_backoff < backoff {
-            problems.add(
-                format!("{rpath}.max_backoff"),
-                format!(
-                    "{max_backoff:?} is shorter than backoff ({backoff:?}); raise it or lower backoff"
-                ),
-            );
-        }
         Retries {
             attempts: r.attempts.unwrap_or(d.attempts),
             statuses,
