@@ -1,7 +1,8 @@
 //! The operator's controls and the per-server observability through the
 //! admin API: a server drained under load, a weight changed at run time,
-//! backend connections counted, trace context passed through, and the
-//! node's `/metrics` linted by promtool.
+//! backend connections counted, trace context passed through, the
+//! node's `/metrics` linted by promtool, and the JSON access log of an
+//! `edge l7` process parsed line by line.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -215,5 +216,98 @@ async fn backend_connections_and_trace_context_on_both_paths() {
             assert!(ok, "promtool check metrics: {output}");
         }
         proxy.stop().await.unwrap();
+    }
+}
+
+/// A port free on 127.0.0.1 a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_json_access_log_has_one_object_per_request_from_both_paths() {
+    let b = backends(1).await;
+    let (http, admin) = (free_port(), free_port());
+    let yaml = format!(
+        "dns:
+  nodes: [{{ name: ns1, listen: [\"127.0.0.1:5353\"] }}]
+  zones:
+    - origin: example.com.
+      soa: {{ mname: ns1.example.com., rname: hostmaster@example.com }}
+      records:
+        - {{ name: \"@\", type: NS, value: ns1.example.com. }}
+        - {{ name: ns1, type: A, value: 127.0.0.1 }}
+regions:
+  test:
+    location: {{ lat: 0, lon: 0 }}
+    vip: {{ ipv4: 127.0.0.1, ports: {{ http: {http} }} }}
+    l7:
+      nodes: [{{ name: l7t, address: 127.0.0.1, admin: \"127.0.0.1:{admin}\" }}]
+      access_log: {{ format: json }}
+      routes: [{{ pool: web }}]
+      pools:
+        web: {{ servers: [{{ addr: \"{}\" }}] }}
+",
+        b[0].addr
+    );
+    let dir = std::env::temp_dir().join(format!("edge-access-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("topology.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .args(["l7", "--config"])
+        .arg(&file)
+        .args(["--node", "l7t"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
+    let http: SocketAddr = ([127, 0, 0, 1], http).into();
+    wait_until(|| async {
+        match TcpStream::connect(admin).await {
+            Ok(_) => get(admin, "/v1/status", &[]).await.status == 200,
+            Err(_) => false,
+        }
+    })
+    .await;
+    // HTTP/1.1 takes the fast path, HTTP/1.0 the general (hyper) one.
+    assert_eq!(get(http, "/fast?q=%221%22", &[]).await.status, 200);
+    let mut stream = TcpStream::connect(http).await.unwrap();
+    let old = exchange(
+        &mut stream,
+        b"GET /general HTTP/1.0\r\nHost: www.example.com\r\n\r\n",
+    )
+    .await;
+    assert_eq!(parse(&old).map(|r| r.status), Some(200));
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    let entry = |uri: &str| {
+        lines
+            .iter()
+            .find(|l| l["uri"] == uri)
+            .unwrap_or_else(|| panic!("no entry for {uri}: {text}"))
+    };
+    let fast = entry("/fast?q=%221%22");
+    let general = entry("/general");
+    assert_eq!(fast["version"], "HTTP/1.1");
+    assert_eq!(general["version"], "HTTP/1.0");
+    for line in [fast, general] {
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["pool"], "web");
+        assert_eq!(line["server"], b[0].addr.to_string());
+        assert_eq!(line["attempts"], 1);
+        assert!(line["fault"].is_null() && line["request_id"].is_string());
     }
 }
