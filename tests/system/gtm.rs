@@ -726,10 +726,12 @@ fn drain_a_backend_server_under_load(state: &Path, topology: &FullTopology, net:
     }
     assert!(late > 10, "{late} requests after the drain");
     let human = expect(gtm(state, &["status"]), 0);
-    assert!(
-        human.contains(&format!("server web/{server} drained")),
-        "{human}"
-    );
+    let rows: Vec<&str> = human
+        .lines()
+        .filter(|l| l.contains(&server) && l.contains(" web "))
+        .collect();
+    assert_eq!(rows.len(), 2, "a row per L7 node: {human}");
+    assert!(rows.iter().all(|r| r.contains("drained")), "{human}");
     expect(
         gtm(state, &["server", "undrain", "us-east", "web", &server]),
         0,
