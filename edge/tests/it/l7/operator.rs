@@ -232,27 +232,13 @@ fn free_port() -> u16 {
 async fn the_json_access_log_has_one_object_per_request_from_both_paths() {
     let b = backends(1).await;
     let (http, admin) = (free_port(), free_port());
-    let yaml = format!(
-        "dns:
-  nodes: [{{ name: ns1, listen: [\"127.0.0.1:5353\"] }}]
-  zones:
-    - origin: example.com.
-      soa: {{ mname: ns1.example.com., rname: hostmaster@example.com }}
-      records:
-        - {{ name: \"@\", type: NS, value: ns1.example.com. }}
-        - {{ name: ns1, type: A, value: 127.0.0.1 }}
-regions:
-  test:
-    location: {{ lat: 0, lon: 0 }}
-    vip: {{ ipv4: 127.0.0.1, ports: {{ http: {http} }} }}
-    l7:
-      nodes: [{{ name: l7t, address: 127.0.0.1, admin: \"127.0.0.1:{admin}\" }}]
-      access_log: {{ format: json }}
-      routes: [{{ pool: web }}]
-      pools:
-        web: {{ servers: [{{ addr: \"{}\" }}] }}
-",
-        b[0].addr
+    let yaml = topology_text(
+        &format!(
+            "access_log: {{ format: json }}\nroutes: [{{ pool: web }}]\npools:\n  web: {{ servers: {} }}\n",
+            servers(&[&b[0]])
+        ),
+        &format!(", ports: {{ http: {http} }}"),
+        &format!("127.0.0.1:{admin}"),
     );
     let dir = std::env::temp_dir().join(format!("edge-access-log-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
