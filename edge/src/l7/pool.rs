@@ -1164,6 +1164,47 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_waits_its_jittered_back_off_first() {
+        let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
+        cfg.retries.attempts = 2;
+        cfg.retries.backoff = Duration::from_millis(100);
+        cfg.retries.max_backoff = Duration::from_millis(150);
+        cfg.retries.min_per_second = 1000;
+        let pool = pool(&cfg);
+        let policy = Policy::new(&cfg.retries, &http::Method::GET, true);
+        let server = pool.server(addr(1)).unwrap().clone();
+        let attempt = |number| Attempt {
+            number,
+            server: &server,
+            attempted: Attempted::Status(502),
+            latency: Duration::from_millis(1),
+        };
+        let mut waits = Vec::new();
+        for _ in 0..50 {
+            let mut tried = Vec::new();
+            let first = pool.settle(&policy, attempt(1), &mut tried, || 0);
+            let second = pool.settle(&policy, attempt(2), &mut tried, || 0);
+            waits.push((first.unwrap(), second.unwrap()));
+            assert_eq!(pool.settle(&policy, attempt(3), &mut tried, || 0), None);
+        }
+        assert!(
+            waits
+                .iter()
+                .all(|&(a, b)| a <= Duration::from_millis(100) && b <= Duration::from_millis(150))
+        );
+        // Jittered: the waits differ from one request to the next.
+        let distinct: std::collections::BTreeSet<Duration> = waits.iter().map(|w| w.0).collect();
+        assert!(distinct.len() > 40, "{distinct:?}");
+        cfg.retries.backoff = Duration::ZERO;
+        let at_once = PoolState::new(&cfg, None, &Metrics::new(&mut Registry::default()), 1);
+        let policy = Policy::new(&cfg.retries, &http::Method::GET, true);
+        assert_eq!(
+            at_once.settle(&policy, attempt(1), &mut Vec::new(), || 0),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
     fn attempts_charge_only_backend_faults() {
         let cases = [
             (Attempted::Status(503), Some(Outcome::Status(503))),
