@@ -46,6 +46,17 @@ impl std::fmt::Display for AdminError {
 /// How long a GSLB node may take to compute a what-if.
 const WHAT_IF_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// An operator's change to one L7 server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerControl {
+    /// No new requests.
+    Drain,
+    /// Back in service.
+    Undrain,
+    /// This weight, or the configured one (`None`).
+    Weight(Option<u32>),
+}
+
 /// A connection to the admin APIs of one deployment.
 pub struct Admin {
     http: reqwest::blocking::Client,
@@ -176,6 +187,32 @@ impl Admin {
         self.post::<(), _>(addr, &format!("/v1/regions/{region}/recover"), None)
     }
 
+    /// A server control of an L7 node: `drain`, `undrain` (`POST`) or, with
+    /// `weight`, `PUT …/weight`.
+    pub fn server_control(
+        &self,
+        addr: SocketAddr,
+        pool: &str,
+        server: &str,
+        control: ServerControl,
+    ) -> Result<l7::ServerChange, AdminError> {
+        let (method, name, body) = match control {
+            ServerControl::Drain => (reqwest::Method::POST, "drain", None),
+            ServerControl::Undrain => (reqwest::Method::POST, "undrain", None),
+            ServerControl::Weight(weight) => (
+                reqwest::Method::PUT,
+                "weight",
+                Some(l7::WeightRequest { weight }),
+            ),
+        };
+        self.send(
+            method,
+            addr,
+            &l7::server_path(pool, server, name),
+            body.as_ref(),
+        )
+    }
+
     /// `POST /v1/reload`. A refused reload (422 with `{ok, error}`) is a
     /// result, not an error.
     pub fn reload(&self, addr: SocketAddr) -> Result<ReloadResult, AdminError> {
@@ -228,8 +265,19 @@ impl Admin {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, AdminError> {
+        self.send(reqwest::Method::POST, addr, path, body)
+    }
+
+    /// A mutating request (the token sent) with an optional JSON body.
+    fn send<B: Serialize, T: for<'de> Deserialize<'de>>(
+        &self,
+        method: reqwest::Method,
+        addr: SocketAddr,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, AdminError> {
         let url = format!("http://{addr}{path}");
-        let mut request = self.http.post(&url);
+        let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -123,6 +123,65 @@ pub enum Command {
     /// Create a zone's DNSSEC signing key, or show the DS record for one.
     #[command(after_help = DNSSEC_EXAMPLES)]
     Dnssec(DnssecArgs),
+    /// Drain one backend server of an L7 pool (requests in flight finish,
+    /// no new ones), return it, or set its weight, on every L7 node of the
+    /// region.
+    #[command(after_help = SERVER_EXAMPLES)]
+    Server(ServerArgs),
+}
+
+const SERVER_EXAMPLES: &str = "\
+Examples:
+  gtm server drain us-east web 127.0.1.101:9000     # no new requests; in-flight ones finish
+  gtm server undrain us-east web 127.0.1.101:9000
+  gtm server weight us-east web 127.0.1.101:9000 5  # balance with weight 5 from now on
+  gtm server weight us-east web 127.0.1.101:9000 --reset
+
+Applied through each L7 node's admin API (GTM_ADMIN_TOKEN); shown by `gtm
+status`. Kept across reloads, not across a node's restart.";
+
+/// `gtm server`.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ServerCommand,
+}
+
+/// Which server of which pool of which region.
+#[derive(Args, Debug, Clone)]
+pub struct ServerTarget {
+    /// The region whose L7 nodes to change.
+    pub region: String,
+    /// The pool, as the topology names it.
+    pub pool: String,
+    /// The server's address, as the topology writes it.
+    pub server: String,
+}
+
+/// `gtm server drain | undrain | weight`.
+#[derive(Subcommand, Debug)]
+pub enum ServerCommand {
+    /// Stop sending new requests to the server; requests in flight finish
+    /// (the deregistration delay is theirs).
+    Drain(ServerTarget),
+    /// Send it requests again.
+    Undrain(ServerTarget),
+    /// Set the weight it balances with.
+    Weight {
+        /// The server.
+        #[command(flatten)]
+        target: ServerTarget,
+        /// The weight, at least 1.
+        #[arg(
+            required_unless_present = "reset",
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        weight: Option<u32>,
+        /// Return to the weight in the topology.
+        #[arg(long, conflicts_with = "weight")]
+        reset: bool,
+    },
 }
 
 const DNSSEC_EXAMPLES: &str = "\
@@ -512,5 +571,54 @@ mod tests {
             panic!("up")
         };
         assert_eq!(args.file, None);
+    }
+
+    #[test]
+    fn a_server_weight_is_a_number_from_1_or_a_reset() {
+        let weight = |args: &[&str]| {
+            let mut all = vec![
+                "gtm",
+                "server",
+                "weight",
+                "us-east",
+                "web",
+                "127.0.1.101:9000",
+            ];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|cli| match cli.command {
+                Command::Server(ServerArgs {
+                    command: ServerCommand::Weight { weight, reset, .. },
+                }) => (weight, reset),
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(weight(&["5"]).unwrap(), (Some(5), false));
+        assert_eq!(weight(&["--reset"]).unwrap(), (None, true));
+        for refused in [&["0"][..], &[], &["5", "--reset"], &["-1"]] {
+            assert!(weight(refused).is_err(), "{refused:?}");
+        }
+        let cli = Cli::try_parse_from([
+            "gtm",
+            "server",
+            "drain",
+            "us-east",
+            "web",
+            "127.0.1.101:9000",
+        ])
+        .unwrap();
+        let Command::Server(ServerArgs {
+            command: ServerCommand::Drain(target),
+        }) = cli.command
+        else {
+            panic!("drain")
+        };
+        assert_eq!(
+            (
+                target.region.as_str(),
+                target.pool.as_str(),
+                target.server.as_str()
+            ),
+            ("us-east", "web", "127.0.1.101:9000")
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! | `GET /healthz` | `200 ok` (503 while [`Stats::set_healthy`] says so) |
 //! | `GET /ws` with a WebSocket upgrade | an echo of every text/binary message |
 //! | `GET /status/NNN` | status NNN with the usual body |
-//! | anything else | 200 with JSON: the backend's name and region, the method, path, HTTP version, the address the request came from, body size and the forwarding headers it saw (`Host`, `X-Forwarded-For/-Proto/-Host`, `X-Request-ID`, `Via`); `Accept: text/plain` gets one readable line instead |
+//! | anything else | 200 with JSON: the backend's name and region, the method, path, HTTP version, the address the request came from, body size and the forwarding headers it saw (`Host`, `X-Forwarded-For/-Proto/-Host`, `X-Request-ID`, `Via`, `traceparent`, `tracestate`); `Accept: text/plain` gets one readable line instead |
 //!
 //! A request with `Content-Type: application/grpc…` gets its answer the
 //! way gRPC sends one, to try gRPC-style traffic through the proxy: status
@@ -322,6 +322,8 @@ async fn answer(
         "x-forwarded-host": header("x-forwarded-host"),
         "x-request-id": header("x-request-id"),
         "via": header("via"),
+        "traceparent": header("traceparent"),
+        "tracestate": header("tracestate"),
     });
     let text_wanted = header("accept").contains("text/plain");
     let method = request.method().to_string();

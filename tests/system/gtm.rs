@@ -6,9 +6,12 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use system_tests::{binary, examples_dir, free_port, full_topology, http, json, output_within};
+use system_tests::{
+    FullTopology, binary, examples_dir, free_port, full_topology, http, json, output_within,
+};
 
 /// Longest any one gtm command may run in these tests.
 const COMMAND_LIMIT: Duration = Duration::from_secs(60);
@@ -502,6 +505,7 @@ fn help_and_completions() {
         "logs",
         "down",
         "completions",
+        "server",
     ] {
         assert!(out.contains(command), "{command} in --help: {out}");
     }
@@ -538,6 +542,7 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
             response.text()
         );
     }
+    drain_a_backend_server_under_load(&state, &topology, net);
     // The what-if predicts, without touching anything, where clients go;
     // the real drill below must agree. Both read the GSLB's health, so
     // first wait until it has every region in service (the regions' tiers
@@ -674,4 +679,83 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
     for pid in pids {
         assert!(!runs(pid), "pid {pid} still runs");
     }
+}
+
+/// `gtm server drain` takes one backend server of us-east's pool out on
+/// both L7 nodes while clients keep asking through the VIP: no request
+/// fails, none sent after the command returned reaches it; `gtm status`
+/// shows it; `undrain` brings it back.
+fn drain_a_backend_server_under_load(state: &Path, topology: &FullTopology, net: u8) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let vip = SocketAddr::new(
+        format!("127.{net}.1.1").parse().unwrap(),
+        topology.http_port,
+    );
+    let server = format!("127.{net}.1.101:9000");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut samples = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let reply = http::get(vip, "/").map(|r| (r.status, r.text()));
+                    samples.push((started, reply));
+                }
+                samples
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = expect(
+        gtm(
+            state,
+            &["server", "drain", "us-east", "web", &server, "--json"],
+        ),
+        0,
+    );
+    let drained_at = Instant::now();
+    let report = json::parse(&out);
+    assert_eq!(report["nodes"].items().len(), 2, "{out}");
+    for node in report["nodes"].items() {
+        assert_eq!(node["server"]["drained"], json::Value::Bool(true), "{out}");
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::Relaxed);
+    let samples: Vec<_> = load
+        .into_iter()
+        .flat_map(|t| t.join().expect("load thread"))
+        .collect();
+    let mut late = 0;
+    for (started, reply) in &samples {
+        let (status, body) = reply.as_ref().unwrap_or_else(|e| panic!("GET {vip}: {e}"));
+        assert_eq!(*status, 200, "{body}");
+        if *started > drained_at {
+            late += 1;
+            assert!(
+                !body.contains("us-east-web1"),
+                "sent to the drained server: {body}"
+            );
+        }
+    }
+    assert!(late > 10, "{late} requests after the drain");
+    let human = expect(gtm(state, &["status"]), 0);
+    let rows: Vec<&str> = human
+        .lines()
+        .filter(|l| l.contains(&server) && l.contains(" web "))
+        .collect();
+    assert_eq!(rows.len(), 2, "a row per L7 node: {human}");
+    assert!(rows.iter().all(|r| r.contains("drained")), "{human}");
+    expect(
+        gtm(state, &["server", "undrain", "us-east", "web", &server]),
+        0,
+    );
+    let wrong = gtm(state, &["server", "drain", "us-east", "web", "127.0.0.1:1"]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", describe(&wrong));
+    assert!(
+        text(&wrong.stderr).contains(&server),
+        "{}",
+        describe(&wrong)
+    );
 }

@@ -1,5 +1,6 @@
 //! An L7 node's admin API: `GET /v1/status`, the body of its region health
-//! path, and the names of the metrics `gtm` reads from its `/metrics`.
+//! path, the operator's per-server controls (drain, weight), and the names
+//! of the metrics `gtm` reads from its `/metrics`.
 
 use std::collections::BTreeMap;
 
@@ -64,8 +65,18 @@ pub struct Pool {
 pub struct Server {
     /// Its address.
     pub addr: String,
-    /// Its configured weight.
+    /// The weight it balances with: the operator's if set, else the
+    /// configured one.
     pub weight: u32,
+    /// Its weight in the topology.
+    #[serde(default)]
+    pub configured_weight: u32,
+    /// Whether an operator drained it: it takes no new request.
+    #[serde(default)]
+    pub drained: bool,
+    /// Open connections to it (idle or busy).
+    #[serde(default)]
+    pub connections: i64,
     /// Whether it serves only when no primary can.
     pub backup: bool,
     /// `up` or `down`, as the health checks say.
@@ -78,6 +89,51 @@ pub struct Server {
     pub in_flight: u32,
     /// Its smoothed response latency.
     pub latency_ms: f64,
+}
+
+/// The path of a server's drain control (`POST`; `…/undrain` undoes it):
+/// `/v1/pools/POOL/servers/ADDR/drain`. `ADDR` is the server's address as
+/// the topology writes it (percent-encoded: `[` `]` of IPv6 as `%5B` `%5D`).
+pub fn server_path(pool: &str, server: &str, control: &str) -> String {
+    format!(
+        "/v1/pools/{}/servers/{}/{control}",
+        encode(pool),
+        encode(server)
+    )
+}
+
+/// Percent-encodes what a path segment cannot hold as is.
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `PUT /v1/pools/POOL/servers/ADDR/weight`: the weight the server
+/// balances with from now on (at least 1), or `null` to return to the
+/// configured one. Not kept across a restart; kept across reloads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeightRequest {
+    /// The new weight, `None` for the configured one.
+    pub weight: Option<u32>,
+}
+
+/// The answer of a server control: the server as it is now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerChange {
+    /// The node that applied it.
+    pub node: String,
+    /// The pool.
+    pub pool: String,
+    /// The server after the change.
+    pub server: Server,
 }
 
 /// The body of the region health path (200 while `healthy`, else 503).
@@ -98,6 +154,18 @@ pub struct Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_paths_encode_what_a_segment_cannot_hold() {
+        assert_eq!(
+            server_path("web", "127.0.0.1:9000", "drain"),
+            "/v1/pools/web/servers/127.0.0.1:9000/drain"
+        );
+        assert_eq!(
+            server_path("a b", "[::1]:80", "weight"),
+            "/v1/pools/a%20b/servers/%5B::1%5D:80/weight"
+        );
+    }
 
     #[test]
     fn the_request_counter_is_spelled_from_its_parts() {

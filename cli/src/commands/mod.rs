@@ -12,6 +12,7 @@ mod prometheus;
 mod recover;
 mod reload;
 mod render;
+mod server;
 mod status;
 mod up;
 mod validate;
@@ -44,6 +45,7 @@ pub fn run(args: Cli, printer: &Printer) -> anyhow::Result<()> {
                 Command::Reload(a) => reload::run(&a, &state, printer),
                 Command::Logs(a) => logs::run(&a, &state, printer),
                 Command::Down(a) => down::run(&a, &state, printer),
+                Command::Server(a) => server::run(&a, &state, printer),
                 Command::Validate(_)
                 | Command::Completions(_)
                 | Command::Render(_)

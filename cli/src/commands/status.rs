@@ -410,6 +410,55 @@ fn dns_report(
     }
 }
 
+/// Every backend server as each L7 node sees it: health, the operator's
+/// drain and weight (`gtm server`), load, connections and latency.
+fn servers_table(status: &Status) -> Option<Table> {
+    let mut table = Table::new(&[
+        "L7 NODE",
+        "POOL",
+        "SERVER",
+        "STATE",
+        "WEIGHT",
+        "IN FLIGHT",
+        "CONN",
+        "LATENCY",
+    ]);
+    let mut rows = 0;
+    for node in status.regions.iter().flat_map(|r| &r.l7.nodes) {
+        let Some(EdgeStatus::L7(l7)) = &node.status else {
+            continue;
+        };
+        for pool in &l7.pools {
+            for s in &pool.servers {
+                let state = match (s.drained, s.health.as_str(), s.ejected) {
+                    (true, "up", _) => ("drained".to_owned(), Style::Warn),
+                    (true, health, _) => (format!("drained, {health}"), Style::Warn),
+                    (false, "up", true) => ("ejected".to_owned(), Style::Bad),
+                    (false, "up", false) => ("up".to_owned(), Style::Good),
+                    (false, health, _) => (health.to_owned(), Style::Bad),
+                };
+                let weight = if s.weight == s.configured_weight {
+                    s.weight.to_string()
+                } else {
+                    format!("{} (configured {})", s.weight, s.configured_weight)
+                };
+                table.styled_row(vec![
+                    (node.name.clone(), Some(Style::Bold)),
+                    (pool.name.clone(), None),
+                    (s.addr.clone(), None),
+                    (state.0, Some(state.1)),
+                    (weight, None),
+                    (s.in_flight.to_string(), None),
+                    (s.connections.to_string(), None),
+                    (format!("{:.1} ms", s.latency_ms), Some(Style::Dim)),
+                ]);
+                rows += 1;
+            }
+        }
+    }
+    (rows > 0).then_some(table)
+}
+
 fn vantage_text(vantage: &[VantageStatus]) -> String {
     if vantage.is_empty() {
         return "-".into();
@@ -536,6 +585,12 @@ fn print(status: &Status, p: &Printer) {
     }
     for line in table.lines(p) {
         p.line(line);
+    }
+    if let Some(servers) = servers_table(status) {
+        p.line("");
+        for line in servers.lines(p) {
+            p.line(line);
+        }
     }
     p.line("");
     let mut table = Table::new(&[

@@ -106,6 +106,9 @@ pub struct Metrics {
     server_ejected: Family<ServerLabels, Gauge>,
     server_ejections: Family<ServerLabels, Counter>,
     server_duration: HistogramFamily<ServerLabels>,
+    server_connections: Family<ServerLabels, Gauge>,
+    server_weight: Family<ServerLabels, Gauge>,
+    server_drained: Family<ServerLabels, Gauge>,
     retries: Family<PoolLabels, Counter>,
     shed: Family<ShedLabels, Counter>,
     connections: Family<ListenerLabels, Counter>,
@@ -141,6 +144,32 @@ pub struct ServerMetrics {
     pub ejections: Counter,
     /// Time to the server's response headers, seconds.
     pub duration: Histogram,
+    /// Open connections to it (see [`Held`]).
+    pub connections: Gauge,
+    /// The weight in use.
+    pub weight: Gauge,
+    /// 1 while the operator has it drained.
+    pub drained: Gauge,
+}
+
+/// Holds a gauge one higher while it lives: an open backend connection
+/// carries one, so the server's connection gauge counts them on either
+/// HTTP path, however the connection ends.
+#[derive(Debug)]
+pub struct Held(Gauge);
+
+impl Held {
+    /// Raises `gauge` until the returned value drops.
+    pub fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
@@ -156,6 +185,9 @@ impl Metrics {
             server_ejected: Family::default(),
             server_ejections: Family::default(),
             server_duration: Family::new_with_constructor(latency_histogram),
+            server_connections: Family::default(),
+            server_weight: Family::default(),
+            server_drained: Family::default(),
             retries: Family::default(),
             shed: Family::default(),
             connections: Family::default(),
@@ -205,6 +237,21 @@ impl Metrics {
             "server_response_duration_seconds",
             "Time from sending a request to the server to its response headers, per server",
             m.server_duration.clone(),
+        );
+        r.register(
+            "server_active_connections",
+            "Open connections to each server, idle or carrying requests",
+            m.server_connections.clone(),
+        );
+        r.register(
+            "server_weight",
+            "The weight each server balances with: the operator's if set, else the configured one",
+            m.server_weight.clone(),
+        );
+        r.register(
+            "server_drained",
+            "1 while an operator has drained the server (no new requests)",
+            m.server_drained.clone(),
         );
         r.register(
             "retries",
@@ -312,6 +359,9 @@ impl Metrics {
             ejected: self.server_ejected.get_or_create_owned(&labels),
             ejections: self.server_ejections.get_or_create_owned(&labels),
             duration: self.server_duration.get_or_create_owned(&labels),
+            connections: self.server_connections.get_or_create_owned(&labels),
+            weight: self.server_weight.get_or_create_owned(&labels),
+            drained: self.server_drained.get_or_create_owned(&labels),
         }
     }
 
@@ -333,6 +383,9 @@ impl Metrics {
         self.server_ejected.remove(&labels);
         self.server_ejections.remove(&labels);
         self.server_duration.remove(&labels);
+        self.server_connections.remove(&labels);
+        self.server_weight.remove(&labels);
+        self.server_drained.remove(&labels);
     }
 
     /// The retry counter of `pool`.

@@ -2,9 +2,10 @@
 //! latency) and the choice of a server for one request.
 //!
 //! The state is atomics, read lock-free by the request path. What combines
-//! them — backups only when no primary is available, fail-open when
-//! nothing is, sticky servers, slow start, per-server limits, exclusion of
-//! servers a retry already tried — is decided here; which eligible server
+//! them — backups only when no primary is available, fail-open below the
+//! pool's threshold, sticky servers, slow start, per-server limits,
+//! operator drains and weights, exclusion of servers a retry already
+//! tried — is decided here; which eligible server
 //! wins is [`super::balance`]'s job. The ejection back-off is a pure
 //! function of the time, which the caller passes in milliseconds of a
 //! monotonic clock.
@@ -21,7 +22,7 @@ use topology::tiers::l7::{Algorithm, HashOn, Outlier, Pool as PoolConfig};
 use super::balance::{self, Candidates, HashPicker, SmoothWrr, SplitMix64};
 use super::fault::Fault;
 use super::metrics::{Metrics, ServerMetrics, class_index};
-use super::retry::{Attempted, Policy, RetryBudget};
+use super::retry::{self, Attempted, Policy, RetryBudget};
 use super::sticky;
 
 /// One server's live state. Shared across configurations while the
@@ -30,8 +31,8 @@ use super::sticky;
 pub struct ServerState {
     /// Its address.
     pub addr: SocketAddr,
-    /// Configured weight.
-    pub weight: u32,
+    /// Configured weight (see [`ServerState::weight`] for the one in use).
+    pub configured_weight: u32,
     /// Backup server.
     pub backup: bool,
     /// Its sticky-cookie value.
@@ -47,6 +48,10 @@ pub struct ServerState {
     failures: AtomicU32,
     ejected_until_ms: AtomicU64,
     history: Mutex<EjectionHistory>,
+    /// Drained by the operator: no new requests.
+    drained: AtomicBool,
+    /// The operator's weight, 0 when none is set.
+    weight_override: AtomicU32,
 }
 
 /// What the back-off remembers between ejections.
@@ -109,9 +114,10 @@ impl Outcome {
 impl ServerState {
     fn new(addr: SocketAddr, weight: u32, backup: bool, metrics: ServerMetrics) -> Self {
         metrics.up.set(1);
+        metrics.weight.set(i64::from(weight));
         Self {
             addr,
-            weight,
+            configured_weight: weight,
             backup,
             token: sticky::server_token(addr),
             metrics,
@@ -122,12 +128,49 @@ impl ServerState {
             failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
             history: Mutex::new(EjectionHistory::default()),
+            drained: AtomicBool::new(false),
+            weight_override: AtomicU32::new(0),
         }
     }
 
-    /// Whether the active check says up and the server is not ejected.
+    /// Whether it may take new requests: the active check says up, it is
+    /// not ejected and the operator has not drained it.
     pub fn available(&self, now_ms: u64) -> bool {
-        self.probe_up.load(Ordering::Relaxed) && !self.ejected(now_ms)
+        self.probe_up.load(Ordering::Relaxed) && !self.ejected(now_ms) && !self.drained()
+    }
+
+    /// Whether the operator drained it: it takes no new request, not even
+    /// when the pool fails open; requests in flight finish.
+    pub fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    /// Drains it (`true`) or returns it to service; whether that changed
+    /// anything.
+    pub fn set_drained(&self, drained: bool) -> bool {
+        let was = self.drained.swap(drained, Ordering::Relaxed);
+        self.metrics.drained.set(i64::from(drained));
+        was != drained
+    }
+
+    /// The weight in use: the operator's, else the configured one.
+    pub fn weight(&self) -> u32 {
+        match self.weight_override.load(Ordering::Relaxed) {
+            0 => self.configured_weight,
+            set => set,
+        }
+    }
+
+    /// Whether the operator set the weight in use.
+    pub fn weight_overridden(&self) -> bool {
+        self.weight_override.load(Ordering::Relaxed) != 0
+    }
+
+    /// Sets the operator's weight (at least 1), or clears it (`None`).
+    pub fn set_weight(&self, weight: Option<u32>) {
+        self.weight_override
+            .store(weight.map_or(0, |w| w.max(1)), Ordering::Relaxed);
+        self.metrics.weight.set(i64::from(self.weight()));
     }
 
     /// Whether passively ejected at `now_ms`.
@@ -169,7 +212,7 @@ impl ServerState {
 
     /// Weight with slow start applied, scaled by 1000 (at least 1).
     fn effective_weight(&self, slow_start: Duration, now_ms: u64) -> u32 {
-        let full = self.weight.saturating_mul(1000);
+        let full = self.weight().saturating_mul(1000);
         let since = self.up_since_ms.load(Ordering::Relaxed);
         let ramp = slow_start.as_millis() as u64;
         if since == 0 || ramp == 0 {
@@ -250,6 +293,12 @@ impl ServerState {
         }
         self.probe_up.store(old.probe_up(), Ordering::Relaxed);
         self.metrics.up.set(i64::from(old.probe_up()));
+        // The operator's drain and weight outlive a reload: they are
+        // undone only through the API (or a restart).
+        self.set_drained(old.drained());
+        if old.weight_overridden() {
+            self.set_weight(Some(old.weight()));
+        }
         let history = *old.history.lock().unwrap_or_else(PoisonError::into_inner);
         *self.history.lock().unwrap_or_else(PoisonError::into_inner) = history;
     }
@@ -286,7 +335,9 @@ impl Group {
         let hash = (algorithm == Algorithm::Hash && !servers.is_empty())
             .then(|| {
                 let names: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
-                let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
+                // The configured weights: the table stays put when an
+                // operator changes a weight, so keys do not move.
+                let weights: Vec<u32> = servers.iter().map(|s| s.configured_weight).collect();
                 HashPicker::new(&names, &weights).ok()
             })
             .flatten();
@@ -321,7 +372,11 @@ impl View<'_> {
     /// Eligible except for the per-server limit.
     fn usable(&self, i: usize) -> bool {
         let s = &self.servers[i];
-        (self.mode == Mode::Any || s.available(self.now_ms)) && !self.exclude.contains(&s.addr)
+        let admitted = match self.mode {
+            Mode::Healthy => s.available(self.now_ms),
+            Mode::Any => !s.drained(),
+        };
+        admitted && !self.exclude.contains(&s.addr)
     }
 
     fn under_limit(&self, i: usize) -> bool {
@@ -499,7 +554,9 @@ impl PoolState {
         for server in &config.servers {
             let old = previous.and_then(|p| p.server(server.addr));
             let state = match old {
-                Some(old) if old.weight == server.weight && old.backup == server.backup => {
+                Some(old)
+                    if old.configured_weight == server.weight && old.backup == server.backup =>
+                {
                     old.clone()
                 }
                 _ => {
@@ -533,14 +590,15 @@ impl PoolState {
 
     /// Settles an `attempt`: records its outcome, and returns whether to
     /// retry on another server than those `tried` (as `policy` and the
-    /// budget allow; the attempt's server is then added to `tried`).
+    /// budget allow; the attempt's server is then added to `tried`): the
+    /// back-off to wait first ([`retry::backoff`]), or `None`.
     pub fn settle(
         &self,
         policy: &Policy<'_>,
         attempt: Attempt<'_>,
         tried: &mut Vec<SocketAddr>,
         now_ms: impl Fn() -> u64,
-    ) -> bool {
+    ) -> Option<Duration> {
         let Attempt {
             number,
             server,
@@ -556,14 +614,19 @@ impl PoolState {
             tried_now.push(server.addr);
             self.has_alternative(&tried_now, now) && self.budget.withdraw(now)
         });
-        if retry {
-            if let Attempted::Status(status) = attempted {
-                tracing::debug!(server = %server.addr, status, "retrying on another server");
-            }
-            self.retries.inc();
-            tried.push(server.addr);
+        if !retry {
+            return None;
         }
-        retry
+        if let Attempted::Status(status) = attempted {
+            tracing::debug!(server = %server.addr, status, "retrying on another server");
+        }
+        self.retries.inc();
+        tried.push(server.addr);
+        Some(retry::backoff(
+            &self.config.retries,
+            number,
+            balance::mix64(self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)),
+        ))
     }
 
     /// Records an attempt's outcome on `server` at `now_ms`, and logs the
@@ -601,12 +664,24 @@ impl PoolState {
         self.servers().any(|s| s.available(now_ms))
     }
 
+    /// Whether the pool fails open at `now_ms`: no backup is available
+    /// (backups take over first) and its primaries are below the
+    /// `fail_open` threshold ([`topology::tiers::l7::FailOpen::panics`]).
+    pub fn panics(&self, now_ms: u64) -> bool {
+        let primaries = &self.primaries.servers;
+        let available = primaries.iter().filter(|s| s.available(now_ms)).count();
+        self.config.fail_open.panics(available, primaries.len())
+            && !self.backups.servers.iter().any(|s| s.available(now_ms))
+    }
+
     /// Whether a retry could go somewhere: a server not in `exclude` that
-    /// is available (or any server, when the pool fails open).
+    /// [`PoolState::pick`] could choose now.
     pub fn has_alternative(&self, exclude: &[SocketAddr], now_ms: u64) -> bool {
-        let open = self.config.fail_open && !self.can_serve(now_ms);
-        self.servers()
-            .any(|s| !exclude.contains(&s.addr) && (open && !s.backup || s.available(now_ms)))
+        let open = self.panics(now_ms);
+        self.servers().any(|s| {
+            !exclude.contains(&s.addr)
+                && (open && !s.backup && !s.drained() || !open && s.available(now_ms))
+        })
     }
 
     /// Chooses a server for a request, skipping servers in `exclude`.
@@ -632,14 +707,15 @@ impl PoolState {
             });
         }
         let mut full = false;
+        let panics = self.panics(now_ms);
         let attempts = [
-            (&self.primaries, Mode::Healthy),
-            (&self.backups, Mode::Healthy),
-            (&self.primaries, Mode::Any),
+            (&self.primaries, Mode::Healthy, !panics),
+            (&self.backups, Mode::Healthy, true),
+            (&self.primaries, Mode::Any, panics),
         ];
-        for (group, mode) in attempts {
-            if mode == Mode::Any && !config.fail_open {
-                break;
+        for (group, mode, tried) in attempts {
+            if !tried {
+                continue;
             }
             let view = View {
                 servers: &group.servers,
@@ -695,7 +771,7 @@ impl PoolState {
 mod tests {
     use super::*;
     use prometheus_client::registry::Registry;
-    use topology::tiers::l7::{BackendProtocol, HashOn, Retries, Server, Sticky};
+    use topology::tiers::l7::{BackendProtocol, FailOpen, HashOn, Retries, Server, Sticky};
 
     fn config(algorithm: Algorithm, servers: &[(u16, u32, bool)]) -> PoolConfig {
         PoolConfig {
@@ -727,7 +803,7 @@ mod tests {
                 service: None,
             },
             slow_start: Duration::ZERO,
-            fail_open: true,
+            fail_open: FailOpen::Below(0),
             critical: true,
             max_requests_per_server: None,
             outlier: Outlier::default(),
@@ -781,7 +857,7 @@ mod tests {
             })
             .collect();
         assert_eq!(picks, [(1, true), (2, true)]);
-        cfg.fail_open = false;
+        cfg.fail_open = FailOpen::Off;
         let closed = PoolState::new(
             &cfg,
             Some(&pool),
@@ -792,6 +868,104 @@ mod tests {
             closed.pick(Affinity::default(), &[], 0).unwrap_err(),
             NoServer::Down
         );
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// How many of `n` picks at time 0 go to each port, and how many
+    /// failed open.
+    fn spread(pool: &PoolState, n: usize) -> (std::collections::BTreeMap<u16, usize>, usize) {
+        let mut counts = std::collections::BTreeMap::new();
+        let mut open = 0;
+        for _ in 0..n {
+            let pick = pool.pick(Affinity::default(), &[], 0).unwrap();
+            *counts.entry(port(&pick)).or_default() += 1;
+            open += usize::from(pick.fail_open);
+        }
+        (counts, open)
+    }
+
+    #[test]
+    fn a_drained_server_takes_no_new_request_not_even_failing_open() {
+        let pool = pool(&config(Algorithm::P2c, &[(1, 1, false), (2, 1, false)]));
+        let one = pool.server(addr(1)).unwrap().clone();
+        let held = one.start();
+        assert!(one.set_drained(true));
+        assert!(!one.set_drained(true), "draining twice changes nothing");
+        assert_eq!(spread(&pool, 50).0, [(2, 50)].into());
+        assert_eq!(one.in_flight(), 1, "what is in flight finishes");
+        drop(held);
+        assert!(!pool.has_alternative(&[addr(2)], 0));
+        // Every other server down: the pool fails open, but not onto the
+        // drained one.
+        pool.server(addr(2)).unwrap().set_probe_up(false, 0);
+        assert_eq!(spread(&pool, 10), ([(2, 10)].into(), 10));
+        one.set_drained(false);
+        assert_eq!(spread(&pool, 10).0, [(1, 10)].into());
+        assert_eq!(one.metrics.drained.get(), 0);
+    }
+
+    #[test]
+    fn an_operators_weight_shifts_the_share_and_outlives_a_reload() {
+        let cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
+        let metrics = Metrics::new(&mut Registry::default());
+        let old = PoolState::new(&cfg, None, &metrics, 1);
+        assert_eq!(spread(&old, 400).0, [(1, 200), (2, 200)].into());
+        let one = old.server(addr(1)).unwrap();
+        one.set_weight(Some(3));
+        assert_eq!(spread(&old, 400).0, [(1, 300), (2, 100)].into());
+        assert_eq!((one.weight(), one.metrics.weight.get()), (3, 3));
+        one.set_drained(true);
+        // A reload that changes the configured weight keeps the operator's.
+        let mut changed = cfg.clone();
+        changed.servers[0].weight = 2;
+        let new = PoolState::new(&changed, Some(&old), &metrics, 1);
+        let one = new.server(addr(1)).unwrap();
+        assert_eq!((one.weight(), one.configured_weight), (3, 2));
+        assert!(one.drained());
+        one.set_drained(false);
+        one.set_weight(None);
+        assert_eq!(spread(&new, 300).0, [(1, 200), (2, 100)].into());
+    }
+
+    #[test]
+    fn below_the_panic_threshold_the_pool_balances_over_every_primary() {
+        let mut cfg = config(
+            Algorithm::RoundRobin,
+            &[(1, 1, false), (2, 1, false), (3, 1, false), (4, 1, false)],
+        );
+        cfg.fail_open = FailOpen::Below(50);
+        let pool = pool(&cfg);
+        pool.server(addr(1)).unwrap().set_probe_up(false, 0);
+        // 3 of 4 available: health decides.
+        assert_eq!(spread(&pool, 30), ([(2, 10), (3, 10), (4, 10)].into(), 0));
+        pool.server(addr(2)).unwrap().set_probe_up(false, 0);
+        // 2 of 4 is not below 50 %.
+        assert_eq!(spread(&pool, 20), ([(3, 10), (4, 10)].into(), 0));
+        pool.server(addr(3)).unwrap().set_probe_up(false, 0);
+        // 1 of 4: panic, every primary shares the load.
+        assert!(pool.panics(0));
+        assert_eq!(
+            spread(&pool, 40),
+            ([(1, 10), (2, 10), (3, 10), (4, 10)].into(), 40)
+        );
+        assert!(pool.has_alternative(&[addr(4)], 0));
+        // An available backup takes over before the pool panics.
+        cfg.servers.push(Server {
+            addr: addr(5),
+            weight: 1,
+            backup: true,
+        });
+        let with_backup = PoolState::new(
+            &cfg,
+            Some(&pool),
+            &Metrics::new(&mut Registry::default()),
+            1,
+        );
+        assert!(!with_backup.panics(0));
+        assert_eq!(spread(&with_backup, 10), ([(4, 10)].into(), 0));
     }
 
     #[test]
@@ -991,6 +1165,47 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_waits_its_jittered_back_off_first() {
+        let mut cfg = config(Algorithm::RoundRobin, &[(1, 1, false), (2, 1, false)]);
+        cfg.retries.attempts = 2;
+        cfg.retries.backoff = Duration::from_millis(100);
+        cfg.retries.max_backoff = Duration::from_millis(150);
+        cfg.retries.min_per_second = 1000;
+        let pool = pool(&cfg);
+        let policy = Policy::new(&cfg.retries, &http::Method::GET, true);
+        let server = pool.server(addr(1)).unwrap().clone();
+        let attempt = |number| Attempt {
+            number,
+            server: &server,
+            attempted: Attempted::Status(502),
+            latency: Duration::from_millis(1),
+        };
+        let mut waits = Vec::new();
+        for _ in 0..50 {
+            let mut tried = Vec::new();
+            let first = pool.settle(&policy, attempt(1), &mut tried, || 0);
+            let second = pool.settle(&policy, attempt(2), &mut tried, || 0);
+            waits.push((first.unwrap(), second.unwrap()));
+            assert_eq!(pool.settle(&policy, attempt(3), &mut tried, || 0), None);
+        }
+        assert!(
+            waits
+                .iter()
+                .all(|&(a, b)| a <= Duration::from_millis(100) && b <= Duration::from_millis(150))
+        );
+        // Jittered: the waits differ from one request to the next.
+        let distinct: std::collections::BTreeSet<Duration> = waits.iter().map(|w| w.0).collect();
+        assert!(distinct.len() > 40, "{distinct:?}");
+        cfg.retries.backoff = Duration::ZERO;
+        let at_once = PoolState::new(&cfg, None, &Metrics::new(&mut Registry::default()), 1);
+        let policy = Policy::new(&cfg.retries, &http::Method::GET, true);
+        assert_eq!(
+            at_once.settle(&policy, attempt(1), &mut Vec::new(), || 0),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
     fn attempts_charge_only_backend_faults() {
         let cases = [
             (Attempted::Status(503), Some(Outcome::Status(503))),
@@ -1036,7 +1251,7 @@ mod tests {
         assert_eq!(
             new.server(SocketAddr::from(([127, 0, 0, 1], 1)))
                 .unwrap()
-                .weight,
+                .weight(),
             3
         );
         assert!(

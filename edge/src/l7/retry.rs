@@ -3,9 +3,11 @@
 //! (a failed connection always; a failure after sending, a timeout or a
 //! listed status only for idempotent methods), only with a replayable
 //! (empty) body, within the pool's attempt limit, when another server is
-//! available, and within the pool's [`RetryBudget`].
+//! available, and within the pool's [`RetryBudget`]; and how long to
+//! wait before a retry ([`backoff`]).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::Method;
 use topology::tiers::l7::Retries;
@@ -82,6 +84,19 @@ impl<'a> Policy<'a> {
     pub fn retry(&self, attempt: u32, attempted: Attempted, spare: impl FnOnce() -> bool) -> bool {
         self.wants_retry(attempt, attempted) && spare()
     }
+}
+
+/// The wait before retry number `retry` (from 1) of a pool retrying by
+/// `retries`, drawn with `random` (a uniformly random `u64`): "full
+/// jitter" — uniform in `[0, min(max_backoff, backoff × 2^(retry-1))]` —
+/// so clients that failed together do not retry together, and the
+/// expected wait still doubles with each retry.
+pub fn backoff(retries: &Retries, retry: u32, random: u64) -> Duration {
+    let doubled = retries
+        .backoff
+        .saturating_mul(1 << retry.saturating_sub(1).min(16));
+    let ceiling = doubled.min(retries.max_backoff).as_nanos() as u64;
+    Duration::from_nanos(random % (ceiling + 1))
 }
 
 /// Whether a request with `method` may be sent twice.
@@ -163,9 +178,62 @@ mod tests {
         Retries {
             attempts,
             statuses: vec![(502, 504)],
-            budget_percent: 20,
-            min_per_second: 10,
+            ..Retries::default()
         }
+    }
+
+    #[test]
+    fn back_off_is_jittered_under_a_doubling_ceiling() {
+        use crate::l7::balance::Rng;
+        let ms = Duration::from_millis;
+        let config = |base, max| Retries {
+            backoff: ms(base),
+            max_backoff: ms(max),
+            ..Retries::default()
+        };
+        // (base ms, max ms, retry, ceiling ms)
+        let cases = [
+            (25, 250, 1, 25),
+            (25, 250, 2, 50),
+            (25, 250, 3, 100),
+            (25, 250, 4, 200),
+            (25, 250, 5, 250),
+            (25, 250, 40, 250),
+            (0, 250, 3, 0),
+            (100, 100, 2, 100),
+        ];
+        for (base, max, retry, ceiling) in cases {
+            let retries = config(base, max);
+            let mut rng = crate::l7::balance::SplitMix64(7);
+            let waits: Vec<Duration> = (0..2000)
+                .map(|_| backoff(&retries, retry, rng.next_u64()))
+                .collect();
+            let longest = waits.iter().max().copied().unwrap_or_default();
+            let mean = waits.iter().sum::<Duration>() / 2000;
+            assert!(
+                longest <= ms(ceiling),
+                "{base}/{max} retry {retry}: {longest:?}"
+            );
+            // Uniform over [0, ceiling]: spread out, mean near the middle.
+            if ceiling > 0 {
+                assert!(longest >= ms(ceiling) * 9 / 10, "{retry}: {longest:?}");
+                let half = ms(ceiling) / 2;
+                assert!(
+                    mean > half * 9 / 10 && mean < half * 11 / 10,
+                    "{base}/{max} retry {retry}: mean {mean:?}"
+                );
+            }
+        }
+        // The same seed draws the same waits: replicas and reruns agree.
+        let retries = config(25, 250);
+        let draw = |seed| {
+            let mut rng = crate::l7::balance::SplitMix64(seed);
+            (1..=4)
+                .map(|n| backoff(&retries, n, rng.next_u64()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draw(42), draw(42));
+        assert_ne!(draw(42), draw(43));
     }
 
     #[test]
@@ -226,6 +294,7 @@ mod tests {
             statuses: vec![],
             budget_percent: 20,
             min_per_second: 2,
+            ..Retries::default()
         });
         // Two free retries in second 0, then nothing without deposits.
         assert!(budget.withdraw(0));

@@ -50,6 +50,9 @@ pub struct RawL7 {
     /// comparison or as an escape hatch.
     #[serde(default)]
     pub http1_fast_path: Option<bool>,
+    /// How each request is logged.
+    #[serde(default)]
+    pub access_log: Option<RawAccessLog>,
     /// Certificates for the HTTPS port.
     #[serde(default)]
     pub tls: Option<RawTls>,
@@ -68,6 +71,16 @@ pub struct RawL7 {
     /// Backend pools by name.
     #[serde(default)]
     pub pools: IndexMap<String, RawPool>,
+}
+
+/// `access_log:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// `text` (default: a log line at target `gtm::access` on stderr) or
+    /// `json` (one JSON object per request on stdout).
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// One L7 node as written.
@@ -236,9 +249,11 @@ pub struct RawPool {
     /// (default `0s`: off).
     #[serde(default)]
     pub slow_start: Option<Scalar>,
-    /// When no server is healthy, balance over all of them (default true).
+    /// When to stop trusting health and balance over every primary:
+    /// `true` (default) when none is available, `"50%"` when fewer than
+    /// that share are (Envoy's panic threshold), `false` never.
     #[serde(default)]
-    pub fail_open: Option<bool>,
+    pub fail_open: Option<Scalar>,
     /// The region health path fails while this routed pool has no
     /// available server (default true).
     #[serde(default)]
@@ -327,6 +342,12 @@ pub struct RawRetries {
     /// Retries always allowed per second, whatever the budget (default 10).
     #[serde(default)]
     pub min_per_second: Option<u32>,
+    /// The first back-off before a retry (default `25ms`; `0s` is off).
+    #[serde(default)]
+    pub backoff: Option<Scalar>,
+    /// The longest back-off (default `250ms`).
+    #[serde(default)]
+    pub max_backoff: Option<Scalar>,
 }
 
 /// The validated L7 tier.
@@ -345,6 +366,8 @@ pub struct L7Tier {
     /// HTTP/1.1 requests served by the proxy's own fast path (hyper
     /// serves the rest, and everything when this is off).
     pub http1_fast_path: bool,
+    /// How each request is logged.
+    pub access_log: AccessLogFormat,
     /// TLS, when the HTTPS port is served.
     pub tls: Option<Tls>,
     /// Timeouts.
@@ -558,8 +581,8 @@ pub struct Pool {
     pub health: HealthCheck,
     /// Slow-start ramp; zero is off.
     pub slow_start: Duration,
-    /// Balance over every server when none is healthy.
-    pub fail_open: bool,
+    /// When the pool balances over every primary, available or not.
+    pub fail_open: FailOpen,
     /// Counts for the region health path: while it is routed and has no
     /// available server, the region is down.
     pub critical: bool,
@@ -571,6 +594,40 @@ pub struct Pool {
     pub sticky: Option<Sticky>,
     /// Retry policy.
     pub retries: Retries,
+}
+
+/// How the access log is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// A `tracing` line at target `gtm::access` (stderr, with the log).
+    #[default]
+    Text,
+    /// One JSON object per request and line, on stdout.
+    Json,
+}
+
+/// When a pool stops trusting health and balances over every primary
+/// (fails open, Envoy's "panic mode").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOpen {
+    /// Never: with no server available, requests get 503.
+    Off,
+    /// When fewer than this percentage (0–100) of the primaries are
+    /// available, and always when none is; `fail_open: true` is 0.
+    Below(u8),
+}
+
+impl FailOpen {
+    /// Whether a pool with `available` of its `total` primaries available
+    /// fails open: the one rule of both `fail_open: true` and a threshold.
+    pub fn panics(self, available: usize, total: usize) -> bool {
+        match self {
+            FailOpen::Off => false,
+            FailOpen::Below(percent) => {
+                available == 0 || available * 100 < usize::from(percent) * total
+            }
+        }
+    }
 }
 
 /// A pool member.
@@ -644,6 +701,11 @@ pub struct Retries {
     pub budget_percent: u32,
     /// Retries always allowed per second.
     pub min_per_second: u32,
+    /// The back-off before the first retry; zero is off. Retry `n` waits
+    /// a random time up to `backoff × 2^(n-1)`, at most `max_backoff`.
+    pub backoff: Duration,
+    /// The longest back-off.
+    pub max_backoff: Duration,
 }
 
 impl Default for Retries {
@@ -653,6 +715,8 @@ impl Default for Retries {
             statuses: vec![(502, 504)],
             budget_percent: 20,
             min_per_second: 10,
+            backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_millis(250),
         }
     }
 }
@@ -670,6 +734,41 @@ fn duration_field(
             .check(path, parse_duration(&v.text()))
             .unwrap_or(default),
     }
+}
+
+/// A period that grows up to a ceiling (`ejection` and `max_ejection`,
+/// `backoff` and `max_backoff`), the fields `names` under `path`: each its
+/// default when absent — the ceiling's at least the start — and a
+/// ceiling written shorter than the start refused.
+fn start_and_ceiling(
+    problems: &mut Problems,
+    path: &str,
+    names: [&str; 2],
+    values: [Option<&Scalar>; 2],
+    defaults: [Duration; 2],
+) -> (Duration, Duration) {
+    let start = duration_field(
+        problems,
+        format!("{path}.{}", names[0]),
+        values[0],
+        defaults[0],
+    );
+    let ceiling = duration_field(
+        problems,
+        format!("{path}.{}", names[1]),
+        values[1],
+        defaults[1].max(start),
+    );
+    if ceiling < start {
+        problems.add(
+            format!("{path}.{}", names[1]),
+            format!(
+                "{ceiling:?} is shorter than `{}` ({start:?}); write at least that",
+                names[0]
+            ),
+        );
+    }
+    (start, ceiling)
 }
 
 /// Checks an HTTP header name: an RFC 9110 token.
@@ -758,6 +857,7 @@ pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Ti
         http2: raw.http2.unwrap_or(true),
         via: raw.via,
         http1_fast_path: raw.http1_fast_path.unwrap_or(true),
+        access_log: access_log_format(raw.access_log.as_ref(), path, problems),
         tls,
         timeouts,
         limits,
@@ -1092,28 +1192,17 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
     let outlier = pool.outlier.as_ref().map_or_else(Outlier::default, |o| {
         let d = Outlier::default();
         let opath = format!("{ppath}.outlier");
-        let ejection = duration_field(
+        let (ejection, max_ejection) = start_and_ceiling(
             problems,
-            format!("{opath}.ejection"),
-            o.ejection.as_ref(),
-            d.ejection,
-        );
-        let max_ejection = duration_field(
-            problems,
-            format!("{opath}.max_ejection"),
-            o.max_ejection.as_ref(),
-            d.max_ejection.max(ejection),
+            &opath,
+            ["ejection", "max_ejection"],
+            [o.ejection.as_ref(), o.max_ejection.as_ref()],
+            [d.ejection, d.max_ejection],
         );
         if ejection.is_zero() {
             problems.add(
                 format!("{opath}.ejection"),
                 "must be longer than 0s; set `failures: 0` to turn ejection off",
-            );
-        }
-        if max_ejection < ejection {
-            problems.add(
-                format!("{opath}.max_ejection"),
-                format!("{max_ejection:?} is shorter than `ejection` ({ejection:?}); write at least that"),
             );
         }
         Outlier {
@@ -1143,11 +1232,20 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
                 format!("{budget_percent} is over 100; write a percentage such as 20"),
             );
         }
+        let (backoff, max_backoff) = start_and_ceiling(
+            problems,
+            &rpath,
+            ["backoff", "max_backoff"],
+            [r.backoff.as_ref(), r.max_backoff.as_ref()],
+            [d.backoff, d.max_backoff],
+        );
         Retries {
             attempts: r.attempts.unwrap_or(d.attempts),
             statuses,
             budget_percent,
             min_per_second: r.min_per_second.unwrap_or(d.min_per_second),
+            backoff,
+            max_backoff,
         }
     });
     // An h2c server may speak no HTTP/1.1 (gRPC servers do not), so its
@@ -1176,13 +1274,60 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
             problems,
         ),
         slow_start,
-        fail_open: pool.fail_open.unwrap_or(true),
+        fail_open: fail_open(
+            pool.fail_open.as_ref(),
+            &format!("{ppath}.fail_open"),
+            problems,
+        ),
         critical: pool.critical.unwrap_or(true),
         max_requests_per_server: pool.max_requests_per_server,
         outlier,
         sticky,
         retries,
     }
+}
+
+/// `access_log.format:` — `text` (default) or `json`.
+fn access_log_format(
+    raw: Option<&RawAccessLog>,
+    path: &str,
+    problems: &mut Problems,
+) -> AccessLogFormat {
+    match raw.and_then(|r| r.format.as_deref()) {
+        None | Some("text") => AccessLogFormat::Text,
+        Some("json") => AccessLogFormat::Json,
+        Some(other) => {
+            problems.add(
+                format!("{path}.access_log.format"),
+                format!("unknown format {other:?}; write text or json"),
+            );
+            AccessLogFormat::Text
+        }
+    }
+}
+
+/// `fail_open:` — `true` (default), `false` or a percentage `"N%"`.
+fn fail_open(raw: Option<&Scalar>, path: &str, problems: &mut Problems) -> FailOpen {
+    let parsed = match raw {
+        None | Some(Scalar::Bool(true)) => Some(FailOpen::Below(0)),
+        Some(Scalar::Bool(false)) => Some(FailOpen::Off),
+        Some(Scalar::Text(text)) => text
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u8>().ok())
+            .filter(|&n| n <= 100)
+            .map(FailOpen::Below),
+        Some(_) => None,
+    };
+    parsed.unwrap_or_else(|| {
+        problems.add(
+            path.to_owned(),
+            format!(
+                "{:?} is not true, false or a percentage from 0% to 100%; write \"50%\" to balance over every server when fewer than half are healthy",
+                raw.map(Scalar::text).unwrap_or_default()
+            ),
+        );
+        FailOpen::Below(0)
+    })
 }
 
 fn validate_sticky(raw: &RawSticky, path: &str, problems: &mut Problems) -> Sticky {
@@ -1294,7 +1439,7 @@ pools:
         assert_eq!(pool.hash_on, HashOn::ClientIp);
         assert_eq!(pool.protocol, BackendProtocol::Http1);
         assert_eq!(pool.health.kind, crate::health::CheckKind::Http);
-        assert!(pool.fail_open);
+        assert_eq!(pool.fail_open, FailOpen::Below(0));
         assert!(pool.critical);
         assert_eq!(pool.outlier, Outlier::default());
         assert_eq!(pool.retries, Retries::default());
@@ -1311,6 +1456,7 @@ proxy_protocol: true
 http2: false
 via: true
 http1_fast_path: false
+access_log: { format: json }
 tls:
   certs: [{ cert: a.pem, key: a.key }]
   min_version: \"1.3\"
@@ -1332,11 +1478,12 @@ pools:
     max_requests_per_server: 12
     outlier: { failures: 3, ejection: 1s, max_ejection: 8s }
     sticky: { cookie: SRV, path: /app, max_age: 1h, secure: true, http_only: false, same_site: none }
-    retries: { attempts: 2, statuses: \"500,502-504\", budget_percent: 50, min_per_second: 1 }
+    retries: { attempts: 2, statuses: \"500,502-504\", budget_percent: 50, min_per_second: 1, backoff: 10ms, max_backoff: 1s }
 ",
         )
         .unwrap();
         assert!(tier.proxy_protocol && !tier.http2 && tier.via && !tier.http1_fast_path);
+        assert_eq!(tier.access_log, AccessLogFormat::Json);
         let tls = tier.tls.unwrap();
         assert_eq!(tls.min_version, TlsVersion::Tls13);
         assert!(!tls.session_tickets);
@@ -1373,6 +1520,95 @@ pools:
         assert_eq!(sticky.same_site, SameSite::None);
         assert_eq!(sticky.max_age, Some(Duration::from_secs(3600)));
         assert_eq!(pool.retries.statuses, [(500, 500), (502, 504)]);
+        assert_eq!(pool.fail_open, FailOpen::Off);
+        assert_eq!(
+            (pool.retries.backoff, pool.retries.max_backoff),
+            (Duration::from_millis(10), Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn fail_open_is_on_off_or_a_panic_threshold() {
+        let pool_with = |value: &str| {
+            parse(&format!(
+                "nodes: [{{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }}]
+routes: [{{ pool: web }}]
+pools:
+  web: {{ servers: [{{ addr: \"127.0.0.1:9000\" }}], fail_open: {value} }}
+"
+            ))
+            .map(|tier| tier.pools[0].fail_open)
+        };
+        // (written, parsed)
+        let good = [
+            ("true", FailOpen::Below(0)),
+            ("false", FailOpen::Off),
+            ("\"50%\"", FailOpen::Below(50)),
+            ("\"0%\"", FailOpen::Below(0)),
+            ("\"100%\"", FailOpen::Below(100)),
+        ];
+        for (written, parsed) in good {
+            assert_eq!(pool_with(written), Ok(parsed), "{written}");
+        }
+        for bad in ["\"101%\"", "50", "\"half\"", "\"-5%\""] {
+            let problems = pool_with(bad).unwrap_err();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("l7.pools.web.fail_open: ") && p.contains("\"50%\"")),
+                "{bad}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_panic_rule_counts_available_primaries() {
+        // (fail_open, available, total, panics)
+        let cases = [
+            (FailOpen::Off, 0, 3, false),
+            (FailOpen::Below(0), 0, 3, true),
+            (FailOpen::Below(0), 1, 3, false),
+            (FailOpen::Below(50), 1, 3, true),
+            (FailOpen::Below(50), 2, 4, false),
+            (FailOpen::Below(50), 2, 3, false),
+            (FailOpen::Below(100), 2, 3, true),
+            (FailOpen::Below(100), 3, 3, false),
+            (FailOpen::Below(50), 0, 0, true),
+        ];
+        for (fail_open, available, total, panics) in cases {
+            assert_eq!(
+                fail_open.panics(available, total),
+                panics,
+                "{fail_open:?} {available}/{total}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_back_off_longer_than_its_maximum_is_refused() {
+        let problems = parse(
+            "nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+routes: [{ pool: web }]
+pools:
+  web: { servers: [{ addr: \"127.0.0.1:9000\" }], retries: { backoff: 2s, max_backoff: 1s } }
+",
+        )
+        .unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("l7.pools.web.retries.max_backoff: ")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_access_log_format_is_refused() {
+        let problems = parse(&format!("{MINIMAL}access_log: {{ format: xml }}\n")).unwrap_err();
+        assert_eq!(
+            problems,
+            ["l7.access_log.format: unknown format \"xml\"; write text or json"]
+        );
     }
 
     #[test]

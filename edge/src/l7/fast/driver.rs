@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use topology::tiers::l7::{BackendProtocol, L7Tier};
 use tracing::{debug, warn};
 
-use super::IdlePool;
 use super::codec::{self, Chunked, Field, Framing, Parsed, RequestHead, ResponseHead};
+use super::{Backend, IdlePool};
 use crate::l7::access::{self, Asked, Record};
 use crate::l7::context::{ListenerKind, Shared};
 use crate::l7::fault::Fault;
@@ -36,7 +36,8 @@ use crate::l7::forward;
 use crate::l7::http::upstream::connect_tcp;
 use crate::l7::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
 use crate::l7::limits::GatePass;
-use crate::l7::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity};
+use crate::l7::metrics::Held;
+use crate::l7::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity, ServerState};
 use crate::l7::retry::{self, Attempted};
 use crate::l7::state::Snapshot;
 use crate::l7::sticky;
@@ -425,7 +426,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             let started = Instant::now();
             let result = self
                 .attempt(
-                    pick.server.addr,
+                    &pick.server,
                     tier,
                     started + tier.timeouts.response,
                     head_request,
@@ -440,7 +441,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 attempted,
                 latency,
             };
-            if pool.settle(&policy, attempt, &mut tried, || self.shared.now_ms()) {
+            if let Some(wait) = pool.settle(&policy, attempt, &mut tried, || self.shared.now_ms()) {
+                // The failed attempt lets go of its server before the back-off.
+                drop((in_flight, result));
+                tokio::time::sleep(wait).await;
                 continue;
             }
             let backend = result?;
@@ -466,11 +470,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     /// response head read into [`Conn::response`] (1xx skipped).
     async fn attempt(
         &mut self,
-        addr: SocketAddr,
+        server: &ServerState,
         tier: &L7Tier,
         deadline: Instant,
         head_request: bool,
-    ) -> Result<TcpStream, Fault> {
+    ) -> Result<Backend, Fault> {
+        let addr = server.addr;
         // A stale pooled connection is replaced when the request can be
         // sent again: its body was all in the first write.
         let resendable =
@@ -488,7 +493,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                             debug!(server = %addr, "upstream error: {error}");
                             return Err(Fault::ConnectFailed);
                         }
-                        Some(Ok(stream)) => stream,
+                        Some(Ok(stream)) => {
+                            Backend::new(stream, Held::new(&server.metrics.connections))
+                        }
                     }
                 }
             };
@@ -616,7 +623,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     /// Sends the backend's response (in [`Conn::response`] and
     /// [`Conn::up`]) to the client; the connection to the server goes back
     /// to the pool when it may.
-    async fn respond(&mut self, mut backend: TcpStream, reply: Reply<'_>) -> Done {
+    async fn respond(&mut self, mut backend: Backend, reply: Reply<'_>) -> Done {
         let status = self.response.status;
         if status == StatusCode::SWITCHING_PROTOCOLS.as_u16() {
             let fault = Fault::UnexpectedUpgrade;

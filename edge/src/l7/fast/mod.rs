@@ -35,10 +35,13 @@ pub mod driver;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+
+use super::metrics::Held;
 
 pub(crate) use driver::serve;
 
@@ -49,12 +52,43 @@ pub(crate) use driver::serve;
 /// met.
 #[derive(Debug, Default)]
 pub struct IdlePool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<(Backend, Instant)>>>,
+}
+
+/// A connection to a backend server, counted in its server's
+/// connection gauge while it is open.
+#[derive(Debug)]
+pub struct Backend {
+    stream: TcpStream,
+    _held: Held,
+}
+
+impl Backend {
+    /// `stream`, counted in `held`'s gauge until it closes.
+    pub fn new(stream: TcpStream, held: Held) -> Self {
+        Self {
+            stream,
+            _held: held,
+        }
+    }
+}
+
+impl Deref for Backend {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl DerefMut for Backend {
+    fn deref_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
 }
 
 impl IdlePool {
     /// An idle connection to `addr` that is still open, if any.
-    pub fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
+    pub fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<Backend> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let links = idle.get_mut(&addr)?;
         while let Some((stream, since)) = links.pop() {
@@ -67,7 +101,7 @@ impl IdlePool {
 
     /// Keeps `stream` to `addr` for the next request; those idle too long
     /// are dropped meanwhile.
-    pub fn put(&self, addr: SocketAddr, stream: TcpStream, max_idle: Duration) {
+    pub fn put(&self, addr: SocketAddr, stream: Backend, max_idle: Duration) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let links = idle.entry(addr).or_default();
         links.retain(|(_, since)| since.elapsed() < max_idle);

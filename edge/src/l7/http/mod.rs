@@ -441,9 +441,12 @@ async fn proxy(
         let started = Instant::now();
         let result = tokio::time::timeout(
             response_timeout,
-            snapshot
-                .upstream
-                .send(pick.server.addr, protocol, up_request),
+            snapshot.upstream.send(
+                pick.server.addr,
+                &pick.server.metrics.connections,
+                protocol,
+                up_request,
+            ),
         )
         .await;
         let latency = started.elapsed();
@@ -460,7 +463,10 @@ async fn proxy(
             attempted,
             latency,
         };
-        if pool.settle(&policy, attempt, &mut tried, || shared.now_ms()) {
+        if let Some(wait) = pool.settle(&policy, attempt, &mut tried, || shared.now_ms()) {
+            // The failed attempt lets go of its server before the back-off.
+            drop((in_flight, result));
+            tokio::time::sleep(wait).await;
             continue;
         }
         return Ok(respond(

@@ -43,11 +43,13 @@ use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper::client::conn::http2;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
+use crate::l7::metrics::Held;
 use crate::l7::paced_body::{BackendBodyError, ClientBodyError, PacedBody};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
@@ -88,6 +90,9 @@ struct Link {
     done: bool,
     /// When it went back to the pool.
     idle_since: Instant,
+    /// Counts it in its server's connection gauge while it lives (an
+    /// upgraded connection's tunnel is no longer counted).
+    _held: Held,
 }
 
 impl Link {
@@ -199,22 +204,25 @@ impl Upstream {
     /// Sends `request` to the server at `addr` in `protocol`: over HTTP/1.1
     /// (its URI in origin form, its `Host` set) on a pooled connection or a
     /// new one, or over HTTP/2 (its URI absolute, for `:authority`) on the
-    /// server's multiplexed connection.
+    /// server's multiplexed connection. A connection it opens counts in
+    /// `connections` while open.
     pub async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
+        connections: &Gauge,
         protocol: BackendProtocol,
         request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match protocol {
-            BackendProtocol::Http1 => self.send_http1(addr, request).await,
-            BackendProtocol::H2c => self.send_h2c(addr, request).await,
+            BackendProtocol::Http1 => self.send_http1(addr, connections, request).await,
+            BackendProtocol::H2c => self.send_h2c(addr, connections, request).await,
         }
     }
 
     async fn send_http1(
         self: &Arc<Self>,
         addr: SocketAddr,
+        connections: &Gauge,
         mut request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         while let Some(mut link) = self.checkout(addr) {
@@ -229,7 +237,7 @@ impl Upstream {
                 },
             }
         }
-        let mut link = self.connect(addr).await?;
+        let mut link = self.connect(addr, connections).await?;
         let sent = link.sender.try_send_request(request);
         match drive(&mut link, sent).await {
             Ok(response) => Ok(self.body(response, Some(link), addr)),
@@ -240,6 +248,7 @@ impl Upstream {
     async fn send_h2c(
         self: &Arc<Self>,
         addr: SocketAddr,
+        connections: &Gauge,
         mut request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let server = {
@@ -251,7 +260,8 @@ impl Upstream {
         };
         let mut refused = None;
         loop {
-            let (mut sender, generation) = self.h2_sender(&server, addr, refused).await?;
+            let (mut sender, generation) =
+                self.h2_sender(&server, addr, connections, refused).await?;
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.body(response, None, addr)),
                 // The connection closed before the request went out:
@@ -273,6 +283,7 @@ impl Upstream {
         &self,
         server: &Multiplexed,
         addr: SocketAddr,
+        connections: &Gauge,
         refused: Option<u64>,
     ) -> Result<(http2::SendRequest<UpBody>, u64), UpstreamError> {
         let mut current = server.0.lock().await;
@@ -284,7 +295,9 @@ impl Upstream {
         }
         let stream = self.connect_tcp(addr).await?;
         let (sender, connection) = self.h2_builder.handshake(TokioIo::new(stream)).await?;
+        let held = Held::new(connections);
         tokio::spawn(async move {
+            let _held = held;
             if let Err(error) = connection.await {
                 debug!(%addr, "HTTP/2 backend connection closed: {error}");
             }
@@ -364,14 +377,16 @@ impl Upstream {
         });
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Link, UpstreamError> {
+    async fn connect(&self, addr: SocketAddr, connections: &Gauge) -> Result<Link, UpstreamError> {
         let stream = self.connect_tcp(addr).await?;
+        let held = Held::new(connections);
         let (sender, connection) = self.builder.handshake(TokioIo::new(stream)).await?;
         Ok(Link {
             sender,
             driver: Box::pin(connection.with_upgrades()),
             done: false,
             idle_since: Instant::now(),
+            _held: held,
         })
     }
 
@@ -560,29 +575,33 @@ mod tests {
     async fn a_connection_goes_back_to_the_pool_once_its_body_is_read() {
         let (addr, accepted) = backend(CHUNKED, usize::MAX).await;
         let upstream = Upstream::new(&Timeouts::default());
+        let open = Gauge::default();
         for _ in 0..3 {
             let response = upstream
-                .send(addr, BackendProtocol::Http1, get())
+                .send(addr, &open, BackendProtocol::Http1, get())
                 .await
                 .unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(&body[..], b"abc");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(open.get(), 1, "the pooled connection is still open");
     }
 
     #[tokio::test]
     async fn a_body_dropped_unread_closes_its_connection() {
         let (addr, accepted) = backend(CHUNKED, usize::MAX).await;
         let upstream = Upstream::new(&Timeouts::default());
+        let open = Gauge::default();
         drop(
             upstream
-                .send(addr, BackendProtocol::Http1, get())
+                .send(addr, &open, BackendProtocol::Http1, get())
                 .await
                 .unwrap(),
         );
+        assert_eq!(open.get(), 0, "the closed connection is not counted");
         let response = upstream
-            .send(addr, BackendProtocol::Http1, get())
+            .send(addr, &Gauge::default(), BackendProtocol::Http1, get())
             .await
             .unwrap();
         response.into_body().collect().await.unwrap();
@@ -596,7 +615,7 @@ mod tests {
         let upstream = Upstream::new(&Timeouts::default());
         for _ in 0..2 {
             let response = upstream
-                .send(addr, BackendProtocol::Http1, get())
+                .send(addr, &Gauge::default(), BackendProtocol::Http1, get())
                 .await
                 .unwrap();
             response.into_body().collect().await.unwrap();
@@ -613,7 +632,7 @@ mod tests {
         drop(listener);
         let upstream = Upstream::new(&Timeouts::default());
         let error = upstream
-            .send(addr, BackendProtocol::Http1, get())
+            .send(addr, &Gauge::default(), BackendProtocol::Http1, get())
             .await
             .unwrap_err();
         assert!(matches!(error, UpstreamError::Connect(_)), "{error}");

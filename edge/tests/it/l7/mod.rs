@@ -8,6 +8,7 @@ mod fast_path;
 mod grpc;
 mod h2c_backends;
 mod lifecycle;
+mod operator;
 mod protocols;
 mod resilience;
 mod routing;

@@ -68,8 +68,17 @@ pub fn spec(l7_body: &str) -> NodeSpec {
 /// [`spec`] for a topology file in `base_dir`, against which relative
 /// paths are resolved.
 pub fn spec_at(l7_body: &str, base_dir: &std::path::Path) -> NodeSpec {
+    let text = topology_text(l7_body, "", "127.0.0.1:9100");
+    let topology = topology::parse(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    NodeSpec::from_topology(&topology, "l7t", base_dir).unwrap()
+}
+
+/// A one-region topology file whose `l7:` block is `l7_body` plus one node
+/// `l7t` on 127.0.0.1 with its admin endpoint at `admin`; `vip_ports` goes
+/// into the VIP (`, ports: { http: 8080 }`, or nothing).
+pub fn topology_text(l7_body: &str, vip_ports: &str, admin: &str) -> String {
     let indented: String = l7_body.lines().map(|l| format!("      {l}\n")).collect();
-    let text = format!(
+    format!(
         "dns:
   nodes: [{{ name: ns1, listen: [\"127.0.0.1:5353\"] }}]
   zones:
@@ -81,13 +90,11 @@ pub fn spec_at(l7_body: &str, base_dir: &std::path::Path) -> NodeSpec {
 regions:
   test:
     location: {{ lat: 0, lon: 0 }}
-    vip: {{ ipv4: 127.0.0.1 }}
+    vip: {{ ipv4: 127.0.0.1{vip_ports} }}
     l7:
-      nodes: [{{ name: l7t, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }}]
+      nodes: [{{ name: l7t, address: 127.0.0.1, admin: \"{admin}\" }}]
 {indented}"
-    );
-    let topology = topology::parse(&text, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-    NodeSpec::from_topology(&topology, "l7t", base_dir).unwrap()
+    )
 }
 
 /// An L7 node under test.
