@@ -18,6 +18,7 @@
 //! - **path**: a prefix on segment boundaries: `/api` matches `/api`,
 //!   `/api/` and `/api/v1` but not `/apix`; a prefix ending in `/` matches
 //!   anything under it; `/` matches every path;
+//! - **scheme**: the listener the request came in on, `http` or `https`;
 //! - **path_regex**: the regex matches the path (without the query, as
 //!   sent: percent-encoded);
 //! - **methods**: the method is one of them (case-sensitive);
@@ -250,6 +251,7 @@ impl Router {
             let config = &rule.config;
             host_matches(&rule.host, host)
                 && prefix_matches(&config.path, path)
+                && config.scheme.as_deref().is_none_or(|s| s == request.scheme)
                 && (config.methods.is_empty() || config.methods.iter().any(|m| m == request.method))
                 && config
                     .path_regex
@@ -513,6 +515,7 @@ mod tests {
         RouteConfig {
             host: host.map(str::to_owned),
             path: path.to_owned(),
+            scheme: None,
             path_regex: None,
             methods: Vec::new(),
             header: None,
@@ -775,6 +778,7 @@ mod tests {
     fn redirects_responds_and_body_limits() {
         let template = |t: &str| topology::tiers::l7::parse_template(t).unwrap();
         let mut https = route(None, "/", 0);
+        https.scheme = Some("http".into());
         https.action = Action::Redirect(Redirect {
             status: 308,
             location: template("https://{host}{path}{query}"),
@@ -830,6 +834,17 @@ mod tests {
                 "{host} {path} {length:?}"
             );
         }
+        // The redirect is for the plain HTTP listener only.
+        let map = HeaderMap::new();
+        let over_https = RequestView {
+            method: "GET",
+            scheme: "https",
+            host: "a",
+            path_and_query: "/x",
+            content_length: None,
+            fields: &map,
+        };
+        assert!(router.route(&over_https).is_none());
     }
 
     #[test]

@@ -1360,7 +1360,7 @@ routes:
     max_body: 10KB
     request_headers: { set: { X-Env: prod }, add: { X-Tag: a }, remove: [X-Secret] }
     response_headers: { set: { Cache-Control: no-store } }
-  - { host: www.example.com, redirect: { location: \"https://{host}{path}{query}\" } }
+  - { host: www.example.com, scheme: http, redirect: { location: \"https://{host}{path}{query}\" } }
   - { path: /ping, respond: { status: 200, body: pong } }
 pools:
   web:
@@ -1412,6 +1412,7 @@ pools:
         );
         // The tier's limit where the route sets none.
         assert_eq!(redirect.max_body, Some(1 << 20));
+        assert_eq!(redirect.scheme.as_deref(), Some("http"));
         assert!(
             matches!(&redirect.action, Action::Redirect(r) if r.status == 301 && r.location.0.len() == 4)
         );
@@ -1437,7 +1438,7 @@ routes:
   - { respond: { status: 204, body: x }, rewrite: /x }
   - { pool: web, respond: { status: 200 } }
   - { pool: web, request_headers: { set: { Content-Length: 5, \"a b\": c } }, response_headers: { remove: [Transfer-Encoding] } }
-  - { path: / }
+  - { path: /, scheme: ftp }
 pools:
   web:
     servers: [{ addr: \"127.0.0.1:9000\" }]
@@ -1459,6 +1460,7 @@ pools:
             "l7.routes[4].request_headers.set.a b: \"a b\" is not a header name",
             "l7.routes[4].response_headers.remove[0]: \"Transfer-Encoding\" is the proxy's to set",
             "l7.routes[5]: a route needs exactly one of `pool`, `redirect` or `respond` (has none)",
+            "l7.routes[5].scheme: \"ftp\" is not a listener; write http or https",
         ];
         for e in expect {
             assert!(

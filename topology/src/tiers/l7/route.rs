@@ -1,5 +1,5 @@
-//! `regions.R.l7.routes`: what a route matches (host, path prefix, path
-//! regex, method, query parameter, cookie, header) and what it does with a
+//! `regions.R.l7.routes`: what a route matches (host, path prefix,
+//! listener, path regex, method, query parameter, cookie, header) and what it does with a
 //! match (forward to a pool with header rules, redirect, or answer
 //! directly), with its request body limit.
 //!
@@ -30,6 +30,9 @@ pub struct RawRoute {
     /// Path prefix to match (default `/`).
     #[serde(default)]
     pub path: Option<String>,
+    /// The listener to match: `http` or `https`.
+    #[serde(default)]
+    pub scheme: Option<String>,
     /// A regular expression the path (without the query) must match.
     #[serde(default)]
     pub path_regex: Option<String>,
@@ -130,6 +133,8 @@ pub struct Route {
     pub host: Option<String>,
     /// Path prefix.
     pub path: String,
+    /// The listener, `http` or `https`; `None`: both.
+    pub scheme: Option<String>,
     /// Path regex, compiled.
     pub path_regex: Option<PathRegex>,
     /// Methods (as written, which is how they are compared); empty: any.
@@ -417,6 +422,15 @@ pub(super) fn validate_route(
                 None
             }
         });
+    if let Some(scheme) = &route.scheme
+        && scheme != "http"
+        && scheme != "https"
+    {
+        problems.add(
+            format!("{rpath}.scheme"),
+            format!("{scheme:?} is not a listener; write http or https"),
+        );
+    }
     let methods = route.methods.clone().unwrap_or_default();
     for (index, method) in methods.iter().enumerate() {
         if !is_token(method) {
@@ -463,6 +477,7 @@ pub(super) fn validate_route(
             .as_ref()
             .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
         path: prefix,
+        scheme: route.scheme.clone(),
         path_regex,
         methods,
         header,
