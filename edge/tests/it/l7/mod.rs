@@ -9,5 +9,6 @@ mod h2c_backends;
 mod lifecycle;
 mod protocols;
 mod resilience;
+mod route_actions;
 mod routing;
 pub mod support;
