@@ -736,7 +736,8 @@ mod tests {
     fn every_matcher_selects_its_pool() {
         let router = matchers();
         // (method, path, headers) → pool.
-        let cases: &[(&str, &str, &[(&str, &str)], usize)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], usize);
+        let cases: &[Case<'_>] = &[
             ("POST", "/m", &[], 1),
             ("PUT", "/m/x", &[], 1),
             ("GET", "/m", &[], 0),

@@ -19,6 +19,7 @@ use crate::field::{Problems, Scalar};
 use crate::health::{self, HealthCheck, RawHealthCheck};
 use crate::status::parse_status_set;
 use crate::tiers::socket_addr;
+use route::is_token;
 
 mod route;
 
@@ -632,14 +633,6 @@ fn duration_field(
     }
 }
 
-/// Checks an HTTP header name: an RFC 9110 token.
-pub(crate) fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 /// Checks a cookie name (an RFC 6265 token, same as a header name).
 fn is_cookie_name(name: &str) -> bool {
     is_token(name)
@@ -703,13 +696,14 @@ pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Ti
         .iter()
         .map(|(name, pool)| validate_pool(name, pool, &format!("{path}.pools.{name}"), problems))
         .collect();
+    let pool_names: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
     let routes = raw
         .routes
         .iter()
         .enumerate()
         .filter_map(|(index, route)| {
             route::validate_route(
-                raw,
+                &pool_names,
                 route,
                 limits.max_body,
                 &format!("{path}.routes[{index}]"),

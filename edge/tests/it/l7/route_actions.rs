@@ -37,7 +37,8 @@ pools:
     )))
     .await;
     // (method, path, header) → backend.
-    let cases: &[(&str, &str, Option<(&str, &str)>, &str)] = &[
+    type Case<'a> = (&'a str, &'a str, Option<(&'a str, &'a str)>, &'a str);
+    let cases: &[Case<'_>] = &[
         ("POST", "/m", None, "b1"),
         ("PUT", "/m/x", None, "b1"),
         ("GET", "/m", None, "b0"),

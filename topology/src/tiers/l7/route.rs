@@ -10,7 +10,6 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::{RawL7, is_token};
 use crate::field::{Problems, Scalar};
 
 /// Most bytes the compiled program of a path regex may take; a pattern
@@ -379,8 +378,17 @@ const PROXY_OWNED: [&str; 9] = [
     "host",
 ];
 
+/// Checks an HTTP header name or method: an RFC 9110 token.
+pub(super) fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Validates one route; `pools` are the tier's pool names, in order.
 pub(super) fn validate_route(
-    raw: &RawL7,
+    pools: &[&str],
     route: &RawRoute,
     tier_max_body: Option<u64>,
     rpath: &str,
@@ -470,7 +478,7 @@ pub(super) fn validate_route(
         None => tier_max_body,
         Some(value) => problems.check(format!("{rpath}.max_body"), parse_size(value)),
     };
-    let action = validate_action(raw, route, rpath, problems)?;
+    let action = validate_action(pools, route, rpath, problems)?;
     Some(Route {
         host: route
             .host
@@ -529,7 +537,7 @@ fn field_match(
 }
 
 fn validate_action(
-    raw: &RawL7,
+    pools: &[&str],
     route: &RawRoute,
     rpath: &str,
     problems: &mut Problems,
@@ -570,17 +578,16 @@ fn validate_action(
         }
     }
     if let Some(name) = &route.pool {
-        let pool = raw.pools.get_index_of(name);
+        let pool = pools.iter().position(|known| known == name);
         if pool.is_none() {
-            let known: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
             problems.add(
                 format!("{rpath}.pool"),
                 format!(
                     "unknown pool {name:?}; pools: {}",
-                    if known.is_empty() {
+                    if pools.is_empty() {
                         "none (add a `pools:` block)".to_owned()
                     } else {
-                        known.join(", ")
+                        pools.join(", ")
                     }
                 ),
             );
