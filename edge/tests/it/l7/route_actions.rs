@@ -222,3 +222,84 @@ pools:
     assert_eq!(status["pools"][0]["servers"][0]["health"], "up", "{status}");
     proxy.stop().await.unwrap();
 }
+
+/// A request body sent in pieces without a declared length (HTTP/2 DATA
+/// frames with no `content-length`).
+struct Pieces(std::collections::VecDeque<bytes::Bytes>);
+
+impl http_body::Body for Pieces {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.0
+                .pop_front()
+                .map(|piece| Ok(http_body::Frame::data(piece))),
+        )
+    }
+}
+
+#[tokio::test]
+async fn over_http2_a_refused_stream_leaves_the_connection_serving() {
+    let b = TestBackend::start("b0").await;
+    let proxy = Proxy::start(spec(&format!(
+        "
+routes:
+  - {{ path: /small, max_body: 10, pool: web }}
+  - {{ path: /old, redirect: {{ status: 307, location: \"{{scheme}}://{{host}}/new{{path}}\" }} }}
+  - {{ pool: web }}
+pools:
+  web: {{ servers: {} }}
+",
+        servers(&[&b])
+    )))
+    .await;
+    let stream = TcpStream::connect(proxy.http).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let post = |pieces: &[&'static str]| {
+        http::Request::post("http://www.example.com/small")
+            .body(Pieces(
+                pieces
+                    .iter()
+                    .map(|p| bytes::Bytes::from_static(p.as_bytes()))
+                    .collect(),
+            ))
+            .unwrap()
+    };
+    let response = sender
+        .send_request(post(&["hello ", "world!"]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let response = sender
+        .send_request(post(&["hello", "world"]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["body_bytes"], 10);
+    let get = http::Request::get("http://www.example.com/old/x")
+        .body(Pieces(Default::default()))
+        .unwrap();
+    let response = sender.send_request(get).await.unwrap();
+    assert_eq!(response.status(), 307);
+    assert_eq!(
+        response.headers()["location"],
+        "http://www.example.com/new/old/x"
+    );
+    proxy.stop().await.unwrap();
+}
