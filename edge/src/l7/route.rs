@@ -289,6 +289,11 @@ impl Router {
                 response_headers: &rule.edits.1,
                 max_body: config.max_body,
             }),
+            // A host that is no host name (`a@evil.example`, `a/b`) would
+            // steer the location elsewhere than the site asked for.
+            Action::Redirect(_) if !is_host_name(host) => {
+                Decision::Refuse(Fault::BadRequest("the Host is not a host name"))
+            }
             Action::Redirect(redirect) => {
                 let location = expand(&redirect.location, request.scheme, host, path, query);
                 match HeaderValue::from_maybe_shared(location) {
@@ -337,6 +342,20 @@ fn expand(
         }
     }
     out
+}
+
+/// Whether `host` (without its port) is a name or an address: letters,
+/// digits, `-`, `.`, `_`, or an IPv6 literal in brackets.
+fn is_host_name(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_')
+            || (bare.len() < host.len() && b == b':')
+    })
 }
 
 /// Whether `expect` holds of a field's `values`.
@@ -811,6 +830,24 @@ mod tests {
                 "/x?",
                 None,
                 Outcome::Redirect(308, "https://a/x".into()),
+            ),
+            (
+                "[::1]:80",
+                "/",
+                None,
+                Outcome::Redirect(308, "https://[::1]/".into()),
+            ),
+            (
+                "a@evil.example",
+                "/",
+                None,
+                Outcome::Refuse(Fault::BadRequest("the Host is not a host name")),
+            ),
+            (
+                "a/b",
+                "/",
+                None,
+                Outcome::Refuse(Fault::BadRequest("the Host is not a host name")),
             ),
             ("a", "/ping", None, Outcome::Respond(200)),
             ("a", "/ping", Some(1 << 30), Outcome::Respond(200)),
