@@ -1,17 +1,24 @@
-//! The L7 route matcher never panics on any host, path or headers, and a
-//! rewrite keeps the path in origin form.
+//! The L7 route matcher never panics on any method, host, path or headers;
+//! a rewrite keeps the path in origin form, a redirect's location starts
+//! as its template does, and a request is refused as too large only when
+//! its declared length passes the route's limit.
 //!
-//! The input is a request as the matcher sees it: the host, the path and
-//! query, then `name: value` header lines, separated by newlines. The
-//! routing table combines edge/src/l7/route.rs's unit-test table with the
-//! rule edge/tests/it/l7/routing.rs adds (any host, `/static/`), so that
-//! the seeds taken from those tests (fuzz/seeds/route_matcher/) reach
-//! every kind of rule.
+//! The input is a request as the matcher sees it: the method, the host,
+//! the path and query, then `name: value` header lines (a `content-length`
+//! among them is its declared length), separated by newlines. The routing
+//! table combines edge/src/l7/route.rs's unit-test tables (host, path,
+//! header, rewrite; method, path regex, query, cookie, header absence;
+//! redirect, fixed response, body limit) with the rule
+//! edge/tests/it/l7/routing.rs adds (any host, `/static/`), so that the
+//! seeds taken from those tests (fuzz/seeds/route_matcher/) reach every
+//! kind of rule.
 #![no_main]
 
 use std::sync::OnceLock;
 
-use edge::l7::route::Router;
+use edge::l7::fault::Fault;
+use edge::l7::route::{Decision, RequestView, Router};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 
 fn router() -> &'static Router {
@@ -42,6 +49,18 @@ regions:
         - { host: "*.apps.example.com", path: /, pool: apps }
         - { host: www.example.com, path: /, pool: web }
         - { path: /static/, pool: static }
+        - { path: /m, methods: [POST, PUT], pool: api }
+        - { path: /, path_regex: "^/items/[0-9]+$", pool: api }
+        - { path: /q, query: { name: debug }, pool: beta }
+        - { path: /q, query: { name: v, value: "a b" }, pool: api }
+        - { path: /c, cookie: { name: beta, value: "1" }, pool: beta }
+        - { path: /c, cookie: { name: session }, pool: web }
+        - { path: /h, header: { name: x-legacy, absent: true }, pool: web, request_headers: { set: { x-env: a } } }
+        - { path: /a, query: { name: v, absent: true }, pool: web }
+        - { path: /a, cookie: { name: beta, absent: true }, pool: web }
+        - { path: /upload, max_body: 10, pool: web }
+        - { path: /ping, respond: { status: 200, body: pong } }
+        - { scheme: http, redirect: { status: 308, location: "https://{host}{path}{query}" } }
       pools:
         canary: { servers: [{ addr: "127.0.9.101:9000" }] }
         beta: { servers: [{ addr: "127.0.9.102:9000" }] }
@@ -60,27 +79,56 @@ regions:
 
 fuzz_target!(|data: &[u8]| {
     let mut lines = data.split(|&byte| byte == b'\n');
-    let (Some(host), Some(path)) = (lines.next(), lines.next()) else {
+    let (Some(method), Some(host), Some(path)) = (lines.next(), lines.next(), lines.next()) else {
         return;
     };
-    let (Ok(host), Ok(path)) = (std::str::from_utf8(host), std::str::from_utf8(path)) else {
+    let (Ok(method), Ok(host), Ok(path)) = (
+        std::str::from_utf8(method),
+        std::str::from_utf8(host),
+        std::str::from_utf8(path),
+    ) else {
         return;
     };
-    let headers: Vec<(&[u8], &[u8])> = lines
-        .filter_map(|line| {
-            let colon = line.iter().position(|&byte| byte == b':')?;
-            Some((&line[..colon], line[colon + 1..].trim_ascii_start()))
-        })
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(have, _)| have.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| *value)
-    };
-    if let Some(matched) = router().route(host, path, header) {
-        if path.starts_with('/') {
-            assert!(matched.path_and_query.starts_with('/'));
+    // Fields hyper would refuse (a bad name or value) are left out, as the
+    // request paths never see them.
+    let mut fields = HeaderMap::new();
+    for line in lines {
+        let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+            continue;
+        };
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+        ) {
+            fields.append(name, value);
         }
+    }
+    let content_length = fields
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let view = RequestView {
+        method,
+        scheme: "http",
+        host,
+        path_and_query: path,
+        content_length,
+        fields: &fields,
+    };
+    let Some(matched) = router().route(&view) else {
+        return;
+    };
+    match matched.decision {
+        Decision::Forward(forwarded) => {
+            if path.starts_with('/') {
+                assert!(forwarded.path_and_query.starts_with('/'));
+            }
+        }
+        Decision::Redirect { location, .. } => {
+            assert!(location.as_bytes().starts_with(b"https://"));
+        }
+        Decision::Refuse(Fault::PayloadTooLarge) => {
+            assert!(content_length.is_some_and(|length| length > 10));
+        }
+        Decision::Respond(_) | Decision::Refuse(_) => {}
     }
 });

@@ -172,7 +172,7 @@ pub(crate) fn status(shared: &Shared) -> api::Status {
         .iter()
         .map(|r| api::Route {
             rule: r.label.clone(),
-            pool: snapshot.spec.tier.pools[r.pool].name.clone(),
+            pool: r.pool_name(&snapshot.spec.tier).to_owned(),
         })
         .collect();
     let phase = shared.drain.phase();

@@ -54,6 +54,8 @@ pub enum Fault {
     NoRoute,
     /// The client paused too long mid-body.
     ClientTooSlow,
+    /// The request body is over the route's `max_body`.
+    PayloadTooLarge,
     /// Over the client's rate; it may come back after this long.
     RateLimited(Duration),
     /// The listener is at its concurrency limit.
@@ -79,6 +81,7 @@ impl Fault {
             Fault::Framing | Fault::BadRequest(_) => StatusCode::BAD_REQUEST,
             Fault::NoRoute => StatusCode::NOT_FOUND,
             Fault::ClientTooSlow => StatusCode::REQUEST_TIMEOUT,
+            Fault::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Fault::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -97,6 +100,7 @@ impl Fault {
             | Fault::BadRequest(_)
             | Fault::NoRoute
             | Fault::ClientTooSlow
+            | Fault::PayloadTooLarge
             | Fault::RateLimited(_) => Source::Client,
             Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => Source::Proxy,
             Fault::ConnectFailed
@@ -122,6 +126,7 @@ impl Fault {
             Fault::BadRequest(why) => why,
             Fault::NoRoute => "no route for this host and path",
             Fault::ClientTooSlow => "the request body stopped arriving",
+            Fault::PayloadTooLarge => "the request body is over this route's limit",
             Fault::RateLimited(_) => "rate limit exceeded",
             Fault::ListenerFull => "too many requests in flight",
             Fault::ServerFull => "every server is at its request limit",
@@ -146,9 +151,10 @@ impl Fault {
     }
 
     /// Whether the answer closes the connection: after a framing conflict
-    /// the rest of the bytes cannot be trusted to be the next request.
+    /// the rest of the bytes cannot be trusted to be the next request, and
+    /// a body refused as too large is left unread.
     pub fn closes_connection(self) -> bool {
-        self == Fault::Framing
+        matches!(self, Fault::Framing | Fault::PayloadTooLarge)
     }
 
     /// The body of the answer: the reason and a newline.
@@ -260,6 +266,7 @@ mod tests {
             (Fault::UpstreamTimeout, Source::Backend, Retry::IfIdempotent),
             (Fault::UnexpectedUpgrade, Source::Backend, Retry::Never),
             (Fault::ClientTooSlow, Source::Client, Retry::Never),
+            (Fault::PayloadTooLarge, Source::Client, Retry::Never),
             (Fault::BadRequest("x"), Source::Client, Retry::Never),
             (Fault::NoServer, Source::Proxy, Retry::Never),
             (Fault::ServerFull, Source::Proxy, Retry::Never),

@@ -1,5 +1,6 @@
 //! Header rewriting between the client and the backend: hop-by-hop fields
-//! stripped, `X-Forwarded-*` and `X-Request-ID` set, `Via` added.
+//! stripped, `X-Forwarded-*` and `X-Request-ID` set, `Via` added, and a
+//! route's own header rules ([`HeaderEdits`]) applied after them.
 //!
 //! Pure functions over `http::HeaderMap` (the `http` crate's types, not
 //! hyper's), table-tested.
@@ -8,6 +9,7 @@ use std::net::IpAddr;
 
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
+use topology::tiers::l7::HeaderRules;
 
 /// `X-Forwarded-For`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -230,6 +232,47 @@ pub fn response_headers(
     }
 }
 
+/// A route's header rules, parsed once: applied in the order remove, set,
+/// add, after the proxy's own fields (so a rule may replace them).
+#[derive(Debug, Clone, Default)]
+pub struct HeaderEdits {
+    remove: Vec<HeaderName>,
+    set: Vec<(HeaderName, HeaderValue)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl HeaderEdits {
+    /// Parses validated `rules` (validation refuses names and values that
+    /// do not parse; such a rule would be skipped).
+    pub fn new(rules: &HeaderRules) -> Self {
+        let name = |n: &String| HeaderName::from_bytes(n.as_bytes()).ok();
+        let pair = |(n, v): &(String, String)| Some((name(n)?, HeaderValue::from_str(v).ok()?));
+        Self {
+            remove: rules.remove.iter().filter_map(name).collect(),
+            set: rules.set.iter().filter_map(pair).collect(),
+            add: rules.add.iter().filter_map(pair).collect(),
+        }
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+
+    /// Applies the rules to `headers`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
 /// The client's address as the value [`Forwarding::client`] takes.
 pub fn client_value(client: IpAddr) -> HeaderValue {
     // An address's text is always a valid header value.
@@ -397,6 +440,41 @@ mod tests {
         assert!(!resp.contains_key("connection"));
         assert_eq!(resp["via"], "1.1 l7a");
         assert_eq!(resp["x-request-id"], "abc");
+    }
+
+    #[test]
+    fn header_rules_remove_then_set_then_add() {
+        let rules = HeaderRules {
+            remove: vec!["x-secret".into(), "x-gone".into()],
+            set: vec![
+                ("x-env".into(), "prod".into()),
+                ("x-request-id".into(), "mine".into()),
+            ],
+            add: vec![
+                ("x-tag".into(), "b".into()),
+                ("x-env".into(), "also".into()),
+            ],
+        };
+        let mut headers = map(&[
+            ("x-secret", "1"),
+            ("x-env", "dev"),
+            ("x-env", "test"),
+            ("x-tag", "a"),
+            ("x-request-id", "abc"),
+        ]);
+        HeaderEdits::new(&rules).apply(&mut headers);
+        let all = |name: &str| -> Vec<&str> {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert!(all("x-secret").is_empty());
+        assert_eq!(all("x-env"), ["prod", "also"]);
+        assert_eq!(all("x-tag"), ["a", "b"]);
+        assert_eq!(all("x-request-id"), ["mine"]);
+        assert!(HeaderEdits::new(&HeaderRules::default()).is_empty());
     }
 
     #[test]

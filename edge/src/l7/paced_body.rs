@@ -3,7 +3,9 @@
 //! `client_body_timeout`) and the backend's response body
 //! (`timeouts.response`, nginx's `proxy_read_timeout`). Neither a client
 //! trickling its body nor a backend that stalls mid-response can hold a
-//! connection for as long as it likes.
+//! connection for as long as it likes. A request body is also cut off when
+//! it passes its route's `max_body` ([`Capped`], nginx's
+//! `client_max_body_size` for bodies that declare no length).
 //!
 //! One body type, [`PacedBody`], and two ways of reporting its errors, by
 //! whose fault they are: [`ClientBodyError`] (the proxy answers it itself
@@ -60,6 +62,8 @@ pub enum Stopped {
     TooSlow,
     /// Its source failed.
     Failed,
+    /// It passed its size limit.
+    TooLarge,
 }
 
 /// Where a [`PacedBody`] records how it stopped early, for whoever sent it
@@ -70,12 +74,17 @@ pub enum Stopped {
 pub struct BodyWitness(Arc<AtomicU8>);
 
 impl BodyWitness {
+    /// Records the first way the body stopped: a body cut off for its size
+    /// then fails in the layers around it too, which is not news.
     fn record(&self, stopped: Stopped) {
         let code = match stopped {
             Stopped::TooSlow => 1,
             Stopped::Failed => 2,
+            Stopped::TooLarge => 3,
         };
-        self.0.store(code, Ordering::Relaxed);
+        let _ = self
+            .0
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// How the body stopped, if it did.
@@ -83,6 +92,7 @@ impl BodyWitness {
         match self.0.load(Ordering::Relaxed) {
             1 => Some(Stopped::TooSlow),
             2 => Some(Stopped::Failed),
+            3 => Some(Stopped::TooLarge),
             _ => None,
         }
     }
@@ -106,6 +116,72 @@ impl<E: Into<BoxError>> PaceError<E> for BackendBodyError {
 
     fn failed(error: E) -> Self {
         Self::Read(error.into())
+    }
+}
+
+/// Why a [`Capped`] body stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CappedError<E> {
+    /// More bytes than the limit.
+    #[error("the request body passed its limit of {0} bytes")]
+    TooLarge(u64),
+    /// The inner body failed.
+    #[error(transparent)]
+    Inner(E),
+}
+
+/// A request body cut off with an error (recorded in its witness) as soon
+/// as it passes `limit` bytes.
+pub struct Capped<B> {
+    inner: B,
+    limit: u64,
+    seen: u64,
+    witness: BodyWitness,
+}
+
+impl<B> Capped<B> {
+    /// `inner`, limited to `limit` bytes when there is a limit.
+    pub fn new(inner: B, limit: Option<u64>, witness: BodyWitness) -> Self {
+        Self {
+            inner,
+            limit: limit.unwrap_or(u64::MAX),
+            seen: 0,
+            witness,
+        }
+    }
+}
+
+impl<B> Body for Capped<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = CappedError<B::Error>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.seen = this.seen.saturating_add(data.len() as u64);
+            if this.seen > this.limit {
+                this.witness.record(Stopped::TooLarge);
+                return Poll::Ready(Some(Err(CappedError::TooLarge(this.limit))));
+            }
+        }
+        Poll::Ready(frame.map(|f| f.map_err(CappedError::Inner)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -257,5 +333,24 @@ mod tests {
         assert!(body.frame().await.unwrap().is_err());
         assert_eq!(witness.stopped(), Some(Stopped::TooSlow));
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_body_past_its_limit_stops_and_says_so() {
+        let (tx, rx) = mpsc::channel(4);
+        let witness = BodyWitness::default();
+        let capped = Capped::new(Pieces(rx), Some(5), witness.clone());
+        let mut body = PacedBody::<_, ClientBodyError>::new(capped, Duration::from_secs(1))
+            .witnessed_by(witness.clone());
+        tx.send(Bytes::from_static(b"abc")).await.unwrap();
+        tx.send(Bytes::from_static(b"de")).await.unwrap();
+        tx.send(Bytes::from_static(b"f")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        assert!(body.frame().await.unwrap().is_ok());
+        assert_eq!(witness.stopped(), None);
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("limit of 5 bytes"), "{error}");
+        // The first reason stays, not the failure it caused around it.
+        assert_eq!(witness.stopped(), Some(Stopped::TooLarge));
     }
 }

@@ -61,7 +61,7 @@ impl Snapshot {
         let routes = router
             .rules()
             .iter()
-            .map(|rule| metrics.route(&rule.label, &tier.pools[rule.pool].name))
+            .map(|rule| metrics.route(&rule.label, rule.pool_name(tier)))
             .collect();
         let rate_limiter = match (&tier.rate_limit, previous) {
             (None, _) => None,
@@ -90,9 +90,9 @@ impl Snapshot {
     /// available server (see [`critical_pools_serve`]).
     pub fn can_serve(&self, now_ms: u64) -> bool {
         !self.router.rules().is_empty()
-            && critical_pools_serve(self.router.rules().iter().map(|rule| {
-                let pool = &self.pools[rule.pool];
-                (pool.config.critical, pool.can_serve(now_ms))
+            && critical_pools_serve(self.router.rules().iter().filter_map(|rule| {
+                let pool = &self.pools[rule.pool()?];
+                Some((pool.config.critical, pool.can_serve(now_ms)))
             }))
     }
 }

@@ -1,11 +1,11 @@
-//! Requests for `route_matcher`, in its input format: the host, the path
-//! and query, then `name: value` header lines, separated by newlines. The
-//! cases of edge/src/l7/route.rs's unit tests and of
+//! Requests for `route_matcher`, in its input format: the method, the
+//! host, the path and query, then `name: value` header lines, separated by
+//! newlines. The cases of edge/src/l7/route.rs's unit tests and of
 //! edge/tests/it/l7/routing.rs, whose routing tables the target combines.
 
 use crate::Seed;
 
-/// (name, host, path and query, headers).
+/// (name, host, path and query, headers), sent with GET.
 const REQUESTS: &[(&str, &str, &str, &[&str])] = &[
     // route.rs: the_routing_table
     ("www", "www.example.com", "/", &[]),
@@ -62,13 +62,41 @@ const REQUESTS: &[(&str, &str, &str, &[&str])] = &[
     ("routing-no-route", "other.example.org", "/", &[]),
 ];
 
+/// (name, method, path and query, headers), for any host: route.rs's
+/// every_matcher_selects_its_pool and redirects_responds_and_body_limits.
+const ACTIONS: &[(&str, &str, &str, &[&str])] = &[
+    ("method-post", "POST", "/m", &[]),
+    ("method-lowercase", "post", "/m", &[]),
+    ("regex", "GET", "/items/42", &[]),
+    ("regex-suffix", "GET", "/items/42x", &[]),
+    ("query-present", "GET", "/q?a=1&debug=0", &[]),
+    ("query-plus", "GET", "/q?v=a+b", &[]),
+    ("query-escaped-name", "GET", "/q?%76=a%20b", &[]),
+    ("query-bad-escape", "GET", "/q?v=a%2", &[]),
+    ("cookie-equals", "GET", "/c", &["cookie: a=1; beta=1"]),
+    ("cookie-two-fields", "GET", "/c", &["cookie: a=1", "cookie: beta=1"]),
+    ("cookie-present", "GET", "/c", &["cookie: beta=2; session=x"]),
+    ("header-absent-rules", "GET", "/h", &[]),
+    ("header-absent-present", "GET", "/h", &["x-legacy: 1"]),
+    ("query-absent", "GET", "/a?w=1", &[]),
+    ("cookie-absent", "GET", "/a?v=1", &["cookie: x=1"]),
+    ("body-at-limit", "POST", "/upload", &["content-length: 10"]),
+    ("body-over-limit", "POST", "/upload", &["content-length: 11"]),
+    ("respond", "GET", "/ping", &[]),
+    ("redirect", "GET", "/elsewhere/x?y=1", &[]),
+];
+
 pub fn seeds() -> Vec<Seed> {
-    REQUESTS
+    let seed = |name: &str, method: &str, host: &str, path: &str, headers: &[&str]| {
+        let mut lines = vec![method, host, path];
+        lines.extend_from_slice(headers);
+        (name.to_string(), lines.join("\n").into_bytes())
+    };
+    let gets = REQUESTS
         .iter()
-        .map(|(name, host, path, headers)| {
-            let mut lines = vec![*host, *path];
-            lines.extend_from_slice(headers);
-            (name.to_string(), lines.join("\n").into_bytes())
-        })
-        .collect()
+        .map(|(name, host, path, headers)| seed(name, "GET", host, path, headers));
+    let actions = ACTIONS.iter().map(|(name, method, path, headers)| {
+        seed(name, method, "other.example.org", path, headers)
+    });
+    gets.chain(actions).collect()
 }

@@ -19,6 +19,15 @@ use crate::field::{Problems, Scalar};
 use crate::health::{self, HealthCheck, RawHealthCheck};
 use crate::status::parse_status_set;
 use crate::tiers::socket_addr;
+use route::is_token;
+
+mod route;
+
+pub use route::{
+    Action, Expect, FieldMatch, Forward, HeaderRules, PathRegex, Piece, RawFieldMatch,
+    RawHeaderRules, RawRedirect, RawRespond, RawRoute, Redirect, Respond, Route,
+    TEMPLATE_VARIABLES, Template, Variable, parse_size, parse_template,
+};
 
 /// The path the L7 proxies answer themselves with the region's health.
 pub const DEFAULT_HEALTH_PATH: &str = "/.well-known/gtm/health";
@@ -177,6 +186,10 @@ pub struct RawLimits {
     /// Concurrent streams per HTTP/2 connection (default 100).
     #[serde(default)]
     pub max_h2_streams: Option<u32>,
+    /// Largest request body of every route without its own `max_body`
+    /// (bytes, or with a unit: `10MiB`; default no limit); more get 413.
+    #[serde(default)]
+    pub max_body: Option<Scalar>,
 }
 
 /// `rate_limit:` as written.
@@ -191,37 +204,6 @@ pub struct RawRateLimit {
     /// Requests a client may send at once (default `requests`).
     #[serde(default)]
     pub burst: Option<u32>,
-}
-
-/// One route as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    /// Host to match: exact or `*.example.com`.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Path prefix to match (default `/`).
-    #[serde(default)]
-    pub path: Option<String>,
-    /// A request header to match.
-    #[serde(default)]
-    pub header: Option<RawHeaderMatch>,
-    /// Replace the matched path prefix with this one before forwarding.
-    #[serde(default)]
-    pub rewrite: Option<String>,
-    /// The pool to send matching requests to.
-    pub pool: String,
-}
-
-/// `header:` of a route as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHeaderMatch {
-    /// Header name (any case).
-    pub name: String,
-    /// Exact value; absent means "the header is present".
-    #[serde(default)]
-    pub value: Option<Scalar>,
 }
 
 /// One pool as written.
@@ -477,6 +459,8 @@ pub struct Limits {
     pub max_header_bytes: u32,
     /// Concurrent streams per HTTP/2 connection.
     pub max_h2_streams: u32,
+    /// Largest request body of a route without its own limit.
+    pub max_body: Option<u64>,
 }
 
 impl Default for Limits {
@@ -487,6 +471,7 @@ impl Default for Limits {
             max_header_count: 100,
             max_header_bytes: 65_536,
             max_h2_streams: 100,
+            max_body: None,
         }
     }
 }
@@ -500,30 +485,6 @@ pub struct RateLimit {
     pub per: Duration,
     /// Bucket size.
     pub burst: u32,
-}
-
-/// A routing rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    /// Host match, lowercase: exact, or `*.suffix`.
-    pub host: Option<String>,
-    /// Path prefix.
-    pub path: String,
-    /// Header match.
-    pub header: Option<HeaderMatch>,
-    /// Prefix that replaces `path` before forwarding.
-    pub rewrite: Option<String>,
-    /// Index into [`L7Tier::pools`].
-    pub pool: usize,
-}
-
-/// A header a route requires.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderMatch {
-    /// Lowercase header name.
-    pub name: String,
-    /// Exact value, or `None` for presence.
-    pub value: Option<String>,
 }
 
 /// Load-balancing algorithm of a pool.
@@ -771,14 +732,6 @@ fn start_and_ceiling(
     (start, ceiling)
 }
 
-/// Checks an HTTP header name: an RFC 9110 token.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 /// Checks a cookie name (an RFC 6265 token, same as a header name).
 fn is_cookie_name(name: &str) -> bool {
     is_token(name)
@@ -842,12 +795,19 @@ pub(crate) fn validate(raw: &RawL7, path: &str, problems: &mut Problems) -> L7Ti
         .iter()
         .map(|(name, pool)| validate_pool(name, pool, &format!("{path}.pools.{name}"), problems))
         .collect();
+    let pool_names: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
     let routes = raw
         .routes
         .iter()
         .enumerate()
         .filter_map(|(index, route)| {
-            validate_route(raw, route, &format!("{path}.routes[{index}]"), problems)
+            route::validate_route(
+                &pool_names,
+                route,
+                limits.max_body,
+                &format!("{path}.routes[{index}]"),
+                problems,
+            )
         })
         .collect();
     L7Tier {
@@ -941,6 +901,10 @@ fn validate_timeouts(raw: &RawTimeouts, path: &str, problems: &mut Problems) -> 
 
 fn validate_limits(raw: &RawLimits, path: &str, problems: &mut Problems) -> Limits {
     let d = Limits::default();
+    let max_body = raw
+        .max_body
+        .as_ref()
+        .and_then(|size| problems.check(format!("{path}.max_body"), route::parse_size(size)));
     let mut at_least = |name: &str, value: Option<u32>, default: u32, min: u32| {
         let value = value.unwrap_or(default);
         if value < min {
@@ -970,6 +934,7 @@ fn validate_limits(raw: &RawLimits, path: &str, problems: &mut Problems) -> Limi
             8192,
         ),
         max_h2_streams: at_least("max_h2_streams", raw.max_h2_streams, d.max_h2_streams, 1),
+        max_body,
     }
 }
 
@@ -1001,83 +966,6 @@ fn validate_rate_limit(raw: &RawRateLimit, path: &str, problems: &mut Problems) 
         per,
         burst,
     }
-}
-
-fn validate_route(
-    raw: &RawL7,
-    route: &RawRoute,
-    rpath: &str,
-    problems: &mut Problems,
-) -> Option<Route> {
-    let pool = raw.pools.get_index_of(&route.pool);
-    if pool.is_none() {
-        let known: Vec<&str> = raw.pools.keys().map(String::as_str).collect();
-        problems.add(
-            format!("{rpath}.pool"),
-            format!(
-                "unknown pool {:?}; pools: {}",
-                route.pool,
-                if known.is_empty() {
-                    "none (add a `pools:` block)".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        );
-    }
-    let prefix = route.path.clone().unwrap_or_else(|| "/".to_owned());
-    if !prefix.starts_with('/') {
-        problems.add(
-            format!("{rpath}.path"),
-            format!("{prefix:?} must start with '/'; write e.g. \"/api\""),
-        );
-    }
-    if let Some(host) = &route.host {
-        let bare = host.strip_prefix("*.").unwrap_or(host);
-        if bare.is_empty()
-            || bare.contains('*')
-            || !bare
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-        {
-            problems.add(
-                format!("{rpath}.host"),
-                format!(
-                    "{host:?} is not a host name; write \"www.example.com\" or \"*.example.com\" (no port, `*.` only at the start)"
-                ),
-            );
-        }
-    }
-    let header = route.header.as_ref().map(|h| {
-        if !is_token(&h.name) {
-            problems.add(
-                format!("{rpath}.header.name"),
-                format!("{:?} is not a header name; write e.g. \"X-Canary\"", h.name),
-            );
-        }
-        HeaderMatch {
-            name: h.name.to_ascii_lowercase(),
-            value: h.value.as_ref().map(Scalar::text),
-        }
-    });
-    if let Some(rewrite) = &route.rewrite
-        && !rewrite.starts_with('/')
-    {
-        problems.add(
-            format!("{rpath}.rewrite"),
-            format!("{rewrite:?} must start with '/'; write e.g. \"/v2\""),
-        );
-    }
-    Some(Route {
-        host: route
-            .host
-            .as_ref()
-            .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
-        path: prefix,
-        header,
-        rewrite: route.rewrite.clone(),
-        pool: pool?,
-    })
 }
 
 fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problems) -> Pool {
@@ -1502,9 +1390,9 @@ pools:
         assert_eq!(route.host.as_deref(), Some("*.example.com"));
         assert_eq!(
             route.header,
-            Some(HeaderMatch {
+            Some(FieldMatch {
                 name: "x-canary".into(),
-                value: Some("1".into())
+                expect: Expect::Equals("1".into())
             })
         );
         assert_eq!(route.rewrite.as_deref(), Some("/v2"));
@@ -1712,6 +1600,133 @@ pools:
             "l7.pools.web.sticky.same_site: browsers drop `SameSite=None` cookies without `Secure`",
             "l7.pools.web.retries.statuses: \"700\" is not an HTTP status",
             "l7.pools.web.retries.budget_percent: 150 is over 100",
+        ];
+        for e in expect {
+            assert!(
+                problems.iter().any(|p| p.starts_with(e)),
+                "missing {e:?} in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_match_on_more_and_act_in_three_ways() {
+        let tier = parse(
+            "
+nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+limits: { max_body: 1MiB }
+routes:
+  - path: /items
+    path_regex: \"^/items/[0-9]+$\"
+    methods: [GET, HEAD]
+    query: { name: v, value: 2 }
+    cookie: { name: beta }
+    header: { name: X-Debug, absent: true }
+    pool: web
+    max_body: 10KB
+    request_headers: { set: { X-Env: prod }, add: { X-Tag: a }, remove: [X-Secret] }
+    response_headers: { set: { Cache-Control: no-store } }
+  - { host: www.example.com, scheme: http, redirect: { location: \"https://{host}{path}{query}\" } }
+  - { path: /ping, respond: { status: 200, body: pong } }
+pools:
+  web:
+    servers: [{ addr: \"127.0.0.1:9000\" }]
+",
+        )
+        .unwrap();
+        let [items, redirect, ping] = &tier.routes[..] else {
+            panic!("three routes: {:?}", tier.routes);
+        };
+        assert_eq!(
+            items.path_regex.as_ref().map(PathRegex::as_str),
+            Some("^/items/[0-9]+$")
+        );
+        assert_eq!(items.methods, ["GET", "HEAD"]);
+        assert_eq!(
+            items.query,
+            Some(FieldMatch {
+                name: "v".into(),
+                expect: Expect::Equals("2".into())
+            })
+        );
+        assert_eq!(
+            items.cookie,
+            Some(FieldMatch {
+                name: "beta".into(),
+                expect: Expect::Present
+            })
+        );
+        assert_eq!(
+            items.header.as_ref().map(|h| &h.expect),
+            Some(&Expect::Absent)
+        );
+        assert_eq!(items.max_body, Some(10_000));
+        let Action::Forward(forward) = &items.action else {
+            panic!("{:?}", items.action);
+        };
+        assert_eq!(
+            forward.request_headers,
+            HeaderRules {
+                remove: vec!["x-secret".into()],
+                set: vec![("x-env".into(), "prod".into())],
+                add: vec![("x-tag".into(), "a".into())],
+            }
+        );
+        assert_eq!(
+            forward.response_headers.set,
+            [("cache-control".to_owned(), "no-store".to_owned())]
+        );
+        // The tier's limit where the route sets none.
+        assert_eq!(redirect.max_body, Some(1 << 20));
+        assert_eq!(redirect.scheme.as_deref(), Some("http"));
+        assert!(
+            matches!(&redirect.action, Action::Redirect(r) if r.status == 301 && r.location.0.len() == 4)
+        );
+        assert_eq!(
+            ping.action,
+            Action::Respond(Respond {
+                status: 200,
+                body: "pong".into(),
+                content_type: "text/plain; charset=utf-8".into()
+            })
+        );
+    }
+
+    #[test]
+    fn route_mistakes_name_their_field() {
+        let problems = parse(
+            "
+nodes: [{ name: a, address: 127.0.0.1, admin: \"127.0.0.1:9100\" }]
+limits: { max_body: lots }
+routes:
+  - { path_regex: \"^/items/(\", methods: [\"G T\"], query: { name: v, value: 1, absent: true }, pool: web, max_body: 1.5MB }
+  - { redirect: { status: 303, location: \"https://{hots}{path}\" } }
+  - { respond: { status: 204, body: x }, rewrite: /x }
+  - { pool: web, respond: { status: 200 } }
+  - { pool: web, request_headers: { set: { Content-Length: 5, \"a b\": c } }, response_headers: { remove: [Transfer-Encoding] } }
+  - { path: /, scheme: ftp }
+pools:
+  web:
+    servers: [{ addr: \"127.0.0.1:9000\" }]
+",
+        )
+        .unwrap_err();
+        let expect = [
+            "l7.limits.max_body: \"lots\" is not a size",
+            "l7.routes[0].path_regex: \"^/items/(\" does not compile: regex parse error",
+            "l7.routes[0].methods[0]: \"G T\" is not a method",
+            "l7.routes[0].query.absent: a value cannot be matched on an absent field",
+            "l7.routes[0].max_body: \"1.5MB\" is not a size",
+            "l7.routes[1].redirect.status: 303 is not a redirect status; use 301, 302, 307 or 308",
+            "l7.routes[1].redirect.location: unknown variable {hots}; variables: {scheme}, {host}, {path}, {query}",
+            "l7.routes[2].respond.body: a 204 response has no body",
+            "l7.routes[2].rewrite: only applies to a route with a `pool`",
+            "l7.routes[3]: a route needs exactly one of `pool`, `redirect` or `respond` (has pool, respond)",
+            "l7.routes[4].request_headers.set.Content-Length: \"Content-Length\" is the proxy's to set",
+            "l7.routes[4].request_headers.set.a b: \"a b\" is not a header name",
+            "l7.routes[4].response_headers.remove[0]: \"Transfer-Encoding\" is the proxy's to set",
+            "l7.routes[5]: a route needs exactly one of `pool`, `redirect` or `respond` (has none)",
+            "l7.routes[5].scheme: \"ftp\" is not a listener; write http or https",
         ];
         for e in expect {
             assert!(

@@ -39,6 +39,7 @@ use crate::l7::limits::GatePass;
 use crate::l7::metrics::Held;
 use crate::l7::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity, ServerState};
 use crate::l7::retry::{self, Attempted};
+use crate::l7::route::{Decision, Fields, RequestView};
 use crate::l7::state::Snapshot;
 use crate::l7::sticky;
 use crate::l7::tap::Tapped;
@@ -254,7 +255,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     }
 
     /// The route of the request at `pos`, or `None` when it is for hyper
-    /// all the same.
+    /// all the same: the route's decision is anything but a plain forward
+    /// to an HTTP/1.1 pool (header rules, a redirect, a fixed response, a
+    /// declared body over the limit), or the body's length is not declared
+    /// on a route with a body limit.
     fn classify(&self, snapshot: &Snapshot) -> Option<Option<Route>> {
         if self.info.framing_conflict.load(Ordering::Relaxed) {
             return None;
@@ -266,20 +270,35 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         if path == snapshot.spec.tier.health_path {
             return None;
         }
-        let host = std::str::from_utf8(&buf[head.fields[head.host].value.clone()]).ok()?;
-        let Some(matched) = snapshot
-            .router
-            .route(host, target, |name| first(buf, &head.fields, name))
-        else {
+        let fields = HeadFields {
+            buf,
+            fields: &head.fields,
+        };
+        let view = RequestView {
+            method: std::str::from_utf8(&buf[head.method.clone()]).ok()?,
+            scheme: self.info.listener.name(),
+            host: std::str::from_utf8(&buf[head.fields[head.host].value.clone()]).ok()?,
+            path_and_query: target,
+            content_length: Some(head.content_length),
+            fields: &fields,
+        };
+        let Some(matched) = snapshot.router.route(&view) else {
             return Some(None);
         };
-        if snapshot.pools[matched.rule.pool].config.protocol != BackendProtocol::Http1 {
+        let Decision::Forward(forwarded) = matched.decision else {
+            return None;
+        };
+        let undeclared = || fields.values("transfer-encoding").next().is_some();
+        if !forwarded.plain()
+            || snapshot.pools[forwarded.pool].config.protocol != BackendProtocol::Http1
+            || (forwarded.max_body.is_some() && undeclared())
+        {
             return None;
         }
         Some(Some(Route {
             rule: matched.index,
-            pool: matched.rule.pool,
-            rewritten: match matched.path_and_query {
+            pool: forwarded.pool,
+            rewritten: match forwarded.path_and_query {
                 Cow::Borrowed(_) => None,
                 Cow::Owned(path) => Some(path),
             },
@@ -988,6 +1007,22 @@ fn keep_fields(
     }
     if let Some(kept) = run {
         parts.push((src, base + kept.start..base + kept.end));
+    }
+}
+
+/// The fields of a request head in the client's buffer, as the router
+/// reads them.
+struct HeadFields<'b> {
+    buf: &'b [u8],
+    fields: &'b [Field],
+}
+
+impl Fields for HeadFields<'_> {
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]> {
+        self.fields
+            .iter()
+            .filter(move |f| f.is(self.buf, name))
+            .map(|f| &self.buf[f.value.clone()])
     }
 }
 

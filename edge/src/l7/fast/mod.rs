@@ -20,7 +20,10 @@
 //! plain origin form, no single `Host`, `Transfer-Encoding` (chunked
 //! bodies, and the smuggling guard's `Content-Length` + `Transfer-Encoding`),
 //! several `Content-Length`s, `Upgrade`, `Expect`, `TE`, the region health
-//! path, a route to an `h2c` pool, a connection the framing guard flagged,
+//! path, a route to an `h2c` pool, a route that does more than forward
+//! (header rules, a redirect, a fixed response, a declared body over its
+//! `max_body`, an undeclared body length under one), a connection the
+//! framing guard flagged,
 //! anything `httparse` rejects or a head over the limits — hands the
 //! connection to hyper (`l7::http::serve_connection`) with the bytes
 //! read so far ([`super::tap::Tapped::replay`]), and hyper serves it from

@@ -9,7 +9,9 @@
 //! # A request's way through
 //!
 //! framing check (smuggling) → `Host` → region health path → rate limit
-//! (429) → listener concurrency gate (503) → route (404) → pool pick
+//! (429) → listener concurrency gate (503) → route (404; or answered here:
+//! redirect, fixed response, 413 for a declared body over the limit;
+//! a streamed body past it is cut off and answered 413) → pool pick
 //! (503 when no server can take it) → headers rewritten → upstream attempt
 //! (connect + response timeout) → retry to another server if the policy
 //! allows → response headers rewritten, sticky cookie set → body streamed
@@ -42,18 +44,18 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::{BackendProtocol, L7Tier};
+use topology::tiers::l7::{BackendProtocol, L7Tier, Respond};
 use tracing::{debug, warn};
 
 use super::access::{self, Asked, Record};
 use super::context::{ListenerKind, Shared};
 use super::fault::Fault;
-use super::forward::{self, Forwarding};
+use super::forward::{self, Forwarding, HeaderEdits};
 use super::limits::GatePass;
-use super::paced_body::{BackendBodyError, BodyWitness, PacedBody, Stopped};
+use super::paced_body::{BackendBodyError, BodyWitness, Capped, PacedBody, Stopped};
 use super::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity};
 use super::retry::{self, Attempted};
-use super::route::request_host;
+use super::route::{Decision, RequestView, request_host};
 use super::state::Snapshot;
 use super::sticky;
 use upstream::{UpstreamBody, UpstreamError};
@@ -224,12 +226,32 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// A response the proxy makes itself.
+fn own_response(status: StatusCode, body: Bytes) -> Response<DownBody> {
+    let mut response = Response::new(Either::Right(Full::new(body)));
+    *response.status_mut() = status;
+    response
+}
+
+/// A route's fixed response.
+fn direct_response(respond: &Respond) -> Response<DownBody> {
+    let status = StatusCode::from_u16(respond.status).unwrap_or(StatusCode::OK);
+    let mut response = own_response(status, Bytes::from(respond.body.clone()));
+    // Validation refuses a content type that is not a field value.
+    if let Ok(content_type) = HeaderValue::from_str(&respond.content_type) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    response
+}
+
 /// The proxy's own answer to a request it could not pass on: for a gRPC
 /// call a trailers-only response (200, no body) carrying
 /// [`Fault::grpc_status`] and the reason, else the fault's status and body.
 fn fault_response(fault: Fault, grpc: bool) -> Response<DownBody> {
     if grpc {
-        let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+        let mut response = own_response(StatusCode::OK, Bytes::new());
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -242,8 +264,7 @@ fn fault_response(fault: Fault, grpc: bool) -> Response<DownBody> {
         headers.insert("grpc-message", HeaderValue::from_static(fault.reason()));
         return response;
     }
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(fault.body()))));
-    *response.status_mut() = fault.status();
+    let mut response = own_response(fault.status(), Bytes::from(fault.body()));
     let headers = response.headers_mut();
     fault.fields(|name, value| {
         headers.insert(name, value);
@@ -296,8 +317,7 @@ async fn handle(
 
 fn health_response(snapshot: &Snapshot, shared: &Shared) -> Response<DownBody> {
     let (status, body) = shared.health(snapshot);
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *response.status_mut() = status;
+    let mut response = own_response(status, Bytes::from(body));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -333,29 +353,44 @@ async fn proxy(
         .enter()
         .ok_or(Fault::ListenerFull)?;
 
-    // Route: the rule, its pool and the path to forward.
-    let (rule_index, pool_index, rewritten) = {
+    // Route: what the request gets, decided once.
+    let (pool_index, rewritten, edits, max_body) = {
         let host_text = host
             .to_str()
             .map_err(|_| Fault::BadRequest("Host is not text"))?;
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map_or("/", PathAndQuery::as_str);
         let headers = request.headers();
-        let matched = snapshot
-            .router
-            .route(host_text, path_and_query, |name| {
-                headers.get(name).map(HeaderValue::as_bytes)
-            })
-            .ok_or(Fault::NoRoute)?;
-        let rewritten = match matched.path_and_query {
-            Cow::Borrowed(_) => None,
-            Cow::Owned(path) => Some(path),
+        let view = RequestView {
+            method: request.method().as_str(),
+            scheme: info.listener.name(),
+            host: host_text,
+            path_and_query: request
+                .uri()
+                .path_and_query()
+                .map_or("/", PathAndQuery::as_str),
+            content_length: request.body().size_hint().exact(),
+            fields: headers,
         };
-        (matched.index, matched.rule.pool, rewritten)
+        let matched = snapshot.router.route(&view).ok_or(Fault::NoRoute)?;
+        record.route = Some(matched.index);
+        match matched.decision {
+            Decision::Forward(forwarded) => (
+                forwarded.pool,
+                match forwarded.path_and_query {
+                    Cow::Borrowed(_) => None,
+                    Cow::Owned(path) => Some(path),
+                },
+                (forwarded.request_headers, forwarded.response_headers),
+                forwarded.max_body,
+            ),
+            Decision::Redirect { status, location } => {
+                let mut response = own_response(status, Bytes::new());
+                response.headers_mut().insert(header::LOCATION, location);
+                return Ok(response);
+            }
+            Decision::Respond(respond) => return Ok(direct_response(respond)),
+            Decision::Refuse(fault) => return Err(fault),
+        }
     };
-    record.route = Some(rule_index);
     record.pool = Some(pool_index);
     let pool: &Arc<PoolState> = &snapshot.pools[pool_index];
     pool.budget.deposit();
@@ -387,6 +422,7 @@ async fn proxy(
         },
         || shared.new_request_id(),
     );
+    edits.0.apply(&mut parts.headers);
     record.request_id = Some(request_id.clone());
     let path_and_query = match rewritten {
         None => parts
@@ -421,8 +457,9 @@ async fn proxy(
         let mut witness = None;
         let up_body = match body.take() {
             Some(b) if !replayable => {
-                let paced = PacedBody::new(b, tier.timeouts.request_body);
                 let seen = BodyWitness::default();
+                let capped = Capped::new(b, max_body, seen.clone());
+                let paced = PacedBody::new(capped, tier.timeouts.request_body);
                 witness = Some(seen.clone());
                 Either::Left(paced.witnessed_by(seen))
             }
@@ -481,6 +518,7 @@ async fn proxy(
                 pick: &pick,
                 via,
                 request_id: &request_id,
+                edits: edits.1,
                 on_client_upgrade,
             },
             shared,
@@ -497,6 +535,7 @@ fn attempt_fault(error: &UpstreamError, witness: Option<&BodyWitness>) -> Fault 
         debug!(?stopped, "request body failed: {error}");
         return match stopped {
             Stopped::TooSlow => Fault::ClientTooSlow,
+            Stopped::TooLarge => Fault::PayloadTooLarge,
             Stopped::Failed => Fault::BadRequest("the request body failed"),
         };
     }
@@ -590,6 +629,8 @@ struct Reply<'a> {
     /// The node's `Via` value, if the tier adds one.
     via: Option<&'a HeaderValue>,
     request_id: &'a HeaderValue,
+    /// The route's response header rules.
+    edits: &'a HeaderEdits,
     /// The client's side of an upgrade it asked for.
     on_client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
@@ -604,6 +645,7 @@ fn respond(
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let (mut parts, body) = response.into_parts();
     forward::response_headers(&mut parts.headers, switching, reply.via, reply.request_id);
+    reply.edits.apply(&mut parts.headers);
     if reply.pick.set_cookie
         && let Some(config) = &reply.pool.config.sticky
         && let Ok(value) =

@@ -50,10 +50,10 @@ use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
 use crate::l7::metrics::Held;
-use crate::l7::paced_body::{BackendBodyError, ClientBodyError, PacedBody};
+use crate::l7::paced_body::{BackendBodyError, Capped, ClientBodyError, PacedBody};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
-pub(crate) type UpBody = Either<PacedBody<Incoming, ClientBodyError>, Empty<Bytes>>;
+pub(crate) type UpBody = Either<PacedBody<Capped<Incoming>, ClientBodyError>, Empty<Bytes>>;
 
 /// Most idle connections kept per server.
 const MAX_IDLE_PER_SERVER: usize = 1024;

@@ -307,16 +307,17 @@ fn dechunk(mut rest: &[u8]) -> (Vec<u8>, usize, bool) {
 /// `methods` in order.
 fn responses(mut raw: &[u8], methods: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    let mut methods = methods.iter();
-    let mut head_request = false;
+    let mut methods = methods.iter().peekable();
     while !raw.is_empty() {
+        // The answer to a HEAD has no body whatever its fields say.
+        let head_request = methods.peek().is_some_and(|m| *m == "HEAD");
         let Some(message) = Message::parse_framed(raw, Side::Response, head_request) else {
             out.push(format!("unparsable: {:?}", String::from_utf8_lossy(raw)));
             break;
         };
-        let interim = message.start.starts_with("HTTP/1.1 1");
-        if !interim {
-            head_request = methods.next().is_some_and(|m| m == "HEAD");
+        // An interim answer (1xx) comes before the request's final one.
+        if !message.start.starts_with("HTTP/1.1 1") {
+            methods.next();
         }
         raw = &raw[message.len..];
         out.push(message.text());
@@ -440,11 +441,51 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             "http/1.0",
             "GET /cl HTTP/1.0\r\nHost: www.example.com\r\n\r\n".to_owned(),
         ),
+        (
+            "route: redirect",
+            get("/moved/x?a=1", "") + &get("/cl", close),
+        ),
+        (
+            "route: fixed response",
+            get("/ping", "") + &format!("HEAD /ping HTTP/1.1\r\n{host}\r\n") + &get("/cl", close),
+        ),
+        (
+            "route: header rules",
+            get("/rules", &format!("X-Secret: 1\r\nX-Env: dev\r\n{close}")),
+        ),
+        (
+            "route: body at its limit",
+            format!("POST /small HTTP/1.1\r\n{host}Content-Length: 4\r\n\r\nabcd")
+                + &get("/cl", close),
+        ),
+        (
+            "route: declared body over its limit",
+            format!("POST /small HTTP/1.1\r\n{host}Content-Length: 5\r\n\r\nabcde"),
+        ),
+        (
+            "route: chunked body over its limit",
+            format!(
+                "POST /small HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n"
+            ),
+        ),
     ];
     cases
         .into_iter()
         .map(|(name, text)| (name, text.into_bytes()))
         .collect()
+}
+
+/// What the first answer of a route case must contain, besides being the
+/// same on both paths.
+fn route_answer(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "route: redirect" => "location: https://www.example.com/moved/x?a=1",
+        "route: fixed response" => "pong",
+        "route: header rules" => "x-served-by: edge",
+        "route: body at its limit" => "200 OK",
+        "route: declared body over its limit" | "route: chunked body over its limit" => "413",
+        _ => return None,
+    })
 }
 
 /// The backend's and the client's view of one case through `proxy`.
@@ -475,7 +516,17 @@ async fn the_fast_path_answers_as_hyper_does() {
     let backend = Scripted::start().await;
     let node = |fast: bool| {
         spec(&format!(
-            "via: true\nhttp1_fast_path: {fast}\nroutes: [{{ host: www.example.com, pool: web }}]\npools:\n  web: {{ servers: [{{ addr: \"{}\" }}] }}\n",
+            "via: true
+http1_fast_path: {fast}
+routes:
+  - {{ path: /moved, redirect: {{ status: 308, location: \"https://{{host}}{{path}}{{query}}\" }} }}
+  - {{ path: /ping, respond: {{ status: 200, body: pong, content_type: text/plain }} }}
+  - {{ path: /rules, pool: web, request_headers: {{ set: {{ X-Env: prod }}, remove: [X-Secret] }}, response_headers: {{ add: {{ X-Served-By: edge }} }} }}
+  - {{ path: /small, max_body: 4, pool: web }}
+  - {{ host: www.example.com, pool: web }}
+pools:
+  web: {{ servers: [{{ addr: \"{}\" }}] }}
+",
             backend.addr
         ))
     };
@@ -499,6 +550,18 @@ async fn the_fast_path_answers_as_hyper_does() {
         }
         assert!(!hyper_client.is_empty(), "{name}: hyper answered nothing");
         assert_eq!(fast_client, hyper_client, "{name}: at the client");
+        if let Some(want) = route_answer(name) {
+            assert!(hyper_client[0].contains(want), "{name}: {hyper_client:?}");
+        }
+        if name == "route: header rules" {
+            let seen = fast_backend.join("\n");
+            assert!(
+                seen.contains("x-env: prod")
+                    && !seen.contains("x-env: dev")
+                    && !seen.contains("x-secret"),
+                "{seen}"
+            );
+        }
     }
     // The fast path really served them: it passes the backend's fields as
     // they were written, where hyper lowercases them.

@@ -11,5 +11,6 @@ mod lifecycle;
 mod operator;
 mod protocols;
 mod resilience;
+mod route_actions;
 mod routing;
 pub mod support;
