@@ -2,7 +2,9 @@
 //! (the same code the GSLB probes regions with), and their results applied
 //! to the servers' live state.
 //!
-//! One check per pool member, named `POOL/ADDR`. A reload syncs the
+//! One check per pool member, named `POOL/ADDR`. A TLS pool's HTTP checks
+//! go over TLS, verified as its requests are (trust, SNI, client
+//! certificate: [`super::backend_tls::check_tls`]). A reload syncs the
 //! prober with the new set: unchanged checks keep running with their
 //! hysteresis, changed ones carry their health over (see
 //! `probe::scheduler`), removed ones stop.
@@ -11,20 +13,31 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use probe::{CheckId, Health, ProbeEvent, ProbeSpec, Prober};
+use probe::{CheckId, Health, ProbeEvent, ProbeKind, ProbeSpec, Prober};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use topology::health::HealthCheck;
+use topology::tiers::l7::Pool;
 use tracing::{info, warn};
 
+use super::backend_tls::check_tls;
 use super::pool::ServerState;
 use super::state::Snapshot;
 
-/// The probe spec checking `server` as `check` describes (the conversion
-/// the GSLB and the L4 tier use too): on the check's `port` if it sets
-/// one, else on the server's own.
-pub fn probe_spec(check: &HealthCheck, server: SocketAddr) -> ProbeSpec {
-    probe::topology::spec_for(check, server.ip(), server.port(), server.port())
+/// The probe spec checking `server` of `pool` as its check describes (the
+/// conversion the GSLB and the L4 tier use too): on the check's `port` if
+/// it sets one, else on the server's own; an HTTP check of a TLS pool
+/// speaks TLS with the pool's settings.
+pub fn probe_spec(pool: &Pool, server: SocketAddr) -> ProbeSpec {
+    let mut spec =
+        probe::topology::spec_for(&pool.health, server.ip(), server.port(), server.port());
+    if let (Some(tls), ProbeKind::Http(http)) = (&pool.tls, &mut spec.kind) {
+        let (trust, client_cert) = check_tls(tls);
+        http.https = true;
+        http.sni = tls.sni.clone();
+        http.trust = trust;
+        http.client_cert = client_cert;
+    }
+    spec
 }
 
 /// The node's prober and the servers its checks feed.
@@ -60,7 +73,7 @@ impl Checks {
         for pool in &snapshot.pools {
             for server in pool.servers() {
                 let id = CheckId::from(format!("{}/{}", pool.config.name, server.addr));
-                desired.push((id.clone(), probe_spec(&pool.config.health, server.addr)));
+                desired.push((id.clone(), probe_spec(&pool.config, server.addr)));
                 targets.insert(id, server.clone());
             }
         }
@@ -126,13 +139,33 @@ impl Checks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe::ProbeKind;
     use std::time::Duration;
-    use topology::health::CheckKind;
+    use topology::health::{CheckKind, HealthCheck};
+    use topology::tiers::l7::{
+        Algorithm, BackendProtocol, BackendTls, BackendTrust, Cert, HashOn, Outlier, Retries,
+    };
 
-    #[test]
-    fn checks_translate_to_probe_specs() {
-        let check = HealthCheck {
+    fn pool(health: HealthCheck, tls: Option<BackendTls>) -> Pool {
+        Pool {
+            name: "web".into(),
+            algorithm: Algorithm::P2c,
+            hash_on: HashOn::ClientIp,
+            protocol: BackendProtocol::Http1,
+            tls,
+            servers: Vec::new(),
+            health,
+            slow_start: Duration::ZERO,
+            fail_open: true,
+            critical: true,
+            max_requests_per_server: None,
+            outlier: Outlier::default(),
+            sticky: None,
+            retries: Retries::default(),
+        }
+    }
+
+    fn http_check() -> HealthCheck {
+        HealthCheck {
             kind: CheckKind::Http,
             path: "/healthz".into(),
             port: Some(9999),
@@ -145,21 +178,33 @@ mod tests {
             fall: 2,
             ca: None,
             insecure: false,
-        };
-        let spec = probe_spec(&check, "127.0.0.1:9000".parse().unwrap());
+        }
+    }
+
+    #[test]
+    fn checks_translate_to_probe_specs() {
+        let check = http_check();
+        let spec = probe_spec(
+            &pool(check.clone(), None),
+            "127.0.0.1:9000".parse().unwrap(),
+        );
         assert!(spec.validate().is_ok());
         let ProbeKind::Http(http) = &spec.kind else {
             panic!("{spec:?}")
         };
+        assert!(!http.https);
         assert_eq!(http.addr, "127.0.0.1:9999".parse().unwrap());
         assert!(http.expect.contains(204) && !http.expect.contains(205));
         assert_eq!((spec.rise, spec.fall), (1, 2));
         let tcp = probe_spec(
-            &HealthCheck {
-                kind: CheckKind::Tcp,
-                port: None,
-                ..check
-            },
+            &pool(
+                HealthCheck {
+                    kind: CheckKind::Tcp,
+                    port: None,
+                    ..check
+                },
+                None,
+            ),
             "127.0.0.1:9000".parse().unwrap(),
         );
         assert_eq!(
@@ -167,6 +212,35 @@ mod tests {
             ProbeKind::Tcp {
                 addr: "127.0.0.1:9000".parse().unwrap()
             }
+        );
+    }
+
+    #[test]
+    fn a_tls_pool_is_checked_over_tls_as_its_requests_are_sent() {
+        let tls = BackendTls {
+            trust: BackendTrust::CaFile("/etc/gtm/ca.pem".into()),
+            sni: Some("api.internal".into()),
+            client_cert: Some(Cert {
+                cert: "/etc/gtm/client.pem".into(),
+                key: "/etc/gtm/client.key".into(),
+            }),
+        };
+        let spec = probe_spec(
+            &pool(http_check(), Some(tls)),
+            "127.0.0.1:9000".parse().unwrap(),
+        );
+        let ProbeKind::Http(http) = &spec.kind else {
+            panic!("{spec:?}")
+        };
+        assert!(http.https);
+        assert_eq!(http.sni.as_deref(), Some("api.internal"));
+        assert_eq!(http.trust, probe::Trust::CaFile("/etc/gtm/ca.pem".into()));
+        assert_eq!(
+            http.client_cert,
+            Some(probe::ClientCert {
+                cert: "/etc/gtm/client.pem".into(),
+                key: "/etc/gtm/client.key".into()
+            })
         );
     }
 }

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::{BackendProtocol, L7Tier};
+use topology::tiers::l7::L7Tier;
 use tracing::{debug, warn};
 
 use super::IdlePool;
@@ -272,7 +272,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         else {
             return Some(None);
         };
-        if snapshot.pools[matched.rule.pool].config.protocol != BackendProtocol::Http1 {
+        if !snapshot.pools[matched.rule.pool].config.is_plain_http1() {
             return None;
         }
         Some(Some(Route {

@@ -1,7 +1,9 @@
 //! The backend side of the proxy: keep-alive HTTP/1.1 connections to the
 //! backend servers, pooled per server address, each driven inside the task
-//! of the client connection that is using it; and for `h2c` pools, one
-//! multiplexed HTTP/2 connection per server.
+//! of the client connection that is using it; and for HTTP/2 pools, one
+//! multiplexed HTTP/2 connection per server. A TLS pool's connections
+//! start with its handshake ([`PoolTls`]) and are pooled apart from plain
+//! ones and from other TLS configurations.
 //!
 //! A hyper client connection is a future that must be polled for its
 //! requests to progress. Spawning a task per backend connection (what
@@ -43,11 +45,13 @@ use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper::client::conn::http2;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
+use crate::l7::backend_tls::{PoolTls, TlsFailure};
 use crate::l7::paced_body::{BackendBodyError, ClientBodyError, PacedBody};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
@@ -71,6 +75,10 @@ pub enum UpstreamError {
     /// No connection to the server (retryable: nothing was sent).
     #[error("cannot connect: {0}")]
     Connect(#[source] std::io::Error),
+    /// The TLS handshake failed: the server's certificate did not verify,
+    /// it refused ours, … (retryable: nothing was sent).
+    #[error("TLS handshake: {0}")]
+    Tls(#[source] TlsFailure),
     /// The connection failed after the request was handed to it.
     #[error(transparent)]
     Failed(#[from] hyper::Error),
@@ -139,11 +147,21 @@ struct H2Link {
     generation: u64,
 }
 
-/// The backend client: connection pools by server address.
+/// What connections are pooled by: the server's address and the number of
+/// the TLS configuration they were made with (0: plain TCP).
+type Key = (SocketAddr, u64);
+
+/// The pool key of connections to `addr` made with `tls`.
+fn key(addr: SocketAddr, tls: Option<&PoolTls>) -> Key {
+    (addr, tls.map_or(0, PoolTls::id))
+}
+
+/// The backend client: connection pools by server address (and TLS
+/// configuration).
 pub struct Upstream {
-    idle: Mutex<HashMap<SocketAddr, VecDeque<Link>>>,
-    /// The HTTP/2 connection of each h2c server used so far.
-    multiplexed: Mutex<HashMap<SocketAddr, Arc<Multiplexed>>>,
+    idle: Mutex<HashMap<Key, VecDeque<Link>>>,
+    /// The HTTP/2 connection of each HTTP/2 server used so far.
+    multiplexed: Mutex<HashMap<Key, Arc<Multiplexed>>>,
     builder: Builder,
     h2_builder: http2::Builder<TokioExecutor>,
     connect: Duration,
@@ -196,31 +214,34 @@ impl Upstream {
             && self.body_pause == timeouts.response
     }
 
-    /// Sends `request` to the server at `addr` in `protocol`: over HTTP/1.1
-    /// (its URI in origin form, its `Host` set) on a pooled connection or a
-    /// new one, or over HTTP/2 (its URI absolute, for `:authority`) on the
-    /// server's multiplexed connection.
+    /// Sends `request` to the server at `addr` in `protocol`, over TLS when
+    /// `tls` is given: over HTTP/1.1 (its URI in origin form, its `Host`
+    /// set) on a pooled connection or a new one, or over HTTP/2 (its URI
+    /// absolute, for `:authority`) on the server's multiplexed connection.
     pub async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
         protocol: BackendProtocol,
+        tls: Option<&PoolTls>,
         request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match protocol {
-            BackendProtocol::Http1 => self.send_http1(addr, request).await,
-            BackendProtocol::H2c => self.send_h2c(addr, request).await,
+            BackendProtocol::Http1 => self.send_http1(addr, tls, request).await,
+            BackendProtocol::Http2 => self.send_http2(addr, tls, request).await,
         }
     }
 
     async fn send_http1(
         self: &Arc<Self>,
         addr: SocketAddr,
+        tls: Option<&PoolTls>,
         mut request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        while let Some(mut link) = self.checkout(addr) {
+        let key = key(addr, tls);
+        while let Some(mut link) = self.checkout(key) {
             let sent = link.sender.try_send_request(request);
             match drive(&mut link, sent).await {
-                Ok(response) => return Ok(self.body(response, Some(link), addr)),
+                Ok(response) => return Ok(self.body(response, Some(link), key)),
                 // The backend closed it before the request went out:
                 // nothing was sent, try the next connection.
                 Err(mut error) => match error.take_message() {
@@ -229,31 +250,33 @@ impl Upstream {
                 },
             }
         }
-        let mut link = self.connect(addr).await?;
+        let mut link = self.connect(addr, tls).await?;
         let sent = link.sender.try_send_request(request);
         match drive(&mut link, sent).await {
-            Ok(response) => Ok(self.body(response, Some(link), addr)),
+            Ok(response) => Ok(self.body(response, Some(link), key)),
             Err(error) => Err(error.into_error().into()),
         }
     }
 
-    async fn send_h2c(
+    async fn send_http2(
         self: &Arc<Self>,
         addr: SocketAddr,
+        tls: Option<&PoolTls>,
         mut request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let key = key(addr, tls);
         let server = {
             let mut all = self
                 .multiplexed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            all.entry(addr).or_default().clone()
+            all.entry(key).or_default().clone()
         };
         let mut refused = None;
         loop {
-            let (mut sender, generation) = self.h2_sender(&server, addr, refused).await?;
+            let (mut sender, generation) = self.h2_sender(&server, addr, tls, refused).await?;
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.body(response, None, addr)),
+                Ok(response) => return Ok(self.body(response, None, key)),
                 // The connection closed before the request went out:
                 // nothing was sent, try once more on a new connection.
                 Err(mut error) => match error.take_message() {
@@ -273,6 +296,7 @@ impl Upstream {
         &self,
         server: &Multiplexed,
         addr: SocketAddr,
+        tls: Option<&PoolTls>,
         refused: Option<u64>,
     ) -> Result<(http2::SendRequest<UpBody>, u64), UpstreamError> {
         let mut current = server.0.lock().await;
@@ -283,12 +307,13 @@ impl Upstream {
             return Ok((link.sender.clone(), link.generation));
         }
         let stream = self.connect_tcp(addr).await?;
-        let (sender, connection) = self.h2_builder.handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                debug!(%addr, "HTTP/2 backend connection closed: {error}");
+        let sender = match tls {
+            None => self.h2_handshake(stream, addr).await?,
+            Some(tls) => {
+                let stream = self.tls_handshake(tls, stream, addr).await?;
+                self.h2_handshake(stream, addr).await?
             }
-        });
+        };
         let generation = current.as_ref().map_or(0, |link| link.generation + 1);
         *current = Some(H2Link {
             sender: sender.clone(),
@@ -297,12 +322,44 @@ impl Upstream {
         Ok((sender, generation))
     }
 
+    /// Starts an HTTP/2 connection to `addr` over `io`, run by a task of
+    /// its own.
+    async fn h2_handshake<T>(
+        &self,
+        io: T,
+        addr: SocketAddr,
+    ) -> Result<http2::SendRequest<UpBody>, UpstreamError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = self.h2_builder.handshake(TokioIo::new(io)).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                debug!(%addr, "HTTP/2 backend connection closed: {error}");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// `tls`'s handshake over `stream` to `addr`, bounded by the connect
+    /// timeout.
+    async fn tls_handshake(
+        &self,
+        tls: &PoolTls,
+        stream: TcpStream,
+        addr: SocketAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, UpstreamError> {
+        tls.handshake(stream, addr, self.connect)
+            .await
+            .map_err(UpstreamError::Tls)
+    }
+
     /// `response`'s body, over `link` for HTTP/1.1 (`None` for HTTP/2).
     fn body(
         self: &Arc<Self>,
         mut response: Response<Incoming>,
         link: Option<Link>,
-        server: SocketAddr,
+        server: Key,
     ) -> Response<UpstreamBody> {
         let on_upgrade = link.is_some().then(|| hyper::upgrade::on(&mut response));
         response.map(|inner| UpstreamBody {
@@ -317,29 +374,30 @@ impl Upstream {
 
     /// Takes back a connection whose response has been read to its end
     /// (`complete`); anything else is closed.
-    fn release(&self, addr: SocketAddr, mut link: Link, complete: bool) {
+    fn release(&self, key: Key, mut link: Link, complete: bool) {
         if !complete || !link.reusable() {
             return;
         }
         let now = Instant::now();
         link.idle_since = now;
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.entry(addr).or_default();
+        let links = idle.entry(key).or_default();
         if links.len() < MAX_IDLE_PER_SERVER {
             links.push_back(link);
         }
     }
 
-    /// The most recently used idle connection to `addr` that is still open.
-    fn checkout(&self, addr: SocketAddr) -> Option<Link> {
+    /// The most recently used idle connection under `key` that is still
+    /// open.
+    fn checkout(&self, key: Key) -> Option<Link> {
         loop {
             let mut link = {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                idle.get_mut(&addr)?.pop_back()?
+                idle.get_mut(&key)?.pop_back()?
             };
             if link.idle_since.elapsed() >= self.idle_timeout {
                 // The rest of the queue has been idle even longer.
-                self.close_idle(Some(addr), Instant::now());
+                self.close_idle(Some(key), Instant::now());
                 return None;
             }
             if link.reusable() {
@@ -348,9 +406,9 @@ impl Upstream {
         }
     }
 
-    /// Closes connections idle past the timeout at `now`: those to `only`,
-    /// or to every server.
-    fn close_idle(&self, only: Option<SocketAddr>, now: Instant) {
+    /// Closes connections idle past the timeout at `now`: those under
+    /// `only`, or to every server.
+    fn close_idle(&self, only: Option<Key>, now: Instant) {
         let expired = |link: &Link| now.duration_since(link.idle_since) >= self.idle_timeout;
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.retain(|addr, links| {
@@ -364,9 +422,27 @@ impl Upstream {
         });
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Link, UpstreamError> {
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        tls: Option<&PoolTls>,
+    ) -> Result<Link, UpstreamError> {
         let stream = self.connect_tcp(addr).await?;
-        let (sender, connection) = self.builder.handshake(TokioIo::new(stream)).await?;
+        match tls {
+            None => self.http1_handshake(stream).await,
+            Some(tls) => {
+                let stream = self.tls_handshake(tls, stream, addr).await?;
+                self.http1_handshake(stream).await
+            }
+        }
+    }
+
+    /// Starts an HTTP/1.1 connection over `io`.
+    async fn http1_handshake<T>(&self, io: T) -> Result<Link, UpstreamError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = self.builder.handshake(TokioIo::new(io)).await?;
         Ok(Link {
             sender,
             driver: Box::pin(connection.with_upgrades()),
@@ -403,7 +479,8 @@ pub struct UpstreamBody {
     /// HTTP/2.
     link: Option<Link>,
     upstream: Arc<Upstream>,
-    server: SocketAddr,
+    /// Where its connection goes back to.
+    server: Key,
     /// The body has ended (a chunked one never says so by its length).
     finished: bool,
     /// Taken by [`UpstreamBody::upgrade`].
@@ -562,7 +639,7 @@ mod tests {
         let upstream = Upstream::new(&Timeouts::default());
         for _ in 0..3 {
             let response = upstream
-                .send(addr, BackendProtocol::Http1, get())
+                .send(addr, BackendProtocol::Http1, None, get())
                 .await
                 .unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -577,12 +654,12 @@ mod tests {
         let upstream = Upstream::new(&Timeouts::default());
         drop(
             upstream
-                .send(addr, BackendProtocol::Http1, get())
+                .send(addr, BackendProtocol::Http1, None, get())
                 .await
                 .unwrap(),
         );
         let response = upstream
-            .send(addr, BackendProtocol::Http1, get())
+            .send(addr, BackendProtocol::Http1, None, get())
             .await
             .unwrap();
         response.into_body().collect().await.unwrap();
@@ -596,7 +673,7 @@ mod tests {
         let upstream = Upstream::new(&Timeouts::default());
         for _ in 0..2 {
             let response = upstream
-                .send(addr, BackendProtocol::Http1, get())
+                .send(addr, BackendProtocol::Http1, None, get())
                 .await
                 .unwrap();
             response.into_body().collect().await.unwrap();
@@ -613,7 +690,7 @@ mod tests {
         drop(listener);
         let upstream = Upstream::new(&Timeouts::default());
         let error = upstream
-            .send(addr, BackendProtocol::Http1, get())
+            .send(addr, BackendProtocol::Http1, None, get())
             .await
             .unwrap_err();
         assert!(matches!(error, UpstreamError::Connect(_)), "{error}");
