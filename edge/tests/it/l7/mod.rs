@@ -11,3 +11,4 @@ mod protocols;
 mod resilience;
 mod routing;
 pub mod support;
+mod tls_backends;
