@@ -16,21 +16,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use probe::{CheckId, Health, ProbeEvent, ProbeKind, ProbeSpec, Prober};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::Pool;
+use topology::health::HealthCheck;
+use topology::tiers::l7::BackendTls;
 use tracing::{info, warn};
 
 use super::backend_tls::check_tls;
 use super::pool::ServerState;
 use super::state::Snapshot;
 
-/// The probe spec checking `server` of `pool` as its check describes (the
-/// conversion the GSLB and the L4 tier use too): on the check's `port` if
-/// it sets one, else on the server's own; an HTTP check of a TLS pool
+/// The probe spec checking `server` as `check` describes (the conversion
+/// the GSLB and the L4 tier use too): on the check's `port` if it sets
+/// one, else on the server's own; the HTTP check of a TLS pool (its `tls`)
 /// speaks TLS with the pool's settings.
-pub fn probe_spec(pool: &Pool, server: SocketAddr) -> ProbeSpec {
-    let mut spec =
-        probe::topology::spec_for(&pool.health, server.ip(), server.port(), server.port());
-    if let (Some(tls), ProbeKind::Http(http)) = (&pool.tls, &mut spec.kind) {
+pub fn probe_spec(check: &HealthCheck, tls: Option<&BackendTls>, server: SocketAddr) -> ProbeSpec {
+    let mut spec = probe::topology::spec_for(check, server.ip(), server.port(), server.port());
+    if let (Some(tls), ProbeKind::Http(http)) = (tls, &mut spec.kind) {
         let (trust, client_cert) = check_tls(tls);
         http.https = true;
         http.sni = tls.sni.clone();
@@ -73,7 +73,8 @@ impl Checks {
         for pool in &snapshot.pools {
             for server in pool.servers() {
                 let id = CheckId::from(format!("{}/{}", pool.config.name, server.addr));
-                desired.push((id.clone(), probe_spec(&pool.config, server.addr)));
+                let spec = probe_spec(&pool.config.health, pool.config.tls.as_ref(), server.addr);
+                desired.push((id.clone(), spec));
                 targets.insert(id, server.clone());
             }
         }
@@ -140,29 +141,8 @@ impl Checks {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use topology::health::{CheckKind, HealthCheck};
-    use topology::tiers::l7::{
-        Algorithm, BackendProtocol, BackendTls, BackendTrust, Cert, HashOn, Outlier, Retries,
-    };
-
-    fn pool(health: HealthCheck, tls: Option<BackendTls>) -> Pool {
-        Pool {
-            name: "web".into(),
-            algorithm: Algorithm::P2c,
-            hash_on: HashOn::ClientIp,
-            protocol: BackendProtocol::Http1,
-            tls,
-            servers: Vec::new(),
-            health,
-            slow_start: Duration::ZERO,
-            fail_open: true,
-            critical: true,
-            max_requests_per_server: None,
-            outlier: Outlier::default(),
-            sticky: None,
-            retries: Retries::default(),
-        }
-    }
+    use topology::health::CheckKind;
+    use topology::tiers::l7::{BackendTrust, Cert};
 
     fn http_check() -> HealthCheck {
         HealthCheck {
@@ -184,10 +164,7 @@ mod tests {
     #[test]
     fn checks_translate_to_probe_specs() {
         let check = http_check();
-        let spec = probe_spec(
-            &pool(check.clone(), None),
-            "127.0.0.1:9000".parse().unwrap(),
-        );
+        let spec = probe_spec(&check, None, "127.0.0.1:9000".parse().unwrap());
         assert!(spec.validate().is_ok());
         let ProbeKind::Http(http) = &spec.kind else {
             panic!("{spec:?}")
@@ -197,14 +174,12 @@ mod tests {
         assert!(http.expect.contains(204) && !http.expect.contains(205));
         assert_eq!((spec.rise, spec.fall), (1, 2));
         let tcp = probe_spec(
-            &pool(
-                HealthCheck {
-                    kind: CheckKind::Tcp,
-                    port: None,
-                    ..check
-                },
-                None,
-            ),
+            &HealthCheck {
+                kind: CheckKind::Tcp,
+                port: None,
+                ..check
+            },
+            None,
             "127.0.0.1:9000".parse().unwrap(),
         );
         assert_eq!(
@@ -225,10 +200,7 @@ mod tests {
                 key: "/etc/gtm/client.key".into(),
             }),
         };
-        let spec = probe_spec(
-            &pool(http_check(), Some(tls)),
-            "127.0.0.1:9000".parse().unwrap(),
-        );
+        let spec = probe_spec(&http_check(), Some(&tls), "127.0.0.1:9000".parse().unwrap());
         let ProbeKind::Http(http) = &spec.kind else {
             panic!("{spec:?}")
         };

@@ -217,6 +217,11 @@ pools:
     )
 }
 
+/// A node in front of `backend`: [`tls_spec`], started.
+async fn start_proxy(pki: &Pki, backend: &TlsBackend, lines: &str) -> Proxy {
+    Proxy::start(tls_spec(pki, backend, lines)).await
+}
+
 fn tls_errors(proxy: &Proxy, server: SocketAddr, reason: &str) -> u64 {
     let metric = format!(
         "edge_l7_backend_tls_errors_total{{pool=\"web\",server=\"{server}\",reason=\"{reason}\"}} "
@@ -253,7 +258,7 @@ async fn a_tls_pool_is_verified_against_its_ca_over_http1_and_http2() {
     // No `sni:`: the certificate must name the server's IP address.
     pki.leaf("ip", &["127.0.0.1"], &ca);
     let b = TlsBackend::start("t0", &pki, Serving::cert("ip")).await;
-    let proxy = Proxy::start(tls_spec(&pki, &b, "tls: { ca: ca.pem }")).await;
+    let proxy = start_proxy(&pki, &b, "tls: { ca: ca.pem }").await;
     // A plain HTTP/1.1 client: the fast path hands the TLS pool to hyper.
     let reply = get(proxy.http, "/", &[]).await;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -263,7 +268,7 @@ async fn a_tls_pool_is_verified_against_its_ca_over_http1_and_http2() {
     proxy.stop().await.unwrap();
 
     // HTTP/2 to the backend (ALPN h2), here from an h2c client.
-    let proxy = Proxy::start(tls_spec(&pki, &b, "protocol: h2\ntls: { ca: ca.pem }")).await;
+    let proxy = start_proxy(&pki, &b, "protocol: h2\ntls: { ca: ca.pem }").await;
     let response = h2c_get(proxy.http).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-version"], "HTTP/2.0");
@@ -279,11 +284,11 @@ async fn a_tls_pool_is_verified_against_its_ca_over_http1_and_http2() {
         },
     )
     .await;
-    let proxy = Proxy::start(tls_spec(
+    let proxy = start_proxy(
         &pki,
         &h1,
         "protocol: h2\ntls: { ca: ca.pem }\nretries: { attempts: 0 }",
-    ))
+    )
     .await;
     assert_eq!(h2c_get(proxy.http).await.status(), 502);
     assert_eq!(tls_errors(&proxy, h1.addr, "no_h2"), 1);
@@ -297,11 +302,11 @@ async fn a_certificate_from_another_ca_is_a_502_counted_against_the_server() {
     let theirs = pki.ca("other-ca");
     pki.leaf("ip", &["127.0.0.1"], &theirs);
     let b = TlsBackend::start("t0", &pki, Serving::cert("ip")).await;
-    let proxy = Proxy::start(tls_spec(
+    let proxy = start_proxy(
         &pki,
         &b,
         "tls: { ca: ca.pem }\noutlier: { failures: 2, ejection: 1h }\nretries: { attempts: 0 }",
-    ))
+    )
     .await;
     for _ in 0..2 {
         let reply = tokio::time::timeout(PATIENCE, get(proxy.http, "/", &[]))
@@ -315,7 +320,7 @@ async fn a_certificate_from_another_ca_is_a_502_counted_against_the_server() {
     proxy.stop().await.unwrap();
 
     // The escape hatch accepts it.
-    let proxy = Proxy::start(tls_spec(&pki, &b, "tls: { insecure: true }")).await;
+    let proxy = start_proxy(&pki, &b, "tls: { insecure: true }").await;
     assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
     proxy.stop().await.unwrap();
 }
@@ -326,12 +331,7 @@ async fn the_sni_name_is_sent_and_a_certificate_for_another_name_is_refused() {
     let ca = pki.ca("ca");
     pki.leaf("api", &["api.internal.test"], &ca);
     let b = TlsBackend::start("t0", &pki, Serving::cert("api")).await;
-    let proxy = Proxy::start(tls_spec(
-        &pki,
-        &b,
-        "tls: { ca: ca.pem, sni: api.internal.test }",
-    ))
-    .await;
+    let proxy = start_proxy(&pki, &b, "tls: { ca: ca.pem, sni: api.internal.test }").await;
     let reply = get(proxy.http, "/", &[]).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.header("x-sni"), Some("api.internal.test"));
@@ -342,12 +342,7 @@ async fn the_sni_name_is_sent_and_a_certificate_for_another_name_is_refused() {
         // No name: the certificate must carry 127.0.0.1, and does not.
         "tls: { ca: ca.pem }",
     ] {
-        let proxy = Proxy::start(tls_spec(
-            &pki,
-            &b,
-            &format!("{lines}\nretries: {{ attempts: 0 }}"),
-        ))
-        .await;
+        let proxy = start_proxy(&pki, &b, &format!("{lines}\nretries: {{ attempts: 0 }}")).await;
         let reply = get(proxy.http, "/", &[]).await;
         assert_eq!(reply.status, 502, "{lines}: {reply:?}");
         assert_eq!(tls_errors(&proxy, b.addr, "name_mismatch"), 1, "{lines}");
@@ -371,11 +366,11 @@ async fn a_backend_requiring_a_client_certificate_accepts_ours_and_refuses_witho
         },
     )
     .await;
-    let proxy = Proxy::start(tls_spec(
+    let proxy = start_proxy(
         &pki,
         &b,
         "tls: { ca: ca.pem, cert: client.pem, key: client.key }",
-    ))
+    )
     .await;
     let reply = get(proxy.http, "/", &[]).await;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -384,12 +379,7 @@ async fn a_backend_requiring_a_client_certificate_accepts_ours_and_refuses_witho
     assert!(b.seen.with_client_cert.load(Ordering::SeqCst) >= 1);
     proxy.stop().await.unwrap();
 
-    let proxy = Proxy::start(tls_spec(
-        &pki,
-        &b,
-        "tls: { ca: ca.pem }\nretries: { attempts: 0 }",
-    ))
-    .await;
+    let proxy = start_proxy(&pki, &b, "tls: { ca: ca.pem }\nretries: { attempts: 0 }").await;
     let reply = get(proxy.http, "/", &[]).await;
     assert_eq!(reply.status, 502, "{reply:?}");
     proxy.stop().await.unwrap();
@@ -429,12 +419,7 @@ async fn the_second_connection_to_a_backend_resumes_the_session() {
     )
     .await;
     // A TCP check: no handshakes but the requests'.
-    let proxy = Proxy::start(tls_spec(
-        &pki,
-        &b,
-        "tls: { ca: ca.pem }\nhealth: { kind: tcp }",
-    ))
-    .await;
+    let proxy = start_proxy(&pki, &b, "tls: { ca: ca.pem }\nhealth: { kind: tcp }").await;
     for _ in 0..3 {
         assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
     }
