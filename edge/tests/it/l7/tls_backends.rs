@@ -466,21 +466,30 @@ pools:
 }
 
 #[tokio::test]
-async fn a_ca_file_that_does_not_parse_is_refused_at_load_naming_it() {
+async fn a_ca_file_that_does_not_parse_is_refused_at_load_and_reload_naming_it() {
     let pki = Pki::new("bad-ca");
+    let ca = pki.ca("real-ca");
+    pki.leaf("ip", &["127.0.0.1"], &ca);
     std::fs::write(pki.path("ca.pem"), "not a certificate\n").unwrap();
-    let b = TlsBackend::start("t0", &pki, {
-        let ca = pki.ca("real-ca");
-        pki.leaf("ip", &["127.0.0.1"], &ca);
-        Serving::cert("ip")
-    })
-    .await;
+    let b = TlsBackend::start("t0", &pki, Serving::cert("ip")).await;
+    let refused = |error: String| {
+        assert!(
+            error.contains("pool web") && error.contains(&pki.path("ca.pem").display().to_string()),
+            "{error}"
+        );
+    };
     let error = edge::l7::L7Node::new(tls_spec(&pki, &b, "tls: { ca: ca.pem }"))
         .err()
-        .expect("refused")
-        .to_string();
-    assert!(
-        error.contains("pool web") && error.contains(&pki.path("ca.pem").display().to_string()),
-        "{error}"
-    );
+        .expect("refused");
+    refused(error.to_string());
+    // A reload to it is refused and the node keeps serving.
+    let proxy = start_proxy(&pki, &b, "tls: { ca: real-ca.pem }").await;
+    let error = proxy
+        .handle
+        .reload(tls_spec(&pki, &b, "tls: { ca: ca.pem }"))
+        .await
+        .expect_err("refused");
+    refused(error.to_string());
+    assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
+    proxy.stop().await.unwrap();
 }
