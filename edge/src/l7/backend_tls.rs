@@ -106,9 +106,11 @@ pub fn check_tls(tls: &BackendTls) -> (probe::Trust, Option<probe::ClientCert>) 
 
 impl PoolTls {
     /// `pool`'s TLS client, `None` for a plain pool. Reads its files (CA,
-    /// client certificate and key); keeps `previous`'s session cache when
-    /// the settings are unchanged, so a reload does not cost every server
-    /// a full handshake. Warns once when certificates go unverified.
+    /// client certificate and key). When `previous` has the same settings
+    /// and protocol, its session cache and number are kept, so a reload
+    /// costs no server a full handshake and open connections stay in use
+    /// (connections verified against a CA file's old contents included).
+    /// Warns once per load when certificates go unverified.
     pub fn load(
         pool: &Pool,
         previous: Option<&PoolTls>,
@@ -127,10 +129,8 @@ impl PoolTls {
             BackendProtocol::Http1 => b"http/1.1".to_vec(),
             BackendProtocol::Http2 => b"h2".to_vec(),
         }];
-        if let Some(previous) = previous
-            && previous.settings == *settings
-            && previous.protocol == pool.protocol
-        {
+        let kept = previous.filter(|p| p.settings == *settings && p.protocol == pool.protocol);
+        if let Some(previous) = kept {
             // A clone shares the cache.
             config.resumption = previous.config.resumption.clone();
         }
@@ -148,7 +148,7 @@ impl PoolTls {
         }
         let config = Arc::new(config);
         Ok(Some(Arc::new(Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: kept.map_or_else(|| NEXT_ID.fetch_add(1, Ordering::Relaxed), |p| p.id),
             settings: settings.clone(),
             protocol: pool.protocol,
             connector: TlsConnector::from(config.clone()),

@@ -46,7 +46,7 @@ impl Snapshot {
         seed: u64,
     ) -> Result<Self, PoolTlsError> {
         let tier = &spec.tier;
-        let backend_tls = tier
+        let backend_tls: Vec<Option<Arc<PoolTls>>> = tier
             .pools
             .iter()
             .map(|pool| {
@@ -89,6 +89,8 @@ impl Snapshot {
             Some(prev) if prev.upstream.fits(&tier.timeouts) => prev.upstream.clone(),
             _ => Upstream::new(&tier.timeouts),
         };
+        let live: Vec<u64> = backend_tls.iter().flatten().map(|t| t.id()).collect();
+        upstream.retain_tls(&live);
         Ok(Self {
             unrouted: metrics.route("none", "none"),
             spec,

@@ -214,6 +214,22 @@ impl Upstream {
             && self.body_pause == timeouts.response
     }
 
+    /// Forgets the connections made with TLS configurations other than
+    /// `live` (by [`PoolTls::id`]; plain ones stay): after a reload changed
+    /// a pool's TLS settings, its old HTTP/2 connections close once their
+    /// requests in flight are done, and its idle ones at once.
+    pub fn retain_tls(&self, live: &[u64]) {
+        let keep = |(_, id): &Key| *id == 0 || live.contains(id);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|key, _| keep(key));
+        self.multiplexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|key, _| keep(key));
+    }
+
     /// Sends `request` to the server at `addr` in `protocol`, over TLS when
     /// `tls` is given: over HTTP/1.1 (its URI in origin form, its `Host`
     /// set) on a pooled connection or a new one, or over HTTP/2 (its URI

@@ -493,3 +493,34 @@ async fn a_ca_file_that_does_not_parse_is_refused_at_load_and_reload_naming_it()
     assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
     proxy.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_reload_keeps_a_pools_tls_connections_unless_its_tls_settings_change() {
+    let pki = Pki::new("reload");
+    let ca = pki.ca("ca");
+    pki.leaf("ip", &["127.0.0.1"], &ca);
+    let b = TlsBackend::start("t0", &pki, Serving::cert("ip")).await;
+    let lines = "tls: { ca: ca.pem }\nhealth: { kind: tcp }";
+    let proxy = start_proxy(&pki, &b, lines).await;
+    let handshakes = || b.seen.handshakes.load(Ordering::SeqCst);
+    assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
+    assert_eq!(handshakes(), 1);
+    // Same settings: the open connection goes on serving.
+    proxy
+        .handle
+        .reload(tls_spec(&pki, &b, lines))
+        .await
+        .unwrap();
+    assert_eq!(get(proxy.http, "/", &[]).await.status, 200);
+    assert_eq!(handshakes(), 1);
+    // Other settings: a connection verified under the old ones is not used.
+    let other = "tls: { ca: ca.pem, sni: www.internal.test }\nhealth: { kind: tcp }\nretries: { attempts: 0 }";
+    proxy
+        .handle
+        .reload(tls_spec(&pki, &b, other))
+        .await
+        .unwrap();
+    assert_eq!(get(proxy.http, "/", &[]).await.status, 502);
+    assert_eq!(tls_errors(&proxy, b.addr, "name_mismatch"), 1);
+    proxy.stop().await.unwrap();
+}
