@@ -2,9 +2,10 @@
 //! types. It serves client connections (HTTP/1.1, HTTP/2 over TLS by ALPN,
 //! h2c by prior knowledge), runs each request through the pure stages
 //! (admission, [`super::route`], [`super::pool`], [`super::forward`]) and
-//! sends it upstream ([`upstream`]: HTTP/1.1 keep-alive pools, or
-//! HTTP/2 for `h2c` and `h2` pools, over TLS for TLS pools), with timeouts and WebSocket tunnels, retrying
-//! as [`super::retry`] decides and answering [`super::fault`]s itself.
+//! sends it upstream ([`upstream`]: HTTP/1.1 keep-alive pools, or HTTP/2
+//! for `h2c` and `h2` pools, over TLS for TLS pools), with timeouts and
+//! WebSocket tunnels, retrying as [`super::retry`] decides and answering
+//! [`super::fault`]s itself.
 //!
 //! # A request's way through
 //!

@@ -84,7 +84,7 @@ struct Seen {
 }
 
 /// A TLS backend on 127.0.0.1:0 answering every request with 200 and
-/// `x-backend`, `x-sni` and `x-version` headers.
+/// `x-backend`, `x-sni`, `x-version` and `x-scheme` headers.
 struct TlsBackend {
     addr: SocketAddr,
     seen: Arc<Seen>,
@@ -186,6 +186,7 @@ impl TlsBackend {
                                 .header("x-backend", name)
                                 .header("x-sni", sni.clone())
                                 .header("x-version", format!("{:?}", request.version()))
+                                .header("x-scheme", request.uri().scheme_str().unwrap_or("-"))
                                 .body(Full::new(Bytes::from_static(b"ok")))
                                 .unwrap();
                             async move { Ok::<_, Infallible>(response) }
@@ -272,6 +273,7 @@ async fn a_tls_pool_is_verified_against_its_ca_over_http1_and_http2() {
     let response = h2c_get(proxy.http).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-version"], "HTTP/2.0");
+    assert_eq!(response.headers()["x-scheme"], "https");
     proxy.stop().await.unwrap();
 
     // A server that does not choose h2 is not sent HTTP/2.
