@@ -45,6 +45,17 @@ pub enum SpecError {
         /// What is wrong with the content.
         reason: String,
     },
+    /// The client certificate or key file holds nothing usable.
+    #[error("client certificate file {} {reason}", path.display())]
+    ClientCertInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The client key file could not be read, or others may read it.
+    #[error("client key: {0}")]
+    ClientKey(String),
     /// The operating system trust store could not be loaded.
     #[error(
         "cannot load the system trust store ({reason}); install CA certificates (e.g. the ca-certificates package) or use a CA file"

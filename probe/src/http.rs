@@ -66,7 +66,11 @@ impl HttpProbe {
             .referer(false)
             .user_agent(USER_AGENT)
             .tcp_nodelay(true)
-            .tls_backend_preconfigured(crate::tls::client_config(check.https, &check.trust)?);
+            .tls_backend_preconfigured(crate::tls::client_config(
+                check.https,
+                &check.trust,
+                check.client_cert.as_ref(),
+            )?);
         if let Some(name) = name {
             builder = builder.resolve(name, check.addr);
         }

@@ -73,7 +73,7 @@ pub use scheduler::{
     CheckId, CheckStatus, ProbeEvent, Prober, ReloadError, ReloadReport, StatusHandle, Upsert,
 };
 pub use spec::{CustomAttempt, CustomCheck, HttpCheck, ProbeKind, ProbeSpec};
-pub use tls::Trust;
+pub use tls::{ClientCert, Trust, classify as classify_tls_error, verified_config};
 
 /// A request error in a few plain words (`connection refused`, the TLS
 /// reason), as probe results say it; for callers of
@@ -92,7 +92,7 @@ pub fn plain_http_client() -> reqwest::ClientBuilder {
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .tls_backend_preconfigured(
-            tls::client_config(false, &Trust::SystemRoots)
+            tls::client_config(false, &Trust::SystemRoots, None)
                 .expect("a plain-HTTP TLS config needs no files and always builds"),
         )
 }

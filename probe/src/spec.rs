@@ -25,7 +25,7 @@ use topology::status::StatusSet;
 use crate::error::{SpecError, SpecErrors};
 use crate::hysteresis::Health;
 use crate::jitter::{DEFAULT_JITTER, MAX_JITTER};
-use crate::tls::{Trust, load_ca_file};
+use crate::tls::{ClientCert, Trust, load_ca_file};
 
 /// One health check: what to probe and how strictly to judge it.
 ///
@@ -80,8 +80,9 @@ impl ProbeSpec {
     /// Checks every field and reports *all* problems at once.
     ///
     /// This reads and parses the CA file of an HTTPS check with
-    /// [`Trust::CaFile`] (a small blocking read), so "unreadable CA file" is
-    /// reported here rather than at the first probe.
+    /// [`Trust::CaFile`] and its client certificate (small blocking reads),
+    /// so "unreadable CA file" is reported here rather than at the first
+    /// probe.
     pub fn validate(&self) -> Result<(), SpecErrors> {
         let mut errors = Vec::new();
         self.validate_timing(&mut errors);
@@ -90,6 +91,12 @@ impl ProbeSpec {
             if check.https
                 && let Trust::CaFile(path) = &check.trust
                 && let Err(e) = load_ca_file(path)
+            {
+                errors.push(e);
+            }
+            if check.https
+                && let Some(client) = &check.client_cert
+                && let Err(e) = client.load()
             {
                 errors.push(e);
             }
@@ -224,6 +231,9 @@ pub struct HttpCheck {
     pub body_contains: Option<String>,
     /// Which certificates an HTTPS check trusts. Default [`Trust::SystemRoots`].
     pub trust: Trust,
+    /// The certificate an HTTPS check presents when the server asks for
+    /// one (mTLS). Default none.
+    pub client_cert: Option<ClientCert>,
 }
 
 impl HttpCheck {
@@ -238,6 +248,7 @@ impl HttpCheck {
             expect: StatusSet::default(),
             body_contains: None,
             trust: Trust::SystemRoots,
+            client_cert: None,
         }
     }
 

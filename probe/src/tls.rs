@@ -1,6 +1,9 @@
-//! Which certificates an HTTPS check trusts ([`Trust`]), the rustls client
+//! Which certificates an HTTPS check trusts ([`Trust`]), the client
+//! certificate it presents ([`ClientCert`]), the rustls client
 //! configuration for each mode, and the wording of TLS failures. The only
-//! module that names rustls types.
+//! module that names rustls types. The L7 tier builds its connections to
+//! TLS backends with [`verified_config`] too, so a pool's requests and its
+//! health checks verify alike.
 //!
 //! The crypto provider is *ring*, passed explicitly: nothing here installs a
 //! process-wide default provider, so this crate cannot clash with another
@@ -13,7 +16,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -35,6 +38,49 @@ pub enum Trust {
     Insecure,
 }
 
+/// A client certificate chain and its key, presented to servers that ask
+/// for one (mTLS). Both PEM; the key file is a secret (mode 600 or
+/// stricter, see `topology::secret`). Read when the check is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl ClientCert {
+    /// The chain and key, or what is wrong with which file.
+    pub(crate) fn load(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SpecError> {
+        let invalid = |path: &Path, reason: String| SpecError::ClientCertInvalid {
+            path: path.to_owned(),
+            reason,
+        };
+        let bytes = std::fs::read(&self.cert)
+            .map_err(|e| invalid(&self.cert, format!("cannot be read ({e})")))?;
+        let chain = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&self.cert, format!("is not valid PEM ({e})")))?;
+        if chain.is_empty() {
+            return Err(invalid(
+                &self.cert,
+                "holds no \"-----BEGIN CERTIFICATE-----\" block".to_owned(),
+            ));
+        }
+        let key =
+            topology::secret::read(&self.key).map_err(|e| SpecError::ClientKey(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| {
+            invalid(
+                &self.key,
+                format!("holds no usable private key (PKCS#8, PKCS#1 or SEC1 PEM: {e})"),
+            )
+        })?;
+        Ok((chain, key))
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -43,44 +89,73 @@ fn provider() -> Arc<CryptoProvider> {
 /// verifier refuses everything: reqwest insists on a TLS config even for
 /// plain-HTTP clients, and such a client must never speak TLS (redirects are
 /// off, so it cannot be sent to an `https://` URL).
-pub(crate) fn client_config(https: bool, trust: &Trust) -> Result<ClientConfig, SpecError> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SpecError::HttpClient {
-            reason: format!("TLS protocol versions: {e}"),
-        })?;
-    let mut config = if !https {
-        builder
+pub(crate) fn client_config(
+    https: bool,
+    trust: &Trust,
+    client_cert: Option<&ClientCert>,
+) -> Result<ClientConfig, SpecError> {
+    let mut config = if https {
+        verified_config(trust, client_cert)?
+    } else {
+        ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(versions_error)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(RefuseAll))
             .with_no_client_auth()
-    } else {
-        match trust {
-            Trust::SystemRoots => builder
-                .dangerous()
-                .with_custom_certificate_verifier(system_verifier(&provider)?)
-                .with_no_client_auth(),
-            Trust::CaFile(path) => {
-                let roots = load_ca_file(path)?;
-                let verifier =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .build()
-                        .map_err(|e| SpecError::CaFileInvalid {
-                            path: path.clone(),
-                            reason: format!("cannot be used as trust anchors ({e})"),
-                        })?;
-                builder.with_webpki_verifier(verifier).with_no_client_auth()
-            }
-            Trust::Insecure => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-                .with_no_client_auth(),
-        }
     };
     // Health checks speak HTTP/1.1 only (the client is built without h2).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+fn versions_error(e: rustls::Error) -> SpecError {
+    SpecError::HttpClient {
+        reason: format!("TLS protocol versions: {e}"),
+    }
+}
+
+/// A TLS client configuration (TLS 1.2 and 1.3, *ring*) that verifies
+/// servers as `trust` says and presents `client_cert` when asked; no ALPN,
+/// the caller sets its own. Reads the CA and client certificate files.
+pub fn verified_config(
+    trust: &Trust,
+    client_cert: Option<&ClientCert>,
+) -> Result<ClientConfig, SpecError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(versions_error)?;
+    let builder = match trust {
+        Trust::SystemRoots => builder
+            .dangerous()
+            .with_custom_certificate_verifier(system_verifier(&provider)?),
+        Trust::CaFile(path) => {
+            let roots = load_ca_file(path)?;
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| SpecError::CaFileInvalid {
+                    path: path.clone(),
+                    reason: format!("cannot be used as trust anchors ({e})"),
+                })?;
+            builder.with_webpki_verifier(verifier)
+        }
+        Trust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider))),
+    };
+    match client_cert {
+        None => Ok(builder.with_no_client_auth()),
+        Some(client) => {
+            let (chain, key) = client.load()?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| SpecError::ClientCertInvalid {
+                    path: client.key.clone(),
+                    reason: format!("does not fit {} ({e})", client.cert.display()),
+                })
+        }
+    }
 }
 
 /// The platform verifier, built once per process on first success: loading
@@ -233,27 +308,44 @@ impl ServerCertVerifier for RefuseAll {
 /// not trusted`, `TLS: certificate not valid for probe.test`, ...
 pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let tls = e.downcast_ref::<rustls::Error>()?;
-    let what = match tls {
+    Some(format!("TLS: {}", classify(tls).1))
+}
+
+/// What went wrong in a handshake: a short kind for metric labels
+/// (`unknown_issuer`, `name_mismatch`, `expired`, `not_yet_valid`,
+/// `bad_certificate`, `alert`, `handshake`) and the words for logs
+/// (`certificate not valid for probe.test`).
+pub fn classify(error: &rustls::Error) -> (&'static str, String) {
+    match error {
         rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => "certificate not trusted".to_owned(),
-            CertificateError::NotValidForName => {
-                "certificate not valid for the requested name".to_owned()
+            CertificateError::UnknownIssuer => {
+                ("unknown_issuer", "certificate not trusted".to_owned())
             }
-            CertificateError::NotValidForNameContext { expected, .. } => {
-                format!("certificate not valid for {}", expected.to_str())
-            }
+            CertificateError::NotValidForName => (
+                "name_mismatch",
+                "certificate not valid for the requested name".to_owned(),
+            ),
+            CertificateError::NotValidForNameContext { expected, .. } => (
+                "name_mismatch",
+                format!("certificate not valid for {}", expected.to_str()),
+            ),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "certificate expired".to_owned()
+                ("expired", "certificate expired".to_owned())
             }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "certificate not yet valid".to_owned()
+                ("not_yet_valid", "certificate not yet valid".to_owned())
             }
-            CertificateError::Revoked => "certificate revoked".to_owned(),
-            CertificateError::BadSignature => "certificate has a bad signature".to_owned(),
-            other => format!("invalid certificate ({other:?})"),
+            CertificateError::Revoked => ("bad_certificate", "certificate revoked".to_owned()),
+            CertificateError::BadSignature => (
+                "bad_certificate",
+                "certificate has a bad signature".to_owned(),
+            ),
+            other => (
+                "bad_certificate",
+                format!("invalid certificate ({other:?})"),
+            ),
         },
-        rustls::Error::AlertReceived(alert) => format!("server sent alert {alert:?}"),
-        other => other.to_string(),
-    };
-    Some(format!("TLS: {what}"))
+        rustls::Error::AlertReceived(alert) => ("alert", format!("server sent alert {alert:?}")),
+        other => ("handshake", other.to_string()),
+    }
 }

@@ -1,10 +1,12 @@
 //! The topology text and the files it references (L7 certificates, keys
-//! and shared ticket keys, the GeoIP database), each for the hosts whose services read it,
+//! and shared ticket keys, pools' backend TLS files, the GeoIP database),
+//! each for the hosts whose services read it,
 //! at the same path relative to the topology as on the operator's side.
 
 use std::path::{Component, Path, PathBuf};
 
 use topology::hosts::Host;
+use topology::tiers::l7::BackendTrust;
 use topology::{GeoIpSource, Topology};
 
 use super::BundleFile;
@@ -14,7 +16,8 @@ use crate::error::user;
 pub const TOPOLOGY: &str = "topology.yaml";
 
 /// The files `host`'s services read besides the topology: its regions' L7
-/// certificates, keys and ticket keys (keys secret) on hosts with an L7 node, the GeoIP
+/// certificates, keys and ticket keys, and its pools' backend CA files and
+/// client certificates and keys (keys secret) on hosts with an L7 node, the GeoIP
 /// database on hosts with a DNS node. Absolute paths are the operator's to
 /// provide on the host and are not bundled.
 pub fn referenced(
@@ -28,18 +31,30 @@ pub fn referenced(
     let mut wanted: Vec<(String, PathBuf, bool)> = Vec::new();
     for region in &topology.regions {
         let Some(l7) = &region.l7 else { continue };
-        let Some(tls) = &l7.tls else { continue };
         if !l7.nodes.iter().any(|node| on_host(&node.host)) {
             continue;
         }
-        for (index, cert) in tls.certs.iter().enumerate() {
-            let field = format!("regions.{}.l7.tls.certs[{index}]", region.name);
-            wanted.push((format!("{field}.cert"), cert.cert.clone(), false));
-            wanted.push((format!("{field}.key"), cert.key.clone(), true));
+        if let Some(tls) = &l7.tls {
+            for (index, cert) in tls.certs.iter().enumerate() {
+                let field = format!("regions.{}.l7.tls.certs[{index}]", region.name);
+                wanted.push((format!("{field}.cert"), cert.cert.clone(), false));
+                wanted.push((format!("{field}.key"), cert.key.clone(), true));
+            }
+            if let Some(keys) = &tls.ticket_keys {
+                let field = format!("regions.{}.l7.tls.ticket_keys", region.name);
+                wanted.push((field, keys.clone(), true));
+            }
         }
-        if let Some(keys) = &tls.ticket_keys {
-            let field = format!("regions.{}.l7.tls.ticket_keys", region.name);
-            wanted.push((field, keys.clone(), true));
+        for pool in &l7.pools {
+            let Some(tls) = &pool.tls else { continue };
+            let field = format!("regions.{}.l7.pools.{}.tls", region.name, pool.name);
+            if let BackendTrust::CaFile(ca) = &tls.trust {
+                wanted.push((format!("{field}.ca"), ca.clone(), false));
+            }
+            if let Some(client) = &tls.client_cert {
+                wanted.push((format!("{field}.cert"), client.cert.clone(), false));
+                wanted.push((format!("{field}.key"), client.key.clone(), true));
+            }
         }
     }
     if topology.dns.nodes.iter().any(|node| on_host(&node.host)) {

@@ -616,6 +616,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_pools_backend_tls_files_go_to_the_regions_l7_hosts_key_as_a_secret() {
+        // Any file present serves: the bundle copies it, the node parses it.
+        let topology = example_with(
+            "      pools:\n        web:\n",
+            "      pools:\n        web:\n          tls: { ca: certs/ca.pem, cert: certs/example.com.pem, key: certs/ca.key }\n",
+        );
+        let bundles = bundles(&topology, &example_path()).unwrap();
+        let l7 = bundle(&bundles, "use-l7a");
+        let ca = file(l7, "certs/ca.pem").expect("the backend CA");
+        assert_eq!((ca.secret, ca.mode), (false, 0o644));
+        let key = file(l7, "certs/ca.key").expect("the client key");
+        assert_eq!((key.secret, key.mode), (true, 0o600));
+        assert!(file(bundle(&bundles, "use-web1"), "certs/ca.pem").is_none());
+    }
+
+    #[test]
     fn a_reference_outside_the_topology_directory_is_refused() {
         let path = example_path();
         let text = std::fs::read_to_string(&path).unwrap().replacen(

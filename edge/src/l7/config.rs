@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use topology::Topology;
-use topology::tiers::l7::{L7Node, L7Tier};
+use topology::tiers::l7::{BackendTrust, L7Node, L7Tier};
 
 use crate::ConfigError;
 
@@ -17,8 +17,8 @@ pub struct NodeSpec {
     pub region: String,
     /// This node.
     pub node: L7Node,
-    /// The region's L7 tier, certificate and ticket-key paths made
-    /// absolute.
+    /// The region's L7 tier, certificate, ticket-key and backend TLS paths
+    /// made absolute.
     pub tier: L7Tier,
     /// Plain HTTP port (the VIP's).
     pub http_port: u16,
@@ -27,9 +27,9 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// The node called `name` in `topology`; relative certificate and
-    /// ticket-key paths are resolved against `base_dir` (the topology
-    /// file's directory).
+    /// The node called `name` in `topology`; relative certificate,
+    /// ticket-key and backend TLS paths are resolved against `base_dir`
+    /// (the topology file's directory).
     pub fn from_topology(
         topology: &Topology,
         name: &str,
@@ -54,6 +54,20 @@ impl NodeSpec {
                             && keys.is_relative()
                         {
                             *keys = base_dir.join(&*keys);
+                        }
+                    }
+                    for tls in tier.pools.iter_mut().filter_map(|p| p.tls.as_mut()) {
+                        let absolute = |path: &mut std::path::PathBuf| {
+                            if path.is_relative() {
+                                *path = base_dir.join(&*path);
+                            }
+                        };
+                        if let BackendTrust::CaFile(ca) = &mut tls.trust {
+                            absolute(ca);
+                        }
+                        if let Some(client) = &mut tls.client_cert {
+                            absolute(&mut client.cert);
+                            absolute(&mut client.key);
                         }
                     }
                     return Ok(Self {

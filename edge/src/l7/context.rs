@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use http::{HeaderValue, StatusCode};
 use rustls::ServerConfig;
 
+use super::backend_tls::PoolTlsError;
 use super::balance::mix64;
 use super::clock::Clock;
 use super::config::NodeSpec;
@@ -68,13 +69,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The context of node `spec`, serving `spec` from now on.
-    pub fn new(spec: NodeSpec, metrics: Metrics, tls: Option<TlsState>, seed: u64) -> Self {
+    /// The context of node `spec`, serving `spec` from now on; fails when
+    /// a pool's TLS files cannot be loaded.
+    pub fn new(
+        spec: NodeSpec,
+        metrics: Metrics,
+        tls: Option<TlsState>,
+        seed: u64,
+    ) -> Result<Self, PoolTlsError> {
         let node = spec.node.name.clone();
         let region = spec.region.clone();
         let limits = spec.tier.limits;
-        let snapshot = Snapshot::build(spec, None, &metrics, seed);
-        Self {
+        let snapshot = Snapshot::build(spec, None, &metrics, seed)?;
+        Ok(Self {
             via: HeaderValue::from_str(&format!("1.1 {node}"))
                 .unwrap_or_else(|_| HeaderValue::from_static("1.1 gtm-l7")),
             node,
@@ -92,7 +99,7 @@ impl Shared {
             ids: AtomicU64::new(0),
             reload: tokio::sync::Mutex::new(()),
             snapshot: ArcSwap::from_pointee(snapshot),
-        }
+        })
     }
 
     /// Milliseconds since the node started (see [`Clock`]).

@@ -2,7 +2,9 @@
 //! (the same code the GSLB probes regions with), and their results applied
 //! to the servers' live state.
 //!
-//! One check per pool member, named `POOL/ADDR`. A reload syncs the
+//! One check per pool member, named `POOL/ADDR`. A TLS pool's HTTP checks
+//! go over TLS, verified as its requests are (trust, SNI, client
+//! certificate: [`super::backend_tls::check_tls`]). A reload syncs the
 //! prober with the new set: unchanged checks keep running with their
 //! hysteresis, changed ones carry their health over (see
 //! `probe::scheduler`), removed ones stop.
@@ -15,27 +17,51 @@ use probe::{CheckId, Health, ProbeEvent, ProbeKind, ProbeSpec, Prober};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use topology::health::{CheckKind, HealthCheck};
+use topology::tiers::l7::BackendTls;
 use tracing::{info, warn};
 
+use super::backend_tls::{PoolTls, check_tls};
 use super::http::grpc_health;
 use super::pool::ServerState;
 use super::state::Snapshot;
 
 /// The probe spec checking `server` as `check` describes (the conversion
 /// the GSLB and the L4 tier use too): on the check's `port` if it sets
-/// one, else on the server's own. A `grpc` check is the pool's own
-/// ([`grpc_health`]), over the connections its requests use.
-pub fn probe_spec(check: &HealthCheck, server: SocketAddr) -> ProbeSpec {
+/// one, else on the server's own; a check of a TLS pool (its client
+/// `tls`) speaks TLS with the pool's settings. A `grpc` check is the pool's
+/// own ([`grpc_health`]), over connections made as its requests' are.
+pub fn probe_spec(
+    check: &HealthCheck,
+    tls: Option<&Arc<PoolTls>>,
+    server: SocketAddr,
+) -> ProbeSpec {
     if check.kind == CheckKind::Grpc {
         let addr = SocketAddr::new(server.ip(), check.port.unwrap_or(server.port()));
         let kind = ProbeKind::Custom(grpc_health::check(
             addr,
             check.service.as_deref(),
             check.timeout,
+            tls.cloned(),
         ));
         return probe::topology::timed(check, kind);
     }
-    probe::topology::spec_for(check, server.ip(), server.port(), server.port())
+    let mut spec = probe::topology::spec_for(check, server.ip(), server.port(), server.port());
+    if let Some(tls) = tls {
+        over_tls(&mut spec, tls.settings());
+    }
+    spec
+}
+
+/// Makes an HTTP check of `spec` go over TLS with `tls`'s trust, SNI and
+/// client certificate (other kinds are left alone).
+fn over_tls(spec: &mut ProbeSpec, tls: &BackendTls) {
+    if let ProbeKind::Http(http) = &mut spec.kind {
+        let (trust, client_cert) = check_tls(tls);
+        http.https = true;
+        http.sni = tls.sni.clone();
+        http.trust = trust;
+        http.client_cert = client_cert;
+    }
 }
 
 /// The node's prober and the servers its checks feed.
@@ -68,10 +94,11 @@ impl Checks {
     pub async fn sync(&self, snapshot: &Snapshot) -> Result<(), probe::ReloadError> {
         let mut desired = Vec::new();
         let mut targets = HashMap::new();
-        for pool in &snapshot.pools {
+        for (pool, tls) in snapshot.pools.iter().zip(&snapshot.backend_tls) {
             for server in pool.servers() {
                 let id = CheckId::from(format!("{}/{}", pool.config.name, server.addr));
-                desired.push((id.clone(), probe_spec(&pool.config.health, server.addr)));
+                let spec = probe_spec(&pool.config.health, tls.as_ref(), server.addr);
+                desired.push((id.clone(), spec));
                 targets.insert(id, server.clone());
             }
         }
@@ -138,10 +165,10 @@ impl Checks {
 mod tests {
     use super::*;
     use std::time::Duration;
+    use topology::tiers::l7::{BackendTrust, Cert};
 
-    #[test]
-    fn checks_translate_to_probe_specs() {
-        let check = HealthCheck {
+    fn http_check() -> HealthCheck {
+        HealthCheck {
             kind: CheckKind::Http,
             path: "/healthz".into(),
             port: Some(9999),
@@ -155,12 +182,18 @@ mod tests {
             ca: None,
             insecure: false,
             service: None,
-        };
-        let spec = probe_spec(&check, "127.0.0.1:9000".parse().unwrap());
+        }
+    }
+
+    #[test]
+    fn checks_translate_to_probe_specs() {
+        let check = http_check();
+        let spec = probe_spec(&check, None, "127.0.0.1:9000".parse().unwrap());
         assert!(spec.validate().is_ok());
         let ProbeKind::Http(http) = &spec.kind else {
             panic!("{spec:?}")
         };
+        assert!(!http.https);
         assert_eq!(http.addr, "127.0.0.1:9999".parse().unwrap());
         assert!(http.expect.contains(204) && !http.expect.contains(205));
         assert_eq!((spec.rise, spec.fall), (1, 2));
@@ -170,6 +203,7 @@ mod tests {
                 port: None,
                 ..check
             },
+            None,
             "127.0.0.1:9000".parse().unwrap(),
         );
         assert_eq!(
@@ -177,6 +211,33 @@ mod tests {
             ProbeKind::Tcp {
                 addr: "127.0.0.1:9000".parse().unwrap()
             }
+        );
+    }
+
+    #[test]
+    fn a_tls_pool_is_checked_over_tls_as_its_requests_are_sent() {
+        let tls = BackendTls {
+            trust: BackendTrust::CaFile("/etc/gtm/ca.pem".into()),
+            sni: Some("api.internal".into()),
+            client_cert: Some(Cert {
+                cert: "/etc/gtm/client.pem".into(),
+                key: "/etc/gtm/client.key".into(),
+            }),
+        };
+        let mut spec = probe_spec(&http_check(), None, "127.0.0.1:9000".parse().unwrap());
+        over_tls(&mut spec, &tls);
+        let ProbeKind::Http(http) = &spec.kind else {
+            panic!("{spec:?}")
+        };
+        assert!(http.https);
+        assert_eq!(http.sni.as_deref(), Some("api.internal"));
+        assert_eq!(http.trust, probe::Trust::CaFile("/etc/gtm/ca.pem".into()));
+        assert_eq!(
+            http.client_cert,
+            Some(probe::ClientCert {
+                cert: "/etc/gtm/client.pem".into(),
+                key: "/etc/gtm/client.key".into()
+            })
         );
     }
 }

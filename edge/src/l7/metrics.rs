@@ -52,6 +52,13 @@ struct ServerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TlsErrorLabels {
+    pool: String,
+    server: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CertLabels {
     name: String,
 }
@@ -116,6 +123,7 @@ pub struct Metrics {
     connection_errors: Family<ErrorLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     certificate_expiry: Family<CertLabels, Gauge>,
+    backend_tls_errors: Family<TlsErrorLabels, Counter>,
     /// What `certificate_expiry` shows, so unchanged sets are not re-set.
     certificates: Mutex<Vec<Expiry>>,
 }
@@ -195,6 +203,7 @@ impl Metrics {
             connection_errors: Family::default(),
             reloads: Family::default(),
             certificate_expiry: Family::default(),
+            backend_tls_errors: Family::default(),
             certificates: Mutex::new(Vec::new()),
         };
         let r = registry.sub_registry_with_prefix(api::METRICS_PREFIX);
@@ -287,6 +296,11 @@ impl Metrics {
             "certificate_expiry_timestamp_seconds",
             "When each served certificate expires (notAfter, Unix time), by its first DNS name",
             m.certificate_expiry.clone(),
+        );
+        r.register(
+            "backend_tls_errors",
+            "Failed TLS handshakes with backend servers, by pool, server and reason",
+            m.backend_tls_errors.clone(),
         );
         let build = Family::<BuildLabels, Gauge>::default();
         r.register(
@@ -415,6 +429,17 @@ impl Metrics {
     pub fn connection_error(&self, listener: &'static str, kind: &'static str) {
         self.connection_errors
             .get_or_create(&ErrorLabels { listener, kind })
+            .inc();
+    }
+
+    /// Counts a failed TLS handshake with `server` of `pool`.
+    pub fn backend_tls_error(&self, pool: &str, server: &str, reason: &'static str) {
+        self.backend_tls_errors
+            .get_or_create(&TlsErrorLabels {
+                pool: pool.to_owned(),
+                server: server.to_owned(),
+                reason,
+            })
             .inc();
     }
 

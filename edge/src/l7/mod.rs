@@ -28,7 +28,7 @@
 //!   parsed by offsets, framing, chunks) and one task per connection
 //!   driving its backend connections ([`fast::driver`]); at a request
 //!   boundary it hands what it does not serve (HTTP/2, HTTP/1.0, upgrades,
-//!   `Expect`, chunked request bodies, `h2c` pools, the health path,
+//!   `Expect`, chunked request bodies, HTTP/2 and TLS pools, the health path,
 //!   anything odd) to [`http`] with the bytes read so far, for good;
 //! - [`http`]: the hyper adapter — serving connections, the request path
 //!   (admission, route, pick, forward, attempts), WebSocket tunnels, the
@@ -36,7 +36,8 @@
 //! - [`http::upstream`]: keep-alive HTTP/1.1 connections to backend servers,
 //!   pooled per server and driven in the task of the client connection
 //!   using them, or one multiplexed HTTP/2 connection per server (`h2c`
-//!   pools);
+//!   and `h2` pools), over TLS for TLS pools ([`backend_tls`]: trust, SNI,
+//!   client certificate, session cache, handshake failures named);
 //! - [`limits`]: pure admission — per-client rate limit (GCRA),
 //!   connection cap, concurrency gates;
 //! - [`route`]: pure — host/path/header matching and prefix rewrites;
@@ -76,6 +77,7 @@ use tracing::error;
 
 pub mod access;
 pub mod admin;
+pub mod backend_tls;
 pub mod balance;
 pub mod chunked;
 pub mod clock;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
+use super::backend_tls::PoolTlsError;
 use super::balance::mix64;
 use super::config::NodeSpec;
 use super::context::{ListenerKind, Shared, TlsState};
@@ -32,6 +33,9 @@ pub enum L7Error {
     /// Certificates could not be loaded.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    /// A pool's backend TLS files could not be loaded.
+    #[error("{0}")]
+    BackendTls(#[from] PoolTlsError),
     /// The new configuration changes what only a restart can.
     #[error("{0}; restart the node to apply it")]
     NeedsRestart(String),
@@ -106,7 +110,7 @@ impl L7Node {
         let probes_stop = CancellationToken::new();
         let (checks, events) = Checks::new(probes_stop.clone(), seed);
         let builders = Arc::new(ArcSwap::from_pointee(ServerBuilders::new(&spec.tier)));
-        let shared = Arc::new(Shared::new(spec, metrics, tls, seed));
+        let shared = Arc::new(Shared::new(spec, metrics, tls, seed)?);
         Ok(Self {
             shared,
             builders,
@@ -308,7 +312,7 @@ impl Handle {
             Some(&old),
             &shared.metrics,
             shared.seed,
-        ));
+        )?);
         self.checks.sync(&new).await?;
         let tier = &new.spec.tier;
         for gate in &shared.gates {

@@ -779,6 +779,7 @@ mod tests {
             algorithm,
             hash_on: HashOn::ClientIp,
             protocol: BackendProtocol::Http1,
+            tls: None,
             servers: servers
                 .iter()
                 .map(|&(port, weight, backup)| Server {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::backend_tls::{PoolTls, PoolTlsError};
 use super::config::NodeSpec;
 use super::http::upstream::Upstream;
 use super::limits::RateLimiter;
@@ -22,6 +23,8 @@ pub struct Snapshot {
     pub routes: Vec<RouteMetrics>,
     /// The pools, indexed as in the configuration.
     pub pools: Vec<Arc<PoolState>>,
+    /// Each pool's TLS client (same index), `None` for plain pools.
+    pub backend_tls: Vec<Option<Arc<PoolTls>>>,
     /// The per-client rate limiter, if configured.
     pub rate_limiter: Option<Arc<RateLimiter>>,
     /// The backend client (connection pools).
@@ -33,15 +36,27 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the state for `spec`, carrying over from `previous` what must
     /// survive a reload: servers' live state (same pool name and address),
-    /// the rate limiter's buckets (same limit) and the backend connection
-    /// pools (same timeouts).
+    /// the rate limiter's buckets (same limit), the backend connection
+    /// pools (same timeouts) and TLS session caches (same pool and TLS
+    /// settings). Fails when a pool's TLS files cannot be loaded.
     pub fn build(
         spec: NodeSpec,
         previous: Option<&Snapshot>,
         metrics: &Metrics,
         seed: u64,
-    ) -> Self {
+    ) -> Result<Self, PoolTlsError> {
         let tier = &spec.tier;
+        let backend_tls: Vec<Option<Arc<PoolTls>>> = tier
+            .pools
+            .iter()
+            .map(|pool| {
+                let old = previous.and_then(|p| {
+                    let index = p.spec.tier.pools.iter().position(|o| o.name == pool.name)?;
+                    p.backend_tls[index].clone()
+                });
+                PoolTls::load(pool, old.as_deref())
+            })
+            .collect::<Result<_, _>>()?;
         let pools: Vec<Arc<PoolState>> = tier
             .pools
             .iter()
@@ -74,15 +89,18 @@ impl Snapshot {
             Some(prev) if prev.upstream.fits(&tier.timeouts) => prev.upstream.clone(),
             _ => Upstream::new(&tier.timeouts),
         };
-        Self {
+        let live: Vec<u64> = backend_tls.iter().flatten().map(|t| t.id()).collect();
+        upstream.retain_tls(&live);
+        Ok(Self {
             unrouted: metrics.route("none", "none"),
             spec,
             router,
             routes,
             pools,
+            backend_tls,
             rate_limiter,
             upstream,
-        }
+        })
     }
 
     /// Whether the region can serve, as the region health path reports it:

@@ -218,9 +218,13 @@ pub struct RawPool {
     /// `cookie:NAME`.
     #[serde(default)]
     pub hash_on: Option<String>,
-    /// How requests reach the servers: `http1` (default) or `h2c`.
+    /// How requests reach the servers: `http1` (default), `h2c` (HTTP/2
+    /// over plain TCP) or `h2` (HTTP/2 over TLS, needs `tls:`).
     #[serde(default)]
     pub protocol: Option<String>,
+    /// TLS to the servers (re-encryption); absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<RawBackendTls>,
     /// The servers.
     pub servers: Vec<RawServer>,
     /// Active health check of each server (default HTTP GET /, or a TCP
@@ -252,6 +256,30 @@ pub struct RawPool {
     /// Retries of idempotent requests.
     #[serde(default)]
     pub retries: Option<RawRetries>,
+}
+
+/// `tls:` of a pool as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackendTls {
+    /// PEM file of the CA certificates the servers' certificates must
+    /// chain to (default: the system's trust store).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Name sent as SNI and checked against the servers' certificates
+    /// (default: none sent, the certificate must name the server's IP).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// PEM client certificate chain, for servers that require one (mTLS).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (mode 600 or stricter).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Accept any server certificate (logged as a warning): lab set-ups
+    /// only.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// One server as written.
@@ -518,11 +546,36 @@ pub enum HashOn {
 /// How the proxy speaks to a pool's servers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendProtocol {
-    /// HTTP/1.1 over keep-alive connections.
+    /// HTTP/1.1 over keep-alive connections (ALPN `http/1.1` over TLS).
     Http1,
-    /// HTTP/2 with prior knowledge over plain TCP (gRPC needs HTTP/2 end
-    /// to end): one multiplexed connection per server.
-    H2c,
+    /// HTTP/2 (gRPC needs it end to end): one multiplexed connection per
+    /// server, with prior knowledge over plain TCP (`h2c`) or ALPN `h2`
+    /// over TLS (`h2`).
+    Http2,
+}
+
+/// TLS from the proxy to a pool's servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendTls {
+    /// Which server certificates are accepted.
+    pub trust: BackendTrust,
+    /// SNI and the name the certificate must be valid for; `None`: no SNI,
+    /// and the certificate must carry the server's IP address (IP SAN).
+    pub sni: Option<String>,
+    /// Client certificate and key presented to the servers (mTLS).
+    pub client_cert: Option<Cert>,
+}
+
+/// Which certificates a pool's servers may present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendTrust {
+    /// Those chaining to the system's trust store.
+    SystemRoots,
+    /// Those chaining to a CA in this PEM file (relative paths are
+    /// relative to the topology file).
+    CaFile(PathBuf),
+    /// Any: no verification (`insecure: true`).
+    Insecure,
 }
 
 /// A backend pool.
@@ -536,6 +589,8 @@ pub struct Pool {
     pub hash_on: HashOn,
     /// Protocol spoken to the servers.
     pub protocol: BackendProtocol,
+    /// TLS to the servers, if on.
+    pub tls: Option<BackendTls>,
     /// Servers.
     pub servers: Vec<Server>,
     /// Active health check.
@@ -588,6 +643,14 @@ impl FailOpen {
                 available == 0 || available * 100 < usize::from(percent) * total
             }
         }
+    }
+}
+
+impl Pool {
+    /// HTTP/1.1 over plain TCP: what the proxy's own HTTP/1.1 fast path
+    /// serves (hyper serves HTTP/2 and TLS pools).
+    pub fn is_plain_http1(&self) -> bool {
+        self.protocol == BackendProtocol::Http1 && self.tls.is_none()
     }
 }
 
@@ -1005,17 +1068,35 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
             })
         }
     };
-    let protocol = match pool.protocol.as_deref() {
-        None | Some("http1") => BackendProtocol::Http1,
-        Some("h2c") => BackendProtocol::H2c,
-        Some(other) => {
+    let protocol = match (pool.protocol.as_deref(), &pool.tls) {
+        (None | Some("http1"), _) => BackendProtocol::Http1,
+        (Some("h2c"), None) | (Some("h2"), Some(_)) => BackendProtocol::Http2,
+        (Some("h2c"), Some(_)) => {
             problems.add(
                 format!("{ppath}.protocol"),
-                format!("unknown protocol {other:?}; use http1 or h2c"),
+                "h2c is HTTP/2 over plain TCP; write `protocol: h2` for HTTP/2 over TLS",
+            );
+            BackendProtocol::Http2
+        }
+        (Some("h2"), None) => {
+            problems.add(
+                format!("{ppath}.protocol"),
+                "h2 is HTTP/2 over TLS; add `tls:` to the pool, or write `protocol: h2c` for plain TCP",
+            );
+            BackendProtocol::Http2
+        }
+        (Some(other), _) => {
+            problems.add(
+                format!("{ppath}.protocol"),
+                format!("unknown protocol {other:?}; use http1, h2c or h2 (with `tls:`)"),
             );
             BackendProtocol::Http1
         }
     };
+    let tls = pool
+        .tls
+        .as_ref()
+        .map(|tls| validate_backend_tls(tls, &format!("{ppath}.tls"), problems));
     if pool.hash_on.is_some() && algorithm != Algorithm::Hash {
         problems.add(
             format!("{ppath}.hash_on"),
@@ -1136,27 +1217,36 @@ fn validate_pool(name: &str, pool: &RawPool, ppath: &str, problems: &mut Problem
             max_backoff,
         }
     });
-    // An h2c server may speak no HTTP/1.1 (gRPC servers do not), so its
-    // default check is a connect.
+    // An HTTP/2 server may speak no HTTP/1.1 (gRPC servers do not), so
+    // its default check is a connect.
     let tcp_check = RawHealthCheck {
         kind: Some("tcp".to_owned()),
         ..RawHealthCheck::default()
     };
     let health = match (&pool.health, protocol) {
-        (None, BackendProtocol::H2c) => Some(&tcp_check),
+        (None, BackendProtocol::Http2) => Some(&tcp_check),
         (health, _) => health.as_ref(),
     };
+    if let (Some(_), Some(check)) = (&pool.tls, &pool.health)
+        && (check.ca.is_some() || check.insecure)
+    {
+        problems.add(
+            format!("{ppath}.health"),
+            "a TLS pool's checks verify as its `tls:` says; move `ca:`/`insecure:` to the pool's `tls:`",
+        );
+    }
     Pool {
         name: name.to_owned(),
         algorithm,
         hash_on,
         protocol,
+        tls,
         servers,
         health: health::validate(
             health,
             "/",
-            (protocol != BackendProtocol::H2c).then_some(
-                "a grpc check speaks HTTP/2 to the servers; set the pool's `protocol: h2c`",
+            (protocol != BackendProtocol::Http2).then_some(
+                "a grpc check speaks HTTP/2 to the servers; set the pool's `protocol: h2c` (or `h2` with `tls:`)",
             ),
             &format!("{ppath}.health"),
             problems,
@@ -1216,6 +1306,58 @@ fn fail_open(raw: Option<&Scalar>, path: &str, problems: &mut Problems) -> FailO
         );
         FailOpen::Below(0)
     })
+}
+
+fn validate_backend_tls(raw: &RawBackendTls, path: &str, problems: &mut Problems) -> BackendTls {
+    let trust = match (&raw.ca, raw.insecure) {
+        (Some(ca), insecure) => {
+            if insecure {
+                problems.add(
+                    format!("{path}.insecure"),
+                    "set either `ca:` or `insecure: true`, not both",
+                );
+            }
+            BackendTrust::CaFile(ca.clone())
+        }
+        (None, true) => BackendTrust::Insecure,
+        (None, false) => BackendTrust::SystemRoots,
+    };
+    if let Some(sni) = &raw.sni
+        && !health::is_dns_name(sni)
+    {
+        problems.add(
+            format!("{path}.sni"),
+            format!(
+                "{sni:?} is not a DNS name; write e.g. \"api.internal.example\" (leave it out to verify the server's IP address)"
+            ),
+        );
+    }
+    let client_cert = match (&raw.cert, &raw.key) {
+        (Some(cert), Some(key)) => Some(Cert {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            problems.add(
+                format!("{path}.key"),
+                "a client certificate needs its key; add `key: certs/client.key`",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            problems.add(
+                format!("{path}.cert"),
+                "a client key needs its certificate; add `cert: certs/client.pem`",
+            );
+            None
+        }
+    };
+    BackendTls {
+        trust,
+        sni: raw.sni.clone(),
+        client_cert,
+    }
 }
 
 fn validate_sticky(raw: &RawSticky, path: &str, problems: &mut Problems) -> Sticky {
@@ -1398,7 +1540,7 @@ pools:
         assert_eq!(route.rewrite.as_deref(), Some("/v2"));
         let pool = &tier.pools[0];
         assert_eq!(pool.hash_on, HashOn::Cookie("session".into()));
-        assert_eq!(pool.protocol, BackendProtocol::H2c);
+        assert_eq!(pool.protocol, BackendProtocol::Http2);
         // An h2c server may not speak HTTP/1.1: its default check connects.
         assert_eq!(pool.health.kind, crate::health::CheckKind::Tcp);
         assert!(pool.servers[1].backup);
@@ -1591,7 +1733,7 @@ pools:
             "l7.routes[0].rewrite: \"v2\" must start with '/'",
             "l7.pools.web.algorithm: unknown algorithm \"fastest\"",
             "l7.pools.web.hash_on: \"ip\" is not a hash input",
-            "l7.pools.web.protocol: unknown protocol \"h3\"; use http1 or h2c",
+            "l7.pools.web.protocol: unknown protocol \"h3\"; use http1, h2c or h2",
             "l7.pools.web.servers[1].addr: 127.0.0.1:9000 is listed twice",
             "l7.pools.web.servers: every server is a backup",
             "l7.pools.web.slow_start: \"10\" has no unit",
@@ -1737,6 +1879,95 @@ pools:
     }
 
     #[test]
+    fn backend_tls_is_read_with_its_defaults() {
+        let tier = parse(&MINIMAL.replace(
+            "    servers:",
+            "    protocol: h2\n    tls: { ca: certs/ca.pem, sni: api.internal, cert: certs/c.pem, key: certs/c.key }\n    servers:",
+        ))
+        .unwrap();
+        let pool = &tier.pools[0];
+        assert_eq!(pool.protocol, BackendProtocol::Http2);
+        assert!(!pool.is_plain_http1());
+        assert_eq!(
+            pool.tls,
+            Some(BackendTls {
+                trust: BackendTrust::CaFile("certs/ca.pem".into()),
+                sni: Some("api.internal".into()),
+                client_cert: Some(Cert {
+                    cert: "certs/c.pem".into(),
+                    key: "certs/c.key".into()
+                }),
+            })
+        );
+        let tier = parse(&MINIMAL.replace("    servers:", "    tls: {}\n    servers:")).unwrap();
+        let pool = &tier.pools[0];
+        assert_eq!(pool.protocol, BackendProtocol::Http1);
+        assert_eq!(
+            pool.tls,
+            Some(BackendTls {
+                trust: BackendTrust::SystemRoots,
+                sni: None,
+                client_cert: None
+            })
+        );
+        let tier =
+            parse(&MINIMAL.replace("    servers:", "    tls: { insecure: true }\n    servers:"))
+                .unwrap();
+        assert_eq!(
+            tier.pools[0].tls.as_ref().unwrap().trust,
+            BackendTrust::Insecure
+        );
+        assert!(parse(MINIMAL).unwrap().pools[0].is_plain_http1());
+    }
+
+    #[test]
+    fn backend_tls_mistakes_are_reported_with_their_path_and_a_fix() {
+        // (pool lines, expected problem)
+        let cases = [
+            (
+                "tls: { ca: ca.pem, insecure: true }",
+                "l7.pools.web.tls.insecure: set either `ca:` or `insecure: true`, not both",
+            ),
+            (
+                "tls: { sni: \"10.0.0.1\" }",
+                "l7.pools.web.tls.sni: \"10.0.0.1\" is not a DNS name",
+            ),
+            (
+                "tls: { sni: \"bad name\" }",
+                "l7.pools.web.tls.sni: \"bad name\" is not a DNS name",
+            ),
+            (
+                "tls: { cert: c.pem }",
+                "l7.pools.web.tls.key: a client certificate needs its key",
+            ),
+            (
+                "tls: { key: c.key }",
+                "l7.pools.web.tls.cert: a client key needs its certificate",
+            ),
+            (
+                "protocol: h2",
+                "l7.pools.web.protocol: h2 is HTTP/2 over TLS; add `tls:`",
+            ),
+            (
+                "protocol: h2c\n    tls: {}",
+                "l7.pools.web.protocol: h2c is HTTP/2 over plain TCP; write `protocol: h2`",
+            ),
+            (
+                "tls: {}\n    health: { kind: https, ca: ca.pem }",
+                "l7.pools.web.health: a TLS pool's checks verify as its `tls:` says",
+            ),
+        ];
+        for (lines, expected) in cases {
+            let yaml = MINIMAL.replace("    servers:", &format!("    {lines}\n    servers:"));
+            let problems = parse(&yaml).unwrap_err();
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{lines}: missing {expected:?} in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused_in_every_new_block() {
         for block in [
             "timeouts: { connectt: 1s }",
@@ -1748,5 +1979,11 @@ pools:
             let error = parse(&yaml).unwrap_err();
             assert!(error[0].contains("unknown field"), "{block}: {error:?}");
         }
+        let yaml = MINIMAL.replace("    servers:", "    tls: { verify: false }\n    servers:");
+        let error = parse(&yaml).unwrap_err();
+        assert!(
+            error[0].contains("pools.web.tls: unknown field `verify`"),
+            "{error:?}"
+        );
     }
 }

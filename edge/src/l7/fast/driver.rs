@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
-use topology::tiers::l7::{BackendProtocol, L7Tier};
+use topology::tiers::l7::L7Tier;
 use tracing::{debug, warn};
 
 use super::codec::{self, Chunked, Field, Framing, Parsed, RequestHead, ResponseHead};
@@ -290,7 +290,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         };
         let undeclared = || fields.values("transfer-encoding").next().is_some();
         if !forwarded.plain()
-            || snapshot.pools[forwarded.pool].config.protocol != BackendProtocol::Http1
+            || !snapshot.pools[forwarded.pool].config.is_plain_http1()
             || (forwarded.max_body.is_some() && undeclared())
         {
             return None;

@@ -1,6 +1,7 @@
 //! The `grpc` health check of a pool's servers: one
 //! `grpc.health.v1.Health/Check` call over a new HTTP/2 connection made by
-//! the pool's own connector, up only when the answer is SERVING. It runs
+//! the pool's own connector (over TLS with the pool's TLS client, for an
+//! `h2` pool), up only when the answer is SERVING. It runs
 //! as a [`probe::CustomCheck`], so the prober's schedule, timeout and
 //! rise/fall apply as to every other kind.
 //!
@@ -17,8 +18,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use probe::CustomCheck;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::upstream::connect_tcp;
+use crate::l7::backend_tls::PoolTls;
 
 /// The method every gRPC health server answers.
 const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
@@ -30,8 +33,14 @@ const MAX_ANSWER_BYTES: usize = 4096;
 const SERVING: u64 = 1;
 
 /// The check of the server at `addr`, asking about `service` (`None`: the
-/// server as a whole), connecting within `connect_timeout`.
-pub fn check(addr: SocketAddr, service: Option<&str>, connect_timeout: Duration) -> CustomCheck {
+/// server as a whole), connecting (and for a TLS pool, `tls`, shaking
+/// hands) within `connect_timeout`.
+pub fn check(
+    addr: SocketAddr,
+    service: Option<&str>,
+    connect_timeout: Duration,
+    tls: Option<Arc<PoolTls>>,
+) -> CustomCheck {
     let service = service.unwrap_or_default().to_owned();
     let target = if service.is_empty() {
         format!("grpc {addr}")
@@ -41,7 +50,14 @@ pub fn check(addr: SocketAddr, service: Option<&str>, connect_timeout: Duration)
     let request = Bytes::from(frame(&encode_request(&service)));
     CustomCheck::new(
         target,
-        Arc::new(move || Box::pin(attempt(addr, request.clone(), connect_timeout))),
+        Arc::new(move || {
+            Box::pin(attempt(
+                addr,
+                request.clone(),
+                connect_timeout,
+                tls.clone(),
+            ))
+        }),
     )
 }
 
@@ -50,17 +66,35 @@ async fn attempt(
     addr: SocketAddr,
     message: Bytes,
     connect_timeout: Duration,
+    tls: Option<Arc<PoolTls>>,
 ) -> Result<String, String> {
     let stream = connect_tcp(addr, connect_timeout)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
+    match tls {
+        None => call(stream, "http", addr, message).await,
+        Some(tls) => {
+            let stream = tls
+                .handshake(stream, addr, connect_timeout)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            call(stream, "https", addr, message).await
+        }
+    }
+}
+
+/// The call over `io`, a connection to `addr` (`scheme` `https` over TLS).
+async fn call<IO>(io: IO, scheme: &str, addr: SocketAddr, message: Bytes) -> Result<String, String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+        .handshake::<_, Full<Bytes>>(TokioIo::new(io))
         .await
         .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
     let call = async move {
-        let request = Request::post(format!("http://{addr}{CHECK_PATH}"))
+        let request = Request::post(format!("{scheme}://{addr}{CHECK_PATH}"))
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .header(http::header::TE, "trailers")
             .body(Full::new(message))

@@ -2,9 +2,10 @@
 //! types. It serves client connections (HTTP/1.1, HTTP/2 over TLS by ALPN,
 //! h2c by prior knowledge), runs each request through the pure stages
 //! (admission, [`super::route`], [`super::pool`], [`super::forward`]) and
-//! sends it upstream ([`upstream`]: HTTP/1.1 keep-alive pools, or
-//! HTTP/2 for `h2c` pools), with timeouts and WebSocket tunnels, retrying
-//! as [`super::retry`] decides and answering [`super::fault`]s itself.
+//! sends it upstream ([`upstream`]: HTTP/1.1 keep-alive pools, or HTTP/2
+//! for `h2c` and `h2` pools, over TLS for TLS pools), with timeouts and
+//! WebSocket tunnels, retrying as [`super::retry`] decides and answering
+//! [`super::fault`]s itself.
 //!
 //! # A request's way through
 //!
@@ -48,6 +49,7 @@ use topology::tiers::l7::{BackendProtocol, L7Tier, Respond};
 use tracing::{debug, warn};
 
 use super::access::{self, Asked, Record};
+use super::backend_tls::TlsFailure;
 use super::context::{ListenerKind, Shared};
 use super::fault::Fault;
 use super::forward::{self, Forwarding, HeaderEdits};
@@ -418,7 +420,7 @@ async fn proxy(
             host: &host,
             via,
             upgrade,
-            http2: protocol == BackendProtocol::H2c,
+            http2: protocol == BackendProtocol::Http2,
         },
         || shared.new_request_id(),
     );
@@ -435,9 +437,13 @@ async fn proxy(
     };
     let (version, target) = match protocol {
         BackendProtocol::Http1 => (Version::HTTP_11, Uri::from(path_and_query)),
-        BackendProtocol::H2c => (
+        BackendProtocol::Http2 => (
             Version::HTTP_2,
-            h2_target(&mut parts.headers, path_and_query)?,
+            h2_target(
+                &mut parts.headers,
+                path_and_query,
+                pool.config.tls.is_some(),
+            )?,
         ),
     };
     let replayable = body.is_end_stream();
@@ -446,6 +452,7 @@ async fn proxy(
     let mut tried: Vec<SocketAddr> = Vec::new();
     // Connecting (when no pooled connection is idle) counts against it too.
     let response_timeout = tier.timeouts.response;
+    let tls = snapshot.backend_tls[pool_index].as_deref();
 
     loop {
         let now = shared.now_ms();
@@ -482,6 +489,7 @@ async fn proxy(
                 pick.server.addr,
                 &pick.server.metrics.connections,
                 protocol,
+                tls,
                 up_request,
             ),
         )
@@ -489,7 +497,12 @@ async fn proxy(
         let latency = started.elapsed();
         let result = match result {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(attempt_fault(&error, witness.as_ref())),
+            Ok(Err(error)) => {
+                if let UpstreamError::Tls(failure) = &error {
+                    backend_tls_failed(shared, &pool.config.name, pick.server.addr, failure);
+                }
+                Err(attempt_fault(&error, witness.as_ref()))
+            }
             Err(_) => Err(Fault::UpstreamTimeout),
         };
         let attempted =
@@ -526,6 +539,20 @@ async fn proxy(
     }
 }
 
+/// Logs and counts a failed TLS handshake with a server (its attempt
+/// counts as a connect failure).
+fn backend_tls_failed(shared: &Shared, pool: &str, server: SocketAddr, failure: &TlsFailure) {
+    warn!(
+        pool,
+        %server,
+        reason = %failure,
+        "TLS handshake with the backend failed; request not sent to it"
+    );
+    shared
+        .metrics
+        .backend_tls_error(pool, &server.to_string(), failure.reason);
+}
+
 /// The fault of an attempt that got no response: the client's when its
 /// request body stopped (`witness`), not the server's.
 fn attempt_fault(error: &UpstreamError, witness: Option<&BodyWitness>) -> Fault {
@@ -541,19 +568,24 @@ fn attempt_fault(error: &UpstreamError, witness: Option<&BodyWitness>) -> Fault 
     }
     debug!("upstream error: {error:#}");
     match error {
-        UpstreamError::Connect(_) => Fault::ConnectFailed,
+        UpstreamError::Connect(_) | UpstreamError::Tls(_) => Fault::ConnectFailed,
         UpstreamError::Failed(_) => Fault::UpstreamFailed,
     }
 }
 
 /// The target of a request to an HTTP/2 backend: an absolute URI whose
-/// authority (`:authority`) takes the place of the `Host` field.
-fn h2_target(headers: &mut HeaderMap, path_and_query: PathAndQuery) -> Result<Uri, Fault> {
+/// authority (`:authority`) takes the place of the `Host` field, its
+/// scheme (`:scheme`) `https` over TLS.
+fn h2_target(
+    headers: &mut HeaderMap,
+    path_and_query: PathAndQuery,
+    tls: bool,
+) -> Result<Uri, Fault> {
     let bad = || Fault::BadRequest("Host is not a valid authority");
     let host = headers.remove(header::HOST).ok_or_else(bad)?;
     let authority = Authority::try_from(host.as_bytes()).map_err(|_| bad())?;
     Uri::builder()
-        .scheme(Scheme::HTTP)
+        .scheme(if tls { Scheme::HTTPS } else { Scheme::HTTP })
         .authority(authority)
         .path_and_query(path_and_query)
         .build()

@@ -1,7 +1,9 @@
 //! The backend side of the proxy: keep-alive HTTP/1.1 connections to the
 //! backend servers, pooled per server address, each driven inside the task
-//! of the client connection that is using it; and for `h2c` pools, one
-//! multiplexed HTTP/2 connection per server.
+//! of the client connection that is using it; and for HTTP/2 pools, one
+//! multiplexed HTTP/2 connection per server. A TLS pool's connections
+//! start with its handshake ([`PoolTls`]) and are pooled apart from plain
+//! ones and from other TLS configurations.
 //!
 //! A hyper client connection is a future that must be polled for its
 //! requests to progress. Spawning a task per backend connection (what
@@ -44,11 +46,13 @@ use hyper::client::conn::http2;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use prometheus_client::metrics::gauge::Gauge;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
+use crate::l7::backend_tls::{PoolTls, TlsFailure};
 use crate::l7::metrics::Held;
 use crate::l7::paced_body::{BackendBodyError, Capped, ClientBodyError, PacedBody};
 
@@ -73,6 +77,10 @@ pub enum UpstreamError {
     /// No connection to the server (retryable: nothing was sent).
     #[error("cannot connect: {0}")]
     Connect(#[source] std::io::Error),
+    /// The TLS handshake failed: the server's certificate did not verify,
+    /// it refused ours, … (retryable: nothing was sent).
+    #[error("TLS handshake: {0}")]
+    Tls(#[source] TlsFailure),
     /// The connection failed after the request was handed to it.
     #[error(transparent)]
     Failed(#[from] hyper::Error),
@@ -144,11 +152,21 @@ struct H2Link {
     generation: u64,
 }
 
-/// The backend client: connection pools by server address.
+/// What connections are pooled by: the server's address and the number of
+/// the TLS configuration they were made with (0: plain TCP).
+type Key = (SocketAddr, u64);
+
+/// The pool key of connections to `addr` made with `tls`.
+fn key(addr: SocketAddr, tls: Option<&PoolTls>) -> Key {
+    (addr, tls.map_or(0, PoolTls::id))
+}
+
+/// The backend client: connection pools by server address (and TLS
+/// configuration).
 pub struct Upstream {
-    idle: Mutex<HashMap<SocketAddr, VecDeque<Link>>>,
-    /// The HTTP/2 connection of each h2c server used so far.
-    multiplexed: Mutex<HashMap<SocketAddr, Arc<Multiplexed>>>,
+    idle: Mutex<HashMap<Key, VecDeque<Link>>>,
+    /// The HTTP/2 connection of each HTTP/2 server used so far.
+    multiplexed: Mutex<HashMap<Key, Arc<Multiplexed>>>,
     builder: Builder,
     h2_builder: http2::Builder<TokioExecutor>,
     connect: Duration,
@@ -201,21 +219,38 @@ impl Upstream {
             && self.body_pause == timeouts.response
     }
 
-    /// Sends `request` to the server at `addr` in `protocol`: over HTTP/1.1
-    /// (its URI in origin form, its `Host` set) on a pooled connection or a
-    /// new one, or over HTTP/2 (its URI absolute, for `:authority`) on the
-    /// server's multiplexed connection. A connection it opens counts in
-    /// `connections` while open.
+    /// Forgets the connections made with TLS configurations other than
+    /// `live` (by [`PoolTls::id`]; plain ones stay): after a reload changed
+    /// a pool's TLS settings, its old HTTP/2 connections close once their
+    /// requests in flight are done, and its idle ones at once.
+    pub fn retain_tls(&self, live: &[u64]) {
+        let keep = |(_, id): &Key| *id == 0 || live.contains(id);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|key, _| keep(key));
+        self.multiplexed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|key, _| keep(key));
+    }
+
+    /// Sends `request` to the server at `addr` in `protocol`, over TLS when
+    /// `tls` is given: over HTTP/1.1 (its URI in origin form, its `Host`
+    /// set) on a pooled connection or a new one, or over HTTP/2 (its URI
+    /// absolute, for `:authority`) on the server's multiplexed connection.
+    /// A connection it opens counts in `connections` while open.
     pub async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
         connections: &Gauge,
         protocol: BackendProtocol,
+        tls: Option<&PoolTls>,
         request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match protocol {
-            BackendProtocol::Http1 => self.send_http1(addr, connections, request).await,
-            BackendProtocol::H2c => self.send_h2c(addr, connections, request).await,
+            BackendProtocol::Http1 => self.send_http1(addr, connections, tls, request).await,
+            BackendProtocol::Http2 => self.send_http2(addr, connections, tls, request).await,
         }
     }
 
@@ -223,12 +258,14 @@ impl Upstream {
         self: &Arc<Self>,
         addr: SocketAddr,
         connections: &Gauge,
+        tls: Option<&PoolTls>,
         mut request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        while let Some(mut link) = self.checkout(addr) {
+        let key = key(addr, tls);
+        while let Some(mut link) = self.checkout(key) {
             let sent = link.sender.try_send_request(request);
             match drive(&mut link, sent).await {
-                Ok(response) => return Ok(self.body(response, Some(link), addr)),
+                Ok(response) => return Ok(self.body(response, Some(link), key)),
                 // The backend closed it before the request went out:
                 // nothing was sent, try the next connection.
                 Err(mut error) => match error.take_message() {
@@ -237,33 +274,35 @@ impl Upstream {
                 },
             }
         }
-        let mut link = self.connect(addr, connections).await?;
+        let mut link = self.connect(addr, connections, tls).await?;
         let sent = link.sender.try_send_request(request);
         match drive(&mut link, sent).await {
-            Ok(response) => Ok(self.body(response, Some(link), addr)),
+            Ok(response) => Ok(self.body(response, Some(link), key)),
             Err(error) => Err(error.into_error().into()),
         }
     }
 
-    async fn send_h2c(
+    async fn send_http2(
         self: &Arc<Self>,
         addr: SocketAddr,
         connections: &Gauge,
+        tls: Option<&PoolTls>,
         mut request: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let key = key(addr, tls);
         let server = {
             let mut all = self
                 .multiplexed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            all.entry(addr).or_default().clone()
+            all.entry(key).or_default().clone()
         };
         let mut refused = None;
         loop {
             let (mut sender, generation) =
-                self.h2_sender(&server, addr, connections, refused).await?;
+                self.h2_sender(&server, addr, connections, tls, refused).await?;
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.body(response, None, addr)),
+                Ok(response) => return Ok(self.body(response, None, key)),
                 // The connection closed before the request went out:
                 // nothing was sent, try once more on a new connection.
                 Err(mut error) => match error.take_message() {
@@ -284,6 +323,7 @@ impl Upstream {
         server: &Multiplexed,
         addr: SocketAddr,
         connections: &Gauge,
+        tls: Option<&PoolTls>,
         refused: Option<u64>,
     ) -> Result<(http2::SendRequest<UpBody>, u64), UpstreamError> {
         let mut current = server.0.lock().await;
@@ -294,14 +334,13 @@ impl Upstream {
             return Ok((link.sender.clone(), link.generation));
         }
         let stream = self.connect_tcp(addr).await?;
-        let (sender, connection) = self.h2_builder.handshake(TokioIo::new(stream)).await?;
-        let held = Held::new(connections);
-        tokio::spawn(async move {
-            let _held = held;
-            if let Err(error) = connection.await {
-                debug!(%addr, "HTTP/2 backend connection closed: {error}");
+        let sender = match tls {
+            None => self.h2_handshake(stream, addr, connections).await?,
+            Some(tls) => {
+                let stream = self.tls_handshake(tls, stream, addr).await?;
+                self.h2_handshake(stream, addr, connections).await?
             }
-        });
+        };
         let generation = current.as_ref().map_or(0, |link| link.generation + 1);
         *current = Some(H2Link {
             sender: sender.clone(),
@@ -310,12 +349,47 @@ impl Upstream {
         Ok((sender, generation))
     }
 
+    /// Starts an HTTP/2 connection to `addr` over `io`, run by a task of
+    /// its own.
+    async fn h2_handshake<T>(
+        &self,
+        io: T,
+        addr: SocketAddr,
+        connections: &Gauge,
+    ) -> Result<http2::SendRequest<UpBody>, UpstreamError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = self.h2_builder.handshake(TokioIo::new(io)).await?;
+        let held = Held::new(connections);
+        tokio::spawn(async move {
+            let _held = held;
+            if let Err(error) = connection.await {
+                debug!(%addr, "HTTP/2 backend connection closed: {error}");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// `tls`'s handshake over `stream` to `addr`, bounded by the connect
+    /// timeout.
+    async fn tls_handshake(
+        &self,
+        tls: &PoolTls,
+        stream: TcpStream,
+        addr: SocketAddr,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, UpstreamError> {
+        tls.handshake(stream, addr, self.connect)
+            .await
+            .map_err(UpstreamError::Tls)
+    }
+
     /// `response`'s body, over `link` for HTTP/1.1 (`None` for HTTP/2).
     fn body(
         self: &Arc<Self>,
         mut response: Response<Incoming>,
         link: Option<Link>,
-        server: SocketAddr,
+        server: Key,
     ) -> Response<UpstreamBody> {
         let on_upgrade = link.is_some().then(|| hyper::upgrade::on(&mut response));
         response.map(|inner| UpstreamBody {
@@ -330,29 +404,30 @@ impl Upstream {
 
     /// Takes back a connection whose response has been read to its end
     /// (`complete`); anything else is closed.
-    fn release(&self, addr: SocketAddr, mut link: Link, complete: bool) {
+    fn release(&self, key: Key, mut link: Link, complete: bool) {
         if !complete || !link.reusable() {
             return;
         }
         let now = Instant::now();
         link.idle_since = now;
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.entry(addr).or_default();
+        let links = idle.entry(key).or_default();
         if links.len() < MAX_IDLE_PER_SERVER {
             links.push_back(link);
         }
     }
 
-    /// The most recently used idle connection to `addr` that is still open.
-    fn checkout(&self, addr: SocketAddr) -> Option<Link> {
+    /// The most recently used idle connection under `key` that is still
+    /// open.
+    fn checkout(&self, key: Key) -> Option<Link> {
         loop {
             let mut link = {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                idle.get_mut(&addr)?.pop_back()?
+                idle.get_mut(&key)?.pop_back()?
             };
             if link.idle_since.elapsed() >= self.idle_timeout {
                 // The rest of the queue has been idle even longer.
-                self.close_idle(Some(addr), Instant::now());
+                self.close_idle(Some(key), Instant::now());
                 return None;
             }
             if link.reusable() {
@@ -361,9 +436,9 @@ impl Upstream {
         }
     }
 
-    /// Closes connections idle past the timeout at `now`: those to `only`,
-    /// or to every server.
-    fn close_idle(&self, only: Option<SocketAddr>, now: Instant) {
+    /// Closes connections idle past the timeout at `now`: those under
+    /// `only`, or to every server.
+    fn close_idle(&self, only: Option<Key>, now: Instant) {
         let expired = |link: &Link| now.duration_since(link.idle_since) >= self.idle_timeout;
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         idle.retain(|addr, links| {
@@ -377,10 +452,29 @@ impl Upstream {
         });
     }
 
-    async fn connect(&self, addr: SocketAddr, connections: &Gauge) -> Result<Link, UpstreamError> {
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        connections: &Gauge,
+        tls: Option<&PoolTls>,
+    ) -> Result<Link, UpstreamError> {
         let stream = self.connect_tcp(addr).await?;
         let held = Held::new(connections);
-        let (sender, connection) = self.builder.handshake(TokioIo::new(stream)).await?;
+        match tls {
+            None => self.http1_handshake(stream, held).await,
+            Some(tls) => {
+                let stream = self.tls_handshake(tls, stream, addr).await?;
+                self.http1_handshake(stream, held).await
+            }
+        }
+    }
+
+    /// Starts an HTTP/1.1 connection over `io`, counted by `held` while open.
+    async fn http1_handshake<T>(&self, io: T, held: Held) -> Result<Link, UpstreamError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = self.builder.handshake(TokioIo::new(io)).await?;
         Ok(Link {
             sender,
             driver: Box::pin(connection.with_upgrades()),
@@ -418,7 +512,8 @@ pub struct UpstreamBody {
     /// HTTP/2.
     link: Option<Link>,
     upstream: Arc<Upstream>,
-    server: SocketAddr,
+    /// Where its connection goes back to.
+    server: Key,
     /// The body has ended (a chunked one never says so by its length).
     finished: bool,
     /// Taken by [`UpstreamBody::upgrade`].
@@ -578,7 +673,7 @@ mod tests {
         let open = Gauge::default();
         for _ in 0..3 {
             let response = upstream
-                .send(addr, &open, BackendProtocol::Http1, get())
+                .send(addr, &open, BackendProtocol::Http1, None, get())
                 .await
                 .unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -595,13 +690,13 @@ mod tests {
         let open = Gauge::default();
         drop(
             upstream
-                .send(addr, &open, BackendProtocol::Http1, get())
+                .send(addr, &open, BackendProtocol::Http1, None, get())
                 .await
                 .unwrap(),
         );
         assert_eq!(open.get(), 0, "the closed connection is not counted");
         let response = upstream
-            .send(addr, &Gauge::default(), BackendProtocol::Http1, get())
+            .send(addr, &Gauge::default(), BackendProtocol::Http1, None, get())
             .await
             .unwrap();
         response.into_body().collect().await.unwrap();
@@ -615,7 +710,7 @@ mod tests {
         let upstream = Upstream::new(&Timeouts::default());
         for _ in 0..2 {
             let response = upstream
-                .send(addr, &Gauge::default(), BackendProtocol::Http1, get())
+                .send(addr, &Gauge::default(), BackendProtocol::Http1, None, get())
                 .await
                 .unwrap();
             response.into_body().collect().await.unwrap();
@@ -632,7 +727,7 @@ mod tests {
         drop(listener);
         let upstream = Upstream::new(&Timeouts::default());
         let error = upstream
-            .send(addr, &Gauge::default(), BackendProtocol::Http1, get())
+            .send(addr, &Gauge::default(), BackendProtocol::Http1, None, get())
             .await
             .unwrap_err();
         assert!(matches!(error, UpstreamError::Connect(_)), "{error}");

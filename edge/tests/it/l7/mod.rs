@@ -14,3 +14,4 @@ mod resilience;
 mod route_actions;
 mod routing;
 pub mod support;
+mod tls_backends;
