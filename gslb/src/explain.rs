@@ -46,34 +46,38 @@ pub fn explain(
     let located = geo.locate();
     let location = describe_location(&located);
     let resolution = resolve(&state.zones, qname.wire(), rtype.code(), &mut geo);
-    let answers = resolution
-        .answer
-        .iter()
-        .flat_map(|part| match part {
-            Part::Rrset { rrset, owner } => rrset
-                .data
-                .iter()
-                .map(|data| {
-                    format!(
-                        "{} {} {} {}",
-                        owner.as_ref().unwrap_or(&rrset.name),
-                        rrset.ttl,
-                        rrset.rtype,
-                        topology::zonefile::presentation(data)
-                    )
-                })
-                .collect::<Vec<_>>(),
-            Part::Geo {
-                owner,
-                rtype,
-                answer,
-            } => answer
-                .addresses
-                .iter()
-                .map(|ip| format!("{owner} {} {rtype} {ip}", answer.ttl))
-                .collect(),
-        })
-        .collect();
+    let answers =
+        resolution
+            .answer
+            .iter()
+            .flat_map(|part| match part {
+                Part::Rrset { rrset, owner } => rrset
+                    .data
+                    .iter()
+                    .map(|data| {
+                        format!(
+                            "{} {} {} {}",
+                            owner.as_ref().unwrap_or(&rrset.name),
+                            rrset.ttl,
+                            rrset.rtype,
+                            topology::zonefile::presentation(data)
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                Part::Geo {
+                    owner,
+                    rtype,
+                    answer,
+                } => answer
+                    .addresses
+                    .iter()
+                    .map(|ip| format!("{owner} {} {rtype} {ip}", answer.ttl))
+                    .chain(answer.https.iter().map(|svcb| {
+                        format!("{owner} {} {rtype} {}", answer.ttl, svcb.presentation())
+                    }))
+                    .collect(),
+            })
+            .collect();
     Ok(Explanation {
         question: format!("{qname} {rtype}"),
         client,

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use topology::{DomainName, GeoName, RecordData, RecordType};
+use topology::{DomainName, GeoName, RecordData, RecordType, Svcb};
 
 use crate::zone::{Node, Rrset, ZoneData, ZoneSet};
 
@@ -29,11 +29,13 @@ pub enum Outcome {
     Refused,
 }
 
-/// The addresses a geo name answers with, for one client.
+/// What a geo name answers with, for one client.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeoAnswer {
-    /// The addresses, in answer order.
+    /// The addresses, in answer order (A and AAAA).
     pub addresses: Vec<IpAddr>,
+    /// The HTTPS records, one per region answered (HTTPS).
+    pub https: Vec<Svcb>,
     /// TTL in seconds.
     pub ttl: u32,
     /// ECS scope prefix: how widely around the client this answer holds.
@@ -42,8 +44,9 @@ pub struct GeoAnswer {
 
 /// Decides the addresses of geo names for the client being answered.
 pub trait GeoAnswerer {
-    /// The answer for `geo` in `zone` and type `rtype` (A or AAAA), or
-    /// `None` when there are no addresses to give (a NODATA).
+    /// The answer for `geo` in `zone` and type `rtype` (A or AAAA, or
+    /// HTTPS for a geo name with `https:`), or `None` when there is
+    /// nothing to give (a NODATA).
     fn answer(&mut self, zone: &ZoneData, geo: &GeoName, rtype: RecordType) -> Option<GeoAnswer>;
 }
 
@@ -62,7 +65,7 @@ pub enum Part<'z> {
     Geo {
         /// Owner name.
         owner: DomainName,
-        /// A or AAAA.
+        /// A, AAAA or HTTPS.
         rtype: RecordType,
         /// What was chosen.
         answer: GeoAnswer,
@@ -266,8 +269,13 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
             self.resolution.answer.push(static_part(rrset));
             return None;
         }
-        let geo_type = RecordType::from_code(self.qtype)
-            .filter(|t| matches!(t, RecordType::A | RecordType::Aaaa));
+        let geo_type = RecordType::from_code(self.qtype).filter(|t| {
+            matches!(t, RecordType::A | RecordType::Aaaa)
+                || (*t == RecordType::Https
+                    && node
+                        .geo
+                        .is_some_and(|index| self.zone.geo[index].https.is_some()))
+        });
         if let (Some(index), Some(rtype)) = (node.geo, geo_type) {
             let owner = synthesized
                 .clone()
@@ -283,7 +291,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
 
     fn geo_part(&mut self, index: usize, rtype: RecordType, owner: DomainName) -> Option<Part<'z>> {
         let answer = self.geo.answer(self.zone, &self.zone.geo[index], rtype)?;
-        if answer.addresses.is_empty() {
+        if answer.addresses.is_empty() && answer.https.is_empty() {
             return None;
         }
         self.resolution.client_scope = Some(answer.scope);
