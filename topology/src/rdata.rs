@@ -426,12 +426,14 @@ impl RecordData {
     }
 
     /// The host name this record points at, for records whose target may
-    /// need an address (NS, MX, SRV) or is an alias (CNAME).
+    /// need an address (NS, MX, SRV, SVCB, HTTPS; the root for a service
+    /// binding at its owner) or is an alias (CNAME).
     pub fn target(&self) -> Option<&DomainName> {
         match self {
             RecordData::Ns(name) | RecordData::Cname(name) | RecordData::Ptr(name) => Some(name),
             RecordData::Mx { exchange, .. } => Some(exchange),
             RecordData::Srv { target, .. } => Some(target),
+            RecordData::Svcb(svcb) | RecordData::Https(svcb) => Some(&svcb.target),
             _ => None,
         }
     }

@@ -91,6 +91,32 @@ async fn https_answers_follow_the_region_of_the_address_answers() {
 }
 
 #[tokio::test]
+async fn an_alias_to_a_geo_name_carries_the_clients_region_in_additional() {
+    let server = TestServer::example().await;
+    // The apex's HTTPS is `0 www.example.com.` (AliasMode, RFC 9460 §4.1).
+    let reply = Ask::new("example.com.", RecordType::HTTPS)
+        .ecs("81.2.69.0", 24)
+        .send(&server, Transport::Udp)
+        .await;
+    assert_eq!(
+        lines(&reply.answers),
+        ["example.com. HTTPS 3600 0 www.example.com."]
+    );
+    assert_eq!(
+        lines(&reply.additionals),
+        [
+            "www.example.com. A 30 127.0.2.1",
+            "www.example.com. AAAA 30 fd00:2::1",
+            "www.example.com. HTTPS 30 1 . alpn=h2,http/1.1, port=8443 ipv4hint=127.0.2.1, ipv6hint=fd00:2::1,",
+        ]
+    );
+    assert!(
+        subnet(&reply).unwrap().scope_prefix() > 0,
+        "depends on the client"
+    );
+}
+
+#[tokio::test]
 async fn https_for_a_geo_name_without_an_https_block_is_nodata() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-regions.yaml");
