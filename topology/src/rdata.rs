@@ -562,13 +562,7 @@ fn parse_caa(value: &str) -> Result<RecordData, String> {
 
 fn parse_ds(value: &str) -> Result<RecordData, String> {
     const FORM: &str = "12345 13 2 <64 hex digits>, as `gtm dnssec ds` prints it";
-    let fields: Vec<&str> = value.split_whitespace().collect();
-    let [key_tag, algorithm, digest_type, digest @ ..] = fields.as_slice() else {
-        return Err(format!("{value:?} is not DS data; write it as {FORM:?}"));
-    };
-    if digest.is_empty() {
-        return Err(format!("{value:?} is not DS data; write it as {FORM:?}"));
-    }
+    let ([key_tag, algorithm, digest_type], digest) = fields_then_hex(value, RecordType::Ds, FORM)?;
     let digest_type: u8 = number(digest_type, "DS digest type")?;
     // RFC 4509, RFC 6605; SHA-1 (1) is no longer to be used (RFC 9904).
     let length = match digest_type {
@@ -580,7 +574,7 @@ fn parse_ds(value: &str) -> Result<RecordData, String> {
             ));
         }
     };
-    let digest = hex_data(digest, "DS digest")?;
+    let digest = hex_data(&digest, "DS digest")?;
     check_length(
         &digest,
         length,
@@ -593,6 +587,24 @@ fn parse_ds(value: &str) -> Result<RecordData, String> {
         digest_type,
         digest,
     })
+}
+
+/// The `N` leading fields of `value` and the hexadecimal data after them
+/// (at least one field), for the types written that way (DS, TLSA, SSHFP).
+fn fields_then_hex<'v, const N: usize>(
+    value: &'v str,
+    rtype: RecordType,
+    form: &str,
+) -> Result<([&'v str; N], Vec<&'v str>), String> {
+    let mut fields = value.split_whitespace();
+    let leading: Vec<&str> = fields.by_ref().take(N).collect();
+    let hex: Vec<&str> = fields.collect();
+    match <[&str; N]>::try_from(leading) {
+        Ok(leading) if !hex.is_empty() => Ok((leading, hex)),
+        _ => Err(format!(
+            "{value:?} is not {rtype} data; write it as {form:?}"
+        )),
+    }
 }
 
 /// Data written in hexadecimal, in one field or several (long digests are
@@ -624,13 +636,7 @@ fn fields_of(value: &str) -> Result<Vec<Token>, String> {
 
 fn parse_tlsa(value: &str) -> Result<RecordData, String> {
     const FORM: &str = "3 1 1 <64 hex digits: the SHA-256 of the key>";
-    let fields: Vec<&str> = value.split_whitespace().collect();
-    let [usage, selector, matching_type, data @ ..] = fields.as_slice() else {
-        return Err(format!("{value:?} is not TLSA data; write it as {FORM:?}"));
-    };
-    if data.is_empty() {
-        return Err(format!("{value:?} is not TLSA data; write it as {FORM:?}"));
-    }
+    let ([usage, selector, matching_type], data) = fields_then_hex(value, RecordType::Tlsa, FORM)?;
     let usage: u8 = number(usage, "TLSA usage")?;
     if usage > 3 {
         return Err(format!(
@@ -644,7 +650,7 @@ fn parse_tlsa(value: &str) -> Result<RecordData, String> {
         ));
     }
     let matching_type: u8 = number(matching_type, "TLSA matching type")?;
-    let data = hex_data(data, "TLSA data")?;
+    let data = hex_data(&data, "TLSA data")?;
     let made_by = format!("matching type {matching_type}");
     match matching_type {
         0 if data.is_empty() => {
@@ -669,13 +675,8 @@ fn parse_tlsa(value: &str) -> Result<RecordData, String> {
 
 fn parse_sshfp(value: &str) -> Result<RecordData, String> {
     const FORM: &str = "4 2 <64 hex digits>, as `ssh-keygen -r HOST` prints it";
-    let fields: Vec<&str> = value.split_whitespace().collect();
-    let [algorithm, fingerprint_type, fingerprint @ ..] = fields.as_slice() else {
-        return Err(format!("{value:?} is not SSHFP data; write it as {FORM:?}"));
-    };
-    if fingerprint.is_empty() {
-        return Err(format!("{value:?} is not SSHFP data; write it as {FORM:?}"));
-    }
+    let ([algorithm, fingerprint_type], fingerprint) =
+        fields_then_hex(value, RecordType::Sshfp, FORM)?;
     let algorithm: u8 = number(algorithm, "SSHFP algorithm")?;
     if !matches!(algorithm, 1 | 2 | 3 | 4 | 6) {
         return Err(format!(
@@ -692,7 +693,7 @@ fn parse_sshfp(value: &str) -> Result<RecordData, String> {
             ));
         }
     };
-    let fingerprint = hex_data(fingerprint, "SSHFP fingerprint")?;
+    let fingerprint = hex_data(&fingerprint, "SSHFP fingerprint")?;
     check_length(
         &fingerprint,
         length,
