@@ -46,6 +46,8 @@ const CORPUS: &[(&str, RecordType)] = &[
     ("example.com.", RecordType::HTTPS),
     ("static.example.com.", RecordType::HTTPS),
     ("STATIC.example.com.", RecordType::HTTPS),
+    ("Example.COM.", RecordType::HTTPS),
+    ("_DNS.static.example.com.", RecordType::SVCB),
     ("static.example.com.", RecordType::SVCB),
     ("_dns.static.example.com.", RecordType::SVCB),
     ("_443._tcp.static.example.com.", RecordType::TLSA),
