@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::decide::{ClientLocation, Decision};
 use crate::geo::GeoResolver;
 use crate::health::RegionHealth;
-use crate::resolve::{Outcome, Part, resolve};
+use crate::resolve::{GeoAnswer, Outcome, Part, resolve};
 use crate::state::ServingState;
 
 /// Everything `explain` found out.
@@ -46,38 +46,30 @@ pub fn explain(
     let located = geo.locate();
     let location = describe_location(&located);
     let resolution = resolve(&state.zones, qname.wire(), rtype.code(), &mut geo);
-    let answers =
-        resolution
-            .answer
-            .iter()
-            .flat_map(|part| match part {
-                Part::Rrset { rrset, owner } => rrset
-                    .data
-                    .iter()
-                    .map(|data| {
-                        format!(
-                            "{} {} {} {}",
-                            owner.as_ref().unwrap_or(&rrset.name),
-                            rrset.ttl,
-                            rrset.rtype,
-                            topology::zonefile::presentation(data)
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-                Part::Geo {
-                    owner,
-                    rtype,
-                    answer,
-                } => answer
-                    .addresses
-                    .iter()
-                    .map(|ip| format!("{owner} {} {rtype} {ip}", answer.ttl))
-                    .chain(answer.https.iter().map(|svcb| {
-                        format!("{owner} {} {rtype} {}", answer.ttl, svcb.presentation())
-                    }))
-                    .collect(),
-            })
-            .collect();
+    let answers = resolution
+        .answer
+        .iter()
+        .flat_map(|part| match part {
+            Part::Rrset { rrset, owner } => rrset
+                .data
+                .iter()
+                .map(|data| {
+                    format!(
+                        "{} {} {} {}",
+                        owner.as_ref().unwrap_or(&rrset.name),
+                        rrset.ttl,
+                        rrset.rtype,
+                        topology::zonefile::presentation(data)
+                    )
+                })
+                .collect::<Vec<_>>(),
+            Part::Geo {
+                owner,
+                rtype,
+                answer,
+            } => geo_lines(owner, *rtype, answer),
+        })
+        .collect();
     Ok(Explanation {
         question: format!("{qname} {rtype}"),
         client,
@@ -89,6 +81,19 @@ pub fn explain(
         scope: resolution.client_scope,
         topology: state.topology.clone(),
     })
+}
+
+/// A geo answer's records, one per line.
+fn geo_lines(owner: &DomainName, rtype: RecordType, answer: &GeoAnswer) -> Vec<String> {
+    let addresses = answer
+        .addresses
+        .iter()
+        .map(|ip| format!("{owner} {} {rtype} {ip}", answer.ttl));
+    let https = answer
+        .https
+        .iter()
+        .map(|svcb| format!("{owner} {} {rtype} {}", answer.ttl, svcb.presentation()));
+    addresses.chain(https).collect()
 }
 
 impl Explanation {
