@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::decide::{ClientLocation, Decision};
 use crate::geo::GeoResolver;
 use crate::health::RegionHealth;
-use crate::resolve::{Outcome, Part, resolve};
+use crate::resolve::{GeoAnswer, Outcome, Part, resolve};
 use crate::state::ServingState;
 
 /// Everything `explain` found out.
@@ -67,11 +67,7 @@ pub fn explain(
                 owner,
                 rtype,
                 answer,
-            } => answer
-                .addresses
-                .iter()
-                .map(|ip| format!("{owner} {} {rtype} {ip}", answer.ttl))
-                .collect(),
+            } => geo_lines(owner, *rtype, answer),
         })
         .collect();
     Ok(Explanation {
@@ -85,6 +81,19 @@ pub fn explain(
         scope: resolution.client_scope,
         topology: state.topology.clone(),
     })
+}
+
+/// A geo answer's records, one per line.
+fn geo_lines(owner: &DomainName, rtype: RecordType, answer: &GeoAnswer) -> Vec<String> {
+    let addresses = answer
+        .addresses
+        .iter()
+        .map(|ip| format!("{owner} {} {rtype} {ip}", answer.ttl));
+    let https = answer
+        .https
+        .iter()
+        .map(|svcb| format!("{owner} {} {rtype} {}", answer.ttl, svcb.presentation()));
+    addresses.chain(https).collect()
 }
 
 impl Explanation {

@@ -55,13 +55,10 @@ impl<'a> GeoResolver<'a> {
     }
 }
 
-impl GeoAnswerer for GeoResolver<'_> {
-    fn answer(&mut self, _zone: &ZoneData, geo: &GeoName, rtype: RecordType) -> Option<GeoAnswer> {
-        let family = match rtype {
-            RecordType::A => AddressFamily::V4,
-            RecordType::Aaaa => AddressFamily::V6,
-            _ => return None,
-        };
+impl GeoResolver<'_> {
+    /// The decision for `geo` in one address family, as an A or AAAA
+    /// query for it is decided.
+    fn decide(&self, geo: &GeoName, family: AddressFamily) -> Decision {
         let mut located = self.locate();
         // Widen to every neighbouring network the same region order serves.
         if let Some(widest) = self
@@ -71,9 +68,50 @@ impl GeoAnswerer for GeoResolver<'_> {
         {
             located.network = widest;
         }
-        let decision = decide(self.topology, geo, family, &located, self.health);
+        decide(self.topology, geo, family, &located, self.health)
+    }
+
+    /// The HTTPS answer: one record per region the A and AAAA answers
+    /// give this client (those of the A answer first), each with that
+    /// region's addresses, port and the configured ALPN ids, so a client
+    /// following it reaches the region its addresses point at. Regions
+    /// answered only by fixed `all_down` fallback addresses have no
+    /// record: the client then uses A and AAAA.
+    fn https(&mut self, geo: &GeoName) -> Option<GeoAnswer> {
+        let https = geo.https.as_ref()?;
+        let v4 = self.decide(geo, AddressFamily::V4);
+        let v6 = self.decide(geo, AddressFamily::V6);
+        let mut regions = v4.chosen.clone();
+        regions.extend(v6.chosen.iter().filter(|id| !v4.chosen.contains(id)));
+        let answer = GeoAnswer {
+            addresses: Vec::new(),
+            // Equal priorities: like the addresses of an A RRset, the
+            // records are alternatives the client picks among.
+            https: regions
+                .iter()
+                .map(|id| https.record(1, &self.topology.region(*id).vip))
+                .collect(),
+            ttl: v4.ttl.min(v6.ttl),
+            // The answer holds where both decisions do: the longer prefix.
+            scope: v4.scope.max(v6.scope),
+        };
+        self.decision = Some(if v4.chosen.is_empty() { v6 } else { v4 });
+        Some(answer)
+    }
+}
+
+impl GeoAnswerer for GeoResolver<'_> {
+    fn answer(&mut self, _zone: &ZoneData, geo: &GeoName, rtype: RecordType) -> Option<GeoAnswer> {
+        let family = match rtype {
+            RecordType::A => AddressFamily::V4,
+            RecordType::Aaaa => AddressFamily::V6,
+            RecordType::Https => return self.https(geo),
+            _ => return None,
+        };
+        let decision = self.decide(geo, family);
         let answer = GeoAnswer {
             addresses: decision.addresses.clone(),
+            https: Vec::new(),
             ttl: decision.ttl,
             scope: decision.scope,
         };

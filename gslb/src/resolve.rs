@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use topology::{DomainName, GeoName, RecordData, RecordType};
+use topology::{DomainName, GeoName, RecordData, RecordType, Svcb};
 
 use crate::zone::{Node, Rrset, ZoneData, ZoneSet};
 
@@ -29,11 +29,13 @@ pub enum Outcome {
     Refused,
 }
 
-/// The addresses a geo name answers with, for one client.
+/// What a geo name answers with, for one client.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeoAnswer {
-    /// The addresses, in answer order.
+    /// The addresses, in answer order (A and AAAA).
     pub addresses: Vec<IpAddr>,
+    /// The HTTPS records, one per region answered (HTTPS).
+    pub https: Vec<Svcb>,
     /// TTL in seconds.
     pub ttl: u32,
     /// ECS scope prefix: how widely around the client this answer holds.
@@ -42,8 +44,9 @@ pub struct GeoAnswer {
 
 /// Decides the addresses of geo names for the client being answered.
 pub trait GeoAnswerer {
-    /// The answer for `geo` in `zone` and type `rtype` (A or AAAA), or
-    /// `None` when there are no addresses to give (a NODATA).
+    /// The answer for `geo` in `zone` and type `rtype` (A or AAAA, or
+    /// HTTPS for a geo name with `https:`), or `None` when there is
+    /// nothing to give (a NODATA).
     fn answer(&mut self, zone: &ZoneData, geo: &GeoName, rtype: RecordType) -> Option<GeoAnswer>;
 }
 
@@ -62,7 +65,7 @@ pub enum Part<'z> {
     Geo {
         /// Owner name.
         owner: DomainName,
-        /// A or AAAA.
+        /// A, AAAA or HTTPS.
         rtype: RecordType,
         /// What was chosen.
         answer: GeoAnswer,
@@ -139,7 +142,7 @@ pub fn resolve<'z>(
             break;
         }
     }
-    add_additional(zones, zone, &mut resolution);
+    lookup.add_additional();
     resolution
 }
 
@@ -266,8 +269,13 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
             self.resolution.answer.push(static_part(rrset));
             return None;
         }
-        let geo_type = RecordType::from_code(self.qtype)
-            .filter(|t| matches!(t, RecordType::A | RecordType::Aaaa));
+        let geo_type = RecordType::from_code(self.qtype).filter(|t| {
+            matches!(t, RecordType::A | RecordType::Aaaa)
+                || (*t == RecordType::Https
+                    && node
+                        .geo
+                        .is_some_and(|index| self.zone.geo[index].https.is_some()))
+        });
         if let (Some(index), Some(rtype)) = (node.geo, geo_type) {
             let owner = synthesized
                 .clone()
@@ -281,9 +289,73 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
         None
     }
 
+    /// Adds the addresses of in-zone NS, MX and SRV targets (and glue for
+    /// referrals) to the additional section, as Knot and NSD do; for SVCB
+    /// and HTTPS targets (RFC 9460 §4.1) also their RRset of the same type,
+    /// and for a geo name the answers this client gets, so the additional
+    /// data sends it to the same region a query for them would.
+    fn add_additional(&mut self) {
+        let mut targets: Vec<(&'z DomainName, RecordType)> = Vec::new();
+        for part in self
+            .resolution
+            .answer
+            .iter()
+            .chain(&self.resolution.authority)
+        {
+            let Part::Rrset { rrset, .. } = part else {
+                continue;
+            };
+            if !matches!(
+                rrset.rtype,
+                RecordType::Ns
+                    | RecordType::Mx
+                    | RecordType::Srv
+                    | RecordType::Svcb
+                    | RecordType::Https
+            ) {
+                continue;
+            }
+            for data in &rrset.data {
+                if let Some(target) = data.target()
+                    && target.is_at_or_below(&self.zone.origin)
+                    && !targets.iter().any(|(t, _)| *t == target)
+                {
+                    targets.push((target, rrset.rtype));
+                }
+            }
+        }
+        for (target, via) in targets {
+            let Some(node) = self.zone.nodes.get(target.wire()) else {
+                continue;
+            };
+            let binding = matches!(via, RecordType::Svcb | RecordType::Https);
+            for id in &node.rrsets {
+                let rrset = self.zones.rrset(*id);
+                if matches!(rrset.rtype, RecordType::A | RecordType::Aaaa)
+                    || (binding && rrset.rtype == via)
+                {
+                    self.resolution
+                        .additional
+                        .push(Part::Rrset { rrset, owner: None });
+                }
+            }
+            if let (Some(index), true) = (node.geo, binding) {
+                let with_https = via == RecordType::Https && self.zone.geo[index].https.is_some();
+                for rtype in [RecordType::A, RecordType::Aaaa, RecordType::Https] {
+                    if rtype == RecordType::Https && !with_https {
+                        continue;
+                    }
+                    if let Some(part) = self.geo_part(index, rtype, target.clone()) {
+                        self.resolution.additional.push(part);
+                    }
+                }
+            }
+        }
+    }
+
     fn geo_part(&mut self, index: usize, rtype: RecordType, owner: DomainName) -> Option<Part<'z>> {
         let answer = self.geo.answer(self.zone, &self.zone.geo[index], rtype)?;
-        if answer.addresses.is_empty() {
+        if answer.addresses.is_empty() && answer.https.is_empty() {
             return None;
         }
         self.resolution.client_scope = Some(answer.scope);
@@ -306,42 +378,4 @@ fn ancestors(name: &[u8]) -> impl Iterator<Item = &[u8]> {
         at += 1 + len;
         name.get(at..)
     })
-}
-
-/// Adds the addresses of in-zone NS, MX and SRV targets (and glue for
-/// referrals) to the additional section, as Knot and NSD do.
-fn add_additional<'z>(zones: &'z ZoneSet, zone: &'z ZoneData, resolution: &mut Resolution<'z>) {
-    let mut targets: Vec<&DomainName> = Vec::new();
-    for part in resolution.answer.iter().chain(&resolution.authority) {
-        let Part::Rrset { rrset, .. } = part else {
-            continue;
-        };
-        if !matches!(
-            rrset.rtype,
-            RecordType::Ns | RecordType::Mx | RecordType::Srv
-        ) {
-            continue;
-        }
-        for data in &rrset.data {
-            if let Some(target) = data.target()
-                && target.is_at_or_below(&zone.origin)
-                && !targets.contains(&target)
-            {
-                targets.push(target);
-            }
-        }
-    }
-    for target in targets {
-        let Some(node) = zone.nodes.get(target.wire()) else {
-            continue;
-        };
-        for id in &node.rrsets {
-            let rrset = zones.rrset(*id);
-            if matches!(rrset.rtype, RecordType::A | RecordType::Aaaa) {
-                resolution
-                    .additional
-                    .push(Part::Rrset { rrset, owner: None });
-            }
-        }
-    }
 }

@@ -292,6 +292,15 @@ fn unbound_validates_every_kind_of_signed_answer() {
         ("static.example.com.", "TXT", ""),
         ("www.example.com.", "TXT", ""),
         ("x.apps.example.com.", "AAAA", ""),
+        // Service bindings, DANE, SSH fingerprints and NAPTR, static and
+        // geo-steered (the HTTPS record of the region answered).
+        ("static.example.com.", "HTTPS", "ipv4hint=127.0.0.80"),
+        ("www.example.com.", "HTTPS", "port=8443 ipv4hint=127.0."),
+        ("_dns.static.example.com.", "SVCB", "port=853"),
+        ("_443._tcp.static.example.com.", "TLSA", "TLSA\t3 1 1 "),
+        ("static.example.com.", "SSHFP", "SSHFP\t4 2 "),
+        ("sip.example.com.", "NAPTR", "SIP+D2U"),
+        ("static.example.com.", "SVCB", ""),
     ];
     let mut failures = Vec::new();
     for (name, rtype, expected) in cases {

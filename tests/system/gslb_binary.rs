@@ -128,3 +128,59 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
             .find(|path| path.is_file())
     })
 }
+
+/// `dig`'s short answer to `name`/`rtype` from a client in `subnet`.
+fn dig_short(server: std::net::SocketAddr, subnet: &str, name: &str, rtype: &str) -> String {
+    let output = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string()])
+        .args(["+norec", "+short", "+tries=1", "+time=5"])
+        .arg(format!("+subnet={subnet}"))
+        .args([name, rtype])
+        .output()
+        .expect("dig runs (apt-get install bind9-dnsutils)");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn an_https_query_follows_the_region_of_the_a_answer_on_each_continent() {
+    if Command::new("dig").arg("-v").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "dig must be installed in CI (apt-get install bind9-dnsutils)"
+        );
+        eprintln!("SKIPPED: dig is not installed (apt-get install bind9-dnsutils)");
+        return;
+    }
+    // eu-west serves HTTPS on the default port: its records carry none.
+    let example = std::fs::read_to_string(examples_dir().join("three-regions.yaml")).unwrap();
+    let eu_vip =
+        "vip: { ipv4: 127.0.2.1, ipv6: \"fd00:2::1\", ports: { http: 8080, https: 8443 } }";
+    assert!(example.contains(eu_vip), "the example's eu-west VIP moved");
+    let text = example.replace(eu_vip, &eu_vip.replace("https: 8443", "https: 443"));
+    let dir = system_tests::temp_dir("gslb-https-geo");
+    let config = dir.join("topology.yaml");
+    std::fs::write(&config, text).unwrap();
+    let (_gslb, server) = start_gslb(&config);
+    for (subnet, a, https) in [
+        (
+            "81.2.69.0/24",
+            "127.0.2.1",
+            r#"1 . alpn="h2,http/1.1" ipv4hint=127.0.2.1 ipv6hint=fd00:2::1"#,
+        ),
+        (
+            "8.8.8.0/24",
+            "127.0.1.1",
+            r#"1 . alpn="h2,http/1.1" port=8443 ipv4hint=127.0.1.1 ipv6hint=fd00:1::1"#,
+        ),
+    ] {
+        assert_eq!(dig_short(server, subnet, "www.example.com.", "A"), a);
+        assert_eq!(
+            dig_short(server, subnet, "www.example.com.", "HTTPS"),
+            https,
+            "a client in {subnet}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

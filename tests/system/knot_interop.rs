@@ -43,6 +43,18 @@ const CORPUS: &[(&str, RecordType)] = &[
     ("ns1.dev.example.com.", RecordType::A),
     ("www.example.org.", RecordType::A),
     ("static.example.com.", RecordType::Unknown(65280)),
+    ("example.com.", RecordType::HTTPS),
+    ("static.example.com.", RecordType::HTTPS),
+    ("STATIC.example.com.", RecordType::HTTPS),
+    ("Example.COM.", RecordType::HTTPS),
+    ("_DNS.static.example.com.", RecordType::SVCB),
+    ("static.example.com.", RecordType::SVCB),
+    ("_dns.static.example.com.", RecordType::SVCB),
+    ("_443._tcp.static.example.com.", RecordType::TLSA),
+    ("_tcp.static.example.com.", RecordType::TLSA),
+    ("static.example.com.", RecordType::SSHFP),
+    ("sip.example.com.", RecordType::NAPTR),
+    ("Sip.Example.com.", RecordType::NAPTR),
 ];
 
 /// What must agree between the two servers.

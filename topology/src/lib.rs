@@ -46,11 +46,11 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    AllDown, Breaker, Coordinates, Dns, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy,
+    AllDown, Breaker, Coordinates, Dns, DnsNode, Dnssec, GeoHttps, GeoIpSource, GeoName, GeoPolicy,
     Overrides, RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
 };
 pub use name::DomainName;
-pub use rdata::{RecordData, RecordType, Soa};
+pub use rdata::{RecordData, RecordType, Soa, SvcParam, Svcb};
 
 /// Why a topology could not be loaded.
 #[derive(Debug, thiserror::Error)]

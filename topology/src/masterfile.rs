@@ -84,11 +84,28 @@ struct Reader<'a> {
 }
 
 /// One field of a logical line.
-struct Token {
+pub(crate) struct Token {
     /// As written, quotes and escapes included.
-    text: String,
+    pub(crate) text: String,
     /// Quotes removed, escapes resolved.
-    bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Token {
+    /// Whether the field was written in double quotes.
+    pub(crate) fn is_quoted(&self) -> bool {
+        self.text.starts_with('"')
+    }
+}
+
+/// The fields of one record's data — a YAML `value:`, or a zone file's as
+/// [`RawFileRecord::rdata`] keeps it — split by the zone-file rules.
+pub(crate) fn data_fields(text: &str) -> Result<Vec<Token>, String> {
+    let (lines, errors) = logical_lines(text.as_bytes());
+    match errors.into_iter().next() {
+        Some((_, message)) => Err(message),
+        None => Ok(lines.into_iter().flat_map(|line| line.tokens).collect()),
+    }
 }
 
 /// One logical line: the tokens between newlines outside parentheses.

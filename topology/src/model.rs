@@ -17,7 +17,7 @@ use crate::tiers::l7::L7Tier;
 use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::name::DomainName;
-use crate::rdata::{RecordData, RecordType, Soa};
+use crate::rdata::{RecordData, RecordType, Soa, SvcParam, Svcb};
 
 /// A whole deployment.
 #[derive(Clone, Debug)]
@@ -289,6 +289,38 @@ pub struct GeoName {
     pub max_answers: usize,
     /// What to answer when every candidate region is down.
     pub all_down: AllDown,
+    /// Set when HTTPS queries are answered from the chosen region too.
+    pub https: Option<GeoHttps>,
+}
+
+/// A geo name's `https:` block: HTTPS records (RFC 9460) answered from the
+/// same decision as its A and AAAA records, so a client that follows them
+/// connects to the region its addresses point at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeoHttps {
+    /// ALPN protocol ids offered by every region (`h2`, `http/1.1`).
+    pub alpn: Vec<String>,
+}
+
+impl GeoHttps {
+    /// The ServiceMode record (target `.`, the owner) that sends a client
+    /// to the region behind `vip`: the configured ALPN ids, the VIP's HTTPS
+    /// port when it is not 443, and its addresses as hints.
+    pub fn record(&self, priority: u16, vip: &Vip) -> Svcb {
+        // Built in key order with valid values, so the checks of
+        // `Svcb::new` hold by construction.
+        let mut params = vec![SvcParam::Alpn(self.alpn.clone())];
+        if vip.https_port != 443 {
+            params.push(SvcParam::Port(vip.https_port));
+        }
+        params.extend(vip.ipv4.map(|ip| SvcParam::Ipv4Hint(vec![ip])));
+        params.extend(vip.ipv6.map(|ip| SvcParam::Ipv6Hint(vec![ip])));
+        Svcb {
+            priority,
+            target: DomainName::root(),
+            params,
+        }
+    }
 }
 
 /// The answer when every candidate region of a geo name is down.

@@ -254,6 +254,17 @@ pub struct RawGeo {
     /// What to answer when every candidate region is down.
     #[serde(default)]
     pub all_down: Option<RawAllDown>,
+    /// When present, HTTPS queries are answered from the chosen region.
+    #[serde(default)]
+    pub https: Option<RawGeoHttps>,
+}
+
+/// `https:` of a geo name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeoHttps {
+    /// ALPN protocol ids every region offers, e.g. `[h2, http/1.1]`.
+    pub alpn: Vec<String>,
 }
 
 /// `all_down:` — `fail_open`, `fail_closed`, `last_known_good` or

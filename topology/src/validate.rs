@@ -11,8 +11,8 @@ use geo_data::{Continent, CountryCode, Prefix};
 
 use crate::masterfile::{MasterFile, RawFileRecord, duration_text};
 use crate::model::{
-    AllDown, Breaker, Coordinates, DnsNode, Dnssec, GeoIpSource, GeoName, GeoPolicy, Overrides,
-    RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
+    AllDown, Breaker, Coordinates, DnsNode, Dnssec, GeoHttps, GeoIpSource, GeoName, GeoPolicy,
+    Overrides, RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
 };
 use crate::name::DomainName;
 use crate::raw::{
@@ -1148,6 +1148,23 @@ fn validate_geo(
             AllDown::Fallback(addresses)
         }
     };
+    let https = raw.https.as_ref().map(|https| {
+        if https.alpn.is_empty() {
+            problems.add(
+                format!("{path}.https.alpn"),
+                "no protocols; list what every region serves, e.g. [h2, http/1.1]",
+            );
+        }
+        for (index, id) in https.alpn.iter().enumerate() {
+            problems.check(
+                format!("{path}.https.alpn[{index}]"),
+                crate::rdata::alpn_id(id),
+            );
+        }
+        GeoHttps {
+            alpn: https.alpn.clone(),
+        }
+    });
     (problems.0.len() == before).then(|| GeoName {
         name: name.expect("no problems implies a name"),
         regions,
@@ -1156,6 +1173,7 @@ fn validate_geo(
         weights,
         max_answers: max_answers as usize,
         all_down,
+        https,
     })
 }
 
@@ -1258,14 +1276,17 @@ fn check_zone_structure(
     for (path, g) in geo {
         let clashes: Vec<String> = types_at(&g.name)
             .into_iter()
-            .filter(|t| matches!(t, RecordType::A | RecordType::Aaaa))
+            .filter(|t| {
+                matches!(t, RecordType::A | RecordType::Aaaa)
+                    || (*t == RecordType::Https && g.https.is_some())
+            })
             .map(|t| t.to_string())
             .collect();
         if !clashes.is_empty() {
             problems.add(
                 format!("{path}.name"),
                 format!(
-                    "{} is a geo name and also has static {} records; the geo name answers A and AAAA, so remove the static ones",
+                    "{} is a geo name and also has static {} records; the geo name answers A and AAAA (and HTTPS with `https:`), so remove the static ones",
                     g.name,
                     clashes.join(", ")
                 ),

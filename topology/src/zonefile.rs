@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::model::{GeoName, Topology, Zone};
-use crate::rdata::RecordData;
+use crate::rdata::{RecordData, Svcb};
 
 /// The zone's records in master-file form. Geo names, whose answers depend
 /// on the client, are written with the addresses of their first listed
@@ -52,8 +52,24 @@ pub fn zone_file(topology: &Topology, zone: &Zone) -> String {
         if let Some(v6) = v6 {
             let _ = writeln!(out, "{} {} IN AAAA {v6}", geo.name, geo.ttl);
         }
+        if let Some(https) = geo_https(topology, geo) {
+            let _ = writeln!(
+                out,
+                "{} {} IN HTTPS {}",
+                geo.name,
+                geo.ttl,
+                https.presentation()
+            );
+        }
     }
     out
+}
+
+/// The HTTPS record a master file shows for a geo name with `https:`: the
+/// one that sends clients to its first listed region.
+pub fn geo_https(topology: &Topology, geo: &GeoName) -> Option<Svcb> {
+    let first = topology.region(*geo.regions.first()?);
+    Some(geo.https.as_ref()?.record(1, &first.vip))
 }
 
 /// The addresses a master file shows for a geo name: the IPv4 and the
@@ -97,6 +113,37 @@ pub fn presentation(data: &RecordData) -> String {
             "{key_tag} {algorithm} {digest_type} {}",
             data_encoding::HEXUPPER.encode(digest)
         ),
+        RecordData::Naptr {
+            order,
+            preference,
+            flags,
+            services,
+            regexp,
+            replacement,
+        } => format!(
+            "{order} {preference} {} {} {} {replacement}",
+            quoted(flags),
+            quoted(services),
+            quoted(regexp)
+        ),
+        RecordData::Sshfp {
+            algorithm,
+            fingerprint_type,
+            fingerprint,
+        } => format!(
+            "{algorithm} {fingerprint_type} {}",
+            data_encoding::HEXUPPER.encode(fingerprint)
+        ),
+        RecordData::Tlsa {
+            usage,
+            selector,
+            matching_type,
+            data,
+        } => format!(
+            "{usage} {selector} {matching_type} {}",
+            data_encoding::HEXUPPER.encode(data)
+        ),
+        RecordData::Svcb(svcb) | RecordData::Https(svcb) => svcb.presentation(),
         RecordData::Soa(soa) => format!(
             "{} {} {} {} {} {} {}",
             soa.mname, soa.rname, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum

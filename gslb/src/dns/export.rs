@@ -11,10 +11,12 @@
 
 use std::fmt::Write;
 
-use topology::zonefile::{geo_addresses, presentation};
+use hickory_proto::rr::RData;
+use hickory_proto::rr::rdata::HTTPS;
+use topology::zonefile::{geo_addresses, geo_https, presentation};
 use topology::{DomainName, RecordType, Topology};
 
-use super::records::WireRecords;
+use super::records::{WireRecords, to_svcb};
 use super::signed::canonical_rdata;
 use crate::dnssec::{CanonicalRrset, DNSKEY, NSEC, RRSIG, ZoneSigner, nsec_rdata};
 use crate::state::ServingState;
@@ -144,7 +146,8 @@ fn rdata_of(wire: &WireRecords, id: crate::zone::RrsetId) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The A and AAAA RRsets a geo name is shown with.
+/// The A and AAAA RRsets a geo name is shown with, and its HTTPS RRset
+/// when it has `https:`.
 fn geo_entries(topology: &Topology, zone: &ZoneData, index: usize) -> Vec<Entry> {
     let geo = &zone.geo[index];
     let (v4, v6) = geo_addresses(topology, geo);
@@ -165,6 +168,12 @@ fn geo_entries(topology: &Topology, zone: &ZoneData, index: usize) -> Vec<Entry>
             v6.to_string(),
             v6.octets().to_vec(),
         ));
+    }
+    if let Some(https) = geo_https(topology, geo) {
+        let data = RData::HTTPS(HTTPS(to_svcb(&https)));
+        if let Some(rdata) = canonical_rdata(&data) {
+            entries.push(entry(RecordType::Https, https.presentation(), rdata));
+        }
     }
     entries
 }

@@ -13,7 +13,7 @@ use hickory_server::server::Request;
 use topology::{DomainName, RecordType};
 use tracing::debug;
 
-use super::records::{to_name, to_wire};
+use super::records::{to_name, to_svcb, to_wire};
 use super::reply::Reply;
 use crate::client::{Client, EcsQuery};
 use crate::geo::GeoResolver;
@@ -263,6 +263,10 @@ fn to_records(state: &ServingState, parts: Vec<Part<'_>>) -> Vec<Record> {
                 answer,
             } => {
                 let owner = to_name(&owner);
+                records.extend(answer.https.iter().map(|svcb| {
+                    let data = RData::HTTPS(rdata::HTTPS(to_svcb(svcb)));
+                    Record::from_rdata(owner.clone(), answer.ttl, data)
+                }));
                 records.extend(answer.addresses.iter().filter_map(|ip| {
                     let data = match (rtype, ip) {
                         (RecordType::A, std::net::IpAddr::V4(v4)) => RData::A(rdata::A(*v4)),

@@ -1,9 +1,12 @@
 //! The zone's RRsets as hickory records, built once per loaded topology so
 //! answering a query clones nothing but the records it sends.
 
-use hickory_proto::rr::rdata::{self, MX, NULL, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::svcb::{
+    Alpn, EchConfigList, IpHint, Mandatory, SvcParamKey, SvcParamValue,
+};
+use hickory_proto::rr::rdata::{self, HTTPS, MX, NAPTR, NULL, SOA, SRV, SSHFP, SVCB, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
-use topology::{DomainName, RecordData};
+use topology::{DomainName, RecordData, SvcParam, Svcb};
 
 use crate::zone::{RrsetId, ZoneSet};
 
@@ -65,9 +68,39 @@ fn rdata_bound(data: &[RecordData]) -> usize {
             RecordData::Txt(strings) => strings.iter().map(|s| 1 + s.len()).sum(),
             RecordData::Caa { tag, value, .. } => 2 + tag.len() + value.len(),
             RecordData::Ds { digest, .. } => 4 + digest.len(),
+            RecordData::Naptr {
+                flags,
+                services,
+                regexp,
+                replacement,
+                ..
+            } => 7 + flags.len() + services.len() + regexp.len() + replacement.wire().len(),
+            RecordData::Sshfp { fingerprint, .. } => 2 + fingerprint.len(),
+            RecordData::Tlsa { data, .. } => 3 + data.len(),
+            RecordData::Svcb(svcb) | RecordData::Https(svcb) => svcb_bound(svcb),
             RecordData::Soa(soa) => soa.mname.wire().len() + soa.rname.wire().len() + 20,
         })
         .sum()
+}
+
+/// Upper bound of an SVCB RDATA's encoded size (RFC 9460 §2.2).
+fn svcb_bound(svcb: &Svcb) -> usize {
+    let params: usize = svcb
+        .params
+        .iter()
+        .map(|param| {
+            4 + match param {
+                SvcParam::Mandatory(keys) => 2 * keys.len(),
+                SvcParam::Alpn(ids) => ids.iter().map(|id| 1 + id.len()).sum(),
+                SvcParam::NoDefaultAlpn => 0,
+                SvcParam::Port(_) => 2,
+                SvcParam::Ipv4Hint(ips) => 4 * ips.len(),
+                SvcParam::Ech(config) => config.len(),
+                SvcParam::Ipv6Hint(ips) => 16 * ips.len(),
+            }
+        })
+        .sum();
+    2 + svcb.target.wire().len() + params
 }
 
 /// Converts a topology name to a hickory name.
@@ -87,6 +120,38 @@ pub fn to_wire(name: &Name) -> Option<DomainName> {
     }
     wire.push(0);
     DomainName::from_wire(&wire)
+}
+
+/// The wire form of SVCB or HTTPS data.
+pub(crate) fn to_svcb(svcb: &Svcb) -> SVCB {
+    let params = svcb
+        .params
+        .iter()
+        .map(|param| match param {
+            SvcParam::Mandatory(keys) => (
+                SvcParamKey::Mandatory,
+                SvcParamValue::Mandatory(Mandatory(
+                    keys.iter().map(|k| SvcParamKey::from(*k)).collect(),
+                )),
+            ),
+            SvcParam::Alpn(ids) => (SvcParamKey::Alpn, SvcParamValue::Alpn(Alpn(ids.clone()))),
+            SvcParam::NoDefaultAlpn => (SvcParamKey::NoDefaultAlpn, SvcParamValue::NoDefaultAlpn),
+            SvcParam::Port(port) => (SvcParamKey::Port, SvcParamValue::Port(*port)),
+            SvcParam::Ipv4Hint(ips) => (
+                SvcParamKey::Ipv4Hint,
+                SvcParamValue::Ipv4Hint(IpHint(ips.iter().map(|ip| rdata::A(*ip)).collect())),
+            ),
+            SvcParam::Ech(config) => (
+                SvcParamKey::EchConfigList,
+                SvcParamValue::EchConfigList(EchConfigList(config.clone())),
+            ),
+            SvcParam::Ipv6Hint(ips) => (
+                SvcParamKey::Ipv6Hint,
+                SvcParamValue::Ipv6Hint(IpHint(ips.iter().map(|ip| rdata::AAAA(*ip)).collect())),
+            ),
+        })
+        .collect();
+    SVCB::new(svcb.priority, to_name(&svcb.target), params)
 }
 
 fn to_rdata(data: &RecordData) -> RData {
@@ -139,6 +204,43 @@ fn to_rdata(data: &RecordData) -> RData {
                 rdata: NULL::with(raw),
             }
         }
+        RecordData::Naptr {
+            order,
+            preference,
+            flags,
+            services,
+            regexp,
+            replacement,
+        } => RData::NAPTR(NAPTR::new(
+            *order,
+            *preference,
+            flags.as_slice().into(),
+            services.as_slice().into(),
+            regexp.as_slice().into(),
+            to_name(replacement),
+        )),
+        RecordData::Sshfp {
+            algorithm,
+            fingerprint_type,
+            fingerprint,
+        } => RData::SSHFP(SSHFP::new(
+            (*algorithm).into(),
+            (*fingerprint_type).into(),
+            fingerprint.clone(),
+        )),
+        RecordData::Tlsa {
+            usage,
+            selector,
+            matching_type,
+            data,
+        } => RData::TLSA(TLSA::new(
+            (*usage).into(),
+            (*selector).into(),
+            (*matching_type).into(),
+            data.clone(),
+        )),
+        RecordData::Svcb(svcb) => RData::SVCB(to_svcb(svcb)),
+        RecordData::Https(svcb) => RData::HTTPS(HTTPS(to_svcb(svcb))),
         RecordData::Soa(soa) => RData::SOA(SOA::new(
             to_name(&soa.mname),
             to_name(&soa.rname),

@@ -23,7 +23,7 @@ use crate::dnssec::{
     CanonicalRrset, DNSKEY, NSEC, NXNAME, RRSIG, ZoneSigner, compact_nsec, unix_now,
 };
 use crate::state::ServingState;
-use crate::zone::Node;
+use crate::zone::{Node, ZoneData};
 
 /// What the lookup found that a signed reply proves or adds to beyond the
 /// RRsets it already holds.
@@ -91,7 +91,7 @@ pub(super) fn secure(
                 reply.metadata.response_code = ResponseCode::NoError;
             }
             Some(node) => {
-                let mut present = node_types(state, &zone.origin, &name, node);
+                let mut present = node_types(state, zone, &name, node);
                 // The type asked for is absent here, whatever the node
                 // holds otherwise (a geo name with no healthy region).
                 present.retain(|t| *t != qtype);
@@ -111,7 +111,7 @@ pub(super) fn secure(
                 // No DS: the NSEC at the cut lists NS but neither DS nor
                 // SOA, which a resolver takes as proof of an unsigned child.
                 let mut types = vec![RRSIG, NSEC];
-                types.extend(node_types(state, &zone.origin, cut, node));
+                types.extend(node_types(state, zone, cut, node));
                 reply.authority.push(nsec(cut, types));
             }
         }
@@ -122,21 +122,19 @@ pub(super) fn secure(
 }
 
 /// The types present at `name`, for its NSEC's type bit map.
-fn node_types(
-    state: &ServingState,
-    origin: &DomainName,
-    name: &DomainName,
-    node: &Node,
-) -> Vec<u16> {
+fn node_types(state: &ServingState, zone: &ZoneData, name: &DomainName, node: &Node) -> Vec<u16> {
     let mut present: Vec<u16> = node
         .rrsets
         .iter()
         .map(|id| state.zones.rrset(*id).rtype.code())
         .collect();
-    if node.geo.is_some() {
-        present.extend([1, 28]);
+    if let Some(index) = node.geo {
+        present.extend([RecordType::A.code(), RecordType::Aaaa.code()]);
+        if zone.geo[index].https.is_some() {
+            present.push(RecordType::Https.code());
+        }
     }
-    if name == origin {
+    if *name == zone.origin {
         present.push(DNSKEY);
     }
     present

@@ -393,6 +393,7 @@ impl OutcomeBuilder<'_> {
     fn template(&mut self, addresses: &[IpAddr]) -> Reply {
         let answer = GeoAnswer {
             addresses: addresses.to_vec(),
+            https: Vec::new(),
             ttl: self.geo.ttl,
             scope: 0,
         };

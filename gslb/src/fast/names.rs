@@ -270,6 +270,13 @@ impl Statics {
             // The chain's end decides; A and AAAA are the types asked.
             qtypes.extend([RecordType::A.code(), RecordType::Aaaa.code()]);
         }
+        if node
+            .geo
+            .is_some_and(|index| zone.geo[index].https.is_some())
+        {
+            // Answered per client: the template says so (a slow slot).
+            qtypes.push(RecordType::Https.code());
+        }
         qtypes.retain(|t| FAST_QTYPES.contains(t));
         qtypes.dedup();
         for qtype in qtypes {

@@ -62,6 +62,79 @@ async fn ecs_clients_get_their_nearest_region_over_udp_and_tcp() {
 }
 
 #[tokio::test]
+async fn https_answers_follow_the_region_of_the_address_answers() {
+    let server = TestServer::example().await;
+    for &(address, source, a, aaaa) in CLIENTS {
+        for transport in BOTH {
+            let ask = |rtype| Ask::new("www.example.com.", rtype).ecs(address, source);
+            let https = ask(RecordType::HTTPS).send(&server, transport).await;
+            let by_a = ask(RecordType::A).send(&server, transport).await;
+            assert_eq!(https.metadata.response_code, ResponseCode::NoError);
+            assert!(https.metadata.authoritative);
+            // One record: the region of the A answer, its VIP addresses as
+            // hints, its HTTPS port (8443 in the example) and the ALPN ids.
+            assert_eq!(
+                lines(&https.answers),
+                [format!(
+                    "www.example.com. HTTPS 30 1 . alpn=h2,http/1.1, port=8443 ipv4hint={a}, ipv6hint={aaaa},"
+                )],
+                "{address}/{source} over {transport:?}"
+            );
+            assert_eq!(by_a.answers[0].data.to_string(), a);
+            assert_eq!(
+                subnet(&https).unwrap().scope_prefix(),
+                subnet(&by_a).unwrap().scope_prefix(),
+                "{address}/{source}: the HTTPS answer holds as widely as the A answer"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_alias_to_a_geo_name_carries_the_clients_region_in_additional() {
+    let server = TestServer::example().await;
+    // The apex's HTTPS is `0 www.example.com.` (AliasMode, RFC 9460 §4.1).
+    let reply = Ask::new("example.com.", RecordType::HTTPS)
+        .ecs("81.2.69.0", 24)
+        .send(&server, Transport::Udp)
+        .await;
+    assert_eq!(
+        lines(&reply.answers),
+        ["example.com. HTTPS 3600 0 www.example.com."]
+    );
+    assert_eq!(
+        lines(&reply.additionals),
+        [
+            "www.example.com. A 30 127.0.2.1",
+            "www.example.com. AAAA 30 fd00:2::1",
+            "www.example.com. HTTPS 30 1 . alpn=h2,http/1.1, port=8443 ipv4hint=127.0.2.1, ipv6hint=fd00:2::1,",
+        ]
+    );
+    assert!(
+        subnet(&reply).unwrap().scope_prefix() > 0,
+        "depends on the client"
+    );
+}
+
+#[tokio::test]
+async fn https_for_a_geo_name_without_an_https_block_is_nodata() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-regions.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = text.replace("          https: { alpn: [h2, http/1.1] }\n", "");
+    let server = TestServer::start(topology::parse(&text, "<test>").unwrap()).await;
+    for transport in BOTH {
+        let reply = Ask::new("www.example.com.", RecordType::HTTPS)
+            .ecs("81.2.69.0", 24)
+            .send(&server, transport)
+            .await;
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        assert!(reply.answers.is_empty(), "{:?}", lines(&reply.answers));
+        assert_eq!(lines(&reply.authorities).len(), 1, "the SOA");
+    }
+}
+
+#[tokio::test]
 async fn cname_to_a_geo_name_carries_the_geo_scope() {
     let server = TestServer::example().await;
     let reply = Ask::new("api.example.com.", RecordType::A)

@@ -186,6 +186,35 @@ async fn answers_leave_a_failing_region_and_come_back() {
     drop((us, ap));
 }
 
+#[tokio::test]
+async fn https_answers_leave_a_failing_region_with_the_address_answers() {
+    let [us, eu, ap] = regions().await;
+    let text = topology_text(&[&us, &eu, &ap], &[]).replace(
+        "regions: [us-east, eu-west, ap-south] }",
+        "regions: [us-east, eu-west, ap-south], https: { alpn: [h3, h2] } }",
+    );
+    let server = TestServer::start(topology::parse(&text, "health").unwrap()).await;
+    let london_https = || async {
+        let reply = Ask::new("www.example.com.", RecordType::HTTPS)
+            .ecs("81.2.69.0", 24)
+            .send(&server, Transport::Udp)
+            .await;
+        crate::support::lines(&reply.answers)
+    };
+    // The VIPs here use the default HTTPS port, 443: no port parameter.
+    assert_eq!(
+        london_https().await,
+        ["www.example.com. HTTPS 30 1 . alpn=h3,h2, ipv4hint=127.0.2.1,"]
+    );
+    eu.set(503);
+    until_answer(&server, "127.0.1.1", Duration::from_secs(10)).await;
+    assert_eq!(
+        london_https().await,
+        ["www.example.com. HTTPS 30 1 . alpn=h3,h2, ipv4hint=127.0.1.1,"]
+    );
+    drop((us, ap));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_endpoint_never_changes_the_answer() {
     let [us, eu, ap] = regions().await;

@@ -423,3 +423,43 @@ fn rollover_keys_are_checked_like_signing_keys() {
     assert!(message.contains("algorithm 15 signs nothing"), "{message}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_geo_https_block_is_checked() {
+    let https = "          https: { alpn: [h2, http/1.1] }\n";
+    let text = example_text();
+    assert!(text.contains(https), "the example's www has an https block");
+    for (replacement, expected) in [
+        (
+            "          https: { alpn: [] }\n",
+            "geo[0].https.alpn: no protocols; list what every region serves",
+        ),
+        (
+            "          https: { alpn: [h2, \"h 3\"] }\n",
+            "geo[0].https.alpn[1]: ALPN id \"h 3\" must be 1 to 255 printable characters",
+        ),
+        (
+            "          https: { alpn: [h2], port: 8443 }\n",
+            "unknown field `port`",
+        ),
+    ] {
+        let found = problems(&text.replace(https, replacement)).join("\n");
+        assert!(
+            found.contains(expected),
+            "missing {expected:?} in:\n{found}"
+        );
+    }
+    // A static HTTPS RRset would contradict the per-client one.
+    let clash = text.replacen(
+        "      records:\n",
+        "      records:\n        - { name: www, type: HTTPS, value: \"1 . alpn=h2\" }\n",
+        1,
+    );
+    let found = problems(&clash).join("\n");
+    assert!(
+        found.contains("is a geo name and also has static HTTPS records"),
+        "{found}"
+    );
+    // Without the block, a static HTTPS RRset at a geo name is the operator's.
+    topology::parse(&clash.replace(https, ""), "test.yaml").expect("no clash without https:");
+}

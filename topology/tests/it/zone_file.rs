@@ -148,7 +148,7 @@ fn a_bind_zone_loads_in_one_line_merged_with_yaml_records_and_geo_names() {
 
 #[test]
 fn the_exported_zone_file_reads_back_to_the_same_zone() {
-    let yaml = "      default_ttl: 10m\n      soa: { mname: ns1, rname: hostmaster@example.com, serial: 7, ttl: 1h }\n      records:\n        - { name: \"@\", type: NS, value: ns1 }\n        - { name: ns1, type: A, value: 192.0.2.53 }\n        - { name: ns1, type: AAAA, value: \"2001:db8::53\" }\n        - { name: \"@\", type: MX, value: \"10 mail.example.net.\" }\n        - { name: txt, type: TXT, value: 'quote \" backslash \\ semicolon ; tab\t end' }\n        - { name: long, type: TXT, ttl: 5m, value: \"LONG\" }\n        - { name: www, type: CNAME, value: ns1 }\n        - { name: \"*.w\", type: A, value: 192.0.2.9 }\n        - { name: _x._tcp, type: SRV, value: \"1 2 443 ns1\" }\n        - { name: \"@\", type: CAA, value: '128 iodef \"mailto:sec@example.com\"' }\n        - { name: 4.2.0.192, type: PTR, value: ns1 }\n        - { name: kid, type: NS, value: ns.kid }\n        - { name: ns.kid, type: A, value: 192.0.2.10 }\n        - { name: kid, type: DS, value: \"60485 13 2 2BB183AF5F22588179A53B0A98631FAD1A292118F3A6EE7D2E7D8F2F5F3C2B1A\" }\n";
+    let yaml = "      default_ttl: 10m\n      soa: { mname: ns1, rname: hostmaster@example.com, serial: 7, ttl: 1h }\n      records:\n        - { name: \"@\", type: NS, value: ns1 }\n        - { name: ns1, type: A, value: 192.0.2.53 }\n        - { name: ns1, type: AAAA, value: \"2001:db8::53\" }\n        - { name: \"@\", type: MX, value: \"10 mail.example.net.\" }\n        - { name: txt, type: TXT, value: 'quote \" backslash \\ semicolon ; tab\t end' }\n        - { name: long, type: TXT, ttl: 5m, value: \"LONG\" }\n        - { name: www, type: CNAME, value: ns1 }\n        - { name: \"*.w\", type: A, value: 192.0.2.9 }\n        - { name: _x._tcp, type: SRV, value: \"1 2 443 ns1\" }\n        - { name: \"@\", type: CAA, value: '128 iodef \"mailto:sec@example.com\"' }\n        - { name: 4.2.0.192, type: PTR, value: ns1 }\n        - { name: kid, type: NS, value: ns.kid }\n        - { name: ns.kid, type: A, value: 192.0.2.10 }\n        - { name: kid, type: DS, value: \"60485 13 2 2BB183AF5F22588179A53B0A98631FAD1A292118F3A6EE7D2E7D8F2F5F3C2B1A\" }\n        - { name: svc, type: HTTPS, value: '1 . alpn=\"h2,http/1.1\" port=8443 ipv4hint=192.0.2.1 ech=AEX+DQ== mandatory=port' }\n        - { name: \"@\", type: HTTPS, value: \"0 svc\" }\n        - { name: _8443._foo.svc, type: SVCB, value: \"2 ns1 no-default-alpn alpn=foo ipv6hint=2001:db8::1\" }\n        - { name: _443._tcp.svc, type: TLSA, value: \"3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6\" }\n        - { name: ns1, type: SSHFP, value: \"4 2 0c72ac70b745ac19998811b131d662c9ac69dbdbe7cb23e5b514b56664c5d3d6\" }\n        - { name: sip, type: NAPTR, value: '100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp' }\n        - { name: sip, type: NAPTR, value: '10 100 \"u\" \"E2U+sip\" \"!^.*$!sip:info@example.com!\" .' }\n";
     let yaml = yaml.replace("LONG", &"k".repeat(300));
     let dir = folder("roundtrip", &[]);
     let original = load_in(&dir, &yaml).unwrap_or_else(|e| panic!("{e}"));
@@ -190,6 +190,11 @@ fn mistakes_in_a_zone_file_name_the_file_the_line_and_the_fix() {
             "signed",
             "www RRSIG A 13 3 300 20270101000000 20261201000000 1 example.com. AAAA\n",
             &["z.zone line 4: RRSIG records are made by gslb's online signing"],
+        ),
+        (
+            "svcparam",
+            "www HTTPS 1 . alpn=\"h2\" foo=bar\n",
+            &["z.zone line 4: unknown SvcParam \"foo\"; use mandatory, alpn"],
         ),
         (
             "class",
