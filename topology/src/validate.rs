@@ -438,6 +438,7 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
         l4,
         l7,
         backends,
+        capacity,
     } = raw;
     if !(-90.0..=90.0).contains(&location.lat) {
         problems.add(
@@ -520,6 +521,9 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
         problems,
     );
     let backends = crate::tiers::validate_backends(backends, &format!("{path}.backends"), problems);
+    let capacity = capacity
+        .as_ref()
+        .and_then(|raw| crate::capacity::validate(raw, &format!("{path}.capacity"), problems));
     (problems.0.len() == before).then(|| Region {
         name: name.to_owned(),
         location: Coordinates {
@@ -536,6 +540,7 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
         l4,
         l7,
         backends,
+        capacity,
     })
 }
 
