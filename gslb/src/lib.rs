@@ -19,7 +19,10 @@
 //!   resolver's address, truncated).
 //! - [`geo`]: looks the client up and asks [`decide`], the pure geo
 //!   decision (policies, overrides, health, ECS scope), for the regions.
-//! - [`health`]: the view of which regions are in service.
+//! - [`health`]: the view of which regions are in service, and their
+//!   load.
+//! - [`spill`]: capacity-aware spill-over — which clients of a region over
+//!   its target go elsewhere, and the controller of that share.
 //! - [`explain`]: the decision trace for one name and client.
 //! - [`state`]: the immutable snapshot the query path reads.
 //!
@@ -55,6 +58,7 @@ pub mod resolve;
 pub mod rrl;
 pub mod scope_map;
 pub mod serve;
+pub mod spill;
 pub mod state;
 pub mod state_file;
 pub mod vantage;
