@@ -220,6 +220,32 @@ pub struct WhatIf {
     pub names: Vec<NameChanges>,
     /// Per client asked for and geo name, its answer before and after.
     pub clients: Vec<ClientMove>,
+    /// The regions that would receive clients they do not answer now, with
+    /// their capacity headroom.
+    #[serde(default)]
+    pub receivers: Vec<Receiver>,
+}
+
+/// A region that would receive clients in a what-if, and whether it has
+/// room for them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receiver {
+    /// The region.
+    pub region: String,
+    /// `room` (its load is under its target), `full` (at or over it),
+    /// `unknown` (its load telemetry is missing or stale) or `unbounded`
+    /// (no capacity declared).
+    pub headroom: String,
+    /// `requests_per_second` or `connections`, when it declares a capacity.
+    pub unit: Option<String>,
+    /// Its load now, when measured.
+    pub load: Option<u64>,
+    /// Its target load (`target × capacity`), when measured.
+    pub target: Option<u64>,
+    /// The load now of the regions it would take clients from, in the
+    /// same unit, when all of them are measured in it: an upper bound on
+    /// what it would receive.
+    pub incoming: Option<u64>,
 }
 
 /// The places whose answer for one geo name changes.
