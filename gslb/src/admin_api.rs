@@ -172,6 +172,7 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
                 flaps_last_hour: v.flaps_last_hour,
             })
             .collect(),
+        load: status.load.clone(),
     }
 }
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use admin::api::gslb as api;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use topology::{Capacity, LoadUnit, Region, Topology};
@@ -34,26 +34,6 @@ use crate::spill::next_share;
 pub const STALE_INTERVALS: u32 = 3;
 /// How often the loop looks again when no region declares a capacity.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
-
-/// A region's load as the admin API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LoadStatus {
-    /// `requests_per_second` or `connections`.
-    pub unit: &'static str,
-    /// The declared capacity.
-    pub capacity: f64,
-    /// `target × capacity`: above it, the region spills.
-    pub target: f64,
-    /// The load last measured, when fresh.
-    pub current: Option<f64>,
-    /// Share of its clients answered elsewhere, 0 to 1.
-    pub share: f64,
-    /// `fresh`, `stale` (no figures for [`STALE_INTERVALS`] intervals) or
-    /// `missing` (none yet).
-    pub telemetry: &'static str,
-    /// Why the last sample failed, if it did.
-    pub error: Option<String>,
-}
 
 /// What one region's edge nodes gave in one sample.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,10 +123,10 @@ impl Tracker {
     }
 
     /// The load as the admin API shows it.
-    pub fn status(&self, now: Instant, max_age: Duration) -> LoadStatus {
+    pub fn status(&self, now: Instant, max_age: Duration) -> api::Load {
         let current = self.fresh_load(now, max_age);
-        LoadStatus {
-            unit: self.capacity.unit.as_str(),
+        api::Load {
+            unit: self.capacity.unit.as_str().to_owned(),
             capacity: self.capacity.limit,
             target: self.capacity.target_load(),
             current,
@@ -155,7 +135,8 @@ impl Tracker {
                 (Some(_), _) => "fresh",
                 (None, Some(_)) => "stale",
                 (None, None) => "missing",
-            },
+            }
+            .to_owned(),
             error: self.error.clone(),
         }
     }
@@ -228,7 +209,7 @@ pub async fn track(node: Arc<Node>, shutdown: CancellationToken) {
     }
     let client = client.map_err(|e| e.to_string());
     let mut trackers: HashMap<String, Tracker> = HashMap::new();
-    let mut logged: HashMap<String, &'static str> = HashMap::new();
+    let mut logged: HashMap<String, String> = HashMap::new();
     loop {
         let topology = node.topology();
         let period = interval(&topology);
@@ -276,13 +257,13 @@ pub async fn track(node: Arc<Node>, shutdown: CancellationToken) {
 }
 
 /// Logs a region's telemetry state and whether it spills, once per change.
-fn log_change(region: &str, status: &LoadStatus, logged: &mut HashMap<String, &'static str>) {
-    let state = match (status.telemetry, status.share > 0.0) {
+fn log_change(region: &str, status: &api::Load, logged: &mut HashMap<String, String>) {
+    let state = match (status.telemetry.as_str(), status.share > 0.0) {
         ("fresh", true) => "spilling",
         (telemetry, _) => telemetry,
     };
-    let before = logged.insert(region.to_owned(), state);
-    if before == Some(state) {
+    let before = logged.insert(region.to_owned(), state.to_owned());
+    if before.as_deref() == Some(state) {
         return;
     }
     match state {
@@ -299,7 +280,7 @@ fn log_change(region: &str, status: &LoadStatus, logged: &mut HashMap<String, &'
         "fresh" => {}
         _ => warn!(
             %region,
-            telemetry = status.telemetry,
+            telemetry = %status.telemetry,
             error = status.error.as_deref().unwrap_or("-"),
             "region load telemetry {}: the region neither spills nor receives spilled clients until it returns (fail-static)",
             status.telemetry

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use admin::api::gslb as api;
 use arc_swap::ArcSwap;
 use probe::{Health, ProbeEvent, ProbeResult, ProbeSpec, Prober};
 use serde::Serialize;
@@ -21,7 +22,6 @@ use topology::{Breaker, Topology};
 use tracing::{debug, info, warn};
 
 use crate::health::{RegionHealth, RegionLoad};
-use crate::load::LoadStatus;
 use crate::metrics::Metrics;
 use crate::overrides::OverrideMode;
 use crate::peer::{self, LastProbe, NodeView, PeerKey, Refusal, RegionOpinion};
@@ -58,7 +58,7 @@ pub struct RegionStatus {
     /// Each vantage point's view.
     pub vantage: Vec<VantageStatus>,
     /// Its load and spill share, when it declares a capacity.
-    pub load: Option<LoadStatus>,
+    pub load: Option<api::Load>,
 }
 
 /// One vantage point's view, for the status.
@@ -133,7 +133,7 @@ struct State {
     went_out: HashMap<String, u64>,
     /// Each region's load, from [`crate::load`]; regions without one are
     /// [`RegionLoad::Unbounded`].
-    loads: HashMap<String, (RegionLoad, LoadStatus)>,
+    loads: HashMap<String, (RegionLoad, api::Load)>,
 }
 
 struct OwnOpinion {
@@ -373,7 +373,7 @@ impl Monitor {
 
     /// Publishes the regions' loads and spill shares measured by
     /// [`crate::load`]; regions left out have no capacity.
-    pub fn set_loads(&self, loads: Vec<(String, RegionLoad, LoadStatus)>) {
+    pub fn set_loads(&self, loads: Vec<(String, RegionLoad, api::Load)>) {
         {
             let mut state = self.state.lock().expect("monitor state lock");
             state.loads = loads

@@ -69,6 +69,30 @@ pub struct Region {
     pub quorum: Option<Quorum>,
     /// Each vantage point's view.
     pub vantage: Vec<Vantage>,
+    /// Its load and spill share, when it declares a capacity.
+    #[serde(default)]
+    pub load: Option<Load>,
+}
+
+/// A region's load against its capacity, and the share of its clients
+/// spilled to other regions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    /// `requests_per_second` or `connections`.
+    pub unit: String,
+    /// The declared capacity.
+    pub capacity: f64,
+    /// `target × capacity`: above it, the region spills.
+    pub target: f64,
+    /// The load last measured, while fresh.
+    pub current: Option<f64>,
+    /// Share of its clients answered elsewhere, 0 to 1.
+    pub share: f64,
+    /// `fresh`; `stale` (no figures for several intervals) or `missing`
+    /// (none yet): then it neither spills nor receives spilled clients.
+    pub telemetry: String,
+    /// Why the last sample of its edge nodes failed, if it did.
+    pub error: Option<String>,
 }
 
 /// The outcome of a region's quorum: up when at least half of the fresh
