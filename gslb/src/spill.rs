@@ -157,7 +157,7 @@ pub fn next_share(share: f64, load: f64, target: f64) -> f64 {
         0.0
     };
     let gap = goal - share;
-    let step = (gap.abs() / 2.0).max(MIN_STEP).min(MAX_STEP).min(gap.abs());
+    let step = (gap.abs() / 2.0).clamp(MIN_STEP, MAX_STEP).min(gap.abs());
     (share + step.copysign(gap)).clamp(0.0, MAX_SHARE)
 }
 

@@ -133,6 +133,20 @@ fn overloading_a_region_spills_some_of_its_clients_and_brings_them_back() {
     );
     let human = expect(gtm(&state, &["status"]), 0);
     assert!(human.contains("of its clients spilled"), "{human}");
+    // A drill of eu-west would send Europe to us-east, which is full.
+    let dry = json::parse(&expect(
+        gtm(&state, &["fail", "eu-west", "--dry-run", "--json"]),
+        0,
+    ));
+    let receiver = dry["receivers"]
+        .items()
+        .iter()
+        .find(|r| r["region"].str() == "us-east")
+        .cloned()
+        .unwrap_or_else(|| panic!("us-east not among the receivers: {dry:?}"));
+    assert_eq!(receiver["headroom"].str(), "full", "{receiver:?}");
+    let human = expect(gtm(&state, &["fail", "eu-west", "--dry-run"]), 0);
+    assert!(human.contains("FULL: load"), "{human}");
 
     // The load stops: the clients come back, all of them.
     stop.store(true, Ordering::Relaxed);
