@@ -65,7 +65,7 @@ fn missing_or_stale_figures_never_spill_and_the_share_starts_again_from_zero() {
     );
     assert_eq!(tracker.view(at + SECOND * 4, MAX_AGE), RegionLoad::Unknown);
     let status = tracker.status(at + SECOND * 4, MAX_AGE);
-    assert_eq!((status.telemetry, status.share), ("stale", 0.0));
+    assert_eq!((status.telemetry.as_str(), status.share), ("stale", 0.0));
     assert_eq!(status.error.as_deref(), Some("l7 node down"));
 
     // Back: the counter needs two samples again, and the share starts low.
