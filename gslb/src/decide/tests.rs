@@ -696,7 +696,7 @@ fn loaded_view(up: &[bool], loads: &[Option<(u64, u16)>]) -> RegionHealth {
 }
 
 #[test]
-fn explain_names_a_spilled_client_and_its_scope_is_its_slash_24() {
+fn a_spilled_client_gets_the_next_region_with_room_for_its_slash_24() {
     let t = topology();
     let new_york = place(40.71, -74.0, "US", Continent::NorthAmerica);
     let us_east = region(&t, "us-east");
@@ -712,30 +712,25 @@ fn explain_names_a_spilled_client_and_its_scope_is_its_slash_24() {
             crate::spill::spill_rank(crate::spill::spill_network(client.network)) < 0.9
         })
         .unwrap();
-    let d = run(
-        &t,
-        "nearest",
-        AddressFamily::V4,
-        &spilled,
-        Some(&new_york),
-        "100.64.0.0/10",
-        &health,
-    );
+    let from_new_york = |health: &RegionHealth| {
+        run(
+            &t,
+            "nearest",
+            AddressFamily::V4,
+            &spilled,
+            Some(&new_york),
+            "100.64.0.0/10",
+            health,
+        )
+    };
+    let d = from_new_york(&health);
     assert_eq!(chosen_names(&t, &d), ["us-west"], "{d:?}");
     let spill = d.spill.unwrap();
     assert_eq!(spill.from, us_east);
     assert_eq!(d.scope, 24);
     // Without a share, the same client stays and the scope stays wide.
     let calm = loaded_view(&[true; 4], &[Some((500, 0)), None, None, None]);
-    let d = run(
-        &t,
-        "nearest",
-        AddressFamily::V4,
-        &spilled,
-        Some(&new_york),
-        "100.64.0.0/10",
-        &calm,
-    );
+    let d = from_new_york(&calm);
     assert_eq!(chosen_names(&t, &d), ["us-east"]);
     assert_eq!(d.spill, None);
 }
