@@ -25,6 +25,14 @@ fn answered_elsewhere(state: &std::path::Path, clients: &[String], vip: &str) ->
         .count()
 }
 
+/// The GSLB's admin address in `full_topology(net)`'s `yaml`.
+fn gslb_admin(yaml: &str, net: u8) -> SocketAddr {
+    let at = yaml.find("admin: \"").expect("an admin address") + "admin: \"".len();
+    let addr = &yaml[at..at + yaml[at..].find('"').unwrap()];
+    assert!(addr.starts_with(&format!("127.{net}.0.1:")), "{addr}");
+    addr.parse().unwrap()
+}
+
 /// us-east's load as `gtm status --json` shows it.
 fn us_east_load(state: &std::path::Path) -> json::Value {
     let status = json::parse(&expect(gtm(state, &["status", "--json"]), 0));
@@ -133,6 +141,19 @@ fn overloading_a_region_spills_some_of_its_clients_and_brings_them_back() {
     );
     let human = expect(gtm(&state, &["status"]), 0);
     assert!(human.contains("of its clients spilled"), "{human}");
+    let metrics = http::get(gslb_admin(&yaml, net), "/metrics")
+        .unwrap()
+        .text();
+    let share = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gslb_region_spill_share{region=\"us-east\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no spill share metric: {metrics}"));
+    assert!(share > 0.0, "{share}");
+    assert!(
+        metrics.contains("gslb_region_load{region=\"us-east\"} "),
+        "{metrics}"
+    );
     // A drill of eu-west would send Europe to us-east, which is full.
     let dry = json::parse(&expect(
         gtm(&state, &["fail", "eu-west", "--dry-run", "--json"]),
