@@ -439,11 +439,11 @@ regions:
         };
         let text = TOPOLOGY.replace(
             "vip: { ipv4: 127.0.1.1 } }",
-            "vip: { ipv4: 127.0.1.1 }, capacity: { requests_per_second: 1500 } }",
+            "vip: { ipv4: 127.0.1.1 }, capacity: { requests_per_second: 1500 }, l7: { nodes: [{ name: l7-1, address: 127.0.1.11, admin: \"127.0.1.11:9100\" }], routes: [{ pool: web }], pools: { web: { servers: [{ addr: \"127.0.1.101:9000\" }] } } } }",
         );
         let text = text.replace(
             "vip: { ipv4: 127.0.2.1 } }",
-            "vip: { ipv4: 127.0.2.1 }, capacity: { requests_per_second: 1000 } }",
+            "vip: { ipv4: 127.0.2.1 }, capacity: { requests_per_second: 1000 }, l7: { nodes: [{ name: l7-2, address: 127.0.2.11, admin: \"127.0.2.11:9100\" }], routes: [{ pool: web }], pools: { web: { servers: [{ addr: \"127.0.2.101:9000\" }] } } } }",
         );
         let topology = Arc::new(topology::parse(&text, "what-if").unwrap());
         let state = ServingState::new(topology, state.geoip.clone(), None).unwrap();

@@ -474,4 +474,21 @@ fn a_region_capacity_is_read_and_bad_ones_are_refused_with_the_fix() {
             "{capacity}: {want:?} not among {found:?}"
         );
     }
+    // A region without edge tiers has nothing to measure its load on.
+    let bare = text.replacen(
+        "  ap-south:\n",
+        "  ap-south:\n    capacity: { connections: 100 }\n",
+        1,
+    );
+    // ap-south is the file's last region: cut it before its tiers.
+    let at = bare.find("  ap-south:\n").unwrap();
+    let tiers = at + bare[at..].find("    l4:").unwrap();
+    let bare = format!("{}    backends: []\n", &bare[..tiers]);
+    let found = problems(&bare);
+    assert!(
+        found.iter().any(|p| p.contains(
+            "regions.ap-south.capacity: the region's load is measured on its L7 (or L4) nodes, and it has none"
+        )),
+        "{found:?}"
+    );
 }
