@@ -172,6 +172,7 @@ fn region_of(status: &RegionStatus, vip: api::Vip) -> api::Region {
                 flaps_last_hour: v.flaps_last_hour,
             })
             .collect(),
+        load: status.load.clone(),
     }
 }
 
@@ -235,7 +236,7 @@ async fn what_if_for(node: &Node, req: &Request) -> Response {
     let health = node.monitor.view.load_full();
     let asked = scenario.clone();
     let computed = tokio::task::spawn_blocking(move || what_if(&state, &health, &asked, &clients));
-    let (names, clients) = match computed.await {
+    let prediction = match computed.await {
         Ok(answer) => answer,
         Err(error) => {
             return Response::error(
@@ -249,8 +250,9 @@ async fn what_if_for(node: &Node, req: &Request) -> Response {
         node: node.options.node.clone(),
         fail: scenario.fail.iter().map(name_of).collect(),
         recover: scenario.recover.iter().map(name_of).collect(),
-        names,
-        clients,
+        names: prediction.names,
+        clients: prediction.clients,
+        receivers: prediction.receivers,
     })
 }
 

@@ -116,7 +116,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn console(node: &Node, client: &Result<reqwest::Client, String>) -> Console {
     let topology = node.topology();
-    let edges = edges::gather(client.as_ref().map_err(String::as_str), &topology).await;
+    let edges = edges::gather(client.as_ref().map_err(String::as_str), &topology, |_| true).await;
     let name = first_geo_name(&topology);
     Console {
         node: node.options.node.clone(),

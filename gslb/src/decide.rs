@@ -14,6 +14,7 @@ use topology::{AllDown, GeoName, GeoPolicy, RegionId, Topology};
 
 use crate::client::Client;
 use crate::health::RegionHealth;
+use crate::spill::{self, Spill};
 
 /// Mean Earth radius (IUGG), for great-circle distances.
 const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -91,6 +92,9 @@ pub struct Decision {
     pub ranked: Vec<Ranked>,
     /// Set when no candidate was healthy and `all_down` applied.
     pub all_down: Option<AllDown>,
+    /// Set when the first region was over its target and this client was
+    /// among the share it spills ([`spill::redirect`]).
+    pub spill: Option<Spill>,
 }
 
 /// Decides the `family` answer for `geo` for the client at `located`.
@@ -134,7 +138,11 @@ pub fn decide(
             healthy: health.is_up(region),
         })
         .collect();
-    let choice = choose(geo, &order, health);
+    // Capacity-aware spill-over: a stable share of a region's clients go
+    // to the next region with room while it runs over its target.
+    let redirected = spill::redirect(&order, health, located.client.network);
+    let scope = redirected.scope.map_or(scope, |spill| scope.max(spill));
+    let choice = choose(geo, &redirected.order, health);
     let mut decision = Decision {
         addresses: choice
             .fallback()
@@ -153,6 +161,7 @@ pub fn decide(
         rule,
         ranked,
         all_down: choice.all_down.cloned(),
+        spill: redirected.spill,
     };
     let chosen = choice.regions;
     decision

@@ -4,12 +4,12 @@
 
 use std::fmt;
 
-use topology::{AllDown, DomainName, RecordType, Topology};
+use topology::{AllDown, DomainName, RecordType, RegionId, Topology};
 
 use crate::client::Client;
 use crate::decide::{ClientLocation, Decision};
 use crate::geo::GeoResolver;
-use crate::health::RegionHealth;
+use crate::health::{Load, RegionHealth};
 use crate::resolve::{GeoAnswer, Outcome, Part, resolve};
 use crate::state::ServingState;
 
@@ -23,6 +23,9 @@ pub struct Explanation {
     answers: Vec<String>,
     decision: Option<Decision>,
     scope: Option<u8>,
+    /// The region the decision's order started with, when it spilled a
+    /// share of its clients, and its load.
+    spilling: Option<(RegionId, Load)>,
     topology: std::sync::Arc<Topology>,
 }
 
@@ -70,6 +73,10 @@ pub fn explain(
             } => geo_lines(owner, *rtype, answer),
         })
         .collect();
+    let spilling = geo.decision.as_ref().and_then(|d| {
+        let order: Vec<RegionId> = d.ranked.iter().map(|r| r.region).collect();
+        crate::spill::spilling(&order, health)
+    });
     Ok(Explanation {
         question: format!("{qname} {rtype}"),
         client,
@@ -79,6 +86,7 @@ pub fn explain(
         answers,
         decision: geo.decision,
         scope: resolution.client_scope,
+        spilling,
         topology: state.topology.clone(),
     })
 }
@@ -111,6 +119,23 @@ impl Explanation {
     pub fn scope(&self) -> u8 {
         self.scope.unwrap_or(0)
     }
+}
+
+/// `load 1200/s over target 800/s, share 25 %` (the share comes back
+/// down by steps, so the load may already be under).
+fn describe_load(load: &Load) -> String {
+    let unit = load.unit.suffix();
+    let relation = if load.current > load.target {
+        "over"
+    } else {
+        "under"
+    };
+    format!(
+        "load {}{unit} {relation} target {}{unit}, share {} %",
+        load.current,
+        load.target,
+        (load.share() * 100.0).round()
+    )
 }
 
 fn describe_location(located: &ClientLocation<'_>) -> String {
@@ -168,6 +193,24 @@ impl fmt::Display for Explanation {
                     rank + 1,
                     region.name
                 )?;
+            }
+            let name = |id: RegionId| &self.topology.region(id).name;
+            match (&decision.spill, self.spilling) {
+                (Some(spill), _) => writeln!(
+                    f,
+                    "spilled from {} ({}) to {}",
+                    name(spill.from),
+                    describe_load(&spill.load),
+                    name(spill.to)
+                )?,
+                (None, Some((region, load))) => writeln!(
+                    f,
+                    "not spilled: {} spills a share of its clients ({}), but not this client's /{}, or no other region has room",
+                    name(region),
+                    describe_load(&load),
+                    crate::spill::spill_network(self.client.network).len()
+                )?,
+                (None, None) => {}
             }
             if let Some(all_down) = &decision.all_down {
                 let how = match all_down {

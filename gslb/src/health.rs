@@ -3,12 +3,56 @@
 //! Probes, vantage-point quorum and operator overrides produce it; the
 //! decision only reads it.
 
-use topology::RegionId;
+use topology::{LoadUnit, RegionId};
 
 /// Whether a region may be answered: its probe verdict (the quorum) says
 /// up and no operator override holds it out.
 pub fn in_service(verdict_up: bool, held: bool) -> bool {
     verdict_up && !held
+}
+
+/// Spill shares are kept in basis points: whole numbers keep the view
+/// comparable (`Eq`), so an unchanged view is not republished.
+pub const SHARE_SCALE: u16 = 10_000;
+
+/// A region's load as the spill-over rule reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RegionLoad {
+    /// No capacity declared: it never spills and always has room.
+    #[default]
+    Unbounded,
+    /// A capacity is declared but its telemetry is missing or stale: it
+    /// never spills (fail-static) and receives no spill, since its
+    /// headroom is not known.
+    Unknown,
+    /// Measured from its edge nodes.
+    Measured(Load),
+}
+
+/// A region's measured load against its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Load {
+    /// What it is measured in.
+    pub unit: LoadUnit,
+    /// The load now, rounded.
+    pub current: u64,
+    /// `target × capacity`, rounded.
+    pub target: u64,
+    /// The share of its clients answered elsewhere, in 1/[`SHARE_SCALE`]
+    /// (below 1).
+    pub share: u16,
+}
+
+impl Load {
+    /// The spill share as a fraction in [0, 1).
+    pub fn share(&self) -> f64 {
+        f64::from(self.share) / f64::from(SHARE_SCALE)
+    }
+
+    /// Whether the region runs at or over its target.
+    pub fn is_full(&self) -> bool {
+        self.current >= self.target
+    }
 }
 
 /// Whether each region is in service, indexed by [`RegionId`].
@@ -23,6 +67,8 @@ pub struct RegionHealth {
     /// went out together share the count; the `last_known_good` policy
     /// answers those that went out last.
     went_out: Vec<u64>,
+    /// Each region's load and spill share.
+    load: Vec<RegionLoad>,
 }
 
 impl RegionHealth {
@@ -41,7 +87,43 @@ impl RegionHealth {
     /// override (which are never `up`).
     pub fn with_overrides(up: Vec<bool>, held: Vec<bool>) -> RegionHealth {
         let went_out = vec![0; up.len()];
-        RegionHealth { up, held, went_out }
+        let load = vec![RegionLoad::Unbounded; up.len()];
+        RegionHealth {
+            up,
+            held,
+            went_out,
+            load,
+        }
+    }
+
+    /// This view with each region's load, indexed by [`RegionId`].
+    pub fn with_load(mut self, load: Vec<RegionLoad>) -> RegionHealth {
+        self.load = load;
+        self
+    }
+
+    /// `region`'s load as last measured.
+    pub fn load(&self, region: RegionId) -> RegionLoad {
+        self.load.get(region.0).copied().unwrap_or_default()
+    }
+
+    /// The measured load of `region` when it spills a share of its
+    /// clients (the share is above 0).
+    pub fn spilling(&self, region: RegionId) -> Option<Load> {
+        match self.load(region) {
+            RegionLoad::Measured(load) if load.share > 0 => Some(load),
+            _ => None,
+        }
+    }
+
+    /// Whether `region` may take clients spilled from another: it has no
+    /// capacity declared, or its fresh load is under its target.
+    pub fn has_headroom(&self, region: RegionId) -> bool {
+        match self.load(region) {
+            RegionLoad::Unbounded => true,
+            RegionLoad::Unknown => false,
+            RegionLoad::Measured(load) => !load.is_full(),
+        }
     }
 
     /// This view with when each region last went out of service (see

@@ -19,7 +19,10 @@
 //!   resolver's address, truncated).
 //! - [`geo`]: looks the client up and asks [`decide`], the pure geo
 //!   decision (policies, overrides, health, ECS scope), for the regions.
-//! - [`health`]: the view of which regions are in service.
+//! - [`health`]: the view of which regions are in service, and their
+//!   load.
+//! - [`spill`]: capacity-aware spill-over — which clients of a region over
+//!   its target go elsewhere, and the controller of that share.
 //! - [`explain`]: the decision trace for one name and client.
 //! - [`state`]: the immutable snapshot the query path reads.
 //!
@@ -28,6 +31,8 @@
 //!   peers' views, combines them by [`vantage`] quorum, applies the
 //!   operator's overrides and publishes the [`health`] view; overrides and
 //!   this node's verdicts persist in the [`state_file`].
+//! - [`load`]: each region's load, read from its edge nodes' admin APIs,
+//!   and the spill share's controller run on it; handed to [`monitor`].
 //! - [`peer`]: the view nodes exchange, signed with `dns.peer_key`; the
 //!   [`overrides`] slots it carries converge by last-writer-wins.
 //! - [`admin_api`]: status, overrides, reload, explain, what-if
@@ -46,6 +51,7 @@ pub mod fast;
 pub mod geo;
 pub mod health;
 pub mod listen;
+pub mod load;
 pub mod metrics;
 pub mod monitor;
 pub mod node;
@@ -55,6 +61,7 @@ pub mod resolve;
 pub mod rrl;
 pub mod scope_map;
 pub mod serve;
+pub mod spill;
 pub mod state;
 pub mod state_file;
 pub mod vantage;
@@ -181,6 +188,7 @@ pub async fn run(
     }
     tasks.spawn(node.clone().watch_config(shutdown.clone()));
     tasks.spawn(node.clone().track_rate(shutdown.clone()));
+    tasks.spawn(load::track(node.clone(), shutdown.clone()));
     if geoip.path().is_some() {
         tasks.spawn(refresh_geoip(geoip, state.clone(), shutdown.clone()));
     }

@@ -3,7 +3,7 @@
 //! transitions; each vantage point's view and the quorum per region;
 //! region service changes (also kept, the latest few, for the status
 //! page); config reloads; peer views believed and refused; replies held
-//! back by rate limiting; the build.
+//! back by rate limiting; each region's load and spill share; the build.
 //!
 //! One [`Metrics`] per node, shared by the query path, the monitor and the
 //! reloader, and served by the admin API.
@@ -121,6 +121,8 @@ pub struct Metrics {
     peer_views_accepted: Family<PeerLabels, Counter>,
     peer_views_refused: Family<RefusedLabels, Counter>,
     rate_limited: Family<ActionLabels, Counter>,
+    region_load: Family<RegionLabels, Gauge<f64, AtomicU64>>,
+    region_spill_share: Family<RegionLabels, Gauge<f64, AtomicU64>>,
     changes: Changes,
 }
 
@@ -218,6 +220,18 @@ impl Metrics {
             // Present from the start, so a rate over them is 0, not absent.
             let _ = rate_limited.get_or_create(&ActionLabels { action });
         }
+        let region_load = Family::<RegionLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "region_load",
+            "A region's load measured from its edge nodes (requests/s or open connections, as its capacity is declared); absent while its telemetry is missing or stale",
+            region_load.clone(),
+        );
+        let region_spill_share = Family::<RegionLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "region_spill_share",
+            "Share (0 to 1) of a region's clients answered with another region because it runs over its capacity target",
+            region_spill_share.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "build_info",
@@ -246,6 +260,8 @@ impl Metrics {
             peer_views_accepted,
             peer_views_refused,
             rate_limited,
+            region_load,
+            region_spill_share,
             changes: Changes::default(),
         })
     }
@@ -333,6 +349,23 @@ impl Metrics {
                 self.vantage_region_up.remove(&labels);
             }
         }
+    }
+
+    /// Records `region`'s load (`None`: telemetry missing or stale, the
+    /// series goes away) and its spill share.
+    pub fn set_region_load(&self, region: &str, load: Option<f64>, share: f64) {
+        let labels = RegionLabels {
+            region: region.to_owned(),
+        };
+        match load {
+            Some(load) => {
+                self.region_load.get_or_create(&labels).set(load);
+            }
+            None => {
+                self.region_load.remove(&labels);
+            }
+        }
+        self.region_spill_share.get_or_create(&labels).set(share);
     }
 
     /// Records the quorum's verdict on `region`.

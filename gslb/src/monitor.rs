@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use admin::api::gslb as api;
 use arc_swap::ArcSwap;
 use probe::{Health, ProbeEvent, ProbeResult, ProbeSpec, Prober};
 use serde::Serialize;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use topology::{Breaker, Topology};
 use tracing::{debug, info, warn};
 
-use crate::health::RegionHealth;
+use crate::health::{RegionHealth, RegionLoad};
 use crate::metrics::Metrics;
 use crate::overrides::OverrideMode;
 use crate::peer::{self, LastProbe, NodeView, PeerKey, Refusal, RegionOpinion};
@@ -56,6 +57,8 @@ pub struct RegionStatus {
     pub fresh_views: usize,
     /// Each vantage point's view.
     pub vantage: Vec<VantageStatus>,
+    /// Its load and spill share, when it declares a capacity.
+    pub load: Option<api::Load>,
 }
 
 /// One vantage point's view, for the status.
@@ -128,6 +131,9 @@ struct State {
     changes: u64,
     /// The value of `changes` when each region last went out.
     went_out: HashMap<String, u64>,
+    /// Each region's load, from [`crate::load`]; regions without one are
+    /// [`RegionLoad::Unbounded`].
+    loads: HashMap<String, (RegionLoad, api::Load)>,
 }
 
 struct OwnOpinion {
@@ -363,6 +369,19 @@ impl Monitor {
         }
         self.recompute();
         result
+    }
+
+    /// Publishes the regions' loads and spill shares measured by
+    /// [`crate::load`]; regions left out have no capacity.
+    pub fn set_loads(&self, loads: Vec<(String, RegionLoad, api::Load)>) {
+        {
+            let mut state = self.state.lock().expect("monitor state lock");
+            state.loads = loads
+                .into_iter()
+                .map(|(name, load, status)| (name, (load, status)))
+                .collect();
+        }
+        self.recompute();
     }
 
     async fn consume(
@@ -653,6 +672,7 @@ impl Monitor {
         let mut up = Vec::with_capacity(region_list.len());
         let mut held_list = Vec::with_capacity(region_list.len());
         let mut went_out = Vec::with_capacity(region_list.len());
+        let mut loads = Vec::with_capacity(region_list.len());
         let mut regions = Vec::with_capacity(region_list.len());
         // The count regions going out now are stamped with.
         let going_out = state.changes + 1;
@@ -698,6 +718,12 @@ impl Monitor {
             up.push(in_service);
             held_list.push(held.is_some());
             went_out.push(state.went_out.get(name).copied().unwrap_or(0));
+            let load = state.loads.get(name);
+            loads.push(load.map_or(RegionLoad::Unbounded, |(load, _)| *load));
+            if let Some((_, status)) = load {
+                self.metrics
+                    .set_region_load(name, status.current, status.share);
+            }
             regions.push(RegionStatus {
                 name: name.clone(),
                 verdict: if verdict.up { "up" } else { "down" },
@@ -708,12 +734,15 @@ impl Monitor {
                 up_votes: verdict.up_votes,
                 fresh_views: verdict.fresh,
                 vantage,
+                load: load.map(|(_, status)| status.clone()),
             });
         }
         if went_out.contains(&going_out) {
             state.changes = going_out;
         }
-        let view = RegionHealth::with_overrides(up, held_list).with_went_out(went_out);
+        let view = RegionHealth::with_overrides(up, held_list)
+            .with_went_out(went_out)
+            .with_load(loads);
         if **self.view.load() != view {
             self.view.store(Arc::new(view));
         }

@@ -17,7 +17,7 @@ use topology::{GeoName, RegionId, Topology};
 
 use crate::client::Client;
 use crate::decide::{AddressFamily, ClientLocation, decide};
-use crate::health::RegionHealth;
+use crate::health::{RegionHealth, RegionLoad};
 use crate::state::ServingState;
 
 /// A hypothetical change: regions taken out as `gtm fail` does (held, as
@@ -46,14 +46,26 @@ impl Scenario {
     }
 }
 
+/// What a scenario changes: per geo name the places whose answer moves,
+/// what each client asked for gets, and the regions receiving clients.
+pub struct Prediction {
+    /// Per geo name, the places whose answer changes.
+    pub names: Vec<api::NameChanges>,
+    /// Per client and geo name, its answer before and after.
+    pub clients: Vec<api::ClientMove>,
+    /// The regions that would take clients they do not answer now.
+    pub receivers: Vec<api::Receiver>,
+}
+
 /// The answers of every geo name of `state` that `scenario` would change,
-/// per place, and what each of `clients` gets before and after.
+/// per place, what each of `clients` gets before and after, and whether
+/// the regions receiving clients have capacity headroom.
 pub fn what_if(
     state: &ServingState,
     health: &RegionHealth,
     scenario: &Scenario,
     clients: &[IpAddr],
-) -> (Vec<api::NameChanges>, Vec<api::ClientMove>) {
+) -> Prediction {
     let topology = &state.topology;
     let after = scenario.apply(health);
     let db = state.geoip.current();
@@ -145,7 +157,81 @@ pub fn what_if(
             });
         }
     }
-    (names, moves)
+    // Who would receive clients from whom, by region name.
+    let mut flows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let moved = names
+        .iter()
+        .flat_map(|n| n.places.iter().map(|p| (&p.before, &p.after)))
+        .chain(
+            moves
+                .iter()
+                .filter(|m| m.changed)
+                .map(|m| (&m.before, &m.after)),
+        );
+    for (before, after) in moved {
+        for to in after.iter().filter(|r| !before.contains(r)) {
+            let from = flows.entry(to.clone()).or_default();
+            for region in before {
+                if !from.contains(region) {
+                    from.push(region.clone());
+                }
+            }
+        }
+    }
+    let receivers = flows
+        .into_iter()
+        .filter_map(|(to, from)| {
+            let id = topology.region_by_name(&to)?;
+            let from: Vec<RegionId> = from
+                .iter()
+                .filter_map(|name| topology.region_by_name(name))
+                .collect();
+            Some(receiver(topology, health, id, &from))
+        })
+        .collect();
+    Prediction {
+        names,
+        clients: moves,
+        receivers,
+    }
+}
+
+/// Region `id`'s headroom under `health`, with the load of the regions
+/// `from` that it would take clients from.
+fn receiver(
+    topology: &Topology,
+    health: &RegionHealth,
+    id: RegionId,
+    from: &[RegionId],
+) -> api::Receiver {
+    let capacity = topology.region(id).capacity;
+    let load = health.load(id);
+    let measured = match load {
+        RegionLoad::Measured(load) => Some(load),
+        _ => None,
+    };
+    let incoming = from
+        .iter()
+        .map(|region| match health.load(*region) {
+            RegionLoad::Measured(l) if Some(l.unit) == capacity.map(|c| c.unit) => Some(l.current),
+            _ => None,
+        })
+        .sum::<Option<u64>>()
+        .filter(|_| !from.is_empty());
+    api::Receiver {
+        region: topology.region(id).name.clone(),
+        headroom: match load {
+            RegionLoad::Unbounded => "unbounded",
+            RegionLoad::Unknown => "unknown",
+            RegionLoad::Measured(load) if load.is_full() => "full",
+            RegionLoad::Measured(_) => "room",
+        }
+        .to_owned(),
+        unit: capacity.map(|c| c.unit.as_str().to_owned()),
+        load: measured.map(|l| l.current),
+        target: measured.map(|l| l.target),
+        incoming,
+    }
 }
 
 /// Regions answered before and after, by name.
@@ -250,7 +336,22 @@ regions:
             recover: vec![],
         };
         let clients = ["8.8.8.8", "81.2.69.160"].map(|c| c.parse().unwrap());
-        let (names, moves) = what_if(&state, &health, &scenario, &clients);
+        let Prediction {
+            names,
+            clients: moves,
+            receivers,
+        } = what_if(&state, &health, &scenario, &clients);
+        // No capacity declared: the regions taking them are unbounded.
+        assert!(
+            receivers.iter().any(|r| r.region == "eu-west"),
+            "{receivers:?}"
+        );
+        assert!(
+            receivers
+                .iter()
+                .all(|r| r.headroom == "unbounded" && r.region != "us-east"),
+            "{receivers:?}"
+        );
         let www = &names[0];
         assert_eq!(www.name, "www.example.com.");
         let us = www
@@ -299,10 +400,14 @@ regions:
             recover: vec![region],
         };
         let clients = ["8.8.8.8".parse().unwrap()];
-        let (_, moves) = what_if(&state, &health, &back(us_east), &clients);
+        let moves = what_if(&state, &health, &back(us_east), &clients).clients;
         assert_eq!(moves[0].before, ["ap-south"]);
         assert_eq!(moves[0].after, ["us-east"]);
-        let (names, moves) = what_if(&state, &health, &back(eu_west), &clients);
+        let Prediction {
+            names,
+            clients: moves,
+            ..
+        } = what_if(&state, &health, &back(eu_west), &clients);
         assert_eq!(
             moves[0].after,
             ["eu-west"],
@@ -317,5 +422,69 @@ regions:
         // The failover name had every candidate out and failed open to
         // eu-west, the one not held: it already answers it.
         assert!(names[1].places.is_empty(), "{:?}", names[1]);
+    }
+
+    #[test]
+    fn a_dry_run_says_whether_the_receiving_regions_have_room() {
+        use crate::health::Load;
+        use topology::LoadUnit;
+        let state = state();
+        let measured = |current, target| {
+            RegionLoad::Measured(Load {
+                unit: LoadUnit::RequestsPerSecond,
+                current,
+                target,
+                share: 0,
+            })
+        };
+        let text = TOPOLOGY.replace(
+            "vip: { ipv4: 127.0.1.1 } }",
+            "vip: { ipv4: 127.0.1.1 }, capacity: { requests_per_second: 1500 }, l7: { nodes: [{ name: l7-1, address: 127.0.1.11, admin: \"127.0.1.11:9100\" }], routes: [{ pool: web }], pools: { web: { servers: [{ addr: \"127.0.1.101:9000\" }] } } } }",
+        );
+        let text = text.replace(
+            "vip: { ipv4: 127.0.2.1 } }",
+            "vip: { ipv4: 127.0.2.1 }, capacity: { requests_per_second: 1000 }, l7: { nodes: [{ name: l7-2, address: 127.0.2.11, admin: \"127.0.2.11:9100\" }], routes: [{ pool: web }], pools: { web: { servers: [{ addr: \"127.0.2.101:9000\" }] } } } }",
+        );
+        let topology = Arc::new(topology::parse(&text, "what-if").unwrap());
+        let state = ServingState::new(topology, state.geoip.clone(), None).unwrap();
+        let fail_us = Scenario {
+            fail: vec![id(&state, "us-east")],
+            recover: vec![],
+        };
+        let eu_west = |health: &RegionHealth| {
+            what_if(&state, health, &fail_us, &[])
+                .receivers
+                .into_iter()
+                .find(|r| r.region == "eu-west")
+                .expect("eu-west receives us-east's clients")
+        };
+        let room = RegionHealth::all_up(3).with_load(vec![
+            measured(1200, 1200),
+            measured(300, 800),
+            RegionLoad::Unbounded,
+        ]);
+        let receiver = eu_west(&room);
+        assert_eq!(receiver.headroom, "room");
+        assert_eq!(
+            (receiver.load, receiver.target, receiver.incoming),
+            (Some(300), Some(800), Some(1200))
+        );
+        assert_eq!(receiver.unit.as_deref(), Some("requests_per_second"));
+        let full = RegionHealth::all_up(3).with_load(vec![
+            measured(1200, 1200),
+            measured(800, 800),
+            RegionLoad::Unbounded,
+        ]);
+        assert_eq!(eu_west(&full).headroom, "full");
+        let unknown = RegionHealth::all_up(3).with_load(vec![
+            RegionLoad::Unknown,
+            RegionLoad::Unknown,
+            RegionLoad::Unbounded,
+        ]);
+        let receiver = eu_west(&unknown);
+        assert_eq!(
+            (receiver.headroom.as_str(), receiver.incoming),
+            ("unknown", None)
+        );
     }
 }

@@ -13,3 +13,4 @@ mod gtm;
 mod gtm_render;
 mod knot_interop;
 mod monitoring;
+mod spill;

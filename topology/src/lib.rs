@@ -8,6 +8,7 @@
 //! - [`model`]: the validated [`Topology`] the binaries work from.
 //! - [`health`]: health checks (region, L7 node, backend server) and the
 //!   rules every check meets, which `probe` applies too.
+//! - [`capacity`]: a region's capacity and target, for spill-over.
 //! - [`status`]: the HTTP status-set grammar (`"200,300-399"`).
 //! - [`tiers`]: a region's L4 and L7 tiers and demo backends.
 //! - [`hosts`]: the machines components run on; `placement`: which
@@ -24,6 +25,7 @@
 //!
 //! The schema is documented in `docs/topology.md` at the repository root.
 
+pub mod capacity;
 pub mod dnssec;
 pub mod duration;
 mod field;
@@ -45,6 +47,7 @@ pub mod zonefile;
 use std::fmt;
 use std::path::Path;
 
+pub use capacity::{Capacity, LoadUnit};
 pub use model::{
     AllDown, Breaker, Coordinates, Dns, DnsNode, Dnssec, GeoHttps, GeoIpSource, GeoName, GeoPolicy,
     Overrides, RateLimit, Record, Region, RegionId, Topology, Vip, Zone,

@@ -383,6 +383,8 @@ pub struct Region {
     pub l7: Option<L7Tier>,
     /// Demo backends.
     pub backends: Vec<Backend>,
+    /// What it can take; without one it never spills and always has room.
+    pub capacity: Option<crate::capacity::Capacity>,
 }
 
 /// A region's VIP addresses; at least one is set.

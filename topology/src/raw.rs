@@ -301,6 +301,9 @@ pub struct RawRegion {
     /// Demo backends `gtm up` starts.
     #[serde(default)]
     pub backends: Vec<crate::tiers::RawBackend>,
+    /// What the region can take, for spill-over.
+    #[serde(default)]
+    pub capacity: Option<crate::capacity::RawCapacity>,
 }
 
 /// Coordinates in degrees.

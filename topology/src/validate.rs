@@ -438,6 +438,7 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
         l4,
         l7,
         backends,
+        capacity,
     } = raw;
     if !(-90.0..=90.0).contains(&location.lat) {
         problems.add(
@@ -521,6 +522,17 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
         problems,
     );
     let backends = crate::tiers::validate_backends(backends, &format!("{path}.backends"), problems);
+    let capacity = capacity
+        .as_ref()
+        .and_then(|raw| crate::capacity::validate(raw, &format!("{path}.capacity"), problems));
+    if capacity.is_some() && l7.is_none() {
+        // The load is read from the region's edge nodes' admin APIs (an L4
+        // tier without L7 nodes is refused above).
+        problems.add(
+            format!("{path}.capacity"),
+            "the region's load is measured on its L7 (or L4) nodes, and it has none; add an `l7:` tier or remove `capacity:`",
+        );
+    }
     (problems.0.len() == before).then(|| Region {
         name: name.to_owned(),
         location: Coordinates {
@@ -537,6 +549,7 @@ fn validate_region(name: &str, raw: &RawRegion, problems: &mut Problems) -> Opti
         l4,
         l7,
         backends,
+        capacity,
     })
 }
 

@@ -69,6 +69,30 @@ pub struct Region {
     pub quorum: Option<Quorum>,
     /// Each vantage point's view.
     pub vantage: Vec<Vantage>,
+    /// Its load and spill share, when it declares a capacity.
+    #[serde(default)]
+    pub load: Option<Load>,
+}
+
+/// A region's load against its capacity, and the share of its clients
+/// spilled to other regions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Load {
+    /// `requests_per_second` or `connections`.
+    pub unit: String,
+    /// The declared capacity.
+    pub capacity: f64,
+    /// `target × capacity`: above it, the region spills.
+    pub target: f64,
+    /// The load last measured, while fresh.
+    pub current: Option<f64>,
+    /// Share of its clients answered elsewhere, 0 to 1.
+    pub share: f64,
+    /// `fresh`; `stale` (no figures for several intervals) or `missing`
+    /// (none yet): then it neither spills nor receives spilled clients.
+    pub telemetry: String,
+    /// Why the last sample of its edge nodes failed, if it did.
+    pub error: Option<String>,
 }
 
 /// The outcome of a region's quorum: up when at least half of the fresh
@@ -220,6 +244,32 @@ pub struct WhatIf {
     pub names: Vec<NameChanges>,
     /// Per client asked for and geo name, its answer before and after.
     pub clients: Vec<ClientMove>,
+    /// The regions that would receive clients they do not answer now, with
+    /// their capacity headroom.
+    #[serde(default)]
+    pub receivers: Vec<Receiver>,
+}
+
+/// A region that would receive clients in a what-if, and whether it has
+/// room for them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Receiver {
+    /// The region.
+    pub region: String,
+    /// `room` (its load is under its target), `full` (at or over it),
+    /// `unknown` (its load telemetry is missing or stale) or `unbounded`
+    /// (no capacity declared).
+    pub headroom: String,
+    /// `requests_per_second` or `connections`, when it declares a capacity.
+    pub unit: Option<String>,
+    /// Its load now, when measured.
+    pub load: Option<u64>,
+    /// Its target load (`target × capacity`), when measured.
+    pub target: Option<u64>,
+    /// The load now of the regions it would take clients from, in the
+    /// same unit, when all of them are measured in it: an upper bound on
+    /// what it would receive.
+    pub incoming: Option<u64>,
 }
 
 /// The places whose answer for one geo name changes.

@@ -77,6 +77,9 @@ pub struct RegionReport {
     pub backends: Tier,
     /// Requests per second through the L7 tier, when it says.
     pub requests_per_second: Option<f64>,
+    /// Its load against its declared capacity and the share of its
+    /// clients spilled elsewhere, as the GSLB measures it.
+    pub load: Option<admin::api::gslb::Load>,
 }
 
 /// Nodes of one tier.
@@ -275,6 +278,7 @@ pub fn gather(deployed: &Deployed, state: &StateDir, admin: &Admin) -> Status {
                 l7,
                 backends: tier(reports(Kind::Backend)),
                 requests_per_second,
+                load: view.and_then(|v| v.load.clone()),
             }
         })
         .collect();
@@ -481,6 +485,31 @@ fn vantage_text(vantage: &[VantageStatus]) -> String {
         .join(", ")
 }
 
+/// `load 1200/s, target 800/s of 1000/s: 25 % of its clients spilled`.
+fn load_text(load: &admin::api::gslb::Load) -> String {
+    let unit = if load.unit == "connections" {
+        " connections"
+    } else {
+        "/s"
+    };
+    let Some(current) = load.current else {
+        return format!(
+            "load telemetry {} ({}): neither spills nor receives spilled clients",
+            load.telemetry,
+            load.error.as_deref().unwrap_or("no figures yet")
+        );
+    };
+    let spill = if load.share > 0.0 {
+        format!("{:.0} % of its clients spilled", load.share * 100.0)
+    } else {
+        "no spill".to_owned()
+    };
+    format!(
+        "load {current:.0}{unit}, target {:.0}{unit} of {:.0}{unit}: {spill}",
+        load.target, load.capacity
+    )
+}
+
 fn print(status: &Status, p: &Printer) {
     p.line(format_args!(
         "{} {}  {}",
@@ -524,6 +553,9 @@ fn print(status: &Status, p: &Printer) {
         };
         if let Some(why) = &region.gslb_view_error {
             notes.push(format!("{}: GSLB view unknown: {why}", region.name));
+        }
+        if let Some(load) = &region.load {
+            notes.push(format!("{}: {}", region.name, load_text(load)));
         }
         let l4 = if region.l4.is_empty() {
             ("-".to_owned(), Some(Style::Dim))

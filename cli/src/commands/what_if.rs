@@ -112,6 +112,7 @@ fn print(report: &WhatIf, p: &Printer) {
             p.line(line);
         }
     }
+    print_receivers(report, p);
     if report.clients.is_empty() {
         return;
     }
@@ -139,6 +140,47 @@ fn print(report: &WhatIf, p: &Printer) {
     }
     for line in table.lines(p) {
         p.line(line);
+    }
+}
+
+/// Whether the regions that would take clients have room for them.
+fn print_receivers(report: &WhatIf, p: &Printer) {
+    if report.receivers.is_empty() {
+        return;
+    }
+    p.line("");
+    p.line(p.paint(Style::Bold, "Receiving regions' capacity"));
+    for receiver in &report.receivers {
+        let unit = match receiver.unit.as_deref() {
+            Some("connections") => " connections",
+            _ => "/s",
+        };
+        let incoming = receiver.incoming.map_or_else(String::new, |l| {
+            format!("; the regions it takes clients from carry {l}{unit} now")
+        });
+        let (style, text) = match (receiver.headroom.as_str(), receiver.load, receiver.target) {
+            ("room", Some(load), Some(target)) => (
+                Style::Good,
+                format!(
+                    "has room: load {load}{unit} of target {target}{unit}, {}{unit} to spare{incoming}",
+                    target - load
+                ),
+            ),
+            ("full", Some(load), Some(target)) => (
+                Style::Bad,
+                format!("FULL: load {load}{unit} at or over target {target}{unit}{incoming}"),
+            ),
+            ("unknown", _, _) => (
+                Style::Warn,
+                "capacity unknown: its load telemetry is missing or stale".to_owned(),
+            ),
+            _ => (Style::Dim, "no capacity declared".to_owned()),
+        };
+        p.line(format_args!(
+            "  {:<12} {}",
+            receiver.region,
+            p.paint(style, text)
+        ));
     }
 }
 

@@ -321,6 +321,7 @@ mod tests {
             since_ms: START_MS.saturating_add_signed(since_after_ms),
             quorum: None,
             vantage,
+            load: None,
         }
     }
 

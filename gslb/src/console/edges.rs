@@ -13,7 +13,7 @@ use std::time::Duration;
 use admin::metrics::{Sample, samples};
 use serde::Serialize;
 use tokio::task::JoinSet;
-use topology::Topology;
+use topology::{Region, Topology};
 
 /// How long a node has to answer both requests.
 pub const TIMEOUT: Duration = Duration::from_millis(800);
@@ -26,6 +26,16 @@ pub enum Kind {
     L4,
     /// An L7 node (the HTTP proxy).
     L7,
+}
+
+impl Kind {
+    /// `L4` or `L7`, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::L4 => "L4",
+            Kind::L7 => "L7",
+        }
+    }
 }
 
 /// One edge node, as last asked.
@@ -127,11 +137,16 @@ pub struct Certificate {
     pub expires_at: f64,
 }
 
-/// Every edge node of `topology`, in topology order, each asked
-/// concurrently; all unreachable, saying why, without a `client`.
-pub async fn gather(client: Result<&reqwest::Client, &str>, topology: &Topology) -> Vec<Edge> {
+/// Every edge node of the regions of `topology` that `wanted` picks, in
+/// topology order, each asked concurrently; all unreachable, saying why,
+/// without a `client`.
+pub async fn gather(
+    client: Result<&reqwest::Client, &str>,
+    topology: &Topology,
+    wanted: impl Fn(&Region) -> bool,
+) -> Vec<Edge> {
     let mut nodes = Vec::new();
-    for region in &topology.regions {
+    for region in topology.regions.iter().filter(|r| wanted(r)) {
         for node in region.l4.iter().flat_map(|t| &t.nodes) {
             nodes.push((Kind::L4, node.name.clone(), region.name.clone(), node.admin));
         }

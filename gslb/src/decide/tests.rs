@@ -673,3 +673,110 @@ fn stable_scope_ignores_other_families_and_enclosing_nets() {
         8
     );
 }
+
+/// A view where each region is up or down and, when it declares a
+/// capacity, loaded to `loads[i]` of a target of 1000 with `shares[i]`
+/// basis points spilled.
+fn loaded_view(up: &[bool], loads: &[Option<(u64, u16)>]) -> RegionHealth {
+    use crate::health::{Load, RegionLoad};
+    RegionHealth::from_states(up.to_vec()).with_load(
+        loads
+            .iter()
+            .map(|l| match l {
+                None => RegionLoad::Unbounded,
+                Some((current, share)) => RegionLoad::Measured(Load {
+                    unit: topology::LoadUnit::RequestsPerSecond,
+                    current: *current,
+                    target: 1000,
+                    share: *share,
+                }),
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn a_spilled_client_gets_the_next_region_with_room_for_its_slash_24() {
+    let t = topology();
+    let new_york = place(40.71, -74.0, "US", Continent::NorthAmerica);
+    let us_east = region(&t, "us-east");
+    // us-east spills 90 %; eu-west has room.
+    let health = loaded_view(
+        &[true; 4],
+        &[Some((1500, 9000)), Some((100, 0)), None, None],
+    );
+    let spilled = (0..=255)
+        .map(|i| format!("100.64.{i}.1"))
+        .find(|ip| {
+            let client = Client::new(ip.parse().unwrap(), None).unwrap();
+            crate::spill::spill_rank(crate::spill::spill_network(client.network)) < 0.9
+        })
+        .unwrap();
+    let from_new_york = |health: &RegionHealth| {
+        run(
+            &t,
+            "nearest",
+            AddressFamily::V4,
+            &spilled,
+            Some(&new_york),
+            "100.64.0.0/10",
+            health,
+        )
+    };
+    let d = from_new_york(&health);
+    assert_eq!(chosen_names(&t, &d), ["us-west"], "{d:?}");
+    let spill = d.spill.unwrap();
+    assert_eq!(spill.from, us_east);
+    assert_eq!(d.scope, 24);
+    // Without a share, the same client stays and the scope stays wide.
+    let calm = loaded_view(&[true; 4], &[Some((500, 0)), None, None, None]);
+    let d = from_new_york(&calm);
+    assert_eq!(chosen_names(&t, &d), ["us-east"]);
+    assert_eq!(d.spill, None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Spill-over never answers a down region, nor moves a client to a
+    /// region at or over its target; and whether a client spills is
+    /// monotone in the share: raising it only adds clients, to the same
+    /// region.
+    #[test]
+    fn spill_over_never_sends_clients_to_down_or_full_regions_and_is_monotone(
+        up in proptest::collection::vec(any::<bool>(), 4),
+        loads in proptest::collection::vec(
+            proptest::option::of((0u64..2000, 0u16..9000)), 4),
+        lat in -90.0f64..90.0,
+        lon in -180.0f64..180.0,
+        octets in any::<[u8; 4]>(),
+        more in 0u16..9000,
+        name in prop::sample::select(vec!["nearest", "failover", "all", "weighted"]),
+    ) {
+        let t = topology();
+        let location = place(lat, lon, "FR", Continent::Europe);
+        let ip = IpAddr::from(octets).to_string();
+        let health = loaded_view(&up, &loads);
+        let d = run(&t, name, AddressFamily::V4, &ip, Some(&location), "0.0.0.0/0", &health);
+        if let Some(spill) = d.spill {
+            prop_assert!(up[spill.to.0], "spilled to a down region: {:?}", d);
+            prop_assert_eq!(d.chosen.first(), Some(&spill.to));
+            prop_assert!(
+                d.chosen.iter().all(|id| up[id.0] && health.has_headroom(*id) && *id != spill.from),
+                "spilled to a down, full or the spilling region: {:?}", d
+            );
+        }
+        prop_assert!(d.chosen.iter().all(|id| up[id.0]) || !geo(&t, name).regions.iter().any(|id| up[id.0]));
+
+        // Raise the share of whichever region spilled (or would): the
+        // client, once spilled, stays spilled to the same region.
+        if let Some(spill) = d.spill {
+            let mut raised = loads.clone();
+            if let Some((_, share)) = raised[spill.from.0].as_mut() {
+                *share = share.saturating_add(more).min(9000);
+            }
+            let again = run(&t, name, AddressFamily::V4, &ip, Some(&location), "0.0.0.0/0", &loaded_view(&up, &raised));
+            prop_assert_eq!(again.spill.map(|s| (s.from, s.to)), Some((spill.from, spill.to)));
+        }
+    }
+}

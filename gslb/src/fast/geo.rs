@@ -9,8 +9,9 @@
 //! ([`crate::decide`]'s rule) and ordered by distance from the client's
 //! location. `failover` needs no table. Per health view, each order is
 //! turned into an [`Outcome`]: a template of the addresses chosen (or the
-//! zone's NODATA) and whether the scope collapses to 0. `weighted` is left
-//! to the slow path.
+//! zone's NODATA) and whether the scope collapses to 0. `weighted`, and
+//! orders whose first region in service spills clients
+//! ([`crate::spill`]), are left to the slow path.
 //!
 //! [`GeoMaps`] depend on the serving state and the GeoIP database;
 //! [`GeoOutcomes`] on those and the health view, and are rebuilt when it
@@ -33,6 +34,7 @@ use crate::dns::canonical_reply;
 use crate::health::RegionHealth;
 use crate::resolve::GeoAnswer;
 use crate::scope_map::ScopeMap;
+use crate::spill::spilling;
 use crate::state::ServingState;
 
 /// Most (network override × distance order) pairs precomputed per geo name;
@@ -347,6 +349,11 @@ impl OutcomeBuilder<'_> {
 
     /// What `decide` answers for preference `order` under the health view.
     fn outcome(&mut self, order: &[RegionId], failover: bool) -> Outcome {
+        // Whom a spilling region's clients get depends on each client's
+        // /24 (/56): the full decision works it out.
+        if spilling(order, self.health).is_some() {
+            return SLOW;
+        }
         let choice = choose(self.geo, order, self.health);
         let scope_zero = failover || choice.for_everyone();
         let mut addresses: Vec<IpAddr> = choice

@@ -463,3 +463,72 @@ fn a_geo_https_block_is_checked() {
     // Without the block, a static HTTPS RRset at a geo name is the operator's.
     topology::parse(&clash.replace(https, ""), "test.yaml").expect("no clash without https:");
 }
+
+#[test]
+fn a_region_capacity_is_read_and_bad_ones_are_refused_with_the_fix() {
+    let text = example_text();
+    let with = |capacity: &str| {
+        text.replacen(
+            "  us-east:\n",
+            &format!("  us-east:\n    capacity: {capacity}\n"),
+            1,
+        )
+    };
+    let topology = topology::parse(&with("{ requests_per_second: 1000 }"), "t.yaml").unwrap();
+    let capacity = topology.regions[0].capacity.unwrap();
+    assert_eq!(capacity.unit, topology::LoadUnit::RequestsPerSecond);
+    assert_eq!(capacity.target_load(), 800.0);
+    assert_eq!(topology.regions[1].capacity, None);
+    let topology = topology::parse(&with("{ connections: 500, target: 1 }"), "t.yaml").unwrap();
+    assert_eq!(topology.regions[0].capacity.unwrap().target_load(), 500.0);
+
+    for (capacity, want) in [
+        (
+            "{ requests_per_second: 0 }",
+            "regions.us-east.capacity.requests_per_second: capacity 0 must be a positive number",
+        ),
+        (
+            "{ connections: -5 }",
+            "regions.us-east.capacity.connections: capacity -5 must be a positive number",
+        ),
+        (
+            "{ requests_per_second: 100, target: 1.5 }",
+            "regions.us-east.capacity.target: target 1.5 is not a share of the capacity; write a number in (0, 1]",
+        ),
+        (
+            "{ requests_per_second: 100, target: -0.2 }",
+            "regions.us-east.capacity.target: target -0.2 is not a share",
+        ),
+        (
+            "{ requests_per_second: 100, connections: 10 }",
+            "regions.us-east.capacity: both `requests_per_second` and `connections` are set",
+        ),
+        (
+            "{ target: 0.5 }",
+            "regions.us-east.capacity: no capacity given; write `requests_per_second: N` or `connections: N`",
+        ),
+    ] {
+        let found = problems(&with(capacity));
+        assert!(
+            found.iter().any(|p| p.contains(want)),
+            "{capacity}: {want:?} not among {found:?}"
+        );
+    }
+    // A region without edge tiers has nothing to measure its load on.
+    let bare = text.replacen(
+        "  ap-south:\n",
+        "  ap-south:\n    capacity: { connections: 100 }\n",
+        1,
+    );
+    // ap-south is the file's last region: cut it before its tiers.
+    let at = bare.find("  ap-south:\n").unwrap();
+    let tiers = at + bare[at..].find("    l4:").unwrap();
+    let bare = format!("{}    backends: []\n", &bare[..tiers]);
+    let found = problems(&bare);
+    assert!(
+        found.iter().any(|p| p.contains(
+            "regions.ap-south.capacity: the region's load is measured on its L7 (or L4) nodes, and it has none"
+        )),
+        "{found:?}"
+    );
+}

@@ -228,6 +228,7 @@ mod tests {
                 fresh_views,
             }),
             vantage,
+            load: None,
         }
     }
 
