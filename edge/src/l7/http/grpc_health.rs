@@ -50,14 +50,7 @@ pub fn check(
     let request = Bytes::from(frame(&encode_request(&service)));
     CustomCheck::new(
         target,
-        Arc::new(move || {
-            Box::pin(attempt(
-                addr,
-                request.clone(),
-                connect_timeout,
-                tls.clone(),
-            ))
-        }),
+        Arc::new(move || Box::pin(attempt(addr, request.clone(), connect_timeout, tls.clone()))),
     )
 }
 

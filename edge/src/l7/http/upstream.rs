@@ -299,8 +299,9 @@ impl Upstream {
         };
         let mut refused = None;
         loop {
-            let (mut sender, generation) =
-                self.h2_sender(&server, addr, connections, tls, refused).await?;
+            let (mut sender, generation) = self
+                .h2_sender(&server, addr, connections, tls, refused)
+                .await?;
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.body(response, None, key)),
                 // The connection closed before the request went out:
