@@ -146,9 +146,11 @@ impl Fault {
     }
 
     /// Whether the answer closes the connection: after a framing conflict
-    /// the rest of the bytes cannot be trusted to be the next request.
+    /// the rest of the bytes cannot be trusted to be the next request, and
+    /// after a body that stopped arriving they are not all there (both
+    /// paths then say `Connection: close`, as HAProxy does).
     pub fn closes_connection(self) -> bool {
-        self == Fault::Framing
+        matches!(self, Fault::Framing | Fault::ClientTooSlow)
     }
 
     /// The body of the answer: the reason and a newline.
@@ -200,6 +202,7 @@ mod tests {
         assert_eq!(rate.retry_after(), Some(2));
         assert_eq!(Fault::ListenerFull.retry_after(), Some(1));
         assert!(Fault::Framing.closes_connection());
+        assert!(Fault::ClientTooSlow.closes_connection());
     }
 
     #[test]

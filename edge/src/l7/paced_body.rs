@@ -14,6 +14,7 @@
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -62,12 +63,19 @@ pub enum Stopped {
     Failed,
 }
 
-/// Where a [`PacedBody`] records how it stopped early, for whoever sent it
-/// on: the request path asks it whose fault a failed upstream exchange
-/// was. (Over HTTP/1 the body's error comes back inside the exchange's
-/// error, but an HTTP/2 connection only resets the stream.)
+/// Where a [`PacedBody`] records how it stopped early, or when it ended,
+/// for whoever sent it on: the request path asks it whose fault a failed
+/// upstream exchange was (over HTTP/1 the body's error comes back inside
+/// the exchange's error, but an HTTP/2 connection only resets the
+/// stream), and from when the backend's time to answer runs.
 #[derive(Clone, Debug, Default)]
-pub struct BodyWitness(Arc<AtomicU8>);
+pub struct BodyWitness(Arc<Witnessed>);
+
+#[derive(Debug, Default)]
+struct Witnessed {
+    stopped: AtomicU8,
+    ended: OnceLock<Instant>,
+}
 
 impl BodyWitness {
     fn record(&self, stopped: Stopped) {
@@ -75,16 +83,26 @@ impl BodyWitness {
             Stopped::TooSlow => 1,
             Stopped::Failed => 2,
         };
-        self.0.store(code, Ordering::Relaxed);
+        self.0.stopped.store(code, Ordering::Relaxed);
     }
 
     /// How the body stopped, if it did.
     pub fn stopped(&self) -> Option<Stopped> {
-        match self.0.load(Ordering::Relaxed) {
+        match self.0.stopped.load(Ordering::Relaxed) {
             1 => Some(Stopped::TooSlow),
             2 => Some(Stopped::Failed),
             _ => None,
         }
+    }
+
+    /// When the body ended (its last byte was taken), if it did.
+    pub fn ended(&self) -> Option<Instant> {
+        self.0.ended.get().copied()
+    }
+
+    /// Whether the body is still coming: neither ended nor stopped.
+    pub fn streaming(&self) -> bool {
+        self.ended().is_none() && self.stopped().is_none()
     }
 }
 
@@ -142,6 +160,12 @@ impl<B, E> PacedBody<B, E> {
             witness.record(how);
         }
     }
+
+    fn ended(&self) {
+        if let Some(witness) = &self.witness {
+            let _ = witness.0.ended.set(Instant::now());
+        }
+    }
 }
 
 impl<B, E> Body for PacedBody<B, E>
@@ -164,6 +188,8 @@ where
                 }
                 if matches!(frame, Some(Err(_))) {
                     this.stopped(Stopped::Failed);
+                } else if frame.is_none() || this.inner.is_end_stream() {
+                    this.ended();
                 }
                 Poll::Ready(frame.map(|f| f.map_err(E::failed)))
             }
@@ -256,6 +282,22 @@ mod tests {
         assert_eq!(witness.stopped(), None);
         assert!(body.frame().await.unwrap().is_err());
         assert_eq!(witness.stopped(), Some(Stopped::TooSlow));
+        assert!(!witness.streaming());
         drop(tx);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_witness_learns_when_the_body_ended() {
+        let (tx, rx) = mpsc::channel(4);
+        let witness = BodyWitness::default();
+        let mut body = PacedBody::<_, ClientBodyError>::new(Pieces(rx), Duration::from_secs(1))
+            .witnessed_by(witness.clone());
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        assert!(witness.streaming());
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        assert_eq!(witness.ended(), Some(Instant::now()));
+        assert!(!witness.streaming());
     }
 }

@@ -522,7 +522,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             Some(Err(_)) => return Err(Failed::Stale),
             Some(Ok(())) => {}
         }
-        self.send_rest_of_body(backend, tier, deadline).await?;
+        let deadline = self
+            .send_rest_of_body(backend, tier)
+            .await?
+            .unwrap_or(deadline);
         self.up.clear();
         loop {
             match codec::parse_response(&self.up, head_request, &mut self.response) {
@@ -553,14 +556,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     }
 
     /// Streams the part of the request body not read with the head, each
-    /// piece within the request-body pause; marks where the next request
-    /// starts.
+    /// piece within the request-body pause (the client's time: the
+    /// response timeout runs from the body's end, as on the hyper path);
+    /// marks where the next request starts. When it streamed, the deadline
+    /// of the response head.
     async fn send_rest_of_body(
         &mut self,
         backend: &mut TcpStream,
         tier: &L7Tier,
-        deadline: Instant,
-    ) -> Result<(), Failed> {
+    ) -> Result<Option<Instant>, Failed> {
         let body_start = self.pos + self.head.len;
         let length = self.head.content_length;
         let buffered = (self.buf.len() - body_start).min(length as usize);
@@ -568,18 +572,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         if remaining == 0 {
             self.next = body_start + buffered;
             self.body = Body::Read;
-            return Ok(());
+            return Ok(None);
         }
         self.buf.truncate(body_start);
         // Until the body is through, the connection cannot be reused.
         self.body = Body::Broken;
         while remaining > 0 {
             self.buf.reserve(READ_SIZE);
-            let pause = (Instant::now() + tier.timeouts.request_body).min(deadline);
+            let pause = Instant::now() + tier.timeouts.request_body;
             let read = self.io.read_buf(&mut self.buf);
             match before(&mut self.timer, pause, read).await {
-                None if pause < deadline => return Err(Failed::Fault(Fault::ClientTooSlow)),
-                None => return Err(Failed::Fault(Fault::UpstreamTimeout)),
+                None => return Err(Failed::Fault(Fault::ClientTooSlow)),
                 Some(Ok(n)) if n > 0 => {}
                 Some(_) => {
                     return Err(Failed::Fault(Fault::BadRequest("the request body failed")));
@@ -588,7 +591,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             let got = self.buf.len() - body_start;
             let piece = got.min(remaining as usize);
             let write = backend.write_all(&self.buf[body_start..body_start + piece]);
-            match before(&mut self.timer, deadline, write).await {
+            let stalled = Instant::now() + tier.timeouts.response;
+            match before(&mut self.timer, stalled, write).await {
                 None => return Err(Failed::Fault(Fault::UpstreamTimeout)),
                 Some(Err(_)) => return Err(Failed::Fault(Fault::UpstreamFailed)),
                 Some(Ok(())) => {}
@@ -599,7 +603,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         }
         self.next = body_start;
         self.body = Body::Read;
-        Ok(())
+        Ok(Some(Instant::now() + tier.timeouts.response))
     }
 
     /// Writes [`Conn::parts`] to the client.

@@ -406,18 +406,19 @@ async fn proxy(
         };
         let in_flight = pick.server.start();
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            response_timeout,
+        let result = answered_within(
             snapshot
                 .upstream
                 .send(pick.server.addr, protocol, up_request),
+            response_timeout,
+            witness.as_ref(),
         )
         .await;
         let latency = started.elapsed();
         let result = match result {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(attempt_fault(&error, witness.as_ref())),
-            Err(_) => Err(Fault::UpstreamTimeout),
+            Some(Ok(response)) => Ok(response),
+            Some(Err(error)) => Err(attempt_fault(&error, witness.as_ref())),
+            None => Err(Fault::UpstreamTimeout),
         };
         let attempted =
             Attempted::from(result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f));
@@ -446,6 +447,35 @@ async fn proxy(
             },
             shared,
         ));
+    }
+}
+
+/// Runs `send` until the response head comes, `timeout` at most after the
+/// request went out: from the end of the client's body (`witness`) when
+/// it has one, as the fast path times it. While the body is still coming
+/// the time is the client's, bounded by the body's own pause timeout,
+/// and the backend is not blamed for not having answered yet.
+async fn answered_within<F: Future>(
+    send: F,
+    timeout: Duration,
+    witness: Option<&BodyWitness>,
+) -> Option<F::Output> {
+    let timer = tokio::time::sleep(timeout);
+    tokio::pin!(send, timer);
+    loop {
+        tokio::select! {
+            out = &mut send => return Some(out),
+            () = &mut timer => {}
+        }
+        let now = tokio::time::Instant::now();
+        match witness {
+            Some(witness) if witness.streaming() => timer.as_mut().reset(now + timeout),
+            Some(witness) => match witness.ended() {
+                Some(ended) if ended + timeout > now => timer.as_mut().reset(ended + timeout),
+                _ => return None,
+            },
+            None => return None,
+        }
     }
 }
 

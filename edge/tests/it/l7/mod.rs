@@ -4,8 +4,10 @@
 
 mod abuse;
 mod balancing;
+pub mod differential;
 mod fast_path;
 mod h2c_backends;
+pub mod http1_cases;
 mod lifecycle;
 mod protocols;
 mod resilience;
