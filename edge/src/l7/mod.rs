@@ -37,6 +37,8 @@
 //!   pooled per server and driven in the task of the client connection
 //!   using them, or one multiplexed HTTP/2 connection per server (`h2c`
 //!   pools);
+//! - [`idle`]: the idle backend connections of both HTTP/1.1 paths, by
+//!   server: a cap per server, none reused past `upstream_idle`, a sweep;
 //! - [`limits`]: pure admission — per-client rate limit (GCRA),
 //!   connection cap, concurrency gates;
 //! - [`route`]: pure — host/path/header matching and prefix rewrites;
@@ -88,6 +90,7 @@ pub mod forward;
 pub mod framing;
 pub mod health;
 pub mod http;
+pub mod idle;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

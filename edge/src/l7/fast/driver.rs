@@ -476,7 +476,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         let resendable =
             self.pos + self.head.len + self.head.content_length as usize <= self.buf.len();
         loop {
-            let pooled = self.idle.take(addr, tier.timeouts.upstream_idle);
+            let pooled = self
+                .idle
+                .take(addr, tier.timeouts.upstream_idle, super::open_and_quiet);
             let reused = pooled.is_some();
             let mut backend = match pooled {
                 Some(stream) => stream,
@@ -785,11 +787,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             );
         }
         if complete && reusable {
-            self.idle.put(
-                reply.pick.server.addr,
-                backend,
-                reply.tier.timeouts.upstream_idle,
-            );
+            self.idle.put(reply.pick.server.addr, backend);
         }
         Done {
             status,

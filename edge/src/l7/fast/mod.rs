@@ -32,52 +32,24 @@
 pub mod codec;
 pub mod driver;
 
-use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+
+use super::idle::Idle;
 
 pub(crate) use driver::serve;
 
 /// A node's idle keep-alive connections to its backend servers, by
-/// server. A connection is put back only when its response was read to
-/// its end and both sides keep it alive; one idle longer than the tier's
-/// `upstream_idle`, or closed by the server meanwhile, is dropped when
+/// server, within [`super::idle`]'s bounds. A connection is put back only
+/// when its response was read to its end and both sides keep it alive;
+/// one closed by the server meanwhile ([`open_and_quiet`]) is dropped when
 /// met.
-#[derive(Debug, Default)]
-pub struct IdlePool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
-}
-
-impl IdlePool {
-    /// An idle connection to `addr` that is still open, if any.
-    pub fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.get_mut(&addr)?;
-        while let Some((stream, since)) = links.pop() {
-            if since.elapsed() < max_idle && open_and_quiet(&stream) {
-                return Some(stream);
-            }
-        }
-        None
-    }
-
-    /// Keeps `stream` to `addr` for the next request; those idle too long
-    /// are dropped meanwhile.
-    pub fn put(&self, addr: SocketAddr, stream: TcpStream, max_idle: Duration) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.entry(addr).or_default();
-        links.retain(|(_, since)| since.elapsed() < max_idle);
-        links.push((stream, Instant::now()));
-    }
-}
+pub type IdlePool = Idle<TcpStream>;
 
 /// Whether an idle connection is still open with nothing unread: a
 /// server that closed it, or sent bytes nobody asked for, makes it unusable.
-fn open_and_quiet(stream: &TcpStream) -> bool {
+pub(crate) fn open_and_quiet(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
     matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

@@ -26,7 +26,7 @@
 //! two pieces is cut off ([`PacedBody`]): its HTTP/1.1 connection is
 //! closed, its HTTP/2 stream reset.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -44,17 +44,14 @@ use hyper::client::conn::http2;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
+use crate::l7::idle::Idle;
 use crate::l7::paced_body::{BackendBodyError, ClientBodyError, PacedBody};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
 pub(crate) type UpBody = Either<PacedBody<Incoming, ClientBodyError>, Empty<Bytes>>;
-
-/// Most idle connections kept per server.
-const MAX_IDLE_PER_SERVER: usize = 1024;
 
 /// TCP keep-alive on backend connections, so a vanished backend host is
 /// noticed on connections that sit idle in the pool.
@@ -86,8 +83,6 @@ struct Link {
     driver: Driver,
     /// The driver has finished: the connection is closed or upgraded.
     done: bool,
-    /// When it went back to the pool.
-    idle_since: Instant,
 }
 
 impl Link {
@@ -141,7 +136,7 @@ struct H2Link {
 
 /// The backend client: connection pools by server address.
 pub struct Upstream {
-    idle: Mutex<HashMap<SocketAddr, VecDeque<Link>>>,
+    idle: Idle<Link>,
     /// The HTTP/2 connection of each h2c server used so far.
     multiplexed: Mutex<HashMap<SocketAddr, Arc<Multiplexed>>>,
     builder: Builder,
@@ -174,7 +169,7 @@ impl Upstream {
             .keep_alive_interval(H2_PING_INTERVAL)
             .keep_alive_timeout(H2_PING_TIMEOUT);
         let upstream = Arc::new(Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Idle::default(),
             multiplexed: Mutex::new(HashMap::new()),
             builder: Builder::new(),
             h2_builder,
@@ -321,47 +316,12 @@ impl Upstream {
         if !complete || !link.reusable() {
             return;
         }
-        let now = Instant::now();
-        link.idle_since = now;
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.entry(addr).or_default();
-        if links.len() < MAX_IDLE_PER_SERVER {
-            links.push_back(link);
-        }
+        self.idle.put(addr, link);
     }
 
     /// The most recently used idle connection to `addr` that is still open.
     fn checkout(&self, addr: SocketAddr) -> Option<Link> {
-        loop {
-            let mut link = {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                idle.get_mut(&addr)?.pop_back()?
-            };
-            if link.idle_since.elapsed() >= self.idle_timeout {
-                // The rest of the queue has been idle even longer.
-                self.close_idle(Some(addr), Instant::now());
-                return None;
-            }
-            if link.reusable() {
-                return Some(link);
-            }
-        }
-    }
-
-    /// Closes connections idle past the timeout at `now`: those to `only`,
-    /// or to every server.
-    fn close_idle(&self, only: Option<SocketAddr>, now: Instant) {
-        let expired = |link: &Link| now.duration_since(link.idle_since) >= self.idle_timeout;
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|addr, links| {
-            if only.is_none_or(|only| only == *addr) {
-                // Oldest first: expired connections are at the front.
-                while links.front().is_some_and(expired) {
-                    links.pop_front();
-                }
-            }
-            !links.is_empty()
-        });
+        self.idle.take(addr, self.idle_timeout, Link::reusable)
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<Link, UpstreamError> {
@@ -371,7 +331,6 @@ impl Upstream {
             sender,
             driver: Box::pin(connection.with_upgrades()),
             done: false,
-            idle_since: Instant::now(),
         })
     }
 
@@ -497,7 +456,7 @@ async fn sweep(upstream: Weak<Upstream>) {
         let Some(upstream) = upstream.upgrade() else {
             return;
         };
-        upstream.close_idle(None, now);
+        upstream.idle.sweep(now, upstream.idle_timeout);
     }
 }
 

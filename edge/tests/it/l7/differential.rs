@@ -13,6 +13,7 @@
 //! either way the client has no complete answer).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,16 @@ pub type Script = dyn Fn(&Message) -> (Vec<u8>, bool) + Send + Sync;
 pub struct Scripted {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    counts: Arc<Counts>,
+}
+
+/// The connections that carried requests (health checks' aside).
+#[derive(Debug, Default)]
+struct Counts {
+    /// Opened.
+    opened: AtomicUsize,
+    /// Closed by the node (the backend read their end).
+    closed_by_node: AtomicUsize,
 }
 
 impl Scripted {
@@ -38,16 +49,32 @@ impl Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let requests = log.clone();
+        let counts = Arc::new(Counts::default());
+        let (requests, counted) = (log.clone(), counts.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                tokio::spawn(serve_backend(stream, requests.clone(), script.clone()));
+                tokio::spawn(serve_backend(
+                    stream,
+                    requests.clone(),
+                    script.clone(),
+                    counted.clone(),
+                ));
             }
         });
-        Self { addr, log }
+        Self { addr, log, counts }
+    }
+
+    /// Connections opened so far that carried requests.
+    pub fn opened(&self) -> usize {
+        self.counts.opened.load(Ordering::SeqCst)
+    }
+
+    /// Of those, the ones the node closed.
+    pub fn closed_by_node(&self) -> usize {
+        self.counts.closed_by_node.load(Ordering::SeqCst)
     }
 
     fn take(&self) -> Vec<String> {
@@ -55,8 +82,14 @@ impl Scripted {
     }
 }
 
-async fn serve_backend(mut stream: TcpStream, log: Arc<Mutex<Vec<String>>>, script: Arc<Script>) {
+async fn serve_backend(
+    mut stream: TcpStream,
+    log: Arc<Mutex<Vec<String>>>,
+    script: Arc<Script>,
+    counts: Arc<Counts>,
+) {
     let mut buf = Vec::new();
+    let mut counted = false;
     loop {
         let message = loop {
             if let Some(message) = Message::parse(&buf, Side::Request) {
@@ -64,6 +97,10 @@ async fn serve_backend(mut stream: TcpStream, log: Arc<Mutex<Vec<String>>>, scri
             }
             let mut chunk = [0u8; 16 * 1024];
             match stream.read(&mut chunk).await {
+                Ok(0) if counted => {
+                    counts.closed_by_node.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
@@ -79,6 +116,10 @@ async fn serve_backend(mut stream: TcpStream, log: Arc<Mutex<Vec<String>>>, scri
                 false,
             )
         } else {
+            if !counted {
+                counted = true;
+                counts.opened.fetch_add(1, Ordering::SeqCst);
+            }
             log.lock().unwrap().push(message.text());
             script(&message)
         };

@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 use super::differential::{Message, Pair, Scripted, Settings};
 use super::http1_cases::{CUT, TIMEOUTS, corpus, script};
-use super::support::{PATIENCE, exchange, request};
+use super::support::{PATIENCE, exchange, get, request, wait_until};
 
 /// The backend of [`http1_cases`]: [`script`] by the request's path.
 async fn backend() -> Scripted {
@@ -49,6 +49,40 @@ async fn the_fast_path_answers_as_hyper_does() {
             original_case,
             "{raw}"
         );
+    }
+    pair.stop().await;
+}
+
+/// Idle backend connections, on both paths: one the server closed while
+/// it was idle is not used (the request goes on a fresh one and does not
+/// fail), and one idle past `upstream_idle` is closed by the node's sweep
+/// and not reused.
+#[tokio::test]
+async fn stale_or_expired_idle_backend_connections_are_not_reused() {
+    let backend = Scripted::start(Arc::new(|request: &Message| {
+        // `/then-close`: the server closes after its answer, unannounced.
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+        (answer, request.path() == "/then-close")
+    }))
+    .await;
+    let settings = Settings {
+        tier: "timeouts: { upstream_idle: 300ms }\n",
+        ..Settings::default()
+    };
+    let pair = Pair::start(&backend, settings).await;
+    for proxy in [&pair.fast, &pair.hyper] {
+        let opened = backend.opened();
+        for _ in 0..3 {
+            assert_eq!(get(proxy.http, "/then-close", &[]).await.status, 200);
+        }
+        assert_eq!(backend.opened() - opened, 3);
+        // A connection kept alive, then idle past `upstream_idle`.
+        let closed = backend.closed_by_node();
+        assert_eq!(get(proxy.http, "/kept", &[]).await.status, 200);
+        wait_until(|| async { backend.closed_by_node() > closed }).await;
+        let opened = backend.opened();
+        assert_eq!(get(proxy.http, "/kept", &[]).await.status, 200);
+        assert_eq!(backend.opened() - opened, 1, "a new connection");
     }
     pair.stop().await;
 }
