@@ -28,7 +28,7 @@
 //!   parsed by offsets, framing, chunks) and one task per connection
 //!   driving its backend connections ([`fast::driver`]); at a request
 //!   boundary it hands what it does not serve (HTTP/2, HTTP/1.0, upgrades,
-//!   `Expect`, chunked request bodies, `h2c` pools, the health path,
+//!   `Expect`, announced trailers, `h2c` pools, the health path,
 //!   anything odd) to [`http`] with the bytes read so far, for good;
 //! - [`http`]: the hyper adapter — serving connections, the request path
 //!   (admission, route, pick, forward, attempts), WebSocket tunnels, the

@@ -7,8 +7,10 @@
 //! request. The request head goes to the backend as slices of the bytes
 //! the client sent, less the hop-by-hop fields, plus the fields
 //! [`super::forward`] adds, with the body already read, in one vectored
-//! write; keep-alive backend connections are pooled per server and node
-//! ([`IdlePool`]). Every decision is the general path's: admission
+//! write; a chunked request body is decoded by [`super::chunked`] and
+//! sent in chunks of the proxy's own (extensions and trailers dropped; a
+//! malformed one is answered 400 and the connection closed); keep-alive
+//! backend connections are pooled per server and node ([`IdlePool`]). Every decision is the general path's: admission
 //! ([`super::limits`]), [`super::route`], [`super::pool`],
 //! [`super::retry`], [`super::fault`]'s answers, [`super::access`]'s log
 //! line and metrics.
@@ -17,9 +19,10 @@
 //!
 //! At each request boundary, a request the fast path does not serve — not
 //! HTTP/1.1 (an HTTP/2 preface, HTTP/1.0), `CONNECT` or a target not in
-//! plain origin form, no single `Host`, `Transfer-Encoding` (chunked
-//! bodies, and the smuggling guard's `Content-Length` + `Transfer-Encoding`),
-//! several `Content-Length`s, `Upgrade`, `Expect`, `TE`, the region health
+//! plain origin form, no single `Host`, a `Transfer-Encoding` other than
+//! one `chunked`, the smuggling guard's `Content-Length` +
+//! `Transfer-Encoding`, several `Content-Length`s, `Upgrade`, `Expect`,
+//! `TE`, `Trailer`, the region health
 //! path, a route to an `h2c` pool, a connection the framing guard flagged,
 //! anything `httparse` rejects or a head over the limits — hands the
 //! connection to hyper (`l7::http::serve_connection`) with the bytes

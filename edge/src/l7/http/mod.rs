@@ -488,7 +488,7 @@ fn attempt_fault(error: &UpstreamError, witness: Option<&BodyWitness>) -> Fault 
         debug!(?stopped, "request body failed: {error}");
         return match stopped {
             Stopped::TooSlow => Fault::ClientTooSlow,
-            Stopped::Failed => Fault::BadRequest("the request body failed"),
+            Stopped::Failed => Fault::BAD_BODY,
         };
     }
     debug!("upstream error: {error:#}");

@@ -84,6 +84,10 @@ pub const CUT: &str = "backend closes mid-response";
 /// longer than the backend may take to answer.
 pub const TIMEOUTS: &str = "timeouts: { request_body: 2s, response: 1s }\n";
 
+/// The case where the client's chunked body stops: the nodes' body
+/// timeout (`timeouts.request_body`) answers it.
+pub const STALLED: &str = "chunked request body stalled";
+
 /// The client's bytes of each case; each ends its connection (with
 /// `Connection: close`, or by a request the node answers by closing).
 pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
@@ -136,6 +140,35 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             // by the http1_equivalence fuzz target).
             "a body stalled past the response timeout",
             format!("POST /echo HTTP/1.1\r\n{host}Content-Length: 100\r\n\r\nonly ten b"),
+        ),
+        (
+            "chunked request body with extensions",
+            format!(
+                "POST /echo HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n{close}\r\n5;name=value\r\nhello\r\n6;x\r\n world\r\n0\r\n\r\n"
+            ),
+        ),
+        (
+            "chunked request body, then a pipelined get",
+            format!(
+                "POST /echo HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            ) + &get("/cl", close),
+        ),
+        (
+            "chunked request body with a trailer",
+            format!(
+                "POST /echo HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n"
+            ) + &get("/cl", close),
+        ),
+        (
+            "chunked request body to no route",
+            "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_owned()
+                + &get("/cl", close),
+        ),
+        (
+            STALLED,
+            format!(
+                "POST /echo HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n5\r\nhel"
+            ),
         ),
         ("chunked response with a trailer", get("/chunked", close)),
         (
