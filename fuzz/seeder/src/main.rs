@@ -21,6 +21,7 @@ mod topology;
 
 // The differential test's cases and the fuzz target's input, read where
 // they are written.
+#[allow(dead_code)] // its constants are the differential test's
 #[path = "../../../edge/tests/it/l7/http1_cases.rs"]
 mod http1_cases;
 #[path = "../../fuzz_targets/http1_input.rs"]

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
-use super::support::{Proxy, spec};
+use super::support::{PATIENCE, Proxy, spec};
 
 /// The backend's answer to a request, and whether it then closes the
 /// connection.
@@ -33,6 +34,8 @@ pub struct Scripted {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     counts: Arc<Counts>,
+    /// The bytes of the request being received, latest first.
+    partial: watch::Sender<Vec<u8>>,
 }
 
 /// The connections that carried requests (health checks' aside).
@@ -50,7 +53,8 @@ impl Scripted {
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let counts = Arc::new(Counts::default());
-        let (requests, counted) = (log.clone(), counts.clone());
+        let partial = watch::Sender::new(Vec::new());
+        let (requests, counted, received) = (log.clone(), counts.clone(), partial.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -61,10 +65,38 @@ impl Scripted {
                     requests.clone(),
                     script.clone(),
                     counted.clone(),
+                    received.clone(),
                 ));
             }
         });
-        Self { addr, log, counts }
+        Self {
+            addr,
+            log,
+            counts,
+            partial,
+        }
+    }
+
+    /// Waits (bounded) until a request is arriving whose bytes so far
+    /// hold `part`: the node has sent on that much of it.
+    pub async fn received_part(&self, part: &[u8]) {
+        let mut partial = self.partial.subscribe();
+        tokio::time::timeout(
+            PATIENCE,
+            partial.wait_for(|bytes| bytes.windows(part.len()).any(|w| w == part)),
+        )
+        .await
+        .expect("the backend received it in time")
+        .unwrap();
+    }
+
+    /// What the backend received since it was last asked, and the
+    /// responses in `raw` (read to the end) to the requests in `sent`.
+    pub fn view(&self, raw: &[u8], sent: &[u8]) -> View {
+        View {
+            backend: self.take(),
+            client: responses(raw, &methods(sent)),
+        }
     }
 
     /// Connections opened so far that carried requests.
@@ -87,6 +119,7 @@ async fn serve_backend(
     log: Arc<Mutex<Vec<String>>>,
     script: Arc<Script>,
     counts: Arc<Counts>,
+    partial: watch::Sender<Vec<u8>>,
 ) {
     let mut buf = Vec::new();
     let mut counted = false;
@@ -104,6 +137,7 @@ async fn serve_backend(
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
+            partial.send_replace(buf.clone());
         };
         buf.drain(..message.len);
         let probe = message
@@ -225,10 +259,7 @@ async fn view(
             String::from_utf8_lossy(&raw)
         ));
     }
-    Ok(View {
-        backend: backend.take(),
-        client: responses(&raw, &methods(bytes)),
-    })
+    Ok(backend.view(&raw, bytes))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::differential::{Message, Pair, Scripted, Settings};
@@ -83,6 +84,64 @@ async fn stale_or_expired_idle_backend_connections_are_not_reused() {
         let opened = backend.opened();
         assert_eq!(get(proxy.http, "/kept", &[]).await.status, 200);
         assert_eq!(backend.opened() - opened, 1, "a new connection");
+    }
+    pair.stop().await;
+}
+
+/// A request whose body the node streams (its head and first piece reach
+/// the backend before the client sends the rest) followed by a pipelined
+/// request in the same write as the end of that body: both are answered,
+/// in order, on either path, with the body whole and the second request
+/// intact (the fast path once lost what followed a streamed body).
+#[tokio::test]
+async fn a_streamed_body_then_a_pipelined_request() {
+    let backend = backend().await;
+    let settings = Settings {
+        tier: TIMEOUTS,
+        ..Settings::default()
+    };
+    let pair = Pair::start(&backend, settings).await;
+    let host = "Host: www.example.com\r\n";
+    let cases = [
+        (
+            format!("POST /echo HTTP/1.1\r\n{host}Content-Length: 10\r\n\r\nhello"),
+            "world",
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+            ),
+            "5\r\nworld\r\n0\r\n\r\n",
+        ),
+    ];
+    let next = format!("GET /cl HTTP/1.1\r\n{host}Connection: close\r\n\r\n");
+    for (first, rest) in &cases {
+        for proxy in [&pair.fast, &pair.hyper] {
+            let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+            stream.write_all(first.as_bytes()).await.unwrap();
+            // The node sent the head and the first piece on: the rest of
+            // the body is streamed.
+            backend.received_part(b"hello").await;
+            let rest = format!("{rest}{next}");
+            stream.write_all(rest.as_bytes()).await.unwrap();
+            let mut raw = Vec::new();
+            tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+                .await
+                .expect("answered and closed in time")
+                .unwrap();
+            let sent = format!("{first}{rest}");
+            let view = backend.view(&raw, sent.as_bytes());
+            assert_eq!(view.backend.len(), 2, "{first}: {view:#?}");
+            assert!(view.backend[0].ends_with("\n\nhelloworld"), "{view:#?}");
+            assert!(view.backend[1].starts_with("GET /cl "), "{view:#?}");
+            assert_eq!(view.client.len(), 2, "{first}: {view:#?}");
+            assert!(
+                view.client[0].starts_with("HTTP/1.1 201 Created\n"),
+                "{view:#?}"
+            );
+            assert!(view.client[0].ends_with("\n\nhelloworld"), "{view:#?}");
+            assert!(view.client[1].ends_with("\n\nhello"), "{view:#?}");
+        }
     }
     pair.stop().await;
 }
