@@ -11,26 +11,28 @@ use super::differential::{Message, Pair, Scripted, Settings};
 use super::http1_cases::{CUT, TIMEOUTS, corpus, script};
 use super::support::{PATIENCE, exchange, get, request, wait_until};
 
-/// The backend of [`http1_cases`]: [`script`] by the request's path.
-async fn backend() -> Scripted {
-    Scripted::start(Arc::new(|request: &Message| {
+/// The backend of [`http1_cases`] ([`script`] by the request's path) and
+/// the two nodes in front of it, with the cases' timeouts.
+async fn scripted_pair() -> (Scripted, Pair) {
+    let backend = Scripted::start(Arc::new(|request: &Message| {
         script(
             request.path(),
             request.start.starts_with("HEAD "),
             &request.body,
         )
     }))
-    .await
-}
-
-#[tokio::test]
-async fn the_fast_path_answers_as_hyper_does() {
-    let backend = backend().await;
+    .await;
     let settings = Settings {
         tier: TIMEOUTS,
         ..Settings::default()
     };
     let pair = Pair::start(&backend, settings).await;
+    (backend, pair)
+}
+
+#[tokio::test]
+async fn the_fast_path_answers_as_hyper_does() {
+    let (backend, pair) = scripted_pair().await;
     for (name, bytes) in corpus() {
         let view = pair
             .compare(&backend, &bytes, PATIENCE)
@@ -95,12 +97,7 @@ async fn stale_or_expired_idle_backend_connections_are_not_reused() {
 /// intact (the fast path once lost what followed a streamed body).
 #[tokio::test]
 async fn a_streamed_body_then_a_pipelined_request() {
-    let backend = backend().await;
-    let settings = Settings {
-        tier: TIMEOUTS,
-        ..Settings::default()
-    };
-    let pair = Pair::start(&backend, settings).await;
+    let (backend, pair) = scripted_pair().await;
     let host = "Host: www.example.com\r\n";
     let cases = [
         (
