@@ -75,6 +75,9 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The client's request body failed: not framed as it said.
+    pub const BAD_BODY: Fault = Fault::BadRequest("the request body failed");
+
     /// The status of the proxy's answer.
     pub fn status(self) -> StatusCode {
         match self {
@@ -152,9 +155,14 @@ impl Fault {
 
     /// Whether the answer closes the connection: after a framing conflict
     /// the rest of the bytes cannot be trusted to be the next request, and
-    /// a body refused as too large is left unread.
+    /// a body refused as too large is left unread; after a body that
+    /// stopped arriving or broke its framing they are not all there (both
+    /// paths then say `Connection: close`, as HAProxy does).
     pub fn closes_connection(self) -> bool {
-        matches!(self, Fault::Framing | Fault::PayloadTooLarge)
+        matches!(
+            self,
+            Fault::Framing | Fault::PayloadTooLarge | Fault::ClientTooSlow
+        ) || self == Fault::BAD_BODY
     }
 
     /// The body of the answer: the reason and a newline.
@@ -238,6 +246,8 @@ mod tests {
         assert_eq!(rate.retry_after(), Some(2));
         assert_eq!(Fault::ListenerFull.retry_after(), Some(1));
         assert!(Fault::Framing.closes_connection());
+        assert!(Fault::ClientTooSlow.closes_connection());
+        assert!(Fault::BAD_BODY.closes_connection());
     }
 
     #[test]

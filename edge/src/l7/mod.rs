@@ -28,7 +28,7 @@
 //!   parsed by offsets, framing, chunks) and one task per connection
 //!   driving its backend connections ([`fast::driver`]); at a request
 //!   boundary it hands what it does not serve (HTTP/2, HTTP/1.0, upgrades,
-//!   `Expect`, chunked request bodies, HTTP/2 and TLS pools, the health path,
+//!   `Expect`, announced trailers, HTTP/2 and TLS pools, the health path,
 //!   anything odd) to [`http`] with the bytes read so far, for good;
 //! - [`http`]: the hyper adapter — serving connections, the request path
 //!   (admission, route, pick, forward, attempts), WebSocket tunnels, the
@@ -38,6 +38,8 @@
 //!   using them, or one multiplexed HTTP/2 connection per server (`h2c`
 //!   and `h2` pools), over TLS for TLS pools ([`backend_tls`]: trust, SNI,
 //!   client certificate, session cache, handshake failures named);
+//! - [`idle`]: the idle backend connections of both HTTP/1.1 paths, by
+//!   server: a cap per server, none reused past `upstream_idle`, a sweep;
 //! - [`limits`]: pure admission — per-client rate limit (GCRA),
 //!   connection cap, concurrency gates;
 //! - [`route`]: pure — host/path/header matching and prefix rewrites;
@@ -90,6 +92,7 @@ pub mod forward;
 pub mod framing;
 pub mod health;
 pub mod http;
+pub mod idle;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

@@ -197,7 +197,7 @@ impl L7Node {
                 connections.clone(),
             ));
         }
-        background.spawn(maintenance(shared.clone()));
+        background.spawn(maintenance(shared.clone(), idle));
 
         shutdown.cancelled().await;
         let grace = shared.snapshot.load().spec.tier.timeouts.drain;
@@ -216,9 +216,10 @@ impl L7Node {
 }
 
 /// Periodic upkeep: certificate files and their expiry gauges, ejection
-/// gauges.
+/// gauges, the fast path's idle backend connections past `upstream_idle`
+/// (so they live at most one interval longer).
 /// Stops when the node closes.
-async fn maintenance(shared: Arc<Shared>) {
+async fn maintenance(shared: Arc<Shared>, idle: Arc<IdlePool>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -237,8 +238,13 @@ async fn maintenance(shared: Arc<Shared>) {
             // Also after a reload through the topology, which swaps the set.
             shared.metrics.set_certificates(&tls.store.expiries());
         }
+        let snapshot = shared.snapshot.load();
+        idle.sweep(
+            tokio::time::Instant::now(),
+            snapshot.spec.tier.timeouts.upstream_idle,
+        );
         let now = shared.now_ms();
-        for pool in &shared.snapshot.load().pools {
+        for pool in &snapshot.pools {
             for server in pool.servers() {
                 server.refresh_gauges(now);
             }

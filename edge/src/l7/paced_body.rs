@@ -16,6 +16,7 @@
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -66,12 +67,19 @@ pub enum Stopped {
     TooLarge,
 }
 
-/// Where a [`PacedBody`] records how it stopped early, for whoever sent it
-/// on: the request path asks it whose fault a failed upstream exchange
-/// was. (Over HTTP/1 the body's error comes back inside the exchange's
-/// error, but an HTTP/2 connection only resets the stream.)
+/// Where a [`PacedBody`] records how it stopped early, or when it ended,
+/// for whoever sent it on: the request path asks it whose fault a failed
+/// upstream exchange was (over HTTP/1 the body's error comes back inside
+/// the exchange's error, but an HTTP/2 connection only resets the
+/// stream), and from when the backend's time to answer runs.
 #[derive(Clone, Debug, Default)]
-pub struct BodyWitness(Arc<AtomicU8>);
+pub struct BodyWitness(Arc<Witnessed>);
+
+#[derive(Debug, Default)]
+struct Witnessed {
+    stopped: AtomicU8,
+    ended: OnceLock<Instant>,
+}
 
 impl BodyWitness {
     /// Records the first way the body stopped: a body cut off for its size
@@ -84,17 +92,28 @@ impl BodyWitness {
         };
         let _ = self
             .0
+            .stopped
             .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// How the body stopped, if it did.
     pub fn stopped(&self) -> Option<Stopped> {
-        match self.0.load(Ordering::Relaxed) {
+        match self.0.stopped.load(Ordering::Relaxed) {
             1 => Some(Stopped::TooSlow),
             2 => Some(Stopped::Failed),
             3 => Some(Stopped::TooLarge),
             _ => None,
         }
+    }
+
+    /// When the body ended (its last byte was taken), if it did.
+    pub fn ended(&self) -> Option<Instant> {
+        self.0.ended.get().copied()
+    }
+
+    /// Whether the body is still coming: neither ended nor stopped.
+    pub fn streaming(&self) -> bool {
+        self.ended().is_none() && self.stopped().is_none()
     }
 }
 
@@ -218,6 +237,12 @@ impl<B, E> PacedBody<B, E> {
             witness.record(how);
         }
     }
+
+    fn ended(&self) {
+        if let Some(witness) = &self.witness {
+            let _ = witness.0.ended.set(Instant::now());
+        }
+    }
 }
 
 impl<B, E> Body for PacedBody<B, E>
@@ -240,6 +265,8 @@ where
                 }
                 if matches!(frame, Some(Err(_))) {
                     this.stopped(Stopped::Failed);
+                } else if frame.is_none() || this.inner.is_end_stream() {
+                    this.ended();
                 }
                 Poll::Ready(frame.map(|f| f.map_err(E::failed)))
             }
@@ -332,6 +359,7 @@ mod tests {
         assert_eq!(witness.stopped(), None);
         assert!(body.frame().await.unwrap().is_err());
         assert_eq!(witness.stopped(), Some(Stopped::TooSlow));
+        assert!(!witness.streaming());
         drop(tx);
     }
 
@@ -352,5 +380,20 @@ mod tests {
         assert!(error.to_string().contains("limit of 5 bytes"), "{error}");
         // The first reason stays, not the failure it caused around it.
         assert_eq!(witness.stopped(), Some(Stopped::TooLarge));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_witness_learns_when_the_body_ended() {
+        let (tx, rx) = mpsc::channel(4);
+        let witness = BodyWitness::default();
+        let mut body = PacedBody::<_, ClientBodyError>::new(Pieces(rx), Duration::from_secs(1))
+            .witnessed_by(witness.clone());
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        assert!(witness.streaming());
+        drop(tx);
+        assert!(body.frame().await.is_none());
+        assert_eq!(witness.ended(), Some(Instant::now()));
+        assert!(!witness.streaming());
     }
 }

@@ -14,9 +14,18 @@
 mod dns;
 mod ecs;
 mod http1;
+mod http1_equivalence;
 mod proxy_protocol;
 mod route;
 mod topology;
+
+// The differential test's cases and the fuzz target's input, read where
+// they are written.
+#[allow(dead_code)] // its constants are the differential test's
+#[path = "../../../edge/tests/it/l7/http1_cases.rs"]
+mod http1_cases;
+#[path = "../../fuzz_targets/http1_input.rs"]
+mod http1_input;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -35,6 +44,7 @@ fn main() -> io::Result<()> {
         ("fast_slow_equivalence", dns),
         ("ecs_option", ecs::seeds()),
         ("http1_codec", http1::seeds()),
+        ("http1_equivalence", http1_equivalence::seeds()),
         ("proxy_protocol", proxy_protocol::seeds()),
         ("route_matcher", route::seeds()),
         ("topology_loader", topology::seeds(&repo)?),

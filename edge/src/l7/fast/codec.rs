@@ -50,6 +50,9 @@ pub struct RequestHead {
     pub host: usize,
     /// The `Content-Length` (0 without one).
     pub content_length: u64,
+    /// The body is chunked (`Transfer-Encoding: chunked`, without
+    /// `Content-Length`).
+    pub chunked: bool,
     /// The client asked to close the connection after this request.
     pub close: bool,
 }
@@ -95,10 +98,12 @@ pub fn parse_request(buf: &[u8], max_fields: usize, head: &mut RequestHead) -> P
     head.target = target;
     head.fields.clear();
     head.content_length = 0;
+    head.chunked = false;
     head.close = false;
     let mut next = line_end;
     let mut hosts = 0;
     let mut lengths = 0;
+    let mut codings = 0;
     for field in request.headers.iter() {
         let name = offset(buf, field.name.as_bytes());
         if name.start != next {
@@ -131,6 +136,13 @@ pub fn parse_request(buf: &[u8], max_fields: usize, head: &mut RequestHead) -> P
                 Some(n) => head.content_length = n,
                 None => return Parsed::Hyper,
             }
+        } else if field.is(buf, "transfer-encoding") {
+            // `chunked` alone; other codings go to hyper, which refuses them.
+            codings += 1;
+            if !value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Parsed::Hyper;
+            }
+            head.chunked = true;
         } else if field.is(buf, "connection") {
             head.close |= forward::connection_options([value])
                 .any(|option| option.eq_ignore_ascii_case(b"close"));
@@ -139,16 +151,18 @@ pub fn parse_request(buf: &[u8], max_fields: usize, head: &mut RequestHead) -> P
         }
         head.fields.push(field);
     }
-    if hosts != 1 || lengths > 1 || next + 2 != len || &buf[next..len] != b"\r\n" {
+    // Both framings is the smuggling guard's case: hyper answers it.
+    let framings = lengths + codings;
+    if hosts != 1 || framings > 1 || next + 2 != len || &buf[next..len] != b"\r\n" {
         return Parsed::Hyper;
     }
     Parsed::Fast
 }
 
-/// Fields that send a request to hyper: a body framed in chunks (or both
-/// framings: the smuggling guard's case), an upgrade, `Expect`, and
-/// `TE` (a client that takes trailers, which the fast path drops).
-const HYPER_FIELDS: [&str; 4] = ["transfer-encoding", "upgrade", "expect", "te"];
+/// Fields that send a request to hyper: an upgrade, `Expect`, `TE` (a
+/// client that takes trailers, which the fast path drops) and `Trailer`
+/// (a chunked body announcing trailers, which the fast path would drop).
+const HYPER_FIELDS: [&str; 4] = ["upgrade", "expect", "te", "trailer"];
 
 /// Where the line holding the byte at `from` ends (after its LF), when it
 /// ends in CRLF.
@@ -397,6 +411,12 @@ mod tests {
         assert_eq!(&buf[head.fields[3].value.clone()], b"");
         assert_eq!(&buf[head.fields[3].line.clone()], b"X-E:\r\n");
         assert_eq!(request(&buf[..30]).0, Parsed::Partial);
+        let (parsed, head) =
+            request(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked \r\n\r\n0\r\n\r\n");
+        assert_eq!(
+            (parsed, head.chunked, head.content_length),
+            (Parsed::Fast, true, 0)
+        );
     }
 
     #[test]
@@ -410,7 +430,9 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use topology::tiers::l7::L7Tier;
 use tracing::{debug, warn};
 
-use super::codec::{self, Chunked, Field, Framing, Parsed, RequestHead, ResponseHead};
+use super::codec::{self, BadChunk, Chunked, Field, Framing, Parsed, RequestHead, ResponseHead};
 use super::{Backend, IdlePool};
 use crate::l7::access::{self, Asked, Record};
 use crate::l7::context::{ListenerKind, Shared};
@@ -71,6 +71,9 @@ pub(crate) async fn serve<IO>(
         pos: 0,
         next: 0,
         body: Body::Unread,
+        chunks: Chunked::default(),
+        buffered_end: 0,
+        whole_body: false,
         head: RequestHead::default(),
         up: Vec::new(),
         response: ResponseHead::default(),
@@ -162,6 +165,12 @@ struct Conn<IO> {
     next: usize,
     /// How far the request's body was read.
     body: Body,
+    /// Where a chunked request body's decoder is.
+    chunks: Chunked,
+    /// The end of the body bytes read with the head.
+    buffered_end: usize,
+    /// They are the whole body: the request can be sent again.
+    whole_body: bool,
     head: RequestHead,
     /// The backend's bytes.
     up: Vec<u8>,
@@ -321,13 +330,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         };
         if self.body == Body::Broken {
             keep = false;
-        } else if self.body == Body::Unread && self.head.content_length > 0 {
+        } else if self.body == Body::Unread {
             // The body was not read: skip it if it is all here, else close.
-            let end = body_start as u64 + self.head.content_length;
-            if end <= self.buf.len() as u64 {
-                self.next = end as usize;
-            } else {
-                keep = false;
+            match self.unread_body_end() {
+                Some(end) => self.next = end,
+                None => keep = false,
             }
         }
         let buf = &self.buf[self.pos..];
@@ -348,13 +355,57 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     /// Whether the answer closes the connection: the client or the drain
     /// asks, or the request's body is not all read and cannot be skipped.
     fn closing(&self) -> bool {
-        let body_end = self.pos as u64 + self.head.len as u64 + self.head.content_length;
         self.head.close
             || self.drain.is_cancelled()
             || self.body == Body::Broken
-            || (self.body == Body::Unread
-                && self.head.content_length > 0
-                && body_end > self.buf.len() as u64)
+            || (self.body == Body::Unread && self.unread_body_end().is_none())
+    }
+
+    /// Where the request's body ends when it is all in the buffer (or
+    /// there is none); `None` when it is not, or is not a chunked body.
+    fn unread_body_end(&self) -> Option<usize> {
+        let body_start = self.pos + self.head.len;
+        if !self.head.chunked {
+            let end = body_start as u64 + self.head.content_length;
+            return (end <= self.buf.len() as u64).then_some(end as usize);
+        }
+        let mut decoder = Chunked::default();
+        let mut at = body_start;
+        while at < self.buf.len() && !decoder.done() {
+            at += decoder.decode(&self.buf[at..]).ok()?.used;
+        }
+        decoder.done().then_some(at)
+    }
+
+    /// Lays out after the head, in [`Conn::parts`], the body bytes read
+    /// with it (a chunked body's re-framed); notes whether they are the
+    /// whole body.
+    fn buffered_body(&mut self) -> Result<(), Fault> {
+        let body_start = self.pos + self.head.len;
+        if self.head.chunked {
+            self.chunks = Chunked::default();
+            self.buffered_end = rechunk(
+                &mut self.chunks,
+                &self.buf,
+                body_start,
+                &mut self.out,
+                &mut self.parts,
+            )
+            .map_err(|_| {
+                self.body = Body::Broken;
+                Fault::BAD_BODY
+            })?;
+            self.whole_body = self.chunks.done();
+            return Ok(());
+        }
+        let buffered = (self.buf.len() - body_start).min(self.head.content_length as usize);
+        if buffered > 0 {
+            self.parts
+                .push((Src::Client, body_start..body_start + buffered));
+        }
+        self.buffered_end = body_start + buffered;
+        self.whole_body = buffered as u64 == self.head.content_length;
+        Ok(())
     }
 
     /// Answers `fault` as the general path does; whether the connection
@@ -420,21 +471,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
                 client: self.client_ip.as_bytes(),
                 proto: self.info.listener,
                 via: tier.via.then_some(self.shared.via.as_bytes()),
+                chunked: head.chunked,
             },
             || self.shared.new_request_id(),
             &mut self.out,
             &mut self.parts,
         );
         record.request_id = Some(request_id.clone());
+        let bodyless = head.content_length == 0 && !head.chunked;
         // The body bytes already read go with the head.
-        let body_start = self.pos + head.len;
-        let buffered = (self.buf.len() - body_start).min(head.content_length as usize);
-        if buffered > 0 {
-            self.parts
-                .push((Src::Client, body_start..body_start + buffered));
-        }
+        self.buffered_body()?;
         let head_request = method == Method::HEAD;
-        let policy = retry::Policy::new(&pool.config.retries, &method, head.content_length == 0);
+        let policy = retry::Policy::new(&pool.config.retries, &method, bodyless);
         let mut tried: Vec<SocketAddr> = Vec::new();
         loop {
             let pick = pool.pick(affinity.affinity(), &tried, self.shared.now_ms())?;
@@ -497,10 +545,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         let addr = server.addr;
         // A stale pooled connection is replaced when the request can be
         // sent again: its body was all in the first write.
-        let resendable =
-            self.pos + self.head.len + self.head.content_length as usize <= self.buf.len();
+        let resendable = self.whole_body;
         loop {
-            let pooled = self.idle.take(addr, tier.timeouts.upstream_idle);
+            let pooled = self.idle.take(addr, tier.timeouts.upstream_idle, |b| {
+                super::open_and_quiet(b)
+            });
             let reused = pooled.is_some();
             let mut backend = match pooled {
                 Some(stream) => stream,
@@ -548,7 +597,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             Some(Err(_)) => return Err(Failed::Stale),
             Some(Ok(())) => {}
         }
-        self.send_rest_of_body(backend, tier, deadline).await?;
+        let deadline = self
+            .send_rest_of_body(backend, tier)
+            .await?
+            .unwrap_or(deadline);
         self.up.clear();
         loop {
             match codec::parse_response(&self.up, head_request, &mut self.response) {
@@ -579,53 +631,81 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     }
 
     /// Streams the part of the request body not read with the head, each
-    /// piece within the request-body pause; marks where the next request
-    /// starts.
+    /// piece within the request-body pause (the client's time: the
+    /// response timeout runs from the body's end, as on the hyper path);
+    /// marks where the next request starts. When it streamed, the deadline
+    /// of the response head.
     async fn send_rest_of_body(
         &mut self,
         backend: &mut TcpStream,
         tier: &L7Tier,
-        deadline: Instant,
-    ) -> Result<(), Failed> {
+    ) -> Result<Option<Instant>, Failed> {
         let body_start = self.pos + self.head.len;
-        let length = self.head.content_length;
-        let buffered = (self.buf.len() - body_start).min(length as usize);
-        let mut remaining = length - buffered as u64;
-        if remaining == 0 {
-            self.next = body_start + buffered;
+        if self.whole_body {
+            self.next = self.buffered_end;
             self.body = Body::Read;
-            return Ok(());
+            return Ok(None);
         }
+        // What was read with the head went with it (a chunked body's end
+        // is its decoder's to find).
+        let mut remaining = self
+            .head
+            .content_length
+            .saturating_sub((self.buffered_end - body_start) as u64);
         self.buf.truncate(body_start);
         // Until the body is through, the connection cannot be reused.
         self.body = Body::Broken;
-        while remaining > 0 {
+        loop {
             self.buf.reserve(READ_SIZE);
-            let pause = (Instant::now() + tier.timeouts.request_body).min(deadline);
+            let pause = Instant::now() + tier.timeouts.request_body;
             let read = self.io.read_buf(&mut self.buf);
             match before(&mut self.timer, pause, read).await {
-                None if pause < deadline => return Err(Failed::Fault(Fault::ClientTooSlow)),
-                None => return Err(Failed::Fault(Fault::UpstreamTimeout)),
+                None => return Err(Failed::Fault(Fault::ClientTooSlow)),
                 Some(Ok(n)) if n > 0 => {}
-                Some(_) => {
-                    return Err(Failed::Fault(Fault::BadRequest("the request body failed")));
-                }
+                Some(_) => return Err(Failed::Fault(Fault::BAD_BODY)),
             }
-            let got = self.buf.len() - body_start;
-            let piece = got.min(remaining as usize);
-            let write = backend.write_all(&self.buf[body_start..body_start + piece]);
-            match before(&mut self.timer, deadline, write).await {
+            // The piece of the body among the bytes read, sent on; what
+            // came after the body is the next request.
+            let (end, done) = if self.head.chunked {
+                self.out.clear();
+                self.parts.clear();
+                let end = rechunk(
+                    &mut self.chunks,
+                    &self.buf,
+                    body_start,
+                    &mut self.out,
+                    &mut self.parts,
+                )
+                .map_err(|_| Failed::Fault(Fault::BAD_BODY))?;
+                (end, self.chunks.done())
+            } else {
+                let piece = (self.buf.len() - body_start).min(remaining as usize);
+                remaining -= piece as u64;
+                self.parts.clear();
+                self.parts
+                    .push((Src::Client, body_start..body_start + piece));
+                (body_start + piece, remaining == 0)
+            };
+            let write = write_parts(
+                backend,
+                &self.parts,
+                [&self.buf, &self.up, &self.out],
+                &mut self.scratch,
+            );
+            let stalled = Instant::now() + tier.timeouts.response;
+            match before(&mut self.timer, stalled, write).await {
                 None => return Err(Failed::Fault(Fault::UpstreamTimeout)),
                 Some(Err(_)) => return Err(Failed::Fault(Fault::UpstreamFailed)),
                 Some(Ok(())) => {}
             }
-            remaining -= piece as u64;
-            // What came after the body is the next request.
-            self.buf.drain(body_start..body_start + piece);
+            self.buf.drain(body_start..end);
+            if done {
+                break;
+            }
         }
         self.next = body_start;
         self.body = Body::Read;
-        Ok(())
+        Ok(Some(Instant::now() + tier.timeouts.response))
     }
 
     /// Writes [`Conn::parts`] to the client.
@@ -807,11 +887,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             );
         }
         if complete && reusable {
-            self.idle.put(
-                reply.pick.server.addr,
-                backend,
-                reply.tier.timeouts.upstream_idle,
-            );
+            self.idle.put(reply.pick.server.addr, backend);
         }
         Done {
             status,
@@ -839,6 +915,8 @@ struct Forwarding<'a> {
     client: &'a [u8],
     proto: ListenerKind,
     via: Option<&'a [u8]>,
+    /// The body goes in chunks (its `Transfer-Encoding` is hop-by-hop).
+    chunked: bool,
 }
 
 /// Lays out the backend's request head in `parts`: the request line (or
@@ -901,6 +979,9 @@ fn request_head(
     );
     if let Some(via) = f.via {
         codec::field(out, b"via", via);
+    }
+    if f.chunked {
+        codec::field(out, b"transfer-encoding", b"chunked");
     }
     let id = match client_id.and_then(|id| HeaderValue::from_bytes(id).ok()) {
         Some(id) => id,
@@ -1044,6 +1125,35 @@ fn all<'b, 'f>(
         .iter()
         .filter(move |f| f.is(buf, name))
         .map(move |f| &buf[f.value.clone()])
+}
+
+/// Decodes the chunked body in `buf` from `from` on with `decoder`, as far
+/// as it goes, and lays its data out in `parts` as chunks of the proxy's
+/// own (size lines in `out`), the last chunk too once the body ended
+/// (extensions and trailers dropped); where it stopped reading.
+fn rechunk(
+    decoder: &mut Chunked,
+    buf: &[u8],
+    from: usize,
+    out: &mut Vec<u8>,
+    parts: &mut Vec<(Src, Range<usize>)>,
+) -> Result<usize, BadChunk> {
+    let mut at = from;
+    while at < buf.len() && !decoder.done() {
+        let piece = decoder.decode(&buf[at..])?;
+        if !piece.data.is_empty() {
+            let start = out.len();
+            codec::chunk_size_line(piece.data.len(), out);
+            parts.push((Src::Out, start..out.len()));
+            parts.push((Src::Client, at + piece.data.start..at + piece.data.end));
+            parts.push((Src::Static(b"\r\n"), 0..2));
+        }
+        at += piece.used;
+    }
+    if decoder.done() {
+        parts.push((Src::Static(codec::LAST_CHUNK), 0..codec::LAST_CHUNK.len()));
+    }
+    Ok(at)
 }
 
 /// Runs `work` until `deadline` on the connection's one timer; `None`

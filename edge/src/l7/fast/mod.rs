@@ -7,8 +7,10 @@
 //! request. The request head goes to the backend as slices of the bytes
 //! the client sent, less the hop-by-hop fields, plus the fields
 //! [`super::forward`] adds, with the body already read, in one vectored
-//! write; keep-alive backend connections are pooled per server and node
-//! ([`IdlePool`]). Every decision is the general path's: admission
+//! write; a chunked request body is decoded by [`super::chunked`] and
+//! sent in chunks of the proxy's own (extensions and trailers dropped; a
+//! malformed one is answered 400 and the connection closed); keep-alive
+//! backend connections are pooled per server and node ([`IdlePool`]). Every decision is the general path's: admission
 //! ([`super::limits`]), [`super::route`], [`super::pool`],
 //! [`super::retry`], [`super::fault`]'s answers, [`super::access`]'s log
 //! line and metrics.
@@ -17,13 +19,13 @@
 //!
 //! At each request boundary, a request the fast path does not serve — not
 //! HTTP/1.1 (an HTTP/2 preface, HTTP/1.0), `CONNECT` or a target not in
-//! plain origin form, no single `Host`, `Transfer-Encoding` (chunked
-//! bodies, and the smuggling guard's `Content-Length` + `Transfer-Encoding`),
-//! several `Content-Length`s, `Upgrade`, `Expect`, `TE`, the region health
-//! path, a route to an `h2c` pool, a route that does more than forward
-//! (header rules, a redirect, a fixed response, a declared body over its
-//! `max_body`, an undeclared body length under one), a connection the
-//! framing guard flagged,
+//! plain origin form, no single `Host`, a `Transfer-Encoding` other than
+//! one `chunked`, the smuggling guard's `Content-Length` +
+//! `Transfer-Encoding`, several `Content-Length`s, `Upgrade`, `Expect`,
+//! `TE`, `Trailer`, the region health path, a route to an HTTP/2 or TLS
+//! pool, a route that does more than forward (header rules, a redirect, a
+//! fixed response, a declared body over its `max_body`, a chunked body
+//! under one), a connection the framing guard flagged,
 //! anything `httparse` rejects or a head over the limits — hands the
 //! connection to hyper (`l7::http::serve_connection`) with the bytes
 //! read so far ([`super::tap::Tapped::replay`]), and hyper serves it from
@@ -35,28 +37,22 @@
 pub mod codec;
 pub mod driver;
 
-use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use super::idle::Idle;
 use super::metrics::Held;
 
 pub(crate) use driver::serve;
 
 /// A node's idle keep-alive connections to its backend servers, by
-/// server. A connection is put back only when its response was read to
-/// its end and both sides keep it alive; one idle longer than the tier's
-/// `upstream_idle`, or closed by the server meanwhile, is dropped when
+/// server, within [`super::idle`]'s bounds. A connection is put back only
+/// when its response was read to its end and both sides keep it alive;
+/// one closed by the server meanwhile ([`open_and_quiet`]) is dropped when
 /// met.
-#[derive(Debug, Default)]
-pub struct IdlePool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(Backend, Instant)>>>,
-}
+pub type IdlePool = Idle<Backend>;
 
 /// A connection to a backend server, counted in its server's
 /// connection gauge while it is open.
@@ -89,32 +85,9 @@ impl DerefMut for Backend {
     }
 }
 
-impl IdlePool {
-    /// An idle connection to `addr` that is still open, if any.
-    pub fn take(&self, addr: SocketAddr, max_idle: Duration) -> Option<Backend> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.get_mut(&addr)?;
-        while let Some((stream, since)) = links.pop() {
-            if since.elapsed() < max_idle && open_and_quiet(&stream) {
-                return Some(stream);
-            }
-        }
-        None
-    }
-
-    /// Keeps `stream` to `addr` for the next request; those idle too long
-    /// are dropped meanwhile.
-    pub fn put(&self, addr: SocketAddr, stream: Backend, max_idle: Duration) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.entry(addr).or_default();
-        links.retain(|(_, since)| since.elapsed() < max_idle);
-        links.push((stream, Instant::now()));
-    }
-}
-
 /// Whether an idle connection is still open with nothing unread: a
 /// server that closed it, or sent bytes nobody asked for, makes it unusable.
-fn open_and_quiet(stream: &TcpStream) -> bool {
+pub(crate) fn open_and_quiet(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
     matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

@@ -483,8 +483,7 @@ async fn proxy(
         };
         let in_flight = pick.server.start();
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            response_timeout,
+        let result = answered_within(
             snapshot.upstream.send(
                 pick.server.addr,
                 &pick.server.metrics.connections,
@@ -492,18 +491,20 @@ async fn proxy(
                 tls,
                 up_request,
             ),
+            response_timeout,
+            witness.as_ref(),
         )
         .await;
         let latency = started.elapsed();
         let result = match result {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(error)) => {
                 if let UpstreamError::Tls(failure) = &error {
                     backend_tls_failed(shared, &pool.config.name, pick.server.addr, failure);
                 }
                 Err(attempt_fault(&error, witness.as_ref()))
             }
-            Err(_) => Err(Fault::UpstreamTimeout),
+            None => Err(Fault::UpstreamTimeout),
         };
         let attempted =
             Attempted::from(result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f));
@@ -553,6 +554,35 @@ fn backend_tls_failed(shared: &Shared, pool: &str, server: SocketAddr, failure: 
         .backend_tls_error(pool, &server.to_string(), failure.reason);
 }
 
+/// Runs `send` until the response head comes, `timeout` at most after the
+/// request went out: from the end of the client's body (`witness`) when
+/// it has one, as the fast path times it. While the body is still coming
+/// the time is the client's, bounded by the body's own pause timeout,
+/// and the backend is not blamed for not having answered yet.
+async fn answered_within<F: Future>(
+    send: F,
+    timeout: Duration,
+    witness: Option<&BodyWitness>,
+) -> Option<F::Output> {
+    let timer = tokio::time::sleep(timeout);
+    tokio::pin!(send, timer);
+    loop {
+        tokio::select! {
+            out = &mut send => return Some(out),
+            () = &mut timer => {}
+        }
+        let now = tokio::time::Instant::now();
+        match witness {
+            Some(witness) if witness.streaming() => timer.as_mut().reset(now + timeout),
+            Some(witness) => match witness.ended() {
+                Some(ended) if ended + timeout > now => timer.as_mut().reset(ended + timeout),
+                _ => return None,
+            },
+            None => return None,
+        }
+    }
+}
+
 /// The fault of an attempt that got no response: the client's when its
 /// request body stopped (`witness`), not the server's.
 fn attempt_fault(error: &UpstreamError, witness: Option<&BodyWitness>) -> Fault {
@@ -563,7 +593,7 @@ fn attempt_fault(error: &UpstreamError, witness: Option<&BodyWitness>) -> Fault 
         return match stopped {
             Stopped::TooSlow => Fault::ClientTooSlow,
             Stopped::TooLarge => Fault::PayloadTooLarge,
-            Stopped::Failed => Fault::BadRequest("the request body failed"),
+            Stopped::Failed => Fault::BAD_BODY,
         };
     }
     debug!("upstream error: {error:#}");

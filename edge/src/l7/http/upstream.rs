@@ -28,7 +28,7 @@
 //! two pieces is cut off ([`PacedBody`]): its HTTP/1.1 connection is
 //! closed, its HTTP/2 stream reset.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -48,19 +48,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
 use crate::l7::backend_tls::{PoolTls, TlsFailure};
+use crate::l7::idle::Idle;
 use crate::l7::metrics::Held;
 use crate::l7::paced_body::{BackendBodyError, Capped, ClientBodyError, PacedBody};
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
 pub(crate) type UpBody = Either<PacedBody<Capped<Incoming>, ClientBodyError>, Empty<Bytes>>;
-
-/// Most idle connections kept per server.
-const MAX_IDLE_PER_SERVER: usize = 1024;
 
 /// TCP keep-alive on backend connections, so a vanished backend host is
 /// noticed on connections that sit idle in the pool.
@@ -96,8 +93,6 @@ struct Link {
     driver: Driver,
     /// The driver has finished: the connection is closed or upgraded.
     done: bool,
-    /// When it went back to the pool.
-    idle_since: Instant,
     /// Counts it in its server's connection gauge while it lives (an
     /// upgraded connection's tunnel is no longer counted).
     _held: Held,
@@ -164,7 +159,7 @@ fn key(addr: SocketAddr, tls: Option<&PoolTls>) -> Key {
 /// The backend client: connection pools by server address (and TLS
 /// configuration).
 pub struct Upstream {
-    idle: Mutex<HashMap<Key, VecDeque<Link>>>,
+    idle: Idle<Link, Key>,
     /// The HTTP/2 connection of each HTTP/2 server used so far.
     multiplexed: Mutex<HashMap<Key, Arc<Multiplexed>>>,
     builder: Builder,
@@ -197,7 +192,7 @@ impl Upstream {
             .keep_alive_interval(H2_PING_INTERVAL)
             .keep_alive_timeout(H2_PING_TIMEOUT);
         let upstream = Arc::new(Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Idle::default(),
             multiplexed: Mutex::new(HashMap::new()),
             builder: Builder::new(),
             h2_builder,
@@ -225,10 +220,7 @@ impl Upstream {
     /// requests in flight are done, and its idle ones at once.
     pub fn retain_tls(&self, live: &[u64]) {
         let keep = |(_, id): &Key| *id == 0 || live.contains(id);
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|key, _| keep(key));
+        self.idle.retain(keep);
         self.multiplexed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -409,48 +401,13 @@ impl Upstream {
         if !complete || !link.reusable() {
             return;
         }
-        let now = Instant::now();
-        link.idle_since = now;
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let links = idle.entry(key).or_default();
-        if links.len() < MAX_IDLE_PER_SERVER {
-            links.push_back(link);
-        }
+        self.idle.put(key, link);
     }
 
     /// The most recently used idle connection under `key` that is still
     /// open.
     fn checkout(&self, key: Key) -> Option<Link> {
-        loop {
-            let mut link = {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                idle.get_mut(&key)?.pop_back()?
-            };
-            if link.idle_since.elapsed() >= self.idle_timeout {
-                // The rest of the queue has been idle even longer.
-                self.close_idle(Some(key), Instant::now());
-                return None;
-            }
-            if link.reusable() {
-                return Some(link);
-            }
-        }
-    }
-
-    /// Closes connections idle past the timeout at `now`: those under
-    /// `only`, or to every server.
-    fn close_idle(&self, only: Option<Key>, now: Instant) {
-        let expired = |link: &Link| now.duration_since(link.idle_since) >= self.idle_timeout;
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|addr, links| {
-            if only.is_none_or(|only| only == *addr) {
-                // Oldest first: expired connections are at the front.
-                while links.front().is_some_and(expired) {
-                    links.pop_front();
-                }
-            }
-            !links.is_empty()
-        });
+        self.idle.take(key, self.idle_timeout, Link::reusable)
     }
 
     async fn connect(
@@ -480,7 +437,6 @@ impl Upstream {
             sender,
             driver: Box::pin(connection.with_upgrades()),
             done: false,
-            idle_since: Instant::now(),
             _held: held,
         })
     }
@@ -608,7 +564,7 @@ async fn sweep(upstream: Weak<Upstream>) {
         let Some(upstream) = upstream.upgrade() else {
             return;
         };
-        upstream.close_idle(None, now);
+        upstream.idle.sweep(now, upstream.idle_timeout);
     }
 }
 

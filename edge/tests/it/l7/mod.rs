@@ -4,9 +4,11 @@
 
 mod abuse;
 mod balancing;
+pub mod differential;
 mod fast_path;
 mod grpc;
 mod h2c_backends;
+pub mod http1_cases;
 mod lifecycle;
 mod operator;
 mod protocols;
