@@ -50,7 +50,7 @@ pub(crate) use driver::serve;
 /// A node's idle keep-alive connections to its backend servers, by
 /// server, within [`super::idle`]'s bounds. A connection is put back only
 /// when its response was read to its end and both sides keep it alive;
-/// one closed by the server meanwhile ([`open_and_quiet`]) is dropped when
+/// one closed by the server meanwhile (`open_and_quiet`) is dropped when
 /// met.
 pub type IdlePool = Idle<Backend>;
 
