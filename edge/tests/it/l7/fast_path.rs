@@ -154,3 +154,28 @@ async fn a_streamed_body_then_a_pipelined_request() {
     }
     pair.stop().await;
 }
+
+/// A client that ends its side in the middle of a request head is treated
+/// alike on both paths: the connection closes without an answer.
+#[tokio::test]
+async fn a_head_cut_short_by_the_client_is_answered_alike() {
+    let (_backend, pair) = scripted_pair().await;
+    let mut answers = Vec::new();
+    for proxy in [&pair.fast, &pair.hyper] {
+        let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+        stream
+            .write_all(b"GET /cl HTTP/1.1\r\nHost: www.exa")
+            .await
+            .unwrap();
+        stream.shutdown().await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+            .await
+            .expect("answered and closed in time")
+            .unwrap();
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        answers.push(raw.lines().next().unwrap_or_default().to_owned());
+    }
+    assert_eq!(answers, ["", ""]);
+    pair.stop().await;
+}

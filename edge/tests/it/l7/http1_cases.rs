@@ -225,6 +225,10 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             "http/1.0",
             "GET /cl HTTP/1.0\r\nHost: www.example.com\r\n\r\n".to_owned(),
         ),
+        (
+            "a malformed head after a served request",
+            get("/204", "") + "GET /cl HTTP/1.1\r\nHost: www.example.\x19com\r\nConnection: close\r\n\r\n",
+        ),
         // The routes of `differential::node` that do more than forward.
         (
             "route: redirect",
