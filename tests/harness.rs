@@ -255,6 +255,8 @@ pub struct FullTopology {
     /// The port of every L4 and L7 node's admin endpoint (each on its own
     /// address).
     pub edge_admin_port: u16,
+    /// The GSLB's DNS address.
+    pub dns: SocketAddr,
 }
 
 /// See [`FullTopology`].
@@ -297,6 +299,7 @@ pub fn full_topology(net: u8) -> FullTopology {
         yaml,
         http_port: http,
         edge_admin_port: edge_admin,
+        dns: SocketAddr::from(([127, net, 0, 1], dns)),
     }
 }
 

@@ -4,16 +4,15 @@
 //! moments after the restart, before the probes have run again.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{Name, RData, RecordType};
 use system_tests::{Gslb, http, temp_dir};
+
+use crate::dns_client::answer;
 
 /// A region's health endpoint answering the status the test sets.
 struct HealthEndpoint {
@@ -68,43 +67,6 @@ fn topology(regions: &[HealthEndpoint; 3]) -> String {
         ));
     }
     text
-}
-
-/// The A records for www.example.com as seen by a client in `subnet`/24,
-/// or `None` when no reply came.
-fn answer(server: SocketAddr, subnet: &str) -> Option<Vec<IpAddr>> {
-    let mut message = Message::new(0x7777, MessageType::Query, OpCode::Query);
-    message.add_query(Query::query(
-        Name::from_ascii("www.example.com.").unwrap(),
-        RecordType::A,
-    ));
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    edns.options_mut()
-        .insert(EdnsOption::Subnet(ClientSubnet::new(
-            subnet.parse().unwrap(),
-            24,
-            0,
-        )));
-    message.edns = Some(edns);
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    socket.send_to(&message.to_vec().unwrap(), server).unwrap();
-    let mut buf = [0; 1232];
-    let (len, _) = socket.recv_from(&mut buf).ok()?;
-    let reply = Message::from_vec(&buf[..len]).expect("the reply parses");
-    Some(
-        reply
-            .answers
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                _ => None,
-            })
-            .collect(),
-    )
 }
 
 /// Polls until a client in `subnet` gets exactly `expected`, for at most
