@@ -243,6 +243,18 @@ pub fn healthy_region(ip: &str) -> SocketAddr {
     addr
 }
 
+/// The loopback network `127.NET.0.0/16` of the test holding `slot`: each
+/// test that runs a whole topology on its own network has its own slot
+/// (below [`LOOPBACK_SLOTS`]), so no two tests of one process meet; the
+/// process id spreads test processes running at once apart.
+pub fn loopback_net(slot: u8) -> u8 {
+    assert!(slot < LOOPBACK_SLOTS, "loopback slot {slot} out of range");
+    100 + slot * 10 + (std::process::id() % 10) as u8
+}
+
+/// How many tests may hold a [`loopback_net`] slot: 127.100-249.x.x.
+pub const LOOPBACK_SLOTS: u8 = 15;
+
 /// The example topology (`examples/three-regions.yaml`) moved to the
 /// loopback network `127.NET.0.0/16` with free ports, so a test runs beside
 /// anything else (the README's `gtm up`, another test). Region N's

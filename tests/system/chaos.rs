@@ -44,10 +44,9 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A loopback network per test and per test process: 127.200-249.x.x,
-/// apart from the `gtm` tests' 127.100-199.x.x.
+/// The loopback network of chaos test `test` (slots 4 and up).
 fn net(test: u8) -> u8 {
-    200 + (std::process::id() % 10) as u8 * 5 + test
+    system_tests::loopback_net(4 + test)
 }
 
 /// Inserts `text` (whole lines) after the first line containing `needle`.

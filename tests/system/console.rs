@@ -167,7 +167,7 @@ fn the_status_page_follows_a_failure_and_drains_a_region_with_the_token() {
     let (chromium, driver) = browser();
     let scratch = Scratch::new("console");
     let state = scratch.state();
-    let net = 200 + (std::process::id() % 40) as u8;
+    let net = system_tests::loopback_net(3);
     let topology = full_topology(net);
     let yaml = topology
         .yaml

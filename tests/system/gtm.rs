@@ -523,7 +523,7 @@ fn help_and_completions() {
 fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection_time() {
     let scratch = Scratch::new("full");
     let state = scratch.state();
-    let net = 100 + (std::process::id() % 100) as u8;
+    let net = system_tests::loopback_net(0);
     let topology = full_topology(net);
     let file = scratch.write("topology.yaml", &topology.yaml);
     let out = expect(gtm(&state, &["up", file.to_str().unwrap()]), 0);

@@ -130,7 +130,7 @@ fn dashboard_queries() -> Vec<(String, String)> {
 fn prometheus_scrapes_the_example_and_every_dashboard_panel_and_the_region_alert_have_data() {
     let scratch = Scratch::new("monitoring");
     let state = scratch.state();
-    let net = 150 + (std::process::id() % 50) as u8;
+    let net = system_tests::loopback_net(2);
     let topology = full_topology(net);
     let file = scratch.write("topology.yaml", &topology.yaml);
     let file = file.to_str().unwrap();

@@ -63,7 +63,7 @@ fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) ->
 fn overloading_a_region_spills_some_of_its_clients_and_brings_them_back() {
     let scratch = Scratch::new("spill");
     let state = scratch.state();
-    let net = 100 + ((std::process::id() + 37) % 100) as u8;
+    let net = system_tests::loopback_net(1);
     let topology = full_topology(net);
     // A target of 10 requests/s: a handful of client threads exceed it.
     let yaml = topology.yaml.replacen(
