@@ -1654,7 +1654,7 @@ pools:
         assert_eq!(
             parse(&http1).unwrap_err(),
             [
-                "l7.pools.web.health.kind: a grpc check speaks HTTP/2 to the servers; set the pool's `protocol: h2c`"
+                "l7.pools.web.health.kind: a grpc check speaks HTTP/2 to the servers; set the pool's `protocol: h2c` (or `h2` with `tls:`)"
             ]
         );
         let stray = MINIMAL.replace(
