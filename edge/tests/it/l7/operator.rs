@@ -76,10 +76,11 @@ async fn a_server_drained_under_load_fails_no_request_and_finishes_what_it_has()
     assert_eq!(reply.status, 200, "{reply:?}");
     let drained_at = Instant::now();
     assert_eq!(reply.json()["server"]["drained"], true);
-    assert_eq!(
-        reply.json()["server"]["in_flight"],
-        1,
-        "the slow request is in flight"
+    // The slow request, and perhaps a load request or two, are in flight.
+    let in_flight = reply.json()["server"]["in_flight"].as_u64();
+    assert!(
+        in_flight.is_some_and(|n| n >= 1),
+        "the slow request is in flight: {reply:?}"
     );
     // Load goes on for a while against the remaining server.
     let after = b[1].stats.requests();
