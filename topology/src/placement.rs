@@ -61,7 +61,11 @@ pub(crate) fn check(topology: &Topology, problems: &mut Problems) {
             placed.push(Placed {
                 host: backend.host.as_deref(),
                 path: format!("{path}.backends[{index}]"),
-                binds: vec![(backend.listen.ip(), "listen")],
+                binds: backend
+                    .addresses()
+                    .into_iter()
+                    .map(|(addr, field)| (addr.ip(), field))
+                    .collect(),
             });
         }
     }

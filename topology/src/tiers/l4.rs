@@ -668,13 +668,20 @@ mod tests {
     const EXAMPLE: &str = include_str!("../../../examples/three-regions.yaml");
     const L4_LINE: &str = "      nodes: [{ name: us-east-l4, admin: \"127.0.1.1:9100\" }]\n";
 
-    /// The example with `extra` (indented under `l4:`) added to us-east's L4 tier.
+    /// The example's UDP service, in each region.
+    const UDP_LINE: &str = "      udp: [{ port: 7007 }]\n";
+
+    /// The example with `extra` (indented under `l4:`) added to us-east's
+    /// L4 tier, in place of its UDP service.
     fn with_l4(extra: &str) -> Result<crate::Topology, crate::LoadError> {
         assert!(
-            EXAMPLE.contains(L4_LINE),
+            EXAMPLE.contains(L4_LINE) && EXAMPLE.contains(UDP_LINE),
             "the example's us-east l4 block changed"
         );
-        let text = EXAMPLE.replacen(L4_LINE, &format!("{L4_LINE}{extra}"), 1);
+        let text =
+            EXAMPLE
+                .replacen(UDP_LINE, "", 1)
+                .replacen(L4_LINE, &format!("{L4_LINE}{extra}"), 1);
         crate::parse(&text, "test.yaml")
     }
 

@@ -532,3 +532,37 @@ fn a_region_capacity_is_read_and_bad_ones_are_refused_with_the_fix() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_demo_backends_https_and_udp_addresses_are_checked() {
+    let text = example_text()
+        .replacen(
+            "tls: { listen: \"127.0.1.101:9443\"",
+            "tls: { listen: \"127.0.1.101:9000\"",
+            1,
+        )
+        .replacen("udp: \"127.0.1.12:7007\"", "udp: \"127.0.1.12\"", 1)
+        .replacen(
+            "tls: { listen: \"127.0.2.102:9443\"",
+            "tls: { listen: \"9443\"",
+            1,
+        );
+    let found = problems(&text);
+    assert!(
+        found.iter().all(|p| !p.starts_with("line 0")),
+        "every problem has a line: {found:#?}"
+    );
+    let found: Vec<&str> = found
+        .iter()
+        .map(|p| p.split_once(": ").map_or(p.as_str(), |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "regions.us-east.backends[0].tls.listen: 127.0.1.101:9000 is also `listen`, where the backend serves plain HTTP; give HTTPS its own port, e.g. \"127.0.1.101:9443\"",
+            "regions.us-east.backends[1].udp: \"127.0.1.12\" is not an address with a port; write e.g. \"127.0.1.101:9000\"",
+            "regions.eu-west.backends[1].tls.listen: \"9443\" is not an address with a port; write e.g. \"127.0.1.101:9000\"",
+        ],
+        "{found:#?}"
+    );
+}
