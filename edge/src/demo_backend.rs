@@ -8,20 +8,27 @@
 //! | `GET /healthz` | `200 ok` (503 while [`Stats::set_healthy`] says so) |
 //! | `GET /ws` with a WebSocket upgrade | an echo of every text/binary message |
 //! | `GET /status/NNN` | status NNN with the usual body |
-//! | anything else | 200 with JSON: the backend's name and region, the method, path, HTTP version, the address the request came from, body size and the forwarding headers it saw (`Host`, `X-Forwarded-For/-Proto/-Host`, `X-Request-ID`, `Via`, `traceparent`, `tracestate`); `Accept: text/plain` gets one readable line instead |
+//! | anything else | 200 with JSON: the backend's name and region, the method, path, HTTP version, whether it came over TLS, the address the request came from, body size and the forwarding headers it saw (`Host`, `X-Forwarded-For/-Proto/-Host`, `X-Request-ID`, `Via`, `traceparent`, `tracestate`); `Accept: text/plain` gets one readable line instead |
 //!
-//! A request with `Content-Type: application/grpc…` gets its answer the
-//! way gRPC sends one, to try gRPC-style traffic through the proxy: status
-//! 200, the answer as one length-prefixed message, and the outcome in
-//! trailers (`grpc-status` 0, or 2 with the HTTP status in `grpc-message`).
+//! A request with `Content-Type: application/grpc…` is a gRPC call
+//! ([`grpc`]): `grpc.health.v1.Health/Check` reports the health switch,
+//! any other method gets the answer above as its one message, the outcome
+//! in trailers.
 //!
 //! A `delay=250ms` query parameter (any path) waits that long before
 //! answering. Every response carries `X-Backend: NAME`. SIGTERM (the
 //! shutdown token) stops accepting and lets requests in flight finish for
 //! up to [`SHUTDOWN_GRACE`].
 //!
+//! A backend of the topology may also serve the same over TLS on a second
+//! address (its certificate loaded as the L7 tier loads its own, ALPN `h2`
+//! and `http/1.1`), and answer UDP datagrams ([`udp`]).
+//!
 //! The server is hyper's, like the L7 tier's: a second adapter, kept to
 //! this module.
+
+pub mod grpc;
+pub mod udp;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,25 +41,29 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::combinators::WithTrailers;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::ConfigError;
+use crate::l7::tls::CertStore;
 
 /// How long requests in flight may take to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Largest WebSocket message echoed.
 const MAX_WS_PAYLOAD: u64 = 1 << 20;
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a backend counts, and its health switch.
 #[derive(Debug)]
@@ -113,6 +124,26 @@ impl Backend {
 
     /// Serves `listener` until `shutdown`, then drains.
     pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        self.serve(listener, None, shutdown).await;
+    }
+
+    /// As [`Backend::run`], over TLS: each connection's handshake with
+    /// `acceptor` first.
+    pub async fn run_tls(
+        self,
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        shutdown: CancellationToken,
+    ) {
+        self.serve(listener, Some(acceptor), shutdown).await;
+    }
+
+    async fn serve(
+        self,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: CancellationToken,
+    ) {
         let this = Arc::new(self);
         let tracker = TaskTracker::new();
         let force = CancellationToken::new();
@@ -122,7 +153,8 @@ impl Backend {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tracker.spawn(connection(stream, peer, this.clone(), shutdown.clone(), force.clone()));
+                        let conn = Conn { peer, backend: this.clone(), shutdown: shutdown.clone(), force: force.clone() };
+                        tracker.spawn(accepted_connection(stream, tls.clone(), conn));
                     }
                     Err(e) => {
                         warn!(backend = %this.name, "accept failed: {e}");
@@ -144,16 +176,50 @@ impl Backend {
     }
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
+/// One accepted connection's context.
+struct Conn {
     peer: SocketAddr,
     backend: Arc<Backend>,
     shutdown: CancellationToken,
     force: CancellationToken,
-) {
+}
+
+/// Serves `stream`, after a TLS handshake when `tls` is set.
+async fn accepted_connection(stream: tokio::net::TcpStream, tls: Option<TlsAcceptor>, conn: Conn) {
+    let Some(acceptor) = tls else {
+        return connection(stream, false, conn).await;
+    };
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                debug!(backend = %conn.backend.name, peer = %conn.peer, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                debug!(backend = %conn.backend.name, peer = %conn.peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        () = conn.shutdown.cancelled() => return,
+    };
+    connection(stream, true, conn).await;
+}
+
+async fn connection<S>(stream: S, tls: bool, conn: Conn)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Conn {
+        peer,
+        backend,
+        shutdown,
+        force,
+    } = conn;
     let service = service_fn(move |request| {
         let backend = backend.clone();
-        async move { Ok::<_, Infallible>(serve(request, &backend, peer).await) }
+        async move { Ok::<_, Infallible>(serve(request, &backend, peer, tls).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -205,61 +271,38 @@ fn query_delay(query: Option<&str>) -> Option<Duration> {
         .map(|d| d.min(Duration::from_secs(60)))
 }
 
-/// A response body: whole, or whole and then trailers (gRPC-style).
-type DemoBody = Either<Full<Bytes>, WithTrailers<Full<Bytes>, Trailers>>;
-
-/// The trailers of a gRPC-style answer, ready at once.
-type Trailers = std::future::Ready<Option<Result<http::HeaderMap, Infallible>>>;
+/// A response body: whole, or a gRPC answer's messages and trailers.
+type DemoBody = Either<Full<Bytes>, grpc::GrpcBody>;
 
 async fn serve(
     request: Request<Incoming>,
     backend: &Backend,
     peer: SocketAddr,
+    tls: bool,
 ) -> Response<DemoBody> {
     let grpc = request
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    let response = answer(request, backend, peer).await;
+    if grpc && request.uri().path() == grpc::HEALTH_CHECK {
+        let healthy = backend.stats.healthy.load(Ordering::Relaxed);
+        let (parts, _) = response(StatusCode::OK, "application/grpc", "", backend).into_parts();
+        let response = grpc::health_check(request.into_body(), healthy, parts).await;
+        return response.map(Either::Right);
+    }
+    let response = answer(request, backend, peer, tls).await;
     if grpc {
-        grpc_style(response).await
+        grpc::framed(response).await.map(Either::Right)
     } else {
         response.map(Either::Left)
     }
-}
-
-/// `response` the way gRPC answers: status 200, the body as one
-/// length-prefixed message, the outcome in trailers.
-async fn grpc_style(response: Response<Full<Bytes>>) -> Response<DemoBody> {
-    let (mut parts, body) = response.into_parts();
-    let message = match body.collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(never) => match never {},
-    };
-    let mut framed = Vec::with_capacity(5 + message.len());
-    framed.push(0);
-    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    framed.extend_from_slice(&message);
-    let mut trailers = http::HeaderMap::new();
-    if parts.status.is_success() {
-        trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    } else {
-        trailers.insert("grpc-status", HeaderValue::from_static("2"));
-        trailers.insert("grpc-message", HeaderValue::from(parts.status.as_u16()));
-    }
-    parts.status = StatusCode::OK;
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    let body = Full::new(Bytes::from(framed)).with_trailers(std::future::ready(Some(Ok(trailers))));
-    Response::from_parts(parts, Either::Right(body))
 }
 
 async fn answer(
     mut request: Request<Incoming>,
     backend: &Backend,
     peer: SocketAddr,
+    tls: bool,
 ) -> Response<Full<Bytes>> {
     let probe = request
         .headers()
@@ -366,6 +409,7 @@ async fn answer(
         "method": method,
         "path": path_and_query,
         "version": version,
+        "tls": tls,
         "peer": peer.to_string(),
         "body_bytes": body_bytes,
         "headers": seen,
@@ -507,7 +551,9 @@ async fn echo<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     }
 }
 
-/// Runs the demo backend `name` of the topology at `config` until `shutdown`.
+/// Runs the demo backend `name` of the topology at `config` until
+/// `shutdown`: HTTP, and HTTPS and the UDP echo when the topology gives
+/// them an address.
 pub async fn run_named(
     config: &Path,
     name: &str,
@@ -519,9 +565,9 @@ pub async fn run_named(
             .backends
             .iter()
             .find(|b| b.name == name)
-            .map(|b| (region.name.clone(), b.listen))
+            .map(|b| (region.name.clone(), b.clone()))
     });
-    let Some((region, listen)) = found else {
+    let Some((region, spec)) = found else {
         let known: Vec<&str> = topology
             .regions
             .iter()
@@ -537,10 +583,66 @@ pub async fn run_named(
         ))
         .into());
     };
-    let listener = bind(listen).await?;
-    info!(backend = name, %region, addr = %listen, "demo backend listening");
-    Backend::new(name, region).run(listener, shutdown).await;
+    let backend = Backend::new(name, region.as_str());
+    let listener = bind(spec.listen).await?;
+    let tls = match &spec.tls {
+        Some(tls) => {
+            let base = config.parent().unwrap_or(Path::new(""));
+            let acceptor = acceptor(&tls.cert, base)?;
+            Some((bind(tls.listen).await?, acceptor))
+        }
+        None => None,
+    };
+    let udp = match spec.udp {
+        Some(addr) => Some(UdpSocket::bind(addr).await.with_context(|| {
+            format!("cannot listen on UDP {addr}; is another process using it?")
+        })?),
+        None => None,
+    };
+    let tasks = TaskTracker::new();
+    tasks.spawn(backend.clone().run(listener, shutdown.clone()));
+    if let Some((listener, acceptor)) = tls {
+        tasks.spawn(
+            backend
+                .clone()
+                .run_tls(listener, acceptor, shutdown.clone()),
+        );
+    }
+    if let Some(socket) = udp {
+        let shutdown = shutdown.clone();
+        let (name, region) = (name.to_owned(), region.clone());
+        tasks.spawn(async move { udp::echo(socket, &name, &region, shutdown).await });
+    }
+    tasks.close();
+    info!(
+        backend = name,
+        %region,
+        addr = %spec.listen,
+        tls = %spec.tls.as_ref().map_or("-".to_owned(), |t| t.listen.to_string()),
+        udp = %spec.udp.map_or("-".to_owned(), |a| a.to_string()),
+        "demo backend listening"
+    );
+    tasks.wait().await;
     Ok(())
+}
+
+/// A TLS acceptor serving `cert` (relative paths against `base`, the
+/// topology file's folder), loaded as the L7 tier loads its own.
+fn acceptor(cert: &topology::tiers::l7::Cert, base: &Path) -> anyhow::Result<TlsAcceptor> {
+    let tls = topology::tiers::l7::Tls {
+        certs: vec![topology::tiers::l7::Cert {
+            cert: base.join(&cert.cert),
+            key: base.join(&cert.key),
+        }],
+        min_version: topology::tiers::l7::TlsVersion::Tls12,
+        session_tickets: true,
+        ticket_keys: None,
+    };
+    let store = CertStore::new(&tls).map_err(|e| ConfigError(e.to_string()))?;
+    let config = store
+        .server_config(&tls, true)
+        .map_err(|e| ConfigError(e.to_string()))?;
+    Ok(TlsAcceptor::from(config))
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
