@@ -152,11 +152,27 @@ pub fn plan(topology: &Topology, config: &Path) -> Vec<Component> {
                     "--name".into(),
                     backend.name.clone(),
                 ],
-                binds: vec![Bind {
-                    addr: backend.listen,
-                    proto: Proto::Tcp,
-                    purpose: "HTTP",
-                }],
+                binds: backend
+                    .addresses()
+                    .into_iter()
+                    .map(|(addr, field)| match field {
+                        "udp" => Bind {
+                            addr,
+                            proto: Proto::Udp,
+                            purpose: "UDP echo",
+                        },
+                        "tls.listen" => Bind {
+                            addr,
+                            proto: Proto::Tcp,
+                            purpose: "HTTPS",
+                        },
+                        _ => Bind {
+                            addr,
+                            proto: Proto::Tcp,
+                            purpose: "HTTP",
+                        },
+                    })
+                    .collect(),
                 probe: Probe::Http {
                     addr: backend.listen,
                     path: "/healthz".into(),
@@ -394,16 +410,7 @@ mod tests {
 
     #[test]
     fn an_l4_node_binds_its_udp_services_on_the_vip() {
-        let mut topology = example();
-        let l4 = topology.regions[0].l4.as_mut().unwrap();
-        l4.udp.push(topology::tiers::l4::UdpService {
-            port: 53,
-            to_port: 5353,
-            idle_timeout: topology::tiers::l4::DEFAULT_UDP_IDLE_TIMEOUT,
-            max_flows: 10,
-            proxy_protocol: false,
-        });
-        let components = plan(&topology, Path::new("/t.yaml"));
+        let components = plan(&example(), Path::new("/t.yaml"));
         let l4 = components.iter().find(|c| c.name == "us-east-l4").unwrap();
         let udp: Vec<(SocketAddr, &str)> = l4
             .binds
@@ -411,7 +418,29 @@ mod tests {
             .filter(|b| b.proto == Proto::Udp)
             .map(|b| (b.addr, b.purpose))
             .collect();
-        assert_eq!(udp, [("127.0.1.1:53".parse().unwrap(), "UDP service")]);
+        assert_eq!(udp, [("127.0.1.1:7007".parse().unwrap(), "UDP service")]);
+    }
+
+    #[test]
+    fn a_backend_binds_http_https_and_its_udp_echo() {
+        let components = plan(&example(), Path::new("/t.yaml"));
+        let web1 = components
+            .iter()
+            .find(|c| c.name == "us-east-web1")
+            .unwrap();
+        let binds: Vec<(String, Proto, &str)> = web1
+            .binds
+            .iter()
+            .map(|b| (b.addr.to_string(), b.proto, b.purpose))
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                ("127.0.1.101:9000".into(), Proto::Tcp, "HTTP"),
+                ("127.0.1.101:9443".into(), Proto::Tcp, "HTTPS"),
+                ("127.0.1.11:7007".into(), Proto::Udp, "UDP echo"),
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The topology text and the files it references (L7 certificates, keys
-//! and shared ticket keys, pools' backend TLS files, the GeoIP database),
+//! and shared ticket keys, pools' backend TLS files, demo backends'
+//! certificates and keys, the GeoIP database),
 //! each for the hosts whose services read it,
 //! at the same path relative to the topology as on the operator's side.
 
@@ -17,7 +18,8 @@ pub const TOPOLOGY: &str = "topology.yaml";
 
 /// The files `host`'s services read besides the topology: its regions' L7
 /// certificates, keys and ticket keys, and its pools' backend CA files and
-/// client certificates and keys (keys secret) on hosts with an L7 node, the GeoIP
+/// client certificates and keys (keys secret) on hosts with an L7 node, a
+/// demo backend's certificate and key on its host, the GeoIP
 /// database on hosts with a DNS node. Absolute paths are the operator's to
 /// provide on the host and are not bundled.
 pub fn referenced(
@@ -30,6 +32,14 @@ pub fn referenced(
     // (field path, path as written, secret)
     let mut wanted: Vec<(String, PathBuf, bool)> = Vec::new();
     for region in &topology.regions {
+        for (index, backend) in region.backends.iter().enumerate() {
+            let Some(tls) = backend.tls.as_ref().filter(|_| on_host(&backend.host)) else {
+                continue;
+            };
+            let field = format!("regions.{}.backends[{index}].tls", region.name);
+            wanted.push((format!("{field}.cert"), tls.cert.cert.clone(), false));
+            wanted.push((format!("{field}.key"), tls.cert.key.clone(), true));
+        }
         let Some(l7) = &region.l7 else { continue };
         if !l7.nodes.iter().any(|node| on_host(&node.host)) {
             continue;
