@@ -264,6 +264,8 @@ pub struct FullTopology {
     pub yaml: String,
     /// The VIPs' (and L7 nodes') HTTP port.
     pub http_port: u16,
+    /// The VIPs' (and L7 nodes') HTTPS port.
+    pub https_port: u16,
     /// The port of every L4 and L7 node's admin endpoint (each on its own
     /// address).
     pub edge_admin_port: u16,
@@ -291,7 +293,8 @@ pub fn full_topology(net: u8) -> FullTopology {
         .replace(
             "key: certs/",
             &format!("key: {}/certs/", examples.display()),
-        );
+        )
+        .replace("ca: certs/", &format!("ca: {}/certs/", examples.display()));
     if !text.contains("proxy_protocol:") {
         // The L4 tier announces clients with PROXY v2; the L7 nodes must
         // expect it.
@@ -310,6 +313,7 @@ pub fn full_topology(net: u8) -> FullTopology {
     FullTopology {
         yaml,
         http_port: http,
+        https_port: https,
         edge_admin_port: edge_admin,
         dns: SocketAddr::from(([127, net, 0, 1], dns)),
     }

@@ -542,7 +542,7 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
             response.text()
         );
     }
-    drain_a_backend_server_under_load(&state, &topology, net);
+    drain_a_backend_server_under_load(&state, &topology, net, ("web", "/", 9000));
     // The what-if predicts, without touching anything, where clients go;
     // the real drill below must agree. Both read the GSLB's health, so
     // first wait until it has every region in service (the regions' tiers
@@ -681,17 +681,23 @@ fn the_full_topology_serves_through_each_vip_and_fails_over_within_the_detection
     }
 }
 
-/// `gtm server drain` takes one backend server of us-east's pool out on
-/// both L7 nodes while clients keep asking through the VIP: no request
-/// fails, none sent after the command returned reaches it; `gtm status`
-/// shows it; `undrain` brings it back.
-fn drain_a_backend_server_under_load(state: &Path, topology: &FullTopology, net: u8) {
+/// `gtm server drain` takes us-east-web1 out of one of us-east's pools
+/// (its name, a path routed to it, and web1's port in it) on both L7
+/// nodes while clients keep asking through the VIP: no request fails,
+/// none sent after the command returned reaches it; `gtm status` shows it;
+/// `undrain` brings it back.
+pub(crate) fn drain_a_backend_server_under_load(
+    state: &Path,
+    topology: &FullTopology,
+    net: u8,
+    (pool, path, port): (&str, &'static str, u16),
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let vip = SocketAddr::new(
         format!("127.{net}.1.1").parse().unwrap(),
         topology.http_port,
     );
-    let server = format!("127.{net}.1.101:9000");
+    let server = format!("127.{net}.1.101:{port}");
     let stop = Arc::new(AtomicBool::new(false));
     let load: Vec<_> = (0..3)
         .map(|_| {
@@ -700,7 +706,7 @@ fn drain_a_backend_server_under_load(state: &Path, topology: &FullTopology, net:
                 let mut samples = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    let reply = http::get(vip, "/").map(|r| (r.status, r.text()));
+                    let reply = http::get(vip, path).map(|r| (r.status, r.text()));
                     samples.push((started, reply));
                 }
                 samples
@@ -711,7 +717,7 @@ fn drain_a_backend_server_under_load(state: &Path, topology: &FullTopology, net:
     let out = expect(
         gtm(
             state,
-            &["server", "drain", "us-east", "web", &server, "--json"],
+            &["server", "drain", "us-east", pool, &server, "--json"],
         ),
         0,
     );
@@ -743,15 +749,15 @@ fn drain_a_backend_server_under_load(state: &Path, topology: &FullTopology, net:
     let human = expect(gtm(state, &["status"]), 0);
     let rows: Vec<&str> = human
         .lines()
-        .filter(|l| l.contains(&server) && l.contains(" web "))
+        .filter(|l| l.contains(&server) && l.contains(&format!(" {pool} ")))
         .collect();
     assert_eq!(rows.len(), 2, "a row per L7 node: {human}");
     assert!(rows.iter().all(|r| r.contains("drained")), "{human}");
     expect(
-        gtm(state, &["server", "undrain", "us-east", "web", &server]),
+        gtm(state, &["server", "undrain", "us-east", pool, &server]),
         0,
     );
-    let wrong = gtm(state, &["server", "drain", "us-east", "web", "127.0.0.1:1"]);
+    let wrong = gtm(state, &["server", "drain", "us-east", pool, "127.0.0.1:1"]);
     assert_eq!(wrong.status.code(), Some(1), "{}", describe(&wrong));
     assert!(
         text(&wrong.stderr).contains(&server),

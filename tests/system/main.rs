@@ -14,3 +14,4 @@ mod gtm_render;
 mod knot_interop;
 mod monitoring;
 mod spill;
+mod tiers;
