@@ -667,6 +667,22 @@ fn a_hanging_backend_gets_504s_within_the_timeout_then_is_ejected_without_piling
             &format!("name: {},", L7_NODES[1]),
             "      timeouts: { response: 500ms }\n",
         );
+        // The gRPC pool's health checks would reach the hanging server
+        // too, and count against its connections: that pool keeps web1.
+        let grpc_servers = format!(
+            "          servers:\n            - {{ addr: \"127.{net}.1.101:9000\" }}\n            - {{ addr: \"127.{net}.1.102:9000\" }}\n          health: {{ kind: grpc"
+        );
+        assert!(
+            yaml.contains(&grpc_servers),
+            "the example's gRPC pool changed"
+        );
+        let yaml = yaml.replacen(
+            &grpc_servers,
+            &format!(
+                "          servers:\n            - {{ addr: \"127.{net}.1.101:9000\" }}\n          health: {{ kind: grpc"
+            ),
+            1,
+        );
         insert_after_line(
             &yaml,
             &format!("addr: \"127.{net}.1.102:9000\""),
