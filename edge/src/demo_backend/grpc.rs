@@ -5,12 +5,14 @@
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::combinators::WithTrailers;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+
+use crate::l7::http::grpc_health::{frame, get_varint, unframe};
 
 /// The health-checking method of `grpc.health.v1`.
 pub(super) const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
@@ -47,13 +49,7 @@ fn answer(
     status: u8,
     detail: Option<HeaderValue>,
 ) -> Response<GrpcBody> {
-    let mut framed = Vec::new();
-    if let Some(message) = message {
-        framed.reserve(5 + message.len());
-        framed.push(0);
-        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        framed.extend_from_slice(message);
-    }
+    let framed = message.map_or_else(Bytes::new, |m| frame(m).freeze());
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from(u16::from(status)));
     if let Some(detail) = detail {
@@ -64,7 +60,7 @@ fn answer(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    let body = Full::new(Bytes::from(framed)).with_trailers(std::future::ready(Some(Ok(trailers))));
+    let body = Full::new(framed).with_trailers(std::future::ready(Some(Ok(trailers))));
     Response::from_parts(parts, body)
 }
 
@@ -101,7 +97,7 @@ pub(super) async fn health_check(
             return answer(parts, None, INVALID_ARGUMENT, Some(detail));
         }
     };
-    match requested_service(&request) {
+    match requested_service(request) {
         None => answer(
             parts,
             None,
@@ -110,7 +106,7 @@ pub(super) async fn health_check(
                 "not one uncompressed HealthCheckRequest",
             )),
         ),
-        Some(service) if service.is_empty() || service == SERVICE.as_bytes() => {
+        Some(service) if service.is_empty() || service == SERVICE => {
             let status = if healthy { SERVING } else { NOT_SERVING };
             // HealthCheckResponse { status = 1 (varint) }.
             answer(parts, Some(&[0x08, status]), OK, None)
@@ -127,74 +123,55 @@ pub(super) async fn health_check(
 /// The `service` field of the one `HealthCheckRequest` in a request body
 /// (empty when absent), or `None` when the body is not one uncompressed
 /// length-prefixed message of well-formed protobuf.
-fn requested_service(body: &[u8]) -> Option<&[u8]> {
-    let (&[0], rest) = body.split_first_chunk::<1>()? else {
-        return None;
-    };
-    let (len, mut message) = rest.split_first_chunk::<4>()?;
-    if message.len() != u32::from_be_bytes(*len) as usize {
-        return None;
-    }
-    let mut service: &[u8] = &[];
-    while !message.is_empty() {
-        let key = varint(&mut message)?;
-        match key & 7 {
+fn requested_service(body: Bytes) -> Option<Bytes> {
+    let mut message = unframe(body).ok()?;
+    let mut service = Bytes::new();
+    while message.has_remaining() {
+        let key = get_varint(&mut message)?;
+        let len = match key & 7 {
             0 => {
-                varint(&mut message)?;
+                get_varint(&mut message)?;
+                0
             }
-            1 => message = message.get(8..)?,
-            2 => {
-                let len = usize::try_from(varint(&mut message)?).ok()?;
-                let value = message.get(..len)?;
-                message = &message[len..];
-                if key >> 3 == 1 {
-                    service = value;
-                }
-            }
-            5 => message = message.get(4..)?,
+            1 => 8,
+            2 => usize::try_from(get_varint(&mut message)?).ok()?,
+            5 => 4,
             _ => return None,
+        };
+        if len > message.len() {
+            return None;
+        }
+        let value = message.split_to(len);
+        // Field 1, length-delimited.
+        if key == (1 << 3 | 2) {
+            service = value;
         }
     }
     Some(service)
-}
-
-/// Reads one protobuf varint off the front of `bytes`.
-fn varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for (index, &byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * index);
-        if byte & 0x80 == 0 {
-            *bytes = &bytes[index + 1..];
-            return Some(value);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A request body holding one message with `message` as its bytes.
-    fn frame(message: &[u8]) -> Vec<u8> {
-        let mut body = vec![0];
-        body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        body.extend_from_slice(message);
-        body
+    /// `requested_service` of a body holding one message, `message`.
+    fn service_in(message: &[u8]) -> Option<Bytes> {
+        requested_service(frame(message).freeze())
     }
 
     #[test]
     fn the_service_asked_about_is_read() {
-        assert_eq!(requested_service(&frame(b"")), Some(&b""[..]));
+        assert_eq!(service_in(b""), Some(Bytes::new()));
         assert_eq!(
-            requested_service(&frame(b"\x0a\x09demo.Echo")),
+            service_in(b"\x0a\x09demo.Echo").as_deref(),
             Some(&b"demo.Echo"[..])
         );
         // Unknown fields of every wire type are skipped.
         assert_eq!(
-            requested_service(&frame(
+            service_in(
                 b"\x10\x96\x01\x19\x01\x02\x03\x04\x05\x06\x07\x08\x25\x01\x02\x03\x04\x0a\x01x"
-            )),
+            )
+            .as_deref(),
             Some(&b"x"[..])
         );
     }
@@ -206,12 +183,17 @@ mod tests {
             b"\x00\x00\x00",
             b"\x01\x00\x00\x00\x00",           // compressed
             b"\x00\x00\x00\x00\x05\x0a\x09ab", // length past the frame
-            &frame(b"\x0a\x09demo"),           // string past the message
-            &frame(b"\x0a"),                   // no length
-            &frame(b"\x0b"),                   // group wire type
-            &frame(&[0xff; 11]),               // varint too long
         ] {
-            assert_eq!(requested_service(body), None, "{body:?}");
+            let body = Bytes::copy_from_slice(body);
+            assert_eq!(requested_service(body.clone()), None, "{body:?}");
+        }
+        for message in [
+            &b"\x0a\x09demo"[..], // string past the message
+            b"\x0a",              // no length
+            b"\x0b",              // group wire type
+            &[0xff; 11],          // varint too long
+        ] {
+            assert_eq!(service_in(message), None, "{message:?}");
         }
     }
 }

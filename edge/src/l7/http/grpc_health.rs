@@ -165,7 +165,7 @@ fn encode_request(service: &str) -> Vec<u8> {
 }
 
 /// One gRPC message frame: uncompressed flag, 4-byte length, message.
-fn frame(message: &[u8]) -> BytesMut {
+pub(crate) fn frame(message: &[u8]) -> BytesMut {
     let mut out = BytesMut::with_capacity(5 + message.len());
     out.put_u8(0);
     out.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
@@ -174,7 +174,7 @@ fn frame(message: &[u8]) -> BytesMut {
 }
 
 /// The one message of a unary answer.
-fn unframe(mut body: Bytes) -> Result<Bytes, String> {
+pub(crate) fn unframe(mut body: Bytes) -> Result<Bytes, String> {
     if body.len() < 5 {
         return Err("no message in the answer".to_owned());
     }
@@ -226,7 +226,8 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn get_varint(buf: &mut Bytes) -> Option<u64> {
+/// Reads one protobuf varint off the front of `buf`.
+pub(crate) fn get_varint(buf: &mut Bytes) -> Option<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         if !buf.has_remaining() {

@@ -204,3 +204,38 @@ pools:
     );
     proxy.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_grpc_health_check_of_the_demo_backend_follows_its_health_switch() {
+    let b = TestBackend::start("b0").await;
+    let proxy = Proxy::start(h2c_spec(
+        &b,
+        "    health: { kind: grpc, service: demo.Echo, interval: 100ms, timeout: 90ms, rise: 1, fall: 1 }\n    fail_open: false\n",
+    ))
+    .await;
+    proxy.wait_for(|| async { health_of(&proxy) == "up" }).await;
+    // NOT_SERVING takes it out; SERVING brings it back.
+    b.stats.set_healthy(false);
+    proxy
+        .wait_for(|| async { health_of(&proxy) == "down" })
+        .await;
+    b.stats.set_healthy(true);
+    proxy.wait_for(|| async { health_of(&proxy) == "up" }).await;
+    proxy.stop().await.unwrap();
+
+    // A service it does not serve is NOT_FOUND: down.
+    let proxy = Proxy::start(h2c_spec(
+        &b,
+        "    health: { kind: grpc, service: demo.Unknown, interval: 100ms, timeout: 90ms, rise: 1, fall: 1 }\n",
+    ))
+    .await;
+    proxy
+        .wait_for(|| async { health_of(&proxy) == "down" })
+        .await;
+    proxy.stop().await.unwrap();
+}
+
+/// The health of the proxy's only server.
+fn health_of(proxy: &Proxy) -> String {
+    proxy.handle.status().pools[0].servers[0].health.clone()
+}
