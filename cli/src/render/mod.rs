@@ -632,6 +632,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_demo_backends_certificate_goes_to_its_own_host_key_as_a_secret() {
+        let topology = example_with(
+            "listen: \"198.51.100.31:9000\" }",
+            "listen: \"198.51.100.31:9000\", tls: { listen: \"198.51.100.31:9443\", cert: certs/example.com.pem, key: certs/example.com.key } }",
+        );
+        let bundles = bundles(&topology, &example_path()).unwrap();
+        let web1 = bundle(&bundles, "use-web1");
+        let cert = file(web1, "certs/example.com.pem").expect("the backend's certificate");
+        assert_eq!((cert.secret, cert.mode), (false, 0o644));
+        let key = file(web1, "certs/example.com.key").expect("its key");
+        assert_eq!((key.secret, key.mode), (true, 0o600));
+        assert!(file(bundle(&bundles, "use-web2"), "certs/example.com.key").is_none());
+    }
+
+    #[test]
     fn a_reference_outside_the_topology_directory_is_refused() {
         let path = example_path();
         let text = std::fs::read_to_string(&path).unwrap().replacen(
