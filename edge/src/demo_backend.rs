@@ -588,7 +588,12 @@ pub async fn run_named(
     let tls = match &spec.tls {
         Some(tls) => {
             let base = config.parent().unwrap_or(Path::new(""));
-            let acceptor = acceptor(&tls.cert, base)?;
+            let acceptor = acceptor(&tls.cert, base).map_err(|e| {
+                ConfigError(format!(
+                    "backend {name}'s `tls` in {}: {e}; fix `cert`/`key` (relative paths are relative to the topology file)",
+                    config.display()
+                ))
+            })?;
             Some((bind(tls.listen).await?, acceptor))
         }
         None => None,
@@ -628,7 +633,10 @@ pub async fn run_named(
 
 /// A TLS acceptor serving `cert` (relative paths against `base`, the
 /// topology file's folder), loaded as the L7 tier loads its own.
-fn acceptor(cert: &topology::tiers::l7::Cert, base: &Path) -> anyhow::Result<TlsAcceptor> {
+fn acceptor(
+    cert: &topology::tiers::l7::Cert,
+    base: &Path,
+) -> Result<TlsAcceptor, crate::l7::tls::TlsError> {
     let tls = topology::tiers::l7::Tls {
         certs: vec![topology::tiers::l7::Cert {
             cert: base.join(&cert.cert),
@@ -638,11 +646,8 @@ fn acceptor(cert: &topology::tiers::l7::Cert, base: &Path) -> anyhow::Result<Tls
         session_tickets: true,
         ticket_keys: None,
     };
-    let store = CertStore::new(&tls).map_err(|e| ConfigError(e.to_string()))?;
-    let config = store
-        .server_config(&tls, true)
-        .map_err(|e| ConfigError(e.to_string()))?;
-    Ok(TlsAcceptor::from(config))
+    let store = CertStore::new(&tls)?;
+    Ok(TlsAcceptor::from(store.server_config(&tls, true)?))
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
