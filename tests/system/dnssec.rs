@@ -771,10 +771,12 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
     }
     let dir = temp_dir("dnssec-subnetcache");
     let (key, _, ds) = keygen(&dir, "13");
+    // One UDP worker, so that `counts_settled`'s query is counted after
+    // everything before it.
     let gslb = Gslb::start(
         &two_region_topology(&dir, &key),
         &dir.join("state.json"),
-        &[],
+        &[("GSLB_UDP_THREADS", "1")],
     );
     let unbound = Unbound::start(
         &dir,
@@ -804,6 +806,7 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
     let before = geo_answers(gslb.admin);
     let first = ask("81.2.69.0/24");
     in_region(&first, "127.0.2.1");
+    counts_settled(&gslb);
     let after_first = geo_answers(gslb.admin);
     assert!(after_first > before, "Unbound did not ask gslb");
 
@@ -815,6 +818,7 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
         "scope /{scope}: gslb's answer holds for no other /24"
     );
     in_region(&ask("81.2.68.0/24"), "127.0.2.1");
+    counts_settled(&gslb);
     assert_eq!(
         geo_answers(gslb.admin),
         after_first,
@@ -824,5 +828,32 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
     // A client in the United States is outside it: its own question, its
     // own (validated) answer.
     in_region(&ask("8.8.8.0/24"), "127.0.1.1");
+    counts_settled(&gslb);
     assert!(geo_answers(gslb.admin) > after_first, "not asked upstream");
+}
+
+/// Waits until what gslb answered so far is in its metrics. The UDP fast
+/// path (signed answers included) counts per worker and hands the counts
+/// over every 100 ms; a TXT query sent straight to gslb's one worker is
+/// counted no earlier than the queries before it, so once it shows, they
+/// have too.
+fn counts_settled(gslb: &Gslb) {
+    let txt_queries = || {
+        http::get(gslb.admin, "/metrics")
+            .unwrap()
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("gslb_queries_total{") && l.contains("qtype=\"TXT\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = txt_queries();
+    dig_via(gslb.dns, &[], "example.com.", "TXT");
+    for _ in 0..200 {
+        if txt_queries() > before {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("gslb's query counts did not reach its metrics within 5 s");
 }
