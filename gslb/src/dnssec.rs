@@ -218,7 +218,9 @@ impl ZoneSigner {
             .map(ZoneKey::dnskey_rdata)
     }
 
-    /// The RRSIG RDATA over `rrset`, one per key, valid at `now` (seconds
+    /// The RRSIG RDATA over `rrset`, one per key whose role signs it
+    /// (the KSKs and CSKs for the DNSKEY RRset, the ZSKs and CSKs for any
+    /// other), valid at `now` (seconds
     /// since the Unix epoch): from the cache while more than `refresh` of
     /// its validity remains, otherwise made anew.
     pub fn sign(&self, mut rrset: CanonicalRrset, now: u32) -> Arc<[Vec<u8>]> {
@@ -253,9 +255,19 @@ impl ZoneSigner {
     ) -> Arc<[Vec<u8>]> {
         let inception = now.wrapping_sub(INCEPTION_SKEW);
         let expiration = now.wrapping_add(self.validity);
+        // A KSK signs the DNSKEY RRset only, a ZSK everything else, a CSK
+        // both.
+        let by_role = |key: &&ZoneKey| {
+            if rrset.rtype == DNSKEY {
+                key.role().signs_keys()
+            } else {
+                key.role().signs_data()
+            }
+        };
         let rrsigs: Arc<[Vec<u8>]> = self
             .keys
             .iter()
+            .filter(by_role)
             .map(|key| self.rrsig(key, &rrset, inception, expiration))
             .collect();
         let mut cache = self.cache.lock();
@@ -495,6 +507,35 @@ mod tests {
         let mut other = ZoneSigner::new(origin, reread(), 14 * 86_400, 86_400);
         other.adopt_cache(&before);
         assert!(!Arc::ptr_eq(&made, &other.sign(rrset(), 1_800_000_100)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The Key Tag field of an RRSIG's RDATA.
+    fn key_tag(rrsig: &[u8]) -> u16 {
+        u16::from_be_bytes(rrsig[16..18].try_into().unwrap())
+    }
+
+    #[test]
+    fn a_ksk_signs_the_dnskey_rrset_and_a_zsk_the_rest() {
+        use topology::dnssec::{Algorithm, Role};
+        let dir = std::env::temp_dir().join(format!("gslb-dnssec-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let origin = DomainName::parse_absolute("example.com.").unwrap();
+        let make =
+            |role| ZoneKey::generate_as(&origin, Algorithm::EcdsaP256Sha256, role, &dir).unwrap();
+        let (ksk, zsk) = (make(Role::Ksk), make(Role::Zsk));
+        let (ksk_tag, zsk_tag) = (ksk.key_tag(), zsk.key_tag());
+        let signer = ZoneSigner::new(origin.clone(), vec![ksk, zsk], 7 * 86_400, 86_400);
+        let dnskeys = CanonicalRrset {
+            owner: origin.wire().to_vec(),
+            rtype: DNSKEY,
+            ttl: 3600,
+            rdata: signer.dnskeys().collect(),
+        };
+        let now = 1_800_000_000;
+        let tags = |rrsigs: Arc<[Vec<u8>]>| rrsigs.iter().map(|r| key_tag(r)).collect::<Vec<_>>();
+        assert_eq!(tags(signer.sign(dnskeys, now)), [ksk_tag]);
+        assert_eq!(tags(signer.sign(rrset(), now)), [zsk_tag]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
