@@ -791,6 +791,72 @@ fn signed_answers_take_the_fast_path_with_their_signatures() {
     );
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Any client, with DO, against the signed zone: the signed geo answer
+    /// (or whatever the fast path gives) is the full path's to the byte.
+    #[test]
+    fn random_clients_get_the_same_signed_geo_answer(
+        v4 in any::<u32>(),
+        source in 0u8..=32,
+        name in prop::sample::select(vec!["www.example.com.", "all3.example.com.", "legacy.example.com.", "fc.example.com."]),
+        aaaa in any::<bool>(),
+        view in 0usize..4,
+    ) {
+        let (state, views) = signed_fixture();
+        let (_, health, tables) = &views[view];
+        let network = geo_data::Prefix::new(IpAddr::from(std::net::Ipv4Addr::from(v4)), source).unwrap().addr();
+        let rtype = if aaaa { RecordType::AAAA } else { RecordType::A };
+        let packet = signed_query(name, rtype, 1232, None, 3);
+        let mut message = Message::from_vec(&packet).unwrap();
+        message.edns.as_mut().unwrap().options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(network, source, 0)));
+        let packet = message.to_vec().unwrap();
+        let (slow, fast) = both(tables, state, health, &packet, "127.0.0.1:53".parse().unwrap());
+        if let Some(fast) = fast {
+            prop_assert_eq!(slow.as_deref(), Some(&fast[..]));
+        }
+    }
+
+    /// Mutated DO queries against the signed zone never make the fast path
+    /// panic, and whatever it answers is the full path's answer.
+    #[test]
+    fn mutated_signed_queries_are_answered_as_the_slow_path_does_or_left_to_it(
+        seed in any::<usize>(),
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+    ) {
+        let (state, views) = signed_fixture();
+        let (_, health, tables) = &views[seed % views.len()];
+        let corpus = signed_seeds();
+        let mut packet = corpus[seed % corpus.len()].clone();
+        for (at, value) in flips {
+            let len = packet.len();
+            packet[at % len] = value;
+        }
+        if cut % 3 == 0 {
+            packet.truncate(cut % (packet.len() + 1));
+        }
+        let (slow, fast) = both(tables, state, health, &packet, "81.2.69.160:53".parse().unwrap());
+        if let Some(fast) = fast {
+            prop_assert!(Message::from_vec(&fast).is_ok(), "unparseable {:02x?}", fast);
+            prop_assert_eq!(slow.as_deref(), Some(&fast[..]));
+        }
+    }
+}
+
+/// Every 40th packet of the signed corpus.
+fn signed_seeds() -> &'static Vec<Vec<u8>> {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(|| {
+        signed_corpus()
+            .into_iter()
+            .step_by(40)
+            .map(|(_, p)| p)
+            .collect()
+    })
+}
+
 /// When the signatures are made anew (the background refresh), tables
 /// holding the old ones are no longer current, and tables built then
 /// carry the new ones.
