@@ -882,3 +882,35 @@ fn re_signing_makes_the_signed_templates_stale_until_rebuilt() {
     assert_ne!(before, after, "ECDSA signatures differ each time");
     assert_eq!(after, fast);
 }
+
+/// In a zone that is not signed, a DO query gets the unsigned answer with
+/// the DO bit copied, from the fast path.
+#[test]
+fn do_queries_to_unsigned_zones_take_the_fast_path() {
+    let (state, views) = fixture();
+    let (_, health, tables) = &views[0];
+    let src: SocketAddr = "81.2.69.160:53".parse().unwrap();
+    for (name, rtype, subnet) in [
+        ("static.example.com.", RecordType::A, None),
+        ("www.example.com.", RecordType::A, Some(("8.8.8.0", 24))),
+        ("static.example.com.", RecordType::TXT, None),
+    ] {
+        let packet = signed_query(name, rtype, 1232, subnet, 5);
+        let mut out = vec![0u8; 4096];
+        let Answer::Reply { len, .. } = tables.answer(&packet, src, MAX_UDP_PAYLOAD, &mut out)
+        else {
+            panic!("DO {name} {rtype} went to the slow path");
+        };
+        let reply = Message::from_vec(&out[..len]).unwrap();
+        assert!(reply.edns.as_ref().unwrap().flags().dnssec_ok);
+        assert!(
+            !reply
+                .answers
+                .iter()
+                .chain(&reply.authorities)
+                .any(|r| r.record_type() == RecordType::RRSIG)
+        );
+        let (slow, _) = both(tables, state, health, &packet, src);
+        assert_eq!(slow.as_deref(), Some(&out[..len]), "{name} {rtype}");
+    }
+}
