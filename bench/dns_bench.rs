@@ -4,7 +4,9 @@
 //! - `setup`: writes one workload's files — our topology, a gdnsd
 //!   configuration answering the same (same zone, same regions, and a
 //!   `geoip` map whose `nets` give every network the region order our
-//!   decision table gives it), and dnsperf query files.
+//!   decision table gives it), and dnsperf query files; with `--dnssec`,
+//!   the zone signed (a fresh ECDSAP256SHA256 key) and a Knot DNS
+//!   configuration signing the same static data itself.
 //! - `load`: a latency-recording load generator: keeps a window of queries
 //!   outstanding per socket, records every round trip in a log-linear
 //!   histogram, and prints QPS, mean, p50, p99 and lost queries as one
@@ -26,6 +28,7 @@ use clap::{Parser, Subcommand};
 use geo_data::{GeoDb, Prefix};
 use gslb::decide::{distance_from, location_order};
 use topology::RegionId;
+use topology::dnssec::{Algorithm, ZoneKey};
 
 #[derive(Parser)]
 #[command(about = "Helper of bench/run dns: workload files and a latency-recording load generator")]
@@ -57,6 +60,11 @@ enum Command {
         /// UDP threads for both servers.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Sign the zone (a new CSK, algorithm 13, under `keys/`) and
+        /// write `knot/`: Knot DNS serving the same static data, signed
+        /// by its automatic signing with the same algorithm.
+        #[arg(long)]
+        dnssec: bool,
     },
     /// Send queries for a while and report throughput and latency (`key=value`).
     Load {
@@ -81,6 +89,9 @@ enum Command {
         /// Add EDNS (payload 1232) without a client subnet.
         #[arg(long)]
         edns: bool,
+        /// Set the DO bit (adds EDNS, payload 1232, if not asked already).
+        #[arg(long)]
+        dnssec: bool,
     },
 }
 
@@ -93,7 +104,18 @@ fn main() -> anyhow::Result<()> {
             ours,
             peer,
             threads,
-        } => setup(&out, names, regions, ours, peer, threads),
+            dnssec,
+        } => setup(
+            &out,
+            &Workload {
+                names,
+                regions,
+                ours,
+                peer,
+                threads,
+                dnssec,
+            },
+        ),
         Command::Load {
             server,
             queries,
@@ -102,14 +124,14 @@ fn main() -> anyhow::Result<()> {
             seconds,
             ecs,
             edns,
+            dnssec,
         } => load(
             server,
             &queries,
             clients,
             window,
             seconds,
-            ecs.as_deref(),
-            edns,
+            opt_record(ecs.as_deref(), edns, dnssec)?,
         ),
     }
 }
@@ -145,14 +167,25 @@ fn vip(index: usize) -> (String, String) {
     (format!("127.0.{n}.1"), format!("fd00:{n:x}::1"))
 }
 
-fn setup(
-    out: &Path,
+/// What `setup` writes.
+struct Workload {
     names: usize,
-    region_count: usize,
+    regions: usize,
     ours: u16,
     peer: u16,
     threads: usize,
-) -> anyhow::Result<()> {
+    dnssec: bool,
+}
+
+fn setup(out: &Path, workload: &Workload) -> anyhow::Result<()> {
+    let &Workload {
+        names,
+        regions: region_count,
+        ours,
+        peer,
+        threads,
+        dnssec,
+    } = workload;
     std::fs::create_dir_all(out.join("gdnsd/zones"))?;
     std::fs::create_dir_all(out.join("gdnsd/geoip"))?;
     let regions = regions(region_count);
@@ -172,6 +205,17 @@ fn setup(
             "        - {{ name: {}, type: A, ttl: 5m, value: {} }}",
             static_name(i),
             static_address(i)
+        )?;
+    }
+    if dnssec {
+        let keys = out.join("keys");
+        std::fs::create_dir_all(&keys)?;
+        let origin = topology::DomainName::parse_absolute("example.com.")?;
+        let key = ZoneKey::generate(&origin, Algorithm::EcdsaP256Sha256, &keys)?;
+        writeln!(
+            yaml,
+            "      dnssec: {{ keys: [\"{}\"] }}",
+            key.path().display()
         )?;
     }
     let list: Vec<&str> = regions.iter().map(|(name, _, _)| name.as_str()).collect();
@@ -200,7 +244,10 @@ fn setup(
     for i in 0..names {
         writeln!(zone, "{} 300 A {}", static_name(i), static_address(i))?;
     }
-    std::fs::write(out.join("gdnsd/zones/example.com"), zone)?;
+    std::fs::write(out.join("gdnsd/zones/example.com"), &zone)?;
+    if dnssec {
+        knot(out, &zone, peer, threads)?;
+    }
     let nets = gdnsd_nets(&topology)?;
     std::fs::write(out.join("gdnsd/geoip/www.nets"), nets.text)?;
     let mut dcmap = String::new();
@@ -258,6 +305,26 @@ fn setup(
         nets.lines,
         nets.ranges
     );
+    Ok(())
+}
+
+/// Knot DNS's directory: the static data of gdnsd's zone (`www` as the
+/// region the benchmark's ECS subnet gets, Knot having no geo answers)
+/// signed by Knot itself — automatic signing, one CSK of algorithm 13 as
+/// gslb uses, NSEC — listening on `port` with `threads` UDP workers.
+fn knot(out: &Path, zone: &str, port: u16, threads: usize) -> anyhow::Result<()> {
+    let dir = out.join("knot");
+    std::fs::create_dir_all(&dir)?;
+    let (eu_west, _) = vip(1);
+    let zone = zone.replace("DYNA geoip!www", &format!("A {eu_west}"));
+    std::fs::write(dir.join("example.com.zone"), zone)?;
+    std::fs::write(
+        dir.join("knot.conf"),
+        format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {dir}\n    udp-workers: {threads}\n    tcp-workers: 1\n    background-workers: 1\nlog:\n  - target: stderr\n    any: info\ndatabase:\n    storage: {dir}\npolicy:\n  - id: bench\n    algorithm: ecdsap256sha256\n    single-type-signing: on\n    nsec3: off\nzone:\n  - domain: example.com\n    file: {dir}/example.com.zone\n    zonefile-sync: -1\n    journal-content: none\n    dnssec-signing: on\n    dnssec-policy: bench\n",
+            dir = dir.display()
+        ),
+    )?;
     Ok(())
 }
 
@@ -435,14 +502,13 @@ fn encode(name: &str, rtype: &str, opt: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(packet)
 }
 
-/// The OPT record: payload 1232, and a client subnet option if given.
-fn opt_record(ecs: Option<&str>, edns: bool) -> anyhow::Result<Vec<u8>> {
+/// The OPT record: payload 1232, a client subnet option if given and the
+/// DO bit if asked; none at all when nothing asks for EDNS.
+fn opt_record(ecs: Option<&str>, edns: bool, dnssec: bool) -> anyhow::Result<Vec<u8>> {
+    let mut opt = vec![0, 0, 41, 0x04, 0xD0, 0, 0, if dnssec { 0x80 } else { 0 }, 0];
     let Some(ecs) = ecs else {
-        return Ok(if edns {
-            vec![0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]
-        } else {
-            Vec::new()
-        });
+        opt.extend_from_slice(&[0, 0]);
+        return Ok(if edns || dnssec { opt } else { Vec::new() });
     };
     let prefix: Prefix = ecs.parse().with_context(|| format!("--ecs {ecs}"))?;
     let (family, octets): (u16, Vec<u8>) = match prefix.addr() {
@@ -453,7 +519,6 @@ fn opt_record(ecs: Option<&str>, edns: bool) -> anyhow::Result<Vec<u8>> {
     let mut option = family.to_be_bytes().to_vec();
     option.extend_from_slice(&[prefix.len(), 0]);
     option.extend_from_slice(&octets[..bytes]);
-    let mut opt = vec![0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0];
     opt.extend_from_slice(&((4 + option.len()) as u16).to_be_bytes());
     opt.extend_from_slice(&[0, 8]);
     opt.extend_from_slice(&(option.len() as u16).to_be_bytes());
@@ -477,10 +542,8 @@ fn load(
     clients: usize,
     window: usize,
     seconds: f64,
-    ecs: Option<&str>,
-    edns: bool,
+    opt: Vec<u8>,
 ) -> anyhow::Result<()> {
-    let opt = opt_record(ecs, edns)?;
     let text = std::fs::read_to_string(queries)
         .with_context(|| format!("cannot read {}", queries.display()))?;
     let packets: Vec<Vec<u8>> = text

@@ -7,7 +7,10 @@
 #
 # Knobs besides bench/run's: BENCH_DNSPERF_CLIENTS (default 8),
 # BENCH_OUTSTANDING (dnsperf -q, default 200), BENCH_GROWTH=0 skips the
-# cost-growth runs, BENCH_BIG_NAMES (default 1000000).
+# cost-growth runs, BENCH_BIG_NAMES (default 1000000), BENCH_DNSSEC=0
+# skips the DNSSEC runs and BENCH_DNSSEC=only runs nothing else,
+# BENCH_GSLB=PATH measures that gslb binary instead of building one
+# (before/after runs).
 
 DNSPERF_CLIENTS=${BENCH_DNSPERF_CLIENTS:-8}
 OUTSTANDING=${BENCH_OUTSTANDING:-200}
@@ -105,6 +108,12 @@ dns_measure() {
     "static A, all names") file=spread.txt ;;
     *) echo "bench: unknown workload $workload" >&2; return 1 ;;
   esac
+  # DNS_DO names the side(s) whose queries set the DO bit: "ours", "peer"
+  # or "both" (the signed-against-unsigned runs query one server twice).
+  if [ "${DNS_DO:-}" = both ] || [ "${DNS_DO:-}" = "$side" ]; then
+    perf+=(-D)
+    load+=(--dnssec)
+  fi
   local cpu_before
   cpu_before=$(bench_cpu_us "$pid")
   out=$(timeout $((BENCH_SECONDS + 60)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/$file" \
@@ -146,16 +155,84 @@ dns_alternate() {
   done
 }
 
+# dns_signed_answers — both servers sign: a DO query for static.example.com
+# gets the address and an RRSIG of algorithm 13 from gslb and from Knot.
+dns_signed_answers() {
+  local port side answer
+  for side in ours peer; do
+    if [ "$side" = ours ]; then port=$OURS_PORT; else port=$PEER_PORT; fi
+    answer=$(dig +dnssec +tries=1 +time=2 @127.0.0.1 -p "$port" static.example.com A | awk '$4 == "A" || $4 == "RRSIG" {print $4, $5, $6}' | sort | tr '\n' ' ')
+    if [ "$answer" != "A 127.0.0.80  RRSIG A 13 " ]; then
+      echo "bench: $side does not sign static.example.com A: [$answer]" >&2
+      return 1
+    fi
+  done
+  echo "bench: both servers sign"
+}
+
+# dns_dnssec — the DNSSEC runs: one gslb serving the zone signed, queried
+# with and without the DO bit (signed against unsigned, static A and geo A
+# with ECS), then against Knot DNS serving the same static data signed by
+# its own automatic signing (static A with DO; Knot has no geo answers).
+dns_dnssec() {
+  local label=dnssec workload
+  WORK="$BENCH_DIR/$label"
+  OURS_PORT=$(bench_free_port)
+  PEER_PORT=$(bench_free_port)
+  while [ "$PEER_PORT" = "$OURS_PORT" ]; do PEER_PORT=$(bench_free_port); done
+  "$TOOL" setup --out "$WORK" --names 1000 --regions 3 --dnssec \
+    --ours "$OURS_PORT" --peer "$PEER_PORT" --threads "$BENCH_THREADS"
+  bench_spawn "$WORK/gslb.log" env GSLB_UDP_THREADS="$BENCH_THREADS" RUST_LOG=info \
+    "$GSLB" --config "$WORK/topology.yaml" --listen "127.0.0.1:$OURS_PORT" --state-file "$WORK/state.json"
+  OURS_PID=$BENCH_PID
+  dns_wait_answer "$OURS_PORT" "$OURS_PID" "$WORK/gslb.log"
+  bench_wait_for "$WORK/gslb.log" "fast path tables built" 900 "$OURS_PID"
+  bench_spawn "$WORK/knot.log" knotd -c "$WORK/knot/knot.conf"
+  PEER_PID=$BENCH_PID
+  bench_wait_for "$WORK/knot.log" "server started" 60 "$PEER_PID"
+  dns_wait_answer "$PEER_PORT" "$PEER_PID" "$WORK/knot.log"
+  dns_signed_answers
+
+  # Signed (DO, "ours") against unsigned (no DO, "peer"), same server.
+  for workload in "static A" "geo A, ECS"; do
+    BENCH_RESULTS="$BENCH_DIR/signing.tsv" PEER_PORT=$OURS_PORT PEER_PID=$OURS_PID DNS_DO=ours \
+      dns_alternate signing "$workload" "$BENCH_ROUNDS" latency
+  done
+  BENCH_RESULTS="$BENCH_DIR/knot.tsv" DNS_DO=both dns_alternate knot "static A" "$BENCH_ROUNDS" latency
+  dns_stop
+}
+
+# dns_dnssec_tables STARTED — the DNSSEC runs' two tables.
+dns_dnssec_tables() {
+  echo
+  echo "DNSSEC: gslb, signed (DO) against unsigned (no DO), same server; $BENCH_CPU; median of rounds; $(($(date +%s) - $1))s"
+  BENCH_RESULTS="$BENCH_DIR/signing.tsv" BENCH_QPS_TARGET=0.8 bench_table signed unsigned
+  echo
+  echo "DNSSEC: gslb against Knot DNS $(knotd --version 2>&1 | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1), both signing (DO)"
+  BENCH_RESULTS="$BENCH_DIR/knot.tsv" bench_table gslb knot
+}
+
 suite_main() {
   local started workload names regions
   started=$(date +%s)
-  bench_install gdnsd:gdnsd dnsperf:dnsperf dig:bind9-dnsutils
+  bench_install gdnsd:gdnsd dnsperf:dnsperf dig:bind9-dnsutils knotd:knot
   bench_machine
   echo "bench: building gslb (dist profile)"
-  cargo build --profile dist --locked -q -p gslb --bin gslb --example dns-bench
-  GSLB="$PWD/target/dist/gslb"
+  if [ -n "${BENCH_GSLB:-}" ]; then
+    cargo build --profile dist --locked -q -p gslb --example dns-bench
+    GSLB=$(realpath "$BENCH_GSLB")
+  else
+    cargo build --profile dist --locked -q -p gslb --bin gslb --example dns-bench
+    GSLB="$PWD/target/dist/gslb"
+  fi
   TOOL="$PWD/target/dist/examples/dns-bench"
   echo "bench: ${BENCH_SECONDS}s per run, ${BENCH_ROUNDS} rounds, ${BENCH_THREADS} UDP threads each, dnsperf -c $DNSPERF_CLIENTS -q $OUTSTANDING"
+
+  if [ "${BENCH_DNSSEC:-1}" = only ]; then
+    dns_dnssec
+    dns_dnssec_tables "$started"
+    return
+  fi
 
   dns_start main 1000 3
   dns_same_answers
@@ -177,7 +254,14 @@ suite_main() {
     done
   fi
 
+  if [ "${BENCH_DNSSEC:-1}" != 0 ]; then
+    dns_dnssec
+  fi
+
   echo
   echo "DNS: gslb vs gdnsd $(gdnsd -V 2>&1 | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1); $BENCH_CPU; median of rounds; $(($(date +%s) - started))s"
   bench_table gslb gdnsd
+  if [ "${BENCH_DNSSEC:-1}" != 0 ]; then
+    dns_dnssec_tables "$started"
+  fi
 }

@@ -204,13 +204,21 @@ pub struct DnssecArgs {
 /// `gtm dnssec keygen | ds`.
 #[derive(Subcommand, Debug)]
 pub enum DnssecCommand {
-    /// Create a signing key for ZONE and print its DNSKEY and DS records.
+    /// Create a signing key for ZONE and print its DNSKEY and DS records
+    /// (a CSK unless --ksk or --zsk).
     Keygen {
         /// The zone, e.g. `example.com`.
         zone: String,
         /// 13 (ECDSAP256SHA256) or 15 (ED25519).
         #[arg(long, default_value_t = 13)]
         algorithm: u8,
+        /// A key signing key: signs only the DNSKEY RRset; the parent's DS
+        /// names it.
+        #[arg(long, conflicts_with = "zsk")]
+        ksk: bool,
+        /// A zone signing key: signs everything but the DNSKEY RRset; no DS.
+        #[arg(long)]
+        zsk: bool,
         /// Where to write the key file.
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,

@@ -15,6 +15,7 @@
 //! a zone's keys and validity keeps its signatures.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,7 +37,7 @@ pub const NXNAME: u16 = 128;
 const INCEPTION_SKEW: u32 = 3600;
 /// Most RRsets whose signatures are kept; past it the cache starts over
 /// (a flood of distinct names must not grow memory without bound).
-const MAX_CACHED: usize = 100_000;
+pub(crate) const MAX_CACHED: usize = 100_000;
 
 /// Seconds since the Unix epoch, as RRSIG times count them (RFC 4034
 /// §3.1.5: serial arithmetic, so the wrap in 2106 is harmless).
@@ -99,6 +100,22 @@ impl Signers {
     pub fn get(&self, origin: &[u8]) -> Option<&ZoneSigner> {
         self.by_origin.get(origin)
     }
+
+    /// Whether any zone is signed.
+    pub fn is_empty(&self) -> bool {
+        self.by_origin.is_empty()
+    }
+
+    /// A number that changes whenever a signature some reply may already
+    /// carry is replaced (re-made, or dropped with the whole cache): copies
+    /// of signed replies (the fast path's templates) taken at one value
+    /// are what the slow path sends for as long as it holds.
+    pub fn generation(&self) -> u64 {
+        self.by_origin
+            .values()
+            .map(|signer| signer.cache.generation.load(Ordering::Acquire))
+            .fold(0, u64::wrapping_add)
+    }
 }
 
 /// One signed zone's keys and signature cache.
@@ -113,7 +130,26 @@ pub struct ZoneSigner {
     refresh: u32,
     /// Shared with the signer of the same keys in the next state, so a
     /// reload keeps the signatures.
-    cache: Arc<Mutex<HashMap<Vec<u8>, Signed>>>,
+    cache: Arc<Cache>,
+}
+
+/// Signatures by RRset, and how often one was replaced.
+#[derive(Default)]
+struct Cache {
+    entries: Mutex<HashMap<Vec<u8>, Signed>>,
+    /// Bumped whenever an entry is replaced or the cache is cleared
+    /// ([`Signers::generation`]); adding an entry leaves it alone.
+    generation: AtomicU64,
+}
+
+impl Cache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Signed>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn replaced(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Clone)]
@@ -182,7 +218,9 @@ impl ZoneSigner {
             .map(ZoneKey::dnskey_rdata)
     }
 
-    /// The RRSIG RDATA over `rrset`, one per key, valid at `now` (seconds
+    /// The RRSIG RDATA over `rrset`, one per key whose role signs it
+    /// (the KSKs and CSKs for the DNSKEY RRset, the ZSKs and CSKs for any
+    /// other), valid at `now` (seconds
     /// since the Unix epoch): from the cache while more than `refresh` of
     /// its validity remains, otherwise made anew.
     pub fn sign(&self, mut rrset: CanonicalRrset, now: u32) -> Arc<[Vec<u8>]> {
@@ -190,7 +228,7 @@ impl ZoneSigner {
         rrset.rdata.sort();
         rrset.rdata.dedup();
         let key = cache_key(&rrset);
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.cache.lock();
         if let Some(signed) = cache.get_mut(&key)
             && !self.due(signed, now)
         {
@@ -217,16 +255,27 @@ impl ZoneSigner {
     ) -> Arc<[Vec<u8>]> {
         let inception = now.wrapping_sub(INCEPTION_SKEW);
         let expiration = now.wrapping_add(self.validity);
+        // A KSK signs the DNSKEY RRset only, a ZSK everything else, a CSK
+        // both.
+        let by_role = |key: &&ZoneKey| {
+            if rrset.rtype == DNSKEY {
+                key.role().signs_keys()
+            } else {
+                key.role().signs_data()
+            }
+        };
         let rrsigs: Arc<[Vec<u8>]> = self
             .keys
             .iter()
+            .filter(by_role)
             .map(|key| self.rrsig(key, &rrset, inception, expiration))
             .collect();
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.cache.lock();
         if cache.len() >= MAX_CACHED {
             cache.clear();
+            self.cache.replaced();
         }
-        cache.insert(
+        let before = cache.insert(
             key,
             Signed {
                 expiration,
@@ -235,6 +284,9 @@ impl ZoneSigner {
                 used,
             },
         );
+        if before.is_some() {
+            self.cache.replaced();
+        }
         rrsigs
     }
 
@@ -244,8 +296,12 @@ impl ZoneSigner {
     /// is held only to sort what is due, not while signing.
     fn refresh_due(&self, now: u32, lead: u32) -> usize {
         let at = now.wrapping_add(lead);
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.cache.lock();
+        let held = cache.len();
         cache.retain(|_, signed| signed.used || !self.due(signed, at));
+        if cache.len() != held {
+            self.cache.replaced();
+        }
         let due: Vec<(Vec<u8>, Arc<CanonicalRrset>)> = cache
             .iter()
             .filter(|(_, signed)| self.due(signed, at))
@@ -431,7 +487,7 @@ mod tests {
         assert_eq!(signer.refresh_due(t2, 3600), 1);
         let t3 = t2 + 6 * 86_400 - 1800;
         assert_eq!(signer.refresh_due(t3, 3600), 0);
-        assert!(signer.cache.lock().unwrap().is_empty());
+        assert!(signer.cache.lock().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -451,6 +507,35 @@ mod tests {
         let mut other = ZoneSigner::new(origin, reread(), 14 * 86_400, 86_400);
         other.adopt_cache(&before);
         assert!(!Arc::ptr_eq(&made, &other.sign(rrset(), 1_800_000_100)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The Key Tag field of an RRSIG's RDATA.
+    fn key_tag(rrsig: &[u8]) -> u16 {
+        u16::from_be_bytes(rrsig[16..18].try_into().unwrap())
+    }
+
+    #[test]
+    fn a_ksk_signs_the_dnskey_rrset_and_a_zsk_the_rest() {
+        use topology::dnssec::{Algorithm, Role};
+        let dir = std::env::temp_dir().join(format!("gslb-dnssec-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let origin = DomainName::parse_absolute("example.com.").unwrap();
+        let make =
+            |role| ZoneKey::generate_as(&origin, Algorithm::EcdsaP256Sha256, role, &dir).unwrap();
+        let (ksk, zsk) = (make(Role::Ksk), make(Role::Zsk));
+        let (ksk_tag, zsk_tag) = (ksk.key_tag(), zsk.key_tag());
+        let signer = ZoneSigner::new(origin.clone(), vec![ksk, zsk], 7 * 86_400, 86_400);
+        let dnskeys = CanonicalRrset {
+            owner: origin.wire().to_vec(),
+            rtype: DNSKEY,
+            ttl: 3600,
+            rdata: signer.dnskeys().collect(),
+        };
+        let now = 1_800_000_000;
+        let tags = |rrsigs: Arc<[Vec<u8>]>| rrsigs.iter().map(|r| key_tag(r)).collect::<Vec<_>>();
+        assert_eq!(tags(signer.sign(dnskeys, now)), [ksk_tag]);
+        assert_eq!(tags(signer.sign(rrset(), now)), [zsk_tag]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -36,16 +36,21 @@ fn keygen(dir: &Path, algorithm: &str) -> (PathBuf, String, String) {
 
 /// Runs `gtm dnssec keygen ZONE` in `dir`, as [`keygen`].
 fn keygen_for(dir: &Path, zone: &str, algorithm: &str) -> (PathBuf, String, String) {
+    keygen_with(dir, zone, algorithm, &[])
+}
+
+/// Runs `gtm dnssec keygen ZONE` with `extra` arguments (`--ksk`, `--zsk`)
+/// in `dir`, as [`keygen`]; the DS is empty for a ZSK, which has none.
+fn keygen_with(
+    dir: &Path,
+    zone: &str,
+    algorithm: &str,
+    extra: &[&str],
+) -> (PathBuf, String, String) {
     let output = Command::new(binary("gtm"))
-        .args([
-            "--json",
-            "dnssec",
-            "keygen",
-            zone,
-            "--algorithm",
-            algorithm,
-            "--dir",
-        ])
+        .args(["--json", "dnssec", "keygen", zone, "--algorithm", algorithm])
+        .args(extra)
+        .arg("--dir")
         .arg(dir)
         .output()
         .unwrap();
@@ -56,7 +61,10 @@ fn keygen_for(dir: &Path, zone: &str, algorithm: &str) -> (PathBuf, String, Stri
         String::from_utf8_lossy(&output.stderr)
     );
     let report = json::parse(&stdout);
-    let field = |name: &str| report[name].str().to_owned();
+    let field = |name: &str| match &report[name] {
+        json::Value::Str(text) => text.clone(),
+        _ => String::new(),
+    };
     (PathBuf::from(field("file")), field("dnskey"), field("ds"))
 }
 
@@ -771,10 +779,12 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
     }
     let dir = temp_dir("dnssec-subnetcache");
     let (key, _, ds) = keygen(&dir, "13");
+    // One UDP worker, so that `counts_settled`'s query is counted after
+    // everything before it.
     let gslb = Gslb::start(
         &two_region_topology(&dir, &key),
         &dir.join("state.json"),
-        &[],
+        &[("GSLB_UDP_THREADS", "1")],
     );
     let unbound = Unbound::start(
         &dir,
@@ -804,6 +814,7 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
     let before = geo_answers(gslb.admin);
     let first = ask("81.2.69.0/24");
     in_region(&first, "127.0.2.1");
+    counts_settled(&gslb);
     let after_first = geo_answers(gslb.admin);
     assert!(after_first > before, "Unbound did not ask gslb");
 
@@ -815,6 +826,7 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
         "scope /{scope}: gslb's answer holds for no other /24"
     );
     in_region(&ask("81.2.68.0/24"), "127.0.2.1");
+    counts_settled(&gslb);
     assert_eq!(
         geo_answers(gslb.admin),
         after_first,
@@ -824,5 +836,157 @@ fn unbound_subnetcache_asks_once_per_returned_scope_and_validates() {
     // A client in the United States is outside it: its own question, its
     // own (validated) answer.
     in_region(&ask("8.8.8.0/24"), "127.0.1.1");
+    counts_settled(&gslb);
     assert!(geo_answers(gslb.admin) > after_first, "not asked upstream");
+}
+
+/// Waits until what gslb answered so far is in its metrics. The UDP fast
+/// path (signed answers included) counts per worker and hands the counts
+/// over every 100 ms; a TXT query sent straight to gslb's one worker is
+/// counted no earlier than the queries before it, so once it shows, they
+/// have too.
+fn counts_settled(gslb: &Gslb) {
+    let txt_queries = || {
+        http::get(gslb.admin, "/metrics")
+            .unwrap()
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("gslb_queries_total{") && l.contains("qtype=\"TXT\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = txt_queries();
+    dig_via(gslb.dns, &[], "example.com.", "TXT");
+    for _ in 0..200 {
+        if txt_queries() > before {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("gslb's query counts did not reach its metrics within 5 s");
+}
+
+/// The key tag in a key file's name (`Kexample.com.+013+01234.pem`), as
+/// RRSIG and DS records print it.
+fn tag_of(key: &Path) -> String {
+    let name = key.file_stem().unwrap().to_string_lossy();
+    let tag: u16 = name.rsplit('+').next().unwrap().parse().unwrap();
+    tag.to_string()
+}
+
+/// `kdig +dnssec` at `server`: the whole output.
+fn kdig(server: SocketAddr, name: &str, rtype: &str) -> String {
+    let output = Command::new("kdig")
+        .arg(format!("@{}", server.ip()))
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "+dnssec",
+            "+retry=0",
+            "+timeout=5",
+            name,
+            rtype,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The key tags of the RRSIGs covering `rtype` in `kdig`/`dig` output.
+fn signer_tags(reply: &str, rtype: &str) -> Vec<String> {
+    reply
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let at = fields.iter().position(|f| *f == "RRSIG")?;
+            // RRSIG TYPE ALG LABELS TTL EXPIRATION INCEPTION TAG SIGNER …
+            (fields.get(at + 1) == Some(&rtype))
+                .then(|| fields.get(at + 7).map(|t| t.to_string()))?
+        })
+        .collect()
+}
+
+#[test]
+fn a_ksk_zsk_split_validates_and_rolls_its_ksk_by_double_ds() {
+    if !have("kdig", "knot-dnsutils")
+        || !have("unbound", "unbound")
+        || !have("unbound-control", "unbound")
+        || !have("dig", "bind9-dnsutils")
+    {
+        return;
+    }
+    let dir = temp_dir("dnssec-split");
+    let (ksk, _, ksk_ds) = keygen_with(&dir, "example.com", "13", &["--ksk"]);
+    let (zsk, zsk_dnskey, no_ds) = keygen_with(&dir, "example.com", "13", &["--zsk"]);
+    let (next_ksk, _, next_ds) = keygen_with(&dir, "example.com", "13", &["--ksk"]);
+    assert!(zsk_dnskey.contains("DNSKEY 256 3 13 "), "{zsk_dnskey}");
+    assert!(no_ds.is_empty(), "a ZSK has no DS: {no_ds}");
+    // `gtm dnssec ds` refuses a ZSK, naming the key to give instead.
+    let refused = Command::new(binary("gtm"))
+        .args(["dnssec", "ds", "example.com", "--key"])
+        .arg(&zsk)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("KSK"));
+
+    let config = example_signed_as(&dir, &dnssec_block(&[&ksk, &zsk], &[]), "", "split.yaml");
+    let (mut gslb_daemon, gslb) = start_gslb(&config);
+    let (ksk_tag, zsk_tag, next_tag) = (tag_of(&ksk), tag_of(&zsk), tag_of(&next_ksk));
+    assert_eq!(ds_tag(&ksk_ds), ksk_tag);
+    assert_eq!(ds_tag(&next_ds), next_tag);
+
+    // kdig: the DNSKEY RRset holds both keys, signed by the KSK alone;
+    // the data is signed by the ZSK alone.
+    let keys = kdig(gslb, "example.com.", "DNSKEY");
+    let flat = keys.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("DNSKEY 257 3 13 ") && flat.contains("DNSKEY 256 3 13 "),
+        "{keys}"
+    );
+    assert_eq!(signer_tags(&keys, "DNSKEY"), [ksk_tag.as_str()], "{keys}");
+    for (name, rtype) in [("static.example.com.", "A"), ("www.example.com.", "A")] {
+        let reply = kdig(gslb, name, rtype);
+        assert_eq!(signer_tags(&reply, rtype), [zsk_tag.as_str()], "{reply}");
+    }
+    let nodata = kdig(gslb, "static.example.com.", "TXT");
+    assert_eq!(signer_tags(&nodata, "NSEC"), [zsk_tag.as_str()], "{nodata}");
+
+    // The parent publishes the next KSK's DS beside the current one
+    // (double-DS), then the next KSK replaces the current one.
+    let unbound = Unbound::start(&dir, &[("example.com.", gslb)], &[&ksk_ds, &next_ds], "");
+    let check = |step: &str| {
+        for (name, rtype) in [
+            ("static.example.com.", "A"),
+            ("www.example.com.", "A"),
+            ("nope.example.com.", "A"),
+            ("example.com.", "DNSKEY"),
+        ] {
+            let reply = dig(unbound.port, name, rtype);
+            assert!(
+                is_secure(&reply) && reply.contains("status: NOERROR"),
+                "{step}: {name} {rtype} is not secure:\n{reply}"
+            );
+        }
+    };
+    check("first KSK");
+    example_signed_as(
+        &dir,
+        &dnssec_block(&[&next_ksk, &zsk], &[]),
+        "",
+        "split.yaml",
+    );
+    gslb_daemon.wait_for("configuration reloaded");
+    let keys = kdig(gslb, "example.com.", "DNSKEY");
+    assert_eq!(signer_tags(&keys, "DNSKEY"), [next_tag.as_str()], "{keys}");
+    // Answers cached under the old key set stay good (the ZSK did not
+    // change), and the new key set validates through the new DS.
+    check("next KSK, cached key set");
+    unbound.flush_zone("example.com.");
+    check("next KSK, fresh key set");
+
+    // Without the new DS at the parent, the same switch is bogus.
+    let (_lagging, lagging_port) = start_unbound(&dir, gslb, &ksk_ds);
+    let reply = dig(lagging_port, "static.example.com.", "A");
+    assert!(reply.contains("status: SERVFAIL"), "{reply}");
 }

@@ -5,8 +5,11 @@
 //! A key file holds one private key as PKCS#8 in PEM (`-----BEGIN PRIVATE
 //! KEY-----`), the format `openssl pkey` reads and writes; the algorithm
 //! is the key's own (ECDSA P-256 → 13, Ed25519 → 15), so a file cannot
-//! claim one algorithm and hold another. Every key is a CSK (flags 257,
-//! SEP): it signs the zone's data and is the one the parent's DS names.
+//! claim one algorithm and hold another. A line `Role: KSK` or `Role: ZSK`
+//! before the PEM block (which PEM readers skip) splits the work: a KSK
+//! (flags 257, SEP) signs only the DNSKEY RRset and is what the parent's
+//! DS names, a ZSK (flags 256) signs everything else. A file without the
+//! line holds a CSK (flags 257), which does both.
 
 use std::fmt;
 use std::io::Write;
@@ -22,8 +25,54 @@ use sha2::{Digest, Sha256};
 use crate::name::DomainName;
 use crate::secret::SecretError;
 
-/// DNSKEY flags of a CSK: Zone Key (bit 7) and Secure Entry Point (bit 15).
+/// DNSKEY flags of a CSK or KSK: Zone Key (bit 7) and Secure Entry Point
+/// (bit 15).
 pub const CSK_FLAGS: u16 = 257;
+/// DNSKEY flags of a ZSK: Zone Key only.
+pub const ZSK_FLAGS: u16 = 256;
+
+/// What a key signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Combined signing key: the DNSKEY RRset and the zone's data.
+    Csk,
+    /// Key signing key: the DNSKEY RRset only; the parent's DS names it.
+    Ksk,
+    /// Zone signing key: everything but the DNSKEY RRset.
+    Zsk,
+}
+
+impl Role {
+    /// The DNSKEY flags of a key in this role.
+    pub fn flags(self) -> u16 {
+        match self {
+            Role::Csk | Role::Ksk => CSK_FLAGS,
+            Role::Zsk => ZSK_FLAGS,
+        }
+    }
+
+    /// Whether a key in this role signs the DNSKEY RRset.
+    pub fn signs_keys(self) -> bool {
+        matches!(self, Role::Csk | Role::Ksk)
+    }
+
+    /// Whether a key in this role signs the zone's other RRsets.
+    pub fn signs_data(self) -> bool {
+        matches!(self, Role::Csk | Role::Zsk)
+    }
+
+    /// The name written in key files and printed: `CSK`, `KSK` or `ZSK`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Csk => "CSK",
+            Role::Ksk => "KSK",
+            Role::Zsk => "ZSK",
+        }
+    }
+}
+
+/// The line before a key file's PEM block that names its role.
+const ROLE_LINE: &str = "Role: ";
 /// TTL of the DNSKEY RRset (and its RRSIG).
 pub const DNSKEY_TTL: u32 = 3600;
 
@@ -107,6 +156,7 @@ enum Pair {
 /// and the key tag, never key material, so it can reach a log line.
 pub struct ZoneKey {
     path: PathBuf,
+    role: Role,
     pair: Pair,
 }
 
@@ -115,6 +165,7 @@ impl fmt::Debug for ZoneKey {
         f.debug_struct("ZoneKey")
             .field("path", &self.path)
             .field("algorithm", &self.algorithm())
+            .field("role", &self.role)
             .field("key_tag", &self.key_tag())
             .finish_non_exhaustive()
     }
@@ -136,6 +187,17 @@ impl ZoneKey {
             problem,
         };
         let der = pem_body(&text).ok_or_else(|| format("not a PEM \"PRIVATE KEY\" block"))?;
+        let role = match role_line(&text) {
+            None => Role::Csk,
+            Some("CSK") => Role::Csk,
+            Some("KSK") => Role::Ksk,
+            Some("ZSK") => Role::Zsk,
+            Some(_) => {
+                return Err(format(
+                    "its \"Role:\" line names no role; write KSK, ZSK or CSK",
+                ));
+            }
+        };
         let pair = if let Ok(pair) =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &SystemRandom::new())
         {
@@ -147,16 +209,28 @@ impl ZoneKey {
         };
         Ok(ZoneKey {
             path: path.to_owned(),
+            role,
             pair,
         })
     }
 
-    /// Creates a new key of `algorithm` for `zone` in `dir`, as a file
-    /// only its owner may read, named like BIND's (`Kexample.com.+013+12345.pem`);
-    /// never overwrites one.
+    /// Creates a new CSK of `algorithm` for `zone` in `dir`
+    /// ([`ZoneKey::generate_as`]).
     pub fn generate(
         zone: &DomainName,
         algorithm: Algorithm,
+        dir: &Path,
+    ) -> Result<ZoneKey, KeyError> {
+        Self::generate_as(zone, algorithm, Role::Csk, dir)
+    }
+
+    /// Creates a new key of `algorithm` in `role` for `zone` in `dir`, as
+    /// a file only its owner may read, named like BIND's
+    /// (`Kexample.com.+013+12345.pem`); never overwrites one.
+    pub fn generate_as(
+        zone: &DomainName,
+        algorithm: Algorithm,
+        role: Role,
         dir: &Path,
     ) -> Result<ZoneKey, KeyError> {
         let rng = SystemRandom::new();
@@ -181,6 +255,7 @@ impl ZoneKey {
         .map_err(|_| unusable("ring rejected the key it generated"))?;
         let mut key = ZoneKey {
             path: PathBuf::new(),
+            role,
             pair,
         };
         key.path = dir.join(format!(
@@ -198,14 +273,23 @@ impl ZoneKey {
             .mode(0o600)
             .open(&key.path)
             .map_err(create_error)?;
-        file.write_all(pem_encode(der.as_ref()).as_bytes())
-            .map_err(create_error)?;
+        let mut text = String::new();
+        if role != Role::Csk {
+            text.push_str(&format!("{ROLE_LINE}{}\n", role.name()));
+        }
+        text.push_str(&pem_encode(der.as_ref()));
+        file.write_all(text.as_bytes()).map_err(create_error)?;
         Ok(key)
     }
 
     /// The file the key came from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the key signs.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The key's algorithm.
@@ -228,7 +312,7 @@ impl ZoneKey {
     /// The DNSKEY RDATA (RFC 4034 §2.1): flags, protocol 3, algorithm, key.
     pub fn dnskey_rdata(&self) -> Vec<u8> {
         let mut rdata = Vec::with_capacity(4 + self.public_key().len());
-        rdata.extend_from_slice(&CSK_FLAGS.to_be_bytes());
+        rdata.extend_from_slice(&self.role.flags().to_be_bytes());
         rdata.push(3);
         rdata.push(self.algorithm().number());
         rdata.extend_from_slice(self.public_key());
@@ -267,7 +351,8 @@ impl ZoneKey {
     /// The DNSKEY record for `zone` in presentation form.
     pub fn dnskey_text(&self, zone: &DomainName) -> String {
         format!(
-            "{zone} {DNSKEY_TTL} IN DNSKEY {CSK_FLAGS} 3 {} {}",
+            "{zone} {DNSKEY_TTL} IN DNSKEY {} 3 {} {}",
+            self.role.flags(),
             self.algorithm().number(),
             data_encoding::BASE64.encode(self.public_key())
         )
@@ -286,6 +371,14 @@ impl ZoneKey {
             data_encoding::HEXUPPER.encode(&digest.finalize())
         )
     }
+}
+
+/// The role named by a `Role:` line before the PEM block, if any.
+fn role_line(text: &str) -> Option<&str> {
+    let (head, _) = text.split_once("-----BEGIN")?;
+    head.lines()
+        .find_map(|line| line.trim().strip_prefix(ROLE_LINE.trim_end()))
+        .map(str::trim)
 }
 
 /// The DER inside a PEM `PRIVATE KEY` block.
@@ -336,6 +429,33 @@ mod tests {
     }
 
     #[test]
+    fn a_key_keeps_its_role_and_a_zsk_has_no_sep_flag() {
+        let dir = temp_dir("roles");
+        let zone = DomainName::parse_absolute("example.com.").unwrap();
+        for (role, flags) in [(Role::Ksk, 257), (Role::Zsk, 256), (Role::Csk, 257)] {
+            let key = ZoneKey::generate_as(&zone, Algorithm::EcdsaP256Sha256, role, &dir).unwrap();
+            let read = ZoneKey::read(key.path()).unwrap();
+            assert_eq!(read.role(), role);
+            assert_eq!(read.dnskey_rdata()[..2], u16::to_be_bytes(flags));
+            assert!(
+                read.dnskey_text(&zone)
+                    .contains(&format!("DNSKEY {flags} 3 13 "))
+            );
+        }
+        let odd = dir.join("odd.pem");
+        let text = std::fs::read_to_string(
+            ZoneKey::generate(&zone, Algorithm::Ed25519, &dir)
+                .unwrap()
+                .path(),
+        )
+        .unwrap();
+        std::fs::write(&odd, format!("Role: SEP\n{text}")).unwrap();
+        std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let error = ZoneKey::read(&odd).unwrap_err().to_string();
+        assert!(error.contains("KSK, ZSK or CSK"), "{error}");
+    }
+
+    #[test]
     fn loose_missing_and_foreign_files_are_refused_with_the_fix() {
         let dir = temp_dir("refused");
         let zone = DomainName::parse_absolute("example.com.").unwrap();
@@ -370,6 +490,7 @@ mod tests {
             .unwrap();
         let key = ZoneKey {
             path: PathBuf::new(),
+            role: Role::Csk,
             pair: Pair::Ed25519(Ed25519KeyPair::from_seed_unchecked(&seed).unwrap()),
         };
         let zone = DomainName::parse_absolute("example.com.").unwrap();

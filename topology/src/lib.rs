@@ -156,6 +156,7 @@ fn check_dnssec_keys(topology: &mut Topology, text: &str, path: &Path) -> Result
             continue;
         };
         let mut signing = Vec::new();
+        let mut roles = Vec::new();
         for (list, files) in [
             ("keys", &mut dnssec.keys),
             ("published", &mut dnssec.published),
@@ -171,6 +172,7 @@ fn check_dnssec_keys(topology: &mut Topology, text: &str, path: &Path) -> Result
                     Err(error) => error.to_string(),
                     Ok(key) if list == "keys" => {
                         signing.push(key.algorithm());
+                        roles.push(key.role());
                         continue;
                     }
                     // RFC 4035 §2.2: every algorithm in the DNSKEY RRset
@@ -190,6 +192,29 @@ fn check_dnssec_keys(topology: &mut Topology, text: &str, path: &Path) -> Result
                     },
                 });
             }
+        }
+        // A KSK alone leaves the data unsigned, a ZSK alone the DNSKEY
+        // RRset: either way resolvers find the zone bogus.
+        let missing = if !roles.iter().any(|r| r.signs_keys()) {
+            Some("the DNSKEY RRset: add a KSK (`gtm dnssec keygen ZONE --ksk`) or a CSK")
+        } else if !roles.iter().any(|r| r.signs_data()) {
+            Some("the zone's data: add a ZSK (`gtm dnssec keygen ZONE --zsk`) or a CSK")
+        } else {
+            None
+        };
+        // Only when every key read: an unreadable one has its own problem.
+        if let Some(missing) = missing
+            && !roles.is_empty()
+            && roles.len() == dnssec.keys.len()
+        {
+            let field = format!("dns.zones[{zone_index}].dnssec.keys");
+            problems.push(LocatedProblem {
+                line: locate::line_of(text, &field),
+                problem: validate::Problem {
+                    path: field,
+                    message: format!("no key here signs {missing}"),
+                },
+            });
         }
     }
     if problems.is_empty() {

@@ -99,6 +99,10 @@ pub fn seeds() -> Vec<Seed> {
             format!("{label}-edns"),
             Ask::new(name, rtype).with_edns(1232).bytes(),
         ));
+        // fast_path.rs's signed corpus: the same with the DO bit.
+        let mut signed = Ask::new(name, rtype).with_edns(1232);
+        signed.opt().set_dnssec_ok(true);
+        seeds.push((format!("{label}-edns-do"), signed.bytes()));
     }
     // Payload sizes: edns.rs, fast_path.rs's variants, hostile_input.rs.
     for (name, rtype, payload) in [
@@ -123,6 +127,22 @@ pub fn seeds() -> Vec<Seed> {
             seeds.push((name, ask.bytes()));
         }
     }
+    // Signed geo answers (fast_path.rs), and one too big for 512 bytes.
+    for &(address, source) in &SUBNETS[..4] {
+        let mut ask = Ask::new("www.example.com.", RecordType::A).ecs(address, source);
+        ask.opt().set_dnssec_ok(true);
+        let name = format!(
+            "{}-ecs-{address}-{source}-do",
+            label("www.example.com.", RecordType::A)
+        );
+        seeds.push((name, ask.bytes()));
+    }
+    let mut small = Ask::new("example.com.", RecordType::NS).with_edns(512);
+    small.opt().set_dnssec_ok(true);
+    seeds.push((
+        format!("{}-edns512-do", label("example.com.", RecordType::NS)),
+        small.bytes(),
+    ));
     for (name, address) in [
         ("api.example.com.", "81.2.69.0"),
         ("static.example.com.", "81.2.69.0"),

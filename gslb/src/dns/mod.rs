@@ -22,4 +22,4 @@ pub(crate) use handler::CLASSIC_UDP_PAYLOAD;
 pub use handler::MAX_UDP_PAYLOAD;
 pub use raw::{answer_bytes, answer_tcp_bytes};
 pub use records::WireRecords;
-pub use template::{Canonical, canonical_reply};
+pub use template::{Canonical, canonical_reply, canonical_signed_reply};

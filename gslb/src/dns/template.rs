@@ -5,6 +5,8 @@
 //!
 //! A geo name's answer is fixed by the caller instead of decided for a
 //! client, so one canonical reply exists per answer the fast path may give.
+//! Signed zones have a second canonical reply per answer, to the same
+//! question with the DO bit.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -43,18 +45,47 @@ pub fn canonical_reply(
     qtype: u16,
     geo: Option<&GeoAnswer>,
 ) -> Option<Canonical> {
-    let mut query = Vec::with_capacity(12 + qname.wire().len() + 4);
-    query.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    canonical(state, qname, qtype, geo, false)
+}
+
+/// [`canonical_reply`] to a query with the DO bit: in a signed zone, the
+/// signed reply (RRSIGs, compact denial) as the slow path sends it then,
+/// but still without the OPT record, which the fast path writes itself.
+pub fn canonical_signed_reply(
+    state: &ServingState,
+    qname: &DomainName,
+    qtype: u16,
+    geo: Option<&GeoAnswer>,
+) -> Option<Canonical> {
+    canonical(state, qname, qtype, geo, true)
+}
+
+/// OPT: root owner, type 41, payload 4096, extended RCODE and version 0,
+/// the DO bit, no options.
+const DO_OPT: [u8; 11] = [0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0];
+
+fn canonical(
+    state: &ServingState,
+    qname: &DomainName,
+    qtype: u16,
+    geo: Option<&GeoAnswer>,
+    dnssec_ok: bool,
+) -> Option<Canonical> {
+    let mut query = Vec::with_capacity(12 + qname.wire().len() + 4 + DO_OPT.len());
+    query.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(dnssec_ok)]);
     query.extend_from_slice(qname.wire());
     query.extend_from_slice(&qtype.to_be_bytes());
     query.extend_from_slice(&1u16.to_be_bytes());
+    if dnssec_ok {
+        query.extend_from_slice(&DO_OPT);
+    }
     let request = Request::from_bytes(query, CANONICAL_SOURCE, Protocol::Tcp).ok()?;
     let client = Client::new(CANONICAL_SOURCE.ip(), None).ok()?;
     let mut fixed = FixedGeo {
         answer: geo,
         asked: false,
     };
-    let reply = handler::respond(
+    let mut reply = handler::respond(
         state,
         &request,
         &client,
@@ -63,6 +94,9 @@ pub fn canonical_reply(
         &mut fixed,
         MAX_UDP_PAYLOAD,
     );
+    // The DO bit has done its work (signing); the OPT record is the fast
+    // path's to write, per client.
+    reply.edns = None;
     Some(Canonical {
         bytes: encode(&request, &reply, Some(u16::MAX)),
         asked_geo: fixed.asked,

@@ -170,8 +170,19 @@ struct FamilyOutcomes {
 pub(crate) struct GeoOutcomes {
     /// Templates of geo answers.
     pub templates: TemplateStore,
+    /// What each template of [`GeoOutcomes::templates`] answers, in the
+    /// order they were made: for signing them ([`super::signed`]).
+    pub answers: Vec<GeoTemplate>,
     /// By geo name, then `[A, AAAA]`.
     names: Vec<[FamilyOutcomes; 2]>,
+}
+
+/// The question and answer a geo template was made from.
+pub(crate) struct GeoTemplate {
+    pub id: TemplateId,
+    pub name: DomainName,
+    pub qtype: RecordType,
+    pub answer: GeoAnswer,
 }
 
 /// One geo decision for one client.
@@ -194,6 +205,7 @@ impl GeoOutcomes {
         let topology = &state.topology;
         let mut outcomes = GeoOutcomes {
             templates: TemplateStore::default(),
+            answers: Vec::new(),
             names: Vec::with_capacity(maps.names.len()),
         };
         let geos = state.zones.zones.iter().flat_map(|zone| &zone.geo);
@@ -207,6 +219,7 @@ impl GeoOutcomes {
                     v6,
                     health,
                     templates: &mut outcomes.templates,
+                    answers: &mut outcomes.answers,
                     by_addresses: HashMap::new(),
                 };
                 match map {
@@ -324,6 +337,7 @@ struct OutcomeBuilder<'a> {
     v6: bool,
     health: &'a RegionHealth,
     templates: &'a mut TemplateStore,
+    answers: &'a mut Vec<GeoTemplate>,
     by_addresses: HashMap<Vec<IpAddr>, Reply>,
 }
 
@@ -420,7 +434,15 @@ impl OutcomeBuilder<'_> {
             .templates
             .add(&canonical.bytes, name.wire(), Use::Exact)
         {
-            Ok(id) => Reply::Geo(id),
+            Ok(id) => {
+                self.answers.push(GeoTemplate {
+                    id,
+                    name: name.clone(),
+                    qtype,
+                    answer,
+                });
+                Reply::Geo(id)
+            }
             Err(_) => Reply::Slow,
         }
     }

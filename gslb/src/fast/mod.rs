@@ -5,12 +5,14 @@
 //!
 //! # Layout
 //! - `query`: reads a query in the common shape (one question, class IN,
-//!   a common type, EDNS 0 without DO and with at most a client subnet).
+//!   a common type, EDNS 0 with at most a client subnet and the DO bit).
 //! - `template`: canonical replies cut into copy-and-patch templates.
 //! - `names`: the static tables — a template per name and type, and per
 //!   zone the shared NXDOMAIN, NODATA, referral and REFUSED templates.
 //! - `geo`: the geo decision tables (merged GeoIP ranges → region order
 //!   → outcome under the health view) and the ECS scope.
+//! - `signed`: for signed zones, the signed counterpart of each template,
+//!   answering DO queries.
 //!
 //! [`Tables`] is one immutable snapshot of all of it, built for one serving
 //! state, GeoIP database and health view. The serving layer
@@ -21,6 +23,7 @@
 mod geo;
 mod names;
 mod query;
+mod signed;
 mod template;
 
 use std::net::SocketAddr;
@@ -34,6 +37,7 @@ pub use self::query::FAST_QTYPES;
 use self::geo::{GeoMaps, GeoOutcomes, Reply};
 use self::names::{Route, Statics};
 use self::query::Query;
+use self::signed::{Signed, SignedGeo, SignedStatics, Unsigned};
 use self::template::{Opt, TemplateId, TemplateStore};
 use crate::client::Client;
 use crate::dns::CLASSIC_UDP_PAYLOAD;
@@ -48,6 +52,9 @@ pub struct Tables {
     statics: Arc<Statics>,
     maps: Arc<GeoMaps>,
     outcomes: GeoOutcomes,
+    /// For signed zones (`None` when no zone is signed).
+    signed: Option<Arc<SignedStatics>>,
+    signed_geo: SignedGeo,
 }
 
 /// What the fast path did with a datagram.
@@ -98,6 +105,24 @@ impl Tables {
             None => Arc::new(GeoMaps::build(&state, &db)),
         };
         let outcomes = GeoOutcomes::build(&state, &statics, &maps, &health);
+        // Read before signing: a signature replaced meanwhile makes these
+        // tables stale at once rather than never.
+        let generation = state.signers.generation();
+        let signed = if state.signers.is_empty() {
+            None
+        } else {
+            match same_state
+                .and_then(|p| p.signed.as_ref())
+                .filter(|s| s.generation() == generation)
+            {
+                Some(previous) => Some(previous.clone()),
+                None => Some(Arc::new(SignedStatics::build(&state, &statics, generation))),
+            }
+        };
+        let signed_geo = match &signed {
+            Some(signed) => SignedGeo::build(&state, signed, &outcomes.answers),
+            None => SignedGeo::default(),
+        };
         Tables {
             state,
             health,
@@ -105,15 +130,21 @@ impl Tables {
             statics,
             maps,
             outcomes,
+            signed,
+            signed_geo,
         }
     }
 
     /// Whether these tables answer for exactly `state` (and its current
-    /// database) and `health`.
+    /// database and signatures) and `health`.
     pub fn is_current(&self, state: &Arc<ServingState>, health: &Arc<RegionHealth>) -> bool {
         Arc::ptr_eq(&self.state, state)
             && Arc::ptr_eq(&self.health, health)
             && Arc::ptr_eq(&self.db, &state.geoip.load())
+            && self
+                .signed
+                .as_ref()
+                .is_none_or(|signed| signed.generation() == state.signers.generation())
     }
 
     /// The topology these tables answer for.
@@ -126,14 +157,21 @@ impl Tables {
         self.statics.names()
     }
 
-    /// Number of templates held (static, geo).
+    /// Number of templates held (static, geo), signed ones included.
     pub fn templates(&self) -> (usize, usize) {
-        (self.statics.templates.len(), self.outcomes.templates.len())
+        let signed = self.signed.as_ref().map_or(0, |s| s.templates.len());
+        (
+            self.statics.templates.len() + signed,
+            self.outcomes.templates.len() + self.signed_geo.templates.len(),
+        )
     }
 
     /// Bytes the templates hold.
     pub fn template_bytes(&self) -> usize {
-        self.statics.templates.heap_bytes() + self.outcomes.templates.heap_bytes()
+        self.statics.templates.heap_bytes()
+            + self.outcomes.templates.heap_bytes()
+            + self.signed.as_ref().map_or(0, |s| s.templates.heap_bytes())
+            + self.signed_geo.templates.heap_bytes()
     }
 
     /// Answers the datagram `packet` from `src` into `out`, as
@@ -153,8 +191,8 @@ impl Tables {
                 Err(_) => return Answer::Slow,
             }
         }
-        let (store, id, scope, region, from_ecs) = match route {
-            Route::Template(id) => (&self.statics.templates, id, 0, None, None),
+        let (unsigned, scope, region, from_ecs) = match route {
+            Route::Template(id) => (Unsigned::Static(id), 0, None, None),
             Route::Geo { geo, v6 } => {
                 let Some(client) = &client else {
                     return Answer::Slow;
@@ -170,14 +208,18 @@ impl Tables {
                 let outcome = decided.outcome;
                 let scope = if outcome.scope_zero { 0 } else { decided.scope };
                 let from_ecs = Some(client.ecs.is_some());
-                let (store, id): (&TemplateStore, TemplateId) = match outcome.reply {
-                    Reply::Geo(id) => (&self.outcomes.templates, id),
-                    Reply::Static(id) => (&self.statics.templates, id),
+                let unsigned = match outcome.reply {
+                    Reply::Geo(id) => Unsigned::Geo(id),
+                    Reply::Static(id) => Unsigned::GeoNodata(id),
                     Reply::Slow => return Answer::Slow,
                 };
-                (store, id, scope, outcome.region, from_ecs)
+                (unsigned, scope, outcome.region, from_ecs)
             }
             Route::Slow => return Answer::Slow,
+        };
+        let dnssec_ok = query.edns.is_some_and(|edns| edns.dnssec_ok);
+        let Some((store, id)) = self.reply_from(&query, unsigned, dnssec_ok) else {
+            return Answer::Slow;
         };
         let max_udp = max_udp.max(CLASSIC_UDP_PAYLOAD);
         let (limit, opt) = match query.edns {
@@ -199,17 +241,50 @@ impl Tables {
                 )
             }
         };
+        // Root owner, type, class, TTL and RDLENGTH, and the subnet echo.
+        let opt_len = opt
+            .as_ref()
+            .map_or(0, |opt| 11 + opt.ecs.map_or(0, |(data, _)| 4 + data.len()));
         match store.write(id, &query, opt, usize::from(limit), out) {
-            Some(len) => Answer::Reply {
-                len,
-                count: Count {
-                    qtype: query.qtype,
-                    rcode: store.rcode(id),
-                    region,
-                    from_ecs,
-                },
-            },
+            Some(len) => {
+                if dnssec_ok {
+                    signed::copy_do_bit(&mut out[..len], opt_len);
+                }
+                Answer::Reply {
+                    len,
+                    count: Count {
+                        qtype: query.qtype,
+                        rcode: store.rcode(id),
+                        region,
+                        from_ecs,
+                    },
+                }
+            }
             None => Answer::Slow,
+        }
+    }
+
+    /// The template answering `query`, whose unsigned reply is `unsigned`:
+    /// that one, or with `dnssec_ok` in a signed zone its signed
+    /// counterpart; `None` when the slow path must sign.
+    fn reply_from(
+        &self,
+        query: &Query<'_>,
+        unsigned: Unsigned,
+        dnssec_ok: bool,
+    ) -> Option<(&TemplateStore, TemplateId)> {
+        let plain = match unsigned {
+            Unsigned::Geo(id) => (&self.outcomes.templates, id),
+            Unsigned::Static(id) | Unsigned::GeoNodata(id) => (&self.statics.templates, id),
+        };
+        let Some(signed_statics) = self.signed.as_ref().filter(|_| dnssec_ok) else {
+            return Some(plain);
+        };
+        match signed::signed(signed_statics, &self.signed_geo, query.lower(), unsigned) {
+            Signed::Unsigned => Some(plain),
+            Signed::Static(id) => Some((&signed_statics.templates, id)),
+            Signed::Geo(id) => Some((&self.signed_geo.templates, id)),
+            Signed::Slow => None,
         }
     }
 }

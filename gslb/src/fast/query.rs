@@ -1,7 +1,7 @@
 //! Reading a query the fast path can answer, without allocating: the
 //! common shape only — one question, class IN, no records but an optional
-//! OPT (EDNS version 0, DO clear) carrying at most one valid client subnet
-//! option. Anything else is left to the slow path, which decides what the
+//! OPT (EDNS version 0, no flag but DO) carrying at most one valid client
+//! subnet option. Anything else is left to the slow path, which decides what the
 //! message deserves.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -16,6 +16,8 @@ use crate::client::EcsQuery;
 const OPTION_ECS: u16 = 8;
 const OPTION_COOKIE: u16 = 10;
 const OPTION_PADDING: u16 = 12;
+/// The DO flag of the OPT record's flags (RFC 3225).
+pub(crate) const DO: u16 = 0x8000;
 
 /// Query types the fast path answers; every other type goes to the slow
 /// path. Types the lookup treats specially (DS, ANY, OPT, zone transfers)
@@ -45,6 +47,8 @@ pub(crate) struct Query<'a> {
 pub(crate) struct Edns {
     /// The requestor's UDP payload size (at least 512).
     pub payload: u16,
+    /// The DO bit: the reply carries DNSSEC records ([`super::signed`]).
+    pub dnssec_ok: bool,
     /// The client subnet option, if present.
     pub ecs: Option<Ecs>,
 }
@@ -159,9 +163,8 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<Edns> {
     let payload = u16::from_be_bytes([fixed[3], fixed[4]]).max(512);
     let (extended_rcode, version) = (fixed[5], fixed[6]);
     let flags = u16::from_be_bytes([fixed[7], fixed[8]]);
-    // BADVERS, DO (answered with the bit copied) and unknown flags go to the
-    // slow path.
-    if extended_rcode != 0 || version != 0 || flags != 0 {
+    // BADVERS and unknown flags go to the slow path.
+    if extended_rcode != 0 || version != 0 || flags & !DO != 0 {
         return None;
     }
     let rdlen = u16::from_be_bytes([fixed[9], fixed[10]]) as usize;
@@ -189,7 +192,11 @@ fn parse_opt(packet: &[u8], at: usize) -> Option<Edns> {
         }
         at += 4 + len;
     }
-    Some(Edns { payload, ecs })
+    Some(Edns {
+        payload,
+        dnssec_ok: flags & DO != 0,
+        ecs,
+    })
 }
 
 /// A client subnet option's data, if exactly as RFC 7871 lays it out (the
@@ -270,9 +277,24 @@ mod tests {
     }
 
     #[test]
-    fn unusual_shapes_are_left_to_the_slow_path() {
-        // DO bit.
+    fn the_do_bit_is_read() {
         let opt = [0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0];
+        let edns = Query::parse(&query(WWW, 1, &opt)).unwrap().edns.unwrap();
+        assert!(edns.dnssec_ok);
+        let opt = [0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0];
+        assert!(
+            !Query::parse(&query(WWW, 1, &opt))
+                .unwrap()
+                .edns
+                .unwrap()
+                .dnssec_ok
+        );
+    }
+
+    #[test]
+    fn unusual_shapes_are_left_to_the_slow_path() {
+        // A flag besides DO.
+        let opt = [0, 0, 41, 0x10, 0, 0, 0, 0x40, 0, 0, 0];
         assert!(Query::parse(&query(WWW, 1, &opt)).is_none());
         // EDNS version 1.
         let opt = [0, 0, 41, 0x10, 0, 0, 1, 0, 0, 0, 0];

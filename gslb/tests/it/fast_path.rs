@@ -605,3 +605,312 @@ fn the_subnet_echo_is_what_was_sent() {
     );
     assert!(subnet.scope_prefix() > 0);
 }
+
+/// The test zone signed with a fresh key, and tables for each health
+/// view: DO queries get signed templates.
+fn signed_fixture() -> &'static Fixture {
+    static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let state = signed_state();
+        let mut views: Vec<(&'static str, Arc<RegionHealth>, Tables)> = Vec::new();
+        for (label, health) in health_views(state.topology.regions.len()) {
+            let tables = Tables::build(state.clone(), health.clone(), views.first().map(|v| &v.2));
+            views.push((label, health, tables));
+        }
+        (state, views)
+    })
+}
+
+fn signed_state() -> Arc<ServingState> {
+    // One directory per call: tests build signed states in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("gslb-fast-signed-{}-{call}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let origin = topology::DomainName::parse_absolute("example.com.").unwrap();
+    let key = topology::dnssec::ZoneKey::generate(
+        &origin,
+        topology::dnssec::Algorithm::EcdsaP256Sha256,
+        &dir,
+    )
+    .unwrap();
+    let text = topology_text().replacen(
+        "      records:\n",
+        &format!(
+            "      dnssec: {{ keys: [\"{}\"] }}\n      records:\n",
+            key.path().display()
+        ),
+        1,
+    );
+    let topology = topology::parse(&text, "<signed fast-path test>").expect("valid");
+    let geoip = Arc::new(gslb::open_geoip(&topology).unwrap());
+    let state = ServingState::new(Arc::new(topology), geoip, None).unwrap();
+    state.scopes.warm();
+    std::fs::remove_dir_all(&dir).unwrap();
+    Arc::new(state)
+}
+
+/// `query` with the DO bit set (and EDNS, which carries it).
+fn signed_query(
+    name: &str,
+    rtype: RecordType,
+    payload: u16,
+    subnet: Option<(&str, u8)>,
+    id: u16,
+) -> Vec<u8> {
+    let packet = query(name, rtype, Some(payload), subnet, id);
+    let mut message = Message::from_vec(&packet).unwrap();
+    message.edns.as_mut().unwrap().set_dnssec_ok(true);
+    message.to_vec().unwrap()
+}
+
+/// The corpus asked with the DO bit: every question, spelling, payload
+/// size and client subnet of [`corpus`] that has EDNS.
+fn signed_corpus() -> Vec<(String, Vec<u8>)> {
+    let mut packets = Vec::new();
+    let mut id = 0u16;
+    for (name, rtype) in QUESTIONS {
+        for spelling in spellings(name) {
+            for (edns, subnet) in variants() {
+                let Some(payload) = edns else { continue };
+                id = id.wrapping_add(7919);
+                packets.push((
+                    format!("{spelling} {rtype} DO edns={payload} ecs={subnet:?}"),
+                    signed_query(&spelling, *rtype, payload, subnet, id),
+                ));
+            }
+        }
+    }
+    packets
+}
+
+/// Compares both paths over `corpus`; returns (compared, fast answered)
+/// and the first differences.
+fn compare_all(fixture: &Fixture, corpus: &[(String, Vec<u8>)]) -> (usize, usize, Vec<String>) {
+    let (state, views) = fixture;
+    let (mut compared, mut fast_answered) = (0, 0);
+    let mut differences = Vec::new();
+    for (view, health, tables) in views {
+        for (label, packet) in corpus {
+            let geo = ["www", "fo.", "all3", "fc.", "fb.", "legacy", "w.", "api"]
+                .iter()
+                .any(|name| label.to_ascii_lowercase().starts_with(name));
+            if !geo && *view != views[0].0 {
+                continue;
+            }
+            let sources = if geo { SOURCES } else { &SOURCES[..2] };
+            for source in sources {
+                let src: SocketAddr = source.parse().unwrap();
+                let (slow, fast) = both(tables, state, health, packet, src);
+                compared += 1;
+                let Some(fast) = fast else { continue };
+                fast_answered += 1;
+                if slow.as_deref() != Some(&fast[..]) && differences.len() < 10 {
+                    differences.push(format!(
+                        "{label} from {src} ({view}):\n  slow {slow:02x?}\n  fast {fast:02x?}"
+                    ));
+                }
+            }
+        }
+    }
+    (compared, fast_answered, differences)
+}
+
+#[test]
+fn signed_replies_are_byte_identical_from_both_paths() {
+    let (compared, fast_answered, differences) = compare_all(signed_fixture(), &signed_corpus());
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    eprintln!("{compared} DO queries compared, {fast_answered} answered by the fast path");
+    assert!(
+        fast_answered * 2 > compared,
+        "only {fast_answered} of {compared} took the fast path"
+    );
+}
+
+/// Signed static, geo (with ECS) and NODATA answers, and DO queries for
+/// names outside every signed zone, take the fast path and carry their
+/// signatures; a signed answer too big for the client's payload is left
+/// to the slow path, which truncates it.
+#[test]
+fn signed_answers_take_the_fast_path_with_their_signatures() {
+    let (state, views) = signed_fixture();
+    let (_, health, tables) = &views[0];
+    let src: SocketAddr = "81.2.69.160:53".parse().unwrap();
+    for (name, rtype, subnet, rrsigs) in [
+        ("static.example.com.", RecordType::A, None, 1),
+        ("MaIlEr.ExAmPlE.cOm.", RecordType::MX, None, 1),
+        ("www.example.com.", RecordType::A, Some(("8.8.8.0", 24)), 1),
+        (
+            "www.example.com.",
+            RecordType::AAAA,
+            Some(("2a02:8800::", 32)),
+            1,
+        ),
+        ("www.example.com.", RecordType::A, None, 1),
+        ("all3.example.com.", RecordType::A, Some(("1.1.1.0", 24)), 1),
+        // NODATA: compact denial's NSEC and the SOA, each signed.
+        ("static.example.com.", RecordType::SRV, None, 2),
+        ("www.example.com.", RecordType::TXT, None, 2),
+        // A referral: the NSEC proving the child unsigned, signed.
+        ("host.dev.example.com.", RecordType::A, None, 1),
+        // Outside every zone: REFUSED, nothing to sign.
+        ("www.example.org.", RecordType::A, None, 0),
+    ] {
+        let packet = signed_query(name, rtype, 1232, subnet, 1);
+        let mut out = vec![0u8; 4096];
+        let Answer::Reply { len, .. } = tables.answer(&packet, src, MAX_UDP_PAYLOAD, &mut out)
+        else {
+            panic!("DO {name} {rtype} {subnet:?} went to the slow path");
+        };
+        let reply = Message::from_vec(&out[..len]).unwrap();
+        assert!(reply.edns.as_ref().unwrap().flags().dnssec_ok, "{name}");
+        let signatures = reply
+            .answers
+            .iter()
+            .chain(&reply.authorities)
+            .filter(|r| r.record_type() == RecordType::RRSIG)
+            .count();
+        assert_eq!(signatures, rrsigs, "{name} {rtype}: {reply:?}");
+        let (slow, _) = both(tables, state, health, &packet, src);
+        assert_eq!(slow.as_deref(), Some(&out[..len]), "{name} {rtype}");
+    }
+    // 60 addresses and their signature do not fit 512 bytes.
+    let packet = signed_query("big.example.com.", RecordType::A, 512, None, 1);
+    let mut out = vec![0u8; 4096];
+    assert_eq!(
+        tables.answer(&packet, src, MAX_UDP_PAYLOAD, &mut out),
+        Answer::Slow
+    );
+    let (slow, _) = both(tables, state, health, &packet, src);
+    assert!(
+        Message::from_vec(&slow.unwrap())
+            .unwrap()
+            .metadata
+            .truncation
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Any client, with DO, against the signed zone: the signed geo answer
+    /// (or whatever the fast path gives) is the full path's to the byte.
+    #[test]
+    fn random_clients_get_the_same_signed_geo_answer(
+        v4 in any::<u32>(),
+        source in 0u8..=32,
+        name in prop::sample::select(vec!["www.example.com.", "all3.example.com.", "legacy.example.com.", "fc.example.com."]),
+        aaaa in any::<bool>(),
+        view in 0usize..4,
+    ) {
+        let (state, views) = signed_fixture();
+        let (_, health, tables) = &views[view];
+        let network = geo_data::Prefix::new(IpAddr::from(std::net::Ipv4Addr::from(v4)), source).unwrap().addr();
+        let rtype = if aaaa { RecordType::AAAA } else { RecordType::A };
+        let packet = signed_query(name, rtype, 1232, None, 3);
+        let mut message = Message::from_vec(&packet).unwrap();
+        message.edns.as_mut().unwrap().options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(network, source, 0)));
+        let packet = message.to_vec().unwrap();
+        let (slow, fast) = both(tables, state, health, &packet, "127.0.0.1:53".parse().unwrap());
+        if let Some(fast) = fast {
+            prop_assert_eq!(slow.as_deref(), Some(&fast[..]));
+        }
+    }
+
+    /// Mutated DO queries against the signed zone never make the fast path
+    /// panic, and whatever it answers is the full path's answer.
+    #[test]
+    fn mutated_signed_queries_are_answered_as_the_slow_path_does_or_left_to_it(
+        seed in any::<usize>(),
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+    ) {
+        let (state, views) = signed_fixture();
+        let (_, health, tables) = &views[seed % views.len()];
+        let corpus = signed_seeds();
+        let mut packet = corpus[seed % corpus.len()].clone();
+        for (at, value) in flips {
+            let len = packet.len();
+            packet[at % len] = value;
+        }
+        if cut % 3 == 0 {
+            packet.truncate(cut % (packet.len() + 1));
+        }
+        let (slow, fast) = both(tables, state, health, &packet, "81.2.69.160:53".parse().unwrap());
+        if let Some(fast) = fast {
+            prop_assert!(Message::from_vec(&fast).is_ok(), "unparseable {:02x?}", fast);
+            prop_assert_eq!(slow.as_deref(), Some(&fast[..]));
+        }
+    }
+}
+
+/// Every 40th packet of the signed corpus.
+fn signed_seeds() -> &'static Vec<Vec<u8>> {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(|| {
+        signed_corpus()
+            .into_iter()
+            .step_by(40)
+            .map(|(_, p)| p)
+            .collect()
+    })
+}
+
+/// When the signatures are made anew (the background refresh), tables
+/// holding the old ones are no longer current, and tables built then
+/// carry the new ones.
+#[test]
+fn re_signing_makes_the_signed_templates_stale_until_rebuilt() {
+    let state = signed_state();
+    let health = Arc::new(RegionHealth::all_up(state.topology.regions.len()));
+    let tables = Tables::build(state.clone(), health.clone(), None);
+    assert!(tables.is_current(&state, &health));
+    let packet = signed_query("static.example.com.", RecordType::A, 1232, None, 7);
+    let src: SocketAddr = "127.0.0.1:53".parse().unwrap();
+    let (before, fast) = both(&tables, &state, &health, &packet, src);
+    assert_eq!(before, fast);
+    // Everything is due within a validity period: all re-signed now.
+    let resigned = state
+        .signers
+        .refresh_due(gslb::dnssec::unix_now(), 8 * 86_400);
+    assert!(resigned > 0);
+    assert!(!tables.is_current(&state, &health));
+    let rebuilt = Tables::build(state.clone(), health.clone(), Some(&tables));
+    assert!(rebuilt.is_current(&state, &health));
+    let (after, fast) = both(&rebuilt, &state, &health, &packet, src);
+    assert_ne!(before, after, "ECDSA signatures differ each time");
+    assert_eq!(after, fast);
+}
+
+/// In a zone that is not signed, a DO query gets the unsigned answer with
+/// the DO bit copied, from the fast path.
+#[test]
+fn do_queries_to_unsigned_zones_take_the_fast_path() {
+    let (state, views) = fixture();
+    let (_, health, tables) = &views[0];
+    let src: SocketAddr = "81.2.69.160:53".parse().unwrap();
+    for (name, rtype, subnet) in [
+        ("static.example.com.", RecordType::A, None),
+        ("www.example.com.", RecordType::A, Some(("8.8.8.0", 24))),
+        ("static.example.com.", RecordType::TXT, None),
+    ] {
+        let packet = signed_query(name, rtype, 1232, subnet, 5);
+        let mut out = vec![0u8; 4096];
+        let Answer::Reply { len, .. } = tables.answer(&packet, src, MAX_UDP_PAYLOAD, &mut out)
+        else {
+            panic!("DO {name} {rtype} went to the slow path");
+        };
+        let reply = Message::from_vec(&out[..len]).unwrap();
+        assert!(reply.edns.as_ref().unwrap().flags().dnssec_ok);
+        assert!(
+            !reply
+                .answers
+                .iter()
+                .chain(&reply.authorities)
+                .any(|r| r.record_type() == RecordType::RRSIG)
+        );
+        let (slow, _) = both(tables, state, health, &packet, src);
+        assert_eq!(slow.as_deref(), Some(&out[..len]), "{name} {rtype}");
+    }
+}

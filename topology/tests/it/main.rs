@@ -421,6 +421,23 @@ fn rollover_keys_are_checked_like_signing_keys() {
     // strict resolvers fail the zone.
     let message = load(&[&signing], &[&other]).unwrap_err().to_string();
     assert!(message.contains("algorithm 15 signs nothing"), "{message}");
+
+    // A KSK/ZSK split needs both halves signing.
+    use topology::dnssec::Role;
+    let ksk = ZoneKey::generate_as(&origin, Algorithm::EcdsaP256Sha256, Role::Ksk, &dir).unwrap();
+    let zsk = ZoneKey::generate_as(&origin, Algorithm::EcdsaP256Sha256, Role::Zsk, &dir).unwrap();
+    load(&[&ksk, &zsk], &[]).unwrap();
+    let message = load(&[&ksk], &[&zsk]).unwrap_err().to_string();
+    assert!(
+        message.contains("dnssec.keys: no key here signs the zone's data")
+            && message.contains("--zsk"),
+        "{message}"
+    );
+    let message = load(&[&zsk], &[]).unwrap_err().to_string();
+    assert!(
+        message.contains("no key here signs the DNSKEY RRset") && message.contains("--ksk"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
