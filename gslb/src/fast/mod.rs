@@ -131,7 +131,7 @@ impl Tables {
         (self.statics.templates.len(), self.outcomes.templates.len())
     }
 
-    /// Bytes the templates hold.
+    /// Bytes the templates (and the static names' entries beside them) hold.
     pub fn template_bytes(&self) -> usize {
         self.statics.templates.heap_bytes() + self.outcomes.templates.heap_bytes()
     }
