@@ -57,6 +57,10 @@ enum Command {
         /// UDP threads for both servers.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Give gslb its static names in a zone file (`file:`), as an
+        /// operator with a million names would, instead of YAML records.
+        #[arg(long)]
+        zone_file: bool,
     },
     /// Send queries for a while and report throughput and latency (`key=value`).
     Load {
@@ -93,7 +97,8 @@ fn main() -> anyhow::Result<()> {
             ours,
             peer,
             threads,
-        } => setup(&out, names, regions, ours, peer, threads),
+            zone_file,
+        } => setup(&out, names, regions, ours, peer, threads, zone_file),
         Command::Load {
             server,
             queries,
@@ -152,6 +157,7 @@ fn setup(
     ours: u16,
     peer: u16,
     threads: usize,
+    zone_file: bool,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out.join("gdnsd/zones"))?;
     std::fs::create_dir_all(out.join("gdnsd/geoip"))?;
@@ -161,18 +167,28 @@ fn setup(
         |i: usize| format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
 
     // Our topology.
-    let mut yaml = String::with_capacity(64 * names + 4096);
+    let mut yaml = String::with_capacity(if zone_file { 4096 } else { 64 * names + 4096 });
     writeln!(
         yaml,
         "dns:\n  nodes:\n    - {{ name: ns1, listen: [\"127.0.0.1:{ours}\"] }}\n  zones:\n    - origin: example.com.\n      soa: {{ mname: ns1.example.com., rname: hostmaster.example.com., serial: 1, minimum: 5m, ttl: 1h }}\n      records:\n        - {{ name: \"@\", type: NS, ttl: 1d, value: ns1.example.com. }}\n        - {{ name: ns1, type: A, ttl: 1d, value: 127.0.0.1 }}\n        - {{ name: static, type: A, ttl: 5m, value: 127.0.0.80 }}"
     )?;
-    for i in 0..names {
-        writeln!(
-            yaml,
-            "        - {{ name: {}, type: A, ttl: 5m, value: {} }}",
-            static_name(i),
-            static_address(i)
-        )?;
+    if zone_file {
+        let mut zone = String::with_capacity(32 * names + 64);
+        writeln!(zone, "$ORIGIN example.com.\n$TTL 300")?;
+        for i in 0..names {
+            writeln!(zone, "{} A {}", static_name(i), static_address(i))?;
+        }
+        std::fs::write(out.join("example.com.zone"), zone)?;
+        writeln!(yaml, "      file: example.com.zone")?;
+    } else {
+        for i in 0..names {
+            writeln!(
+                yaml,
+                "        - {{ name: {}, type: A, ttl: 5m, value: {} }}",
+                static_name(i),
+                static_address(i)
+            )?;
+        }
     }
     let list: Vec<&str> = regions.iter().map(|(name, _, _)| name.as_str()).collect();
     writeln!(
@@ -191,7 +207,8 @@ fn setup(
     std::fs::write(out.join("topology.yaml"), &yaml)?;
 
     // gdnsd: the same zone, and a geoip map with the same decisions.
-    let topology = topology::parse(&yaml, "bench topology").context("generated topology")?;
+    let topology =
+        topology::parse_file(&yaml, &out.join("topology.yaml")).context("generated topology")?;
     let mut zone = String::with_capacity(40 * names + 1024);
     writeln!(
         zone,
