@@ -12,7 +12,7 @@ use super::query::FAST_QTYPES;
 use super::template::{TemplateId, TemplateStore, Unusable, Use};
 use crate::dns::canonical_reply;
 use crate::state::ServingState;
-use crate::zone::{Node, ZoneData};
+use crate::zone::{NameHasher, Node, ZoneData};
 
 /// Where a question's reply comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -497,36 +497,4 @@ fn answers(reply: &[u8]) -> u16 {
     reply
         .get(6..8)
         .map_or(u16::MAX, |b| u16::from_be_bytes([b[0], b[1]]))
-}
-
-/// FxHash over 8-byte words: lookups are keyed by zone names and hashing
-/// them must cost little on the hot path. Not for anything that must agree
-/// across processes, and not exposed to inserts from the network.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
