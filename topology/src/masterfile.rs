@@ -9,6 +9,7 @@
 //! `records:`, so a record means the same whichever way it is written.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::name::DomainName;
 
@@ -31,8 +32,8 @@ pub struct MasterFile {
 /// One resource record as written in a zone file.
 #[derive(Debug, Clone)]
 pub struct RawFileRecord {
-    /// The file it was read from.
-    pub file: PathBuf,
+    /// The file it was read from (shared by its records).
+    pub file: Arc<Path>,
     /// The line it starts on (1-based).
     pub line: usize,
     /// The owner name, absolute (`@`, relative and omitted owners resolved).
@@ -111,6 +112,7 @@ pub(crate) fn data_fields(text: &str) -> Result<Vec<Token>, String> {
 /// What the lines read so far of one file set for the next: the
 /// `$ORIGIN` and `$TTL` in effect and the previous record's owner.
 struct Position {
+    file: Arc<Path>,
     origin: DomainName,
     ttl: Option<String>,
     owner: Option<String>,
@@ -185,6 +187,7 @@ impl Reader<'_> {
         self.out.files.push(path.to_owned());
         self.stack.push(canonical);
         let mut at = Position {
+            file: path.into(),
             origin,
             ttl: None,
             owner: None,
@@ -304,7 +307,7 @@ impl Reader<'_> {
             Vec::new()
         };
         self.out.records.push(RawFileRecord {
-            file: path.to_owned(),
+            file: at.file.clone(),
             line: number,
             owner,
             origin: at.origin.clone(),
