@@ -65,6 +65,10 @@ enum Command {
         /// by its automatic signing with the same algorithm.
         #[arg(long)]
         dnssec: bool,
+        /// Give gslb its static names in a zone file (`file:`), as an
+        /// operator with a million names would, instead of YAML records.
+        #[arg(long)]
+        zone_file: bool,
     },
     /// Send queries for a while and report throughput and latency (`key=value`).
     Load {
@@ -105,6 +109,7 @@ fn main() -> anyhow::Result<()> {
             peer,
             threads,
             dnssec,
+            zone_file,
         } => setup(
             &out,
             &Workload {
@@ -114,6 +119,7 @@ fn main() -> anyhow::Result<()> {
                 peer,
                 threads,
                 dnssec,
+                zone_file,
             },
         ),
         Command::Load {
@@ -175,6 +181,7 @@ struct Workload {
     peer: u16,
     threads: usize,
     dnssec: bool,
+    zone_file: bool,
 }
 
 fn setup(out: &Path, workload: &Workload) -> anyhow::Result<()> {
@@ -185,6 +192,7 @@ fn setup(out: &Path, workload: &Workload) -> anyhow::Result<()> {
         peer,
         threads,
         dnssec,
+        zone_file,
     } = workload;
     std::fs::create_dir_all(out.join("gdnsd/zones"))?;
     std::fs::create_dir_all(out.join("gdnsd/geoip"))?;
@@ -194,18 +202,28 @@ fn setup(out: &Path, workload: &Workload) -> anyhow::Result<()> {
         |i: usize| format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
 
     // Our topology.
-    let mut yaml = String::with_capacity(64 * names + 4096);
+    let mut yaml = String::with_capacity(if zone_file { 4096 } else { 64 * names + 4096 });
     writeln!(
         yaml,
         "dns:\n  nodes:\n    - {{ name: ns1, listen: [\"127.0.0.1:{ours}\"] }}\n  zones:\n    - origin: example.com.\n      soa: {{ mname: ns1.example.com., rname: hostmaster.example.com., serial: 1, minimum: 5m, ttl: 1h }}\n      records:\n        - {{ name: \"@\", type: NS, ttl: 1d, value: ns1.example.com. }}\n        - {{ name: ns1, type: A, ttl: 1d, value: 127.0.0.1 }}\n        - {{ name: static, type: A, ttl: 5m, value: 127.0.0.80 }}"
     )?;
-    for i in 0..names {
-        writeln!(
-            yaml,
-            "        - {{ name: {}, type: A, ttl: 5m, value: {} }}",
-            static_name(i),
-            static_address(i)
-        )?;
+    if zone_file {
+        let mut zone = String::with_capacity(32 * names + 64);
+        writeln!(zone, "$ORIGIN example.com.\n$TTL 300")?;
+        for i in 0..names {
+            writeln!(zone, "{} A {}", static_name(i), static_address(i))?;
+        }
+        std::fs::write(out.join("example.com.zone"), zone)?;
+        writeln!(yaml, "      file: example.com.zone")?;
+    } else {
+        for i in 0..names {
+            writeln!(
+                yaml,
+                "        - {{ name: {}, type: A, ttl: 5m, value: {} }}",
+                static_name(i),
+                static_address(i)
+            )?;
+        }
     }
     if dnssec {
         let keys = out.join("keys");
@@ -235,7 +253,8 @@ fn setup(out: &Path, workload: &Workload) -> anyhow::Result<()> {
     std::fs::write(out.join("topology.yaml"), &yaml)?;
 
     // gdnsd: the same zone, and a geoip map with the same decisions.
-    let topology = topology::parse(&yaml, "bench topology").context("generated topology")?;
+    let topology =
+        topology::parse_file(&yaml, &out.join("topology.yaml")).context("generated topology")?;
     let mut zone = String::with_capacity(40 * names + 1024);
     writeln!(
         zone,

@@ -9,7 +9,6 @@ use geo_data::WatchedGeoDb;
 use topology::Topology;
 use topology::dnssec::KeyError;
 
-use crate::dns::records::WireRecords;
 use crate::dnssec::Signers;
 use crate::scope_map::ScopeMaps;
 use crate::zone::ZoneSet;
@@ -20,8 +19,6 @@ pub struct ServingState {
     pub topology: Arc<Topology>,
     /// Zone data arranged for lookup.
     pub zones: ZoneSet,
-    /// The zones' RRsets in wire form.
-    pub wire: WireRecords,
     /// Client locations; swaps in a new database when its file changes.
     pub geoip: Arc<WatchedGeoDb>,
     /// Wide ECS scopes per geo name, for the database current at build time.
@@ -42,12 +39,10 @@ impl ServingState {
     ) -> Result<ServingState, KeyError> {
         let signers = Signers::load(&topology, previous.map(|p| &p.signers))?;
         let zones = ZoneSet::build(&topology);
-        let wire = WireRecords::build(&zones);
         let scopes = ScopeMaps::new(topology.clone(), geoip.current());
         Ok(ServingState {
             topology,
             zones,
-            wire,
             geoip,
             scopes,
             signers,

@@ -6,8 +6,13 @@
 //! running server can swap a new one in atomically on reload.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use topology::{DomainName, GeoName, RecordData, RecordType, Topology, Zone};
+
+/// A map keyed by zone names (or by what holds them), hashed with
+/// [`NameHasher`].
+pub type NameMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
 
 /// Index of an RRset in [`ZoneSet::rrsets`]; the DNS adapter keeps its
 /// pre-built wire records under the same index.
@@ -60,7 +65,7 @@ pub struct ZoneData {
     /// The apex NS RRset.
     pub apex_ns: RrsetId,
     /// Every existing name, keyed by lowercase wire form.
-    pub nodes: HashMap<Box<[u8]>, Node>,
+    pub nodes: NameMap<Box<[u8]>, Node>,
     /// The zone's geo names.
     pub geo: Vec<GeoName>,
 }
@@ -138,10 +143,16 @@ fn build_zone(zone: &Zone, rrsets: &mut Vec<Rrset>) -> ZoneData {
         soa_data,
     );
 
-    let mut nodes: HashMap<Box<[u8]>, Node> = HashMap::new();
+    // Sized up front: at a million names, growing these maps (and hashing
+    // with SipHash) took seconds of start-up.
+    let mut nodes: NameMap<Box<[u8]>, Node> = NameMap::with_capacity_and_hasher(
+        zone.records.len() + zone.geo.len() + 1,
+        Default::default(),
+    );
     touch(&mut nodes, &origin, &origin).rrsets.push(soa);
     // Group records into RRsets, keeping file order within each.
-    let mut by_key: HashMap<(&DomainName, RecordType), RrsetId> = HashMap::new();
+    let mut by_key: NameMap<(&DomainName, RecordType), RrsetId> =
+        NameMap::with_capacity_and_hasher(zone.records.len(), Default::default());
     let mut apex_ns = None;
     for record in &zone.records {
         let rtype = record.record_type();
@@ -188,17 +199,60 @@ fn build_zone(zone: &Zone, rrsets: &mut Vec<Rrset>) -> ZoneData {
 /// to `origin` (which exist as empty non-terminals unless they have data of
 /// their own).
 fn touch<'n>(
-    nodes: &'n mut HashMap<Box<[u8]>, Node>,
+    nodes: &'n mut NameMap<Box<[u8]>, Node>,
     origin: &DomainName,
     name: &DomainName,
 ) -> &'n mut Node {
-    let mut ancestor = name.parent();
-    while let Some(parent) = ancestor {
-        if !parent.is_at_or_below(origin) {
+    let wire = name.wire();
+    let origin = origin.wire();
+    // Ancestors are suffixes of the wire form; most exist already, so
+    // look before allocating a key.
+    let mut at = 0;
+    while let Some(&len) = wire.get(at).filter(|len| **len != 0) {
+        at += 1 + usize::from(len);
+        let parent = &wire[at..];
+        if !topology::name::is_wire_at_or_below(parent, origin) {
             break;
         }
-        nodes.entry(parent.wire().into()).or_default();
-        ancestor = parent.parent();
+        if !nodes.contains_key(parent) {
+            nodes.insert(parent.into(), Node::default());
+        }
     }
-    nodes.entry(name.wire().into()).or_default()
+    if !nodes.contains_key(wire) {
+        nodes.insert(wire.into(), Node::default());
+    }
+    nodes.get_mut(wire).expect("inserted above")
+}
+
+/// FxHash over 8-byte words: the zone's maps are keyed by names and
+/// hashing them must cost little, on the hot path and when a million
+/// names are loaded. Not for anything that must agree across processes,
+/// and never for a map the network inserts into.
+#[derive(Default, Clone, Copy)]
+pub struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }

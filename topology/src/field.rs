@@ -4,6 +4,7 @@
 //! tiers all import from here, and this imports none of them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -46,11 +47,13 @@ pub(crate) enum Place {
     /// A field path, such as `dns.zones[0].records[3]`.
     Field(String),
     /// A line of a zone file.
+    /// The two names are shared: a zone file of a million records holds
+    /// a million of these until the zone is checked.
     Line {
         /// The topology field naming the file: `dns.zones[0].file`.
-        field: String,
+        field: Arc<str>,
         /// The file (an included one, maybe).
-        file: String,
+        file: Arc<str>,
         /// 1-based.
         line: usize,
     },
@@ -63,7 +66,7 @@ impl Place {
         match self {
             Place::Field(path) if sub.is_empty() => path.clone(),
             Place::Field(path) => format!("{path}.{sub}"),
-            Place::Line { field, .. } => field.clone(),
+            Place::Line { field, .. } => field.to_string(),
         }
     }
 

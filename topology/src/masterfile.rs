@@ -9,6 +9,7 @@
 //! `records:`, so a record means the same whichever way it is written.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::name::DomainName;
 
@@ -31,8 +32,8 @@ pub struct MasterFile {
 /// One resource record as written in a zone file.
 #[derive(Debug, Clone)]
 pub struct RawFileRecord {
-    /// The file it was read from.
-    pub file: PathBuf,
+    /// The file it was read from (shared by its records).
+    pub file: Arc<Path>,
     /// The line it starts on (1-based).
     pub line: usize,
     /// The owner name, absolute (`@`, relative and omitted owners resolved).
@@ -48,8 +49,8 @@ pub struct RawFileRecord {
     /// The data fields as written (quotes and escapes kept), one space
     /// apart: what a YAML `value:` would hold.
     pub rdata: String,
-    /// The data fields with quotes removed and escapes resolved: the
-    /// character strings of a TXT record.
+    /// For a TXT record, the data fields with quotes removed and escapes
+    /// resolved: its character strings (empty for other types).
     pub strings: Vec<Vec<u8>>,
 }
 
@@ -101,11 +102,20 @@ impl Token {
 /// The fields of one record's data — a YAML `value:`, or a zone file's as
 /// [`RawFileRecord::rdata`] keeps it — split by the zone-file rules.
 pub(crate) fn data_fields(text: &str) -> Result<Vec<Token>, String> {
-    let (lines, errors) = logical_lines(text.as_bytes());
+    let (lines, errors) = collect_lines(text.as_bytes());
     match errors.into_iter().next() {
         Some((_, message)) => Err(message),
         None => Ok(lines.into_iter().flat_map(|line| line.tokens).collect()),
     }
+}
+
+/// What the lines read so far of one file set for the next: the
+/// `$ORIGIN` and `$TTL` in effect and the previous record's owner.
+struct Position {
+    file: Arc<Path>,
+    origin: DomainName,
+    ttl: Option<String>,
+    owner: Option<String>,
 }
 
 /// One logical line: the tokens between newlines outside parentheses.
@@ -126,7 +136,7 @@ impl Reader<'_> {
     }
 
     /// Reads one file; `included_at` is the `$INCLUDE` line naming it.
-    fn file(&mut self, path: &Path, mut origin: DomainName, included_at: Option<(&Path, usize)>) {
+    fn file(&mut self, path: &Path, origin: DomainName, included_at: Option<(&Path, usize)>) {
         let here = |reader: &mut Self, message: String| match included_at {
             Some((file, line)) => reader.error(file, Some(line), message),
             None => reader.error(path, None, message),
@@ -176,129 +186,140 @@ impl Reader<'_> {
         };
         self.out.files.push(path.to_owned());
         self.stack.push(canonical);
-        let (lines, errors) = logical_lines(&bytes);
-        for (line, message) in errors {
-            self.error(path, Some(line), message);
-        }
-        let mut ttl: Option<String> = None;
-        let mut owner: Option<String> = None;
-        for line in lines {
-            let number = line.number;
-            let first = &line.tokens[0].text;
-            if !line.indented && first.starts_with('$') {
-                let args: Vec<&str> = line.tokens[1..].iter().map(|t| t.text.as_str()).collect();
-                match (first.to_ascii_uppercase().as_str(), args.as_slice()) {
-                    ("$ORIGIN", [name]) => match DomainName::parse_in_zone(name, &origin) {
-                        Ok(name) => origin = name,
-                        Err(e) => self.error(path, Some(number), format!("$ORIGIN: {e}")),
-                    },
-                    ("$TTL", [value]) => {
-                        let value = duration_text(value);
-                        match crate::duration::parse_ttl(&value) {
-                            Ok(_) => ttl = Some(value),
-                            Err(e) => self.error(path, Some(number), format!("$TTL {e}")),
-                        }
-                    }
-                    ("$INCLUDE", [file, rest @ ..]) if rest.len() <= 1 => {
-                        let include_origin = match rest.first() {
-                            None => Ok(origin.clone()),
-                            Some(name) => DomainName::parse_in_zone(name, &origin),
-                        };
-                        match include_origin {
-                            Ok(include_origin) => {
-                                let target = match path.parent() {
-                                    Some(dir) => dir.join(file),
-                                    None => PathBuf::from(file),
-                                };
-                                self.file(&target, include_origin, Some((path, number)));
-                            }
-                            Err(e) => self.error(path, Some(number), format!("$INCLUDE: {e}")),
-                        }
-                    }
-                    ("$ORIGIN" | "$TTL" | "$INCLUDE", _) => self.error(
-                        path,
-                        Some(number),
-                        format!(
-                            "{first} takes {}",
-                            match first.to_ascii_uppercase().as_str() {
-                                "$ORIGIN" => "one name: `$ORIGIN example.com.`",
-                                "$TTL" => "one TTL: `$TTL 3600` or `$TTL 1h`",
-                                _ => "a file and optionally an origin: `$INCLUDE hosts.zone`",
-                            }
-                        ),
-                    ),
-                    _ => self.error(
-                        path,
-                        Some(number),
-                        format!(
-                            "unknown directive {first}; zone files may use $ORIGIN, $TTL and $INCLUDE (write $GENERATE ranges out as records)"
-                        ),
-                    ),
-                }
-                continue;
-            }
-            let mut tokens = line.tokens.into_iter().peekable();
-            if !line.indented {
-                let name = tokens.next().map(|t| t.text).unwrap_or_default();
-                owner = Some(absolute(&name, &origin));
-            }
-            let Some(owner) = owner.clone() else {
-                self.error(
-                    path,
-                    Some(number),
-                    "the record has no owner name and no record comes before it; write its name at the start of the line",
-                );
-                continue;
-            };
-            // TTL and class, each optional, in either order (RFC 1035 §5.1).
-            let mut record_ttl = None;
-            let mut class_error = None;
-            while let Some(token) = tokens.peek() {
-                let text = &token.text;
-                if text.starts_with(|c: char| c.is_ascii_digit()) && record_ttl.is_none() {
-                    record_ttl = Some(duration_text(text));
-                } else if text.eq_ignore_ascii_case("IN") {
-                } else if ["CH", "HS", "CS", "ANY"]
-                    .iter()
-                    .any(|c| text.eq_ignore_ascii_case(c))
-                {
-                    class_error = Some(format!(
-                        "class {text} is not served; only class IN records may be in a zone file"
-                    ));
-                } else {
-                    break;
-                }
-                tokens.next();
-            }
-            if let Some(message) = class_error {
-                self.error(path, Some(number), message);
-                continue;
-            }
-            let Some(rtype) = tokens.next() else {
-                self.error(
-                    path,
-                    Some(number),
-                    "the record has no type; write it as `NAME [TTL] [IN] TYPE DATA`, e.g. `www 300 IN A 192.0.2.1`",
-                );
-                continue;
-            };
-            let data: Vec<Token> = tokens.collect();
-            self.out.records.push(RawFileRecord {
-                file: path.to_owned(),
-                line: number,
-                owner,
-                origin: origin.clone(),
-                ttl: record_ttl.or_else(|| ttl.clone()),
-                rtype: rtype.text,
-                rdata: data
-                    .iter()
-                    .map(|t| t.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                strings: data.into_iter().map(|t| t.bytes).collect(),
-            });
-        }
+        let mut at = Position {
+            file: path.into(),
+            origin,
+            ttl: None,
+            owner: None,
+        };
+        logical_lines(&bytes, |piece| match piece {
+            Ok(line) => self.line(path, line, &mut at),
+            Err((line, message)) => self.error(path, Some(line), message),
+        });
         self.stack.pop();
+    }
+
+    /// Reads one logical line of `path`: a directive or a record.
+    fn line(&mut self, path: &Path, line: Line, at: &mut Position) {
+        let number = line.number;
+        let first = &line.tokens[0].text;
+        if !line.indented && first.starts_with('$') {
+            let args: Vec<&str> = line.tokens[1..].iter().map(|t| t.text.as_str()).collect();
+            match (first.to_ascii_uppercase().as_str(), args.as_slice()) {
+                ("$ORIGIN", [name]) => match DomainName::parse_in_zone(name, &at.origin) {
+                    Ok(name) => at.origin = name,
+                    Err(e) => self.error(path, Some(number), format!("$ORIGIN: {e}")),
+                },
+                ("$TTL", [value]) => {
+                    let value = duration_text(value);
+                    match crate::duration::parse_ttl(&value) {
+                        Ok(_) => at.ttl = Some(value),
+                        Err(e) => self.error(path, Some(number), format!("$TTL {e}")),
+                    }
+                }
+                ("$INCLUDE", [file, rest @ ..]) if rest.len() <= 1 => {
+                    let include_origin = match rest.first() {
+                        None => Ok(at.origin.clone()),
+                        Some(name) => DomainName::parse_in_zone(name, &at.origin),
+                    };
+                    match include_origin {
+                        Ok(include_origin) => {
+                            let target = match path.parent() {
+                                Some(dir) => dir.join(file),
+                                None => PathBuf::from(file),
+                            };
+                            self.file(&target, include_origin, Some((path, number)));
+                        }
+                        Err(e) => self.error(path, Some(number), format!("$INCLUDE: {e}")),
+                    }
+                }
+                ("$ORIGIN" | "$TTL" | "$INCLUDE", _) => self.error(
+                    path,
+                    Some(number),
+                    format!(
+                        "{first} takes {}",
+                        match first.to_ascii_uppercase().as_str() {
+                            "$ORIGIN" => "one name: `$ORIGIN example.com.`",
+                            "$TTL" => "one TTL: `$TTL 3600` or `$TTL 1h`",
+                            _ => "a file and optionally an origin: `$INCLUDE hosts.zone`",
+                        }
+                    ),
+                ),
+                _ => self.error(
+                    path,
+                    Some(number),
+                    format!(
+                        "unknown directive {first}; zone files may use $ORIGIN, $TTL and $INCLUDE (write $GENERATE ranges out as records)"
+                    ),
+                ),
+            }
+            return;
+        }
+        let mut tokens = line.tokens.into_iter().peekable();
+        if !line.indented {
+            let name = tokens.next().map(|t| t.text).unwrap_or_default();
+            at.owner = Some(absolute(&name, &at.origin));
+        }
+        let Some(owner) = at.owner.clone() else {
+            self.error(
+                path,
+                Some(number),
+                "the record has no owner name and no record comes before it; write its name at the start of the line",
+            );
+            return;
+        };
+        // TTL and class, each optional, in either order (RFC 1035 §5.1).
+        let mut record_ttl = None;
+        let mut class_error = None;
+        while let Some(token) = tokens.peek() {
+            let text = &token.text;
+            if text.starts_with(|c: char| c.is_ascii_digit()) && record_ttl.is_none() {
+                record_ttl = Some(duration_text(text));
+            } else if text.eq_ignore_ascii_case("IN") {
+            } else if ["CH", "HS", "CS", "ANY"]
+                .iter()
+                .any(|c| text.eq_ignore_ascii_case(c))
+            {
+                class_error = Some(format!(
+                    "class {text} is not served; only class IN records may be in a zone file"
+                ));
+            } else {
+                break;
+            }
+            tokens.next();
+        }
+        if let Some(message) = class_error {
+            self.error(path, Some(number), message);
+            return;
+        }
+        let Some(rtype) = tokens.next() else {
+            self.error(
+                path,
+                Some(number),
+                "the record has no type; write it as `NAME [TTL] [IN] TYPE DATA`, e.g. `www 300 IN A 192.0.2.1`",
+            );
+            return;
+        };
+        let data: Vec<Token> = tokens.collect();
+        let strings = if rtype.text.eq_ignore_ascii_case("TXT") {
+            data.iter().map(|t| t.bytes.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        self.out.records.push(RawFileRecord {
+            file: at.file.clone(),
+            line: number,
+            owner,
+            origin: at.origin.clone(),
+            ttl: record_ttl.or_else(|| at.ttl.clone()),
+            rtype: rtype.text,
+            rdata: data
+                .iter()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            strings,
+        });
     }
 }
 
@@ -327,12 +348,22 @@ pub(crate) fn duration_text(text: &str) -> String {
     }
 }
 
+/// [`logical_lines`], collected: the lines and the syntax errors.
+fn collect_lines(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
+    let (mut lines, mut errors) = (Vec::new(), Vec::new());
+    logical_lines(bytes, |piece| match piece {
+        Ok(line) => lines.push(line),
+        Err(error) => errors.push(error),
+    });
+    (lines, errors)
+}
+
 /// Splits a file into logical lines: parentheses join physical lines, `;`
 /// starts a comment outside quotes, `"..."` is one field, `\X` and `\DDD`
-/// escape a character. Returns the lines with tokens and the syntax errors.
-fn logical_lines(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
-    let mut lines = Vec::new();
-    let mut errors = Vec::new();
+/// escape a character. Hands each line with its tokens, and each syntax
+/// error with its line number, to `each` as it comes: a zone file of a
+/// million records is never held as a million token lists.
+fn logical_lines(bytes: &[u8], mut each: impl FnMut(Result<Line, (usize, String)>)) {
     let mut number = 1;
     let mut at = 0;
     // The logical line being built, and where its open parenthesis is.
@@ -343,7 +374,7 @@ fn logical_lines(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
         let byte = bytes[at];
         if start_of_line && open.is_none() {
             if let Some(line) = current.take().filter(|l| !l.tokens.is_empty()) {
-                lines.push(line);
+                each(Ok(line));
             }
             current = Some(Line {
                 number,
@@ -371,18 +402,18 @@ fn logical_lines(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
             }
             b'(' => {
                 if open.is_some() {
-                    errors.push((
+                    each(Err((
                         number,
                         "a parenthesis opens inside another; close the first before opening again"
                             .into(),
-                    ));
+                    )));
                 }
                 open = Some(number);
                 at += 1;
             }
             b')' => {
                 if open.take().is_none() {
-                    errors.push((number, "`)` closes no parenthesis; remove it".into()));
+                    each(Err((number, "`)` closes no parenthesis; remove it".into())));
                 }
                 at += 1;
             }
@@ -393,11 +424,11 @@ fn logical_lines(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
                 loop {
                     match bytes.get(at) {
                         None | Some(b'\n') => {
-                            errors.push((
+                            each(Err((
                                 number,
                                 "a quoted string is not closed on its line; add the closing `\"`"
                                     .into(),
-                            ));
+                            )));
                             break;
                         }
                         Some(b'"') => {
@@ -437,15 +468,14 @@ fn logical_lines(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
         }
     }
     if let Some(line) = open {
-        errors.push((
+        each(Err((
             line,
             "this parenthesis is never closed; add the `)` that ends the record".into(),
-        ));
+        )));
     }
     if let Some(line) = current.filter(|l| !l.tokens.is_empty()) {
-        lines.push(line);
+        each(Ok(line));
     }
-    (lines, errors)
 }
 
 /// Resolves the escape at `bytes[at]` (a `\`): `\DDD` is the byte with
@@ -471,7 +501,7 @@ mod tests {
     use super::*;
 
     fn lines(text: &str) -> Vec<(usize, bool, Vec<String>)> {
-        let (lines, errors) = logical_lines(text.as_bytes());
+        let (lines, errors) = collect_lines(text.as_bytes());
         assert!(errors.is_empty(), "{errors:?}");
         lines
             .into_iter()
@@ -499,7 +529,7 @@ mod tests {
 
     #[test]
     fn quoted_strings_keep_semicolons_and_resolve_escapes() {
-        let (lines, errors) = logical_lines(b"t TXT \"a; b\" \"q\\\"\\065\" ; c\n");
+        let (lines, errors) = collect_lines(b"t TXT \"a; b\" \"q\\\"\\065\" ; c\n");
         assert!(errors.is_empty());
         let strings: Vec<Vec<u8>> = lines[0].tokens[2..]
             .iter()
@@ -510,10 +540,10 @@ mod tests {
 
     #[test]
     fn unbalanced_parentheses_and_quotes_are_reported_with_their_line() {
-        let (_, errors) = logical_lines(b"a A 1\nb TXT ( \"x\n");
+        let (_, errors) = collect_lines(b"a A 1\nb TXT ( \"x\n");
         let found: Vec<usize> = errors.iter().map(|(line, _)| *line).collect();
         assert_eq!(found, [2, 2], "{errors:?}");
-        let (_, errors) = logical_lines(b"a A 1 )\n");
+        let (_, errors) = collect_lines(b"a A 1 )\n");
         assert!(errors[0].1.contains("closes no parenthesis"));
     }
 

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::duration::parse_ttl;
 pub use crate::field::Problem;
@@ -891,11 +893,12 @@ fn zone_file_records(
     records: &mut Vec<(Place, Record)>,
     problems: &mut Problems,
 ) -> Option<(Option<Soa>, u32)> {
+    let field_name: Arc<str> = field.into();
     for error in &master.errors {
-        let file = error.file.display().to_string();
+        let file = error.file.display().to_string().into();
         match error.line {
             Some(line) => Place::Line {
-                field: field.to_owned(),
+                field: field_name.clone(),
                 file,
                 line,
             }
@@ -904,10 +907,20 @@ fn zone_file_records(
         }
     }
     let mut soa = None;
+    // The file's name as problems show it, made once per file read.
+    let mut file_name: Option<(&Arc<Path>, Arc<str>)> = None;
     for record in &master.records {
+        let file = match &file_name {
+            Some((path, name)) if Arc::ptr_eq(path, &record.file) => name.clone(),
+            _ => {
+                let name: Arc<str> = record.file.display().to_string().into();
+                file_name = Some((&record.file, name.clone()));
+                name
+            }
+        };
         let place = Place::Line {
-            field: field.to_owned(),
-            file: record.file.display().to_string(),
+            field: field_name.clone(),
+            file,
             line: record.line,
         };
         let ttl = record.ttl.clone().map(Scalar::Text);

@@ -16,7 +16,7 @@ use hickory_proto::rr::rdata::HTTPS;
 use topology::zonefile::{geo_addresses, geo_https, presentation};
 use topology::{DomainName, RecordType, Topology};
 
-use super::records::{WireRecords, to_svcb};
+use super::records::{rrset_records, to_svcb};
 use super::signed::canonical_rdata;
 use crate::dnssec::{CanonicalRrset, DNSKEY, NSEC, RRSIG, ZoneSigner, nsec_rdata};
 use crate::state::ServingState;
@@ -53,7 +53,7 @@ pub fn signed_zone_file(state: &ServingState, origin: &DomainName, now: u32) -> 
                     rtype: rrset.rtype.code(),
                     ttl: rrset.ttl,
                     text: rrset.data.iter().map(presentation).collect(),
-                    rdata: rdata_of(&state.wire, *id),
+                    rdata: rdata_of(rrset),
                     // A delegation's NS RRset and glue are the child's.
                     signed: !(glue || delegation_ns),
                 }
@@ -138,9 +138,9 @@ fn below_cut(zone: &ZoneData, name: &[u8]) -> bool {
     false
 }
 
-/// The canonical RDATA of the RRset `id`'s records.
-fn rdata_of(wire: &WireRecords, id: crate::zone::RrsetId) -> Vec<Vec<u8>> {
-    wire.get(id)
+/// The canonical RDATA of `rrset`'s records.
+fn rdata_of(rrset: &crate::zone::Rrset) -> Vec<Vec<u8>> {
+    rrset_records(rrset, None)
         .iter()
         .filter_map(|record| canonical_rdata(&record.data))
         .collect()

@@ -13,7 +13,7 @@ use hickory_server::server::Request;
 use topology::{DomainName, RecordType};
 use tracing::debug;
 
-use super::records::{to_name, to_svcb, to_wire};
+use super::records::{rrset_records, to_name, to_svcb, to_wire};
 use super::reply::Reply;
 use crate::client::{Client, EcsQuery};
 use crate::geo::GeoResolver;
@@ -135,9 +135,9 @@ pub(crate) fn respond(
         referral,
         ..
     } = resolution;
-    reply.answer = to_records(state, answer);
-    reply.authority = to_records(state, authority);
-    reply.additional = to_records(state, additional);
+    reply.answer = to_records(answer);
+    reply.authority = to_records(authority);
+    reply.additional = to_records(additional);
     let findings = super::signed::Findings { denied, referral };
     super::signed::secure(state, request, qname, qtype, findings, &mut reply);
     if let [query] = request.queries.queries() {
@@ -239,23 +239,12 @@ fn ecs_option(request: &Request) -> Option<EcsQuery> {
     }
 }
 
-fn to_records(state: &ServingState, parts: Vec<Part<'_>>) -> Vec<Record> {
+fn to_records(parts: Vec<Part<'_>>) -> Vec<Record> {
     let mut records = Vec::new();
     for part in parts {
         match part {
             Part::Rrset { rrset, owner } => {
-                let stored = state.wire.get(rrset.id);
-                match owner {
-                    None => records.extend_from_slice(stored),
-                    Some(owner) => {
-                        let owner = to_name(&owner);
-                        records.extend(stored.iter().map(|record| {
-                            let mut record = record.clone();
-                            record.name = owner.clone();
-                            record
-                        }));
-                    }
-                }
+                records.extend(rrset_records(rrset, owner.as_ref()));
             }
             Part::Geo {
                 owner,

@@ -21,5 +21,4 @@ pub use export::signed_zone_file;
 pub(crate) use handler::CLASSIC_UDP_PAYLOAD;
 pub use handler::MAX_UDP_PAYLOAD;
 pub use raw::{answer_bytes, answer_tcp_bytes};
-pub use records::WireRecords;
 pub use template::{Canonical, canonical_reply, canonical_signed_reply};

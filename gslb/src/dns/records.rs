@@ -1,5 +1,7 @@
-//! The zone's RRsets as hickory records, built once per loaded topology so
-//! answering a query clones nothing but the records it sends.
+//! The zone's RRsets as hickory records, made when a reply needs them:
+//! keeping a hickory copy of every RRset cost more memory than the rest
+//! of a million-name zone, for the few names the slow path answers (the
+//! fast path answers from its templates).
 
 use hickory_proto::rr::rdata::svcb::{
     Alpn, EchConfigList, IpHint, Mandatory, SvcParamKey, SvcParamValue,
@@ -8,99 +10,17 @@ use hickory_proto::rr::rdata::{self, HTTPS, MX, NAPTR, NULL, SOA, SRV, SSHFP, SV
 use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
 use topology::{DomainName, RecordData, SvcParam, Svcb};
 
-use crate::zone::{RrsetId, ZoneSet};
+use crate::zone::Rrset;
 
-/// Wire records for every RRset of a [`ZoneSet`], under the same index.
-pub struct WireRecords {
-    by_rrset: Vec<Vec<Record>>,
-    /// Upper bound of each RRset's encoded size (no name compression).
-    size_bound: Vec<usize>,
-}
-
-impl WireRecords {
-    /// Converts every RRset of `zones`.
-    pub fn build(zones: &ZoneSet) -> WireRecords {
-        let by_rrset: Vec<Vec<Record>> = zones
-            .rrsets
-            .iter()
-            .map(|rrset| {
-                let owner = to_name(&rrset.name);
-                rrset
-                    .data
-                    .iter()
-                    .map(|data| Record::from_rdata(owner.clone(), rrset.ttl, to_rdata(data)))
-                    .collect()
-            })
-            .collect();
-        let size_bound = zones
-            .rrsets
-            .iter()
-            .zip(&by_rrset)
-            .map(|(rrset, records)| {
-                records.len() * (rrset.name.wire().len() + 10) + rdata_bound(&rrset.data)
-            })
-            .collect();
-        WireRecords {
-            by_rrset,
-            size_bound,
-        }
-    }
-
-    /// The records of one RRset.
-    pub fn get(&self, id: RrsetId) -> &[Record] {
-        &self.by_rrset[id.0]
-    }
-
-    /// Upper bound of the RRset's encoded size.
-    pub fn size_bound(&self, id: RrsetId) -> usize {
-        self.size_bound[id.0]
-    }
-}
-
-fn rdata_bound(data: &[RecordData]) -> usize {
-    data.iter()
-        .map(|d| match d {
-            RecordData::A(_) => 4,
-            RecordData::Aaaa(_) => 16,
-            RecordData::Ns(n) | RecordData::Cname(n) | RecordData::Ptr(n) => n.wire().len(),
-            RecordData::Mx { exchange, .. } => 2 + exchange.wire().len(),
-            RecordData::Srv { target, .. } => 6 + target.wire().len(),
-            RecordData::Txt(strings) => strings.iter().map(|s| 1 + s.len()).sum(),
-            RecordData::Caa { tag, value, .. } => 2 + tag.len() + value.len(),
-            RecordData::Ds { digest, .. } => 4 + digest.len(),
-            RecordData::Naptr {
-                flags,
-                services,
-                regexp,
-                replacement,
-                ..
-            } => 7 + flags.len() + services.len() + regexp.len() + replacement.wire().len(),
-            RecordData::Sshfp { fingerprint, .. } => 2 + fingerprint.len(),
-            RecordData::Tlsa { data, .. } => 3 + data.len(),
-            RecordData::Svcb(svcb) | RecordData::Https(svcb) => svcb_bound(svcb),
-            RecordData::Soa(soa) => soa.mname.wire().len() + soa.rname.wire().len() + 20,
-        })
-        .sum()
-}
-
-/// Upper bound of an SVCB RDATA's encoded size (RFC 9460 §2.2).
-fn svcb_bound(svcb: &Svcb) -> usize {
-    let params: usize = svcb
-        .params
+/// The records of `rrset`, owned by `owner` if given (a name synthesized
+/// from a wildcard), else by the RRset's own name.
+pub fn rrset_records(rrset: &Rrset, owner: Option<&DomainName>) -> Vec<Record> {
+    let owner = to_name(owner.unwrap_or(&rrset.name));
+    rrset
+        .data
         .iter()
-        .map(|param| {
-            4 + match param {
-                SvcParam::Mandatory(keys) => 2 * keys.len(),
-                SvcParam::Alpn(ids) => ids.iter().map(|id| 1 + id.len()).sum(),
-                SvcParam::NoDefaultAlpn => 0,
-                SvcParam::Port(_) => 2,
-                SvcParam::Ipv4Hint(ips) => 4 * ips.len(),
-                SvcParam::Ech(config) => config.len(),
-                SvcParam::Ipv6Hint(ips) => 16 * ips.len(),
-            }
-        })
-        .sum();
-    2 + svcb.target.wire().len() + params
+        .map(|data| Record::from_rdata(owner.clone(), rrset.ttl, to_rdata(data)))
+        .collect()
 }
 
 /// Converts a topology name to a hickory name.

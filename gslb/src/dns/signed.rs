@@ -17,7 +17,7 @@ use hickory_server::server::Request;
 use topology::dnssec::DNSKEY_TTL;
 use topology::{DomainName, RecordType};
 
-use super::records::{to_name, to_wire};
+use super::records::{rrset_records, to_name, to_wire};
 use super::reply::Reply;
 use crate::dnssec::{
     CanonicalRrset, DNSKEY, NSEC, NXNAME, RRSIG, ZoneSigner, compact_nsec, unix_now,
@@ -106,7 +106,9 @@ pub(super) fn secure(
             .iter()
             .find(|id| state.zones.rrset(**id).rtype == RecordType::Ds);
         match ds {
-            Some(id) => reply.authority.extend_from_slice(state.wire.get(*id)),
+            Some(id) => reply
+                .authority
+                .extend(rrset_records(state.zones.rrset(*id), None)),
             None => {
                 // No DS: the NSEC at the cut lists NS but neither DS nor
                 // SOA, which a resolver takes as proof of an unsigned child.

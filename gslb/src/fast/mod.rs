@@ -166,7 +166,7 @@ impl Tables {
         )
     }
 
-    /// Bytes the templates hold.
+    /// Bytes the templates (and the static names' entries beside them) hold.
     pub fn template_bytes(&self) -> usize {
         self.statics.templates.heap_bytes()
             + self.outcomes.templates.heap_bytes()
@@ -241,10 +241,7 @@ impl Tables {
                 )
             }
         };
-        // Root owner, type, class, TTL and RDLENGTH, and the subnet echo.
-        let opt_len = opt
-            .as_ref()
-            .map_or(0, |opt| 11 + opt.ecs.map_or(0, |(data, _)| 4 + data.len()));
+        let opt_len = opt.as_ref().map_or(0, Opt::len);
         match store.write(id, &query, opt, usize::from(limit), out) {
             Some(len) => {
                 if dnssec_ok {

@@ -4,15 +4,15 @@
 //! slow path's canonical replies. Built once per serving state.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use topology::{DomainName, RecordType};
 
 use super::query::FAST_QTYPES;
-use super::template::{TemplateId, TemplateStore, Use};
+use super::template::{TemplateId, TemplateStore, Unusable, Use};
 use crate::dns::canonical_reply;
 use crate::state::ServingState;
-use crate::zone::{Node, ZoneData};
+use crate::zone::{NameHasher, Node, ZoneData};
 
 /// Where a question's reply comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,37 +44,181 @@ impl Slot {
 
 /// Everything static the fast path answers from.
 pub(crate) struct Statics {
-    /// The templates.
+    /// The templates, and between them every name's [`Entry`], each right
+    /// before its own templates: a question for a name touches its index
+    /// slot and then one stretch of the arena.
     pub templates: TemplateStore,
     /// Zones, longest origin first (the order of [`crate::zone::ZoneSet`]).
     zones: Vec<ZoneTable>,
-    /// Per-type templates of every name, as `(qtype, slot)` runs.
-    typed: Vec<(u16, Slot)>,
     /// REFUSED, for names outside every zone.
     refused: Slot,
 }
 
 struct ZoneTable {
     origin: Box<[u8]>,
-    nodes: HashMap<Box<[u8]>, NodeEntry, BuildHasherDefault<NameHasher>>,
+    /// The zone's names; `None` if the arena outgrew its 32-bit offsets
+    /// while they were added (the slow path then answers the whole zone).
+    names: Option<NameIndex>,
     nxdomain: Slot,
     nodata: Slot,
 }
 
-struct NodeEntry {
-    /// This name's run in [`Statics::typed`].
-    typed_at: u32,
-    typed_len: u16,
-    /// At or below a delegation: every question gets its referral.
-    referral: Option<Slot>,
-    /// `*.` + this name exists: names below it that do not exist are
-    /// synthesized (left to the slow path).
-    wildcard_below: bool,
-    /// A CNAME: questions of types without a template are left to the slow
-    /// path (the chain may end anywhere).
-    cname: bool,
-    /// The geo name answered here.
-    geo: Option<u32>,
+/// An entry's flags.
+const REFERRAL: u8 = 1;
+const WILDCARD_BELOW: u8 = 2;
+const CNAME: u8 = 4;
+const GEO: u8 = 8;
+
+/// A slot in the arena: a template's offset, or this for the slow path.
+const SLOW: u32 = u32::MAX;
+
+/// One name, as laid out in the arena (all numbers little-endian):
+///
+/// | bytes | what |
+/// |---|---|
+/// | 1 | flags: [`REFERRAL`], [`WILDCARD_BELOW`], [`CNAME`], [`GEO`] |
+/// | 1 | length of the name, `k` |
+/// | 1 | number of typed templates, `n` |
+/// | k | the name, lowercase wire form |
+/// | 4 | its geo name's index, with [`GEO`] |
+/// | 4 | the referral's slot, with [`REFERRAL`] |
+/// | 6 × n | `(qtype, slot)` per type with a template |
+///
+/// and then, usually, those templates.
+struct Entry<'a> {
+    flags: u8,
+    geo: u32,
+    referral: u32,
+    typed: &'a [u8],
+}
+
+const ENTRY_HEAD: usize = 3;
+
+impl<'a> Entry<'a> {
+    /// The entry at `at` if it is `key`'s.
+    fn read(arena: &'a [u8], at: usize, key: &[u8]) -> Option<Entry<'a>> {
+        let head = arena.get(at..at + ENTRY_HEAD)?;
+        let (flags, key_len, types) = (head[0], usize::from(head[1]), usize::from(head[2]));
+        let mut at = at + ENTRY_HEAD;
+        if arena.get(at..at + key_len)? != key {
+            return None;
+        }
+        at += key_len;
+        let mut word = |present: bool| -> Option<u32> {
+            if !present {
+                return Some(SLOW);
+            }
+            let bytes = arena.get(at..at + 4)?;
+            at += 4;
+            Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        };
+        let geo = word(flags & GEO != 0)?;
+        let referral = word(flags & REFERRAL != 0)?;
+        let typed = arena.get(at..at + 6 * types)?;
+        Some(Entry {
+            flags,
+            geo,
+            referral,
+            typed,
+        })
+    }
+
+    fn referral(&self) -> Option<Slot> {
+        (self.flags & REFERRAL != 0).then(|| Slot::decode(self.referral))
+    }
+
+    /// The slot for `qtype`, if the name has a template for it.
+    fn typed(&self, qtype: u16) -> Option<Slot> {
+        let want = qtype.to_le_bytes();
+        self.typed
+            .chunks_exact(6)
+            .find(|pair| pair[..2] == want)
+            .map(|pair| Slot::decode(u32::from_le_bytes([pair[2], pair[3], pair[4], pair[5]])))
+    }
+}
+
+impl Slot {
+    fn encode(self) -> u32 {
+        match self {
+            Slot::Template(id) => id.offset(),
+            Slot::Slow => SLOW,
+        }
+    }
+
+    fn decode(word: u32) -> Slot {
+        match word {
+            SLOW => Slot::Slow,
+            offset => Slot::Template(TemplateId::at(offset)),
+        }
+    }
+}
+
+/// A zone's names: open addressing with linear probing over
+/// `(hash tag << 32) | (entry offset + 1)` words, at most half full, so a
+/// lookup reads one slot (rarely two) and then the entry itself.
+struct NameIndex {
+    slots: Box<[u64]>,
+    len: usize,
+}
+
+impl NameIndex {
+    fn with_capacity(names: usize) -> NameIndex {
+        NameIndex {
+            slots: vec![0; (2 * names).next_power_of_two().max(8)].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    /// Adds the entry at `at` for `key`, which the index does not hold yet.
+    fn insert(&mut self, key: &[u8], at: u32) -> Result<(), Unusable> {
+        let word = u64::from(at.checked_add(1).ok_or(Unusable::Full)?);
+        let hash = name_hash(key);
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        // Bounded: the index is never more than half full.
+        for _ in 0..self.slots.len() {
+            if self.slots[i] == 0 {
+                self.slots[i] = (hash >> 32) << 32 | word;
+                self.len += 1;
+                return Ok(());
+            }
+            i = (i + 1) & mask;
+        }
+        Err(Unusable::Full)
+    }
+
+    fn find<'a>(&self, arena: &'a [u8], key: &[u8]) -> Option<Entry<'a>> {
+        let hash = name_hash(key);
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        for _ in 0..self.slots.len() {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return None;
+            }
+            if slot >> 32 == hash >> 32 {
+                let at = (slot as u32 - 1) as usize;
+                if let Some(entry) = Entry::read(arena, at, key) {
+                    return Some(entry);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+}
+
+/// [`NameHasher`] finished with a 64-bit mix, so both halves of the hash
+/// (the slot and the tag) depend on every byte of the name.
+fn name_hash(key: &[u8]) -> u64 {
+    let mut hasher = NameHasher::default();
+    hasher.write(key);
+    let mut h = hasher.finish();
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl Statics {
@@ -83,7 +227,6 @@ impl Statics {
         let mut statics = Statics {
             templates: TemplateStore::default(),
             zones: Vec::with_capacity(state.zones.zones.len()),
-            typed: Vec::new(),
             refused: Slot::Slow,
         };
         statics.refused = statics.refused_slot(state);
@@ -93,7 +236,7 @@ impl Statics {
             geo_base += zone.geo.len() as u32;
             statics.zones.push(table);
         }
-        statics.typed.shrink_to_fit();
+        statics.templates.shrink_to_fit();
         statics
     }
 
@@ -106,23 +249,25 @@ impl Statics {
         else {
             return self.refused.route();
         };
-        if let Some(node) = zone.nodes.get(qname) {
-            if let Some(referral) = node.referral {
+        let Some(names) = &zone.names else {
+            return Route::Slow;
+        };
+        let arena = self.templates.arena();
+        if let Some(entry) = names.find(arena, qname) {
+            if let Some(referral) = entry.referral() {
                 return referral.route();
             }
-            let start = node.typed_at as usize;
-            let typed = &self.typed[start..start + usize::from(node.typed_len)];
-            if let Some((_, slot)) = typed.iter().find(|(t, _)| *t == qtype) {
+            if let Some(slot) = entry.typed(qtype) {
                 return slot.route();
             }
-            if node.cname {
+            if entry.flags & CNAME != 0 {
                 return Route::Slow;
             }
-            if let Some(geo) = node.geo
+            if entry.flags & GEO != 0
                 && (qtype == RecordType::A.code() || qtype == RecordType::Aaaa.code())
             {
                 return Route::Geo {
-                    geo: geo as usize,
+                    geo: entry.geo as usize,
                     v6: qtype == RecordType::Aaaa.code(),
                 };
             }
@@ -137,13 +282,13 @@ impl Statics {
                 break;
             }
             at += 1 + usize::from(len);
-            let Some(node) = zone.nodes.get(&qname[at..]) else {
+            let Some(entry) = names.find(arena, &qname[at..]) else {
                 continue;
             };
-            if let Some(referral) = node.referral {
+            if let Some(referral) = entry.referral() {
                 return referral.route();
             }
-            if node.wildcard_below {
+            if entry.flags & WILDCARD_BELOW != 0 {
                 return Route::Slow;
             }
             return zone.nxdomain.route();
@@ -153,7 +298,11 @@ impl Statics {
 
     /// Number of names held.
     pub fn names(&self) -> usize {
-        self.zones.iter().map(|z| z.nodes.len()).sum()
+        self.zones
+            .iter()
+            .filter_map(|zone| zone.names.as_ref())
+            .map(|names| names.len)
+            .sum()
     }
 
     fn template(
@@ -200,7 +349,7 @@ impl Statics {
             rcode(reply) == 0 && answers(reply) == 0
         });
         let mut referrals: HashMap<&[u8], Slot> = HashMap::new();
-        let mut nodes = HashMap::with_capacity_and_hasher(zone.nodes.len(), Default::default());
+        let mut names = Some(NameIndex::with_capacity(zone.nodes.len()));
         for (wire, node) in &zone.nodes {
             let referral = highest_cut(zone, wire).map(|cut| match referrals.get(cut) {
                 Some(slot) => *slot,
@@ -210,12 +359,19 @@ impl Statics {
                     slot
                 }
             });
-            let entry = self.node_entry(state, zone, wire, node, referral, geo_base);
-            nodes.insert(wire.clone(), entry);
+            let added = self
+                .entry(state, zone, wire, node, referral, geo_base)
+                .and_then(|at| match &mut names {
+                    Some(index) => index.insert(wire, at),
+                    None => Ok(()),
+                });
+            if added.is_err() {
+                names = None;
+            }
         }
         ZoneTable {
             origin: origin.wire().into(),
-            nodes,
+            names,
             nxdomain,
             nodata,
         }
@@ -232,7 +388,9 @@ impl Statics {
         }
     }
 
-    fn node_entry(
+    /// Appends the entry of `wire` and its templates to the arena;
+    /// returns the entry's offset.
+    fn entry(
         &mut self,
         state: &ServingState,
         zone: &ZoneData,
@@ -240,51 +398,65 @@ impl Statics {
         node: &Node,
         referral: Option<Slot>,
         geo_base: u32,
-    ) -> NodeEntry {
+    ) -> Result<u32, Unusable> {
         let mut wildcard = Vec::with_capacity(wire.len() + 2);
         wildcard.extend_from_slice(&[1, b'*']);
         wildcard.extend_from_slice(wire);
-        let typed_at = self.typed.len() as u32;
-        let mut entry = NodeEntry {
-            typed_at,
-            typed_len: 0,
-            referral,
-            wildcard_below: zone.nodes.contains_key(wildcard.as_slice()),
-            cname: false,
-            geo: node.geo.map(|index| geo_base + index as u32),
-        };
-        if referral.is_some() {
-            return entry;
+        let mut flags = 0;
+        if zone.nodes.contains_key(wildcard.as_slice()) {
+            flags |= WILDCARD_BELOW;
         }
-        let Some(name) = DomainName::from_wire(wire) else {
-            entry.referral = Some(Slot::Slow);
-            return entry;
-        };
-        let mut qtypes: Vec<u16> = node
-            .rrsets
-            .iter()
-            .map(|id| state.zones.rrset(*id).rtype.code())
-            .collect();
-        if qtypes.contains(&RecordType::Cname.code()) {
-            entry.cname = true;
-            // The chain's end decides; A and AAAA are the types asked.
-            qtypes.extend([RecordType::A.code(), RecordType::Aaaa.code()]);
+        let name = DomainName::from_wire(wire);
+        // Out of shape, the name is a referral to the slow path.
+        let referral = referral.or(name.is_none().then_some(Slot::Slow));
+        let mut qtypes: Vec<u16> = Vec::new();
+        if let (None, Some(_)) = (referral, &name) {
+            qtypes = node
+                .rrsets
+                .iter()
+                .map(|id| state.zones.rrset(*id).rtype.code())
+                .collect();
+            if qtypes.contains(&RecordType::Cname.code()) {
+                flags |= CNAME;
+                // The chain's end decides; A and AAAA are the types asked.
+                qtypes.extend([RecordType::A.code(), RecordType::Aaaa.code()]);
+            }
+            if node
+                .geo
+                .is_some_and(|index| zone.geo[index].https.is_some())
+            {
+                // Answered per client: the template says so (a slow slot).
+                qtypes.push(RecordType::Https.code());
+            }
+            qtypes.retain(|t| FAST_QTYPES.contains(t));
+            qtypes.dedup();
         }
-        if node
-            .geo
-            .is_some_and(|index| zone.geo[index].https.is_some())
-        {
-            // Answered per client: the template says so (a slow slot).
-            qtypes.push(RecordType::Https.code());
+        let mut head = Vec::with_capacity(ENTRY_HEAD + wire.len() + 8 + 6 * qtypes.len());
+        head.extend_from_slice(&[0, wire.len() as u8, qtypes.len() as u8]);
+        head.extend_from_slice(wire);
+        if let Some(index) = node.geo {
+            flags |= GEO;
+            head.extend_from_slice(&(geo_base + index as u32).to_le_bytes());
         }
-        qtypes.retain(|t| FAST_QTYPES.contains(t));
-        qtypes.dedup();
-        for qtype in qtypes {
-            let slot = self.template(state, &name, qtype, Use::Exact, |_| true);
-            self.typed.push((qtype, slot));
+        if let Some(referral) = referral {
+            flags |= REFERRAL;
+            head.extend_from_slice(&referral.encode().to_le_bytes());
         }
-        entry.typed_len = (self.typed.len() as u32 - typed_at) as u16;
-        entry
+        head[0] = flags;
+        let typed_at = head.len();
+        head.resize(typed_at + 6 * qtypes.len(), 0);
+        let at = self.templates.append(&head)?;
+        if let Some(name) = name {
+            for (i, qtype) in qtypes.into_iter().enumerate() {
+                let slot = self.template(state, &name, qtype, Use::Exact, |_| true);
+                let mut pair = [0u8; 6];
+                pair[..2].copy_from_slice(&qtype.to_le_bytes());
+                pair[2..].copy_from_slice(&slot.encode().to_le_bytes());
+                self.templates
+                    .overwrite(at as usize + typed_at + 6 * i, &pair);
+            }
+        }
+        Ok(at)
     }
 }
 
@@ -325,36 +497,4 @@ fn answers(reply: &[u8]) -> u16 {
     reply
         .get(6..8)
         .map_or(u16::MAX, |b| u16::from_be_bytes([b[0], b[1]]))
-}
-
-/// FxHash over 8-byte words: lookups are keyed by zone names and hashing
-/// them must cost little on the hot path. Not for anything that must agree
-/// across processes, and not exposed to inserts from the network.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (self.0.rotate_left(5) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }

@@ -25,12 +25,13 @@ use std::hash::BuildHasherDefault;
 use topology::DomainName;
 
 use super::geo::GeoTemplate;
-use super::names::{NameHasher, Route, Statics};
+use super::names::{Route, Statics};
 use super::query::FAST_QTYPES;
 use super::template::{TemplateId, TemplateStore, Use};
 use crate::dns::canonical_signed_reply;
 use crate::dnssec::MAX_CACHED;
 use crate::state::ServingState;
+use crate::zone::NameHasher;
 
 /// Most signed templates held (static and geo each): every one keeps an
 /// RRset's signatures in use in the signer's cache, which must keep room

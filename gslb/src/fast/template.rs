@@ -5,15 +5,28 @@
 //! the slow path spells like the question, and compression pointers when
 //! the question's length differs — so a reply is a copy and a few patches.
 //!
-//! Every template lives in one [`TemplateStore`] arena: a zone of a
-//! million names holds a million templates, and a `Vec` each would cost
-//! more than the bytes they hold.
+//! Every template lives in one [`TemplateStore`] arena, its header right
+//! before its bytes: a zone of a million names holds a million templates,
+//! a `Vec` each would cost more than the bytes they hold, and answering
+//! from one should touch one stretch of memory, not three.
 
 use super::query::Query;
 
-/// Index of a template in its [`TemplateStore`].
+/// Where a template starts in its [`TemplateStore`]'s arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TemplateId(u32);
+
+impl TemplateId {
+    /// The template's offset, to store elsewhere in the arena.
+    pub fn offset(self) -> u32 {
+        self.0
+    }
+
+    /// The template at `offset`, as [`TemplateId::offset`] gave it.
+    pub fn at(offset: u32) -> TemplateId {
+        TemplateId(offset)
+    }
+}
 
 /// How a template's names follow the question.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,30 +51,70 @@ pub(crate) enum Unusable {
     /// A compression pointer refers to the question, so the body cannot
     /// move with it.
     PointsIntoQuestion,
+    /// The arena has outgrown 32-bit offsets.
+    Full,
 }
 
+/// A template's header in the arena, followed by the body, the pointer
+/// offsets (2 bytes each) and the patches (3 bytes each).
 #[derive(Clone, Copy, Debug)]
 struct Meta {
-    /// Start of this template's data in the arena: the body, then pointer
-    /// offsets (2 bytes each), then patches (3 bytes each).
-    at: u32,
     body_len: u16,
     pointers: u16,
     patches: u16,
     /// Offset of the body in the canonical message (just past its question).
     base: u16,
-    use_: Use,
+    /// [`Use::Shared`]?
+    shared: bool,
     /// AA bit, in the first flags byte's position.
     aa: u8,
     rcode: u8,
     counts: [u16; 3],
 }
 
-/// Templates, stored back to back.
+/// Bytes of an encoded [`Meta`].
+const META_LEN: usize = 18;
+
+impl Meta {
+    fn encode(&self) -> [u8; META_LEN] {
+        let mut out = [0u8; META_LEN];
+        for (slot, value) in [self.body_len, self.pointers, self.patches, self.base]
+            .into_iter()
+            .chain(self.counts)
+            .enumerate()
+        {
+            out[2 * slot..2 * slot + 2].copy_from_slice(&value.to_le_bytes());
+        }
+        out[14] = u8::from(self.shared);
+        out[15] = self.aa;
+        out[16] = self.rcode;
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Meta> {
+        let bytes = bytes.get(..META_LEN)?;
+        let word = |slot: usize| u16::from_le_bytes([bytes[2 * slot], bytes[2 * slot + 1]]);
+        Some(Meta {
+            body_len: word(0),
+            pointers: word(1),
+            patches: word(2),
+            base: word(3),
+            counts: [word(4), word(5), word(6)],
+            shared: bytes[14] != 0,
+            aa: bytes[15],
+            rcode: bytes[16],
+        })
+    }
+}
+
+/// Templates, stored back to back in one arena, each its header then its
+/// bytes, so answering from one touches one stretch of memory. The arena
+/// may hold other records between templates (the static table keeps each
+/// name's entry right before that name's templates).
 #[derive(Default)]
 pub(crate) struct TemplateStore {
     bytes: Vec<u8>,
-    metas: Vec<Meta>,
+    count: usize,
 }
 
 /// An OPT record to append: the advertised payload size and the client
@@ -76,13 +129,16 @@ pub(crate) struct Opt<'q> {
 }
 
 impl Opt<'_> {
-    fn len(&self) -> usize {
+    /// Its length on the wire: root owner, type, class, TTL and RDLENGTH,
+    /// and the subnet echo.
+    pub(crate) fn len(&self) -> usize {
         11 + self.ecs.map_or(0, |(data, _)| 4 + data.len())
     }
 }
 
 impl TemplateStore {
-    /// Cuts a template from `canonical`, the reply to `qname` (lowercase).
+    /// Cuts a template from `canonical`, the reply to `qname` (lowercase),
+    /// and appends it to the arena.
     pub fn add(
         &mut self,
         canonical: &[u8],
@@ -90,15 +146,17 @@ impl TemplateStore {
         use_: Use,
     ) -> Result<TemplateId, Unusable> {
         let parsed = parse(canonical, qname)?;
-        let at = u32::try_from(self.bytes.len()).map_err(|_| Unusable::Malformed)?;
+        let at = self.bytes.len();
+        let id = TemplateId(u32::try_from(at).map_err(|_| Unusable::Full)?);
         let base = parsed.base;
         let body = &canonical[base..];
+        self.bytes.extend_from_slice(&[0; META_LEN]);
         self.bytes.extend_from_slice(body);
         let mut pointers = 0u16;
         for &position in &parsed.pointers {
             let target = pointer_target(canonical, position);
             if target < base {
-                self.bytes.truncate(at as usize);
+                self.bytes.truncate(at);
                 return Err(Unusable::PointsIntoQuestion);
             }
             self.bytes
@@ -128,34 +186,60 @@ impl TemplateStore {
             self.bytes.push(patch as u8);
             patches += 1;
         }
-        let id = TemplateId(self.metas.len() as u32);
-        self.metas.push(Meta {
-            at,
+        let meta = Meta {
             body_len: body.len() as u16,
             pointers,
             patches,
             base: base as u16,
-            use_,
+            shared: use_ == Use::Shared,
             aa: canonical[2] & 0x04,
             rcode: canonical[3] & 0x0F,
             counts: parsed.counts,
-        });
+        };
+        self.bytes[at..at + META_LEN].copy_from_slice(&meta.encode());
+        self.count += 1;
         Ok(id)
+    }
+
+    /// Appends `record` (not a template) to the arena; returns its offset.
+    pub fn append(&mut self, record: &[u8]) -> Result<u32, Unusable> {
+        let at = u32::try_from(self.bytes.len()).map_err(|_| Unusable::Full)?;
+        self.bytes.extend_from_slice(record);
+        Ok(at)
+    }
+
+    /// Overwrites bytes appended earlier, at offset `at`.
+    pub fn overwrite(&mut self, at: usize, bytes: &[u8]) {
+        self.bytes[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// The arena: templates and whatever was appended between them.
+    pub fn arena(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Releases the arena's spare capacity once everything is added.
+    pub fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
     }
 
     /// The RCODE of template `id`'s replies.
     pub fn rcode(&self, id: TemplateId) -> u8 {
-        self.metas.get(id.0 as usize).map_or(0, |meta| meta.rcode)
+        self.meta(id).map_or(0, |meta| meta.rcode)
     }
 
     /// Number of templates.
     pub fn len(&self) -> usize {
-        self.metas.len()
+        self.count
     }
 
     /// Bytes held, for logs.
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.metas.capacity() * std::mem::size_of::<Meta>()
+        self.bytes.capacity()
+    }
+
+    fn meta(&self, id: TemplateId) -> Option<Meta> {
+        Meta::decode(self.bytes.get(id.0 as usize..)?)
     }
 
     /// Writes the reply to `query` from template `id` into `out`, with
@@ -169,14 +253,14 @@ impl TemplateStore {
         limit: usize,
         out: &mut [u8],
     ) -> Option<usize> {
-        let meta = self.metas.get(id.0 as usize)?;
+        let meta = self.meta(id)?;
         let start = query.question_end;
         let body_len = usize::from(meta.body_len);
         let total = start + body_len + opt.as_ref().map_or(0, Opt::len);
         if total > limit || total > out.len() {
             return None;
         }
-        let data = &self.bytes[meta.at as usize..];
+        let data = &self.bytes[id.0 as usize + META_LEN..];
         let (body, rest) = data.split_at(body_len);
         let (pointers, rest) = rest.split_at(2 * usize::from(meta.pointers));
         let patches = &rest[..3 * usize::from(meta.patches)];
@@ -211,19 +295,18 @@ impl TemplateStore {
         let qname = query.qname;
         for patch in patches.chunks_exact(3) {
             let position = usize::from(u16::from_be_bytes([patch[0], patch[1]]));
-            let from = match meta.use_ {
-                Use::Exact => usize::from(patch[2]),
-                Use::Shared => {
-                    let Some(from) = qname.len().checked_sub(usize::from(patch[2])) else {
-                        continue;
-                    };
-                    if !query.label_starts_at(from)
-                        || !body_suffix_equals(body, base, position, &query.lower()[from..])
-                    {
-                        continue;
-                    }
-                    from
+            let from = if meta.shared {
+                let Some(from) = qname.len().checked_sub(usize::from(patch[2])) else {
+                    continue;
+                };
+                if !query.label_starts_at(from)
+                    || !body_suffix_equals(body, base, position, &query.lower()[from..])
+                {
+                    continue;
                 }
+                from
+            } else {
+                usize::from(patch[2])
             };
             let len = 1 + usize::from(qname[from]);
             out[start + position..start + position + len].copy_from_slice(&qname[from..from + len]);
