@@ -39,9 +39,9 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +60,7 @@ use super::retry::{self, Attempted};
 use super::route::{Decision, RequestView, request_host};
 use super::state::Snapshot;
 use super::sticky;
+use super::tap::Tapped;
 use upstream::{UpstreamBody, UpstreamError};
 
 /// Body of responses sent to the client.
@@ -68,10 +69,17 @@ pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
 pub use super::access::ACCESS_LOG;
 
 /// hyper's connection builders for one configuration.
+///
+/// HTTP/1.1 and HTTP/2 are served by hyper's own builders, not
+/// hyper-util's `auto` one: that one reads the first 24 bytes alone to
+/// look for HTTP/2's preface, so hyper's first parse of a request head saw
+/// only those, and hyper parses a head it found incomplete again only once
+/// its end arrives — a malformed head cut short was not answered 400 but
+/// left to the header timeout. [`serve_connection`] looks for the preface
+/// itself and hands hyper every byte read so far.
 pub struct ServerBuilders {
-    auto: auto::Builder<TokioExecutor>,
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
 }
 
 impl std::fmt::Debug for ServerBuilders {
@@ -83,17 +91,14 @@ impl std::fmt::Debug for ServerBuilders {
 impl ServerBuilders {
     /// Builders applying `tier`'s limits and timeouts.
     pub fn new(tier: &L7Tier) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
             .header_read_timeout(tier.timeouts.request_headers)
             .max_buf_size(tier.limits.max_header_bytes as usize)
             .max_headers(tier.limits.max_header_count as usize)
             .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
             .max_concurrent_streams(tier.limits.max_h2_streams)
             .max_header_list_size(tier.limits.max_header_bytes)
             // Rapid reset (CVE-2023-44487) and error-reset floods.
@@ -101,13 +106,13 @@ impl ServerBuilders {
             .max_local_error_reset_streams(Some(1024))
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(10));
-        Self {
-            h1: builder.clone().http1_only(),
-            h2: builder.clone().http2_only(),
-            auto: builder,
-        }
+        Self { h1, h2 }
     }
 }
+
+/// HTTP/2's connection preface (RFC 9113 §3.4), by which a client opens
+/// h2c with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +157,7 @@ impl Drop for Busy<'_> {
 /// closes, goes idle, or the node drains (`drain`, the connection's held
 /// signal: finish what is in flight) or gives up (the drain is forced).
 pub(crate) async fn serve_connection<IO>(
-    io: IO,
+    mut io: Tapped<IO>,
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
@@ -163,12 +168,31 @@ pub(crate) async fn serve_connection<IO>(
 {
     let builders = builders.load_full();
     let force = shared.drain.forced().clone();
-    let builder = match protocol {
-        Protocol::Http1 => &builders.h1,
-        Protocol::Http2 => &builders.h2,
-        Protocol::Auto => &builders.auto,
-    };
     let client = info.client;
+    let idle = shared.snapshot.load().spec.tier.timeouts.idle;
+    let http2 = match protocol {
+        Protocol::Http1 => false,
+        Protocol::Http2 => true,
+        Protocol::Auto => {
+            let opening =
+                io.peek(|bytes| bytes.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(bytes));
+            tokio::select! {
+                read = opening => match read {
+                    Ok(bytes) => bytes.starts_with(H2_PREFACE),
+                    Err(error) => {
+                        debug!(%client, "client connection ended: {error:#}");
+                        return;
+                    }
+                },
+                () = tokio::time::sleep(idle) => {
+                    debug!("closing an idle client connection");
+                    return;
+                }
+                () = drain.cancelled() => return,
+                () = force.cancelled() => return,
+            }
+        }
+    };
     let client_ip = forward::client_value(client.ip());
     let activity = Arc::new(Activity::default());
     activity.last_ms.store(shared.now_ms(), Ordering::Relaxed);
@@ -187,34 +211,78 @@ pub(crate) async fn serve_connection<IO>(
             }
         })
     };
-    let idle = shared.snapshot.load().spec.tier.timeouts.idle;
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    let mut closing = false;
-    loop {
-        let last = activity.last_ms.load(Ordering::Relaxed);
-        let deadline = shared.clock.instant_at(last) + idle;
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    debug!(%client, "client connection ended: {error:#}");
+    let watch = Watch {
+        client,
+        idle,
+        activity: &activity,
+        shared: &shared,
+        drain: &drain,
+        force: &force,
+    };
+    let io = TokioIo::new(io);
+    if http2 {
+        let connection = builders.h2.serve_connection(io, service);
+        watch.drive(connection, |c| c.graceful_shutdown()).await;
+    } else {
+        let connection = builders.h1.serve_connection(io, service).with_upgrades();
+        watch.drive(connection, |c| c.graceful_shutdown()).await;
+    }
+}
+
+/// What ends a connection hyper serves besides its client: the idle
+/// timeout, the drain, the forced drain.
+struct Watch<'a> {
+    client: SocketAddr,
+    idle: Duration,
+    activity: &'a Activity,
+    shared: &'a Shared,
+    drain: &'a CancellationToken,
+    force: &'a CancellationToken,
+}
+
+impl Watch<'_> {
+    /// Drives `connection` to its end; `shutdown` asks it to finish what
+    /// is in flight and close.
+    async fn drive<C, E>(&self, connection: C, shutdown: impl Fn(Pin<&mut C>))
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let Self {
+            client,
+            idle,
+            activity,
+            shared,
+            drain,
+            force,
+        } = self;
+        tokio::pin!(connection);
+        let mut closing = false;
+        loop {
+            let last = activity.last_ms.load(Ordering::Relaxed);
+            let deadline = shared.clock.instant_at(last) + *idle;
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        debug!(%client, "client connection ended: {error:#}");
+                    }
+                    break;
                 }
-                break;
-            }
-            () = drain.cancelled(), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = tokio::time::sleep_until(deadline), if !closing => {
-                let idle_now = activity.busy.load(Ordering::Relaxed) == 0
-                    && activity.last_ms.load(Ordering::Relaxed) == last;
-                if idle_now {
-                    debug!("closing an idle client connection");
-                    connection.as_mut().graceful_shutdown();
+                () = drain.cancelled(), if !closing => {
+                    shutdown(connection.as_mut());
                     closing = true;
                 }
+                () = tokio::time::sleep_until(deadline), if !closing => {
+                    let idle_now = activity.busy.load(Ordering::Relaxed) == 0
+                        && activity.last_ms.load(Ordering::Relaxed) == last;
+                    if idle_now {
+                        debug!("closing an idle client connection");
+                        shutdown(connection.as_mut());
+                        closing = true;
+                    }
+                }
+                () = force.cancelled() => break,
             }
-            () = force.cancelled() => break,
         }
     }
 }

@@ -229,6 +229,18 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             "a malformed head after a served request",
             get("/204", "") + "GET /cl HTTP/1.1\r\nHost: www.example.\x19com\r\nConnection: close\r\n\r\n",
         ),
+        // A head that can never become valid, cut short (no empty line):
+        // answered 400 at once, not left to the header timeout; hyper
+        // once saw only the first 24 bytes of a connection in its first
+        // parse, and parses an incomplete head again only once it ends.
+        (
+            "a malformed head cut short",
+            "GET /cl HTTP/1.1\r\nHost: www.example.\x19com\r\n".to_owned(),
+        ),
+        (
+            "a malformed head cut short after a served request",
+            get("/204", "") + "GET /cl HTTP/1.1\r\nHost: www.example.\x19com\r\n",
+        ),
         // The routes of `differential::node` that do more than forward.
         (
             "route: redirect",
