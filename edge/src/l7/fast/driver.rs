@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::{HeaderValue, Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,7 +33,7 @@ use crate::l7::context::{ListenerKind, Shared};
 use crate::l7::fault::Fault;
 use crate::l7::forward;
 use crate::l7::http::upstream::connect_tcp;
-use crate::l7::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
+use crate::l7::http::{ConnInfo, Hyper, Protocol, serve_connection};
 use crate::l7::limits::GatePass;
 use crate::l7::metrics::Held;
 use crate::l7::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity, ServerState};
@@ -58,7 +57,7 @@ pub(crate) async fn serve<IO>(
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
-    builders: &ArcSwap<ServerBuilders>,
+    hyper: &Arc<Hyper>,
     idle: Arc<IdlePool>,
     drain: CancellationToken,
 ) where

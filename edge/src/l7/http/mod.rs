@@ -61,12 +61,54 @@ use super::route::{Decision, RequestView, request_host};
 use super::state::Snapshot;
 use super::sticky;
 use super::tap::Tapped;
-use upstream::{UpstreamBody, UpstreamError};
+use upstream::{Upstream, UpstreamBody, UpstreamError};
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
 
 pub use super::access::ACCESS_LOG;
+
+/// The hyper adapter's own state for one node, beside the serving
+/// snapshot (which names no hyper type): the connection builders and the
+/// backend client, each kept across a reload unless what it was built
+/// from changed. Requests in flight keep the client they started with.
+pub struct Hyper {
+    builders: ArcSwap<ServerBuilders>,
+    upstream: ArcSwap<Upstream>,
+}
+
+impl std::fmt::Debug for Hyper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hyper")
+    }
+}
+
+impl Hyper {
+    /// For `snapshot`'s tier.
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let tier = &snapshot.spec.tier;
+        Self {
+            builders: ArcSwap::from_pointee(ServerBuilders::new(tier)),
+            upstream: ArcSwap::new(Upstream::new(&tier.timeouts)),
+        }
+    }
+
+    /// Follows a reload from `old` to `new`: the builders are rebuilt when
+    /// the limits or timeouts changed, the backend client when its
+    /// timeouts did (its idle connections go with it), and the client
+    /// forgets the connections made with pools' TLS settings that are gone.
+    pub fn reload(&self, old: &Snapshot, new: &Snapshot) {
+        let (was, tier) = (&old.spec.tier, &new.spec.tier);
+        if was.limits != tier.limits || was.timeouts != tier.timeouts {
+            self.builders.store(Arc::new(ServerBuilders::new(tier)));
+        }
+        if !self.upstream.load().fits(&tier.timeouts) {
+            self.upstream.store(Upstream::new(&tier.timeouts));
+        }
+        let live: Vec<u64> = new.backend_tls.iter().flatten().map(|t| t.id()).collect();
+        self.upstream.load().retain_tls(&live);
+    }
+}
 
 /// hyper's connection builders for one configuration.
 ///
@@ -77,7 +119,7 @@ pub use super::access::ACCESS_LOG;
 /// its end arrives — a malformed head cut short was not answered 400 but
 /// left to the header timeout. [`serve_connection`] looks for the preface
 /// itself and hands hyper every byte read so far.
-pub struct ServerBuilders {
+struct ServerBuilders {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
 }
@@ -90,7 +132,7 @@ impl std::fmt::Debug for ServerBuilders {
 
 impl ServerBuilders {
     /// Builders applying `tier`'s limits and timeouts.
-    pub fn new(tier: &L7Tier) -> Self {
+    fn new(tier: &L7Tier) -> Self {
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
             .header_read_timeout(tier.timeouts.request_headers)
@@ -153,7 +195,7 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Serves one client connection with the current `builders` until it
+/// Serves one client connection with `hyper`'s current builders until it
 /// closes, goes idle, or the node drains (`drain`, the connection's held
 /// signal: finish what is in flight) or gives up (the drain is forced).
 pub(crate) async fn serve_connection<IO>(
@@ -161,12 +203,12 @@ pub(crate) async fn serve_connection<IO>(
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
-    builders: &ArcSwap<ServerBuilders>,
+    hyper: &Arc<Hyper>,
     drain: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let builders = builders.load_full();
+    let builders = hyper.builders.load_full();
     let force = shared.drain.forced().clone();
     let client = info.client;
     let idle = shared.snapshot.load().spec.tier.timeouts.idle;
@@ -199,15 +241,17 @@ pub(crate) async fn serve_connection<IO>(
     let service = {
         let shared = shared.clone();
         let activity = activity.clone();
+        let hyper = hyper.clone();
         service_fn(move |request| {
             let shared = shared.clone();
             let activity = activity.clone();
             let info = info.clone();
             let client_ip = client_ip.clone();
+            let upstream = hyper.upstream.load_full();
             async move {
                 activity.busy.fetch_add(1, Ordering::Relaxed);
                 let _busy = Busy(&activity, &shared);
-                Ok::<_, Infallible>(handle(request, &info, &client_ip, &shared).await)
+                Ok::<_, Infallible>(handle(request, &info, &client_ip, &shared, &upstream).await)
             }
         })
     };
@@ -342,13 +386,14 @@ fn fault_response(fault: Fault, grpc: bool) -> Response<DownBody> {
     response
 }
 
-/// Answers one request; `client_ip` is the client's address as a header
-/// value.
+/// Answers one request, passing it on with `upstream`; `client_ip` is the
+/// client's address as a header value.
 async fn handle(
     request: Request<Incoming>,
     info: &ConnInfo,
     client_ip: &HeaderValue,
     shared: &Shared,
+    upstream: &Arc<Upstream>,
 ) -> Response<DownBody> {
     let snapshot = shared.snapshot.load_full();
     let mut record = Record::start();
@@ -359,17 +404,26 @@ async fn handle(
     let grpc = is_grpc(request.headers());
     // The log keeps the fault's HTTP status, also when a gRPC call was
     // answered with a 200 that carries it as a grpc-status.
-    let (response, status) =
-        match proxy(request, info, client_ip, shared, &snapshot, &mut record).await {
-            Ok(response) => {
-                let status = response.status();
-                (response, status)
-            }
-            Err(fault) => {
-                record.fault(fault, shared, info.listener);
-                (fault_response(fault, grpc), fault.status())
-            }
-        };
+    let (response, status) = match proxy(
+        request,
+        info,
+        client_ip,
+        shared,
+        &snapshot,
+        upstream,
+        &mut record,
+    )
+    .await
+    {
+        Ok(response) => {
+            let status = response.status();
+            (response, status)
+        }
+        Err(fault) => {
+            record.fault(fault, shared, info.listener);
+            (fault_response(fault, grpc), fault.status())
+        }
+    };
     let asked = Asked {
         client: info.client,
         listener: info.listener,
@@ -404,6 +458,7 @@ async fn proxy(
     client_ip: &HeaderValue,
     shared: &Shared,
     snapshot: &Snapshot,
+    upstream: &Arc<Upstream>,
     record: &mut Record,
 ) -> Result<Response<DownBody>, Fault> {
     if info.framing_conflict.load(Ordering::Relaxed) {
@@ -552,7 +607,7 @@ async fn proxy(
         let in_flight = pick.server.start();
         let started = Instant::now();
         let result = answered_within(
-            snapshot.upstream.send(
+            upstream.send(
                 pick.server.addr,
                 &pick.server.metrics.connections,
                 protocol,
