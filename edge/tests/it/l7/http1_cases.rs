@@ -164,6 +164,17 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_owned()
                 + &get("/cl", close),
         ),
+        // Answered without reading a body that cannot be skipped: the
+        // connection closes after the answer, which does not say so (hyper
+        // tries to skip the body once the answer's head is out).
+        (
+            "a malformed chunked body to no route",
+            "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_owned(),
+        ),
+        (
+            "a body cut short to no route",
+            "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nContent-Length: 100\r\n\r\nonly ten b".to_owned(),
+        ),
         (
             STALLED,
             format!(
