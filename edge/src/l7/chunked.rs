@@ -2,8 +2,20 @@
 //! split: the data out, sizes, extensions and trailers consumed. Pure; the
 //! smuggling guard ([`super::framing`]) follows request bodies with it and
 //! the fast path ([`super::fast`]) forwards response bodies with it.
+//!
+//! Trailers are dropped but held to hyper's rules, so that a body is
+//! malformed on both HTTP paths alike: each line `name: value` ending in
+//! CRLF (a name of token characters, a value of field-value bytes), at most
+//! [`MAX_TRAILERS`] lines and [`MAX_TRAILER_BYTES`] bytes.
 
 use std::ops::Range;
+
+/// Most trailer fields of a body (hyper's default field count).
+pub const MAX_TRAILERS: u16 = 100;
+
+/// Most bytes of a body's trailer section, from its first field to its
+/// end (hyper's limit).
+pub const MAX_TRAILER_BYTES: u16 = 16 * 1024;
 
 /// A chunked body that is not one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -29,8 +41,15 @@ enum Chunk {
     Data(u64),
     DataCr,
     DataLf,
+    /// At the start of a trailer field or of the final empty line.
     TrailerStart,
-    TrailerLine,
+    /// In a trailer field's name.
+    TrailerName,
+    /// In a trailer field's value (after the colon).
+    TrailerValue,
+    /// After a trailer field's CR.
+    TrailerLf,
+    /// After the final empty line's CR.
     TrailerEndLf,
     Done,
 }
@@ -40,6 +59,10 @@ enum Chunk {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Chunked {
     state: Chunk,
+    /// Trailer fields so far.
+    trailers: u16,
+    /// Bytes of the trailer section so far.
+    trailer_bytes: u16,
 }
 
 /// One step of [`Chunked::decode`].
@@ -77,13 +100,36 @@ impl Chunked {
             if self.state == Chunk::Done {
                 break;
             }
-            self.state = step(self.state, input[at])?;
+            self.state = self.step(input[at])?;
             at += 1;
         }
         Ok(Piece {
             used: at,
             data: at..at,
         })
+    }
+
+    /// The state after the byte `b` of the framing or the trailers.
+    fn step(&mut self, b: u8) -> Result<Chunk, BadChunk> {
+        let state = self.state;
+        let in_trailers = matches!(
+            state,
+            Chunk::TrailerName | Chunk::TrailerValue | Chunk::TrailerLf
+        ) || (state == Chunk::TrailerStart && (self.trailers > 0 || b != b'\r'))
+            || (state == Chunk::TrailerEndLf && self.trailers > 0);
+        if in_trailers {
+            self.trailer_bytes += 1;
+            if self.trailer_bytes >= MAX_TRAILER_BYTES {
+                return Err(BadChunk);
+            }
+        }
+        if (state, b) == (Chunk::TrailerLf, b'\n') {
+            if self.trailers >= MAX_TRAILERS {
+                return Err(BadChunk);
+            }
+            self.trailers += 1;
+        }
+        step(state, b)
     }
 }
 
@@ -118,12 +164,25 @@ fn step(state: Chunk, b: u8) -> Result<Chunk, BadChunk> {
         (Chunk::DataCr, b'\r') => Chunk::DataLf,
         (Chunk::DataLf, b'\n') => Chunk::Start,
         (Chunk::TrailerStart, b'\r') => Chunk::TrailerEndLf,
-        (Chunk::TrailerStart, b'\n') => Chunk::Done,
-        (Chunk::TrailerLine, b'\n') => Chunk::TrailerStart,
-        (Chunk::TrailerStart | Chunk::TrailerLine, _) => Chunk::TrailerLine,
+        (Chunk::TrailerStart | Chunk::TrailerName, _) if is_token(b) => Chunk::TrailerName,
+        (Chunk::TrailerName, b':') => Chunk::TrailerValue,
+        (Chunk::TrailerValue, b'\r') => Chunk::TrailerLf,
+        (Chunk::TrailerValue, _) if is_field_value(b) => Chunk::TrailerValue,
+        (Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
         (Chunk::TrailerEndLf, b'\n') => Chunk::Done,
         _ => return Err(BadChunk),
     })
+}
+
+/// A field name's character (RFC 9110 §5.6.2 `tchar`).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A field value's byte as hyper reads it: HTAB, visible ASCII, space and
+/// obs-text.
+fn is_field_value(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
 }
 
 #[cfg(test)]
@@ -162,6 +221,45 @@ mod tests {
             b"12345678901234567\r\n",
         ] {
             assert_eq!(dechunk(bad, 0), Err(BadChunk), "{bad:?}");
+        }
+    }
+
+    /// Trailers are held to hyper's rules: a body hyper refuses is
+    /// malformed here too, and so is one whose lines end in a bare LF,
+    /// which hyper reads as part of a field while it waits for a CRLF.
+    #[test]
+    fn malformed_trailers_make_a_bad_body_as_in_hyper() {
+        let field = |i: usize| format!("X-T{i}: v\r\n");
+        let trailers = |n: usize| {
+            let mut body = b"0\r\n".to_vec();
+            (0..n).for_each(|i| body.extend_from_slice(field(i).as_bytes()));
+            body.extend_from_slice(b"\r\n");
+            body
+        };
+        let most = trailers(MAX_TRAILERS as usize);
+        for split in [0, 3, most.len() / 2] {
+            assert_eq!(dechunk(&most, split), Ok((Vec::new(), true)));
+        }
+        let long = format!("0\r\nX-Long: {}\r\n\r\n", "v".repeat(16 * 1024));
+        for bad in [
+            &b"0\r\nX-T\xa0r: 1\r\n\r\n"[..],
+            b"0\r\nno colon\r\n\r\n",
+            b"0\r\nX-T : 1\r\n\r\n",
+            b"0\r\n: 1\r\n\r\n",
+            b"0\r\n folded\r\n\r\n",
+            b"0\r\nX-T: a\x01b\r\n\r\n",
+            b"0\r\nX-T: 1\rY\r\n\r\n",
+            b"0\r\nX-T: 1\n\r\n",
+            b"0\r\n\n",
+            &trailers(MAX_TRAILERS as usize + 1),
+            long.as_bytes(),
+        ] {
+            assert_eq!(
+                dechunk(bad, 0),
+                Err(BadChunk),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -57,6 +57,13 @@ pub fn script(path: &str, head: bool, body: &[u8]) -> (Vec<u8>, bool) {
             );
             (out, false)
         }
+        // A trailer field's name with bytes no token has.
+        "/bad-trailer" => (
+            fixed(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Tra\u{a0}er: 1\r\n\r\n",
+            ),
+            false,
+        ),
         "/cut" => (
             fixed("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"),
             true,
@@ -77,8 +84,12 @@ pub fn script(path: &str, head: bool, body: &[u8]) -> (Vec<u8>, bool) {
     }
 }
 
-/// The case where the backend breaks off its response.
-pub const CUT: &str = "backend closes mid-response";
+/// The cases where the backend breaks off its response, or sends one
+/// that cannot be passed on whole: the client gets no complete answer.
+pub const CUT: [&str; 2] = [
+    "backend closes mid-response",
+    "a response trailer with a malformed name",
+];
 
 /// The nodes' timeouts for [`corpus`]: a request body may pause for
 /// longer than the backend may take to answer.
@@ -192,7 +203,8 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             get("/204", "") + &get("/304", "If-None-Match: \"v1\"\r\n") + &get("/cl", close),
         ),
         ("large headers both ways", big_request + &get("/big", close)),
-        (CUT, get("/cut", "")),
+        (CUT[0], get("/cut", "")),
+        (CUT[1], get("/bad-trailer", close)),
         (
             "backend answers 503",
             get("/error", "") + &get("/cl", close),
