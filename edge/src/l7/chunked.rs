@@ -4,9 +4,13 @@
 //! the fast path ([`super::fast`]) forwards response bodies with it.
 //!
 //! Trailers are dropped but held to hyper's rules, so that a body is
-//! malformed on both HTTP paths alike: each line `name: value` ending in
-//! CRLF (a name of token characters, a value of field-value bytes), at most
-//! [`MAX_TRAILERS`] lines and [`MAX_TRAILER_BYTES`] bytes.
+//! malformed on both HTTP paths alike, and at the same byte: lines end in
+//! CRLF (a CR followed by anything else is malformed at once), at most
+//! [`MAX_TRAILERS`] lines and [`MAX_TRAILER_BYTES`] bytes; once the section
+//! ends, each line must have been `name: value` (a name of token
+//! characters, a value of field-value bytes; a bare LF ends a field, and
+//! one at the start of a field ends the section's checks, as `httparse`
+//! reads them).
 
 use std::ops::Range;
 
@@ -43,11 +47,9 @@ enum Chunk {
     DataLf,
     /// At the start of a trailer field or of the final empty line.
     TrailerStart,
-    /// In a trailer field's name.
-    TrailerName,
-    /// In a trailer field's value (after the colon).
-    TrailerValue,
-    /// After a trailer field's CR.
+    /// In a trailer line.
+    TrailerLine,
+    /// After a trailer line's CR.
     TrailerLf,
     /// After the final empty line's CR.
     TrailerEndLf,
@@ -63,6 +65,40 @@ pub struct Chunked {
     trailers: u16,
     /// Bytes of the trailer section so far.
     trailer_bytes: u16,
+    /// How the trailer fields read so far parse.
+    fields: Fields,
+    /// Trailer fields ended so far as `httparse` reads them (a bare LF
+    /// ends one too); more than there are lines is too many for hyper.
+    fields_ended: u16,
+}
+
+/// The trailer fields as `httparse` reads them, byte by byte.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Fields {
+    /// At the start of a field.
+    #[default]
+    Start,
+    Name,
+    /// After the colon.
+    Value,
+    /// An empty line ended them: what follows is not read.
+    Ended,
+    /// Malformed.
+    Bad,
+}
+
+impl Fields {
+    fn next(self, b: u8) -> Self {
+        match (self, b) {
+            (Self::Ended | Self::Bad, _) => self,
+            (Self::Start, b'\n') => Self::Ended,
+            (Self::Start | Self::Name, _) if is_token(b) => Self::Name,
+            (Self::Name, b':') => Self::Value,
+            (Self::Value, b'\r' | b'\n') => Self::Start,
+            (Self::Value, _) if is_field_value(b) => Self::Value,
+            _ => Self::Bad,
+        }
+    }
 }
 
 /// One step of [`Chunked::decode`].
@@ -112,22 +148,35 @@ impl Chunked {
     /// The state after the byte `b` of the framing or the trailers.
     fn step(&mut self, b: u8) -> Result<Chunk, BadChunk> {
         let state = self.state;
-        let in_trailers = matches!(
-            state,
-            Chunk::TrailerName | Chunk::TrailerValue | Chunk::TrailerLf
-        ) || (state == Chunk::TrailerStart && (self.trailers > 0 || b != b'\r'))
-            || (state == Chunk::TrailerEndLf && self.trailers > 0);
-        if in_trailers {
+        let field_byte = matches!(state, Chunk::TrailerLine | Chunk::TrailerLf)
+            || (state == Chunk::TrailerStart && b != b'\r');
+        let final_line = matches!(state, Chunk::TrailerStart | Chunk::TrailerEndLf);
+        if field_byte || (self.trailers > 0 && final_line) {
             self.trailer_bytes += 1;
             if self.trailer_bytes >= MAX_TRAILER_BYTES {
                 return Err(BadChunk);
             }
         }
-        if (state, b) == (Chunk::TrailerLf, b'\n') {
-            if self.trailers >= MAX_TRAILERS {
+        if field_byte && state != Chunk::TrailerLf {
+            let next = self.fields.next(b);
+            if (self.fields, next) == (Fields::Value, Fields::Start) {
+                self.fields_ended += 1;
+            }
+            self.fields = next;
+        }
+        match (state, b) {
+            (Chunk::TrailerLf, b'\n') => {
+                if self.trailers >= MAX_TRAILERS {
+                    return Err(BadChunk);
+                }
+                self.trailers += 1;
+            }
+            (Chunk::TrailerEndLf, b'\n')
+                if self.fields == Fields::Bad || self.fields_ended > self.trailers =>
+            {
                 return Err(BadChunk);
             }
-            self.trailers += 1;
+            _ => {}
         }
         step(state, b)
     }
@@ -164,10 +213,8 @@ fn step(state: Chunk, b: u8) -> Result<Chunk, BadChunk> {
         (Chunk::DataCr, b'\r') => Chunk::DataLf,
         (Chunk::DataLf, b'\n') => Chunk::Start,
         (Chunk::TrailerStart, b'\r') => Chunk::TrailerEndLf,
-        (Chunk::TrailerStart | Chunk::TrailerName, _) if is_token(b) => Chunk::TrailerName,
-        (Chunk::TrailerName, b':') => Chunk::TrailerValue,
-        (Chunk::TrailerValue, b'\r') => Chunk::TrailerLf,
-        (Chunk::TrailerValue, _) if is_field_value(b) => Chunk::TrailerValue,
+        (Chunk::TrailerLine, b'\r') => Chunk::TrailerLf,
+        (Chunk::TrailerStart | Chunk::TrailerLine, _) => Chunk::TrailerLine,
         (Chunk::TrailerLf, b'\n') => Chunk::TrailerStart,
         (Chunk::TrailerEndLf, b'\n') => Chunk::Done,
         _ => return Err(BadChunk),
@@ -225,8 +272,8 @@ mod tests {
     }
 
     /// Trailers are held to hyper's rules: a body hyper refuses is
-    /// malformed here too, and so is one whose lines end in a bare LF,
-    /// which hyper reads as part of a field while it waits for a CRLF.
+    /// malformed here too, at the same byte (field checks once the
+    /// section ends; framing and limits at once).
     #[test]
     fn malformed_trailers_make_a_bad_body_as_in_hyper() {
         let field = |i: usize| format!("X-T{i}: v\r\n");
@@ -249,8 +296,7 @@ mod tests {
             b"0\r\n folded\r\n\r\n",
             b"0\r\nX-T: a\x01b\r\n\r\n",
             b"0\r\nX-T: 1\rY\r\n\r\n",
-            b"0\r\nX-T: 1\n\r\n",
-            b"0\r\n\n",
+            b"0\r\nA: 1\nB: 2\r\n\r\n",
             &trailers(MAX_TRAILERS as usize + 1),
             long.as_bytes(),
         ] {
@@ -261,5 +307,13 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+        // A malformed field is refused when the section ends, not before;
+        // a bare LF is part of a line, whose end is a CRLF.
+        for partial in [&b"0\r\nX-S\x00\x00"[..], b"0\r\nX-T: 1\n\r\n", b"0\r\n\n"] {
+            assert_eq!(dechunk(partial, 0), Ok((Vec::new(), false)), "{partial:?}");
+        }
+        // After an empty line, httparse reads no further.
+        let ended = b"0\r\n\n\x00\r\n\r\n";
+        assert_eq!(dechunk(ended, 0), Ok((Vec::new(), true)));
     }
 }

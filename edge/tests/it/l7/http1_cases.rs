@@ -186,6 +186,14 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             "a body cut short to no route",
             "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nContent-Length: 100\r\n\r\nonly ten b".to_owned(),
         ),
+        // A trailer hyper would refuse, whose section never ends: both
+        // wait for the rest of the body (hyper checks trailers at the end).
+        (
+            "a malformed trailer that never ends",
+            format!(
+                "POST /echo HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-S\x00\x00"
+            ),
+        ),
         (
             STALLED,
             format!(
