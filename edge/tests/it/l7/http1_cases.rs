@@ -64,6 +64,11 @@ pub fn script(path: &str, head: bool, body: &[u8]) -> (Vec<u8>, bool) {
             ),
             false,
         ),
+        // A Content-Length no number, on a response without a body.
+        "/bad-length" => (
+            fixed("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: [5\r\n\r\n"),
+            false,
+        ),
         "/cut" => (
             fixed("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"),
             true,
@@ -211,6 +216,10 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             get("/204", "") + &get("/304", "If-None-Match: \"v1\"\r\n") + &get("/cl", close),
         ),
         ("large headers both ways", big_request + &get("/big", close)),
+        (
+            "a malformed length on an answer to HEAD",
+            format!("HEAD /bad-length HTTP/1.1\r\n{host}{close}\r\n"),
+        ),
         (CUT[0], get("/cut", "")),
         (CUT[1], get("/bad-trailer", close)),
         (
