@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -19,7 +18,7 @@ use tracing::{debug, warn};
 use super::context::{ListenerKind, Shared};
 use super::drain::{NEXT_REQUEST_GRACE, ReadSignal};
 use super::fast::{self, IdlePool};
-use super::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
+use super::http::{ConnInfo, Hyper, Protocol, serve_connection};
 use super::tap::Tapped;
 use crate::proxy_protocol::{self, DecodeError, Decoded, Limits};
 
@@ -29,7 +28,7 @@ const MAX_PROXY_V2: u16 = 1024;
 
 /// Accepts connections on `listener` until the node closes (see
 /// [`super::drain`]), then drops the listener (new connections are
-/// refused); each is served with the current `builders`, HTTP/1.1 ones by
+/// refused); each is served with `hyper`'s current builders, HTTP/1.1 ones by
 /// the fast path (with the node's `idle` backend connections) unless the
 /// tier turns it off.
 ///
@@ -41,7 +40,7 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     kind: ListenerKind,
     shared: Arc<Shared>,
-    builders: Arc<ArcSwap<ServerBuilders>>,
+    hyper: Arc<Hyper>,
     idle: Arc<IdlePool>,
     tracker: TaskTracker,
 ) {
@@ -54,7 +53,7 @@ pub(crate) async fn accept_loop(
             peer,
             kind,
             shared.clone(),
-            builders.clone(),
+            hyper.clone(),
             idle.clone(),
         ));
     };
@@ -137,7 +136,7 @@ async fn connection(
     peer: SocketAddr,
     kind: ListenerKind,
     shared: Arc<Shared>,
-    builders: Arc<ArcSwap<ServerBuilders>>,
+    hyper: Arc<Hyper>,
     idle: Arc<IdlePool>,
 ) {
     let (accepted, open) = shared.metrics.listener(kind.name());
@@ -213,22 +212,15 @@ async fn connection(
                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 let stream = Tapped::new(stream, reads);
                 if h2 {
-                    serve_connection(
-                        stream,
-                        Protocol::Http2,
-                        info,
-                        shared,
-                        &builders,
-                        drain.token,
-                    )
-                    .await;
+                    serve_connection(stream, Protocol::Http2, info, shared, &hyper, drain.token)
+                        .await;
                 } else {
                     let io = stream.with_framing_guard(framing_conflict, max_head);
                     let protocol = Protocol::Http1;
                     if fast_path {
-                        fast::serve(io, protocol, info, shared, &builders, idle, drain.token).await;
+                        fast::serve(io, protocol, info, shared, &hyper, idle, drain.token).await;
                     } else {
-                        serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                        serve_connection(io, protocol, info, shared, &hyper, drain.token).await;
                     }
                 }
             }
@@ -240,9 +232,9 @@ async fn connection(
                 };
                 let io = Tapped::new(stream, reads).with_framing_guard(framing_conflict, max_head);
                 if fast_path {
-                    fast::serve(io, protocol, info, shared, &builders, idle, drain.token).await;
+                    fast::serve(io, protocol, info, shared, &hyper, idle, drain.token).await;
                 } else {
-                    serve_connection(io, protocol, info, shared, &builders, drain.token).await;
+                    serve_connection(io, protocol, info, shared, &hyper, drain.token).await;
                 }
             }
         }

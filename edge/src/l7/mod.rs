@@ -64,7 +64,9 @@
 //!   (imported by listener, http, admin and node, importing none of
 //!   them); [`drain`]: the drain's phase machine; [`clock`]: the node's
 //!   clock;
-//! - [`state`]: the immutable snapshot requests are served from;
+//! - [`state`]: the immutable snapshot requests are served from (no HTTP
+//!   stack in it: hyper's builders and backend client are
+//!   [`http::Hyper`]'s);
 //!   [`node`]: building, running, reloading and draining a node;
 //!   [`config`]: the node's slice of the topology;
 //! - [`metrics`], [`admin`]: Prometheus metrics and the admin endpoint.

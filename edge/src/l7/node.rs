@@ -18,7 +18,7 @@ use super::config::NodeSpec;
 use super::context::{ListenerKind, Shared, TlsState};
 use super::fast::IdlePool;
 use super::health::Checks;
-use super::http::ServerBuilders;
+use super::http::Hyper;
 use super::metrics::Metrics;
 use super::state::Snapshot;
 use super::tls::{CertStore, TlsError};
@@ -58,7 +58,7 @@ pub struct Listeners {
 /// An L7 node, built and ready to [`run`](L7Node::run).
 pub struct L7Node {
     shared: Arc<Shared>,
-    builders: Arc<ArcSwap<ServerBuilders>>,
+    hyper: Arc<Hyper>,
     checks: Arc<Checks>,
     events: tokio::sync::mpsc::Receiver<probe::ProbeEvent>,
     registry: Arc<Registry>,
@@ -69,7 +69,7 @@ pub struct L7Node {
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
-    builders: Arc<ArcSwap<ServerBuilders>>,
+    hyper: Arc<Hyper>,
     checks: Arc<Checks>,
     registry: Arc<Registry>,
 }
@@ -109,11 +109,11 @@ impl L7Node {
         };
         let probes_stop = CancellationToken::new();
         let (checks, events) = Checks::new(probes_stop.clone(), seed);
-        let builders = Arc::new(ArcSwap::from_pointee(ServerBuilders::new(&spec.tier)));
         let shared = Arc::new(Shared::new(spec, metrics, tls, seed)?);
+        let hyper = Arc::new(Hyper::new(&shared.snapshot.load()));
         Ok(Self {
             shared,
-            builders,
+            hyper,
             checks,
             events,
             registry: Arc::new(registry),
@@ -125,7 +125,7 @@ impl L7Node {
     pub fn handle(&self) -> Handle {
         Handle {
             shared: self.shared.clone(),
-            builders: self.builders.clone(),
+            hyper: self.hyper.clone(),
             checks: self.checks.clone(),
             registry: self.registry.clone(),
         }
@@ -143,7 +143,7 @@ impl L7Node {
     ) -> anyhow::Result<()> {
         let L7Node {
             shared,
-            builders,
+            hyper,
             checks,
             events,
             registry,
@@ -192,7 +192,7 @@ impl L7Node {
                 listener,
                 kind,
                 shared.clone(),
-                builders.clone(),
+                hyper.clone(),
                 idle.clone(),
                 connections.clone(),
             ));
@@ -327,9 +327,7 @@ impl Handle {
         shared
             .conn_cap
             .set_max(tier.limits.max_connections_per_client);
-        if old.spec.tier.limits != tier.limits || old.spec.tier.timeouts != tier.timeouts {
-            self.builders.store(Arc::new(ServerBuilders::new(tier)));
-        }
+        self.hyper.reload(&old, &new);
         // Forget the series of servers that left.
         for pool in &old.pools {
             for server in pool.servers() {

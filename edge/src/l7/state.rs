@@ -1,11 +1,12 @@
 //! The serving state: one immutable snapshot of routes, pools and limits,
-//! published through an `ArcSwap` and replaced whole on reload.
+//! published through an `ArcSwap` and replaced whole on reload. It names
+//! no HTTP stack: hyper's backend client is the hyper adapter's own
+//! ([`super::http::Hyper`]).
 
 use std::sync::Arc;
 
 use super::backend_tls::{PoolTls, PoolTlsError};
 use super::config::NodeSpec;
-use super::http::upstream::Upstream;
 use super::limits::RateLimiter;
 use super::metrics::{Metrics, RouteMetrics};
 use super::pool::PoolState;
@@ -27,8 +28,6 @@ pub struct Snapshot {
     pub backend_tls: Vec<Option<Arc<PoolTls>>>,
     /// The per-client rate limiter, if configured.
     pub rate_limiter: Option<Arc<RateLimiter>>,
-    /// The backend client (connection pools).
-    pub upstream: Arc<Upstream>,
     /// Metrics for requests no rule matched.
     pub unrouted: RouteMetrics,
 }
@@ -36,9 +35,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the state for `spec`, carrying over from `previous` what must
     /// survive a reload: servers' live state (same pool name and address),
-    /// the rate limiter's buckets (same limit), the backend connection
-    /// pools (same timeouts) and TLS session caches (same pool and TLS
-    /// settings). Fails when a pool's TLS files cannot be loaded.
+    /// the rate limiter's buckets (same limit) and TLS session caches (same
+    /// pool and TLS settings). Fails when a pool's TLS files cannot be
+    /// loaded.
     pub fn build(
         spec: NodeSpec,
         previous: Option<&Snapshot>,
@@ -85,12 +84,6 @@ impl Snapshot {
             }
             (Some(limit), _) => Some(Arc::new(RateLimiter::new(limit))),
         };
-        let upstream = match previous {
-            Some(prev) if prev.upstream.fits(&tier.timeouts) => prev.upstream.clone(),
-            _ => Upstream::new(&tier.timeouts),
-        };
-        let live: Vec<u64> = backend_tls.iter().flatten().map(|t| t.id()).collect();
-        upstream.retain_tls(&live);
         Ok(Self {
             unrouted: metrics.route("none", "none"),
             spec,
@@ -99,7 +92,6 @@ impl Snapshot {
             pools,
             backend_tls,
             rate_limiter,
-            upstream,
         })
     }
 

@@ -1,7 +1,7 @@
 //! The client stream as the HTTP layers read it: reads reported to the
 //! connection's held drain, HTTP/1 bytes through the smuggling guard, and
 //! bytes already read replayed first when the fast path hands the
-//! connection to hyper.
+//! connection to hyper or when the protocol was told by the first bytes.
 
 use std::io;
 use std::pin::Pin;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use super::drain::ReadSignal;
 use super::framing::{FramingGuard, Verdict};
@@ -27,6 +27,9 @@ pub struct Tapped<IO> {
     replay: Vec<u8>,
     replayed: usize,
 }
+
+/// Room made for each read of [`Tapped::peek`].
+const PEEK_SIZE: usize = 16 * 1024;
 
 /// The request-smuggling guard of an HTTP/1 connection and its flag.
 struct Framing {
@@ -65,6 +68,39 @@ impl<IO> Tapped<IO> {
     }
 }
 
+impl<IO: AsyncRead + Unpin> Tapped<IO> {
+    /// Reads until `enough` holds for the bytes not yet read by the HTTP
+    /// layer, or the stream ends; those bytes, which stay to be read
+    /// again, all in one read. Bytes are watched as they come from the
+    /// stream, once.
+    pub async fn peek(&mut self, enough: impl Fn(&[u8]) -> bool) -> io::Result<&[u8]> {
+        self.replay.drain(..self.replayed);
+        self.replayed = 0;
+        while !enough(&self.replay) {
+            let before = self.replay.len();
+            self.replay.reserve(PEEK_SIZE);
+            if self.inner.read_buf(&mut self.replay).await? == 0 {
+                break;
+            }
+            watch(&self.reads, &mut self.framing, &self.replay[before..]);
+        }
+        Ok(&self.replay)
+    }
+}
+
+/// Reports bytes fresh from the stream to the drain and the guard.
+fn watch(reads: &ReadSignal, framing: &mut Option<Framing>, fresh: &[u8]) {
+    if !fresh.is_empty() {
+        reads.bytes_read();
+    }
+    if let Some(framing) = framing
+        && !framing.guard.is_off()
+        && framing.guard.feed(fresh) == Verdict::Conflict
+    {
+        framing.conflict.store(true, Ordering::Relaxed);
+    }
+}
+
 impl<IO: AsyncRead + Unpin> AsyncRead for Tapped<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -85,16 +121,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Tapped<IO> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let this = &mut *self;
-        let fresh = &buf.filled()[before..];
-        if !fresh.is_empty() {
-            this.reads.bytes_read();
-        }
-        if let Some(framing) = &mut this.framing
-            && !framing.guard.is_off()
-            && framing.guard.feed(fresh) == Verdict::Conflict
-        {
-            framing.conflict.store(true, Ordering::Relaxed);
-        }
+        watch(&this.reads, &mut this.framing, &buf.filled()[before..]);
         Poll::Ready(Ok(()))
     }
 }

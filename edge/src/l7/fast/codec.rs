@@ -274,6 +274,9 @@ pub fn parse_response(
     head.status = status;
     head.rest_of_line = start..start + lf + 1;
     head.fields.clear();
+    // No body whatever the fields say: hyper's client then reads no
+    // framing field, and a malformed one is passed on, not refused.
+    let bodiless = head_request || (100..200).contains(&status) || status == 204 || status == 304;
     let mut length = None;
     let mut chunked = None;
     let mut close = version == 0;
@@ -295,7 +298,7 @@ pub fn parse_response(
             value,
         };
         let value = &buf[field.value.clone()];
-        if field.is(buf, "content-length") {
+        if field.is(buf, "content-length") && !bodiless {
             let n = decimal(value).ok_or(BadResponse::Length)?;
             if length.is_some_and(|m| m != n) {
                 return Err(BadResponse::Length);
@@ -319,8 +322,7 @@ pub fn parse_response(
         }
         head.fields.push(field);
     }
-    let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
-    {
+    let framing = if bodiless {
         Framing::Empty
     } else {
         match (chunked, length) {

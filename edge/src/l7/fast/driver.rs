@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::{HeaderValue, Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,7 +33,7 @@ use crate::l7::context::{ListenerKind, Shared};
 use crate::l7::fault::Fault;
 use crate::l7::forward;
 use crate::l7::http::upstream::connect_tcp;
-use crate::l7::http::{ConnInfo, Protocol, ServerBuilders, serve_connection};
+use crate::l7::http::{ConnInfo, Hyper, Protocol, serve_connection};
 use crate::l7::limits::GatePass;
 use crate::l7::metrics::Held;
 use crate::l7::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity, ServerState};
@@ -58,7 +57,7 @@ pub(crate) async fn serve<IO>(
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
-    builders: &ArcSwap<ServerBuilders>,
+    hyper: &Arc<Hyper>,
     idle: Arc<IdlePool>,
     drain: CancellationToken,
 ) where
@@ -96,7 +95,7 @@ pub(crate) async fn serve<IO>(
     if end == End::Hyper {
         let Conn { io, buf, pos, .. } = conn;
         let io = io.replay(buf[pos..].to_vec());
-        serve_connection(io, protocol, info, shared, builders, drain).await;
+        serve_connection(io, protocol, info, shared, hyper, drain).await;
     }
 }
 
@@ -352,13 +351,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         keep
     }
 
-    /// Whether the answer closes the connection: the client or the drain
-    /// asks, or the request's body is not all read and cannot be skipped.
+    /// Whether the answer closes the connection: it says so
+    /// ([`Conn::announces_close`]), or the request's body is not all read
+    /// and cannot be skipped.
     fn closing(&self) -> bool {
-        self.head.close
-            || self.drain.is_cancelled()
-            || self.body == Body::Broken
-            || (self.body == Body::Unread && self.unread_body_end().is_none())
+        self.announces_close() || (self.body == Body::Unread && self.unread_body_end().is_none())
+    }
+
+    /// Whether the answer says that it closes the connection
+    /// (`Connection: close`): the client or the drain asks, or the body was
+    /// read in part. A body the proxy answers without reading and cannot
+    /// skip closes the connection unannounced, as on hyper's path, which
+    /// tries to skip the body only once the answer's head is out.
+    fn announces_close(&self) -> bool {
+        self.head.close || self.drain.is_cancelled() || self.body == Body::Broken
     }
 
     /// Where the request's body ends when it is all in the buffer (or
@@ -412,11 +418,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     /// stays open.
     async fn answer(&mut self, fault: Fault) -> bool {
         let close = fault.closes_connection() || self.closing();
+        let announce = self.announces_close() && !fault.closes_connection();
         let out = &mut self.out;
         out.clear();
         codec::status_line(fault.status(), out);
         fault.fields(|name, value| codec::field(out, name.as_str().as_bytes(), value.as_bytes()));
-        if close && !fault.closes_connection() {
+        if announce {
             codec::field(out, b"connection", b"close");
         }
         let body = fault.body();

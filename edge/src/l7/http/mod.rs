@@ -39,9 +39,9 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -60,18 +60,68 @@ use super::retry::{self, Attempted};
 use super::route::{Decision, RequestView, request_host};
 use super::state::Snapshot;
 use super::sticky;
-use upstream::{UpstreamBody, UpstreamError};
+use super::tap::Tapped;
+use upstream::{Upstream, UpstreamBody, UpstreamError};
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
 
 pub use super::access::ACCESS_LOG;
 
+/// The hyper adapter's own state for one node, beside the serving
+/// snapshot (which names no hyper type): the connection builders and the
+/// backend client, each kept across a reload unless what it was built
+/// from changed. Requests in flight keep the client they started with.
+pub struct Hyper {
+    builders: ArcSwap<ServerBuilders>,
+    upstream: ArcSwap<Upstream>,
+}
+
+impl std::fmt::Debug for Hyper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hyper")
+    }
+}
+
+impl Hyper {
+    /// For `snapshot`'s tier.
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let tier = &snapshot.spec.tier;
+        Self {
+            builders: ArcSwap::from_pointee(ServerBuilders::new(tier)),
+            upstream: ArcSwap::new(Upstream::new(&tier.timeouts)),
+        }
+    }
+
+    /// Follows a reload from `old` to `new`: the builders are rebuilt when
+    /// the limits or timeouts changed, the backend client when its
+    /// timeouts did (its idle connections go with it), and the client
+    /// forgets the connections made with pools' TLS settings that are gone.
+    pub fn reload(&self, old: &Snapshot, new: &Snapshot) {
+        let (was, tier) = (&old.spec.tier, &new.spec.tier);
+        if was.limits != tier.limits || was.timeouts != tier.timeouts {
+            self.builders.store(Arc::new(ServerBuilders::new(tier)));
+        }
+        if !self.upstream.load().fits(&tier.timeouts) {
+            self.upstream.store(Upstream::new(&tier.timeouts));
+        }
+        let live: Vec<u64> = new.backend_tls.iter().flatten().map(|t| t.id()).collect();
+        self.upstream.load().retain_tls(&live);
+    }
+}
+
 /// hyper's connection builders for one configuration.
-pub struct ServerBuilders {
-    auto: auto::Builder<TokioExecutor>,
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+///
+/// HTTP/1.1 and HTTP/2 are served by hyper's own builders, not
+/// hyper-util's `auto` one: that one reads the first 24 bytes alone to
+/// look for HTTP/2's preface, so hyper's first parse of a request head saw
+/// only those, and hyper parses a head it found incomplete again only once
+/// its end arrives — a malformed head cut short was not answered 400 but
+/// left to the header timeout. [`serve_connection`] looks for the preface
+/// itself and hands hyper every byte read so far.
+struct ServerBuilders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
 }
 
 impl std::fmt::Debug for ServerBuilders {
@@ -82,18 +132,15 @@ impl std::fmt::Debug for ServerBuilders {
 
 impl ServerBuilders {
     /// Builders applying `tier`'s limits and timeouts.
-    pub fn new(tier: &L7Tier) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
+    fn new(tier: &L7Tier) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
             .header_read_timeout(tier.timeouts.request_headers)
             .max_buf_size(tier.limits.max_header_bytes as usize)
             .max_headers(tier.limits.max_header_count as usize)
             .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
             .max_concurrent_streams(tier.limits.max_h2_streams)
             .max_header_list_size(tier.limits.max_header_bytes)
             // Rapid reset (CVE-2023-44487) and error-reset floods.
@@ -101,13 +148,13 @@ impl ServerBuilders {
             .max_local_error_reset_streams(Some(1024))
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(10));
-        Self {
-            h1: builder.clone().http1_only(),
-            h2: builder.clone().http2_only(),
-            auto: builder,
-        }
+        Self { h1, h2 }
     }
 }
+
+/// HTTP/2's connection preface (RFC 9113 §3.4), by which a client opens
+/// h2c with prior knowledge.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Which protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,73 +195,138 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// Serves one client connection with the current `builders` until it
+/// Serves one client connection with `hyper`'s current builders until it
 /// closes, goes idle, or the node drains (`drain`, the connection's held
 /// signal: finish what is in flight) or gives up (the drain is forced).
 pub(crate) async fn serve_connection<IO>(
-    io: IO,
+    mut io: Tapped<IO>,
     protocol: Protocol,
     info: Arc<ConnInfo>,
     shared: Arc<Shared>,
-    builders: &ArcSwap<ServerBuilders>,
+    hyper: &Arc<Hyper>,
     drain: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let builders = builders.load_full();
+    let builders = hyper.builders.load_full();
     let force = shared.drain.forced().clone();
-    let builder = match protocol {
-        Protocol::Http1 => &builders.h1,
-        Protocol::Http2 => &builders.h2,
-        Protocol::Auto => &builders.auto,
-    };
     let client = info.client;
+    let idle = shared.snapshot.load().spec.tier.timeouts.idle;
+    let http2 = match protocol {
+        Protocol::Http1 => false,
+        Protocol::Http2 => true,
+        Protocol::Auto => {
+            let opening =
+                io.peek(|bytes| bytes.len() >= H2_PREFACE.len() || !H2_PREFACE.starts_with(bytes));
+            tokio::select! {
+                read = opening => match read {
+                    Ok(bytes) => bytes.starts_with(H2_PREFACE),
+                    Err(error) => {
+                        debug!(%client, "client connection ended: {error:#}");
+                        return;
+                    }
+                },
+                () = tokio::time::sleep(idle) => {
+                    debug!("closing an idle client connection");
+                    return;
+                }
+                () = drain.cancelled() => return,
+                () = force.cancelled() => return,
+            }
+        }
+    };
     let client_ip = forward::client_value(client.ip());
     let activity = Arc::new(Activity::default());
     activity.last_ms.store(shared.now_ms(), Ordering::Relaxed);
     let service = {
         let shared = shared.clone();
         let activity = activity.clone();
+        let hyper = hyper.clone();
         service_fn(move |request| {
             let shared = shared.clone();
             let activity = activity.clone();
             let info = info.clone();
             let client_ip = client_ip.clone();
+            let upstream = hyper.upstream.load_full();
             async move {
                 activity.busy.fetch_add(1, Ordering::Relaxed);
                 let _busy = Busy(&activity, &shared);
-                Ok::<_, Infallible>(handle(request, &info, &client_ip, &shared).await)
+                Ok::<_, Infallible>(handle(request, &info, &client_ip, &shared, &upstream).await)
             }
         })
     };
-    let idle = shared.snapshot.load().spec.tier.timeouts.idle;
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    let mut closing = false;
-    loop {
-        let last = activity.last_ms.load(Ordering::Relaxed);
-        let deadline = shared.clock.instant_at(last) + idle;
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    debug!(%client, "client connection ended: {error:#}");
+    let watch = Watch {
+        client,
+        idle,
+        activity: &activity,
+        shared: &shared,
+        drain: &drain,
+        force: &force,
+    };
+    let io = TokioIo::new(io);
+    if http2 {
+        let connection = builders.h2.serve_connection(io, service);
+        watch.drive(connection, |c| c.graceful_shutdown()).await;
+    } else {
+        let connection = builders.h1.serve_connection(io, service).with_upgrades();
+        watch.drive(connection, |c| c.graceful_shutdown()).await;
+    }
+}
+
+/// What ends a connection hyper serves besides its client: the idle
+/// timeout, the drain, the forced drain.
+struct Watch<'a> {
+    client: SocketAddr,
+    idle: Duration,
+    activity: &'a Activity,
+    shared: &'a Shared,
+    drain: &'a CancellationToken,
+    force: &'a CancellationToken,
+}
+
+impl Watch<'_> {
+    /// Drives `connection` to its end; `shutdown` asks it to finish what
+    /// is in flight and close.
+    async fn drive<C, E>(&self, connection: C, shutdown: impl Fn(Pin<&mut C>))
+    where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let Self {
+            client,
+            idle,
+            activity,
+            shared,
+            drain,
+            force,
+        } = self;
+        tokio::pin!(connection);
+        let mut closing = false;
+        loop {
+            let last = activity.last_ms.load(Ordering::Relaxed);
+            let deadline = shared.clock.instant_at(last) + *idle;
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        debug!(%client, "client connection ended: {error:#}");
+                    }
+                    break;
                 }
-                break;
-            }
-            () = drain.cancelled(), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            () = tokio::time::sleep_until(deadline), if !closing => {
-                let idle_now = activity.busy.load(Ordering::Relaxed) == 0
-                    && activity.last_ms.load(Ordering::Relaxed) == last;
-                if idle_now {
-                    debug!("closing an idle client connection");
-                    connection.as_mut().graceful_shutdown();
+                () = drain.cancelled(), if !closing => {
+                    shutdown(connection.as_mut());
                     closing = true;
                 }
+                () = tokio::time::sleep_until(deadline), if !closing => {
+                    let idle_now = activity.busy.load(Ordering::Relaxed) == 0
+                        && activity.last_ms.load(Ordering::Relaxed) == last;
+                    if idle_now {
+                        debug!("closing an idle client connection");
+                        shutdown(connection.as_mut());
+                        closing = true;
+                    }
+                }
+                () = force.cancelled() => break,
             }
-            () = force.cancelled() => break,
         }
     }
 }
@@ -274,13 +386,14 @@ fn fault_response(fault: Fault, grpc: bool) -> Response<DownBody> {
     response
 }
 
-/// Answers one request; `client_ip` is the client's address as a header
-/// value.
+/// Answers one request, passing it on with `upstream`; `client_ip` is the
+/// client's address as a header value.
 async fn handle(
     request: Request<Incoming>,
     info: &ConnInfo,
     client_ip: &HeaderValue,
     shared: &Shared,
+    upstream: &Arc<Upstream>,
 ) -> Response<DownBody> {
     let snapshot = shared.snapshot.load_full();
     let mut record = Record::start();
@@ -291,17 +404,26 @@ async fn handle(
     let grpc = is_grpc(request.headers());
     // The log keeps the fault's HTTP status, also when a gRPC call was
     // answered with a 200 that carries it as a grpc-status.
-    let (response, status) =
-        match proxy(request, info, client_ip, shared, &snapshot, &mut record).await {
-            Ok(response) => {
-                let status = response.status();
-                (response, status)
-            }
-            Err(fault) => {
-                record.fault(fault, shared, info.listener);
-                (fault_response(fault, grpc), fault.status())
-            }
-        };
+    let (response, status) = match proxy(
+        request,
+        info,
+        client_ip,
+        shared,
+        &snapshot,
+        upstream,
+        &mut record,
+    )
+    .await
+    {
+        Ok(response) => {
+            let status = response.status();
+            (response, status)
+        }
+        Err(fault) => {
+            record.fault(fault, shared, info.listener);
+            (fault_response(fault, grpc), fault.status())
+        }
+    };
     let asked = Asked {
         client: info.client,
         listener: info.listener,
@@ -336,6 +458,7 @@ async fn proxy(
     client_ip: &HeaderValue,
     shared: &Shared,
     snapshot: &Snapshot,
+    upstream: &Arc<Upstream>,
     record: &mut Record,
 ) -> Result<Response<DownBody>, Fault> {
     if info.framing_conflict.load(Ordering::Relaxed) {
@@ -484,7 +607,7 @@ async fn proxy(
         let in_flight = pick.server.start();
         let started = Instant::now();
         let result = answered_within(
-            snapshot.upstream.send(
+            upstream.send(
                 pick.server.addr,
                 &pick.server.metrics.connections,
                 protocol,

@@ -57,6 +57,18 @@ pub fn script(path: &str, head: bool, body: &[u8]) -> (Vec<u8>, bool) {
             );
             (out, false)
         }
+        // A trailer field's name with bytes no token has.
+        "/bad-trailer" => (
+            fixed(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Tra\u{a0}er: 1\r\n\r\n",
+            ),
+            false,
+        ),
+        // A Content-Length no number, on a response without a body.
+        "/bad-length" => (
+            fixed("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: [5\r\n\r\n"),
+            false,
+        ),
         "/cut" => (
             fixed("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"),
             true,
@@ -77,8 +89,12 @@ pub fn script(path: &str, head: bool, body: &[u8]) -> (Vec<u8>, bool) {
     }
 }
 
-/// The case where the backend breaks off its response.
-pub const CUT: &str = "backend closes mid-response";
+/// The cases where the backend breaks off its response, or sends one
+/// that cannot be passed on whole: the client gets no complete answer.
+pub const CUT: [&str; 2] = [
+    "backend closes mid-response",
+    "a response trailer with a malformed name",
+];
 
 /// The nodes' timeouts for [`corpus`]: a request body may pause for
 /// longer than the backend may take to answer.
@@ -164,6 +180,25 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_owned()
                 + &get("/cl", close),
         ),
+        // Answered without reading a body that cannot be skipped: the
+        // connection closes after the answer, which does not say so (hyper
+        // tries to skip the body once the answer's head is out).
+        (
+            "a malformed chunked body to no route",
+            "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_owned(),
+        ),
+        (
+            "a body cut short to no route",
+            "POST / HTTP/1.1\r\nHost: nowhere.example.net\r\nContent-Length: 100\r\n\r\nonly ten b".to_owned(),
+        ),
+        // A trailer hyper would refuse, whose section never ends: both
+        // wait for the rest of the body (hyper checks trailers at the end).
+        (
+            "a malformed trailer that never ends",
+            format!(
+                "POST /echo HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-S\x00\x00"
+            ),
+        ),
         (
             STALLED,
             format!(
@@ -181,7 +216,12 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
             get("/204", "") + &get("/304", "If-None-Match: \"v1\"\r\n") + &get("/cl", close),
         ),
         ("large headers both ways", big_request + &get("/big", close)),
-        (CUT, get("/cut", "")),
+        (
+            "a malformed length on an answer to HEAD",
+            format!("HEAD /bad-length HTTP/1.1\r\n{host}{close}\r\n"),
+        ),
+        (CUT[0], get("/cut", "")),
+        (CUT[1], get("/bad-trailer", close)),
         (
             "backend answers 503",
             get("/error", "") + &get("/cl", close),
@@ -228,6 +268,18 @@ pub fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         (
             "a malformed head after a served request",
             get("/204", "") + "GET /cl HTTP/1.1\r\nHost: www.example.\x19com\r\nConnection: close\r\n\r\n",
+        ),
+        // A head that can never become valid, cut short (no empty line):
+        // answered 400 at once, not left to the header timeout; hyper
+        // once saw only the first 24 bytes of a connection in its first
+        // parse, and parses an incomplete head again only once it ends.
+        (
+            "a malformed head cut short",
+            "GET /cl HTTP/1.1\r\nHost: www.example.\x19com\r\n".to_owned(),
+        ),
+        (
+            "a malformed head cut short after a served request",
+            get("/204", "") + "GET /cl HTTP/1.1\r\nHost: www.example.\x19com\r\n",
         ),
         // The routes of `differential::node` that do more than forward.
         (
