@@ -316,34 +316,35 @@ type Fixture = (
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let state = state();
-        let mut views: Vec<(&'static str, Arc<RegionHealth>, Tables)> = Vec::new();
-        for (label, health) in health_views(state.topology.regions.len()) {
-            // Health changes rebuild only the outcomes.
-            let tables = Tables::build(state.clone(), health.clone(), views.first().map(|v| &v.2));
-            views.push((label, health, tables));
-        }
-        (state, views)
-    })
+    FIXTURE.get_or_init(|| with_views(state()))
 }
 
-#[test]
-fn the_corpus_gets_byte_identical_replies_from_both_paths() {
-    let (state, views) = fixture();
-    let corpus = corpus();
-    let mut compared = 0;
-    let mut fast_answered = 0;
+/// `state` with tables for each health view.
+fn with_views(state: Arc<ServingState>) -> Fixture {
+    let mut views: Vec<(&'static str, Arc<RegionHealth>, Tables)> = Vec::new();
+    for (label, health) in health_views(state.topology.regions.len()) {
+        // Health changes rebuild only the outcomes.
+        let tables = Tables::build(state.clone(), health.clone(), views.first().map(|v| &v.2));
+        views.push((label, health, tables));
+    }
+    (state, views)
+}
+
+/// Compares both paths over `corpus` from each health view and client
+/// source that matters; returns (compared, fast answered) and the first
+/// differences.
+fn compare_all(fixture: &Fixture, corpus: &[(String, Vec<u8>)]) -> (usize, usize, Vec<String>) {
+    let (state, views) = fixture;
+    let (mut compared, mut fast_answered) = (0, 0);
     let mut differences = Vec::new();
     for (view, health, tables) in views {
-        for (label, packet) in &corpus {
-            // Where the query comes from matters to geo names only.
+        for (label, packet) in corpus {
+            // Where the query comes from, and health, matter to geo names only.
             let geo = [
                 "www", "fo.", "all3", "fc.", "fb.", "legacy", "w.", "api", "cookie",
             ]
             .iter()
             .any(|name| label.to_ascii_lowercase().starts_with(name));
-            // Health matters to geo names only.
             if !geo && *view != views[0].0 {
                 continue;
             }
@@ -362,6 +363,12 @@ fn the_corpus_gets_byte_identical_replies_from_both_paths() {
             }
         }
     }
+    (compared, fast_answered, differences)
+}
+
+#[test]
+fn the_corpus_gets_byte_identical_replies_from_both_paths() {
+    let (compared, fast_answered, differences) = compare_all(fixture(), &corpus());
     assert!(differences.is_empty(), "{}", differences.join("\n"));
     eprintln!("{compared} queries compared, {fast_answered} answered by the fast path");
     assert!(compared > 10_000, "{compared}");
@@ -610,15 +617,7 @@ fn the_subnet_echo_is_what_was_sent() {
 /// view: DO queries get signed templates.
 fn signed_fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let state = signed_state();
-        let mut views: Vec<(&'static str, Arc<RegionHealth>, Tables)> = Vec::new();
-        for (label, health) in health_views(state.topology.regions.len()) {
-            let tables = Tables::build(state.clone(), health.clone(), views.first().map(|v| &v.2));
-            views.push((label, health, tables));
-        }
-        (state, views)
-    })
+    FIXTURE.get_or_init(|| with_views(signed_state()))
 }
 
 fn signed_state() -> Arc<ServingState> {
@@ -683,38 +682,6 @@ fn signed_corpus() -> Vec<(String, Vec<u8>)> {
         }
     }
     packets
-}
-
-/// Compares both paths over `corpus`; returns (compared, fast answered)
-/// and the first differences.
-fn compare_all(fixture: &Fixture, corpus: &[(String, Vec<u8>)]) -> (usize, usize, Vec<String>) {
-    let (state, views) = fixture;
-    let (mut compared, mut fast_answered) = (0, 0);
-    let mut differences = Vec::new();
-    for (view, health, tables) in views {
-        for (label, packet) in corpus {
-            let geo = ["www", "fo.", "all3", "fc.", "fb.", "legacy", "w.", "api"]
-                .iter()
-                .any(|name| label.to_ascii_lowercase().starts_with(name));
-            if !geo && *view != views[0].0 {
-                continue;
-            }
-            let sources = if geo { SOURCES } else { &SOURCES[..2] };
-            for source in sources {
-                let src: SocketAddr = source.parse().unwrap();
-                let (slow, fast) = both(tables, state, health, packet, src);
-                compared += 1;
-                let Some(fast) = fast else { continue };
-                fast_answered += 1;
-                if slow.as_deref() != Some(&fast[..]) && differences.len() < 10 {
-                    differences.push(format!(
-                        "{label} from {src} ({view}):\n  slow {slow:02x?}\n  fast {fast:02x?}"
-                    ));
-                }
-            }
-        }
-    }
-    (compared, fast_answered, differences)
 }
 
 #[test]
