@@ -44,31 +44,8 @@ enum Command {
         /// Directory to write into (created).
         #[arg(long)]
         out: PathBuf,
-        /// Static A names besides the fixed ones.
-        #[arg(long, default_value_t = 1000)]
-        names: usize,
-        /// Regions of the geo name (3: the example's; otherwise spread
-        /// over the globe).
-        #[arg(long, default_value_t = 3)]
-        regions: usize,
-        /// Port gslb listens on.
-        #[arg(long)]
-        ours: u16,
-        /// Port gdnsd listens on.
-        #[arg(long)]
-        peer: u16,
-        /// UDP threads for both servers.
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        /// Sign the zone (a new CSK, algorithm 13, under `keys/`) and
-        /// write `knot/`: Knot DNS serving the same static data, signed
-        /// by its automatic signing with the same algorithm.
-        #[arg(long)]
-        dnssec: bool,
-        /// Give gslb its static names in a zone file (`file:`), as an
-        /// operator with a million names would, instead of YAML records.
-        #[arg(long)]
-        zone_file: bool,
+        #[command(flatten)]
+        workload: Workload,
     },
     /// Send queries for a while and report throughput and latency (`key=value`).
     Load {
@@ -101,27 +78,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
-        Command::Setup {
-            out,
-            names,
-            regions,
-            ours,
-            peer,
-            threads,
-            dnssec,
-            zone_file,
-        } => setup(
-            &out,
-            &Workload {
-                names,
-                regions,
-                ours,
-                peer,
-                threads,
-                dnssec,
-                zone_file,
-            },
-        ),
+        Command::Setup { out, workload } => setup(&out, &workload),
         Command::Load {
             server,
             queries,
@@ -174,13 +131,32 @@ fn vip(index: usize) -> (String, String) {
 }
 
 /// What `setup` writes.
+#[derive(clap::Args)]
 struct Workload {
+    /// Static A names besides the fixed ones.
+    #[arg(long, default_value_t = 1000)]
     names: usize,
+    /// Regions of the geo name (3: the example's; otherwise spread
+    /// over the globe).
+    #[arg(long, default_value_t = 3)]
     regions: usize,
+    /// Port gslb listens on.
+    #[arg(long)]
     ours: u16,
+    /// Port gdnsd listens on.
+    #[arg(long)]
     peer: u16,
+    /// UDP threads for both servers.
+    #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Sign the zone (a new CSK, algorithm 13, under `keys/`) and
+    /// write `knot/`: Knot DNS serving the same static data, signed
+    /// by its automatic signing with the same algorithm.
+    #[arg(long)]
     dnssec: bool,
+    /// Give gslb its static names in a zone file (`file:`), as an
+    /// operator with a million names would, instead of YAML records.
+    #[arg(long)]
     zone_file: bool,
 }
 
