@@ -266,6 +266,10 @@ pub struct FullTopology {
     pub http_port: u16,
     /// The VIPs' (and L7 nodes') HTTPS port.
     pub https_port: u16,
+    /// The VIPs' UDP service port (and the backends' UDP echoes' on the L7
+    /// nodes' addresses): the VIPs' IPv6 addresses are not moved, so their
+    /// ports must be.
+    pub udp_port: u16,
     /// The port of every L4 and L7 node's admin endpoint (each on its own
     /// address).
     pub edge_admin_port: u16,
@@ -275,7 +279,8 @@ pub struct FullTopology {
 
 /// See [`FullTopology`].
 pub fn full_topology(net: u8) -> FullTopology {
-    let (dns, admin, http, https, edge_admin) = (
+    let (dns, admin, http, https, udp, edge_admin) = (
+        free_port(),
         free_port(),
         free_port(),
         free_port(),
@@ -307,6 +312,8 @@ pub fn full_topology(net: u8) -> FullTopology {
         .replace("http: 8080", &format!("http: {http}"))
         .replace("https: 8443", &format!("https: {https}"))
         .replace(":9100", &format!(":{edge_admin}"))
+        .replace("port: 7007 }", &format!("port: {udp} }}"))
+        .replace(":7007\"", &format!(":{udp}\""))
         .replace("127.0.1.", &format!("127.{net}.1."))
         .replace("127.0.2.", &format!("127.{net}.2."))
         .replace("127.0.3.", &format!("127.{net}.3."));
@@ -314,6 +321,7 @@ pub fn full_topology(net: u8) -> FullTopology {
         yaml,
         http_port: http,
         https_port: https,
+        udp_port: udp,
         edge_admin_port: edge_admin,
         dns: SocketAddr::from(([127, net, 0, 1], dns)),
     }

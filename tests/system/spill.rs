@@ -221,12 +221,15 @@ fn overloading_a_region_spills_some_of_its_clients_and_brings_them_back() {
     for worker in workers {
         worker.join().unwrap();
     }
+    // The share falls as the measured load decays; our clients' hashes may
+    // all be back before the last of it is gone.
     poll(
         Duration::from_secs(60),
-        "every client back on us-east",
-        || (answered_elsewhere(&state, &clients, &us_east) == 0).then_some(()),
+        "every client back on us-east and nothing spilled",
+        || {
+            let back = answered_elsewhere(&state, &clients, &us_east) == 0;
+            (back && us_east_load(&state)["share"].num() == 0.0).then_some(())
+        },
     );
-    let load = us_east_load(&state);
-    assert_eq!(load["share"].num(), 0.0, "{load:?}");
     expect(gtm(&state, &["down"]), 0);
 }

@@ -114,8 +114,8 @@ fn https_pool_answered_by_both_tls_backends(topology: &FullTopology, net: u8) {
 
 /// A datagram to the VIP's UDP port comes back from a backend's echo; new
 /// flows reach both.
-fn udp_through_the_vip(net: u8) {
-    let vip = SocketAddr::from(([127, net, 1, 1], 7007));
+fn udp_through_the_vip(topology: &FullTopology, net: u8) {
+    let vip = SocketAddr::from(([127, net, 1, 1], topology.udp_port));
     let mut answered = BTreeSet::new();
     for flow in 0..32 {
         // A new socket is a new flow (a new client port).
@@ -282,7 +282,7 @@ fn the_example_shows_every_tier_feature_to_a_new_user() {
     wait_for_pool(&topology, net, "grpc");
 
     https_pool_answered_by_both_tls_backends(&topology, net);
-    udp_through_the_vip(net);
+    udp_through_the_vip(&topology, net);
     grpc_calls_spread_over_the_backends(&topology, net);
     redirect_and_header_rule(&topology, net);
     rate_and_per_server_latency(&state, &topology, net);
