@@ -236,27 +236,22 @@ impl Tables {
                     edns.payload.clamp(CLASSIC_UDP_PAYLOAD, max_udp),
                     Some(Opt {
                         max_payload: max_udp,
+                        dnssec_ok,
                         ecs: echo,
                     }),
                 )
             }
         };
-        let opt_len = opt.as_ref().map_or(0, Opt::len);
         match store.write(id, &query, opt, usize::from(limit), out) {
-            Some(len) => {
-                if dnssec_ok {
-                    signed::copy_do_bit(&mut out[..len], opt_len);
-                }
-                Answer::Reply {
-                    len,
-                    count: Count {
-                        qtype: query.qtype,
-                        rcode: store.rcode(id),
-                        region,
-                        from_ecs,
-                    },
-                }
-            }
+            Some(len) => Answer::Reply {
+                len,
+                count: Count {
+                    qtype: query.qtype,
+                    rcode: store.rcode(id),
+                    region,
+                    from_ecs,
+                },
+            },
             None => Answer::Slow,
         }
     }

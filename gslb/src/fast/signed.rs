@@ -250,15 +250,3 @@ pub(crate) fn signed(
     };
     found.map_or(Signed::Slow, |id| Signed::Static(*id))
 }
-
-/// Sets the DO bit in the OPT record that ends `reply`, `opt_len` bytes
-/// long (RFC 3225 §3: the bit is copied from the query).
-pub(crate) fn copy_do_bit(reply: &mut [u8], opt_len: usize) {
-    // Owner (1), TYPE (2), CLASS (2), extended RCODE (1), VERSION (1),
-    // then the flags, DO first.
-    if let Some(at) = reply.len().checked_sub(opt_len)
-        && let Some(flags) = reply.get_mut(at + 7)
-    {
-        *flags |= 0x80;
-    }
-}

@@ -10,7 +10,7 @@
 //! a `Vec` each would cost more than the bytes they hold, and answering
 //! from one should touch one stretch of memory, not three.
 
-use super::query::Query;
+use super::query::{DO, Query};
 
 /// Where a template starts in its [`TemplateStore`]'s arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -123,6 +123,8 @@ pub(crate) struct TemplateStore {
 pub(crate) struct Opt<'q> {
     /// UDP payload size the reply advertises.
     pub max_payload: u16,
+    /// The DO bit, copied from the query (RFC 3225 §3).
+    pub dnssec_ok: bool,
     /// The query's ECS option data (FAMILY onwards), and the scope to put
     /// in the echo.
     pub ecs: Option<(&'q [u8], u8)>,
@@ -131,7 +133,7 @@ pub(crate) struct Opt<'q> {
 impl Opt<'_> {
     /// Its length on the wire: root owner, type, class, TTL and RDLENGTH,
     /// and the subnet echo.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         11 + self.ecs.map_or(0, |(data, _)| 4 + data.len())
     }
 }
@@ -319,11 +321,14 @@ impl TemplateStore {
 }
 
 /// Writes the OPT record: root owner, type 41, the payload size as class,
-/// extended RCODE 0, version 0, no flags, and the client subnet echo.
+/// extended RCODE 0, version 0, the DO flag if the query had it, and the
+/// client subnet echo.
 fn write_opt(opt: &Opt<'_>, out: &mut [u8]) {
     out[..3].copy_from_slice(&[0, 0, 41]);
     out[3..5].copy_from_slice(&opt.max_payload.to_be_bytes());
-    out[5..9].copy_from_slice(&[0, 0, 0, 0]);
+    let flags = if opt.dnssec_ok { DO } else { 0 };
+    out[5..7].copy_from_slice(&[0, 0]);
+    out[7..9].copy_from_slice(&flags.to_be_bytes());
     match opt.ecs {
         None => out[9..11].copy_from_slice(&[0, 0]),
         Some((data, scope)) => {
