@@ -56,8 +56,9 @@ enum Command {
     /// track script keepalived (VRRP) runs every second.
     ///
     /// Polls the node's `GET /readyz` every `--every` for at most `--for`
-    /// and fails at the first poll that is refused, unanswered within
-    /// `--every`, or not 200, with one line on stderr saying why. The
+    /// and fails at the first poll that is refused or not 200, or at the
+    /// `--misses`-th poll in a row unanswered within `--every` (a busy node
+    /// answering late keeps the VIP), with one line on stderr saying why. The
     /// defaults fit one run inside keepalived's 1 s `vrrp_script` interval
     /// (its floor; a run still going makes it skip the next) while noticing
     /// a node that stops being ready within about 100 ms.
@@ -72,13 +73,17 @@ enum Command {
         /// Time between polls, and each poll's timeout.
         #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = positive_duration)]
         every: Duration,
+        /// Unanswered polls in a row that count as not ready.
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        misses: u32,
     },
     /// Announce the VIP by BGP while an L4 node is ready: switches BIRD's
     /// static protocol with birdc. Runs until SIGTERM/SIGINT, then withdraws.
     ///
     /// Polls the node's `GET /readyz` every `--every`; after `--rise` ready
     /// polls in a row runs `birdc -s SOCKET enable PROTOCOL`, at the first
-    /// poll that is not ready `disable PROTOCOL`; re-asserts the state every
+    /// poll refused or not ready (or `--misses` unanswered in a row)
+    /// `disable PROTOCOL`; re-asserts the state every
     /// 10 s in case BIRD restarted. Starts withdrawn: render the protocol
     /// `disabled` in BIRD's configuration so nothing is announced before
     /// the node is ready. Stopping it takes the node out of ECMP.
@@ -99,6 +104,9 @@ enum Command {
         /// Ready polls in a row before announcing.
         #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
         rise: u32,
+        /// Unanswered polls in a row that count as not ready.
+        #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        misses: u32,
     },
 }
 
@@ -168,6 +176,7 @@ fn main() -> ExitCode {
             admin,
             window,
             every,
+            misses,
         } => {
             // Not a daemon: one short run, its verdict the exit code and at
             // most one line on stderr (what keepalived logs).
@@ -175,6 +184,7 @@ fn main() -> ExitCode {
                 admin,
                 window,
                 every,
+                misses,
             };
             return match runtime.block_on(edge::ha::check::run(options)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -199,6 +209,7 @@ fn main() -> ExitCode {
             protocol,
             every,
             rise,
+            misses,
         } => {
             let options = edge::ha::announce::AnnounceOptions {
                 admin,
@@ -206,6 +217,7 @@ fn main() -> ExitCode {
                 protocol,
                 every,
                 rise,
+                misses,
             };
             Box::pin(edge::ha::announce::run(options, stop))
         }

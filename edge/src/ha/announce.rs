@@ -6,8 +6,10 @@
 //! enable|disable PROTOCOL`:
 //!
 //! - withdrawn → announced after `rise` ready polls in a row;
-//! - announced → withdrawn at the first poll that is not ready (one poll,
-//!   about 100 ms: a node that cannot serve leaves ECMP at once);
+//! - announced → withdrawn at the first poll that is refused or not ready
+//!   (one poll, about 100 ms: a node that cannot serve leaves ECMP at
+//!   once), or at the `misses`-th unanswered poll in a row (a hung node;
+//!   a slow answer alone withdraws nothing);
 //! - the current state is re-asserted every [`REASSERT`], in case BIRD
 //!   restarted and came back with its configured state;
 //! - on SIGTERM or SIGINT it withdraws and exits: stopping the announcer
@@ -33,7 +35,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::ha::ready;
+use crate::ha::ready::{self, Patience};
 
 /// How often the current state is told to BIRD again, transitions or not.
 pub const REASSERT: Duration = Duration::from_secs(10);
@@ -54,6 +56,8 @@ pub struct AnnounceOptions {
     pub every: Duration,
     /// Ready polls in a row before announcing.
     pub rise: u32,
+    /// Unanswered polls in a row that count as not ready.
+    pub misses: u32,
 }
 
 /// What BIRD is told to do with the protocol.
@@ -158,10 +162,11 @@ pub async fn run(options: AnnounceOptions, shutdown: CancellationToken) -> anyho
     };
     info!(
         admin = %options.admin, socket = %birdc.socket.display(), protocol = %birdc.protocol,
-        every = ?options.every, rise = options.rise,
+        every = ?options.every, rise = options.rise, misses = options.misses,
         "announcer started: the VIP is withdrawn until the L4 node is ready"
     );
     let mut announcer = Announcer::new(options.rise);
+    let mut patience = Patience::new(options.misses);
     let mut failing = false;
     let mut ticks = tokio::time::interval(options.every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -171,7 +176,10 @@ pub async fn run(options: AnnounceOptions, shutdown: CancellationToken) -> anyho
             () = shutdown.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        let readiness = ready::poll(options.admin, options.every).await;
+        let Some(readiness) = patience.judge(ready::poll(options.admin, options.every).await)
+        else {
+            continue;
+        };
         let now = Instant::now();
         let Some(step) = announcer.observe(readiness.is_ok(), now) else {
             continue;

@@ -253,6 +253,54 @@ async fn check_passes_on_a_ready_node_and_fails_fast_once_it_is_killed() {
     let _ = std::fs::remove_file(config);
 }
 
+/// A stand-in admin API on 127.0.0.1: answers `/readyz` 200, but the
+/// first `stalls` connections only after `delay`. Returns its address.
+fn slow_admin(stalls: usize, delay: Duration) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                if n < stalls {
+                    std::thread::sleep(delay);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nready\n",
+                );
+            });
+        }
+    });
+    admin
+}
+
+#[tokio::test]
+async fn check_keeps_the_vip_through_a_late_answer_but_not_through_a_hang() {
+    // A busy node answering one poll late (the poll times out at 100 ms)
+    // keeps the VIP: giving it up would reset every connection.
+    let busy = slow_admin(2, Duration::from_millis(150));
+    let (code, stderr, _) = tokio::task::spawn_blocking(move || check(busy))
+        .await
+        .unwrap();
+    assert_eq!(
+        code,
+        Some(0),
+        "two late answers in a row fail nothing: {stderr}"
+    );
+
+    // A hung node (accepts, never answers) fails at the third silent poll.
+    let hung = slow_admin(usize::MAX, Duration::from_secs(30));
+    let (code, stderr, took) = tokio::task::spawn_blocking(move || check(hung))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("3 polls in a row unanswered"), "{stderr}");
+    assert!(took < Duration::from_secs(1), "within the run: {took:?}");
+}
+
 /// A real BIRD 2 with the VIP's static protocol `disabled`, its control
 /// socket in a fresh directory; killed and removed when dropped.
 struct Bird {
