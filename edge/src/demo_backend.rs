@@ -54,7 +54,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::ConfigError;
-use crate::l7::tls::CertStore;
+use crate::l7::shared::tls::CertStore;
 
 /// How long requests in flight may take to finish at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -636,7 +636,7 @@ pub async fn run_named(
 fn acceptor(
     cert: &topology::tiers::l7::Cert,
     base: &Path,
-) -> Result<TlsAcceptor, crate::l7::tls::TlsError> {
+) -> Result<TlsAcceptor, crate::l7::shared::tls::TlsError> {
     let tls = topology::tiers::l7::Tls {
         certs: vec![topology::tiers::l7::Cert {
             cert: base.join(&cert.cert),

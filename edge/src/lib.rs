@@ -24,8 +24,10 @@
 //!   reload and drain.
 //! - [`l7`]: the L7 tier — PROXY header, TLS by SNI, HTTP/1.1 and HTTP/2
 //!   reverse proxy with routes, balanced and health-checked pools,
-//!   retries, limits, the region health path, metrics, reload and drain
-//!   (only `l7::http` and the demo backend name hyper types).
+//!   retries, limits, the region health path, metrics, reload and drain;
+//!   laid out as `node` → `path` (the request's stages) → `shared` →
+//!   `rules` (only `l7::path::http`, the gRPC health check and the demo
+//!   backend name hyper types).
 //! - [`ha`]: the L4 node's side of VIP high availability — `edge check`
 //!   (keepalived's track script) and `edge announce` (drives BIRD), both
 //!   polling the node's `GET /readyz`.

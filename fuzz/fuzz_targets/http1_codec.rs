@@ -6,7 +6,7 @@
 //! to HEAD, anything else chunked bodies (split at the second byte).
 #![no_main]
 
-use edge::l7::fast::codec::{
+use edge::l7::path::fast::codec::{
     Chunked, Parsed, RequestHead, ResponseHead, parse_request, parse_response,
 };
 use libfuzzer_sys::fuzz_target;

@@ -6,7 +6,7 @@
 //! The input is a request as the matcher sees it: the method, the host,
 //! the path and query, then `name: value` header lines (a `content-length`
 //! among them is its declared length), separated by newlines. The routing
-//! table combines edge/src/l7/route.rs's unit-test tables (host, path,
+//! table combines edge/src/l7/rules/route.rs's unit-test tables (host, path,
 //! header, rewrite; method, path regex, query, cookie, header absence;
 //! redirect, fixed response, body limit) with the rule
 //! edge/tests/it/l7/routing.rs adds (any host, `/static/`), so that the
@@ -16,8 +16,8 @@
 
 use std::sync::OnceLock;
 
-use edge::l7::fault::Fault;
-use edge::l7::route::{Decision, RequestView, Router};
+use edge::l7::rules::fault::Fault;
+use edge::l7::rules::route::{Decision, RequestView, Router};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 

@@ -12,7 +12,7 @@ use http_body_util::combinators::WithTrailers;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::l7::http::grpc_health::{frame, get_varint, unframe};
+use crate::l7::node::grpc_health::{frame, get_varint, unframe};
 
 /// The health-checking method of `grpc.health.v1`.
 pub(super) const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";

@@ -9,67 +9,23 @@
 //!
 //! # Layout
 //!
-//! Modules follow a request's way through the node. The pure decisions
-//! take time and randomness as arguments and are table-tested; only
-//! [`http`] (with its backend half, [`http::upstream`]) names hyper types.
-//! Two HTTP paths call the same decisions: [`fast`] for the common
-//! HTTP/1.1 request, [`http`] (hyper) for the rest.
+//! Four places, each importing only those after it:
 //!
-//! - [`listener`]: accept, PROXY header, per-client connection cap, TLS
-//!   handshake and ALPN, then the connection to [`fast`] (or to [`http`]
-//!   when the tier turns the fast path off);
-//! - [`tap`]: the client stream the HTTP layers read: reads reported to
-//!   the drain, HTTP/1 bytes through the smuggling guard, bytes replayed
-//!   at a hand-off;
-//! - [`framing`]: pure — the request-smuggling guard over HTTP/1 bytes;
-//!   [`chunked`]: pure — chunked bodies read in any split (the guard's and
-//!   the fast path's);
-//! - [`fast`]: the HTTP/1.1 fast path — its codec ([`fast::codec`]: heads
-//!   parsed by offsets, framing, chunks) and one task per connection
-//!   driving its backend connections ([`fast::driver`]); at a request
-//!   boundary it hands what it does not serve (HTTP/2, HTTP/1.0, upgrades,
-//!   `Expect`, announced trailers, HTTP/2 and TLS pools, the health path,
-//!   anything odd) to [`http`] with the bytes read so far, for good;
-//! - [`http`]: the hyper adapter — serving connections, the request path
-//!   (admission, route, pick, forward, attempts), WebSocket tunnels, the
-//!   access log;
-//! - [`http::upstream`]: keep-alive HTTP/1.1 connections to backend servers,
-//!   pooled per server and driven in the task of the client connection
-//!   using them, or one multiplexed HTTP/2 connection per server (`h2c`
-//!   and `h2` pools), over TLS for TLS pools ([`backend_tls`]: trust, SNI,
-//!   client certificate, session cache, handshake failures named);
-//! - [`idle`]: the idle backend connections of both HTTP/1.1 paths, by
-//!   server: a cap per server, none reused past `upstream_idle`, a sweep;
-//! - [`limits`]: pure admission — per-client rate limit (GCRA),
-//!   connection cap, concurrency gates;
-//! - [`route`]: pure — host/path/header matching and prefix rewrites;
-//! - [`pool`]: servers' live state and the choice of one (backups,
-//!   fail-open, sticky, slow start, limits, ejection back-off);
-//!   [`balance`]: pure balancing algorithms; [`sticky`]: pure cookie
-//!   handling;
-//! - [`retry`]: pure — the attempt and retry policy (which results are
-//!   retried, for which methods and bodies, the retry budget);
-//! - [`fault`]: pure — why the proxy answered itself: source (client,
-//!   proxy, backend), retryability, status and headers;
-//! - [`paced_body`]: bodies with a deadline between pieces — the
-//!   client's request body (its errors marked as the client's) and the
-//!   backend's response body (its stalls charged to the server);
-//! - [`forward`]: pure header rewriting (hop-by-hop, `X-Forwarded-*`,
-//!   `X-Request-ID`, `Via`), over a `HeaderMap` or field by field;
-//! - [`access`]: the end of a request on either path — its access log line
-//!   and route metrics;
-//! - [`health`]: active checks through the `probe` crate;
-//! - [`tls`]: certificates by SNI, reloaded when their files change;
-//! - [`context`]: what every connection and request of a node shares
-//!   (imported by listener, http, admin and node, importing none of
-//!   them); [`drain`]: the drain's phase machine; [`clock`]: the node's
-//!   clock;
-//! - [`state`]: the immutable snapshot requests are served from (no HTTP
-//!   stack in it: hyper's builders and backend client are
-//!   [`http::Hyper`]'s);
-//!   [`node`]: building, running, reloading and draining a node;
-//!   [`config`]: the node's slice of the topology;
-//! - [`metrics`], [`admin`]: Prometheus metrics and the admin endpoint.
+//! - [`node`]: a node's life — build, run, reload, drain — with its active
+//!   health checks and admin endpoint;
+//! - [`path`]: the request path in its stages — accept, the tapped client
+//!   stream, the two HTTP paths ([`path::fast`] for the common HTTP/1.1
+//!   request, [`path::http`] on hyper for the rest), the steps both run for
+//!   each request ([`path::steps`]: admission, route, attempts), and the
+//!   access log at the end;
+//! - [`shared`]: the run-time state every connection shares — the context,
+//!   the snapshot with its pools of servers, idle backend connections,
+//!   certificates, drain, clock, metrics, the node's configuration;
+//! - [`rules`]: the pure decisions, table-tested — framing, admission,
+//!   routing, header rewriting, balancing, stickiness, retries, faults.
+//!
+//! Only [`path::http`] (with its backend half) and the gRPC health check
+//! name hyper types.
 
 use std::path::Path;
 
@@ -79,37 +35,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
-pub mod access;
-pub mod admin;
-pub mod backend_tls;
-pub mod balance;
-pub mod chunked;
-pub mod clock;
-pub mod config;
-pub mod context;
-pub mod drain;
-pub mod fast;
-pub mod fault;
-pub mod forward;
-pub mod framing;
-pub mod health;
-pub mod http;
-pub mod idle;
-pub mod limits;
-pub mod listener;
-pub mod metrics;
 pub mod node;
-pub mod paced_body;
-pub mod pool;
-pub mod retry;
-pub mod route;
-pub mod state;
-pub mod sticky;
-pub mod tap;
-pub mod tls;
+pub mod path;
+pub mod rules;
+pub mod shared;
 
-pub use config::NodeSpec;
 pub use node::{Handle, L7Error, L7Node, Listeners};
+pub use shared::config::NodeSpec;
 
 use crate::ConfigError;
 

@@ -1,6 +1,6 @@
 //! Inputs for `http1_codec`: the requests and backend answers of the fast
 //! path's differential test (edge/tests/it/l7/fast_path.rs) and of its
-//! codec tests (edge/src/l7/fast/codec.rs), each behind the byte that
+//! codec tests (edge/src/l7/path/fast/codec.rs), each behind the byte that
 //! picks the parser (0 requests, 1 responses, 2 responses to HEAD, 3
 //! chunked bodies, split at the next byte).
 

@@ -1,6 +1,6 @@
 //! Requests for `route_matcher`, in its input format: the method, the
 //! host, the path and query, then `name: value` header lines, separated by
-//! newlines. The cases of edge/src/l7/route.rs's unit tests and of
+//! newlines. The cases of edge/src/l7/rules/route.rs's unit tests and of
 //! edge/tests/it/l7/routing.rs, whose routing tables the target combines.
 
 use crate::Seed;

@@ -15,8 +15,8 @@ use admin::api::l7 as api;
 
 use admin::{Access, AdminConfig, AdminServer, Method, Request, Response, Router, StatusCode};
 
-use super::context::Shared;
-use super::pool::ServerState;
+use crate::l7::shared::context::Shared;
+use crate::l7::shared::pool::ServerState;
 
 /// The admin server of the node of `shared`, exporting `registry`.
 pub(crate) fn server(

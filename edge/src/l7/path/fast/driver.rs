@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,20 +28,21 @@ use tracing::{debug, warn};
 
 use super::codec::{self, BadChunk, Chunked, Field, Framing, Parsed, RequestHead, ResponseHead};
 use super::{Backend, IdlePool};
-use crate::l7::access::{self, Asked, Record};
-use crate::l7::context::{ListenerKind, Shared};
-use crate::l7::fault::Fault;
-use crate::l7::forward;
-use crate::l7::http::upstream::connect_tcp;
-use crate::l7::http::{ConnInfo, Hyper, Protocol, serve_connection};
-use crate::l7::limits::GatePass;
-use crate::l7::metrics::Held;
-use crate::l7::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity, ServerState};
-use crate::l7::retry::{self, Attempted};
-use crate::l7::route::{Decision, Fields, RequestView};
-use crate::l7::state::Snapshot;
-use crate::l7::sticky;
-use crate::l7::tap::Tapped;
+use crate::l7::path::access::{self, Asked, Record};
+use crate::l7::path::http::{ConnInfo, Hyper, Protocol, serve_connection};
+use crate::l7::path::steps::{self, Attempts};
+use crate::l7::path::tap::Tapped;
+use crate::l7::rules::fault::Fault;
+use crate::l7::rules::forward;
+use crate::l7::rules::limits::GatePass;
+use crate::l7::rules::retry::Attempted;
+use crate::l7::rules::route::{Decision, Fields, RequestView};
+use crate::l7::rules::sticky;
+use crate::l7::shared::connect::connect_tcp;
+use crate::l7::shared::context::{ListenerKind, Shared};
+use crate::l7::shared::metrics::Held;
+use crate::l7::shared::pool::{InFlight, Outcome, Pick, PoolState, RequestAffinity, ServerState};
+use crate::l7::shared::state::Snapshot;
 
 /// Room made for each read.
 const READ_SIZE: usize = 16 * 1024;
@@ -445,19 +446,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     ) -> Result<Done, Fault> {
         let tier = &snapshot.spec.tier;
         let client = self.info.client.ip();
-        if let Some(limiter) = &snapshot.rate_limiter {
-            limiter
-                .check(client, self.shared.clock.now_ns())
-                .map_err(Fault::RateLimited)?;
-        }
-        let pass = self.shared.gates[self.info.listener as usize]
-            .enter()
-            .ok_or(Fault::ListenerFull)?;
+        let pass = steps::admit(snapshot, &self.shared, self.info.listener, client)?;
         let route = route.ok_or(Fault::NoRoute)?;
         record.route = Some(route.rule);
         record.pool = Some(route.pool);
         let pool = &snapshot.pools[route.pool];
-        pool.budget.deposit();
 
         let buf = &self.buf[self.pos..];
         let head = &self.head;
@@ -489,14 +482,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         // The body bytes already read go with the head.
         self.buffered_body()?;
         let head_request = method == Method::HEAD;
-        let policy = retry::Policy::new(&pool.config.retries, &method, bodyless);
-        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut attempts = Attempts::new(pool, &method, bodyless, affinity);
         loop {
-            let pick = pool.pick(affinity.affinity(), &tried, self.shared.now_ms())?;
-            record.server = Some(pick.server.addr);
-            record.attempts += 1;
-            record.fail_open |= pick.fail_open;
-            let in_flight = pick.server.start();
+            let (pick, in_flight) = attempts.start(record, self.shared.now_ms())?;
             let started = Instant::now();
             let result = self
                 .attempt(
@@ -509,13 +497,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
             let latency = started.elapsed();
             let status = self.response.status;
             let attempted = Attempted::from(result.as_ref().map(|_| status).map_err(|f| *f));
-            let attempt = Attempt {
-                number: record.attempts,
-                server: &pick.server,
-                attempted,
-                latency,
-            };
-            if let Some(wait) = pool.settle(&policy, attempt, &mut tried, || self.shared.now_ms()) {
+            let now_ms = || self.shared.now_ms();
+            if let Some(wait) = attempts.settle(&pick, record, attempted, latency, now_ms) {
                 // The failed attempt lets go of its server before the back-off.
                 drop((in_flight, result));
                 tokio::time::sleep(wait).await;

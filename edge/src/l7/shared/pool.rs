@@ -6,7 +6,7 @@
 //! pool's threshold, sticky servers, slow start, per-server limits,
 //! operator drains and weights, exclusion of servers a retry already
 //! tried — is decided here; which eligible server
-//! wins is [`super::balance`]'s job. The ejection back-off is a pure
+//! wins is [`crate::l7::rules::balance`]'s job. The ejection back-off is a pure
 //! function of the time, which the caller passes in milliseconds of a
 //! monotonic clock.
 
@@ -19,11 +19,11 @@ use http::header::{self, HeaderMap, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
 use topology::tiers::l7::{Algorithm, HashOn, Outlier, Pool as PoolConfig};
 
-use super::balance::{self, Candidates, HashPicker, SmoothWrr, SplitMix64};
-use super::fault::Fault;
-use super::metrics::{Metrics, ServerMetrics, class_index};
-use super::retry::{self, Attempted, Policy, RetryBudget};
-use super::sticky;
+use crate::l7::rules::balance::{self, Candidates, HashPicker, SmoothWrr, SplitMix64};
+use crate::l7::rules::fault::Fault;
+use crate::l7::rules::retry::{self, Attempted, Policy, RetryBudget};
+use crate::l7::rules::sticky;
+use crate::l7::shared::metrics::{Metrics, ServerMetrics, class_index};
 
 /// One server's live state. Shared across configurations while the
 /// server's address, weight and role stay the same.

@@ -11,12 +11,12 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use super::drain::ReadSignal;
-use super::framing::{FramingGuard, Verdict};
+use crate::l7::rules::framing::{FramingGuard, Verdict};
+use crate::l7::shared::drain::ReadSignal;
 
 /// A client stream whose incoming bytes are watched on their way to the
 /// HTTP layer: every read is reported to the connection's held drain
-/// ([`super::drain::Drain::hold`]), and on HTTP/1 every byte also passes
+/// ([`crate::l7::shared::drain::Drain::hold`]), and on HTTP/1 every byte also passes
 /// through a [`FramingGuard`] that raises the connection's
 /// framing-conflict flag. Bytes handed back ([`Tapped::replay`]) are read
 /// again first, unwatched: they were watched the first time.

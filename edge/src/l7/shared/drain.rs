@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::clock::Clock;
+use crate::l7::shared::clock::Clock;
 
 /// While lingering, the listeners stay open while new connections keep
 /// arriving less than this far apart …

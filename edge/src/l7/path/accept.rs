@@ -15,11 +15,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::context::{ListenerKind, Shared};
-use super::drain::{NEXT_REQUEST_GRACE, ReadSignal};
-use super::fast::{self, IdlePool};
-use super::http::{ConnInfo, Hyper, Protocol, serve_connection};
-use super::tap::Tapped;
+use crate::l7::path::fast::{self, IdlePool};
+use crate::l7::path::http::{ConnInfo, Hyper, Protocol, serve_connection};
+use crate::l7::path::tap::Tapped;
+use crate::l7::shared::context::{ListenerKind, Shared};
+use crate::l7::shared::drain::{NEXT_REQUEST_GRACE, ReadSignal};
 use crate::proxy_protocol::{self, DecodeError, Decoded, Limits};
 
 /// Most bytes of a v2 PROXY header this listener reads: the address block
@@ -27,7 +27,7 @@ use crate::proxy_protocol::{self, DecodeError, Decoded, Limits};
 const MAX_PROXY_V2: u16 = 1024;
 
 /// Accepts connections on `listener` until the node closes (see
-/// [`super::drain`]), then drops the listener (new connections are
+/// [`crate::l7::shared::drain`]), then drops the listener (new connections are
 /// refused); each is served with `hyper`'s current builders, HTTP/1.1 ones by
 /// the fast path (with the node's `idle` backend connections) unless the
 /// tier turns it off.

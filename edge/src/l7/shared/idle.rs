@@ -1,6 +1,6 @@
 //! Idle keep-alive connections to backend servers, by server: the one
 //! pool both HTTP/1.1 paths keep them in (hyper's connections in
-//! [`super::http::upstream`], the fast path's sockets in [`super::fast`]),
+//! [`crate::l7::path::http::upstream`], the fast path's sockets in [`crate::l7::path::fast`]),
 //! with its bounds: at most a cap per server (more are closed as they come
 //! back), none handed out once idle for `upstream_idle`, and
 //! [`Idle::sweep`] closing those past it that nobody asked for.

@@ -4,7 +4,7 @@
 //!
 //! One check per pool member, named `POOL/ADDR`. A TLS pool's HTTP checks
 //! go over TLS, verified as its requests are (trust, SNI, client
-//! certificate: [`super::backend_tls::check_tls`]). A reload syncs the
+//! certificate: [`crate::l7::shared::backend_tls::check_tls`]). A reload syncs the
 //! prober with the new set: unchanged checks keep running with their
 //! hysteresis, changed ones carry their health over (see
 //! `probe::scheduler`), removed ones stop.
@@ -20,10 +20,10 @@ use topology::health::{CheckKind, HealthCheck};
 use topology::tiers::l7::BackendTls;
 use tracing::{info, warn};
 
-use super::backend_tls::{PoolTls, check_tls};
-use super::http::grpc_health;
-use super::pool::ServerState;
-use super::state::Snapshot;
+use crate::l7::node::grpc_health;
+use crate::l7::shared::backend_tls::{PoolTls, check_tls};
+use crate::l7::shared::pool::ServerState;
+use crate::l7::shared::state::Snapshot;
 
 /// The probe spec checking `server` as `check` describes (the conversion
 /// the GSLB and the L4 tier use too): on the check's `port` if it sets

@@ -1,7 +1,7 @@
 //! Chunked bodies (RFC 9112 §7.1) read as their bytes arrive, in any
 //! split: the data out, sizes, extensions and trailers consumed. Pure; the
-//! smuggling guard ([`super::framing`]) follows request bodies with it and
-//! the fast path ([`super::fast`]) forwards response bodies with it.
+//! smuggling guard ([`crate::l7::rules::framing`]) follows request bodies with it and
+//! the fast path ([`crate::l7::path::fast`]) forwards response bodies with it.
 //!
 //! Trailers are dropped but held to hyper's rules, so that a body is
 //! malformed on both HTTP paths alike, and at the same byte: lines end in

@@ -7,8 +7,8 @@
 use std::ops::Range;
 use std::time::SystemTime;
 
-pub use crate::l7::chunked::{BadChunk, Chunked, Piece};
-use crate::l7::forward;
+pub use crate::l7::rules::chunked::{BadChunk, Chunked, Piece};
+use crate::l7::rules::forward;
 
 /// Most fields of a head the fast path parses; a longer head goes to
 /// hyper, which applies the configured limit.

@@ -1,16 +1,16 @@
 //! The serving state: one immutable snapshot of routes, pools and limits,
 //! published through an `ArcSwap` and replaced whole on reload. It names
 //! no HTTP stack: hyper's backend client is the hyper adapter's own
-//! ([`super::http::Hyper`]).
+//! ([`crate::l7::path::http::Hyper`]).
 
 use std::sync::Arc;
 
-use super::backend_tls::{PoolTls, PoolTlsError};
-use super::config::NodeSpec;
-use super::limits::RateLimiter;
-use super::metrics::{Metrics, RouteMetrics};
-use super::pool::PoolState;
-use super::route::Router;
+use crate::l7::rules::limits::RateLimiter;
+use crate::l7::rules::route::Router;
+use crate::l7::shared::backend_tls::{PoolTls, PoolTlsError};
+use crate::l7::shared::config::NodeSpec;
+use crate::l7::shared::metrics::{Metrics, RouteMetrics};
+use crate::l7::shared::pool::PoolState;
 
 /// What requests are served with. Requests in flight keep the snapshot
 /// they started with; new requests see the new one at once.

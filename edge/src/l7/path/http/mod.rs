@@ -1,11 +1,11 @@
 //! The hyper adapter: the only module of the L7 tier that names hyper
 //! types. It serves client connections (HTTP/1.1, HTTP/2 over TLS by ALPN,
 //! h2c by prior knowledge), runs each request through the pure stages
-//! (admission, [`super::route`], [`super::pool`], [`super::forward`]) and
+//! (admission, [`crate::l7::rules::route`], [`crate::l7::shared::pool`], [`crate::l7::rules::forward`]) and
 //! sends it upstream ([`upstream`]: HTTP/1.1 keep-alive pools, or HTTP/2
 //! for `h2c` and `h2` pools, over TLS for TLS pools), with timeouts and
-//! WebSocket tunnels, retrying as [`super::retry`] decides and answering
-//! [`super::fault`]s itself.
+//! WebSocket tunnels, retrying as [`crate::l7::rules::retry`] decides and answering
+//! [`crate::l7::rules::fault`]s itself.
 //!
 //! # A request's way through
 //!
@@ -19,7 +19,7 @@
 //! back with the in-flight guards inside it (a stall mid-body aborts it
 //! and counts against the server) → access log line and metrics.
 
-pub mod grpc_health;
+pub mod paced_body;
 pub mod upstream;
 
 use std::borrow::Cow;
@@ -48,25 +48,28 @@ use tokio_util::sync::CancellationToken;
 use topology::tiers::l7::{BackendProtocol, L7Tier, Respond};
 use tracing::{debug, warn};
 
-use super::access::{self, Asked, Record};
-use super::backend_tls::TlsFailure;
-use super::context::{ListenerKind, Shared};
-use super::fault::Fault;
-use super::forward::{self, Forwarding, HeaderEdits};
-use super::limits::GatePass;
-use super::paced_body::{BackendBodyError, BodyWitness, Capped, PacedBody, Stopped};
-use super::pool::{Attempt, InFlight, Outcome, Pick, PoolState, RequestAffinity};
-use super::retry::{self, Attempted};
-use super::route::{Decision, RequestView, request_host};
-use super::state::Snapshot;
-use super::sticky;
-use super::tap::Tapped;
+use crate::l7::path::access::{self, Asked, Record};
+use crate::l7::path::http::paced_body::{
+    BackendBodyError, BodyWitness, Capped, PacedBody, Stopped,
+};
+use crate::l7::path::steps::{self, Attempts};
+use crate::l7::path::tap::Tapped;
+use crate::l7::rules::fault::Fault;
+use crate::l7::rules::forward::{self, Forwarding, HeaderEdits};
+use crate::l7::rules::limits::GatePass;
+use crate::l7::rules::retry::Attempted;
+use crate::l7::rules::route::{Decision, RequestView, request_host};
+use crate::l7::rules::sticky;
+use crate::l7::shared::backend_tls::TlsFailure;
+use crate::l7::shared::context::{ListenerKind, Shared};
+use crate::l7::shared::pool::{InFlight, Outcome, Pick, PoolState, RequestAffinity};
+use crate::l7::shared::state::Snapshot;
 use upstream::{Upstream, UpstreamBody, UpstreamError};
 
 /// Body of responses sent to the client.
 pub(crate) type DownBody = Either<Tracked, Full<Bytes>>;
 
-pub use super::access::ACCESS_LOG;
+pub use crate::l7::path::access::ACCESS_LOG;
 
 /// The hyper adapter's own state for one node, beside the serving
 /// snapshot (which names no hyper type): the connection builders and the
@@ -469,14 +472,7 @@ async fn proxy(
     if request.uri().path() == tier.health_path {
         return Ok(health_response(snapshot, shared));
     }
-    if let Some(limiter) = &snapshot.rate_limiter {
-        limiter
-            .check(info.client.ip(), shared.clock.now_ns())
-            .map_err(Fault::RateLimited)?;
-    }
-    let pass = shared.gates[info.listener as usize]
-        .enter()
-        .ok_or(Fault::ListenerFull)?;
+    let pass = steps::admit(snapshot, shared, info.listener, info.client.ip())?;
 
     // Route: what the request gets, decided once.
     let (pool_index, rewritten, edits, max_body) = {
@@ -518,7 +514,6 @@ async fn proxy(
     };
     record.pool = Some(pool_index);
     let pool: &Arc<PoolState> = &snapshot.pools[pool_index];
-    pool.budget.deposit();
 
     let affinity = RequestAffinity::of(&pool.config, info.client.ip(), request.headers());
 
@@ -571,19 +566,15 @@ async fn proxy(
     };
     let replayable = body.is_end_stream();
     let mut body = Some(body);
-    let policy = retry::Policy::new(&pool.config.retries, &parts.method, replayable);
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut attempts = Attempts::new(pool, &parts.method, replayable, affinity);
     // Connecting (when no pooled connection is idle) counts against it too.
     let response_timeout = tier.timeouts.response;
     let tls = snapshot.backend_tls[pool_index].as_deref();
 
     loop {
         let now = shared.now_ms();
-        let pick = pool.pick(affinity.affinity(), &tried, now)?;
-        record.server = Some(pick.server.addr);
-        record.attempts += 1;
-        record.fail_open |= pick.fail_open;
-        let more = policy.may_follow(record.attempts);
+        let (pick, in_flight) = attempts.start(record, now)?;
+        let more = attempts.may_follow(record);
         let mut witness = None;
         let up_body = match body.take() {
             Some(b) if !replayable => {
@@ -604,7 +595,6 @@ async fn proxy(
         } else {
             std::mem::take(&mut parts.headers)
         };
-        let in_flight = pick.server.start();
         let started = Instant::now();
         let result = answered_within(
             upstream.send(
@@ -631,13 +621,7 @@ async fn proxy(
         };
         let attempted =
             Attempted::from(result.as_ref().map(|r| r.status().as_u16()).map_err(|f| *f));
-        let attempt = Attempt {
-            number: record.attempts,
-            server: &pick.server,
-            attempted,
-            latency,
-        };
-        if let Some(wait) = pool.settle(&policy, attempt, &mut tried, || shared.now_ms()) {
+        if let Some(wait) = attempts.settle(&pick, record, attempted, latency, || shared.now_ms()) {
             // The failed attempt lets go of its server before the back-off.
             drop((in_flight, result));
             tokio::time::sleep(wait).await;

@@ -20,8 +20,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use probe::CustomCheck;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::upstream::connect_tcp;
-use crate::l7::backend_tls::PoolTls;
+use crate::l7::shared::backend_tls::PoolTls;
+use crate::l7::shared::connect::connect_tcp;
 
 /// The method every gRPC health server answers.
 const CHECK_PATH: &str = "/grpc.health.v1.Health/Check";

@@ -32,7 +32,7 @@ impl Source {
 }
 
 /// Whether a failed attempt may be retried on another server (retry
-/// limits and the budget aside; see [`super::retry`]).
+/// limits and the budget aside; see [`crate::l7::rules::retry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
     /// Never: retrying cannot help, or the request is not the server's.

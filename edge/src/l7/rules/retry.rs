@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::Method;
 use topology::tiers::l7::Retries;
 
-use super::fault::{Fault, Retry};
+use crate::l7::rules::fault::{Fault, Retry};
 
 /// What one attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn back_off_is_jittered_under_a_doubling_ceiling() {
-        use crate::l7::balance::Rng;
+        use crate::l7::rules::balance::Rng;
         let ms = Duration::from_millis;
         let config = |base, max| Retries {
             backoff: ms(base),
@@ -204,7 +204,7 @@ mod tests {
         ];
         for (base, max, retry, ceiling) in cases {
             let retries = config(base, max);
-            let mut rng = crate::l7::balance::SplitMix64(7);
+            let mut rng = crate::l7::rules::balance::SplitMix64(7);
             let waits: Vec<Duration> = (0..2000)
                 .map(|_| backoff(&retries, retry, rng.next_u64()))
                 .collect();
@@ -227,7 +227,7 @@ mod tests {
         // The same seed draws the same waits: replicas and reruns agree.
         let retries = config(25, 250);
         let draw = |seed| {
-            let mut rng = crate::l7::balance::SplitMix64(seed);
+            let mut rng = crate::l7::rules::balance::SplitMix64(seed);
             (1..=4)
                 .map(|n| backoff(&retries, n, rng.next_u64()))
                 .collect::<Vec<_>>()

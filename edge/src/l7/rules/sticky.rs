@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use topology::tiers::l7::{SameSite, Sticky};
 
-use super::balance::REQUEST_HASH_KEY;
+use crate::l7::rules::balance::REQUEST_HASH_KEY;
 
 /// The cookie value naming `addr`.
 pub fn server_token(addr: SocketAddr) -> String {

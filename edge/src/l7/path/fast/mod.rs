@@ -6,13 +6,13 @@
 //! connection itself ([`driver`]): no channel, no dispatcher, no task per
 //! request. The request head goes to the backend as slices of the bytes
 //! the client sent, less the hop-by-hop fields, plus the fields
-//! [`super::forward`] adds, with the body already read, in one vectored
-//! write; a chunked request body is decoded by [`super::chunked`] and
+//! [`crate::l7::rules::forward`] adds, with the body already read, in one vectored
+//! write; a chunked request body is decoded by [`crate::l7::rules::chunked`] and
 //! sent in chunks of the proxy's own (extensions and trailers dropped; a
 //! malformed one is answered 400 and the connection closed); keep-alive
 //! backend connections are pooled per server and node ([`IdlePool`]). Every decision is the general path's: admission
-//! ([`super::limits`]), [`super::route`], [`super::pool`],
-//! [`super::retry`], [`super::fault`]'s answers, [`super::access`]'s log
+//! ([`crate::l7::rules::limits`]), [`crate::l7::rules::route`], [`crate::l7::shared::pool`],
+//! [`crate::l7::rules::retry`], [`crate::l7::rules::fault`]'s answers, [`crate::l7::path::access`]'s log
 //! line and metrics.
 //!
 //! # Hand-off
@@ -28,7 +28,7 @@
 //! under one), a connection the framing guard flagged,
 //! anything `httparse` rejects or a head over the limits — hands the
 //! connection to hyper (`l7::http::serve_connection`) with the bytes
-//! read so far ([`super::tap::Tapped::replay`]), and hyper serves it from
+//! read so far ([`crate::l7::path::tap::Tapped::replay`]), and hyper serves it from
 //! then on.
 //! `regions.R.l7.http1_fast_path: false` sends every connection to hyper.
 //!
@@ -42,13 +42,13 @@ use std::ops::{Deref, DerefMut};
 
 use tokio::net::TcpStream;
 
-use super::idle::Idle;
-use super::metrics::Held;
+use crate::l7::shared::idle::Idle;
+use crate::l7::shared::metrics::Held;
 
 pub(crate) use driver::serve;
 
 /// A node's idle keep-alive connections to its backend servers, by
-/// server, within [`super::idle`]'s bounds. A connection is put back only
+/// server, within [`crate::l7::shared::idle`]'s bounds. A connection is put back only
 /// when its response was read to its end and both sides keep it alive;
 /// one closed by the server meanwhile (`open_and_quiet`) is dropped when
 /// met.

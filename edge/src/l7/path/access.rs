@@ -13,10 +13,10 @@ use tokio::time::Instant;
 use topology::tiers::l7::AccessLogFormat;
 use tracing::{debug, info};
 
-use super::context::{ListenerKind, Shared};
-use super::fault::Fault;
-use super::metrics::class_index;
-use super::state::Snapshot;
+use crate::l7::rules::fault::Fault;
+use crate::l7::shared::context::{ListenerKind, Shared};
+use crate::l7::shared::metrics::class_index;
+use crate::l7::shared::state::Snapshot;
 
 /// Target of the access log: one line per request at `info`, so it can be
 /// filtered (`RUST_LOG=info,gtm::access=off`) or routed on its own.

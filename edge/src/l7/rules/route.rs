@@ -45,8 +45,8 @@ use topology::tiers::l7::{
     Action, Expect, FieldMatch, L7Tier, Piece, Respond, Route as RouteConfig, Template, Variable,
 };
 
-use super::fault::Fault;
-use super::forward::HeaderEdits;
+use crate::l7::rules::fault::Fault;
+use crate::l7::rules::forward::HeaderEdits;
 
 /// The host a request is for: the URI's authority (absolute form,
 /// HTTP/2 `:authority`) or the single `Host` field; a second `Host`, a

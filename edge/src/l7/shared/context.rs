@@ -10,16 +10,16 @@ use arc_swap::ArcSwap;
 use http::{HeaderValue, StatusCode};
 use rustls::ServerConfig;
 
-use super::backend_tls::PoolTlsError;
-use super::balance::mix64;
-use super::clock::Clock;
-use super::config::NodeSpec;
-use super::drain::Drain;
-use super::forward::format_request_id;
-use super::limits::{ConnectionCap, Gate};
-use super::metrics::Metrics;
-use super::state::Snapshot;
-use super::tls::CertStore;
+use crate::l7::rules::balance::mix64;
+use crate::l7::rules::forward::format_request_id;
+use crate::l7::rules::limits::{ConnectionCap, Gate};
+use crate::l7::shared::backend_tls::PoolTlsError;
+use crate::l7::shared::clock::Clock;
+use crate::l7::shared::config::NodeSpec;
+use crate::l7::shared::drain::Drain;
+use crate::l7::shared::metrics::Metrics;
+use crate::l7::shared::state::Snapshot;
+use crate::l7::shared::tls::CertStore;
 
 /// The listeners of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

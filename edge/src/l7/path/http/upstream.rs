@@ -51,17 +51,14 @@ use tokio::net::TcpStream;
 use topology::tiers::l7::{BackendProtocol, Timeouts};
 use tracing::debug;
 
-use crate::l7::backend_tls::{PoolTls, TlsFailure};
-use crate::l7::idle::Idle;
-use crate::l7::metrics::Held;
-use crate::l7::paced_body::{BackendBodyError, Capped, ClientBodyError, PacedBody};
+use crate::l7::path::http::paced_body::{BackendBodyError, Capped, ClientBodyError, PacedBody};
+use crate::l7::shared::backend_tls::{PoolTls, TlsFailure};
+use crate::l7::shared::connect::connect_tcp;
+use crate::l7::shared::idle::Idle;
+use crate::l7::shared::metrics::Held;
 
 /// Body of requests sent upstream: the client's, or empty (replayable).
 pub(crate) type UpBody = Either<PacedBody<Capped<Incoming>, ClientBodyError>, Empty<Bytes>>;
-
-/// TCP keep-alive on backend connections, so a vanished backend host is
-/// noticed on connections that sit idle in the pool.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// HTTP/2 PINGs on a backend connection with requests in flight, and how
 /// long the answer may take before the connection is given up.
@@ -446,18 +443,6 @@ impl Upstream {
             .await
             .map_err(UpstreamError::Connect)
     }
-}
-
-/// A TCP connection to the backend server at `addr` within `timeout`,
-/// with `TCP_NODELAY` and keep-alive set (either HTTP path).
-pub(crate) async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    stream.set_nodelay(true)?;
-    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
-    socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
-    Ok(stream)
 }
 
 /// A backend's response body. It drives its connection while it streams,

@@ -1,10 +1,16 @@
 //! One L7 node's lifecycle: building its state, serving its listeners,
-//! reloading, and draining at shutdown.
+//! reloading, and draining at shutdown; beside the request path, its
+//! active health checks ([`health`], with the gRPC kind in
+//! [`grpc_health`]) and its admin endpoint ([`admin`]).
+
+pub mod admin;
+pub mod grpc_health;
+pub mod health;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use admin::api::l7 as api;
+use ::admin::api::l7 as api;
 use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -12,16 +18,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
-use super::backend_tls::PoolTlsError;
-use super::balance::mix64;
-use super::config::NodeSpec;
-use super::context::{ListenerKind, Shared, TlsState};
-use super::fast::IdlePool;
-use super::health::Checks;
-use super::http::Hyper;
-use super::metrics::Metrics;
-use super::state::Snapshot;
-use super::tls::{CertStore, TlsError};
+use crate::l7::node::health::Checks;
+use crate::l7::path::fast::IdlePool;
+use crate::l7::path::http::Hyper;
+use crate::l7::rules::balance::mix64;
+use crate::l7::shared::backend_tls::PoolTlsError;
+use crate::l7::shared::config::NodeSpec;
+use crate::l7::shared::context::{ListenerKind, Shared, TlsState};
+use crate::l7::shared::metrics::Metrics;
+use crate::l7::shared::state::Snapshot;
+use crate::l7::shared::tls::{CertStore, TlsError};
 
 /// How often certificate files are checked for changes and gauges
 /// refreshed.
@@ -86,7 +92,7 @@ fn seed_for(name: &str) -> u64 {
     let clock = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    super::balance::request_key(name.as_bytes()) ^ mix64(clock)
+    crate::l7::rules::balance::request_key(name.as_bytes()) ^ mix64(clock)
 }
 
 impl L7Node {
@@ -133,7 +139,7 @@ impl L7Node {
 
     /// Serves `listeners` until `shutdown` is cancelled, then drains: the
     /// health path answers 503, new connections are still served while
-    /// they keep arriving (see [`super::drain`]), then the node stops
+    /// they keep arriving (see [`crate::l7::shared::drain`]), then the node stops
     /// accepting, lets requests in flight finish within the tier's `drain`
     /// timeout, closes what is left and returns.
     pub async fn run(
@@ -169,7 +175,8 @@ impl L7Node {
         drop(snapshot);
         let admin_stop = CancellationToken::new();
         if let Some(listener) = listeners.admin {
-            let server = super::admin::server(listener, shared.clone(), registry.clone())?;
+            let server =
+                crate::l7::node::admin::server(listener, shared.clone(), registry.clone())?;
             background.spawn(server.run(admin_stop.clone()));
         }
         let connections = TaskTracker::new();
@@ -188,7 +195,7 @@ impl L7Node {
             if let Ok(addr) = listener.local_addr() {
                 info!(node = %shared.node, listener = kind.name(), %addr, "listening");
             }
-            connections.spawn(super::listener::accept_loop(
+            connections.spawn(crate::l7::path::accept::accept_loop(
                 listener,
                 kind,
                 shared.clone(),
@@ -349,7 +356,7 @@ impl Handle {
     /// The node's state (`GET /v1/status`): routes, pools, servers and
     /// their health.
     pub fn status(&self) -> api::Status {
-        super::admin::status(&self.shared)
+        crate::l7::node::admin::status(&self.shared)
     }
 
     /// The region health answer (status code and JSON body), as served on

@@ -16,7 +16,7 @@
 //! switches itself off and leaves the verdict to hyper's parser, which
 //! rejects malformed input anyway.
 
-use super::chunked::Chunked;
+use crate::l7::rules::chunked::Chunked;
 
 /// What the guard has concluded so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
