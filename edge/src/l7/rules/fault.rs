@@ -72,6 +72,9 @@ pub enum Fault {
     UpstreamTimeout,
     /// The server switched protocols when the client had not asked.
     UnexpectedUpgrade,
+    /// A gRPC call routed to an HTTP/1.1 pool: gRPC needs HTTP/2 to the
+    /// server (its status comes in trailers), so it is not sent.
+    GrpcToHttp1,
 }
 
 impl Fault {
@@ -89,9 +92,10 @@ impl Fault {
             Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Fault::ConnectFailed | Fault::UpstreamFailed | Fault::UnexpectedUpgrade => {
-                StatusCode::BAD_GATEWAY
-            }
+            Fault::ConnectFailed
+            | Fault::UpstreamFailed
+            | Fault::UnexpectedUpgrade
+            | Fault::GrpcToHttp1 => StatusCode::BAD_GATEWAY,
             Fault::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -105,7 +109,9 @@ impl Fault {
             | Fault::ClientTooSlow
             | Fault::PayloadTooLarge
             | Fault::RateLimited(_) => Source::Client,
-            Fault::ListenerFull | Fault::ServerFull | Fault::NoServer => Source::Proxy,
+            Fault::ListenerFull | Fault::ServerFull | Fault::NoServer | Fault::GrpcToHttp1 => {
+                Source::Proxy
+            }
             Fault::ConnectFailed
             | Fault::UpstreamFailed
             | Fault::UpstreamTimeout
@@ -138,6 +144,9 @@ impl Fault {
             Fault::UpstreamFailed => "the backend server failed",
             Fault::UpstreamTimeout => "the backend server did not answer in time",
             Fault::UnexpectedUpgrade => "the backend switched protocols unasked",
+            Fault::GrpcToHttp1 => {
+                "gRPC needs HTTP/2 to the server: give this route's pool protocol h2c (or h2 with tls)"
+            }
         }
     }
 
@@ -197,7 +206,8 @@ impl Fault {
     /// rest UNKNOWN — except that a backend that did not answer in time is
     /// DEADLINE_EXCEEDED, as Envoy answers since envoyproxy/envoy#44479:
     /// UNAVAILABLE would tell the client to retry a call whose time has run
-    /// out. The reason goes in `grpc-message` as it is: every
+    /// out; and a call routed to an HTTP/1.1 pool is UNIMPLEMENTED, which no
+    /// retry changes. The reason goes in `grpc-message` as it is: every
     /// [`Fault::reason`] is printable ASCII without `%`, which gRPC's
     /// percent-encoding leaves alone.
     pub fn grpc_status(self) -> u8 {
@@ -206,8 +216,10 @@ impl Fault {
         const UNIMPLEMENTED: u8 = 12;
         const INTERNAL: u8 = 13;
         const UNAVAILABLE: u8 = 14;
-        if self == Fault::UpstreamTimeout {
-            return DEADLINE_EXCEEDED;
+        match self {
+            Fault::UpstreamTimeout => return DEADLINE_EXCEEDED,
+            Fault::GrpcToHttp1 => return UNIMPLEMENTED,
+            _ => {}
         }
         match self.status() {
             StatusCode::BAD_REQUEST => INTERNAL,

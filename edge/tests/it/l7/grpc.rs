@@ -337,3 +337,21 @@ async fn a_grpc_health_check_of_a_service_the_server_does_not_know_is_down() {
     assert_eq!(r["code"], "UNAVAILABLE", "{r}");
     proxy.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_grpc_call_routed_to_an_http1_pool_is_refused_with_the_fix() {
+    // gRPC needs HTTP/2 to the server (trailers carry its status): a route
+    // that sends a call to an HTTP/1.1 pool is a configuration mistake,
+    // which the client hears as such, not as a reset stream.
+    let a = GrpcBackend::start("a").await;
+    let proxy = Proxy::start(spec(&format!(
+        "routes: [{{ pool: web }}]\npools:\n  web:\n    servers: [{{ addr: \"{}\" }}]\n",
+        a.addr
+    )))
+    .await;
+    let r = call(proxy.http, "Who", "", 5.0).await;
+    assert_eq!(r["code"], "UNIMPLEMENTED", "{r}");
+    let details = r["details"].as_str().unwrap();
+    assert!(details.contains("h2c"), "names the fix: {r}");
+    proxy.stop().await.unwrap();
+}

@@ -343,6 +343,16 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// Whether the request is a gRPC call proper (`application/grpc`,
+/// `application/grpc+proto`, …), which needs HTTP/2 to the server; gRPC-Web
+/// (`application/grpc-web…`) travels over HTTP/1.1 and is not one.
+fn is_grpc_call(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        let rest = v.as_bytes().strip_prefix(b"application/grpc");
+        rest.is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+    })
+}
+
 /// A response the proxy makes itself.
 fn own_response(status: StatusCode, body: Bytes) -> Response<DownBody> {
     let mut response = Response::new(Either::Right(Full::new(body)));
@@ -514,6 +524,9 @@ async fn proxy(
     };
     record.pool = Some(pool_index);
     let pool: &Arc<PoolState> = &snapshot.pools[pool_index];
+    if pool.config.protocol == BackendProtocol::Http1 && is_grpc_call(request.headers()) {
+        return Err(Fault::GrpcToHttp1);
+    }
 
     let affinity = RequestAffinity::of(&pool.config, info.client.ip(), request.headers());
 
@@ -890,6 +903,22 @@ mod tests {
             fault_response(Fault::ConnectFailed, false).status(),
             StatusCode::BAD_GATEWAY
         );
+    }
+
+    #[test]
+    fn only_grpc_calls_proper_need_an_http2_pool() {
+        let call = |content_type: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            is_grpc_call(&headers)
+        };
+        assert!(call("application/grpc"));
+        assert!(call("application/grpc+proto"));
+        assert!(call("application/grpc;charset=utf-8"));
+        assert!(!call("application/grpc-web"), "gRPC-Web goes over HTTP/1.1");
+        assert!(!call("application/grpc-web+proto"));
+        assert!(!call("application/json"));
+        assert!(!is_grpc_call(&HeaderMap::new()));
     }
 
     #[test]
