@@ -42,6 +42,11 @@ enum Command {
         /// The node's name (`regions.R.l7.nodes[].name`).
         #[arg(long)]
         node: String,
+        /// Where the operator's server drains and weights are kept across
+        /// restarts (default $XDG_STATE_HOME/edge/NODE.json, or
+        /// ~/.local/state/edge/NODE.json).
+        #[arg(long, value_name = "FILE")]
+        state_file: Option<PathBuf>,
     },
     /// Run a demo backend: answers with its name and region.
     Backend {
@@ -197,8 +202,16 @@ fn main() -> ExitCode {
         Command::L4 { config, node } => {
             Box::pin(async move { edge::l4::run_node(&config, &node, stop).await })
         }
-        Command::L7 { config, node } => {
-            Box::pin(async move { edge::l7::run_node(&config, &node, stop).await })
+        Command::L7 {
+            config,
+            node,
+            state_file,
+        } => {
+            let state_file =
+                state_file.or_else(|| lifecycle::files::default_state_file("edge", &node));
+            Box::pin(async move {
+                edge::l7::run_node(&config, &node, state_file.as_deref(), stop).await
+            })
         }
         Command::Backend { config, name } => {
             Box::pin(async move { edge::demo_backend::run_named(&config, &name, stop).await })

@@ -198,7 +198,7 @@ fn main() -> ExitCode {
         state_file: args
             .state_file
             .clone()
-            .or_else(|| default_state_file(&node.name)),
+            .or_else(|| lifecycle::files::default_state_file("gslb", &node.name)),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -265,16 +265,6 @@ fn node_of(topology: &topology::Topology, args: &Args) -> anyhow::Result<topolog
             names()
         ),
     })
-}
-
-/// `$XDG_STATE_HOME/gslb/NODE.json`, else `~/.local/state/gslb/NODE.json`.
-fn default_state_file(node: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
-        })?;
-    Some(base.join("gslb").join(format!("{node}.json")))
 }
 
 async fn serve(

@@ -6,8 +6,10 @@
 //! - [`stop_on_signal`]: the first SIGTERM or SIGINT cancels the shutdown
 //!   token every task watches (stop accepting, drain, exit);
 //! - [`watch`]: when to reload the configuration file — it changed
-//!   (mtime and length, polled every second) or SIGHUP came.
+//!   (mtime and length, polled every second) or SIGHUP came;
+//! - [`files`]: state files written atomically.
 
+pub mod files;
 pub mod watch;
 
 use tokio_util::sync::CancellationToken;

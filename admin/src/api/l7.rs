@@ -118,7 +118,8 @@ fn encode(segment: &str) -> String {
 
 /// `PUT /v1/pools/POOL/servers/ADDR/weight`: the weight the server
 /// balances with from now on (at least 1), or `null` to return to the
-/// configured one. Not kept across a restart; kept across reloads.
+/// configured one. Kept across reloads, and across restarts when the node
+/// has a state file (`edge l7 --state-file`, which gtm always gives).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WeightRequest {
     /// The new weight, `None` for the configured one.
@@ -134,6 +135,10 @@ pub struct ServerChange {
     pub pool: String,
     /// The server after the change.
     pub server: Server,
+    /// Set when the change could not be saved to the node's state file: it
+    /// holds until the node restarts only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The body of the region health path (200 while `healthy`, else 503).

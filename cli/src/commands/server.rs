@@ -34,6 +34,9 @@ pub struct NodeResult {
     pub node: String,
     /// The server as the node shows it after the change.
     pub server: Option<l7::Server>,
+    /// Applied, but not saved in the node's state file: lost on restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     /// Why the node did not apply it.
     pub error: Option<String>,
 }
@@ -71,6 +74,10 @@ pub fn run(args: &ServerArgs, state: &StateDir, printer: &Printer) -> anyhow::Re
             NodeResult {
                 node: node.name.clone(),
                 server: answer.as_ref().ok().map(|change| change.server.clone()),
+                warning: answer
+                    .as_ref()
+                    .ok()
+                    .and_then(|change| change.warning.clone()),
                 error: answer.err(),
             }
         })
@@ -154,6 +161,9 @@ fn print(report: &Report, p: &Printer) {
                 node.node,
                 p.paint(Style::Bad, error.as_deref().unwrap_or("no answer"))
             )),
+        }
+        if let Some(warning) = &node.warning {
+            p.line(format!("  {}", p.paint(Style::Warn, warning)));
         }
     }
 }

@@ -211,9 +211,10 @@ fn units(topology: &Topology, host: &Host) -> anyhow::Result<Vec<Unit>> {
         let mut argv = vec![bin(component.kind.binary())];
         argv.extend(component.args.iter().cloned());
         let mut writes = Vec::new();
-        if component.kind == Kind::Gslb {
-            // Operator overrides and the last verdicts survive a restart;
-            // the default (under $HOME) is not writable under systemd.
+        if matches!(component.kind, Kind::Gslb | Kind::L7) {
+            // Operator overrides (and a name server's last verdicts)
+            // survive a restart; the default (under $HOME) is not writable
+            // under systemd. Component names are unique in a topology.
             let state = host.dir.join("state");
             argv.push("--state-file".into());
             argv.push(
@@ -488,6 +489,12 @@ pub(crate) mod tests {
                 "--state-file",
                 "/var/lib/gtm/state/ns2.json"
             ]
+        );
+        // An operator's drains and weights survive a restart of the node.
+        let l7 = &bundle(&bundles, "use-l7a").services[0];
+        assert_eq!(
+            l7.argv[l7.argv.len() - 2..],
+            ["--state-file", "/var/lib/gtm/state/us-east-l7a.json"]
         );
         let l4 = bundle(&bundles, "use-l4a");
         assert_eq!(l4.services[0].reload, Reload::Sighup);

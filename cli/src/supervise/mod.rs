@@ -208,8 +208,8 @@ pub struct Started {
 pub fn spawn(state: &StateDir, component: &Component, binary: &Path) -> anyhow::Result<Spawned> {
     let begun = Instant::now();
     let mut args = component.args.clone();
-    if component.kind == Kind::Gslb {
-        let path = state.gslb_state_path(&component.name);
+    if matches!(component.kind, Kind::Gslb | Kind::L7) {
+        let path = state.node_state_path(component.kind.as_str(), &component.name);
         args.extend(["--state-file".to_owned(), path.display().to_string()]);
     }
     let log_path = state.log_path(&component.name);

@@ -263,11 +263,13 @@ impl StateDir {
         self.root.join("logs").join(format!("{name}.log"))
     }
 
-    /// `gslb/NODE.json`: a name server's overrides and probe verdicts, kept
-    /// with the deployment rather than in the user's shared default (two
-    /// deployments with a node of the same name would share it).
-    pub fn gslb_state_path(&self, node: &str) -> PathBuf {
-        self.root.join("gslb").join(format!("{node}.json"))
+    /// `KIND/NODE.json`: what a node keeps across restarts (a name
+    /// server's overrides and probe verdicts, an L7 node's server drains
+    /// and weights), kept with the deployment rather than in the user's
+    /// shared default (two deployments with a node of the same name would
+    /// share it).
+    pub fn node_state_path(&self, kind: &str, node: &str) -> PathBuf {
+        self.root.join(kind).join(format!("{node}.json"))
     }
 
     /// `drills/REGION.json`.

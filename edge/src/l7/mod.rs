@@ -57,11 +57,13 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
         .with_context(|| format!("cannot listen on {addr} ({what}); is another process using it, or is the address not on this host?"))
 }
 
-/// Runs the L7 node `node` of the topology at `config` until `shutdown`;
-/// reloads on SIGHUP and when the file changes.
+/// Runs the L7 node `node` of the topology at `config` until `shutdown`,
+/// keeping the operator's drains and weights in `state_file`; reloads on
+/// SIGHUP and when the file changes.
 pub async fn run_node(
     config: &Path,
     node: &str,
+    state_file: Option<&Path>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let spec = load_spec(config, node)?;
@@ -73,7 +75,10 @@ pub async fn run_node(
         },
         admin: Some(bind(spec.node.admin, "admin").await?),
     };
-    let l7 = L7Node::new(spec).map_err(|e| ConfigError(format!("L7 node {node}: {e}")))?;
+    let mut l7 = L7Node::new(spec).map_err(|e| ConfigError(format!("L7 node {node}: {e}")))?;
+    if let Some(path) = state_file {
+        l7 = l7.with_state_file(path);
+    }
     let handle = l7.handle();
     let watcher = tokio::spawn(watch_config(
         config.to_owned(),

@@ -3,18 +3,20 @@
 //! as JSON), the region health path (so the L4 tier can probe a node
 //! through its admin address, which needs no PROXY header), and the
 //! operator's server controls (token-protected): `POST
-//! /v1/pools/POOL/servers/ADDR/drain` and `…/undrain`, `PUT …/weight`.
+//! /v1/pools/POOL/servers/ADDR/drain` and `…/undrain`, `PUT …/weight`,
+//! each saved to the node's state file when it has one.
 
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{error, info};
 
 use admin::api::l7 as api;
 
 use admin::{Access, AdminConfig, AdminServer, Method, Request, Response, Router, StatusCode};
 
+use crate::l7::node::state_file::ServerStateFile;
 use crate::l7::shared::context::Shared;
 use crate::l7::shared::pool::ServerState;
 
@@ -23,32 +25,41 @@ pub(crate) fn server(
     listener: TcpListener,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
+    state_file: Option<Arc<ServerStateFile>>,
 ) -> anyhow::Result<AdminServer> {
     let health_path = shared.snapshot.load().spec.tier.health_path.clone();
     let health = shared.clone();
-    let (drain, undrain, weight) = (shared.clone(), shared.clone(), shared.clone());
+    let operator = Operator {
+        shared: shared.clone(),
+        state_file,
+    };
+    let (drain, undrain, weight) = (operator.clone(), operator.clone(), operator);
     let router = Router::new()
         .post(SERVER_DRAIN, move |request| {
-            let shared = drain.clone();
-            async move { control(&shared, &request, Control::Drain(true)) }
+            let operator = drain.clone();
+            async move { operator.control(&request, Control::Drain(true)).await }
         })
         .post(SERVER_UNDRAIN, move |request| {
-            let shared = undrain.clone();
-            async move { control(&shared, &request, Control::Drain(false)) }
+            let operator = undrain.clone();
+            async move { operator.control(&request, Control::Drain(false)).await }
         })
         .route(
             Method::PUT,
             SERVER_WEIGHT,
             Access::Mutate,
             move |request: Request| {
-                let shared = weight.clone();
+                let operator = weight.clone();
                 async move {
                     match request.json::<api::WeightRequest>() {
                         Ok(api::WeightRequest { weight: Some(0) }) => Response::error(
                             StatusCode::BAD_REQUEST,
                             "weight 0 would starve the server; drain it instead (POST …/drain)",
                         ),
-                        Ok(body) => control(&shared, &request, Control::Weight(body.weight)),
+                        Ok(body) => {
+                            operator
+                                .control(&request, Control::Weight(body.weight))
+                                .await
+                        }
                         Err(response) => response,
                     }
                 }
@@ -86,51 +97,79 @@ enum Control {
     Weight(Option<u32>),
 }
 
-/// Applies `control` to the server the request's path names, in the
-/// snapshot serving now (a reload carries the change over).
-fn control(shared: &Shared, request: &Request, control: Control) -> Response {
-    let (Some(pool_name), Some(server_name)) = (request.param("pool"), request.param("server"))
-    else {
-        return Response::error(StatusCode::NOT_FOUND, "no such route");
-    };
-    let snapshot = shared.snapshot.load();
-    let Some(pool) = snapshot.pools.iter().find(|p| p.config.name == pool_name) else {
-        let known: Vec<&str> = snapshot
-            .pools
-            .iter()
-            .map(|p| p.config.name.as_str())
-            .collect();
-        return Response::error(
-            StatusCode::NOT_FOUND,
-            &format!("unknown pool {pool_name:?}; pools: {}", known.join(", ")),
-        );
-    };
-    let Some(server) = server_name.parse().ok().and_then(|addr| pool.server(addr)) else {
-        let known: Vec<String> = pool.servers().map(|s| s.addr.to_string()).collect();
-        return Response::error(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "pool {pool_name:?} has no server {server_name:?}; servers: {}",
-                known.join(", ")
-            ),
-        );
-    };
-    match control {
-        Control::Drain(drained) => {
-            if server.set_drained(drained) {
-                info!(pool = %pool_name, server = %server.addr, in_flight = server.in_flight(), drained, "server drain changed by the operator");
+/// What the operator's controls act on: the servers of the snapshot
+/// serving now, and the state file that keeps their changes.
+#[derive(Clone)]
+struct Operator {
+    shared: Arc<Shared>,
+    state_file: Option<Arc<ServerStateFile>>,
+}
+
+impl Operator {
+    /// Applies `control` to the server the request's path names, in the
+    /// snapshot serving now (a reload carries the change over), and saves it
+    /// to the state file.
+    async fn control(&self, request: &Request, control: Control) -> Response {
+        let shared = &self.shared;
+        let (Some(pool_name), Some(server_name)) = (request.param("pool"), request.param("server"))
+        else {
+            return Response::error(StatusCode::NOT_FOUND, "no such route");
+        };
+        let snapshot = shared.snapshot.load_full();
+        let Some(pool) = snapshot.pools.iter().find(|p| p.config.name == pool_name) else {
+            let known: Vec<&str> = snapshot
+                .pools
+                .iter()
+                .map(|p| p.config.name.as_str())
+                .collect();
+            return Response::error(
+                StatusCode::NOT_FOUND,
+                &format!("unknown pool {pool_name:?}; pools: {}", known.join(", ")),
+            );
+        };
+        let Some(server) = server_name.parse().ok().and_then(|addr| pool.server(addr)) else {
+            let known: Vec<String> = pool.servers().map(|s| s.addr.to_string()).collect();
+            return Response::error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "pool {pool_name:?} has no server {server_name:?}; servers: {}",
+                    known.join(", ")
+                ),
+            );
+        };
+        match control {
+            Control::Drain(drained) => {
+                if server.set_drained(drained) {
+                    info!(pool = %pool_name, server = %server.addr, in_flight = server.in_flight(), drained, "server drain changed by the operator");
+                }
+            }
+            Control::Weight(weight) => {
+                server.set_weight(weight);
+                info!(pool = %pool_name, server = %server.addr, weight = server.weight(), "server weight changed by the operator");
             }
         }
-        Control::Weight(weight) => {
-            server.set_weight(weight);
-            info!(pool = %pool_name, server = %server.addr, weight = server.weight(), "server weight changed by the operator");
+        let server = server_status(server, shared.now_ms());
+        let warning = match &self.state_file {
+            None => None,
+            Some(file) => {
+                let (file, snapshot) = (file.clone(), snapshot.clone());
+                match tokio::task::spawn_blocking(move || file.save(&snapshot)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(why)) => Some(why),
+                    Err(e) => Some(format!("saving the state file failed: {e}")),
+                }
+            }
+        };
+        if let Some(why) = &warning {
+            error!("{why}");
         }
+        Response::ok_json(&api::ServerChange {
+            node: shared.node.clone(),
+            pool: pool_name.to_owned(),
+            server,
+            warning,
+        })
     }
-    Response::ok_json(&api::ServerChange {
-        node: shared.node.clone(),
-        pool: pool_name.to_owned(),
-        server: server_status(server, shared.now_ms()),
-    })
 }
 
 /// One server as `/v1/status` shows it at `now`.

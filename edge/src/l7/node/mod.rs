@@ -1,12 +1,16 @@
 //! One L7 node's lifecycle: building its state, serving its listeners,
 //! reloading, and draining at shutdown; beside the request path, its
 //! active health checks ([`health`], with the gRPC kind in
-//! [`grpc_health`]) and its admin endpoint ([`admin`]).
+//! [`grpc_health`]), its admin endpoint ([`admin`]) and the state file
+//! keeping the operator's drains and weights across restarts
+//! ([`state_file`]).
 
 pub mod admin;
 pub mod grpc_health;
 pub mod health;
+pub mod state_file;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
 use crate::l7::node::health::Checks;
+use crate::l7::node::state_file::ServerStateFile;
 use crate::l7::path::fast::IdlePool;
 use crate::l7::path::http::Hyper;
 use crate::l7::rules::balance::mix64;
@@ -69,6 +74,7 @@ pub struct L7Node {
     events: tokio::sync::mpsc::Receiver<probe::ProbeEvent>,
     registry: Arc<Registry>,
     probes_stop: CancellationToken,
+    state_file: Option<Arc<ServerStateFile>>,
 }
 
 /// Controls a running node: reload, status, metrics. Cheap to clone.
@@ -78,6 +84,7 @@ pub struct Handle {
     hyper: Arc<Hyper>,
     checks: Arc<Checks>,
     registry: Arc<Registry>,
+    state_file: Option<Arc<ServerStateFile>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -124,7 +131,17 @@ impl L7Node {
             events,
             registry: Arc::new(registry),
             probes_stop,
+            state_file: None,
         })
+    }
+
+    /// Keeps the operator's drains and weights in the state file at
+    /// `path`: restores what it saved now, saves every later change.
+    pub fn with_state_file(mut self, path: &Path) -> Self {
+        let file = ServerStateFile::new(path);
+        file.restore(&self.shared.snapshot.load());
+        self.state_file = Some(file);
+        self
     }
 
     /// A handle on the node.
@@ -134,6 +151,7 @@ impl L7Node {
             hyper: self.hyper.clone(),
             checks: self.checks.clone(),
             registry: self.registry.clone(),
+            state_file: self.state_file.clone(),
         }
     }
 
@@ -154,6 +172,7 @@ impl L7Node {
             events,
             registry,
             probes_stop,
+            state_file,
         } = self;
         let background = TaskTracker::new();
         {
@@ -175,8 +194,12 @@ impl L7Node {
         drop(snapshot);
         let admin_stop = CancellationToken::new();
         if let Some(listener) = listeners.admin {
-            let server =
-                crate::l7::node::admin::server(listener, shared.clone(), registry.clone())?;
+            let server = crate::l7::node::admin::server(
+                listener,
+                shared.clone(),
+                registry.clone(),
+                state_file,
+            )?;
             background.spawn(server.run(admin_stop.clone()));
         }
         let connections = TaskTracker::new();
@@ -265,6 +288,11 @@ impl Handle {
         &self.shared.node
     }
 
+    /// Whether the node terminates TLS: it needs an HTTPS listener.
+    pub fn tls(&self) -> bool {
+        self.shared.tls.is_some()
+    }
+
     /// The region health path the node answers.
     pub fn health_path(&self) -> String {
         self.shared.snapshot.load().spec.tier.health_path.clone()
@@ -349,7 +377,14 @@ impl Handle {
                 }
             }
         }
-        shared.snapshot.store(new);
+        shared.snapshot.store(new.clone());
+        // Servers that left the configuration leave the state file.
+        if let Some(file) = self.state_file.clone() {
+            let saved = tokio::task::spawn_blocking(move || file.save(&new)).await;
+            if let Some(why) = saved.map_or_else(|e| Some(e.to_string()), Result::err) {
+                error!(node = %shared.node, "{why}");
+            }
+        }
         Ok(())
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use edge::l7::L7Node;
 use tokio::net::TcpStream;
 
 use super::support::*;
@@ -297,4 +298,84 @@ async fn the_json_access_log_has_one_object_per_request_from_both_paths() {
         assert_eq!(line["attempts"], 1);
         assert!(line["fault"].is_null() && line["request_id"].is_string());
     }
+}
+
+#[tokio::test]
+async fn drains_and_weights_survive_a_restart_through_the_state_file() {
+    let b = backends(2).await;
+    let dir = std::env::temp_dir().join(format!("edge-state-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("state").join("use-l7a.json");
+    let topology = spec(&format!(
+        "routes: [{{ pool: web }}]\npools:\n  web: {{ algorithm: round_robin, servers: {} }}\n",
+        servers(&[&b[0], &b[1]])
+    ));
+    let start = || {
+        Proxy::start_node(
+            L7Node::new(topology.clone())
+                .unwrap()
+                .with_state_file(&path),
+        )
+    };
+    let server = |proxy: &Proxy, n: usize| {
+        let status = proxy.handle.status();
+        status.pools[0]
+            .servers
+            .iter()
+            .find(|s| s.addr == b[n].addr.to_string())
+            .cloned()
+            .unwrap()
+    };
+
+    let proxy = start().await;
+    let drain = call(
+        proxy.admin,
+        "POST",
+        &server_path("web", b[0].addr, "drain"),
+        "",
+    )
+    .await;
+    assert_eq!(drain.status, 200, "{drain:?}");
+    assert!(drain.json().get("warning").is_none(), "saved: {drain:?}");
+    let weight = server_path("web", b[1].addr, "weight");
+    assert_eq!(
+        call(proxy.admin, "PUT", &weight, r#"{"weight": 4}"#)
+            .await
+            .status,
+        200
+    );
+    proxy.stop().await.unwrap();
+
+    // Restarted: b0 still takes nothing, b1 keeps the operator's weight.
+    let proxy = start().await;
+    assert!(server(&proxy, 0).drained);
+    assert_eq!(
+        (
+            server(&proxy, 1).weight,
+            server(&proxy, 1).configured_weight
+        ),
+        (4, 1)
+    );
+    for _ in 0..10 {
+        let reply = get(proxy.http, "/", &[]).await;
+        assert_eq!(reply.backend(), "b1", "a drained server stays out");
+    }
+    // Back in service, and so after the next restart too.
+    let undrain = server_path("web", b[0].addr, "undrain");
+    assert_eq!(call(proxy.admin, "POST", &undrain, "").await.status, 200);
+    proxy.stop().await.unwrap();
+    let proxy = start().await;
+    assert!(!server(&proxy, 0).drained);
+    proxy.stop().await.unwrap();
+
+    // A file that is not ours to read is set aside, not lost, and the node
+    // starts with every server as configured.
+    std::fs::write(&path, b"{ not json").unwrap();
+    let proxy = start().await;
+    assert!(!server(&proxy, 0).drained);
+    assert_eq!(server(&proxy, 1).weight, 1);
+    let aside = path.with_extension("json.bad");
+    assert_eq!(std::fs::read(&aside).unwrap(), b"{ not json");
+    proxy.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

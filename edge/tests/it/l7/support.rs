@@ -109,7 +109,12 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(spec: NodeSpec) -> Self {
-        let tls = spec.tier.tls.is_some();
+        Self::start_node(L7Node::new(spec).unwrap()).await
+    }
+
+    /// Serves `node`, built by the caller (with a state file, say).
+    pub async fn start_node(node: L7Node) -> Self {
+        let tls = node.handle().tls();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let https = if tls {
             Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
@@ -122,7 +127,6 @@ impl Proxy {
             https.as_ref().map(|l| l.local_addr().unwrap()),
             admin.local_addr().unwrap(),
         );
-        let node = L7Node::new(spec).unwrap();
         let handle = node.handle();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(node.run(
