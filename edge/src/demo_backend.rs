@@ -51,7 +51,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::ConfigError;
 use crate::l7::shared::tls::CertStore;
@@ -606,12 +606,17 @@ pub async fn run_named(
     };
     let tasks = TaskTracker::new();
     tasks.spawn(backend.clone().run(listener, shutdown.clone()));
-    if let Some((listener, acceptor)) = tls {
+    if let Some((listener, (acceptor, store))) = tls {
         tasks.spawn(
             backend
                 .clone()
                 .run_tls(listener, acceptor, shutdown.clone()),
         );
+        tasks.spawn(reload_certificates(
+            store,
+            name.to_owned(),
+            shutdown.clone(),
+        ));
     }
     if let Some(socket) = udp {
         let shutdown = shutdown.clone();
@@ -632,11 +637,12 @@ pub async fn run_named(
 }
 
 /// A TLS acceptor serving `cert` (relative paths against `base`, the
-/// topology file's folder), loaded as the L7 tier loads its own.
+/// topology file's folder), loaded as the L7 tier loads its own, and the
+/// store it reads the certificate from.
 fn acceptor(
     cert: &topology::tiers::l7::Cert,
     base: &Path,
-) -> Result<TlsAcceptor, crate::l7::shared::tls::TlsError> {
+) -> Result<(TlsAcceptor, Arc<CertStore>), crate::l7::shared::tls::TlsError> {
     let tls = topology::tiers::l7::Tls {
         certs: vec![topology::tiers::l7::Cert {
             cert: base.join(&cert.cert),
@@ -647,7 +653,28 @@ fn acceptor(
         ticket_keys: None,
     };
     let store = CertStore::new(&tls)?;
-    Ok(TlsAcceptor::from(store.server_config(&tls, true)?))
+    let acceptor = TlsAcceptor::from(store.server_config(&tls, true)?);
+    Ok((acceptor, store))
+}
+
+/// Serves a renewed certificate from the next handshake on, as the L7
+/// tier does: the files are checked as often as the topology file.
+async fn reload_certificates(store: Arc<CertStore>, name: String, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(lifecycle::watch::POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.reload_if_changed() {
+            Ok(true) => info!(backend = %name, "certificate reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                error!(backend = %name, "certificate files changed but cannot be loaded, keeping the old ones: {e}");
+            }
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

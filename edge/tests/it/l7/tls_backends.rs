@@ -526,3 +526,72 @@ async fn a_reload_keeps_a_pools_tls_connections_unless_its_tls_settings_change()
     assert_eq!(tls_errors(&proxy, b.addr, "name_mismatch"), 1);
     proxy.stop().await.unwrap();
 }
+
+/// The certificate the TLS server at `addr` presents to a client trusting
+/// the CA at `ca`, or `None` when the handshake fails.
+async fn presented(addr: SocketAddr, ca: &std::path::Path) -> Option<Vec<u8>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    Some(tls.get_ref().1.peer_certificates()?.first()?.to_vec())
+}
+
+#[tokio::test]
+async fn the_demo_backend_serves_a_renewed_certificate_without_a_restart() {
+    let pki = Pki::new("renew");
+    let ca = pki.ca("ca");
+    pki.leaf("web", &["127.0.0.1"], &ca);
+    let plain = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let tls = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = topology_text(
+        &format!(
+            "routes: [{{ pool: web }}]\npools:\n  web: {{ servers: [{{ addr: \"{plain}\" }}] }}"
+        ),
+        "",
+        "127.0.0.1:9100",
+    ) + &format!(
+        "    backends:\n      - name: web1\n        listen: \"{plain}\"\n        tls: {{ listen: \"{tls}\", cert: web.pem, key: web.key }}\n"
+    );
+    let config = pki.path("topology.yaml");
+    std::fs::write(&config, text).unwrap();
+    let shutdown = CancellationToken::new();
+    let backend = tokio::spawn({
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        async move { edge::demo_backend::run_named(&config, "web1", shutdown).await }
+    });
+    let ca_pem = pki.path("ca.pem");
+    wait_until(|| async { presented(tls, &ca_pem).await.is_some() }).await;
+    let first = presented(tls, &ca_pem).await.unwrap();
+
+    // Renewed in place (a new key and certificate, as certbot does).
+    pki.leaf("web", &["127.0.0.1"], &ca);
+    let renewed = std::fs::read(pki.path("web.pem")).unwrap();
+    let renewed = CertificateDer::from_pem_slice(&renewed).unwrap().to_vec();
+    assert_ne!(first, renewed);
+    wait_until(|| async { presented(tls, &ca_pem).await.as_deref() == Some(renewed.as_slice()) })
+        .await;
+    shutdown.cancel();
+    backend.await.unwrap().unwrap();
+}
