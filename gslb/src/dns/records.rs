@@ -14,8 +14,8 @@ use crate::zone::Rrset;
 
 /// The records of `rrset`, owned by `owner` if given (a name synthesized
 /// from a wildcard), else by the RRset's own name.
-pub fn rrset_records(rrset: &Rrset, owner: Option<&DomainName>) -> Vec<Record> {
-    let owner = to_name(owner.unwrap_or(&rrset.name));
+pub fn rrset_records(rrset: Rrset<'_>, owner: Option<&DomainName>) -> Vec<Record> {
+    let owner = to_name(owner.unwrap_or(rrset.name));
     rrset
         .data
         .iter()
