@@ -201,11 +201,12 @@ impl ZoneSet {
             soas.push(Record {
                 name: zone.origin.clone(),
                 ttl: zone.soa_ttl,
-                data: RecordData::Soa(zone.soa.clone()),
+                data: RecordData::Soa(Box::new(zone.soa.clone())),
             });
             zones.push(build_zone(index as u32, zone, &mut rrsets, &mut members));
         }
         zones.sort_by_key(|zone| std::cmp::Reverse(zone.origin.wire().len()));
+        rrsets.shrink_to_fit();
         ZoneSet {
             zones,
             topology,
@@ -273,8 +274,10 @@ fn build_zone(
     // of start-up.
     let mut nodes: NameMap<Box<[u8]>, Node> =
         NameMap::with_capacity_and_hasher(records.len() + zone.geo.len() + 1, Default::default());
-    members.reserve(order.len());
-    rrsets.reserve(order.len());
+    // At most one RRset per member, and the negative SOA besides: sized
+    // so that neither doubles at a million.
+    members.reserve(order.len() + 1);
+    rrsets.reserve(order.len() + 1);
     let mut soa = None;
     let mut apex_ns = None;
     for owner in order.chunk_by(|a, b| key(*a).0 == key(*b).0) {
