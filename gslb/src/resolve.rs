@@ -212,7 +212,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
         if self.resolution.answer.is_empty() {
             self.resolution.authoritative = false;
         }
-        self.resolution.referral = Some((&ns.name, cut));
+        self.resolution.referral = Some((ns.name, cut));
         self.resolution.authority.push(Part::Rrset {
             rrset: ns,
             owner: None,
