@@ -404,3 +404,59 @@ impl Hasher for NameHasher {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPOLOGY: &str = r#"
+dns:
+  nodes:
+    - { name: ns1, listen: ["127.0.0.1:53"] }
+  zones:
+    - origin: example.com.
+      soa: { mname: ns1.example.com., rname: hostmaster.example.com., serial: 1, minimum: 5m, ttl: 1h }
+      records:
+        - { name: "@", type: NS, ttl: 1d, value: ns1.example.com. }
+        - { name: www, type: A, ttl: 5m, value: 192.0.2.2 }
+        - { name: ns1, type: A, ttl: 1d, value: 127.0.0.1 }
+        - { name: www, type: AAAA, ttl: 5m, value: "2001:db8::1" }
+        - { name: www, type: A, ttl: 5m, value: 192.0.2.1 }
+        - { name: a.b, type: TXT, value: "x" }
+regions:
+  us-east: { location: { lat: 39.04, lon: -77.49 }, vip: { ipv4: 127.0.1.1 } }
+"#;
+
+    fn wire(text: &str) -> Box<[u8]> {
+        DomainName::parse_absolute(text).unwrap().wire().into()
+    }
+
+    fn types(zones: &ZoneSet, node: &Node) -> Vec<RecordType> {
+        node.rrsets().map(|id| zones.rrset(id).rtype).collect()
+    }
+
+    #[test]
+    fn rrsets_gather_interleaved_records_in_file_order() {
+        let topology = Arc::new(topology::parse(TOPOLOGY, "zone-tests").unwrap());
+        let zones = ZoneSet::build(topology);
+        let zone = &zones.zones[0];
+
+        let www = &zone.nodes[&wire("www.example.com.")];
+        assert_eq!(types(&zones, www), [RecordType::A, RecordType::Aaaa]);
+        let a = zones.rrset(www.rrsets().next().unwrap());
+        assert_eq!(a.name.to_string(), "www.example.com.");
+        assert_eq!(a.ttl, 300);
+        let addresses: Vec<String> = a.data.iter().map(|d| format!("{d:?}")).collect();
+        assert_eq!(addresses, ["A(192.0.2.2)", "A(192.0.2.1)"]);
+
+        let apex = &zone.nodes[&wire("example.com.")];
+        assert_eq!(types(&zones, apex), [RecordType::Ns, RecordType::Soa]);
+        assert_eq!(zones.rrset(zone.soa).ttl, 3600);
+        let negative = zones.rrset(zone.negative_soa);
+        assert_eq!((negative.rtype, negative.ttl), (RecordType::Soa, 300));
+        assert_eq!(negative.name.to_string(), "example.com.");
+
+        assert!(zone.nodes[&wire("b.example.com.")].is_empty_non_terminal());
+        assert_eq!(zone.nodes.len(), 5);
+    }
+}
