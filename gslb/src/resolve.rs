@@ -314,7 +314,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
             ) {
                 continue;
             }
-            for data in &rrset.data {
+            for data in rrset.data.iter() {
                 if let Some(target) = data.target()
                     && target.is_at_or_below(&self.zone.origin)
                     && !targets.iter().any(|(t, _)| *t == target)

@@ -73,25 +73,6 @@ impl<'z> RrsetData<'z> {
     pub fn first(&self) -> Option<&'z RecordData> {
         self.members.first().map(|m| &self.record(*m).data)
     }
-
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    /// Whether the RRset has no records (never, for a built zone).
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-}
-
-impl<'z> IntoIterator for &RrsetData<'z> {
-    type Item = &'z RecordData;
-    type IntoIter = Box<dyn Iterator<Item = &'z RecordData> + 'z>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
-    }
 }
 
 impl fmt::Debug for RrsetData<'_> {
