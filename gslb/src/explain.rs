@@ -59,7 +59,7 @@ pub fn explain(
                 .map(|data| {
                     format!(
                         "{} {} {} {}",
-                        owner.as_ref().unwrap_or(&rrset.name),
+                        owner.as_ref().unwrap_or(rrset.name),
                         rrset.ttl,
                         rrset.rtype,
                         topology::zonefile::presentation(data)

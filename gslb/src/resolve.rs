@@ -57,7 +57,7 @@ pub enum Part<'z> {
     /// and must carry the queried name instead of `*.…`.
     Rrset {
         /// The zone's RRset.
-        rrset: &'z Rrset,
+        rrset: Rrset<'z>,
         /// Owner to write instead of the RRset's own.
         owner: Option<DomainName>,
     },
@@ -205,15 +205,14 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
 
     fn refer(&mut self, cut: &'z Node) {
         let ns = cut
-            .rrsets
-            .iter()
-            .map(|id| self.zones.rrset(*id))
+            .rrsets()
+            .map(|id| self.zones.rrset(id))
             .find(|rrset| rrset.rtype == RecordType::Ns)
             .expect("a cut has NS records");
         if self.resolution.answer.is_empty() {
             self.resolution.authoritative = false;
         }
-        self.resolution.referral = Some((&ns.name, cut));
+        self.resolution.referral = Some((ns.name, cut));
         self.resolution.authority.push(Part::Rrset {
             rrset: ns,
             owner: None,
@@ -234,8 +233,8 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
         node: &'z Node,
         synthesized: Option<DomainName>,
     ) -> Option<DomainName> {
-        let rrsets = || node.rrsets.iter().map(|id| self.zones.rrset(*id));
-        let static_part = |rrset: &'z Rrset| Part::Rrset {
+        let rrsets = || node.rrsets().map(|id| self.zones.rrset(id));
+        let static_part = |rrset: Rrset<'z>| Part::Rrset {
             rrset,
             owner: synthesized.clone(),
         };
@@ -251,7 +250,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
         }
         if self.qtype == QTYPE_ANY {
             // RFC 8482 §4.1: answer with one RRset rather than all of them.
-            let geo_part = node.geo.and_then(|index| {
+            let geo_part = node.geo().and_then(|index| {
                 let owner = synthesized
                     .clone()
                     .unwrap_or_else(|| self.zone.geo[index].name.clone());
@@ -273,10 +272,10 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
             matches!(t, RecordType::A | RecordType::Aaaa)
                 || (*t == RecordType::Https
                     && node
-                        .geo
+                        .geo()
                         .is_some_and(|index| self.zone.geo[index].https.is_some()))
         });
-        if let (Some(index), Some(rtype)) = (node.geo, geo_type) {
+        if let (Some(index), Some(rtype)) = (node.geo(), geo_type) {
             let owner = synthesized
                 .clone()
                 .unwrap_or_else(|| self.zone.geo[index].name.clone());
@@ -315,7 +314,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
             ) {
                 continue;
             }
-            for data in &rrset.data {
+            for data in rrset.data.iter() {
                 if let Some(target) = data.target()
                     && target.is_at_or_below(&self.zone.origin)
                     && !targets.iter().any(|(t, _)| *t == target)
@@ -329,8 +328,8 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
                 continue;
             };
             let binding = matches!(via, RecordType::Svcb | RecordType::Https);
-            for id in &node.rrsets {
-                let rrset = self.zones.rrset(*id);
+            for id in node.rrsets() {
+                let rrset = self.zones.rrset(id);
                 if matches!(rrset.rtype, RecordType::A | RecordType::Aaaa)
                     || (binding && rrset.rtype == via)
                 {
@@ -339,7 +338,7 @@ impl<'z, G: GeoAnswerer> Lookup<'z, '_, G> {
                         .push(Part::Rrset { rrset, owner: None });
                 }
             }
-            if let (Some(index), true) = (node.geo, binding) {
+            if let (Some(index), true) = (node.geo(), binding) {
                 let with_https = via == RecordType::Https && self.zone.geo[index].https.is_some();
                 for rtype in [RecordType::A, RecordType::Aaaa, RecordType::Https] {
                     if rtype == RecordType::Https && !with_https {

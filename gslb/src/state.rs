@@ -38,7 +38,7 @@ impl ServingState {
         previous: Option<&ServingState>,
     ) -> Result<ServingState, KeyError> {
         let signers = Signers::load(&topology, previous.map(|p| &p.signers))?;
-        let zones = ZoneSet::build(&topology);
+        let zones = ZoneSet::build(topology.clone());
         let scopes = ScopeMaps::new(topology.clone(), geoip.current());
         Ok(ServingState {
             topology,

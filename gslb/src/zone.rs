@@ -4,52 +4,138 @@
 //!
 //! Built once from a validated [`Topology`] and then only read, so a
 //! running server can swap a new one in atomically on reload.
+//!
+//! Compact at a million names: an RRset's records stay in the topology
+//! (an RRset holds their indices, not copies), a name's RRsets are
+//! consecutive ids (a range, not a list), and a name costs its map slot
+//! and its key.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
-use topology::{DomainName, GeoName, RecordData, RecordType, Topology, Zone};
+use topology::{DomainName, GeoName, Record, RecordData, RecordType, Topology, Zone};
 
 /// A map keyed by zone names (or by what holds them), hashed with
 /// [`NameHasher`].
 pub type NameMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
 
-/// Index of an RRset in [`ZoneSet::rrsets`]; the DNS adapter keeps its
-/// pre-built wire records under the same index.
+/// Index of an RRset in a [`ZoneSet`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RrsetId(pub usize);
 
-/// Records of one owner name and type, sharing one TTL.
-#[derive(Clone, Debug)]
-pub struct Rrset {
+/// Records of one owner name and type, sharing one TTL: a view into the
+/// [`ZoneSet`] (and the topology it was built from).
+#[derive(Clone, Copy, Debug)]
+pub struct Rrset<'z> {
     /// This RRset's index.
     pub id: RrsetId,
     /// Owner name.
-    pub name: DomainName,
+    pub name: &'z DomainName,
     /// Type of every record in it.
     pub rtype: RecordType,
     /// TTL in seconds.
     pub ttl: u32,
     /// The records' data, in file order.
-    pub data: Vec<RecordData>,
+    pub data: RrsetData<'z>,
 }
 
+/// The data of an RRset's records, in file order.
+#[derive(Clone, Copy)]
+pub struct RrsetData<'z> {
+    /// The zone's records in the topology.
+    records: &'z [Record],
+    /// The zone's SOA, as a record ([`SOA_RECORD`] names it).
+    soa: &'z Record,
+    /// Indices into `records`, or [`SOA_RECORD`].
+    members: &'z [u32],
+}
+
+/// A member index naming the zone's SOA rather than one of its records.
+const SOA_RECORD: u32 = u32::MAX;
+
+impl<'z> RrsetData<'z> {
+    fn record(&self, member: u32) -> &'z Record {
+        match member {
+            SOA_RECORD => self.soa,
+            index => &self.records[index as usize],
+        }
+    }
+
+    /// The records' data, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &'z RecordData> + use<'z> {
+        let this = *self;
+        self.members.iter().map(move |m| &this.record(*m).data)
+    }
+
+    /// The first record's data.
+    pub fn first(&self) -> Option<&'z RecordData> {
+        self.members.first().map(|m| &self.record(*m).data)
+    }
+}
+
+impl fmt::Debug for RrsetData<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// An RRset as stored: where its records are.
+#[derive(Clone, Debug)]
+struct StoredRrset {
+    /// The zone's index in the topology's `dns.zones`.
+    zone: u32,
+    rtype: RecordType,
+    ttl: u32,
+    /// Its members: `members[start..start + len]`.
+    start: u32,
+    len: u32,
+}
+
+/// No geo name at a node.
+const NO_GEO: u32 = u32::MAX;
+
 /// One name in a zone.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Node {
-    /// Static RRsets, sorted by type code.
-    pub rrsets: Vec<RrsetId>,
-    /// The geo name answered here, as an index into [`ZoneData::geo`].
-    pub geo: Option<usize>,
+    /// First of its static RRsets (consecutive ids, sorted by type code).
+    first: u32,
+    /// How many static RRsets it has.
+    count: u16,
+    /// Index into [`ZoneData::geo`], or [`NO_GEO`].
+    geo: u32,
     /// Whether NS records here make this a delegation point (never the apex).
     pub is_cut: bool,
 }
 
+impl Default for Node {
+    fn default() -> Node {
+        Node {
+            first: 0,
+            count: 0,
+            geo: NO_GEO,
+            is_cut: false,
+        }
+    }
+}
+
 impl Node {
+    /// Static RRsets, sorted by type code.
+    pub fn rrsets(&self) -> impl Iterator<Item = RrsetId> + use<> {
+        let first = self.first as usize;
+        (first..first + usize::from(self.count)).map(RrsetId)
+    }
+
+    /// The geo name answered here, as an index into [`ZoneData::geo`].
+    pub fn geo(&self) -> Option<usize> {
+        (self.geo != NO_GEO).then_some(self.geo as usize)
+    }
+
     /// True for an empty non-terminal: a name that exists only because
     /// names below it do (RFC 8020).
     pub fn is_empty_non_terminal(&self) -> bool {
-        self.rrsets.is_empty() && self.geo.is_none()
+        self.count == 0 && self.geo == NO_GEO
     }
 }
 
@@ -75,27 +161,63 @@ pub struct ZoneData {
 pub struct ZoneSet {
     /// Zones, longest origin first, so the first match is the closest.
     pub zones: Vec<ZoneData>,
+    /// The topology whose records the RRsets hold.
+    topology: Arc<Topology>,
+    /// Each topology zone's SOA as a record, in the topology's zone order.
+    soas: Vec<Record>,
     /// All RRsets of all zones.
-    pub rrsets: Vec<Rrset>,
+    rrsets: Vec<StoredRrset>,
+    /// The RRsets' members, each RRset's consecutive.
+    members: Vec<u32>,
 }
 
 impl ZoneSet {
     /// Arranges the topology's zones for lookup.
-    pub fn build(topology: &Topology) -> ZoneSet {
+    pub fn build(topology: Arc<Topology>) -> ZoneSet {
         let mut rrsets = Vec::new();
-        let mut zones: Vec<ZoneData> = topology
-            .dns
-            .zones
-            .iter()
-            .map(|zone| build_zone(zone, &mut rrsets))
-            .collect();
+        let mut members = Vec::new();
+        let mut soas = Vec::with_capacity(topology.dns.zones.len());
+        let mut zones: Vec<ZoneData> = Vec::with_capacity(topology.dns.zones.len());
+        for (index, zone) in topology.dns.zones.iter().enumerate() {
+            soas.push(Record {
+                name: zone.origin.clone(),
+                ttl: zone.soa_ttl,
+                data: RecordData::Soa(Box::new(zone.soa.clone())),
+            });
+            zones.push(build_zone(index as u32, zone, &mut rrsets, &mut members));
+        }
         zones.sort_by_key(|zone| std::cmp::Reverse(zone.origin.wire().len()));
-        ZoneSet { zones, rrsets }
+        rrsets.shrink_to_fit();
+        ZoneSet {
+            zones,
+            topology,
+            soas,
+            rrsets,
+            members,
+        }
     }
 
     /// The RRset with this id.
-    pub fn rrset(&self, id: RrsetId) -> &Rrset {
-        &self.rrsets[id.0]
+    pub fn rrset(&self, id: RrsetId) -> Rrset<'_> {
+        let stored = &self.rrsets[id.0];
+        let zone = stored.zone as usize;
+        let start = stored.start as usize;
+        let data = RrsetData {
+            records: &self.topology.dns.zones[zone].records,
+            soa: &self.soas[zone],
+            members: &self.members[start..start + stored.len as usize],
+        };
+        let name = match data.members.first() {
+            Some(first) => &data.record(*first).name,
+            None => &self.soas[zone].name,
+        };
+        Rrset {
+            id,
+            name,
+            rtype: stored.rtype,
+            ttl: stored.ttl,
+            data,
+        }
     }
 
     /// The zone `qname` (lowercase wire form) falls in: the one with the
@@ -107,87 +229,94 @@ impl ZoneSet {
     }
 }
 
-fn push_rrset(
-    rrsets: &mut Vec<Rrset>,
-    name: DomainName,
-    rtype: RecordType,
-    ttl: u32,
-    data: Vec<RecordData>,
-) -> RrsetId {
-    let id = RrsetId(rrsets.len());
-    rrsets.push(Rrset {
-        id,
-        name,
-        rtype,
-        ttl,
-        data,
-    });
-    id
-}
-
-fn build_zone(zone: &Zone, rrsets: &mut Vec<Rrset>) -> ZoneData {
+fn build_zone(
+    index: u32,
+    zone: &Zone,
+    rrsets: &mut Vec<StoredRrset>,
+    members: &mut Vec<u32>,
+) -> ZoneData {
     let origin = zone.origin.clone();
-    let soa_data = vec![RecordData::Soa(zone.soa.clone())];
-    let soa = push_rrset(
-        rrsets,
-        origin.clone(),
-        RecordType::Soa,
-        zone.soa_ttl,
-        soa_data.clone(),
-    );
-    let negative_soa = push_rrset(
-        rrsets,
-        origin.clone(),
-        RecordType::Soa,
-        zone.negative_ttl(),
-        soa_data,
-    );
+    let records = &zone.records;
+    // The records, with the SOA among them, ordered by owner and type
+    // (file order kept within each): every RRset's members are then
+    // consecutive, and so is every name's RRsets, in type-code order.
+    let key = |member: u32| match member {
+        SOA_RECORD => (origin.wire(), RecordType::Soa.code(), true),
+        i => {
+            let record = &records[i as usize];
+            (record.name.wire(), record.record_type().code(), false)
+        }
+    };
+    let mut order: Vec<u32> = (0..records.len() as u32).collect();
+    order.push(SOA_RECORD);
+    order.sort_by(|a, b| key(*a).cmp(&key(*b)));
 
-    // Sized up front: at a million names, growing these maps (and hashing
-    // with SipHash) took seconds of start-up.
-    let mut nodes: NameMap<Box<[u8]>, Node> = NameMap::with_capacity_and_hasher(
-        zone.records.len() + zone.geo.len() + 1,
-        Default::default(),
-    );
-    touch(&mut nodes, &origin, &origin).rrsets.push(soa);
-    // Group records into RRsets, keeping file order within each.
-    let mut by_key: NameMap<(&DomainName, RecordType), RrsetId> =
-        NameMap::with_capacity_and_hasher(zone.records.len(), Default::default());
+    // Sized up front: at a million names, growing this map took seconds
+    // of start-up.
+    let mut nodes: NameMap<Box<[u8]>, Node> =
+        NameMap::with_capacity_and_hasher(records.len() + zone.geo.len() + 1, Default::default());
+    // At most one RRset per member, and the negative SOA besides: sized
+    // so that neither doubles at a million.
+    members.reserve(order.len() + 1);
+    rrsets.reserve(order.len() + 1);
+    let mut soa = None;
     let mut apex_ns = None;
-    for record in &zone.records {
-        let rtype = record.record_type();
-        if let Some(id) = by_key.get(&(&record.name, rtype)) {
-            rrsets[id.0].data.push(record.data.clone());
-            continue;
-        }
-        let id = push_rrset(
-            rrsets,
-            record.name.clone(),
-            rtype,
-            record.ttl,
-            vec![record.data.clone()],
-        );
-        by_key.insert((&record.name, rtype), id);
-        let node = touch(&mut nodes, &origin, &record.name);
-        node.rrsets.push(id);
-        if rtype == RecordType::Ns {
-            if record.name == origin {
-                apex_ns = Some(id);
-            } else {
-                node.is_cut = true;
+    for owner in order.chunk_by(|a, b| key(*a).0 == key(*b).0) {
+        let name = match owner[0] {
+            SOA_RECORD => &origin,
+            i => &records[i as usize].name,
+        };
+        let first = rrsets.len();
+        let mut is_cut = false;
+        for rrset in owner.chunk_by(|a, b| key(*a) == key(*b)) {
+            let id = RrsetId(rrsets.len());
+            let (rtype, ttl) = match rrset[0] {
+                SOA_RECORD => {
+                    soa = Some(id);
+                    (RecordType::Soa, zone.soa_ttl)
+                }
+                i => {
+                    let record = &records[i as usize];
+                    (record.record_type(), record.ttl)
+                }
+            };
+            if rtype == RecordType::Ns {
+                if *name == origin {
+                    apex_ns = Some(id);
+                } else {
+                    is_cut = true;
+                }
             }
+            rrsets.push(StoredRrset {
+                zone: index,
+                rtype,
+                ttl,
+                start: members.len() as u32,
+                len: rrset.len() as u32,
+            });
+            members.extend_from_slice(rrset);
         }
+        let node = touch(&mut nodes, &origin, name);
+        node.first = first as u32;
+        node.count = (rrsets.len() - first) as u16;
+        node.is_cut = is_cut;
     }
-    for (index, geo) in zone.geo.iter().enumerate() {
-        touch(&mut nodes, &origin, &geo.name).geo = Some(index);
-    }
-    for node in nodes.values_mut() {
-        node.rrsets.sort_by_key(|id| rrsets[id.0].rtype.code());
+    let negative_soa = RrsetId(rrsets.len());
+    rrsets.push(StoredRrset {
+        zone: index,
+        rtype: RecordType::Soa,
+        ttl: zone.negative_ttl(),
+        start: members.len() as u32,
+        len: 1,
+    });
+    members.push(SOA_RECORD);
+    for (geo, name) in zone.geo.iter().enumerate() {
+        touch(&mut nodes, &origin, &name.name).geo = geo as u32;
     }
 
     ZoneData {
         origin,
-        soa,
+        soa: soa.expect("the SOA is among the members"),
         negative_soa,
         apex_ns: apex_ns.expect("validation guarantees an apex NS RRset"),
         nodes,
@@ -254,5 +383,61 @@ impl Hasher for NameHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPOLOGY: &str = r#"
+dns:
+  nodes:
+    - { name: ns1, listen: ["127.0.0.1:53"] }
+  zones:
+    - origin: example.com.
+      soa: { mname: ns1.example.com., rname: hostmaster.example.com., serial: 1, minimum: 5m, ttl: 1h }
+      records:
+        - { name: "@", type: NS, ttl: 1d, value: ns1.example.com. }
+        - { name: www, type: A, ttl: 5m, value: 192.0.2.2 }
+        - { name: ns1, type: A, ttl: 1d, value: 127.0.0.1 }
+        - { name: www, type: AAAA, ttl: 5m, value: "2001:db8::1" }
+        - { name: www, type: A, ttl: 5m, value: 192.0.2.1 }
+        - { name: a.b, type: TXT, value: "x" }
+regions:
+  us-east: { location: { lat: 39.04, lon: -77.49 }, vip: { ipv4: 127.0.1.1 } }
+"#;
+
+    fn wire(text: &str) -> Box<[u8]> {
+        DomainName::parse_absolute(text).unwrap().wire().into()
+    }
+
+    fn types(zones: &ZoneSet, node: &Node) -> Vec<RecordType> {
+        node.rrsets().map(|id| zones.rrset(id).rtype).collect()
+    }
+
+    #[test]
+    fn rrsets_gather_interleaved_records_in_file_order() {
+        let topology = Arc::new(topology::parse(TOPOLOGY, "zone-tests").unwrap());
+        let zones = ZoneSet::build(topology);
+        let zone = &zones.zones[0];
+
+        let www = &zone.nodes[&wire("www.example.com.")];
+        assert_eq!(types(&zones, www), [RecordType::A, RecordType::Aaaa]);
+        let a = zones.rrset(www.rrsets().next().unwrap());
+        assert_eq!(a.name.to_string(), "www.example.com.");
+        assert_eq!(a.ttl, 300);
+        let addresses: Vec<String> = a.data.iter().map(|d| format!("{d:?}")).collect();
+        assert_eq!(addresses, ["A(192.0.2.2)", "A(192.0.2.1)"]);
+
+        let apex = &zone.nodes[&wire("example.com.")];
+        assert_eq!(types(&zones, apex), [RecordType::Ns, RecordType::Soa]);
+        assert_eq!(zones.rrset(zone.soa).ttl, 3600);
+        let negative = zones.rrset(zone.negative_soa);
+        assert_eq!((negative.rtype, negative.ttl), (RecordType::Soa, 300));
+        assert_eq!(negative.name.to_string(), "example.com.");
+
+        assert!(zone.nodes[&wire("b.example.com.")].is_empty_non_terminal());
+        assert_eq!(zone.nodes.len(), 5);
     }
 }

@@ -53,7 +53,7 @@ pub use model::{
     Overrides, RateLimit, Record, Region, RegionId, Topology, Vip, Zone,
 };
 pub use name::DomainName;
-pub use rdata::{RecordData, RecordType, Soa, SvcParam, Svcb};
+pub use rdata::{Caa, Naptr, RecordData, RecordType, Soa, SvcParam, Svcb};
 
 /// Why a topology could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -193,14 +193,7 @@ pub enum RecordData {
         target: DomainName,
     },
     /// Certification authority authorisation (RFC 8659).
-    Caa {
-        /// Flags (128 = issuer critical).
-        flags: u8,
-        /// Property tag (`issue`, `issuewild`, `iodef`, ...).
-        tag: String,
-        /// Property value.
-        value: Vec<u8>,
-    },
+    Caa(Box<Caa>),
     /// Delegation signer (RFC 4034 §5.1).
     Ds {
         /// Key tag of the child's key.
@@ -213,20 +206,7 @@ pub enum RecordData {
         digest: Vec<u8>,
     },
     /// Naming authority pointer (RFC 3403 §4.1).
-    Naptr {
-        /// Order in which records must be processed, lowest first.
-        order: u16,
-        /// Preference among records of equal order.
-        preference: u16,
-        /// Flags (letters and digits, e.g. `S`, `U`, `A`, `P`).
-        flags: Vec<u8>,
-        /// Service parameters (`SIP+D2U`, `E2U+sip`, ...).
-        services: Vec<u8>,
-        /// Substitution expression; empty when `replacement` is used.
-        regexp: Vec<u8>,
-        /// Next name to look up; the root when `regexp` is used.
-        replacement: DomainName,
-    },
+    Naptr(Box<Naptr>),
     /// SSH host key fingerprint (RFC 4255 §3.1).
     Sshfp {
         /// Key algorithm (1 RSA, 2 DSA, 3 ECDSA, 4 Ed25519, 6 Ed448).
@@ -248,11 +228,43 @@ pub enum RecordData {
         data: Vec<u8>,
     },
     /// Service binding (RFC 9460).
-    Svcb(Svcb),
+    Svcb(Box<Svcb>),
     /// Service binding for HTTPS (RFC 9460 §9): the same data as SVCB.
-    Https(Svcb),
+    Https(Box<Svcb>),
     /// Start of authority.
-    Soa(Soa),
+    Soa(Box<Soa>),
+}
+
+// The rarer, larger types are boxed so that a record of the common ones
+// stays small: a zone holds a million of them.
+const _: () = assert!(std::mem::size_of::<RecordData>() <= 32);
+
+/// The data of a CAA record (RFC 8659 §4.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Caa {
+    /// Flags (128 = issuer critical).
+    pub flags: u8,
+    /// Property tag (`issue`, `issuewild`, `iodef`, ...).
+    pub tag: String,
+    /// Property value.
+    pub value: Vec<u8>,
+}
+
+/// The data of a NAPTR record (RFC 3403 §4.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Naptr {
+    /// Order in which records must be processed, lowest first.
+    pub order: u16,
+    /// Preference among records of equal order.
+    pub preference: u16,
+    /// Flags (letters and digits, e.g. `S`, `U`, `A`, `P`).
+    pub flags: Vec<u8>,
+    /// Service parameters (`SIP+D2U`, `E2U+sip`, ...).
+    pub services: Vec<u8>,
+    /// Substitution expression; empty when `replacement` is used.
+    pub regexp: Vec<u8>,
+    /// Next name to look up; the root when `regexp` is used.
+    pub replacement: DomainName,
 }
 
 /// The data of an SVCB or HTTPS record (RFC 9460 §2.2), checked: in
@@ -494,8 +506,8 @@ impl RecordData {
             RecordType::Naptr => parse_naptr(value, origin)?,
             RecordType::Sshfp => parse_sshfp(value)?,
             RecordType::Tlsa => parse_tlsa(value)?,
-            RecordType::Svcb => RecordData::Svcb(parse_svcb(rtype, value, origin)?),
-            RecordType::Https => RecordData::Https(parse_svcb(rtype, value, origin)?),
+            RecordType::Svcb => RecordData::Svcb(Box::new(parse_svcb(rtype, value, origin)?)),
+            RecordType::Https => RecordData::Https(Box::new(parse_svcb(rtype, value, origin)?)),
             RecordType::Soa => {
                 return Err(
                     "SOA records are not written as records; set the zone's `soa:` block".into(),
@@ -553,11 +565,11 @@ fn parse_caa(value: &str) -> Result<RecordData, String> {
         .strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
         .unwrap_or(rest);
-    Ok(RecordData::Caa {
+    Ok(RecordData::Caa(Box::new(Caa {
         flags,
         tag: tag.to_ascii_lowercase(),
         value: unquoted.as_bytes().to_vec(),
-    })
+    })))
 }
 
 fn parse_ds(value: &str) -> Result<RecordData, String> {
@@ -741,14 +753,14 @@ fn parse_naptr(value: &str, origin: &DomainName) -> Result<RecordData, String> {
                 .into(),
         );
     }
-    Ok(RecordData::Naptr {
+    Ok(RecordData::Naptr(Box::new(Naptr {
         order: number(&order.text, "NAPTR order")?,
         preference: number(&preference.text, "NAPTR preference")?,
         flags,
         services: string(services, "services")?,
         regexp,
         replacement,
-    })
+    })))
 }
 
 fn parse_svcb(rtype: RecordType, value: &str, origin: &DomainName) -> Result<Svcb, String> {
@@ -901,11 +913,11 @@ mod tests {
         let caa = RecordData::parse(RecordType::Caa, "0 issue \"letsencrypt.org\"", &o).unwrap();
         assert_eq!(
             caa,
-            RecordData::Caa {
+            RecordData::Caa(Box::new(Caa {
                 flags: 0,
                 tag: "issue".into(),
                 value: b"letsencrypt.org".to_vec()
-            }
+            }))
         );
     }
 
@@ -990,11 +1002,11 @@ mod tests {
         let alias = RecordData::parse(RecordType::Svcb, "0 svc.example.net.", &o).unwrap();
         assert_eq!(
             alias,
-            RecordData::Svcb(Svcb {
+            RecordData::Svcb(Box::new(Svcb {
                 priority: 0,
                 target: DomainName::parse_absolute("svc.example.net.").unwrap(),
                 params: Vec::new(),
-            })
+            }))
         );
         let ech = RecordData::parse(
             RecordType::Https,
@@ -1070,14 +1082,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             naptr,
-            RecordData::Naptr {
+            RecordData::Naptr(Box::new(Naptr {
                 order: 100,
                 preference: 10,
                 flags: b"S".to_vec(),
                 services: b"SIP+D2U".to_vec(),
                 regexp: Vec::new(),
                 replacement: DomainName::parse_absolute("_sip._udp.example.com.").unwrap(),
-            }
+            }))
         );
         let enum_naptr = RecordData::parse(
             RecordType::Naptr,
@@ -1086,7 +1098,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(enum_naptr, RecordData::Naptr { ref regexp, .. } if regexp == b"!^.*$!sip:info@example.com!")
+            matches!(enum_naptr, RecordData::Naptr(ref naptr) if naptr.regexp == b"!^.*$!sip:info@example.com!")
         );
 
         for (rtype, value, expected) in [

@@ -1,7 +1,7 @@
 //! Stage two: raw structs → the validated [`Topology`], reporting every
 //! problem at once, each with the field path it concerns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ const DEFAULT_SIGNATURE_VALIDITY: u32 = 7 * 86_400;
 const DEFAULT_SIGNATURE_REFRESH: u32 = 86_400;
 
 /// Validates a parsed file, returning the model or every problem found.
-pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
+pub fn validate(mut raw: RawTopology) -> Result<Topology, Vec<Problem>> {
     let mut problems = Problems::default();
 
     let regions: Vec<Region> = raw
@@ -85,7 +85,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Problem>> {
     }
     let mut zones = Vec::new();
     let mut origins = HashMap::new();
-    for (index, zone) in raw.dns.zones.iter().enumerate() {
+    for (index, zone) in raw.dns.zones.iter_mut().enumerate() {
         let path = format!("dns.zones[{index}]");
         if let Some(zone) = validate_zone(zone, &path, &mut problems, &resolve_region) {
             if let Some(first) = origins.insert(zone.origin.clone(), index) {
@@ -629,7 +629,7 @@ fn place_ttl(
 }
 
 fn validate_zone(
-    raw: &RawZone,
+    raw: &mut RawZone,
     path: &str,
     problems: &mut Problems,
     resolve_region: &impl Fn(&str, String, &mut Problems) -> Option<RegionId>,
@@ -662,7 +662,14 @@ fn validate_zone(
             records.push((place, record));
         }
     }
-    let file_soa = match (&raw.file, &raw.master) {
+    // The file's records are consumed as they are checked, so that at a
+    // million records their text is freed while the checked ones are made.
+    let mut master = raw.master.take();
+    let files = master
+        .as_mut()
+        .map(|m| std::mem::take(&mut m.files))
+        .unwrap_or_default();
+    let file_soa = match (&raw.file, master) {
         (Some(file), _) if file.is_empty() => {
             problems.add(
                 format!("{path}.file"),
@@ -721,14 +728,17 @@ fn validate_zone(
         origin,
         soa: soa.expect("no problems implies a valid SOA"),
         soa_ttl,
-        records: records.into_iter().map(|(_, r)| r).collect(),
+        records: {
+            // Collected in place, into the larger allocation of the
+            // (place, record) pairs: at a million records that slack was
+            // 40 MiB kept for the process's life.
+            let mut records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
+            records.shrink_to_fit();
+            records
+        },
         geo: geo.into_iter().map(|(_, g)| g).collect(),
         dnssec,
-        files: raw
-            .master
-            .as_ref()
-            .map(|m| m.files.clone())
-            .unwrap_or_default(),
+        files,
     })
 }
 
@@ -886,7 +896,7 @@ fn validate_record(
 /// like `records:` and added to `records`; its SOA, if it has one, is
 /// returned checked like a `soa:` block.
 fn zone_file_records(
-    master: &MasterFile,
+    master: MasterFile,
     origin: &DomainName,
     default_ttl: u32,
     field: &str,
@@ -908,13 +918,13 @@ fn zone_file_records(
     }
     let mut soa = None;
     // The file's name as problems show it, made once per file read.
-    let mut file_name: Option<(&Arc<Path>, Arc<str>)> = None;
-    for record in &master.records {
+    let mut file_name: Option<(Arc<Path>, Arc<str>)> = None;
+    for record in master.records {
         let file = match &file_name {
             Some((path, name)) if Arc::ptr_eq(path, &record.file) => name.clone(),
             _ => {
                 let name: Arc<str> = record.file.display().to_string().into();
-                file_name = Some((&record.file, name.clone()));
+                file_name = Some((record.file.clone(), name.clone()));
                 name
             }
         };
@@ -937,7 +947,7 @@ fn zone_file_records(
             } else if soa.is_some() {
                 place.add(problems, "", "a second SOA record; a zone has one");
             } else {
-                soa = file_soa(record, ttl, default_ttl, &place, problems);
+                soa = file_soa(&record, ttl, default_ttl, &place, problems);
             }
             continue;
         }
@@ -1211,17 +1221,29 @@ fn check_zone_structure(
     geo: &[(String, GeoName)],
     problems: &mut Problems,
 ) {
-    // RRsets in file order of first appearance.
-    let mut rrsets: BTreeMap<(&DomainName, RecordType), Vec<(&Place, &Record)>> = BTreeMap::new();
-    for (place, record) in records {
-        rrsets
-            .entry((&record.name, record.record_type()))
-            .or_default()
-            .push((place, record));
-    }
-    for ((name, rtype), members) in &rrsets {
-        let (first_path, first) = members[0];
-        for (place, record) in &members[1..] {
+    // The records' indices ordered by owner and type, file order kept
+    // within each: an RRset is a run of them. (A map holding a list per
+    // RRset cost ~100 MiB at a million records.)
+    let key = |i: &usize| {
+        let record = &records[*i].1;
+        (&record.name, record.record_type())
+    };
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by(|a, b| key(a).cmp(&key(b)));
+    let rrsets = || {
+        order
+            .chunk_by(|a, b| key(a) == key(b))
+            .map(|run| (key(&run[0]), run))
+    };
+    let has_rrset = |name: &DomainName, rtype: RecordType| {
+        order
+            .binary_search_by(|i| key(i).cmp(&(name, rtype)))
+            .is_ok()
+    };
+    let member = |i: &usize| (&records[*i].0, &records[*i].1);
+    for ((name, rtype), run) in rrsets() {
+        let (first_path, first) = member(&run[0]);
+        for (place, record) in run[1..].iter().map(member) {
             if record.ttl != first.ttl {
                 place.add(
                     problems,
@@ -1233,8 +1255,11 @@ fn check_zone_structure(
                 );
             }
         }
-        for (later, (place, record)) in members.iter().enumerate() {
-            if members[..later].iter().any(|(_, r)| r.data == record.data) {
+        for (later, (place, record)) in run.iter().map(member).enumerate() {
+            if run[..later]
+                .iter()
+                .any(|i| records[*i].1.data == record.data)
+            {
                 place.add(
                     problems,
                     "",
@@ -1242,8 +1267,8 @@ fn check_zone_structure(
                 );
             }
         }
-        if *rtype == RecordType::Cname && members.len() > 1 {
-            members[1].0.add(
+        if rtype == RecordType::Cname && run.len() > 1 {
+            member(&run[1]).0.add(
                 problems,
                 "",
                 format!("{name} has more than one CNAME; a name aliases exactly one target"),
@@ -1252,10 +1277,9 @@ fn check_zone_structure(
     }
 
     let types_at = |name: &DomainName| -> Vec<RecordType> {
-        rrsets
-            .keys()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, t)| *t)
+        rrsets()
+            .filter(|((n, _), _)| *n == name)
+            .map(|((_, t), _)| t)
             .collect()
     };
     let geo_names: HashMap<&DomainName, &str> = geo
@@ -1264,12 +1288,12 @@ fn check_zone_structure(
         .collect();
 
     // CNAME exclusivity and apex rules.
-    for ((name, rtype), members) in &rrsets {
-        if *rtype != RecordType::Cname {
+    for ((name, rtype), run) in rrsets() {
+        if rtype != RecordType::Cname {
             continue;
         }
-        let place = members[0].0;
-        if *name == origin {
+        let place = member(&run[0]).0;
+        if name == origin {
             place.add(
                 problems,
                 "",
@@ -1321,7 +1345,7 @@ fn check_zone_structure(
     }
 
     // The apex NS set.
-    if !rrsets.contains_key(&(origin, RecordType::Ns)) {
+    if !has_rrset(origin, RecordType::Ns) {
         problems.add(
             "dns.zones",
             format!(
@@ -1331,21 +1355,20 @@ fn check_zone_structure(
     }
 
     // Delegations: NS below the apex.
-    let cuts: Vec<&DomainName> = rrsets
-        .keys()
-        .filter(|(n, t)| *t == RecordType::Ns && *n != origin)
-        .map(|(n, _)| *n)
+    let cuts: Vec<&DomainName> = rrsets()
+        .filter(|((n, t), _)| *t == RecordType::Ns && *n != origin)
+        .map(|((n, _), _)| n)
         .collect();
-    for ((name, rtype), members) in &rrsets {
-        let place = members[0].0;
-        if *rtype == RecordType::Ns && name.is_wildcard() {
+    for ((name, rtype), run) in rrsets() {
+        let place = member(&run[0]).0;
+        if rtype == RecordType::Ns && name.is_wildcard() {
             place.add(
                 problems,
                 "",
                 "NS records cannot sit at a wildcard; delegate an explicit name",
             );
         }
-        if *rtype == RecordType::Ds && !cuts.contains(name) {
+        if rtype == RecordType::Ds && !cuts.contains(&name) {
             place.add(
                 problems,
                 "",
@@ -1356,7 +1379,7 @@ fn check_zone_structure(
         }
         for cut in &cuts {
             // The DS RRset is the parent's side of a cut (RFC 4035 §2.4).
-            if name == cut && !matches!(rtype, RecordType::Ns | RecordType::Ds) {
+            if name == *cut && !matches!(rtype, RecordType::Ns | RecordType::Ds) {
                 place.add(
                     problems,
                     "",
@@ -1364,7 +1387,7 @@ fn check_zone_structure(
                         "{name} is delegated (it has NS records), so it cannot hold {rtype} records here; put them in the child zone"
                     ),
                 );
-            } else if name != cut
+            } else if name != *cut
                 && name.is_at_or_below(cut)
                 && !matches!(rtype, RecordType::A | RecordType::Aaaa)
             {
@@ -1389,15 +1412,15 @@ fn check_zone_structure(
 
     // Name servers inside the zone need addresses (glue below a cut).
     let has_address = |target: &DomainName| {
-        rrsets.contains_key(&(target, RecordType::A))
-            || rrsets.contains_key(&(target, RecordType::Aaaa))
+        has_rrset(target, RecordType::A)
+            || has_rrset(target, RecordType::Aaaa)
             || geo_names.contains_key(target)
     };
-    for ((_, rtype), members) in &rrsets {
-        if *rtype != RecordType::Ns {
+    for ((_, rtype), run) in rrsets() {
+        if rtype != RecordType::Ns {
             continue;
         }
-        for (place, record) in members {
+        for (place, record) in run.iter().map(member) {
             let Some(target) = record.data.target() else {
                 continue;
             };

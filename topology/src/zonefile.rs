@@ -103,7 +103,7 @@ pub fn presentation(data: &RecordData) -> String {
             port,
             target,
         } => format!("{priority} {weight} {port} {target}"),
-        RecordData::Caa { flags, tag, value } => format!("{flags} {tag} {}", quoted(value)),
+        RecordData::Caa(caa) => format!("{} {} {}", caa.flags, caa.tag, quoted(&caa.value)),
         RecordData::Ds {
             key_tag,
             algorithm,
@@ -113,18 +113,14 @@ pub fn presentation(data: &RecordData) -> String {
             "{key_tag} {algorithm} {digest_type} {}",
             data_encoding::HEXUPPER.encode(digest)
         ),
-        RecordData::Naptr {
-            order,
-            preference,
-            flags,
-            services,
-            regexp,
-            replacement,
-        } => format!(
-            "{order} {preference} {} {} {} {replacement}",
-            quoted(flags),
-            quoted(services),
-            quoted(regexp)
+        RecordData::Naptr(naptr) => format!(
+            "{} {} {} {} {} {}",
+            naptr.order,
+            naptr.preference,
+            quoted(&naptr.flags),
+            quoted(&naptr.services),
+            quoted(&naptr.regexp),
+            naptr.replacement
         ),
         RecordData::Sshfp {
             algorithm,

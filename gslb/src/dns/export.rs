@@ -44,10 +44,9 @@ pub fn signed_zone_file(state: &ServingState, origin: &DomainName, now: u32) -> 
         };
         let glue = below_cut(zone, wire);
         let mut entries: Vec<Entry> = node
-            .rrsets
-            .iter()
+            .rrsets()
             .map(|id| {
-                let rrset = state.zones.rrset(*id);
+                let rrset = state.zones.rrset(id);
                 let delegation_ns = node.is_cut && rrset.rtype == RecordType::Ns;
                 Entry {
                     rtype: rrset.rtype.code(),
@@ -59,7 +58,7 @@ pub fn signed_zone_file(state: &ServingState, origin: &DomainName, now: u32) -> 
                 }
             })
             .collect();
-        if let Some(index) = node.geo {
+        if let Some(index) = node.geo() {
             entries.extend(geo_entries(&state.topology, zone, index));
         }
         if name == *origin {
@@ -139,7 +138,7 @@ fn below_cut(zone: &ZoneData, name: &[u8]) -> bool {
 }
 
 /// The canonical RDATA of `rrset`'s records.
-fn rdata_of(rrset: &crate::zone::Rrset) -> Vec<Vec<u8>> {
+fn rdata_of(rrset: crate::zone::Rrset<'_>) -> Vec<Vec<u8>> {
     rrset_records(rrset, None)
         .iter()
         .filter_map(|record| canonical_rdata(&record.data))

@@ -14,8 +14,8 @@ use crate::zone::Rrset;
 
 /// The records of `rrset`, owned by `owner` if given (a name synthesized
 /// from a wildcard), else by the RRset's own name.
-pub fn rrset_records(rrset: &Rrset, owner: Option<&DomainName>) -> Vec<Record> {
-    let owner = to_name(owner.unwrap_or(&rrset.name));
+pub fn rrset_records(rrset: Rrset<'_>, owner: Option<&DomainName>) -> Vec<Record> {
+    let owner = to_name(owner.unwrap_or(rrset.name));
     rrset
         .data
         .iter()
@@ -94,7 +94,8 @@ fn to_rdata(data: &RecordData) -> RData {
             port,
             target,
         } => RData::SRV(SRV::new(*priority, *weight, *port, to_name(target))),
-        RecordData::Caa { flags, tag, value } => {
+        RecordData::Caa(caa) => {
+            let topology::Caa { flags, tag, value } = &**caa;
             // Written as raw RDATA (RFC 8659 §4.1) so the value goes out
             // byte for byte as configured, whatever the tag.
             let mut raw = Vec::with_capacity(2 + tag.len() + value.len());
@@ -124,20 +125,13 @@ fn to_rdata(data: &RecordData) -> RData {
                 rdata: NULL::with(raw),
             }
         }
-        RecordData::Naptr {
-            order,
-            preference,
-            flags,
-            services,
-            regexp,
-            replacement,
-        } => RData::NAPTR(NAPTR::new(
-            *order,
-            *preference,
-            flags.as_slice().into(),
-            services.as_slice().into(),
-            regexp.as_slice().into(),
-            to_name(replacement),
+        RecordData::Naptr(naptr) => RData::NAPTR(NAPTR::new(
+            naptr.order,
+            naptr.preference,
+            naptr.flags.as_slice().into(),
+            naptr.services.as_slice().into(),
+            naptr.regexp.as_slice().into(),
+            to_name(&naptr.replacement),
         )),
         RecordData::Sshfp {
             algorithm,

@@ -102,13 +102,12 @@ pub(super) fn secure(
     }
     if let Some((cut, node)) = referral {
         let ds = node
-            .rrsets
-            .iter()
-            .find(|id| state.zones.rrset(**id).rtype == RecordType::Ds);
+            .rrsets()
+            .find(|id| state.zones.rrset(*id).rtype == RecordType::Ds);
         match ds {
             Some(id) => reply
                 .authority
-                .extend(rrset_records(state.zones.rrset(*id), None)),
+                .extend(rrset_records(state.zones.rrset(id), None)),
             None => {
                 // No DS: the NSEC at the cut lists NS but neither DS nor
                 // SOA, which a resolver takes as proof of an unsigned child.
@@ -126,11 +125,10 @@ pub(super) fn secure(
 /// The types present at `name`, for its NSEC's type bit map.
 fn node_types(state: &ServingState, zone: &ZoneData, name: &DomainName, node: &Node) -> Vec<u16> {
     let mut present: Vec<u16> = node
-        .rrsets
-        .iter()
-        .map(|id| state.zones.rrset(*id).rtype.code())
+        .rrsets()
+        .map(|id| state.zones.rrset(id).rtype.code())
         .collect();
-    if let Some(index) = node.geo {
+    if let Some(index) = node.geo() {
         present.extend([RecordType::A.code(), RecordType::Aaaa.code()]);
         if zone.geo[index].https.is_some() {
             present.push(RecordType::Https.code());

@@ -412,9 +412,8 @@ impl Statics {
         let mut qtypes: Vec<u16> = Vec::new();
         if let (None, Some(_)) = (referral, &name) {
             qtypes = node
-                .rrsets
-                .iter()
-                .map(|id| state.zones.rrset(*id).rtype.code())
+                .rrsets()
+                .map(|id| state.zones.rrset(id).rtype.code())
                 .collect();
             if qtypes.contains(&RecordType::Cname.code()) {
                 flags |= CNAME;
@@ -422,7 +421,7 @@ impl Statics {
                 qtypes.extend([RecordType::A.code(), RecordType::Aaaa.code()]);
             }
             if node
-                .geo
+                .geo()
                 .is_some_and(|index| zone.geo[index].https.is_some())
             {
                 // Answered per client: the template says so (a slow slot).
@@ -434,7 +433,7 @@ impl Statics {
         let mut head = Vec::with_capacity(ENTRY_HEAD + wire.len() + 8 + 6 * qtypes.len());
         head.extend_from_slice(&[0, wire.len() as u8, qtypes.len() as u8]);
         head.extend_from_slice(wire);
-        if let Some(index) = node.geo {
+        if let Some(index) = node.geo() {
             flags |= GEO;
             head.extend_from_slice(&(geo_base + index as u32).to_le_bytes());
         }

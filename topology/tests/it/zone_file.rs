@@ -107,11 +107,11 @@ fn a_bind_zone_loads_in_one_line_merged_with_yaml_records_and_geo_names() {
     );
     assert_eq!(
         record(&topology, "example.com.", RecordType::Caa)[0].data,
-        RecordData::Caa {
+        RecordData::Caa(Box::new(topology::Caa {
             flags: 0,
             tag: "issue".into(),
             value: b"letsencrypt.org".to_vec()
-        }
+        }))
     );
     assert_eq!(
         record(&topology, "sub.example.com.", RecordType::Ns).len(),
