@@ -51,7 +51,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::ConfigError;
 use crate::l7::shared::tls::CertStore;
@@ -667,13 +667,7 @@ async fn reload_certificates(store: Arc<CertStore>, name: String, shutdown: Canc
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match store.reload_if_changed() {
-            Ok(true) => info!(backend = %name, "certificate reloaded"),
-            Ok(false) => {}
-            Err(e) => {
-                error!(backend = %name, "certificate files changed but cannot be loaded, keeping the old ones: {e}");
-            }
-        }
+        store.reload_and_log(&name);
     }
 }
 

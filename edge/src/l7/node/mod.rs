@@ -258,13 +258,7 @@ async fn maintenance(shared: Arc<Shared>, idle: Arc<IdlePool>) {
             _ = tick.tick() => {}
         }
         if let Some(tls) = &shared.tls {
-            match tls.store.reload_if_changed() {
-                Ok(true) => info!(node = %shared.node, "certificates reloaded"),
-                Ok(false) => {}
-                Err(e) => {
-                    error!(node = %shared.node, "certificate files changed but cannot be loaded, keeping the old ones: {e}")
-                }
-            }
+            tls.store.reload_and_log(&shared.node);
             // Also after a reload through the topology, which swaps the set.
             shared.metrics.set_certificates(&tls.store.expiries());
         }

@@ -253,6 +253,20 @@ impl CertStore {
         Ok(())
     }
 
+    /// [`Self::reload_if_changed`], saying in the log what came of it for
+    /// `owner` (an L7 node, a demo backend): a reload, or a failure that
+    /// keeps the old certificates.
+    pub fn reload_and_log(&self, owner: &str) {
+        match self.reload_if_changed() {
+            Ok(true) => tracing::info!(%owner, "certificates reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(
+                %owner,
+                "certificate files changed but cannot be loaded, keeping the old ones: {e}"
+            ),
+        }
+    }
+
     /// Re-reads the files if any changed since they were loaded: `Ok(true)`
     /// when a new set was swapped in.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
