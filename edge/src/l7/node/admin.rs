@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::info;
 
 use admin::api::l7 as api;
 
@@ -151,18 +151,8 @@ impl Operator {
         let server = server_status(server, shared.now_ms());
         let warning = match &self.state_file {
             None => None,
-            Some(file) => {
-                let (file, snapshot) = (file.clone(), snapshot.clone());
-                match tokio::task::spawn_blocking(move || file.save(&snapshot)).await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(why)) => Some(why),
-                    Err(e) => Some(format!("saving the state file failed: {e}")),
-                }
-            }
+            Some(file) => file.save_logged(snapshot.clone()).await.err(),
         };
-        if let Some(why) = &warning {
-            error!("{why}");
-        }
         Response::ok_json(&api::ServerChange {
             node: shared.node.clone(),
             pool: pool_name.to_owned(),

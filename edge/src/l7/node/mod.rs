@@ -373,11 +373,8 @@ impl Handle {
         }
         shared.snapshot.store(new.clone());
         // Servers that left the configuration leave the state file.
-        if let Some(file) = self.state_file.clone() {
-            let saved = tokio::task::spawn_blocking(move || file.save(&new)).await;
-            if let Some(why) = saved.map_or_else(|e| Some(e.to_string()), Result::err) {
-                error!(node = %shared.node, "{why}");
-            }
+        if let Some(file) = &self.state_file {
+            let _ = file.save_logged(new).await;
         }
         Ok(())
     }

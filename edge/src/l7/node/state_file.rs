@@ -126,6 +126,19 @@ impl ServerStateFile {
         })
     }
 
+    /// [`Self::save`] off the async threads (it syncs to disk), logging a
+    /// failure; `Err` says what failed.
+    pub async fn save_logged(self: &Arc<Self>, snapshot: Arc<Snapshot>) -> Result<(), String> {
+        let file = self.clone();
+        let saved = tokio::task::spawn_blocking(move || file.save(&snapshot))
+            .await
+            .unwrap_or_else(|e| Err(format!("saving the state file failed: {e}")));
+        if let Err(why) = &saved {
+            error!("{why}");
+        }
+        saved
+    }
+
     fn read(&self) -> Result<Contents, String> {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
