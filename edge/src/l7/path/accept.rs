@@ -98,10 +98,11 @@ pub(crate) async fn accept_loop(
 }
 
 /// Reads a PROXY protocol header, never past its end; the client's address
-/// (`None` for LOCAL or UNKNOWN headers: use the peer's).
+/// and the one it connected to (`None` for LOCAL or UNKNOWN headers: use
+/// the connection's own).
 pub async fn read_proxy_header(
     stream: &mut TcpStream,
-) -> Result<Option<SocketAddr>, ProxyHeaderError> {
+) -> Result<Option<(SocketAddr, SocketAddr)>, ProxyHeaderError> {
     let mut buf = Vec::with_capacity(64);
     loop {
         match proxy_protocol::decode_with_limits(
@@ -115,7 +116,9 @@ pub async fn read_proxy_header(
                 buf.resize(start + needed, 0);
                 stream.read_exact(&mut buf[start..]).await?;
             }
-            Decoded::Complete(header, _) => return Ok(header.source()),
+            Decoded::Complete(header, _) => {
+                return Ok(header.source().zip(header.destination()));
+            }
         }
     }
 }
@@ -152,9 +155,9 @@ async fn connection(
     let snapshot = shared.snapshot.load_full();
     let tier = &snapshot.spec.tier;
     let header_timeout = tier.timeouts.request_headers;
-    let client = if tier.proxy_protocol {
+    let announced = if tier.proxy_protocol {
         match tokio::time::timeout(header_timeout, read_proxy_header(&mut stream)).await {
-            Ok(Ok(source)) => source.unwrap_or(peer),
+            Ok(Ok(addresses)) => addresses,
             Ok(Err(error)) => {
                 debug!(%peer, "closing: {error}");
                 shared.metrics.connection_error(kind.name(), "proxy_header");
@@ -167,8 +170,17 @@ async fn connection(
             }
         }
     } else {
-        peer
+        None
     };
+    // Without a header (or with a LOCAL one) the connection's own addresses.
+    let (client, local) =
+        match announced.map_or_else(|| stream.local_addr().map(|local| (peer, local)), Ok) {
+            Ok(addresses) => addresses,
+            Err(error) => {
+                debug!(%peer, "closing: {error}");
+                return;
+            }
+        };
     let Some(_slot) = shared.conn_cap.acquire(client.ip()) else {
         debug!(%client, "closing: per-client connection cap reached");
         shared.metrics.connection_error(kind.name(), "client_cap");
@@ -177,6 +189,7 @@ async fn connection(
     let framing_conflict = Arc::new(AtomicBool::new(false));
     let info = Arc::new(ConnInfo {
         client,
+        local,
         listener: kind,
         framing_conflict: framing_conflict.clone(),
     });

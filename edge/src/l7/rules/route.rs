@@ -38,6 +38,7 @@
 //! matched on comes from [`request_host`].
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Uri, Version};
@@ -50,11 +51,16 @@ use crate::l7::rules::forward::HeaderEdits;
 
 /// The host a request is for: the URI's authority (absolute form,
 /// HTTP/2 `:authority`) or the single `Host` field; a second `Host`, a
-/// bad authority, or no host at all on HTTP/1.1 is a bad request.
+/// bad authority, or no host at all on HTTP/1.1 is a bad request. An
+/// HTTP/1.0 request that names no host is for `local`, the address its
+/// connection reached (RFC 9112 §3.3: the default authority from the
+/// connection's context), so that the backend gets an HTTP/1.1 request
+/// with a `Host` it accepts.
 pub fn request_host(
     uri: &Uri,
     version: Version,
     headers: &HeaderMap,
+    local: SocketAddr,
 ) -> Result<HeaderValue, Fault> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let first = hosts.next();
@@ -68,7 +74,8 @@ pub fn request_host(
         (None, None) if version == Version::HTTP_11 => {
             Err(Fault::BadRequest("HTTP/1.1 request without Host"))
         }
-        (None, None) => Ok(HeaderValue::from_static("")),
+        (None, None) => Ok(HeaderValue::from_str(&local.to_string())
+            .expect("a socket address is a valid header value")),
     }
 }
 
@@ -519,11 +526,17 @@ mod tests {
                 headers(&[]),
                 Err(Fault::BadRequest("HTTP/1.1 request without Host")),
             ),
-            (&origin, Version::HTTP_10, headers(&[]), Ok(host(""))),
+            (
+                &origin,
+                Version::HTTP_10,
+                headers(&[]),
+                Ok(host("192.0.2.1:80")),
+            ),
         ];
+        let local = "192.0.2.1:80".parse().unwrap();
         for (uri, version, headers, expected) in cases {
             assert_eq!(
-                request_host(uri, version, &headers),
+                request_host(uri, version, &headers, local),
                 expected,
                 "{uri} {version:?} {headers:?}"
             );

@@ -124,6 +124,19 @@ async fn forwarding_headers_and_request_ids_reach_the_backend() {
     // A client's own id is passed on.
     let reply = get(proxy.http, "/", &[("X-Request-ID", "client-id-1")]).await;
     assert_eq!(reply.json()["headers"]["x-request-id"], "client-id-1");
+    // An HTTP/1.0 request that names no host is for the address it reached
+    // (backends such as nginx refuse an HTTP/1.1 request with an empty Host).
+    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+    let raw = exchange(
+        &mut stream,
+        b"GET / HTTP/1.0\r\nX-Forwarded-Host: forged\r\n\r\n",
+    )
+    .await;
+    let reply = parse(&raw).unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let seen = &reply.json()["headers"];
+    assert_eq!(seen["host"], proxy.http.to_string());
+    assert_eq!(seen["x-forwarded-host"], proxy.http.to_string());
     proxy.stop().await.unwrap();
 }
 
@@ -148,6 +161,12 @@ async fn the_proxy_header_client_address_reaches_x_forwarded_for() {
     let mut stream = TcpStream::connect(proxy.http).await.unwrap();
     let reply = parse(&exchange(&mut stream, &bytes).await).unwrap();
     assert_eq!(reply.json()["headers"]["x-forwarded-for"], "198.51.100.24");
+    // A request that names no host is for the VIP the client reached.
+    let mut bytes = b"PROXY TCP4 198.51.100.25 192.0.2.1 41002 80\r\n".to_vec();
+    bytes.extend_from_slice(b"GET / HTTP/1.0\r\n\r\n");
+    let mut stream = TcpStream::connect(proxy.http).await.unwrap();
+    let reply = parse(&exchange(&mut stream, &bytes).await).unwrap();
+    assert_eq!(reply.json()["headers"]["host"], "192.0.2.1:80");
     // Without a header the connection is closed, and nothing reaches a backend.
     let before = b.stats.requests();
     let mut stream = TcpStream::connect(proxy.http).await.unwrap();

@@ -175,6 +175,9 @@ pub enum Protocol {
 pub struct ConnInfo {
     /// The client (from the PROXY header when there is one).
     pub client: SocketAddr,
+    /// The address it connected to (the VIP, from the PROXY header when
+    /// there is one): the host of requests that name none.
+    pub local: SocketAddr,
     /// The listener it came in on.
     pub listener: ListenerKind,
     /// Set by the framing guard when a head had both `Content-Length` and
@@ -478,7 +481,12 @@ async fn proxy(
         return Err(Fault::Framing);
     }
     let tier = &snapshot.spec.tier;
-    let host = request_host(request.uri(), request.version(), request.headers())?;
+    let host = request_host(
+        request.uri(),
+        request.version(),
+        request.headers(),
+        info.local,
+    )?;
     if request.uri().path() == tier.health_path {
         return Ok(health_response(snapshot, shared));
     }
