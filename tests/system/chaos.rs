@@ -796,8 +796,10 @@ fn an_unwritable_state_file_is_reported_while_the_override_holds_and_dns_keeps_a
     assert_eq!(answer(Transport::UdpEdns), ["127.0.1.1"]);
 
     // The state directory goes: a regular file stands where it was, so no
-    // write can succeed, not even as root.
-    std::fs::remove_dir_all(&state_dir).unwrap();
+    // write can succeed, not even as root. Moved away in one step: the
+    // server may be writing into it at this moment, which a recursive
+    // removal races with.
+    std::fs::rename(&state_dir, dir.join("state.gone")).unwrap();
     std::fs::write(&state_dir, "not a directory\n").unwrap();
 
     // Queries keep flowing meanwhile.
