@@ -44,6 +44,12 @@ pub(crate) async fn accept_loop(
     idle: Arc<IdlePool>,
     tracker: TaskTracker,
 ) {
+    // The address every connection reaches, unless the listener is bound
+    // to a wildcard (then each connection's own, asked of its socket).
+    let bound = listener
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
     let spawn = |stream: TcpStream, peer| {
         // The drain keeps the listener open while connections arrive.
         shared.drain.accepted(shared.now_ms());
@@ -51,6 +57,7 @@ pub(crate) async fn accept_loop(
         tracker.spawn(connection(
             stream,
             peer,
+            bound,
             kind,
             shared.clone(),
             hyper.clone(),
@@ -137,6 +144,7 @@ pub enum ProxyHeaderError {
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
+    bound: Option<SocketAddr>,
     kind: ListenerKind,
     shared: Arc<Shared>,
     hyper: Arc<Hyper>,
@@ -173,14 +181,17 @@ async fn connection(
         None
     };
     // Without a header (or with a LOCAL one) the connection's own addresses.
-    let (client, local) =
-        match announced.map_or_else(|| stream.local_addr().map(|local| (peer, local)), Ok) {
-            Ok(addresses) => addresses,
+    let (client, local) = match (announced, bound) {
+        (Some(addresses), _) => addresses,
+        (None, Some(local)) => (peer, local),
+        (None, None) => match stream.local_addr() {
+            Ok(local) => (peer, local),
             Err(error) => {
                 debug!(%peer, "closing: {error}");
                 return;
             }
-        };
+        },
+    };
     let Some(_slot) = shared.conn_cap.acquire(client.ip()) else {
         debug!(%client, "closing: per-client connection cap reached");
         shared.metrics.connection_error(kind.name(), "client_cap");
